@@ -1,0 +1,262 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Client is a typed client of the /v1 API. A user client sets Token; a worker client sets Key
+// (and DeviceID once registered) and signs every request.
+type Client struct {
+	Base     string // e.g. "http://127.0.0.1:7070"
+	Token    string
+	Key      ed25519.PrivateKey
+	DeviceID string
+	HTTP     *http.Client
+	Now      func() time.Time
+}
+
+// NewClient returns a user client.
+func NewClient(base, token string) *Client {
+	return &Client{Base: strings.TrimRight(base, "/"), Token: token}
+}
+
+func (c *Client) httpClient() *http.Client {
+	if c.HTTP != nil {
+		return c.HTTP
+	}
+	return http.DefaultClient
+}
+
+// Do sends a request with a JSON body (nil for none) and decodes the JSON answer into out
+// (nil to discard). Non-2xx answers come back as *Error.
+func (c *Client) Do(ctx context.Context, method, path string, in, out any) error {
+	var body []byte
+	if in != nil {
+		var err error
+		if body, err = json.Marshal(in); err != nil {
+			return fmt.Errorf("encode request: %w", err)
+		}
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.Base+path, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	if c.Key != nil {
+		c.sign(req, path, body)
+	}
+	resp, err := c.httpClient().Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return fmt.Errorf("%s %s: read answer: %w", method, path, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		e := &Error{Status: resp.StatusCode}
+		if json.Unmarshal(data, e) != nil || e.Code == "" {
+			e.Code, e.Message = "EINTERNAL", fmt.Sprintf("HTTP %d: %s", resp.StatusCode, strings.TrimSpace(string(data)))
+		}
+		return e
+	}
+	if out == nil || len(data) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("%s %s: decode answer: %w", method, path, err)
+	}
+	return nil
+}
+
+func (c *Client) sign(req *http.Request, path string, body []byte) {
+	now := time.Now
+	if c.Now != nil {
+		now = c.Now
+	}
+	ts := strconv.FormatInt(now().Unix(), 10)
+	var n [16]byte
+	_, _ = rand.Read(n[:])
+	nonce := hex.EncodeToString(n[:])
+	sig := ed25519.Sign(c.Key, SigningMessage(req.Method, path, body, ts, nonce))
+	if c.DeviceID != "" {
+		req.Header.Set(HeaderDevice, c.DeviceID)
+	} else {
+		req.Header.Set(HeaderKey, base64.StdEncoding.EncodeToString(c.Key.Public().(ed25519.PublicKey)))
+	}
+	req.Header.Set(HeaderTimestamp, ts)
+	req.Header.Set(HeaderNonce, nonce)
+	req.Header.Set(HeaderSignature, base64.StdEncoding.EncodeToString(sig))
+}
+
+// Me returns the caller's account.
+func (c *Client) Me(ctx context.Context) (Account, error) {
+	var a Account
+	return a, c.Do(ctx, http.MethodGet, "/v1/me", nil, &a)
+}
+
+// CreateAccount makes an account (admin only).
+func (c *Client) CreateAccount(ctx context.Context, r CreateAccountRequest) (CreateAccountResponse, error) {
+	var out CreateAccountResponse
+	return out, c.Do(ctx, http.MethodPost, "/v1/accounts", r, &out)
+}
+
+// CreateJoinToken makes a one-time device join token.
+func (c *Client) CreateJoinToken(ctx context.Context) (JoinToken, error) {
+	var out JoinToken
+	return out, c.Do(ctx, http.MethodPost, "/v1/devices/tokens", nil, &out)
+}
+
+// Devices lists the caller's devices (all devices for an admin).
+func (c *Client) Devices(ctx context.Context) ([]Device, error) {
+	var out struct {
+		Devices []Device `json:"devices"`
+	}
+	return out.Devices, c.Do(ctx, http.MethodGet, "/v1/devices", nil, &out)
+}
+
+// Device returns one device with its history and latest telemetry.
+func (c *Client) Device(ctx context.Context, id string) (Device, error) {
+	var out Device
+	return out, c.Do(ctx, http.MethodGet, "/v1/devices/"+url.PathEscape(id), nil, &out)
+}
+
+// RenameDevice renames a device.
+func (c *Client) RenameDevice(ctx context.Context, id, name string) (Device, error) {
+	var out Device
+	return out, c.Do(ctx, http.MethodPatch, "/v1/devices/"+url.PathEscape(id), UpdateDeviceRequest{Name: name}, &out)
+}
+
+// PauseDevice takes a device off the market until resumed.
+func (c *Client) PauseDevice(ctx context.Context, id string) (Device, error) {
+	var out Device
+	return out, c.Do(ctx, http.MethodPost, "/v1/devices/"+url.PathEscape(id)+"/pause", nil, &out)
+}
+
+// ResumeDevice puts a paused device back on the market.
+func (c *Client) ResumeDevice(ctx context.Context, id string) (Device, error) {
+	var out Device
+	return out, c.Do(ctx, http.MethodPost, "/v1/devices/"+url.PathEscape(id)+"/resume", nil, &out)
+}
+
+// DeleteDevice removes a device that is not hired.
+func (c *Client) DeleteDevice(ctx context.Context, id string) error {
+	return c.Do(ctx, http.MethodDelete, "/v1/devices/"+url.PathEscape(id), nil, nil)
+}
+
+// GPUModels lists the known GPU classes.
+func (c *Client) GPUModels(ctx context.Context) ([]string, error) {
+	var out GPUModels
+	return out.Models, c.Do(ctx, http.MethodGet, "/v1/gpu-models", nil, &out)
+}
+
+// CreateCluster asks for a cluster; it returns once the placement is decided.
+func (c *Client) CreateCluster(ctx context.Context, r CreateClusterRequest) (Cluster, error) {
+	var out Cluster
+	return out, c.Do(ctx, http.MethodPost, "/v1/clusters", r, &out)
+}
+
+// Clusters lists the caller's clusters, newest first.
+func (c *Client) Clusters(ctx context.Context) ([]Cluster, error) {
+	var out struct {
+		Clusters []Cluster `json:"clusters"`
+	}
+	return out.Clusters, c.Do(ctx, http.MethodGet, "/v1/clusters", nil, &out)
+}
+
+// Cluster returns one cluster.
+func (c *Client) Cluster(ctx context.Context, id string) (Cluster, error) {
+	return c.WaitCluster(ctx, id, "", 0)
+}
+
+// WaitCluster returns the cluster as soon as its Revision differs from known, or after wait.
+func (c *Client) WaitCluster(ctx context.Context, id, known string, wait time.Duration) (Cluster, error) {
+	var out Cluster
+	q := url.Values{}
+	if known != "" {
+		q.Set("known", known)
+		q.Set("wait_ms", strconv.FormatInt(wait.Milliseconds(), 10))
+	}
+	p := "/v1/clusters/" + url.PathEscape(id)
+	if len(q) > 0 {
+		p += "?" + q.Encode()
+	}
+	return out, c.Do(ctx, http.MethodGet, p, nil, &out)
+}
+
+// TerminateCluster ends a cluster now.
+func (c *Client) TerminateCluster(ctx context.Context, id string) (Cluster, error) {
+	var out Cluster
+	return out, c.Do(ctx, http.MethodPost, "/v1/clusters/"+url.PathEscape(id)+"/terminate", nil, &out)
+}
+
+// Logs returns output after the cursor; node < 0 means all nodes. With wait > 0 it waits for
+// new output when there is none yet.
+func (c *Client) Logs(ctx context.Context, id string, node int, after int64, wait time.Duration) (Logs, error) {
+	q := url.Values{}
+	if node >= 0 {
+		q.Set("node", strconv.Itoa(node))
+	}
+	q.Set("after", strconv.FormatInt(after, 10))
+	if wait > 0 {
+		q.Set("wait_ms", strconv.FormatInt(wait.Milliseconds(), 10))
+	}
+	var out Logs
+	return out, c.Do(ctx, http.MethodGet, "/v1/clusters/"+url.PathEscape(id)+"/logs?"+q.Encode(), nil, &out)
+}
+
+// Register joins this worker's key as a new device.
+func (c *Client) Register(ctx context.Context, r RegisterRequest) (RegisterResponse, error) {
+	var out RegisterResponse
+	return out, c.Do(ctx, http.MethodPost, "/v1/worker/register", r, &out)
+}
+
+// Hello starts a worker session.
+func (c *Client) Hello(ctx context.Context, r HelloRequest) (HelloResponse, error) {
+	var out HelloResponse
+	return out, c.Do(ctx, http.MethodPost, "/v1/worker/hello", r, &out)
+}
+
+// Heartbeat answers the server nonce.
+func (c *Client) Heartbeat(ctx context.Context, r HeartbeatRequest) (HeartbeatResponse, error) {
+	var out HeartbeatResponse
+	return out, c.Do(ctx, http.MethodPost, "/v1/worker/heartbeat", r, &out)
+}
+
+// Assignments long-polls the desired lease set; it answers at once when the version differs
+// from since, else when it changes or after wait.
+func (c *Client) Assignments(ctx context.Context, since int64, wait time.Duration) (Assignments, error) {
+	var out Assignments
+	p := fmt.Sprintf("/v1/worker/assignments?since=%d&wait_ms=%d", since, wait.Milliseconds())
+	return out, c.Do(ctx, http.MethodGet, p, nil, &out)
+}
+
+// LeaseStatus reports a node's state.
+func (c *Client) LeaseStatus(ctx context.Context, leaseID string, r LeaseStatusRequest) error {
+	return c.Do(ctx, http.MethodPost, "/v1/worker/leases/"+url.PathEscape(leaseID)+"/status", r, nil)
+}
+
+// AppendLogs sends a node's output.
+func (c *Client) AppendLogs(ctx context.Context, leaseID string, r LogAppendRequest) error {
+	return c.Do(ctx, http.MethodPost, "/v1/worker/leases/"+url.PathEscape(leaseID)+"/logs", r, nil)
+}

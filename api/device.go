@@ -1,0 +1,52 @@
+package api
+
+import "time"
+
+// GPU is one NVIDIA GPU as the worker found it.
+type GPU struct {
+	Index     int    `json:"index"`
+	UUID      string `json:"uuid"`
+	Name      string `json:"name"`  // as the driver reports it, e.g. "NVIDIA H100 80GB HBM3"
+	Model     string `json:"model"` // normalised class, e.g. "H100-80GB", "RTX-4090"
+	MemoryMiB int64  `json:"memory_mib"`
+	Driver    string `json:"driver,omitempty"`
+	CUDA      string `json:"cuda,omitempty"`
+	PCIeGen   int    `json:"pcie_gen,omitempty"`
+	PCIeWidth int    `json:"pcie_width,omitempty"`
+}
+
+// Inventory is a device's hardware as reported at join and on every start.
+type Inventory struct {
+	Hostname   string `json:"hostname"`
+	MachineID  string `json:"machine_id,omitempty"`
+	OS         string `json:"os"`
+	Arch       string `json:"arch"`
+	Kernel     string `json:"kernel,omitempty"`
+	CPUModel   string `json:"cpu_model"`
+	CPUCores   int    `json:"cpu_cores"`
+	CPUThreads int    `json:"cpu_threads"`
+	MemoryMiB  int64  `json:"memory_mib"`
+	DiskMiB    int64  `json:"disk_mib"`
+	GPUs       []GPU  `json:"gpus,omitempty"`
+	// GPUNote says why no GPU was found (for example "no NVIDIA driver found").
+	GPUNote string `json:"gpu_note,omitempty"`
+	// Share is set when this worker claims only part of a shared host (devnet).
+	Share string `json:"share,omitempty"`
+}
+
+// GPUTelemetry is one GPU's sample.
+type GPUTelemetry struct {
+	UUID        string  `json:"uuid"`
+	UtilPercent float64 `json:"util_percent"`
+	TempC       float64 `json:"temp_c"`
+	PowerW      float64 `json:"power_w"`
+	MemUsedMiB  int64   `json:"mem_used_mib"`
+}
+
+// Telemetry is what a heartbeat carries.
+type Telemetry struct {
+	At         time.Time      `json:"at"`
+	CPUPercent float64        `json:"cpu_percent"`
+	MemUsedMiB int64          `json:"mem_used_mib"`
+	GPUs       []GPUTelemetry `json:"gpus,omitempty"`
+}

@@ -1,0 +1,139 @@
+package api
+
+import "time"
+
+// Error is the body of every non-2xx response.
+type Error struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Status  int    `json:"-"`
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+// Account is the caller's account.
+type Account struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	Roles     []string  `json:"roles"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// CreateAccountRequest makes an account (admin only).
+type CreateAccountRequest struct {
+	Name  string   `json:"name" maxLength:"64"`
+	Roles []string `json:"roles" maxItems:"3"`
+}
+
+// CreateAccountResponse carries the new account's API key, shown once.
+type CreateAccountResponse struct {
+	Account Account `json:"account"`
+	APIKey  string  `json:"api_key"`
+}
+
+// JoinToken is a one-time token a worker uses to register a device.
+type JoinToken struct {
+	Token     string    `json:"token"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// Device is a device as its owner (or the public) sees it.
+type Device struct {
+	ID           string        `json:"id"`
+	OwnerID      string        `json:"owner_id"`
+	Name         string        `json:"name"`
+	Status       string        `json:"status"`
+	StatusReason string        `json:"status_reason"`
+	Region       string        `json:"region"`
+	GPUModel     string        `json:"gpu_model,omitempty"`
+	GPUCount     int           `json:"gpu_count"`
+	AskPerHour   string        `json:"ask_per_hour"`
+	SharedHost   bool          `json:"shared_host,omitempty"`
+	DataPlane    string        `json:"data_plane,omitempty"`
+	Addr         string        `json:"addr,omitempty"`
+	Inventory    *Inventory    `json:"inventory,omitempty"`
+	Telemetry    *Telemetry    `json:"telemetry,omitempty"`
+	LastSeenAt   time.Time     `json:"last_seen_at"`
+	CreatedAt    time.Time     `json:"created_at"`
+	Events       []DeviceEvent `json:"events,omitempty"`
+	LeaseID      string        `json:"lease_id,omitempty"`
+}
+
+// DeviceEvent is one status change.
+type DeviceEvent struct {
+	At     time.Time `json:"at"`
+	Status string    `json:"status"`
+	Reason string    `json:"reason"`
+}
+
+// UpdateDeviceRequest renames a device.
+type UpdateDeviceRequest struct {
+	Name string `json:"name" minLength:"1" maxLength:"64"`
+}
+
+// CreateClusterRequest asks for a cluster.
+type CreateClusterRequest struct {
+	Name        string            `json:"name,omitempty" maxLength:"64"`
+	Type        string            `json:"type" enum:"process,container,torch,ray"`
+	Nodes       int               `json:"nodes"`
+	GPUModel    string            `json:"gpu_model,omitempty" maxLength:"64"`
+	GPUsPerNode int               `json:"gpus_per_node,omitempty"`
+	Region      string            `json:"region,omitempty" maxLength:"64"`
+	Hours       int               `json:"hours,omitempty"`
+	MaxPrice    string            `json:"max_price_per_hour,omitempty" maxLength:"32"`
+	Image       string            `json:"image,omitempty" maxLength:"512"`
+	Command     []string          `json:"command,omitempty" maxItems:"256"`
+	Env         map[string]string `json:"env,omitempty"`
+}
+
+// Node is one lease of a cluster.
+type Node struct {
+	Rank      int       `json:"rank"`
+	LeaseID   string    `json:"lease_id"`
+	DeviceID  string    `json:"device_id"`
+	State     string    `json:"state"`
+	Reason    string    `json:"reason,omitempty"`
+	ExitCode  *int      `json:"exit_code,omitempty"`
+	StartedAt time.Time `json:"started_at,omitzero"`
+	EndedAt   time.Time `json:"ended_at,omitzero"`
+}
+
+// Cluster is a renter's cluster.
+type Cluster struct {
+	ID        string               `json:"id"`
+	OwnerID   string               `json:"owner_id"`
+	Spec      CreateClusterRequest `json:"spec"`
+	State     string               `json:"state"`
+	Reason    string               `json:"reason,omitempty"`
+	Degraded  bool                 `json:"degraded,omitempty"`
+	Nodes     []Node               `json:"nodes"`
+	CreatedAt time.Time            `json:"created_at"`
+	StartedAt time.Time            `json:"started_at,omitzero"`
+	EndedAt   time.Time            `json:"ended_at,omitzero"`
+	ExpiresAt time.Time            `json:"expires_at"`
+	// Revision changes whenever the cluster or any node changes; pass it back as `known` to wait.
+	Revision string `json:"revision"`
+}
+
+// LogChunk is a piece of a node's output.
+type LogChunk struct {
+	Rank   int       `json:"rank"`
+	Seq    int64     `json:"seq"`
+	Stream string    `json:"stream"`
+	Data   string    `json:"data"`
+	At     time.Time `json:"at"`
+}
+
+// Logs is a page of a cluster's output.
+type Logs struct {
+	Chunks []LogChunk `json:"chunks"`
+	// Next is the cursor for the following page (pass as `after`).
+	Next int64 `json:"next"`
+	// Ended is true once every node of the cluster has ended and all output is in.
+	Ended bool `json:"ended"`
+}
+
+// GPUModels lists the GPU classes the network knows.
+type GPUModels struct {
+	Models []string `json:"models"`
+}

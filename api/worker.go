@@ -1,0 +1,104 @@
+package api
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+	"time"
+)
+
+// Headers of signed worker requests.
+const (
+	HeaderDevice    = "X-Iog-Device"    // device id (absent on register)
+	HeaderKey       = "X-Iog-Key"       // base64 ed25519 public key (register only)
+	HeaderTimestamp = "X-Iog-Timestamp" // unix seconds
+	HeaderNonce     = "X-Iog-Nonce"     // random, never reused
+	HeaderSignature = "X-Iog-Signature" // base64 ed25519 signature of SigningMessage
+)
+
+// SigningMessage is what a worker signs: method, path (with query), sha256 of the body,
+// timestamp and nonce, one per line.
+func SigningMessage(method, pathAndQuery string, body []byte, timestamp, nonce string) []byte {
+	sum := sha256.Sum256(body)
+	return []byte(strings.Join([]string{"iog-v1", method, pathAndQuery, hex.EncodeToString(sum[:]), timestamp, nonce}, "\n"))
+}
+
+// RegisterRequest joins a device with a one-time token; the request is signed by the new key.
+type RegisterRequest struct {
+	JoinToken string    `json:"join_token" maxLength:"128"`
+	Name      string    `json:"name,omitempty" maxLength:"64"`
+	Region    string    `json:"region,omitempty" maxLength:"64"`
+	Inventory Inventory `json:"inventory"`
+}
+
+// RegisterResponse names the new device.
+type RegisterResponse struct {
+	DeviceID string `json:"device_id"`
+	Status   string `json:"status"`
+}
+
+// HelloRequest is the first call of every worker start.
+type HelloRequest struct {
+	Inventory Inventory `json:"inventory"`
+	DataPlane string    `json:"data_plane,omitempty" maxLength:"32"`
+	Version   string    `json:"version,omitempty" maxLength:"64"`
+}
+
+// HelloResponse gives the first heartbeat nonce and the cadence.
+type HelloResponse struct {
+	Nonce             string `json:"nonce"`
+	HeartbeatInterval int64  `json:"heartbeat_interval_ms"`
+	Status            string `json:"status"`
+}
+
+// HeartbeatRequest answers the last server nonce and carries telemetry.
+type HeartbeatRequest struct {
+	Nonce     string    `json:"nonce" maxLength:"128"`
+	Telemetry Telemetry `json:"telemetry"`
+}
+
+// HeartbeatResponse carries the next nonce.
+type HeartbeatResponse struct {
+	Nonce  string `json:"nonce"`
+	Status string `json:"status"`
+}
+
+// Assignment is one lease the device should be running (desired state).
+type Assignment struct {
+	LeaseID   string   `json:"lease_id"`
+	ClusterID string   `json:"cluster_id"`
+	Type      string   `json:"type"`
+	Rank      int      `json:"rank"`
+	State     string   `json:"state"` // "assigned": start it; "running": keep it running
+	Image     string   `json:"image,omitempty"`
+	Command   []string `json:"command,omitempty"`
+	Env       []string `json:"env"`
+	GPUs      []string `json:"gpus,omitempty"`
+	CPUs      int      `json:"cpus,omitempty"`
+	MemoryMiB int64    `json:"memory_mib,omitempty"`
+}
+
+// Assignments is the full desired set for a device at a version.
+type Assignments struct {
+	Version int64        `json:"version"`
+	Leases  []Assignment `json:"leases"`
+}
+
+// LeaseStatusRequest reports a node's state.
+type LeaseStatusRequest struct {
+	State    string `json:"state" enum:"running,exited,failed,stopped"`
+	ExitCode *int   `json:"exit_code,omitempty"`
+	Message  string `json:"message,omitempty" maxLength:"2048"`
+}
+
+// LogAppendRequest appends output of a node.
+type LogAppendRequest struct {
+	Chunks []LogAppend `json:"chunks" maxItems:"256"`
+}
+
+// LogAppend is one chunk to append.
+type LogAppend struct {
+	Stream string    `json:"stream" enum:"stdout,stderr,system"`
+	Data   string    `json:"data" maxLength:"65536"`
+	At     time.Time `json:"at"`
+}

@@ -1,0 +1,245 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/iognet/iog/api"
+	"github.com/iognet/iog/internal/cli"
+	"github.com/iognet/iog/internal/coordinator"
+	"github.com/iognet/iog/internal/devnet"
+	"github.com/iognet/iog/internal/executor"
+	"github.com/iognet/iog/internal/hwinfo"
+	"github.com/iognet/iog/internal/worker"
+)
+
+// services wires the long-running modes; this is the one place that assembles them.
+func services(getenv func(string) string) cli.Services {
+	return cli.Services{
+		Up:          func(ctx context.Context, o cli.UpOptions, w io.Writer) error { return up(ctx, o, w, getenv) },
+		Coordinator: runCoordinator,
+		Worker:      runWorker,
+		Bench:       bench,
+	}
+}
+
+func logger(w io.Writer, json bool, level slog.Level) *slog.Logger {
+	if json {
+		return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+func runCoordinator(ctx context.Context, o cli.CoordinatorOptions, w io.Writer) error {
+	log := logger(os.Stderr, !o.Dev, slog.LevelInfo)
+	c, err := coordinator.New(ctx, coordinator.Config{DB: o.DB, Listen: o.Listen, DataDir: o.DataDir, Dev: o.Dev,
+		HeartbeatInterval: o.HeartbeatInterval, Log: log})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	fmt.Fprintf(w, "iog coordinator listening on %s (store: %s)\n", c.URL(), c.Store.Engine())
+	if key, err := coordinator.ReadAdminKey(o.DataDir); err == nil {
+		fmt.Fprintf(w, "admin API key is in %s/admin.key\n", o.DataDir)
+		_ = key
+	}
+	return c.Run(ctx)
+}
+
+func runWorker(ctx context.Context, o cli.WorkerOptions, w io.Writer) error {
+	log := logger(os.Stderr, true, slog.LevelInfo)
+	execs := map[string]worker.Starter{}
+	if o.Executor == "process" || o.Executor == "auto" || o.Executor == "" {
+		execs["process"] = &executor.Process{}
+	}
+	if o.Executor == "docker" || o.Executor == "auto" || o.Executor == "" {
+		dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		d, err := executor.NewDocker(dctx, o.DockerHost)
+		cancel()
+		switch {
+		case err == nil:
+			defer d.Close()
+			execs["container"] = d
+		case o.Executor == "docker":
+			return err
+		default:
+			log.Info("container clusters disabled on this device", "reason", err)
+		}
+	}
+	sampler := hwinfo.NewSampler(hwinfo.Options{})
+	defer sampler.Close()
+	wk, err := worker.New(worker.Config{
+		Coordinator: o.Coordinator, JoinToken: o.JoinToken, StateDir: o.StateDir, Name: o.Name, Region: o.Region,
+		Executors: execs, Sampler: sampler, DataPlane: "none", Log: log,
+		Inventory: func(ctx context.Context) (api.Inventory, error) { return hwinfo.Detect(ctx, hwinfo.Options{}) },
+	})
+	if err != nil {
+		return err
+	}
+	go func() {
+		select {
+		case <-wk.Ready():
+			fmt.Fprintf(w, "iog worker running as device %s, connected to %s\n", wk.DeviceID(), o.Coordinator)
+		case <-ctx.Done():
+		}
+	}()
+	return wk.Run(ctx)
+}
+
+const demoScript = `echo "node $IOG_NODE_RANK of $IOG_NODE_COUNT in cluster $IOG_CLUSTER_ID on $(hostname)"
+i=0; sum=0; while [ $i -lt 200000 ]; do sum=$((sum + i)); i=$((i + 1)); done
+echo "node $IOG_NODE_RANK: sum of 0..199999 = $sum"`
+
+func up(ctx context.Context, o cli.UpOptions, w io.Writer, getenv func(string) string) error {
+	logPath := o.DataDir + "/iog.log"
+	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
+		return err
+	}
+	lf, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	defer lf.Close()
+	fmt.Fprintf(w, "starting iog devnet in %s (logs: %s)\n", o.DataDir, logPath)
+	d, err := devnet.Start(ctx, devnet.Config{DataDir: o.DataDir, Listen: o.Listen, Workers: o.Workers,
+		Log: logger(lf, false, slog.LevelInfo)})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		fmt.Fprintln(w, "stopping workers and coordinator...")
+		if err := d.Close(); err != nil {
+			fmt.Fprintf(w, "stopped with errors: %v\n", err)
+			return
+		}
+		fmt.Fprintln(w, "stopped cleanly; run `iog up` again to carry on with the same data")
+	}()
+	cfgPath := o.ConfigPath
+	if cfgPath == "" {
+		cfgPath = cli.ConfigPath(getenv)
+	}
+	if cfgPath != "" {
+		if err := cli.WriteConfig(cfgPath, cli.Config{Addr: d.Coord.URL(), Token: d.Token}); err != nil {
+			return err
+		}
+	}
+	devs, err := d.Client.Devices(ctx)
+	if err != nil {
+		return err
+	}
+	summary := upSummary{API: d.Coord.URL(), DataDir: o.DataDir, Config: cfgPath, Devices: devs}
+	if !o.JSON {
+		fmt.Fprintf(w, "coordinator: %s  (OpenAPI: %s/openapi.json, metrics: %s/metrics)\n", d.Coord.URL(), d.Coord.URL(), d.Coord.URL())
+		fmt.Fprintf(w, "CLI config:  %s\n", cfgPath)
+		for _, dv := range devs {
+			gpu := "no GPU"
+			if dv.GPUCount > 0 {
+				gpu = fmt.Sprintf("%d x %s", dv.GPUCount, dv.GPUModel)
+			}
+			fmt.Fprintf(w, "worker:      %s  %-8s %-7s %s\n", dv.ID, dv.Name, dv.Status, gpu)
+		}
+	}
+	if !o.NoDemo {
+		c, logs, err := demo(ctx, d.Client)
+		if err != nil {
+			return fmt.Errorf("demo cluster: %w", err)
+		}
+		summary.Demo = &c
+		if !o.JSON {
+			fmt.Fprintf(w, "demo:        cluster %s ran on %d nodes: %s\n", c.ID, len(c.Nodes), c.State)
+			for _, line := range strings.Split(strings.TrimSpace(logs), "\n") {
+				fmt.Fprintf(w, "             %s\n", line)
+			}
+		}
+	}
+	if o.JSON {
+		b, _ := json.MarshalIndent(summary, "", "  ")
+		fmt.Fprintln(w, string(b))
+	} else {
+		fmt.Fprintln(w, `
+try, in another terminal:
+  iog device list
+  iog cluster create --type process --nodes 2 -- sh -c 'echo hello from $IOG_NODE_RANK'
+  iog cluster list
+  iog cluster logs <cluster id> --follow
+press Ctrl-C to stop.`)
+	}
+	<-ctx.Done()
+	return nil
+}
+
+type upSummary struct {
+	API     string       `json:"api"`
+	DataDir string       `json:"data_dir"`
+	Config  string       `json:"config"`
+	Devices []api.Device `json:"devices"`
+	Demo    *api.Cluster `json:"demo,omitempty"`
+}
+
+// demo runs a 2-node job and returns the cluster and its output.
+func demo(ctx context.Context, cl *api.Client) (api.Cluster, string, error) {
+	c, err := cl.CreateCluster(ctx, api.CreateClusterRequest{Name: "demo", Type: "process", Nodes: 2, Command: []string{"sh", "-c", demoScript}})
+	if err != nil {
+		return c, "", err
+	}
+	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	for c.State == "deploying" || c.State == "running" {
+		if c, err = cl.WaitCluster(wctx, c.ID, c.Revision, 10*time.Second); err != nil {
+			return c, "", err
+		}
+	}
+	var out strings.Builder
+	var after int64
+	for {
+		l, err := cl.Logs(wctx, c.ID, -1, after, time.Second)
+		if err != nil {
+			return c, "", err
+		}
+		for _, ch := range l.Chunks {
+			out.WriteString(ch.Data)
+		}
+		after = l.Next
+		if l.Ended && len(l.Chunks) == 0 {
+			break
+		}
+	}
+	return c, out.String(), nil
+}
+
+func bench(ctx context.Context, o cli.BenchOptions, w io.Writer) error {
+	if o.Kind != "create" {
+		return fmt.Errorf("unknown benchmark %q: want create", o.Kind)
+	}
+	dir, err := os.MkdirTemp("", "iog-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	d, err := devnet.Start(ctx, devnet.Config{DataDir: dir, Listen: "127.0.0.1:0", Workers: o.Nodes})
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	r, err := devnet.BenchCreate(ctx, d.Client, o.Runs, o.Nodes, func(i int, took time.Duration) {
+		if !o.JSON {
+			fmt.Fprintf(w, "run %2d: %d-node cluster running after %s\n", i+1, o.Nodes, took.Round(10*time.Microsecond))
+		}
+	})
+	if err != nil {
+		return err
+	}
+	if !o.JSON {
+		fmt.Fprintf(w, "create-to-running of %d-node process clusters over %d runs: median %.1f ms, p95 %.1f ms, max %.1f ms (server side: median %.1f ms, p95 %.1f ms)\n",
+			r.Nodes, r.Runs, r.MedianMS, r.P95MS, r.MaxMS, r.ServerMedianMS, r.ServerP95MS)
+	}
+	b, _ := json.Marshal(r)
+	fmt.Fprintln(w, string(b))
+	return nil
+}

@@ -1,0 +1,151 @@
+// Package auth authenticates the two kinds of caller: people (API keys, of which only SHA-256
+// hashes are stored) and devices (ed25519 signatures over every request, with a bounded clock
+// skew and a replay window of used nonces). There is no shared secret anywhere.
+package auth
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/iognet/iog/api"
+	"github.com/iognet/iog/internal/iog"
+	"github.com/iognet/iog/internal/store"
+)
+
+// MaxSkew is how far a signed request's timestamp may be from the coordinator's clock.
+const MaxSkew = 60 * time.Second
+
+// Auth checks callers. Safe for concurrent use.
+type Auth struct {
+	db  *store.DB
+	now func() time.Time
+
+	mu     sync.Mutex
+	nonces map[string]time.Time // device or key + nonce -> expiry
+	sweep  time.Time
+}
+
+// New returns an Auth over the store.
+func New(db *store.DB, now func() time.Time) *Auth {
+	return &Auth{db: db, now: now, nonces: map[string]time.Time{}}
+}
+
+// HashKey is how API keys and join tokens are stored.
+func HashKey(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(sum[:])
+}
+
+// CreateAccount makes an account and returns its first API key (shown once).
+func (a *Auth) CreateAccount(ctx context.Context, name string, roles []iog.Role) (iog.Account, string, error) {
+	name = strings.TrimSpace(name)
+	if name == "" || len(name) > 64 {
+		return iog.Account{}, "", iog.Errorf(iog.EINVALID, "account name must be 1 to 64 characters")
+	}
+	if len(roles) == 0 {
+		return iog.Account{}, "", iog.Errorf(iog.EINVALID, "an account needs at least one role (renter, supplier, admin)")
+	}
+	for _, r := range roles {
+		if r != iog.RoleRenter && r != iog.RoleSupplier && r != iog.RoleAdmin {
+			return iog.Account{}, "", iog.Errorf(iog.EINVALID, "unknown role %q: want renter, supplier or admin", r)
+		}
+	}
+	acct := iog.Account{ID: iog.NewID(iog.PrefixAccount), Name: name, Roles: roles, CreatedAt: a.now()}
+	key := iog.NewSecret("iogk_", 24)
+	if err := a.db.CreateAccount(ctx, acct, HashKey(key), key[:9]); err != nil {
+		return iog.Account{}, "", err
+	}
+	return acct, key, nil
+}
+
+// User authenticates a bearer API key.
+func (a *Auth) User(ctx context.Context, r *http.Request) (iog.Account, error) {
+	h := r.Header.Get("Authorization")
+	key, ok := strings.CutPrefix(h, "Bearer ")
+	if !ok || key == "" {
+		return iog.Account{}, iog.Errorf(iog.EUNAUTHORIZED, "missing API key: send Authorization: Bearer <key>")
+	}
+	return a.db.AccountByKeyHash(ctx, HashKey(key))
+}
+
+// Signed is a verified worker request.
+type Signed struct {
+	Device    iog.Device // zero on register
+	PublicKey string     // base64
+}
+
+// Device verifies a signed worker request over its exact body. On register (no device header)
+// the request is signed by the new key given in HeaderKey.
+func (a *Auth) Device(ctx context.Context, r *http.Request, body []byte) (Signed, error) {
+	ts, nonce, sig := r.Header.Get(api.HeaderTimestamp), r.Header.Get(api.HeaderNonce), r.Header.Get(api.HeaderSignature)
+	if ts == "" || nonce == "" || sig == "" {
+		return Signed{}, iog.Errorf(iog.EUNAUTHORIZED, "unsigned worker request")
+	}
+	if len(nonce) < 16 || len(nonce) > 128 {
+		return Signed{}, iog.Errorf(iog.EUNAUTHORIZED, "bad nonce")
+	}
+	sec, err := strconv.ParseInt(ts, 10, 64)
+	if err != nil {
+		return Signed{}, iog.Errorf(iog.EUNAUTHORIZED, "bad timestamp")
+	}
+	now := a.now()
+	if d := now.Sub(time.Unix(sec, 0)); d > MaxSkew || d < -MaxSkew {
+		return Signed{}, iog.Errorf(iog.EUNAUTHORIZED, "request timestamp is %s off the coordinator's clock (max %s)", d.Round(time.Second), MaxSkew)
+	}
+	var s Signed
+	if id := r.Header.Get(api.HeaderDevice); id != "" {
+		d, err := a.db.Device(ctx, id)
+		if iog.ErrorCode(err) == iog.ENOTFOUND {
+			return Signed{}, iog.Errorf(iog.EUNAUTHORIZED, "unknown device %s", id)
+		}
+		if err != nil {
+			return Signed{}, err
+		}
+		s.Device, s.PublicKey = d, d.PublicKey
+	} else {
+		s.PublicKey = r.Header.Get(api.HeaderKey)
+	}
+	pub, err := base64.StdEncoding.DecodeString(s.PublicKey)
+	if err != nil || len(pub) != ed25519.PublicKeySize {
+		return Signed{}, iog.Errorf(iog.EUNAUTHORIZED, "bad public key")
+	}
+	rawSig, err := base64.StdEncoding.DecodeString(sig)
+	if err != nil {
+		return Signed{}, iog.Errorf(iog.EUNAUTHORIZED, "bad signature encoding")
+	}
+	if !ed25519.Verify(pub, api.SigningMessage(r.Method, r.URL.RequestURI(), body, ts, nonce), rawSig) {
+		return Signed{}, iog.Errorf(iog.EUNAUTHORIZED, "bad signature")
+	}
+	if !a.useNonce(s.PublicKey+"/"+nonce, now) {
+		return Signed{}, iog.Errorf(iog.EUNAUTHORIZED, "replayed request (nonce already used)")
+	}
+	return s, nil
+}
+
+// useNonce records a nonce for the skew window and reports whether it was fresh. Nonces live
+// in memory: a request older than the window is refused by its timestamp anyway.
+func (a *Auth) useNonce(k string, now time.Time) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if now.Sub(a.sweep) > MaxSkew {
+		for n, exp := range a.nonces {
+			if now.After(exp) {
+				delete(a.nonces, n)
+			}
+		}
+		a.sweep = now
+	}
+	if _, seen := a.nonces[k]; seen {
+		return false
+	}
+	a.nonces[k] = now.Add(2 * MaxSkew)
+	return true
+}

@@ -1,0 +1,403 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/iognet/iog/api"
+)
+
+// clusterTypes are the kinds of cluster a renter can ask for.
+func clusterTypes() []string { return []string{"process", "container", "torch", "ray"} }
+
+func (a *app) clusterCmd() *cobra.Command {
+	return group("cluster", "Deploy, inspect and end clusters",
+		a.clusterCreateCmd(),
+		a.clusterListCmd(),
+		a.clusterGetCmd(),
+		a.clusterTerminateCmd(),
+		a.clusterLogsCmd(),
+	)
+}
+
+// createFlags are the flags of `iog cluster create`.
+type createFlags struct {
+	typ         string
+	nodes       int
+	gpu         string
+	gpusPerNode int
+	region      string
+	hours       int
+	maxPrice    string
+	image       string
+	env         []string
+	name        string
+	detach      bool
+	json        bool
+}
+
+// isEnvKey reports whether k is a portable environment variable name.
+func isEnvKey(k string) bool {
+	for i, r := range k {
+		switch {
+		case r == '_', r >= 'A' && r <= 'Z', r >= 'a' && r <= 'z':
+		case r >= '0' && r <= '9' && i > 0:
+		default:
+			return false
+		}
+	}
+	return k != ""
+}
+
+// isDecimal reports whether s is a plain non-negative decimal number like "2" or "2.50".
+func isDecimal(s string) bool {
+	whole, frac, dot := strings.Cut(s, ".")
+	return isDigits(whole) && (!dot || isDigits(frac))
+}
+
+func isDigits(s string) bool {
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// request checks the flags locally, so that mistakes are caught before anything is booked.
+func (f *createFlags) request(command []string) (api.CreateClusterRequest, error) {
+	r := api.CreateClusterRequest{
+		Name:        f.name,
+		Type:        strings.ToLower(f.typ),
+		Nodes:       f.nodes,
+		GPUModel:    f.gpu,
+		GPUsPerNode: f.gpusPerNode,
+		Region:      f.region,
+		Hours:       f.hours,
+		MaxPrice:    f.maxPrice,
+		Image:       f.image,
+		Command:     command,
+	}
+	if !slices.Contains(clusterTypes(), r.Type) {
+		return r, usageErrorf("--type %q: want one of %s", f.typ, strings.Join(clusterTypes(), ", "))
+	}
+	if r.Nodes < 1 {
+		return r, usageErrorf("--nodes must be at least 1")
+	}
+	if r.GPUsPerNode < 0 {
+		return r, usageErrorf("--gpus-per-node must not be negative")
+	}
+	if r.Hours < 1 {
+		return r, usageErrorf("--hours must be at least 1")
+	}
+	if r.MaxPrice != "" && !isDecimal(r.MaxPrice) {
+		return r, usageErrorf("--max-price %q: want a price per hour, like 2.50", r.MaxPrice)
+	}
+	for _, kv := range f.env {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || !isEnvKey(k) {
+			return r, usageErrorf("--env %q: want KEY=VALUE, with KEY made of letters, digits and _", kv)
+		}
+		if _, dup := r.Env[k]; dup {
+			return r, usageErrorf("--env %s given twice", k)
+		}
+		if r.Env == nil {
+			r.Env = map[string]string{}
+		}
+		r.Env[k] = v
+	}
+	if r.Type == "process" && len(command) == 0 {
+		return r, usageErrorf("a command is required for --type process: iog cluster create --type process --nodes %d -- CMD [ARGS...]", max(r.Nodes, 1))
+	}
+	return r, nil
+}
+
+func (a *app) clusterCreateCmd() *cobra.Command {
+	f := createFlags{}
+	cmd := &cobra.Command{
+		Use:   "create --type TYPE --nodes N [flags] [-- COMMAND [ARGS...]]",
+		Short: "Deploy a cluster and follow it until it runs",
+		Long: `Deploy a cluster of N nodes, each a lease of one device, and follow it until it is running
+(or has ended). Flags come before the command; everything after the first argument, or after
+"--", is the command each node runs.
+
+Types: process (plain commands), container (N replicas of --image), torch (torchrun
+variables set), ray (node 0 is the Ray head). Every node gets IOG_CLUSTER_ID, IOG_NODE_RANK,
+IOG_NODE_COUNT, IOG_HEAD_ADDR and IOG_MESH_IP.`,
+		Example: `  iog cluster create --type process --nodes 2 -- sh -c 'echo hello from $IOG_NODE_RANK'
+  iog cluster create --type ray --nodes 4 --gpu H100-80GB --hours 8 --image rayproject/ray:latest
+  iog cluster create --type torch --nodes 2 --gpu RTX-4090 --env EPOCHS=3 -- python train.py`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			req, err := f.request(args)
+			if err != nil {
+				return err
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			cl, err := c.CreateCluster(cmd.Context(), req)
+			if err != nil {
+				return fmt.Errorf("create cluster: %w", err)
+			}
+			if !f.detach {
+				cl, err = a.follow(cmd.Context(), c, cl, !f.json)
+				if err != nil {
+					return err
+				}
+			}
+			if f.json {
+				if err := printJSON(a.stdout, cl); err != nil {
+					return err
+				}
+			} else {
+				a.summary(a.stdout, cl)
+			}
+			if cl.State == "failed" {
+				return fmt.Errorf("cluster %s failed: %s", cl.ID, orDefault(cl.Reason, "no reason given"))
+			}
+			return nil
+		},
+	}
+	fl := cmd.Flags()
+	// Everything from the first argument on is the command, so that its own flags are its own.
+	fl.SetInterspersed(false)
+	fl.StringVar(&f.typ, "type", "", "cluster type: "+strings.Join(clusterTypes(), ", "))
+	fl.IntVar(&f.nodes, "nodes", 0, "number of nodes (devices)")
+	fl.StringVar(&f.gpu, "gpu", "", "GPU model, like H100-80GB (default any, or none)")
+	fl.IntVar(&f.gpusPerNode, "gpus-per-node", 0, "GPUs per node (default 1 with --gpu)")
+	fl.StringVar(&f.region, "region", "", "region to deploy in (default any)")
+	fl.IntVar(&f.hours, "hours", 1, "how long to rent the cluster, in hours")
+	fl.StringVar(&f.maxPrice, "max-price", "", "highest acceptable price per node-hour")
+	fl.StringVar(&f.image, "image", "", "container image (container, torch and ray types)")
+	fl.StringArrayVar(&f.env, "env", nil, "environment variable KEY=VALUE for every node (repeatable)")
+	fl.StringVar(&f.name, "name", "", "a name for the cluster")
+	fl.BoolVar(&f.detach, "detach", false, "return once the cluster is placed, without following it")
+	fl.BoolVar(&f.json, "json", false, "print the cluster as JSON")
+	_ = cmd.MarkFlagRequired("type")
+	_ = cmd.MarkFlagRequired("nodes")
+	_ = cmd.RegisterFlagCompletionFunc("type", cobra.FixedCompletions(clusterTypes(), cobra.ShellCompDirectiveNoFileComp))
+	return cmd
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+func (a *app) clusterListCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:     "list",
+		Aliases: []string{"ls"},
+		Short:   "List your clusters, newest first",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			cls, err := c.Clusters(cmd.Context())
+			if err != nil {
+				return fmt.Errorf("list clusters: %w", err)
+			}
+			if asJSON {
+				if cls == nil {
+					cls = []api.Cluster{}
+				}
+				return printJSON(a.stdout, cls)
+			}
+			if len(cls) == 0 {
+				fmt.Fprintln(a.stdout, `No clusters. Deploy one with "iog cluster create".`)
+				return nil
+			}
+			now := a.now()
+			tw := table(a.stdout)
+			row(tw, "ID", "NAME", "TYPE", "STATE", "NODES", "GPU", "CREATED", "EXPIRES")
+			for _, cl := range cls {
+				row(tw, cl.ID, orDash(cl.Spec.Name), cl.Spec.Type, stateLabel(cl),
+					fmt.Sprintf("%d/%d", running(cl), nodeCount(cl)), gpuSpec(cl.Spec),
+					ago(now, cl.CreatedAt), expires(now, cl))
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func (a *app) clusterGetCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "get ID",
+		Short: "Show a cluster and its nodes",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			cl, err := c.Cluster(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(a.stdout, cl)
+			}
+			a.details(a.stdout, cl)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func (a *app) clusterTerminateCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "terminate ID",
+		Short: "End a cluster now; the unspent time is refunded",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			cl, err := c.TerminateCluster(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(a.stdout, cl)
+			}
+			fmt.Fprintf(a.stdout, "cluster %s: %s\n", cl.ID, stateLabel(cl))
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+// running counts the nodes that run now.
+func running(cl api.Cluster) int {
+	n := 0
+	for _, nd := range cl.Nodes {
+		if nd.State == "running" {
+			n++
+		}
+	}
+	return n
+}
+
+// nodeCount is the number of nodes asked for (the spec), or placed when the spec says none.
+func nodeCount(cl api.Cluster) int {
+	if cl.Spec.Nodes > 0 {
+		return cl.Spec.Nodes
+	}
+	return len(cl.Nodes)
+}
+
+func stateLabel(cl api.Cluster) string {
+	if cl.Degraded && cl.State == "running" {
+		return "running (degraded)"
+	}
+	return orDash(cl.State)
+}
+
+func gpuSpec(s api.CreateClusterRequest) string {
+	if s.GPUModel == "" && s.GPUsPerNode == 0 {
+		return "-"
+	}
+	return gpuSummary(max(s.GPUsPerNode, 1), s.GPUModel) + "/node"
+}
+
+func expires(now time.Time, cl api.Cluster) string {
+	if !cl.EndedAt.IsZero() {
+		return "ended " + ago(now, cl.EndedAt)
+	}
+	return until(now, cl.ExpiresAt)
+}
+
+func exitCode(n api.Node) string {
+	if n.ExitCode == nil {
+		return "-"
+	}
+	return strconv.Itoa(*n.ExitCode)
+}
+
+// nodeTable lists a cluster's nodes.
+func nodeTable(w io.Writer, cl api.Cluster) {
+	tw := table(w)
+	row(tw, "  NODE", "DEVICE", "STATE", "EXIT", "REASON")
+	for _, n := range cl.Nodes {
+		row(tw, fmt.Sprintf("  %d", n.Rank), orDash(n.DeviceID), orDash(n.State), exitCode(n), orDash(n.Reason))
+	}
+	_ = tw.Flush()
+}
+
+// summary is what `cluster create` ends with.
+func (a *app) summary(w io.Writer, cl api.Cluster) {
+	fmt.Fprintf(w, "cluster %s is %s (%d/%d nodes running)\n", cl.ID, stateLabel(cl), running(cl), nodeCount(cl))
+	if cl.Reason != "" {
+		fmt.Fprintf(w, "reason: %s\n", cl.Reason)
+	}
+	if len(cl.Nodes) > 0 {
+		nodeTable(w, cl)
+	}
+	fmt.Fprintf(w, "\nlogs:      iog cluster logs %s\n", cl.ID)
+	switch cl.State {
+	case "deploying", "running", "quoted":
+		fmt.Fprintf(w, "status:    iog cluster get %s\n", cl.ID)
+		fmt.Fprintf(w, "terminate: iog cluster terminate %s\n", cl.ID)
+	}
+}
+
+// details is `cluster get`.
+func (a *app) details(w io.Writer, cl api.Cluster) {
+	now := a.now()
+	tw := table(w)
+	row(tw, "ID:", cl.ID)
+	if cl.Spec.Name != "" {
+		row(tw, "Name:", cl.Spec.Name)
+	}
+	row(tw, "Type:", cl.Spec.Type)
+	state := stateLabel(cl)
+	if cl.Reason != "" {
+		state += ": " + cl.Reason
+	}
+	row(tw, "State:", state)
+	row(tw, "Nodes:", fmt.Sprintf("%d/%d running", running(cl), nodeCount(cl)))
+	row(tw, "GPU:", gpuSpec(cl.Spec))
+	row(tw, "Region:", orDefault(cl.Spec.Region, "any"))
+	if cl.Spec.Image != "" {
+		row(tw, "Image:", cl.Spec.Image)
+	}
+	if len(cl.Spec.Command) > 0 {
+		row(tw, "Command:", strings.Join(cl.Spec.Command, " "))
+	}
+	if cl.Spec.MaxPrice != "" {
+		row(tw, "Max price:", cl.Spec.MaxPrice+"/h")
+	}
+	row(tw, "Created:", formatTime(cl.CreatedAt))
+	if !cl.StartedAt.IsZero() {
+		row(tw, "Started:", formatTime(cl.StartedAt))
+	}
+	if !cl.EndedAt.IsZero() {
+		row(tw, "Ended:", formatTime(cl.EndedAt))
+	} else {
+		row(tw, "Expires:", formatTime(cl.ExpiresAt)+" ("+until(now, cl.ExpiresAt)+")")
+	}
+	_ = tw.Flush()
+	if len(cl.Nodes) > 0 {
+		fmt.Fprintln(w)
+		nodeTable(w, cl)
+	}
+}

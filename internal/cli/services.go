@@ -1,0 +1,226 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+// UpOptions configure `iog up`: a coordinator, local workers and the console in one process.
+type UpOptions struct {
+	DataDir    string // default ./iog-data
+	Listen     string // default 127.0.0.1:7070
+	Workers    int    // default 3
+	NoDemo     bool
+	ConfigPath string // where to write the CLI config; default ConfigPath(getenv)
+	JSON       bool
+}
+
+// CoordinatorOptions configure `iog coordinator`.
+type CoordinatorOptions struct {
+	DB                string // "sqlite:PATH" (default sqlite:<data-dir>/iog.db) or "postgres://..."
+	Listen            string // default 127.0.0.1:7070
+	DataDir           string // default ./iog-data
+	Dev               bool   // accept shared hosts (devnet)
+	HeartbeatInterval time.Duration
+}
+
+// WorkerOptions configure `iog worker`.
+type WorkerOptions struct {
+	Coordinator string // URL, required
+	JoinToken   string // needed on first start only
+	StateDir    string // default $XDG_STATE_HOME/iog-worker or ~/.local/state/iog-worker
+	Name        string
+	Region      string // default "local"
+	Executor    string // "process" | "docker" | "auto" (default)
+	DockerHost  string
+}
+
+// BenchOptions configure `iog bench`.
+type BenchOptions struct {
+	Kind  string // "create"
+	Runs  int    // default 20
+	Nodes int    // default 4
+	JSON  bool
+}
+
+const (
+	defaultDataDir = "./iog-data"
+	defaultListen  = "127.0.0.1:7070"
+)
+
+// serve runs a long-running mode; ending because the user interrupted it is a clean exit.
+func serve[O any](ctx context.Context, name string, f func(context.Context, O, io.Writer) error, o O, w io.Writer) error {
+	if f == nil {
+		return fmt.Errorf("%q is not available in this build", name)
+	}
+	err := f(ctx, o, w)
+	if err != nil && errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+func checkListen(addr string) error {
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return usageErrorf("--listen %q: want HOST:PORT, like %s", addr, defaultListen)
+	}
+	return nil
+}
+
+func (a *app) upCmd() *cobra.Command {
+	var o UpOptions
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Start a local network: coordinator, workers, console and a demo cluster",
+		Long: `Start a coordinator on SQLite, several local workers that share this machine's hardware
+and the web console, all in one process, then deploy a small demo cluster. The CLI config is
+written so that the other iog commands talk to this network.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkListen(o.Listen); err != nil {
+				return err
+			}
+			if o.Workers < 0 {
+				return usageErrorf("--workers must not be negative")
+			}
+			o.ConfigPath = ConfigPath(a.getenv)
+			return serve(cmd.Context(), "iog up", a.svc.Up, o, a.stdout)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.DataDir, "data-dir", defaultDataDir, "where the network keeps its database and state")
+	f.StringVar(&o.Listen, "listen", defaultListen, "address of the API and console")
+	f.IntVar(&o.Workers, "workers", 3, "number of local workers")
+	f.BoolVar(&o.NoDemo, "no-demo", false, "do not deploy the demo cluster")
+	f.BoolVar(&o.JSON, "json", false, "print machine-readable status")
+	return cmd
+}
+
+func (a *app) coordinatorCmd() *cobra.Command {
+	var o CoordinatorOptions
+	cmd := &cobra.Command{
+		Use:   "coordinator",
+		Short: "Run a coordinator: the API, market, scheduler and console",
+		Example: `  iog coordinator --db sqlite:/var/lib/iog/iog.db --listen 0.0.0.0:7070
+  iog coordinator --db postgres://iog@db/iog`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkListen(o.Listen); err != nil {
+				return err
+			}
+			if o.DB == "" {
+				o.DB = "sqlite:" + strings.TrimRight(o.DataDir, `/\`) + "/iog.db"
+			}
+			if !strings.HasPrefix(o.DB, "sqlite:") && !strings.HasPrefix(o.DB, "postgres://") && !strings.HasPrefix(o.DB, "postgresql://") {
+				return usageErrorf("--db %q: want sqlite:PATH or postgres://...", o.DB)
+			}
+			if o.DB == "sqlite:" {
+				return usageErrorf("--db sqlite: needs a path, like sqlite:./iog-data/iog.db")
+			}
+			if o.HeartbeatInterval <= 0 {
+				return usageErrorf("--heartbeat-interval must be positive")
+			}
+			return serve(cmd.Context(), "iog coordinator", a.svc.Coordinator, o, a.stdout)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.DB, "db", "", "database: sqlite:PATH or postgres://... (default sqlite:<data-dir>/iog.db)")
+	f.StringVar(&o.Listen, "listen", defaultListen, "address of the API and console")
+	f.StringVar(&o.DataDir, "data-dir", defaultDataDir, "where the coordinator keeps its state")
+	f.BoolVar(&o.Dev, "dev", false, "development mode: accept several workers on one host (devnet)")
+	f.DurationVar(&o.HeartbeatInterval, "heartbeat-interval", 10*time.Second, "how often workers report")
+	return cmd
+}
+
+// defaultStateDir is $XDG_STATE_HOME/iog-worker, else ~/.local/state/iog-worker.
+func defaultStateDir(getenv func(string) string) string {
+	if d := getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "iog-worker")
+	}
+	if h := getenv("HOME"); h != "" {
+		return filepath.Join(h, ".local", "state", "iog-worker")
+	}
+	return "iog-worker-state"
+}
+
+func (a *app) workerCmd() *cobra.Command {
+	var o WorkerOptions
+	cmd := &cobra.Command{
+		Use:   "worker --coordinator URL [--join-token T]",
+		Short: "Run a worker: offer this machine's CPUs and GPUs to a coordinator",
+		Long: `Run a worker that joins this device to a coordinator and runs the nodes it is assigned.
+The join token (from "iog device token") is needed on the first start only; the device's key
+is kept in the state directory. --coordinator and --join-token may also come from
+IOG_COORDINATOR and IOG_JOIN_TOKEN.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.Coordinator == "" {
+				o.Coordinator = a.getenv("IOG_COORDINATOR")
+			}
+			if o.JoinToken == "" {
+				o.JoinToken = a.getenv("IOG_JOIN_TOKEN")
+			}
+			if o.Coordinator == "" {
+				return usageErrorf("--coordinator is required (or set IOG_COORDINATOR)")
+			}
+			base, err := baseURL(o.Coordinator)
+			if err != nil {
+				return usageErrorf("--coordinator: %v", err)
+			}
+			o.Coordinator = base
+			switch o.Executor {
+			case "process", "docker", "auto":
+			default:
+				return usageErrorf("--executor %q: want process, docker or auto", o.Executor)
+			}
+			if o.StateDir == "" {
+				o.StateDir = defaultStateDir(a.getenv)
+			}
+			return serve(cmd.Context(), "iog worker", a.svc.Worker, o, a.stdout)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.Coordinator, "coordinator", "", "coordinator URL (or IOG_COORDINATOR)")
+	f.StringVar(&o.JoinToken, "join-token", "", "one-time join token, first start only (or IOG_JOIN_TOKEN)")
+	f.StringVar(&o.StateDir, "state-dir", "", "where the device key and state live (default $XDG_STATE_HOME/iog-worker or ~/.local/state/iog-worker)")
+	f.StringVar(&o.Name, "name", "", "device name (default the host name)")
+	f.StringVar(&o.Region, "region", "local", "region this device is in")
+	f.StringVar(&o.Executor, "executor", "auto", "how nodes run: process, docker or auto")
+	f.StringVar(&o.DockerHost, "docker-host", "", "Docker engine address (default the engine's own default)")
+	_ = cmd.RegisterFlagCompletionFunc("executor", cobra.FixedCompletions([]string{"process", "docker", "auto"}, cobra.ShellCompDirectiveNoFileComp))
+	return cmd
+}
+
+func (a *app) benchCmd() *cobra.Command {
+	var o BenchOptions
+	create := &cobra.Command{
+		Use:   "create",
+		Short: "Measure how long a cluster takes to deploy on an in-process network",
+		Long: `Measure cluster deployment on an in-process network; the last line of the output is
+machine-readable.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.Runs < 1 {
+				return usageErrorf("--runs must be at least 1")
+			}
+			if o.Nodes < 1 {
+				return usageErrorf("--nodes must be at least 1")
+			}
+			o.Kind = "create"
+			return serve(cmd.Context(), "iog bench", a.svc.Bench, o, a.stdout)
+		},
+	}
+	f := create.Flags()
+	f.IntVar(&o.Runs, "runs", 20, "number of clusters to deploy")
+	f.IntVar(&o.Nodes, "nodes", 4, "nodes per cluster")
+	f.BoolVar(&o.JSON, "json", false, "print results as JSON")
+	return group("bench", "Benchmarks", create)
+}

@@ -1,0 +1,150 @@
+// Package coordinator assembles the control plane: store, auth, fleet, market and the HTTP API,
+// wired by hand, plus the loops that keep them moving (liveness, expiry).
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/iognet/iog/internal/auth"
+	"github.com/iognet/iog/internal/fleet"
+	"github.com/iognet/iog/internal/httpapi"
+	"github.com/iognet/iog/internal/hwinfo"
+	"github.com/iognet/iog/internal/iog"
+	"github.com/iognet/iog/internal/market"
+	"github.com/iognet/iog/internal/store"
+)
+
+// Config configures a coordinator.
+type Config struct {
+	DB                string // "sqlite:PATH" or "postgres://..."
+	Listen            string // "127.0.0.1:7070"; ":0" picks a free port
+	DataDir           string // where admin.key is written on first start
+	Dev               bool   // accept shared-host devices (devnet only)
+	HeartbeatInterval time.Duration
+	Log               *slog.Logger
+	Now               func() time.Time
+}
+
+// Coordinator is a running control plane.
+type Coordinator struct {
+	cfg    Config
+	Store  *store.DB
+	Auth   *auth.Auth
+	Fleet  *fleet.Fleet
+	Market *market.Market
+	API    *httpapi.Server
+	ln     net.Listener
+	srv    *http.Server
+}
+
+// New opens the store, wires the services and binds the listener (so Addr is known before Run).
+func New(ctx context.Context, cfg Config) (*Coordinator, error) {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Listen == "" {
+		cfg.Listen = "127.0.0.1:7070"
+	}
+	db, err := store.Open(ctx, cfg.DB)
+	if err != nil {
+		return nil, err
+	}
+	c := &Coordinator{cfg: cfg, Store: db}
+	c.Auth = auth.New(db, cfg.Now)
+	c.Market = market.New(market.Config{Store: db, Log: cfg.Log, Now: cfg.Now, KnownModels: hwinfo.KnownModels()})
+	c.Fleet = fleet.New(fleet.Config{Store: db, Log: cfg.Log, Now: cfg.Now, HeartbeatInterval: cfg.HeartbeatInterval, Dev: cfg.Dev,
+		OnDown: c.Market.DeviceDown})
+	c.Market.SetDeviceHub(c.Fleet.Hub())
+	c.API = httpapi.New(httpapi.Config{Auth: c.Auth, Fleet: c.Fleet, Market: c.Market, Log: cfg.Log})
+	if err := c.bootstrap(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("coordinator: listen on %s: %w", cfg.Listen, err)
+	}
+	c.ln = ln
+	c.srv = &http.Server{Handler: c.API, ReadHeaderTimeout: 10 * time.Second}
+	return c, nil
+}
+
+// bootstrap makes the first admin account on an empty database and writes its key to
+// DataDir/admin.key (0600), so that an operator can create the other accounts.
+func (c *Coordinator) bootstrap(ctx context.Context) error {
+	_, err := c.Store.AccountByName(ctx, "admin")
+	if err == nil {
+		return nil
+	}
+	if iog.ErrorCode(err) != iog.ENOTFOUND {
+		return err
+	}
+	_, key, err := c.Auth.CreateAccount(ctx, "admin", []iog.Role{iog.RoleAdmin})
+	if err != nil {
+		return err
+	}
+	if c.cfg.DataDir == "" {
+		c.cfg.Log.Warn("admin account created but no data dir to write its key to")
+		return nil
+	}
+	if err := os.MkdirAll(c.cfg.DataDir, 0o700); err != nil {
+		return err
+	}
+	path := filepath.Join(c.cfg.DataDir, "admin.key")
+	if err := os.WriteFile(path, []byte(key+"\n"), 0o600); err != nil {
+		return fmt.Errorf("coordinator: write admin key: %w", err)
+	}
+	c.cfg.Log.Info("admin account created", "key_file", path)
+	return nil
+}
+
+// Addr is the listening address, e.g. "127.0.0.1:7070".
+func (c *Coordinator) Addr() string { return c.ln.Addr().String() }
+
+// URL is the base URL of the API.
+func (c *Coordinator) URL() string { return "http://" + c.Addr() }
+
+// Run serves until ctx ends, then shuts down gracefully.
+func (c *Coordinator) Run(ctx context.Context) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		err := c.srv.Serve(c.ln)
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return err
+	})
+	g.Go(func() error { return c.Fleet.Run(gctx) })
+	g.Go(func() error { return c.Market.Run(gctx, time.Second) })
+	g.Go(func() error {
+		<-gctx.Done()
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		return c.srv.Shutdown(sctx)
+	})
+	return g.Wait()
+}
+
+// Close releases the store. Call after Run returns.
+func (c *Coordinator) Close() error { return c.Store.Close() }
+
+// ReadAdminKey returns the bootstrap admin key from a data dir.
+func ReadAdminKey(dataDir string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(dataDir, "admin.key"))
+	return strings.TrimSpace(string(b)), err
+}

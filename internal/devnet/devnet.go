@@ -1,0 +1,212 @@
+// Package devnet runs a whole iog network in one process: a dev-mode coordinator on SQLite and
+// several local workers that each claim a disjoint share of this machine's real hardware. It is
+// what `iog up` runs, and what end-to-end tests and benchmarks start.
+package devnet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/iognet/iog/api"
+	"github.com/iognet/iog/internal/coordinator"
+	"github.com/iognet/iog/internal/executor"
+	"github.com/iognet/iog/internal/hwinfo"
+	"github.com/iognet/iog/internal/iog"
+	"github.com/iognet/iog/internal/worker"
+)
+
+// Config configures a devnet.
+type Config struct {
+	DataDir           string // required; state survives restarts here
+	DB                string // default sqlite:DataDir/iog.db
+	Listen            string // default 127.0.0.1:7070; "127.0.0.1:0" for tests
+	Workers           int    // default 3
+	HeartbeatInterval time.Duration
+	Log               *slog.Logger
+	// Executors overrides the executors each worker gets (tests); default: process, plus
+	// docker when an engine answers.
+	Executors func(i int) map[string]worker.Starter
+	// Inventory overrides hardware detection (tests); default: hwinfo.Detect split n ways.
+	Inventory func(ctx context.Context, i int) (api.Inventory, error)
+	PollWait  time.Duration
+}
+
+// Devnet is a running local network.
+type Devnet struct {
+	Coord   *coordinator.Coordinator
+	Workers []*worker.Worker
+	// Token is the API key of the local account (renter and supplier).
+	Token  string
+	Client *api.Client
+
+	cfg           Config
+	cancel        context.CancelFunc // the coordinator
+	cancelWorkers context.CancelFunc
+	wg            sync.WaitGroup // the coordinator
+	wwg           sync.WaitGroup // the workers
+	mu     sync.Mutex
+	errs   []error
+	docker *executor.Docker
+}
+
+// Start brings the network up and returns once every worker has said hello.
+func Start(ctx context.Context, cfg Config) (*Devnet, error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("devnet: a data dir is required")
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = 3
+	}
+	if cfg.DB == "" {
+		cfg.DB = "sqlite:" + filepath.Join(cfg.DataDir, "iog.db")
+	}
+	if cfg.Listen == "" {
+		cfg.Listen = "127.0.0.1:7070"
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("devnet: %w", err)
+	}
+	co, err := coordinator.New(ctx, coordinator.Config{DB: cfg.DB, Listen: cfg.Listen, DataDir: cfg.DataDir, Dev: true,
+		HeartbeatInterval: cfg.HeartbeatInterval, Log: cfg.Log.With("part", "coordinator")})
+	if err != nil {
+		return nil, err
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	workCtx, cancelWorkers := context.WithCancel(runCtx)
+	d := &Devnet{Coord: co, cfg: cfg, cancel: cancel, cancelWorkers: cancelWorkers}
+	d.wg.Go(func() { d.note(co.Run(runCtx)) })
+	if err := d.setup(ctx, workCtx); err != nil {
+		d.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+func (d *Devnet) note(err error) {
+	if err != nil {
+		d.mu.Lock()
+		d.errs = append(d.errs, err)
+		d.mu.Unlock()
+	}
+}
+
+func (d *Devnet) setup(ctx, runCtx context.Context) error {
+	tok, err := d.localAccount(ctx)
+	if err != nil {
+		return err
+	}
+	d.Token = tok
+	d.Client = api.NewClient(d.Coord.URL(), tok)
+	for i := 0; i < d.cfg.Workers; i++ {
+		w, err := d.newWorker(ctx, i)
+		if err != nil {
+			return err
+		}
+		d.Workers = append(d.Workers, w)
+		d.wwg.Go(func() { d.note(w.Run(runCtx)) })
+	}
+	for i, w := range d.Workers {
+		select {
+		case <-w.Ready():
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(30 * time.Second):
+			return fmt.Errorf("devnet: worker %d did not start: %v", i, errors.Join(d.errs...))
+		}
+	}
+	return nil
+}
+
+// localAccount makes (or reuses) the local account, whose key is kept in DataDir/local.key.
+func (d *Devnet) localAccount(ctx context.Context) (string, error) {
+	path := filepath.Join(d.cfg.DataDir, "local.key")
+	if b, err := os.ReadFile(path); err == nil {
+		return strings.TrimSpace(string(b)), nil
+	}
+	_, key, err := d.Coord.Auth.CreateAccount(ctx, "local", []iog.Role{iog.RoleRenter, iog.RoleSupplier})
+	if err != nil {
+		return "", fmt.Errorf("devnet: local account: %w", err)
+	}
+	if err := os.WriteFile(path, []byte(key+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("devnet: %w", err)
+	}
+	return key, nil
+}
+
+func (d *Devnet) newWorker(ctx context.Context, i int) (*worker.Worker, error) {
+	dir := filepath.Join(d.cfg.DataDir, "workers", strconv.Itoa(i))
+	token := ""
+	if _, err := os.Stat(filepath.Join(dir, "device.id")); err != nil {
+		jt, err := d.Client.CreateJoinToken(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("devnet: join token: %w", err)
+		}
+		token = jt.Token
+	}
+	inv := d.cfg.Inventory
+	if inv == nil {
+		inv = func(ctx context.Context, i int) (api.Inventory, error) {
+			host, err := hwinfo.Detect(ctx, hwinfo.Options{})
+			if err != nil {
+				return host, err
+			}
+			return hwinfo.Split(host, d.cfg.Workers, i), nil
+		}
+	}
+	execs := d.cfg.Executors
+	if execs == nil {
+		execs = d.defaultExecutors
+	}
+	return worker.New(worker.Config{
+		Coordinator: d.Coord.URL(), JoinToken: token, StateDir: dir, Name: "local-" + strconv.Itoa(i),
+		Region: "local", Executors: execs(i), Inventory: func(ctx context.Context) (api.Inventory, error) { return inv(ctx, i) },
+		Sampler: hwinfo.NewSampler(hwinfo.Options{}), DataPlane: "none", PollWait: d.cfg.PollWait,
+		Log: d.cfg.Log.With("part", "worker", "worker", i),
+	})
+}
+
+func (d *Devnet) defaultExecutors(int) map[string]worker.Starter {
+	m := map[string]worker.Starter{"process": &executor.Process{}}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.docker == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if dk, err := executor.NewDocker(ctx, ""); err == nil {
+			d.docker = dk
+		} else {
+			d.cfg.Log.Info("container clusters unavailable on this devnet", "reason", err)
+		}
+	}
+	if d.docker != nil {
+		m["container"] = d.docker
+	}
+	return m
+}
+
+// Close stops the workers (their workloads too), then the coordinator.
+func (d *Devnet) Close() error {
+	// Workers first, so that they can still report their nodes stopped.
+	d.cancelWorkers()
+	d.wwg.Wait()
+	d.cancel()
+	d.wg.Wait()
+	if d.docker != nil {
+		_ = d.docker.Close()
+	}
+	err := d.Coord.Close()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return errors.Join(append(d.errs, err)...)
+}

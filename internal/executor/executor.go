@@ -1,0 +1,113 @@
+// Package executor runs one cluster node's workload on the worker's host.
+//
+// Two implementations share one contract: [Process] runs a plain command in its
+// own process group (devnet, tests, `process` clusters) and [Docker] runs a
+// container through the Docker Engine API. Both are checked by the conformance
+// suite in executor/executortest, which also holds a scripted fake for the
+// worker's unit tests.
+//
+// The worker declares the interface it consumes; this package only provides
+// the concrete executors and the [Task] handle they return.
+package executor
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// Spec describes one workload to start.
+type Spec struct {
+	LeaseID   string   // unique; used in names and labels
+	Owner     string   // the worker's device id; docker labels iog.owner=<Owner>
+	Image     string   // docker only
+	Command   []string // process: argv (required); docker: optional cmd override
+	Env       []string // "K=V"
+	Dir       string   // process: working dir (created if missing); docker: ignored
+	CPUs      int      // limit; 0 = none (docker: NanoCPUs; process: ignored)
+	MemoryMiB int64    // limit; 0 = none (docker: Memory; process: ignored)
+	// GPUs are the UUIDs of the GPUs to expose. Docker asks for the CDI device
+	// nvidia.com/gpu=<uuid> and falls back to the nvidia driver; a process gets
+	// CUDA_VISIBLE_DEVICES=<comma list>, empty when there are none, so that a
+	// process lease never sees GPUs it was not given.
+	GPUs []string
+	// Stdout and Stderr receive the workload's output; they must be safe for
+	// concurrent use. Nil discards.
+	Stdout, Stderr io.Writer
+}
+
+// Task is a started workload.
+type Task interface {
+	// Wait blocks until the workload exits or ctx is done. A workload killed by
+	// a signal reports 128+signal, as a shell or Docker would. exitCode is -1,
+	// with err, when it could not be determined. Safe to call more than once
+	// and concurrently: every caller gets the same result.
+	Wait(ctx context.Context) (exitCode int, err error)
+	// Stop sends SIGTERM to the whole workload, then SIGKILL after the
+	// executor's grace period or when ctx ends; it is idempotent, and once it
+	// returns Wait returns promptly.
+	Stop(ctx context.Context) error
+}
+
+// DefaultGrace is how long Stop waits after SIGTERM before it sends SIGKILL
+// when the executor's Grace is zero.
+const DefaultGrace = 5 * time.Second
+
+// SpecError reports a Spec that cannot be started as given.
+type SpecError struct {
+	Field   string // the Spec field at fault
+	Problem string
+	Err     error // the underlying cause, if any (exec.ErrNotFound for a missing binary)
+}
+
+func (e *SpecError) Error() string {
+	return "invalid spec: " + e.Field + " " + e.Problem
+}
+
+func (e *SpecError) Unwrap() error { return e.Err }
+
+// ImageError reports that a container image is not present locally and could
+// not be pulled (most often because no registry is reachable).
+type ImageError struct {
+	Image string
+	Err   error
+}
+
+func (e *ImageError) Error() string {
+	return fmt.Sprintf("image %q is not present locally and could not be pulled: %v", e.Image, e.Err)
+}
+
+func (e *ImageError) Unwrap() error { return e.Err }
+
+// Validate checks what every executor needs: a lease id that is safe to put
+// in a container name, and K=V environment entries. Each executor checks the
+// rest (Process needs Command, Docker needs Image and Owner).
+func (s Spec) Validate() error {
+	if s.LeaseID == "" {
+		return &SpecError{Field: "LeaseID", Problem: "is empty"}
+	}
+	for i, r := range s.LeaseID {
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' ||
+			i > 0 && strings.ContainsRune("_.-", r)
+		if !ok {
+			return &SpecError{Field: "LeaseID", Problem: fmt.Sprintf("%q may hold only letters, digits, '_', '.' and '-', and must start with a letter or digit", s.LeaseID)}
+		}
+	}
+	if s.CPUs < 0 {
+		return &SpecError{Field: "CPUs", Problem: "is negative"}
+	}
+	if s.MemoryMiB < 0 {
+		return &SpecError{Field: "MemoryMiB", Problem: "is negative"}
+	}
+	for _, kv := range s.Env {
+		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+			return &SpecError{Field: "Env", Problem: fmt.Sprintf("entry %q is not K=V", kv)}
+		}
+	}
+	return nil
+}
+
+// signalExitCode is the shell's convention for a process killed by a signal.
+func signalExitCode(sig int) int { return 128 + sig }

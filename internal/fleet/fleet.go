@@ -1,0 +1,331 @@
+// Package fleet keeps the devices: joining with one-time tokens, worker sessions and
+// nonce-answered heartbeats, liveness (in memory, flushed in batches), status changes with
+// reasons, and the wake-ups that push assignments to workers.
+package fleet
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/iognet/iog/api"
+	"github.com/iognet/iog/internal/auth"
+	"github.com/iognet/iog/internal/iog"
+	"github.com/iognet/iog/internal/store"
+	"github.com/iognet/iog/internal/watch"
+)
+
+// MissedBeats is how many heartbeats a device may miss before it is down.
+const MissedBeats = 3
+
+// Config configures a Fleet.
+type Config struct {
+	Store             *store.DB
+	Log               *slog.Logger
+	Now               func() time.Time
+	HeartbeatInterval time.Duration // default 10s
+	JoinTokenTTL      time.Duration // default 24h
+	// Dev accepts several devices that share one host (the devnet). A production coordinator
+	// refuses them.
+	Dev bool
+	// OnDown is called when a device is marked down, so the market can react.
+	OnDown func(ctx context.Context, deviceID, reason string)
+}
+
+// Fleet is safe for concurrent use.
+type Fleet struct {
+	cfg Config
+	db  *store.DB
+	hub *watch.Hub
+
+	mu       sync.Mutex
+	seen     map[string]time.Time     // last heartbeat, authoritative while running
+	dirty    map[string]time.Time     // not yet flushed
+	nonce    map[string]string        // outstanding heartbeat nonce per device
+	tel      map[string]api.Telemetry // latest telemetry per device
+	sessions map[string]bool          // devices that said hello since start
+}
+
+// New returns a Fleet.
+func New(cfg Config) *Fleet {
+	if cfg.HeartbeatInterval <= 0 {
+		cfg.HeartbeatInterval = 10 * time.Second
+	}
+	if cfg.JoinTokenTTL <= 0 {
+		cfg.JoinTokenTTL = 24 * time.Hour
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Fleet{
+		cfg: cfg, db: cfg.Store, hub: watch.New(cfg.Now().UnixMilli()),
+		seen: map[string]time.Time{}, dirty: map[string]time.Time{}, nonce: map[string]string{},
+		tel: map[string]api.Telemetry{}, sessions: map[string]bool{},
+	}
+}
+
+// HeartbeatInterval is the cadence workers are told to keep.
+func (f *Fleet) HeartbeatInterval() time.Duration { return f.cfg.HeartbeatInterval }
+
+// Hub is the per-device assignment version hub.
+func (f *Fleet) Hub() *watch.Hub { return f.hub }
+
+// CreateJoinToken makes a one-time token for a supplier.
+func (f *Fleet) CreateJoinToken(ctx context.Context, acct iog.Account) (api.JoinToken, error) {
+	if !acct.Has(iog.RoleSupplier) {
+		return api.JoinToken{}, iog.Errorf(iog.EFORBIDDEN, "only supplier accounts can join devices")
+	}
+	tok := iog.NewSecret("iogj_", 20)
+	now := f.cfg.Now()
+	exp := now.Add(f.cfg.JoinTokenTTL)
+	if err := f.db.CreateJoinToken(ctx, auth.HashKey(tok), acct.ID, now, exp); err != nil {
+		return api.JoinToken{}, err
+	}
+	return api.JoinToken{Token: tok, ExpiresAt: exp}, nil
+}
+
+// Register joins a new device, signed by its new key.
+func (f *Fleet) Register(ctx context.Context, pubKey string, req api.RegisterRequest, addr string) (iog.Device, error) {
+	if req.JoinToken == "" {
+		return iog.Device{}, iog.Errorf(iog.EINVALID, "join_token is required")
+	}
+	if err := validInventory(req.Inventory); err != nil {
+		return iog.Device{}, err
+	}
+	shared := req.Inventory.Share != ""
+	if shared && !f.cfg.Dev {
+		return iog.Device{}, iog.Errorf(iog.EFORBIDDEN, "this worker claims only a share of its host (%s); shared hosts are accepted only by a dev-mode coordinator", req.Inventory.Share)
+	}
+	now := f.cfg.Now()
+	name := strings.TrimSpace(req.Name)
+	if name == "" {
+		name = req.Inventory.Hostname
+	}
+	region := strings.TrimSpace(req.Region)
+	if region == "" {
+		region = "local"
+	}
+	inv, _ := json.Marshal(req.Inventory)
+	model, count := gpuClass(req.Inventory)
+	// Until proof of GPU exists a joined device is ready at once; the trust work adds the
+	// pending -> ready step behind a passed proof.
+	d := iog.Device{
+		ID: iog.NewID(iog.PrefixDevice), Name: name, PublicKey: pubKey, Status: iog.DeviceReady,
+		StatusReason: "joined", Region: region, GPUModel: model, GPUCount: count, SharedHost: shared,
+		Inventory: inv, Addr: addr, CreatedAt: now, LastSeenAt: now,
+	}
+	d, err := f.db.RegisterDevice(ctx, auth.HashKey(req.JoinToken), d)
+	if err != nil {
+		return iog.Device{}, err
+	}
+	f.cfg.Log.Info("device joined", "device", d.ID, "owner", d.OwnerID, "gpus", count, "model", model)
+	return d, nil
+}
+
+func validInventory(inv api.Inventory) error {
+	switch {
+	case inv.CPUThreads < 1 || inv.CPUThreads > 4096:
+		return iog.Errorf(iog.EINVALID, "inventory: cpu_threads %d out of range", inv.CPUThreads)
+	case inv.MemoryMiB < 1 || inv.MemoryMiB > 64<<20:
+		return iog.Errorf(iog.EINVALID, "inventory: memory_mib %d out of range", inv.MemoryMiB)
+	case len(inv.GPUs) > 16:
+		return iog.Errorf(iog.EINVALID, "inventory: %d GPUs is over the 16-per-device limit", len(inv.GPUs))
+	}
+	seen := map[string]bool{}
+	for _, g := range inv.GPUs {
+		if g.UUID == "" || seen[g.UUID] {
+			return iog.Errorf(iog.EINVALID, "inventory: GPU UUIDs must be present and distinct")
+		}
+		seen[g.UUID] = true
+	}
+	return nil
+}
+
+// gpuClass is the device's GPU model (the most common one) and count.
+func gpuClass(inv api.Inventory) (string, int) {
+	n := map[string]int{}
+	best := ""
+	for _, g := range inv.GPUs {
+		n[g.Model]++
+		if n[g.Model] > n[best] {
+			best = g.Model
+		}
+	}
+	return best, n[best]
+}
+
+func newNonce() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// Hello starts a worker session: it refreshes the inventory and address, brings a down device
+// back, and hands out the first heartbeat nonce.
+func (f *Fleet) Hello(ctx context.Context, d iog.Device, req api.HelloRequest, addr string) (api.HelloResponse, error) {
+	if err := validInventory(req.Inventory); err != nil {
+		return api.HelloResponse{}, err
+	}
+	if req.Inventory.Share != "" && !f.cfg.Dev {
+		return api.HelloResponse{}, iog.Errorf(iog.EFORBIDDEN, "shared hosts are accepted only by a dev-mode coordinator")
+	}
+	inv, _ := json.Marshal(req.Inventory)
+	d.Inventory, d.Addr, d.DataPlane = inv, addr, req.DataPlane
+	d.GPUModel, d.GPUCount = gpuClass(req.Inventory)
+	if err := f.db.UpdateDevice(ctx, d); err != nil {
+		return api.HelloResponse{}, err
+	}
+	now := f.cfg.Now()
+	st, err := f.comeBack(ctx, d, now)
+	if err != nil {
+		return api.HelloResponse{}, err
+	}
+	n := newNonce()
+	f.mu.Lock()
+	f.nonce[d.ID] = n
+	f.seen[d.ID], f.dirty[d.ID] = now, now
+	f.sessions[d.ID] = true
+	f.mu.Unlock()
+	f.hub.Bump(d.ID)
+	return api.HelloResponse{Nonce: n, HeartbeatInterval: f.cfg.HeartbeatInterval.Milliseconds(), Status: string(st)}, nil
+}
+
+// comeBack turns a down device ready again (or paused, if its owner paused it).
+func (f *Fleet) comeBack(ctx context.Context, d iog.Device, now time.Time) (iog.DeviceStatus, error) {
+	if d.Status != iog.DeviceDown && d.Status != iog.DeviceInactive {
+		return d.Status, nil
+	}
+	st, why := iog.DeviceReady, "worker is back"
+	if d.Paused {
+		st, why = iog.DevicePaused, "worker is back; paused by owner"
+	}
+	if _, err := f.db.SetDeviceStatus(ctx, d.ID, st, why, now, iog.DeviceDown, iog.DeviceInactive); err != nil {
+		return d.Status, err
+	}
+	f.cfg.Log.Info("device back", "device", d.ID, "status", st)
+	return st, nil
+}
+
+// Heartbeat checks the answer to the outstanding nonce, records liveness and telemetry in
+// memory, and returns the next nonce. A stale or replayed nonce is refused, so uptime cannot be
+// replayed.
+func (f *Fleet) Heartbeat(ctx context.Context, d iog.Device, req api.HeartbeatRequest) (api.HeartbeatResponse, error) {
+	now := f.cfg.Now()
+	f.mu.Lock()
+	want, ok := f.nonce[d.ID]
+	if !ok || req.Nonce != want {
+		f.mu.Unlock()
+		return api.HeartbeatResponse{}, iog.Errorf(iog.EUNAUTHORIZED, "heartbeat does not answer the current nonce; call hello again")
+	}
+	n := newNonce()
+	f.nonce[d.ID] = n
+	f.seen[d.ID], f.dirty[d.ID] = now, now
+	req.Telemetry.At = now
+	f.tel[d.ID] = req.Telemetry
+	f.mu.Unlock()
+	st, err := f.comeBack(ctx, d, now)
+	if err != nil {
+		return api.HeartbeatResponse{}, err
+	}
+	return api.HeartbeatResponse{Nonce: n, Status: string(st)}, nil
+}
+
+// Telemetry returns a device's latest sample, if any.
+func (f *Fleet) Telemetry(id string) (api.Telemetry, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	t, ok := f.tel[id]
+	return t, ok
+}
+
+// LastSeen is the in-memory liveness of a device (falls back to the stored value).
+func (f *Fleet) LastSeen(d iog.Device) time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if t, ok := f.seen[d.ID]; ok {
+		return t
+	}
+	return d.LastSeenAt
+}
+
+// Run checks liveness and flushes last-seen times until ctx ends.
+func (f *Fleet) Run(ctx context.Context) error {
+	t := time.NewTicker(f.cfg.HeartbeatInterval / 2)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			f.flush(context.WithoutCancel(ctx))
+			return nil
+		case <-t.C:
+			f.CheckLiveness(ctx)
+			f.flush(ctx)
+		}
+	}
+}
+
+func (f *Fleet) flush(ctx context.Context) {
+	f.mu.Lock()
+	batch := f.dirty
+	f.dirty = map[string]time.Time{}
+	f.mu.Unlock()
+	if err := f.db.TouchDevices(ctx, batch); err != nil {
+		f.cfg.Log.Error("flush liveness", "err", err)
+		f.mu.Lock()
+		for k, v := range batch {
+			if _, ok := f.dirty[k]; !ok {
+				f.dirty[k] = v
+			}
+		}
+		f.mu.Unlock()
+	}
+}
+
+// CheckLiveness marks devices down that missed MissedBeats heartbeats and tells the market.
+func (f *Fleet) CheckLiveness(ctx context.Context) {
+	ds, err := f.db.DevicesWithStatus(ctx, iog.DeviceReady, iog.DeviceHired, iog.DevicePending, iog.DevicePaused)
+	if err != nil {
+		f.cfg.Log.Error("liveness", "err", err)
+		return
+	}
+	now := f.cfg.Now()
+	limit := time.Duration(MissedBeats) * f.cfg.HeartbeatInterval
+	for _, d := range ds {
+		last := f.LastSeen(d)
+		if now.Sub(last) <= limit {
+			continue
+		}
+		reason := "missed " + strconv.Itoa(MissedBeats) + " heartbeats (last seen " + last.UTC().Format(time.RFC3339) + ")"
+		changed, err := f.db.SetDeviceStatus(ctx, d.ID, iog.DeviceDown, reason, now, d.Status)
+		if err != nil {
+			f.cfg.Log.Error("mark down", "device", d.ID, "err", err)
+			continue
+		}
+		if !changed {
+			continue
+		}
+		f.mu.Lock()
+		delete(f.nonce, d.ID)
+		f.mu.Unlock()
+		f.cfg.Log.Warn("device down", "device", d.ID, "reason", reason)
+		if f.cfg.OnDown != nil {
+			f.cfg.OnDown(ctx, d.ID, "device "+d.ID+" "+reason)
+		}
+	}
+}
+
+// ObservedAddr is the caller's IP as this coordinator sees it.
+func ObservedAddr(remote string) string {
+	host, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		return remote
+	}
+	return host
+}

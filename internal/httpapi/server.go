@@ -1,0 +1,242 @@
+// Package httpapi is the coordinator's HTTP surface: the whole /v1 API (routes.go), its
+// authentication (API keys for people, signatures for devices), OpenAPI 3.1 at /openapi.json,
+// Prometheus metrics at /metrics, and the one mapping from error codes to HTTP statuses.
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/danielgtaylor/huma/v2/adapters/humago"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/iognet/iog/api"
+	"github.com/iognet/iog/internal/auth"
+	"github.com/iognet/iog/internal/iog"
+	"github.com/iognet/iog/internal/watch"
+)
+
+// MaxBody is the largest request body accepted.
+const MaxBody = 1 << 20
+
+// Authenticator checks callers.
+type Authenticator interface {
+	User(ctx context.Context, r *http.Request) (iog.Account, error)
+	Device(ctx context.Context, r *http.Request, body []byte) (auth.Signed, error)
+	CreateAccount(ctx context.Context, name string, roles []iog.Role) (iog.Account, string, error)
+}
+
+// Fleet is what the API needs of device management.
+type Fleet interface {
+	CreateJoinToken(ctx context.Context, acct iog.Account) (api.JoinToken, error)
+	List(ctx context.Context, acct iog.Account) ([]api.Device, error)
+	Get(ctx context.Context, acct iog.Account, id string) (api.Device, error)
+	Rename(ctx context.Context, acct iog.Account, id, name string) (api.Device, error)
+	Pause(ctx context.Context, acct iog.Account, id string) (api.Device, error)
+	Resume(ctx context.Context, acct iog.Account, id string) (api.Device, error)
+	Delete(ctx context.Context, acct iog.Account, id string) error
+	Register(ctx context.Context, pubKey string, req api.RegisterRequest, addr string) (iog.Device, error)
+	Hello(ctx context.Context, d iog.Device, req api.HelloRequest, addr string) (api.HelloResponse, error)
+	Heartbeat(ctx context.Context, d iog.Device, req api.HeartbeatRequest) (api.HeartbeatResponse, error)
+	Hub() *watch.Hub
+}
+
+// Market is what the API needs of clusters.
+type Market interface {
+	Create(ctx context.Context, acct iog.Account, r api.CreateClusterRequest) (api.Cluster, error)
+	Get(ctx context.Context, acct iog.Account, id, known string, wait time.Duration) (api.Cluster, error)
+	List(ctx context.Context, acct iog.Account) ([]api.Cluster, error)
+	Terminate(ctx context.Context, acct iog.Account, id string) (api.Cluster, error)
+	Logs(ctx context.Context, acct iog.Account, id string, rank int, after int64, wait time.Duration) (api.Logs, error)
+	Models(ctx context.Context) ([]string, error)
+	Assignments(ctx context.Context, dev iog.Device) ([]api.Assignment, error)
+	LeaseStatus(ctx context.Context, dev iog.Device, leaseID string, r api.LeaseStatusRequest) error
+	AppendLogs(ctx context.Context, dev iog.Device, leaseID string, r api.LogAppendRequest) error
+}
+
+// Config wires the server.
+type Config struct {
+	Auth   Authenticator
+	Fleet  Fleet
+	Market Market
+	Log    *slog.Logger
+	// Registry receives the API's metrics; nil makes a fresh one.
+	Registry *prometheus.Registry
+}
+
+// Server is an http.Handler.
+type Server struct {
+	cfg     Config
+	mux     *http.ServeMux
+	api     huma.API
+	handler http.Handler
+	reqs    *prometheus.CounterVec
+	latency *prometheus.HistogramVec
+}
+
+var setHumaError sync.Once
+
+type ctxKey int
+
+const (
+	keyAccount ctxKey = iota
+	keySigned
+	keyAddr
+)
+
+// New builds the server and registers every route.
+func New(cfg Config) *Server {
+	setHumaError.Do(func() { huma.NewError = newHumaError })
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
+		cfg.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	s := &Server{cfg: cfg, mux: http.NewServeMux()}
+	s.reqs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "iog_http_requests_total", Help: "HTTP requests by route and status class."}, []string{"route", "code"})
+	s.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "iog_http_request_seconds", Help: "HTTP request latency by route.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}, []string{"route"})
+	cfg.Registry.MustRegister(s.reqs, s.latency)
+
+	hc := huma.DefaultConfig("iog coordinator API", "1.0.0")
+	hc.DocsPath = "" // the docs page loads scripts from a CDN; the spec is at /openapi.json
+	hc.Info.Description = "The /v1 API of iog, an open network of GPUs. People authenticate with `Authorization: Bearer <API key>`; workers sign every request with their device key (see api.SigningMessage)."
+	hc.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
+		"apiKey":      {Type: "http", Scheme: "bearer"},
+		"deviceSig":   {Type: "apiKey", In: "header", Name: api.HeaderSignature},
+	}
+	s.api = humago.New(s.mux, hc)
+	s.routes()
+	s.mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}))
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
+	s.handler = s.authenticate(s.mux)
+	return s
+}
+
+// OpenAPI returns the generated document (used by tests that enumerate routes).
+func (s *Server) OpenAPI() *huma.OpenAPI { return s.api.OpenAPI() }
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+func writeError(w http.ResponseWriter, err error) {
+	e := fail(err)
+	var ae *apiError
+	if !errors.As(e, &ae) {
+		ae = &apiError{status: http.StatusInternalServerError, Code: iog.EINTERNAL, Message: e.Error()}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(ae.status)
+	_ = json.NewEncoder(w).Encode(ae)
+}
+
+// authenticate guards every /v1 route before any handler runs: signed device requests under
+// /v1/worker/, API keys everywhere else. Nothing under /v1 is reachable without one of them.
+func (s *Server) authenticate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w, code: 200}
+		defer func() {
+			route := r.Pattern
+			if route == "" {
+				route = "other"
+			}
+			s.reqs.WithLabelValues(route, string(rune('0'+rec.code/100))+"xx").Inc()
+			s.latency.WithLabelValues(route).Observe(time.Since(start).Seconds())
+		}()
+		ctx := context.WithValue(r.Context(), keyAddr, r.RemoteAddr)
+		switch {
+		case strings.HasPrefix(r.URL.Path, "/v1/worker/"):
+			body, err := io.ReadAll(http.MaxBytesReader(rec, r.Body, MaxBody))
+			if err != nil {
+				writeError(rec, iog.Errorf(iog.EINVALID, "request body over %d bytes", MaxBody))
+				return
+			}
+			signed, err := s.cfg.Auth.Device(ctx, r, body)
+			if err != nil {
+				writeError(rec, err)
+				return
+			}
+			if signed.Device.ID == "" && r.URL.Path != "/v1/worker/register" {
+				writeError(rec, iog.Errorf(iog.EUNAUTHORIZED, "only register may be signed by an unregistered key"))
+				return
+			}
+			if signed.Device.Status == iog.DeviceBlocked {
+				writeError(rec, iog.Errorf(iog.EFORBIDDEN, "device %s is blocked: %s", signed.Device.ID, signed.Device.StatusReason))
+				return
+			}
+			ctx = context.WithValue(ctx, keySigned, signed)
+			r.Body = io.NopCloser(bytes.NewReader(body))
+		case strings.HasPrefix(r.URL.Path, "/v1/") || r.URL.Path == "/v1":
+			acct, err := s.cfg.Auth.User(ctx, r)
+			if err != nil {
+				writeError(rec, err)
+				return
+			}
+			ctx = context.WithValue(ctx, keyAccount, acct)
+		}
+		next.ServeHTTP(rec, r.WithContext(ctx))
+	})
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.code = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Flush() {
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func account(ctx context.Context) (iog.Account, error) {
+	a, ok := ctx.Value(keyAccount).(iog.Account)
+	if !ok {
+		return a, iog.Errorf(iog.EUNAUTHORIZED, "not authenticated")
+	}
+	return a, nil
+}
+
+func signed(ctx context.Context) (auth.Signed, error) {
+	s, ok := ctx.Value(keySigned).(auth.Signed)
+	if !ok {
+		return s, iog.Errorf(iog.EUNAUTHORIZED, "not a signed device request")
+	}
+	return s, nil
+}
+
+func device(ctx context.Context) (iog.Device, error) {
+	s, err := signed(ctx)
+	if err != nil {
+		return iog.Device{}, err
+	}
+	if s.Device.ID == "" {
+		return iog.Device{}, iog.Errorf(iog.EUNAUTHORIZED, "device not registered")
+	}
+	return s.Device, nil
+}
+
+func remoteIP(ctx context.Context) string {
+	addr, _ := ctx.Value(keyAddr).(string)
+	if i := strings.LastIndex(addr, ":"); i > 0 {
+		addr = addr[:i]
+	}
+	return strings.Trim(addr, "[]")
+}

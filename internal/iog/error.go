@@ -1,0 +1,57 @@
+package iog
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Error codes users see; the HTTP layer maps each to one status code.
+const (
+	ENOTFOUND          = "ENOTFOUND"
+	EINVALID           = "EINVALID"
+	ECONFLICT          = "ECONFLICT"
+	EUNAUTHORIZED      = "EUNAUTHORIZED"
+	EFORBIDDEN         = "EFORBIDDEN"
+	EINSUFFICIENTFUNDS = "EINSUFFICIENT_FUNDS"
+	EUNAVAILABLE       = "EUNAVAILABLE"
+	EINTERNAL          = "EINTERNAL"
+)
+
+// Error is an error a user can act on: a code and a readable message.
+type Error struct {
+	Code    string
+	Message string
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+// Errorf returns an *Error with the code and a formatted message.
+func Errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// ErrorCode returns the code of the first *Error in err's chain, EINTERNAL for any other error
+// and "" for nil.
+func ErrorCode(err error) string {
+	if err == nil {
+		return ""
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return EINTERNAL
+}
+
+// ErrorMessage returns the user-facing message of err: the *Error's message, or a generic one
+// for internal errors so that internals do not leak.
+func ErrorMessage(err error) string {
+	if err == nil {
+		return ""
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Message
+	}
+	return "internal error"
+}

@@ -1,0 +1,169 @@
+package iog
+
+import "time"
+
+// Role is what an account may do.
+type Role string
+
+// Roles; an account may hold several.
+const (
+	RoleRenter   Role = "renter"
+	RoleSupplier Role = "supplier"
+	RoleAdmin    Role = "admin"
+)
+
+// Account is a user of the network.
+type Account struct {
+	ID        string
+	Name      string
+	Roles     []Role
+	CreatedAt time.Time
+}
+
+// Has reports whether the account holds role r (admins hold every role).
+func (a Account) Has(r Role) bool {
+	for _, x := range a.Roles {
+		if x == r || x == RoleAdmin {
+			return true
+		}
+	}
+	return false
+}
+
+// DeviceStatus is a device's lifecycle state (DESIGN §4).
+type DeviceStatus string
+
+// Device statuses.
+const (
+	DevicePending     DeviceStatus = "pending"
+	DeviceReady       DeviceStatus = "ready"
+	DeviceHired       DeviceStatus = "hired"
+	DevicePaused      DeviceStatus = "paused"
+	DeviceDown        DeviceStatus = "down"
+	DeviceBlocked     DeviceStatus = "blocked"
+	DeviceUnsupported DeviceStatus = "unsupported"
+	DeviceInactive    DeviceStatus = "inactive"
+)
+
+// Device is one machine (or, on the devnet, one share of a machine) that a worker runs on.
+type Device struct {
+	ID           string
+	OwnerID      string
+	Name         string
+	PublicKey    string // base64 ed25519
+	Status       DeviceStatus
+	StatusReason string
+	Region       string
+	GPUModel     string // "" for CPU-only devices
+	GPUCount     int
+	AskPerHour   Amount
+	Paused       bool
+	SharedHost   bool // accepted only by a dev-mode coordinator
+	Inventory    []byte
+	Addr         string // the worker's address as the coordinator observes it
+	DataPlane    string
+	CreatedAt    time.Time
+	LastSeenAt   time.Time
+}
+
+// DeviceEvent is one status change with its reason.
+type DeviceEvent struct {
+	DeviceID string
+	At       time.Time
+	Status   DeviceStatus
+	Reason   string
+}
+
+// ClusterState is a cluster's lifecycle state.
+type ClusterState string
+
+// Cluster states.
+const (
+	ClusterDeploying  ClusterState = "deploying"
+	ClusterRunning    ClusterState = "running"
+	ClusterCompleted  ClusterState = "completed"
+	ClusterTerminated ClusterState = "terminated"
+	ClusterFailed     ClusterState = "failed"
+)
+
+// Ended reports whether the state is final.
+func (s ClusterState) Ended() bool {
+	return s == ClusterCompleted || s == ClusterTerminated || s == ClusterFailed
+}
+
+// Cluster types.
+const (
+	TypeProcess   = "process"
+	TypeContainer = "container"
+	TypeTorch     = "torch"
+	TypeRay       = "ray"
+)
+
+// ClusterSpec is what the renter asked for.
+type ClusterSpec struct {
+	Name        string            `json:"name,omitempty"`
+	Type        string            `json:"type"`
+	Nodes       int               `json:"nodes"`
+	GPUModel    string            `json:"gpu_model,omitempty"`
+	GPUsPerNode int               `json:"gpus_per_node,omitempty"`
+	Region      string            `json:"region,omitempty"`
+	Hours       int               `json:"hours"`
+	MaxPrice    Amount            `json:"max_price_per_hour,omitempty"`
+	Image       string            `json:"image,omitempty"`
+	Command     []string          `json:"command,omitempty"`
+	Env         map[string]string `json:"env,omitempty"`
+}
+
+// Cluster is a renter's set of leased devices running one workload.
+type Cluster struct {
+	ID        string
+	OwnerID   string
+	Spec      ClusterSpec
+	State     ClusterState
+	Reason    string // why it failed, ended, or is degraded
+	Degraded  bool
+	CreatedAt time.Time
+	StartedAt time.Time
+	EndedAt   time.Time
+	ExpiresAt time.Time
+}
+
+// LeaseState is one node's state.
+type LeaseState string
+
+// Lease states. A lease is active (holds its device) while assigned, starting or running.
+const (
+	LeaseAssigned LeaseState = "assigned"
+	LeaseRunning  LeaseState = "running"
+	LeaseExited   LeaseState = "exited"
+	LeaseFailed   LeaseState = "failed"
+	LeaseStopped  LeaseState = "stopped"
+	LeaseLost     LeaseState = "lost"
+)
+
+// Active reports whether a lease in this state still holds its device.
+func (s LeaseState) Active() bool { return s == LeaseAssigned || s == LeaseRunning }
+
+// Lease is one node of a cluster: one device for the cluster's lifetime.
+type Lease struct {
+	ID        string
+	ClusterID string
+	DeviceID  string
+	Rank      int
+	State     LeaseState
+	Reason    string
+	ExitCode  *int
+	GPUs      []string // GPU UUIDs granted
+	CreatedAt time.Time
+	StartedAt time.Time
+	EndedAt   time.Time
+}
+
+// LogChunk is a piece of a node's output.
+type LogChunk struct {
+	LeaseID string
+	Seq     int64
+	Stream  string // "stdout" | "stderr" | "system"
+	Data    string
+	At      time.Time
+}

@@ -1,0 +1,327 @@
+// Package market runs clusters: it validates a renter's request, places it all-or-nothing on
+// ready devices, turns worker reports into node and cluster states, and reacts to lost nodes,
+// early termination and expiry, always recording a reason a person can read.
+package market
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/iognet/iog/api"
+	"github.com/iognet/iog/internal/iog"
+	"github.com/iognet/iog/internal/sched"
+	"github.com/iognet/iog/internal/store"
+	"github.com/iognet/iog/internal/watch"
+)
+
+// Limits on what a renter may ask for.
+const (
+	MaxNodes       = 256
+	MaxHours       = 24 * 365
+	MaxLogPerNode  = 8 << 20
+	maxEnv         = 128
+	logPageDefault = 500
+)
+
+// Config configures a Market.
+type Config struct {
+	Store *store.DB
+	Log   *slog.Logger
+	Now   func() time.Time
+	// Devices is the per-device assignment hub, bumped whenever a device's leases change.
+	Devices *watch.Hub
+	// KnownModels lists GPU classes the network recognises (besides those present on it).
+	KnownModels []string
+}
+
+// Market is safe for concurrent use.
+type Market struct {
+	cfg      Config
+	db       *store.DB
+	clusters *watch.Hub
+	// place serialises placement in this process; the store's unique index on active leases
+	// is the guarantee across processes.
+	place sync.Mutex
+}
+
+// New returns a Market.
+func New(cfg Config) *Market {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Market{cfg: cfg, db: cfg.Store, clusters: watch.New(cfg.Now().UnixMilli())}
+}
+
+var envKey = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// validate checks a request and returns the normalised spec.
+func (m *Market) validate(ctx context.Context, r api.CreateClusterRequest) (iog.ClusterSpec, error) {
+	s := iog.ClusterSpec{
+		Name: strings.TrimSpace(r.Name), Type: r.Type, Nodes: r.Nodes, GPUModel: strings.TrimSpace(r.GPUModel),
+		GPUsPerNode: r.GPUsPerNode, Region: strings.TrimSpace(r.Region), Hours: r.Hours, Image: r.Image,
+		Command: r.Command, Env: r.Env,
+	}
+	switch s.Type {
+	case iog.TypeProcess, iog.TypeTorch:
+		if len(s.Command) == 0 {
+			return s, iog.Errorf(iog.EINVALID, "a %s cluster needs a command", s.Type)
+		}
+	case iog.TypeContainer:
+		if s.Image == "" {
+			return s, iog.Errorf(iog.EINVALID, "a container cluster needs an image")
+		}
+	case iog.TypeRay:
+		return s, iog.Errorf(iog.EUNAVAILABLE, "ray clusters need the cluster mesh, which is not built yet; use process, container or torch")
+	case "":
+		return s, iog.Errorf(iog.EINVALID, "type is required: process, container or torch")
+	default:
+		return s, iog.Errorf(iog.EINVALID, "unknown cluster type %q: want process, container or torch", s.Type)
+	}
+	if s.Nodes < 1 || s.Nodes > MaxNodes {
+		return s, iog.Errorf(iog.EINVALID, "nodes must be between 1 and %d, got %d", MaxNodes, s.Nodes)
+	}
+	if s.GPUsPerNode < 0 || s.GPUsPerNode > 16 {
+		return s, iog.Errorf(iog.EINVALID, "gpus_per_node must be between 0 and 16, got %d", s.GPUsPerNode)
+	}
+	if s.Hours == 0 {
+		s.Hours = 1
+	}
+	if s.Hours < 1 || s.Hours > MaxHours {
+		return s, iog.Errorf(iog.EINVALID, "hours must be between 1 and %d, got %d", MaxHours, s.Hours)
+	}
+	if r.MaxPrice != "" {
+		p, err := iog.ParseAmount(r.MaxPrice)
+		if err != nil || p <= 0 {
+			return s, iog.Errorf(iog.EINVALID, "max_price_per_hour must be a positive decimal, got %q", r.MaxPrice)
+		}
+		s.MaxPrice = p
+	}
+	if len(s.Env) > maxEnv {
+		return s, iog.Errorf(iog.EINVALID, "at most %d environment variables", maxEnv)
+	}
+	for k := range s.Env {
+		if !envKey.MatchString(k) || strings.HasPrefix(k, "IOG_") {
+			return s, iog.Errorf(iog.EINVALID, "bad environment variable name %q (letters, digits and _, not starting with IOG_)", k)
+		}
+	}
+	if s.GPUModel != "" {
+		model, err := m.knownModel(ctx, s.GPUModel)
+		if err != nil {
+			return s, err
+		}
+		s.GPUModel = model
+	} else if s.GPUsPerNode > 0 {
+		return s, iog.Errorf(iog.EINVALID, "gpus_per_node needs a gpu model")
+	}
+	return s, nil
+}
+
+// knownModel resolves a GPU model name case-insensitively against the known classes and those
+// present on the network.
+func (m *Market) knownModel(ctx context.Context, want string) (string, error) {
+	models, err := m.Models(ctx)
+	if err != nil {
+		return "", err
+	}
+	for _, k := range models {
+		if strings.EqualFold(k, want) {
+			return k, nil
+		}
+	}
+	return "", iog.Errorf(iog.EINVALID, "unknown GPU model %q; known: %s", want, strings.Join(models, ", "))
+}
+
+// Models lists known GPU classes plus any present on the network, sorted.
+func (m *Market) Models(ctx context.Context) ([]string, error) {
+	set := map[string]bool{}
+	for _, k := range m.cfg.KnownModels {
+		set[k] = true
+	}
+	ds, err := m.db.Devices(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range ds {
+		if d.GPUModel != "" {
+			set[d.GPUModel] = true
+		}
+	}
+	out := make([]string, 0, len(set))
+	for k := range set {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// Create validates, places and records a cluster; its nodes are pushed to their workers at once.
+func (m *Market) Create(ctx context.Context, acct iog.Account, r api.CreateClusterRequest) (api.Cluster, error) {
+	if !acct.Has(iog.RoleRenter) {
+		return api.Cluster{}, iog.Errorf(iog.EFORBIDDEN, "only renter accounts can create clusters")
+	}
+	spec, err := m.validate(ctx, r)
+	if err != nil {
+		return api.Cluster{}, err
+	}
+	m.place.Lock()
+	c, leases, err := m.placeLocked(ctx, acct, spec)
+	m.place.Unlock()
+	if err != nil {
+		return api.Cluster{}, err
+	}
+	devs := make([]string, len(leases))
+	for i, l := range leases {
+		devs[i] = l.DeviceID
+	}
+	m.cfg.Devices.Bump(devs...)
+	m.cfg.Log.Info("cluster placed", "cluster", c.ID, "nodes", len(leases), "devices", devs)
+	return m.View(ctx, c.ID)
+}
+
+func (m *Market) placeLocked(ctx context.Context, acct iog.Account, spec iog.ClusterSpec) (iog.Cluster, []iog.Lease, error) {
+	all, err := m.db.Devices(ctx, "")
+	if err != nil {
+		return iog.Cluster{}, nil, err
+	}
+	snap := make([]sched.Candidate, 0, len(all))
+	for _, d := range all {
+		snap = append(snap, sched.Candidate{
+			ID: d.ID, Status: d.Status, GPUModel: d.GPUModel, GPUCount: d.GPUCount, GPUs: gpuUUIDs(d),
+			Region: d.Region, Ask: d.AskPerHour, Site: d.Addr,
+		})
+	}
+	nodes, err := sched.Place(sched.Request{Nodes: spec.Nodes, GPUModel: spec.GPUModel, GPUsPerNode: spec.GPUsPerNode,
+		Region: spec.Region, MaxPrice: spec.MaxPrice}, snap)
+	if err != nil {
+		return iog.Cluster{}, nil, err
+	}
+	now := m.cfg.Now()
+	c := iog.Cluster{ID: iog.NewID(iog.PrefixCluster), OwnerID: acct.ID, Spec: spec, State: iog.ClusterDeploying,
+		CreatedAt: now, ExpiresAt: now.Add(time.Duration(spec.Hours) * time.Hour)}
+	leases := make([]iog.Lease, len(nodes))
+	for i, n := range nodes {
+		leases[i] = iog.Lease{ID: iog.NewID(iog.PrefixLease), ClusterID: c.ID, DeviceID: n.DeviceID, Rank: i,
+			State: iog.LeaseAssigned, GPUs: n.GPUs, CreatedAt: now}
+	}
+	if err := m.db.CreateCluster(ctx, c, leases); err != nil {
+		return iog.Cluster{}, nil, err
+	}
+	return c, leases, nil
+}
+
+// SetDeviceHub sets the per-device assignment hub (owned by the fleet, which is built after
+// the market because it calls back into it).
+func (m *Market) SetDeviceHub(h *watch.Hub) { m.cfg.Devices = h }
+
+// View returns a cluster with its nodes and revision.
+func (m *Market) View(ctx context.Context, id string) (api.Cluster, error) {
+	c, err := m.db.Cluster(ctx, id)
+	if err != nil {
+		return api.Cluster{}, err
+	}
+	leases, err := m.db.Leases(ctx, id)
+	if err != nil {
+		return api.Cluster{}, err
+	}
+	return toAPI(c, leases), nil
+}
+
+// Get returns a cluster its owner (or an admin) may see; with known set it waits up to wait for
+// the revision to differ.
+func (m *Market) Get(ctx context.Context, acct iog.Account, id, known string, wait time.Duration) (api.Cluster, error) {
+	for {
+		ver, changed := m.clusters.Version(id)
+		_ = ver
+		v, err := m.View(ctx, id)
+		if err != nil {
+			return api.Cluster{}, err
+		}
+		if v.OwnerID != acct.ID && !acct.Has(iog.RoleAdmin) {
+			return api.Cluster{}, iog.Errorf(iog.ENOTFOUND, "cluster %s not found", id)
+		}
+		if known == "" || v.Revision != known || wait <= 0 {
+			return v, nil
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-changed:
+			t.Stop()
+		case <-t.C:
+			return v, nil
+		case <-ctx.Done():
+			t.Stop()
+			return v, nil
+		}
+	}
+}
+
+// List returns the caller's clusters, newest first.
+func (m *Market) List(ctx context.Context, acct iog.Account) ([]api.Cluster, error) {
+	cs, err := m.db.Clusters(ctx, acct.ID, 200)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]api.Cluster, 0, len(cs))
+	for _, c := range cs {
+		leases, err := m.db.Leases(ctx, c.ID)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, toAPI(c, leases))
+	}
+	return out, nil
+}
+
+func toAPI(c iog.Cluster, leases []iog.Lease) api.Cluster {
+	out := api.Cluster{
+		ID: c.ID, OwnerID: c.OwnerID, State: string(c.State), Reason: c.Reason, Degraded: c.Degraded,
+		CreatedAt: c.CreatedAt, StartedAt: c.StartedAt, EndedAt: c.EndedAt, ExpiresAt: c.ExpiresAt,
+		Spec: api.CreateClusterRequest{Name: c.Spec.Name, Type: c.Spec.Type, Nodes: c.Spec.Nodes, GPUModel: c.Spec.GPUModel,
+			GPUsPerNode: c.Spec.GPUsPerNode, Region: c.Spec.Region, Hours: c.Spec.Hours, Image: c.Spec.Image,
+			Command: c.Spec.Command, Env: c.Spec.Env},
+		Nodes: []api.Node{},
+	}
+	if c.Spec.MaxPrice > 0 {
+		out.Spec.MaxPrice = c.Spec.MaxPrice.String()
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "%s|%s|%t", c.State, c.Reason, c.Degraded)
+	for _, l := range leases {
+		out.Nodes = append(out.Nodes, api.Node{Rank: l.Rank, LeaseID: l.ID, DeviceID: l.DeviceID, State: string(l.State),
+			Reason: l.Reason, ExitCode: l.ExitCode, StartedAt: l.StartedAt, EndedAt: l.EndedAt})
+		fmt.Fprintf(h, "|%s:%s:%s", l.ID, l.State, l.Reason)
+	}
+	out.Revision = hex.EncodeToString(h.Sum(nil)[:8])
+	return out
+}
+
+func gpuUUIDs(d iog.Device) []string {
+	inv, err := decodeInventory(d)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, g := range inv.GPUs {
+		if g.Model == d.GPUModel {
+			out = append(out, g.UUID)
+		}
+	}
+	return out
+}
+
+func rankList(ls []iog.Lease) string {
+	var b []string
+	for _, l := range ls {
+		b = append(b, strconv.Itoa(l.Rank))
+	}
+	return strings.Join(b, ",")
+}

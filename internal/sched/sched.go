@@ -1,0 +1,139 @@
+// Package sched decides where a cluster's nodes go. It is a pure function over a snapshot of
+// the devices: no I/O, no clock, no randomness, so the same snapshot always gives the same
+// placement and every decision can be replayed in a test.
+package sched
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/iognet/iog/internal/iog"
+)
+
+// Candidate is a device as placement sees it.
+type Candidate struct {
+	ID         string
+	Status     iog.DeviceStatus
+	GPUModel   string
+	GPUCount   int
+	GPUs       []string // UUIDs, in order
+	Region     string
+	Ask        iog.Amount // per hour
+	Site       string     // co-location key (the worker's network address); "" = unknown
+	Reputation int        // 0..1000, higher is better; 0 until reputation exists
+}
+
+// Request is what the renter asked for.
+type Request struct {
+	Nodes       int
+	GPUModel    string // "" = any device, CPU-only included
+	GPUsPerNode int
+	Region      string // "" = any
+	MaxPrice    iog.Amount
+}
+
+// Node is one chosen device and the GPUs granted on it.
+type Node struct {
+	DeviceID string
+	GPUs     []string
+}
+
+// Place chooses req.Nodes distinct ready devices, or none: never half a cluster. Order of
+// preference: lower ask, then devices at a site that holds more of the matches (co-location),
+// then higher reputation, then id (for determinism).
+func Place(req Request, snapshot []Candidate) ([]Node, error) {
+	if req.Nodes < 1 {
+		return nil, iog.Errorf(iog.EINVALID, "nodes must be at least 1")
+	}
+	var match []Candidate
+	busy := map[iog.DeviceStatus]int{}
+	for _, c := range snapshot {
+		if !fits(req, c) {
+			continue
+		}
+		if c.Status != iog.DeviceReady {
+			busy[c.Status]++
+			continue
+		}
+		match = append(match, c)
+	}
+	if len(match) < req.Nodes {
+		return nil, iog.Errorf(iog.EUNAVAILABLE, "%s", explain(req, len(match), busy))
+	}
+	site := map[string]int{}
+	for _, c := range match {
+		if c.Site != "" {
+			site[c.Site]++
+		}
+	}
+	sort.SliceStable(match, func(i, j int) bool {
+		a, b := match[i], match[j]
+		if a.Ask != b.Ask {
+			return a.Ask < b.Ask
+		}
+		if site[a.Site] != site[b.Site] {
+			return site[a.Site] > site[b.Site]
+		}
+		if a.Reputation != b.Reputation {
+			return a.Reputation > b.Reputation
+		}
+		return a.ID < b.ID
+	})
+	out := make([]Node, req.Nodes)
+	for i := range out {
+		c := match[i]
+		n := Node{DeviceID: c.ID}
+		if req.GPUsPerNode > 0 && len(c.GPUs) >= req.GPUsPerNode {
+			n.GPUs = append([]string(nil), c.GPUs[:req.GPUsPerNode]...)
+		}
+		out[i] = n
+	}
+	return out, nil
+}
+
+func fits(req Request, c Candidate) bool {
+	if req.GPUModel != "" && !strings.EqualFold(c.GPUModel, req.GPUModel) {
+		return false
+	}
+	if req.GPUsPerNode > 0 && c.GPUCount < req.GPUsPerNode {
+		return false
+	}
+	if req.Region != "" && !strings.EqualFold(c.Region, req.Region) {
+		return false
+	}
+	if req.MaxPrice > 0 && c.Ask > req.MaxPrice {
+		return false
+	}
+	return true
+}
+
+// explain says why a placement failed, in the words a renter needs.
+func explain(req Request, ready int, busy map[iog.DeviceStatus]int) string {
+	what := "devices"
+	if req.GPUModel != "" {
+		what = "devices with " + req.GPUModel
+		if req.GPUsPerNode > 1 {
+			what = fmt.Sprintf("devices with %d x %s", req.GPUsPerNode, req.GPUModel)
+		}
+	} else if req.GPUsPerNode > 0 {
+		what = fmt.Sprintf("devices with %d GPUs", req.GPUsPerNode)
+	}
+	msg := fmt.Sprintf("no %d ready %s", req.Nodes, what)
+	if req.Region != "" {
+		msg += " in " + req.Region
+	}
+	if req.MaxPrice > 0 {
+		msg += " at or below " + req.MaxPrice.String() + "/h"
+	}
+	msg += fmt.Sprintf(": %d ready", ready)
+	keys := make([]string, 0, len(busy))
+	for k := range busy {
+		keys = append(keys, string(k))
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		msg += fmt.Sprintf(", %d %s", busy[iog.DeviceStatus(k)], k)
+	}
+	return msg
+}

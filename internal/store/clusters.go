@@ -1,0 +1,279 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/iognet/iog/internal/iog"
+)
+
+// CreateCluster stores a cluster and its leases and marks their devices hired, atomically. A
+// device that is no longer ready, or already in an active lease, makes the whole create fail
+// with ECONFLICT: placement is all-or-nothing.
+func (s *DB) CreateCluster(ctx context.Context, c iog.Cluster, leases []iog.Lease) error {
+	spec, err := json.Marshal(c.Spec)
+	if err != nil {
+		return fmt.Errorf("store: encode spec: %w", err)
+	}
+	return s.tx(ctx, func(q querier) error {
+		_, err := q.ExecContext(ctx, `INSERT INTO clusters (id, owner_id, spec, state, reason, created_at, expires_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7)`, c.ID, c.OwnerID, string(spec), string(c.State), c.Reason, ms(c.CreatedAt), ms(c.ExpiresAt))
+		if err != nil {
+			return fmt.Errorf("store: insert cluster: %w", err)
+		}
+		for _, l := range leases {
+			res, err := q.ExecContext(ctx, `UPDATE devices SET status = $1, status_reason = $2 WHERE id = $3 AND status = $4 AND deleted = 0`,
+				string(iog.DeviceHired), "hired by cluster "+c.ID, l.DeviceID, string(iog.DeviceReady))
+			if err != nil {
+				return fmt.Errorf("store: hire device: %w", err)
+			}
+			if n, _ := res.RowsAffected(); n != 1 {
+				return iog.Errorf(iog.ECONFLICT, "device %s is no longer ready", l.DeviceID)
+			}
+			if err := insertEvent(ctx, q, l.DeviceID, c.CreatedAt, iog.DeviceHired, "hired by cluster "+c.ID); err != nil {
+				return err
+			}
+			_, err = q.ExecContext(ctx, `INSERT INTO leases (id, cluster_id, device_id, rank, state, gpus, active, created_at)
+				VALUES ($1, $2, $3, $4, $5, $6, 1, $7)`, l.ID, c.ID, l.DeviceID, l.Rank, string(l.State), strings.Join(l.GPUs, ","), ms(c.CreatedAt))
+			if isUnique(err) {
+				return iog.Errorf(iog.ECONFLICT, "device %s is already leased", l.DeviceID)
+			}
+			if err != nil {
+				return fmt.Errorf("store: insert lease: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+const clusterCols = `id, owner_id, spec, state, reason, degraded, created_at, started_at, ended_at, expires_at`
+
+func scanCluster(row interface{ Scan(...any) error }) (iog.Cluster, error) {
+	var c iog.Cluster
+	var spec, state string
+	var degraded int
+	var created, started, ended, expires int64
+	if err := row.Scan(&c.ID, &c.OwnerID, &spec, &state, &c.Reason, &degraded, &created, &started, &ended, &expires); err != nil {
+		return c, err
+	}
+	if err := json.Unmarshal([]byte(spec), &c.Spec); err != nil {
+		return c, fmt.Errorf("store: decode spec of %s: %w", c.ID, err)
+	}
+	c.State, c.Degraded = iog.ClusterState(state), degraded == 1
+	c.CreatedAt, c.StartedAt, c.EndedAt, c.ExpiresAt = tm(created), tm(started), tm(ended), tm(expires)
+	return c, nil
+}
+
+func (s *DB) clusterWhere(ctx context.Context, where string, args ...any) ([]iog.Cluster, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+clusterCols+` FROM clusters WHERE `+where, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: clusters: %w", err)
+	}
+	defer rows.Close()
+	var out []iog.Cluster
+	for rows.Next() {
+		c, err := scanCluster(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// Cluster returns one cluster.
+func (s *DB) Cluster(ctx context.Context, id string) (iog.Cluster, error) {
+	cs, err := s.clusterWhere(ctx, `id = $1`, id)
+	if err != nil {
+		return iog.Cluster{}, err
+	}
+	if len(cs) == 0 {
+		return iog.Cluster{}, notFound("cluster", id)
+	}
+	return cs[0], nil
+}
+
+// Clusters lists an owner's clusters (all when ownerID is ""), newest first, at most limit.
+func (s *DB) Clusters(ctx context.Context, ownerID string, limit int) ([]iog.Cluster, error) {
+	if ownerID == "" {
+		return s.clusterWhere(ctx, `1 = 1 ORDER BY created_at DESC, id LIMIT $1`, limit)
+	}
+	return s.clusterWhere(ctx, `owner_id = $1 ORDER BY created_at DESC, id LIMIT $2`, ownerID, limit)
+}
+
+// OpenClusters lists the clusters that have not ended.
+func (s *DB) OpenClusters(ctx context.Context) ([]iog.Cluster, error) {
+	return s.clusterWhere(ctx, `state IN ($1, $2) ORDER BY created_at`, string(iog.ClusterDeploying), string(iog.ClusterRunning))
+}
+
+// UpdateCluster saves a cluster's state, reason, degraded flag and times.
+func (s *DB) UpdateCluster(ctx context.Context, c iog.Cluster) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE clusters SET state = $1, reason = $2, degraded = $3, started_at = $4, ended_at = $5,
+		expires_at = $6 WHERE id = $7`, string(c.State), c.Reason, b2i(c.Degraded), ms(c.StartedAt), ms(c.EndedAt), ms(c.ExpiresAt), c.ID)
+	if err != nil {
+		return fmt.Errorf("store: update cluster: %w", err)
+	}
+	return nil
+}
+
+const leaseCols = `id, cluster_id, device_id, rank, state, reason, exit_code, gpus, created_at, started_at, ended_at`
+
+func scanLease(row interface{ Scan(...any) error }) (iog.Lease, error) {
+	var l iog.Lease
+	var state, gpus string
+	var code sql.NullInt64
+	var created, started, ended int64
+	if err := row.Scan(&l.ID, &l.ClusterID, &l.DeviceID, &l.Rank, &state, &l.Reason, &code, &gpus, &created, &started, &ended); err != nil {
+		return l, err
+	}
+	l.State = iog.LeaseState(state)
+	if code.Valid {
+		c := int(code.Int64)
+		l.ExitCode = &c
+	}
+	if gpus != "" {
+		l.GPUs = strings.Split(gpus, ",")
+	}
+	l.CreatedAt, l.StartedAt, l.EndedAt = tm(created), tm(started), tm(ended)
+	return l, nil
+}
+
+func (s *DB) leaseWhere(ctx context.Context, where string, args ...any) ([]iog.Lease, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+leaseCols+` FROM leases WHERE `+where, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: leases: %w", err)
+	}
+	defer rows.Close()
+	var out []iog.Lease
+	for rows.Next() {
+		l, err := scanLease(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, l)
+	}
+	return out, rows.Err()
+}
+
+// Lease returns one lease.
+func (s *DB) Lease(ctx context.Context, id string) (iog.Lease, error) {
+	ls, err := s.leaseWhere(ctx, `id = $1`, id)
+	if err != nil {
+		return iog.Lease{}, err
+	}
+	if len(ls) == 0 {
+		return iog.Lease{}, notFound("lease", id)
+	}
+	return ls[0], nil
+}
+
+// Leases returns a cluster's leases by rank.
+func (s *DB) Leases(ctx context.Context, clusterID string) ([]iog.Lease, error) {
+	return s.leaseWhere(ctx, `cluster_id = $1 ORDER BY rank`, clusterID)
+}
+
+// ActiveLeases returns the leases a device should be running.
+func (s *DB) ActiveLeases(ctx context.Context, deviceID string) ([]iog.Lease, error) {
+	return s.leaseWhere(ctx, `device_id = $1 AND active = 1 ORDER BY created_at`, deviceID)
+}
+
+// EndLease moves an active lease to a final state and frees its device (back to ready unless
+// the device is paused, down or blocked). It reports false when the lease had already ended.
+func (s *DB) EndLease(ctx context.Context, id string, st iog.LeaseState, reason string, exitCode *int, now time.Time) (bool, error) {
+	ended := false
+	err := s.tx(ctx, func(q querier) error {
+		var dev string
+		err := q.QueryRowContext(ctx, `SELECT device_id FROM leases WHERE id = $1 AND active = 1`, id).Scan(&dev)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("store: read lease: %w", err)
+		}
+		var code any
+		if exitCode != nil {
+			code = *exitCode
+		}
+		if _, err := q.ExecContext(ctx, `UPDATE leases SET state = $1, reason = $2, exit_code = $3, ended_at = $4, active = 0 WHERE id = $5`,
+			string(st), reason, code, ms(now), id); err != nil {
+			return fmt.Errorf("store: end lease: %w", err)
+		}
+		ended = true
+		_, err = setStatus(ctx, q, dev, iog.DeviceReady, "lease "+id+" ended", now, iog.DeviceHired)
+		return err
+	})
+	return ended, err
+}
+
+// StartLease marks an assigned lease running. It reports false when the lease is not assigned.
+func (s *DB) StartLease(ctx context.Context, id string, now time.Time) (bool, error) {
+	res, err := s.db.ExecContext(ctx, `UPDATE leases SET state = $1, started_at = $2 WHERE id = $3 AND state = $4 AND active = 1`,
+		string(iog.LeaseRunning), ms(now), id, string(iog.LeaseAssigned))
+	if err != nil {
+		return false, fmt.Errorf("store: start lease: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return n == 1, nil
+}
+
+// AppendLogs appends output chunks of a lease to its cluster's log.
+func (s *DB) AppendLogs(ctx context.Context, clusterID, leaseID string, rank int, chunks []iog.LogChunk) error {
+	return s.tx(ctx, func(q querier) error {
+		var next int64
+		if err := q.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM log_chunks WHERE cluster_id = $1`, clusterID).Scan(&next); err != nil {
+			return fmt.Errorf("store: log seq: %w", err)
+		}
+		for _, c := range chunks {
+			next++
+			_, err := q.ExecContext(ctx, `INSERT INTO log_chunks (cluster_id, seq, lease_id, rank, stream, data, at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+				clusterID, next, leaseID, rank, c.Stream, c.Data, ms(c.At))
+			if isUnique(err) {
+				return iog.Errorf(iog.ECONFLICT, "concurrent log append, retry")
+			}
+			if err != nil {
+				return fmt.Errorf("store: append log: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+// Logs returns up to limit chunks of a cluster after seq; rank < 0 means every node.
+func (s *DB) Logs(ctx context.Context, clusterID string, rank int, after int64, limit int) ([]iog.LogChunk, []int, error) {
+	var rows *sql.Rows
+	var err error
+	if rank < 0 {
+		rows, err = s.db.QueryContext(ctx, `SELECT seq, lease_id, rank, stream, data, at FROM log_chunks WHERE cluster_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`, clusterID, after, limit)
+	} else {
+		rows, err = s.db.QueryContext(ctx, `SELECT seq, lease_id, rank, stream, data, at FROM log_chunks WHERE cluster_id = $1 AND seq > $2 AND rank = $3 ORDER BY seq LIMIT $4`, clusterID, after, rank, limit)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("store: logs: %w", err)
+	}
+	defer rows.Close()
+	var out []iog.LogChunk
+	var ranks []int
+	for rows.Next() {
+		var c iog.LogChunk
+		var r int
+		var at int64
+		if err := rows.Scan(&c.Seq, &c.LeaseID, &r, &c.Stream, &c.Data, &at); err != nil {
+			return nil, nil, err
+		}
+		c.At = tm(at)
+		out, ranks = append(out, c), append(ranks, r)
+	}
+	return out, ranks, rows.Err()
+}
+
+// LogBytes returns how many bytes of output a lease has stored (for the per-node cap).
+func (s *DB) LogBytes(ctx context.Context, leaseID string) (int64, error) {
+	var n int64
+	err := s.db.QueryRowContext(ctx, `SELECT COALESCE(SUM(LENGTH(data)), 0) FROM log_chunks WHERE lease_id = $1`, leaseID).Scan(&n)
+	return n, err
+}

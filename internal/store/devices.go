@@ -1,0 +1,248 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/iognet/iog/internal/iog"
+)
+
+// RegisterDevice spends a join token and creates the device it joins, atomically: a token
+// works once, before it expires, and only for one key.
+func (s *DB) RegisterDevice(ctx context.Context, tokenHash string, d iog.Device) (iog.Device, error) {
+	err := s.tx(ctx, func(q querier) error {
+		var owner string
+		var expires int64
+		var used sql.NullInt64
+		err := q.QueryRowContext(ctx, `SELECT account_id, expires_at, used_at FROM join_tokens WHERE hash = $1`, tokenHash).
+			Scan(&owner, &expires, &used)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			return iog.Errorf(iog.EUNAUTHORIZED, "unknown join token")
+		case err != nil:
+			return fmt.Errorf("store: read join token: %w", err)
+		case used.Valid:
+			return iog.Errorf(iog.EUNAUTHORIZED, "join token was already used")
+		case expires <= ms(d.CreatedAt):
+			return iog.Errorf(iog.EUNAUTHORIZED, "join token expired at %s", tm(expires).Format(time.RFC3339))
+		}
+		res, err := q.ExecContext(ctx, `UPDATE join_tokens SET used_at = $1, device_id = $2 WHERE hash = $3 AND used_at IS NULL`,
+			ms(d.CreatedAt), d.ID, tokenHash)
+		if err != nil {
+			return fmt.Errorf("store: spend join token: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return iog.Errorf(iog.EUNAUTHORIZED, "join token was already used")
+		}
+		d.OwnerID = owner
+		_, err = q.ExecContext(ctx, `INSERT INTO devices (id, owner_id, name, public_key, status, status_reason, region,
+			gpu_model, gpu_count, ask_per_hour, paused, shared_host, inventory, addr, data_plane, created_at, last_seen_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
+			d.ID, d.OwnerID, d.Name, d.PublicKey, string(d.Status), d.StatusReason, d.Region, d.GPUModel, d.GPUCount,
+			int64(d.AskPerHour), b2i(d.Paused), b2i(d.SharedHost), string(d.Inventory), d.Addr, d.DataPlane,
+			ms(d.CreatedAt), ms(d.LastSeenAt))
+		if isUnique(err) {
+			return iog.Errorf(iog.ECONFLICT, "this worker key is already registered")
+		}
+		if err != nil {
+			return fmt.Errorf("store: insert device: %w", err)
+		}
+		return insertEvent(ctx, q, d.ID, d.CreatedAt, d.Status, d.StatusReason)
+	})
+	return d, err
+}
+
+func insertEvent(ctx context.Context, q querier, id string, at time.Time, st iog.DeviceStatus, reason string) error {
+	_, err := q.ExecContext(ctx, `INSERT INTO device_events (device_id, at, status, reason) VALUES ($1, $2, $3, $4)`,
+		id, ms(at), string(st), reason)
+	if err != nil {
+		return fmt.Errorf("store: device event: %w", err)
+	}
+	return nil
+}
+
+const deviceCols = `id, owner_id, name, public_key, status, status_reason, region, gpu_model, gpu_count,
+	ask_per_hour, paused, shared_host, inventory, addr, data_plane, created_at, last_seen_at`
+
+func scanDevice(row interface{ Scan(...any) error }) (iog.Device, error) {
+	var d iog.Device
+	var status, inv string
+	var ask, created, seen int64
+	var paused, shared int
+	err := row.Scan(&d.ID, &d.OwnerID, &d.Name, &d.PublicKey, &status, &d.StatusReason, &d.Region, &d.GPUModel,
+		&d.GPUCount, &ask, &paused, &shared, &inv, &d.Addr, &d.DataPlane, &created, &seen)
+	d.Status, d.AskPerHour, d.Paused, d.SharedHost = iog.DeviceStatus(status), iog.Amount(ask), paused == 1, shared == 1
+	d.Inventory, d.CreatedAt, d.LastSeenAt = []byte(inv), tm(created), tm(seen)
+	return d, err
+}
+
+func (s *DB) deviceWhere(ctx context.Context, where string, args ...any) ([]iog.Device, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+deviceCols+` FROM devices WHERE deleted = 0 AND `+where, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: devices: %w", err)
+	}
+	defer rows.Close()
+	var out []iog.Device
+	for rows.Next() {
+		d, err := scanDevice(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store: scan device: %w", err)
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// Device returns one device.
+func (s *DB) Device(ctx context.Context, id string) (iog.Device, error) {
+	ds, err := s.deviceWhere(ctx, `id = $1`, id)
+	if err != nil {
+		return iog.Device{}, err
+	}
+	if len(ds) == 0 {
+		return iog.Device{}, notFound("device", id)
+	}
+	return ds[0], nil
+}
+
+// Devices lists the devices of an owner, or all devices when ownerID is "".
+func (s *DB) Devices(ctx context.Context, ownerID string) ([]iog.Device, error) {
+	if ownerID == "" {
+		return s.deviceWhere(ctx, `1 = 1 ORDER BY created_at, id`)
+	}
+	return s.deviceWhere(ctx, `owner_id = $1 ORDER BY created_at, id`, ownerID)
+}
+
+// DevicesWithStatus lists devices in any of the given statuses.
+func (s *DB) DevicesWithStatus(ctx context.Context, st ...iog.DeviceStatus) ([]iog.Device, error) {
+	var out []iog.Device
+	for _, x := range st {
+		ds, err := s.deviceWhere(ctx, `status = $1 ORDER BY id`, string(x))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ds...)
+	}
+	return out, nil
+}
+
+// SetDeviceStatus changes a device's status and records why. When from is not empty the change
+// happens only if the device is in one of those statuses; it reports whether it changed.
+func (s *DB) SetDeviceStatus(ctx context.Context, id string, st iog.DeviceStatus, reason string, now time.Time, from ...iog.DeviceStatus) (bool, error) {
+	changed := false
+	err := s.tx(ctx, func(q querier) error {
+		var err error
+		changed, err = setStatus(ctx, q, id, st, reason, now, from...)
+		return err
+	})
+	return changed, err
+}
+
+func setStatus(ctx context.Context, q querier, id string, st iog.DeviceStatus, reason string, now time.Time, from ...iog.DeviceStatus) (bool, error) {
+	var cur, curReason string
+	err := q.QueryRowContext(ctx, `SELECT status, status_reason FROM devices WHERE id = $1 AND deleted = 0`, id).Scan(&cur, &curReason)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, notFound("device", id)
+	}
+	if err != nil {
+		return false, fmt.Errorf("store: read device status: %w", err)
+	}
+	if len(from) > 0 {
+		ok := false
+		for _, f := range from {
+			ok = ok || iog.DeviceStatus(cur) == f
+		}
+		if !ok {
+			return false, nil
+		}
+	}
+	if cur == string(st) && curReason == reason {
+		return false, nil
+	}
+	if _, err := q.ExecContext(ctx, `UPDATE devices SET status = $1, status_reason = $2 WHERE id = $3`, string(st), reason, id); err != nil {
+		return false, fmt.Errorf("store: set device status: %w", err)
+	}
+	return true, insertEvent(ctx, q, id, now, st, reason)
+}
+
+// UpdateDevice saves the fields an owner or the worker may change: name, paused, inventory,
+// GPU model and count, address and data plane.
+func (s *DB) UpdateDevice(ctx context.Context, d iog.Device) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE devices SET name = $1, paused = $2, inventory = $3, gpu_model = $4,
+		gpu_count = $5, addr = $6, data_plane = $7, region = $8, ask_per_hour = $9 WHERE id = $10`,
+		d.Name, b2i(d.Paused), string(d.Inventory), d.GPUModel, d.GPUCount, d.Addr, d.DataPlane, d.Region,
+		int64(d.AskPerHour), d.ID)
+	if err != nil {
+		return fmt.Errorf("store: update device: %w", err)
+	}
+	return nil
+}
+
+// DeleteDevice hides a device that holds no active lease.
+func (s *DB) DeleteDevice(ctx context.Context, id string, now time.Time) error {
+	return s.tx(ctx, func(q querier) error {
+		var n int
+		if err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM leases WHERE device_id = $1 AND active = 1`, id).Scan(&n); err != nil {
+			return fmt.Errorf("store: count leases: %w", err)
+		}
+		if n > 0 {
+			return iog.Errorf(iog.ECONFLICT, "device %s is hired; terminate its cluster first", id)
+		}
+		if _, err := q.ExecContext(ctx, `UPDATE devices SET deleted = 1, public_key = public_key || ':deleted:' || id WHERE id = $1`, id); err != nil {
+			return fmt.Errorf("store: delete device: %w", err)
+		}
+		return insertEvent(ctx, q, id, now, iog.DeviceInactive, "deleted by owner")
+	})
+}
+
+// DeviceByKey finds a device by its worker's public key.
+func (s *DB) DeviceByKey(ctx context.Context, key string) (iog.Device, error) {
+	ds, err := s.deviceWhere(ctx, `public_key = $1`, key)
+	if err != nil {
+		return iog.Device{}, err
+	}
+	if len(ds) == 0 {
+		return iog.Device{}, notFound("device with key", key)
+	}
+	return ds[0], nil
+}
+
+// DeviceEvents returns a device's status history, oldest first (at most limit, newest kept).
+func (s *DB) DeviceEvents(ctx context.Context, id string, limit int) ([]iog.DeviceEvent, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT at, status, reason FROM device_events WHERE device_id = $1 ORDER BY at DESC LIMIT $2`, id, limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: device events: %w", err)
+	}
+	defer rows.Close()
+	var out []iog.DeviceEvent
+	for rows.Next() {
+		e := iog.DeviceEvent{DeviceID: id}
+		var at int64
+		var st string
+		if err := rows.Scan(&at, &st, &e.Reason); err != nil {
+			return nil, err
+		}
+		e.At, e.Status = tm(at), iog.DeviceStatus(st)
+		out = append([]iog.DeviceEvent{e}, out...)
+	}
+	return out, rows.Err()
+}
+
+// TouchDevices records last-seen times in one batch (liveness lives in memory; this is its
+// periodic flush, never one write per heartbeat).
+func (s *DB) TouchDevices(ctx context.Context, seen map[string]time.Time) error {
+	if len(seen) == 0 {
+		return nil
+	}
+	return s.tx(ctx, func(q querier) error {
+		for id, at := range seen {
+			if _, err := q.ExecContext(ctx, `UPDATE devices SET last_seen_at = $1 WHERE id = $2 AND last_seen_at < $1`, ms(at), id); err != nil {
+				return fmt.Errorf("store: touch devices: %w", err)
+			}
+		}
+		return nil
+	})
+}

@@ -1,0 +1,172 @@
+// Package store is iog's one persistence layer: a concrete *DB over database/sql that runs the
+// same SQL on SQLite (modernc, pure Go, the default) and PostgreSQL (pgx, for scale-out).
+// Migrations are embedded and applied with goose on Open.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/iognet/iog/internal/iog"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Engine names.
+const (
+	SQLite   = "sqlite"
+	Postgres = "postgres"
+)
+
+// DB is the store. Safe for concurrent use.
+type DB struct {
+	db     *sql.DB
+	engine string
+}
+
+// Open opens (creating if needed) the database named by dsn — "sqlite:PATH" or a
+// "postgres://" URL — and brings its schema up to date.
+func Open(ctx context.Context, dsn string) (*DB, error) {
+	var (
+		db      *sql.DB
+		err     error
+		engine  string
+		dialect goose.Dialect
+		opts    []goose.ProviderOption
+	)
+	switch {
+	case strings.HasPrefix(dsn, "sqlite:"):
+		path := strings.TrimPrefix(dsn, "sqlite:")
+		if path == "" {
+			return nil, iog.Errorf(iog.EINVALID, "empty SQLite path in %q", dsn)
+		}
+		if dir := filepath.Dir(path); dir != "" {
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				return nil, fmt.Errorf("store: create %s: %w", dir, err)
+			}
+		}
+		db, err = sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)&_txlock=immediate")
+		if err != nil {
+			return nil, fmt.Errorf("store: open sqlite: %w", err)
+		}
+		// One connection: SQLite has one writer anyway, and this rules out SQLITE_BUSY between
+		// our own connections. Reads are fast enough at this size.
+		db.SetMaxOpenConns(1)
+		engine, dialect = SQLite, goose.DialectSQLite3
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		db, err = sql.Open("pgx", dsn)
+		if err != nil {
+			return nil, fmt.Errorf("store: open postgres: %w", err)
+		}
+		db.SetMaxOpenConns(20)
+		engine, dialect = Postgres, goose.DialectPostgres
+		locker, err := lock.NewPostgresSessionLocker()
+		if err != nil {
+			return nil, fmt.Errorf("store: migration lock: %w", err)
+		}
+		opts = append(opts, goose.WithSessionLocker(locker))
+	default:
+		return nil, iog.Errorf(iog.EINVALID, "unknown database %q: want sqlite:PATH or postgres://...", dsn)
+	}
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: connect %s: %w", engine, err)
+	}
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	p, err := goose.NewProvider(dialect, db, sub, opts...)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: migrations: %w", err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: migrate: %w", err)
+	}
+	return &DB{db: db, engine: engine}, nil
+}
+
+// Engine returns SQLite or Postgres.
+func (s *DB) Engine() string { return s.engine }
+
+// Close closes the database.
+func (s *DB) Close() error { return s.db.Close() }
+
+// SQL exposes the handle for benchmarks and tests in this module.
+func (s *DB) SQL() *sql.DB { return s.db }
+
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// tx runs fn in a transaction, committing when it returns nil.
+func (s *DB) tx(ctx context.Context, fn func(q querier) error) error {
+	t, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: begin: %w", err)
+	}
+	if err := fn(t); err != nil {
+		_ = t.Rollback()
+		return err
+	}
+	if err := t.Commit(); err != nil {
+		return fmt.Errorf("store: commit: %w", err)
+	}
+	return nil
+}
+
+func isUnique(err error) bool {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		return se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code == "23505"
+	}
+	return false
+}
+
+func ms(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+func tm(v int64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(v).UTC()
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func notFound(what, id string) error { return iog.Errorf(iog.ENOTFOUND, "%s %s not found", what, id) }

@@ -1,0 +1,78 @@
+// Package watch lets long-polling readers wait for a keyed version to change: a worker waiting
+// for new assignments, a CLI waiting for a cluster to move on. It is in-memory and per process.
+package watch
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// Hub holds one version counter and one wake-up channel per key.
+type Hub struct {
+	mu   sync.Mutex
+	base int64
+	m    map[string]*entry
+}
+
+type entry struct {
+	ver int64
+	ch  chan struct{}
+}
+
+// New returns a hub whose versions start at base (use something that differs across restarts,
+// such as the start time, so a client's old version never matches by accident).
+func New(base int64) *Hub { return &Hub{base: base, m: map[string]*entry{}} }
+
+func (h *Hub) get(key string) *entry {
+	e := h.m[key]
+	if e == nil {
+		e = &entry{ver: h.base, ch: make(chan struct{})}
+		h.m[key] = e
+	}
+	return e
+}
+
+// Bump advances the version of each key and wakes its waiters.
+func (h *Hub) Bump(keys ...string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, k := range keys {
+		e := h.get(k)
+		e.ver++
+		close(e.ch)
+		e.ch = make(chan struct{})
+	}
+}
+
+// Version returns the current version of key and a channel closed at its next change.
+func (h *Hub) Version(key string) (int64, <-chan struct{}) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	e := h.get(key)
+	return e.ver, e.ch
+}
+
+// Wait returns key's version as soon as it differs from since, or when d passes or ctx ends.
+func (h *Hub) Wait(ctx context.Context, key string, since int64, d time.Duration) int64 {
+	v, ch := h.Version(key)
+	if v != since || d <= 0 {
+		return v
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ch:
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	v, _ = h.Version(key)
+	return v
+}
+
+// Forget drops a key (its next use starts again from base+1 after a Bump).
+func (h *Hub) Forget(key string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.m, key)
+}

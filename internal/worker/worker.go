@@ -1,0 +1,247 @@
+// Package worker is the agent that runs on a supplier's machine: it keeps the device key,
+// joins once with a one-time token, answers heartbeat nonces with telemetry, long-polls its
+// assignments and reconciles them against the workloads it runs through an executor, shipping
+// their output and exit codes back.
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/iognet/iog/api"
+	"github.com/iognet/iog/internal/executor"
+)
+
+// Starter starts one node's workload (executor.Process, executor.Docker, or a test fake).
+type Starter interface {
+	Start(ctx context.Context, s executor.Spec) (executor.Task, error)
+}
+
+// Sampler gives telemetry for heartbeats.
+type Sampler interface {
+	Sample(ctx context.Context, now time.Time) api.Telemetry
+}
+
+// Config configures a worker.
+type Config struct {
+	Coordinator string // base URL
+	JoinToken   string // needed only on the first start
+	StateDir    string
+	Name        string
+	Region      string
+	// Executors by cluster type: "process" (also used for torch) and "container".
+	Executors map[string]Starter
+	Inventory func(ctx context.Context) (api.Inventory, error)
+	Sampler   Sampler
+	DataPlane string
+	Log       *slog.Logger
+	Now       func() time.Time
+	HTTP      *http.Client
+	// PollWait is how long one assignments long-poll may wait (default 25s).
+	PollWait time.Duration
+}
+
+// Worker is one running agent.
+type Worker struct {
+	cfg Config
+	cl  *api.Client
+
+	mu      sync.Mutex
+	tasks   map[string]*node // running or stopping
+	done    map[string]bool  // leases that ended here
+	nonce    string
+	interval time.Duration
+	crashed bool
+	cancel  context.CancelFunc
+	ready   chan struct{}
+}
+
+// New checks the config and loads (or makes) the device key.
+func New(cfg Config) (*Worker, error) {
+	if cfg.Coordinator == "" {
+		return nil, errors.New("worker: --coordinator is required")
+	}
+	if cfg.StateDir == "" {
+		return nil, errors.New("worker: a state dir is required")
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.PollWait <= 0 {
+		cfg.PollWait = 25 * time.Second
+	}
+	key, err := loadKey(cfg.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	hc := cfg.HTTP
+	if hc == nil {
+		hc = &http.Client{Timeout: cfg.PollWait + 30*time.Second}
+	}
+	cl := &api.Client{Base: cfg.Coordinator, Key: key, DeviceID: readDeviceID(cfg.StateDir), HTTP: hc, Now: cfg.Now}
+	return &Worker{cfg: cfg, cl: cl, tasks: map[string]*node{}, done: map[string]bool{}, ready: make(chan struct{})}, nil
+}
+
+// DeviceID is the registered device id ("" before registration).
+func (w *Worker) DeviceID() string { return w.cl.DeviceID }
+
+// Ready is closed once the worker has registered and said hello.
+func (w *Worker) Ready() <-chan struct{} { return w.ready }
+
+// Run registers if needed, then heartbeats and runs assignments until ctx ends. On the way out
+// it stops every workload and reports it.
+func (w *Worker) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	w.mu.Lock()
+	w.cancel = cancel
+	w.mu.Unlock()
+	defer cancel()
+	inv, err := w.cfg.Inventory(ctx)
+	if err != nil {
+		return fmt.Errorf("worker: detect hardware: %w", err)
+	}
+	if w.cl.DeviceID == "" {
+		if err := w.register(ctx, inv); err != nil {
+			return err
+		}
+	}
+	if err := w.hello(ctx, inv); err != nil {
+		return err
+	}
+	close(w.ready)
+	var wg sync.WaitGroup
+	wg.Go(func() { w.heartbeats(ctx, inv) })
+	wg.Go(func() { w.assignments(ctx) })
+	<-ctx.Done()
+	wg.Wait()
+	w.stopAll()
+	return nil
+}
+
+// Crash stops the worker as if its machine died: no more heartbeats, no reports; its
+// workloads are killed (as they would be with the machine). For tests and the devnet.
+func (w *Worker) Crash() {
+	w.mu.Lock()
+	w.crashed = true
+	cancel := w.cancel
+	w.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+}
+
+func (w *Worker) register(ctx context.Context, inv api.Inventory) error {
+	if w.cfg.JoinToken == "" {
+		return errors.New("worker: this device is not registered yet: pass --join-token (make one with `iog device token`)")
+	}
+	var resp api.RegisterResponse
+	err := w.retry(ctx, "register", func() error {
+		var err error
+		resp, err = w.cl.Register(ctx, api.RegisterRequest{JoinToken: w.cfg.JoinToken, Name: w.cfg.Name, Region: w.cfg.Region, Inventory: inv})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("worker: register: %w", err)
+	}
+	if err := writeFile(filepath.Join(w.cfg.StateDir, "device.id"), resp.DeviceID+"\n"); err != nil {
+		return err
+	}
+	w.cl.DeviceID = resp.DeviceID
+	w.cfg.Log.Info("registered", "device", resp.DeviceID, "status", resp.Status)
+	return nil
+}
+
+func (w *Worker) hello(ctx context.Context, inv api.Inventory) error {
+	return w.retry(ctx, "hello", func() error {
+		r, err := w.cl.Hello(ctx, api.HelloRequest{Inventory: inv, DataPlane: w.cfg.DataPlane, Version: "dev"})
+		if err != nil {
+			return err
+		}
+		w.mu.Lock()
+		w.nonce = r.Nonce
+		w.interval = time.Duration(r.HeartbeatInterval) * time.Millisecond
+		w.mu.Unlock()
+		return nil
+	})
+}
+
+func (w *Worker) heartbeatInterval() time.Duration {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.interval <= 0 {
+		return 10 * time.Second
+	}
+	return w.interval
+}
+
+// retry repeats fn with exponential backoff and jitter while the failure is transient
+// (network, 5xx); a 4xx answer is final.
+func (w *Worker) retry(ctx context.Context, what string, fn func() error) error {
+	delay := 100 * time.Millisecond
+	for {
+		err := fn()
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+		var ae *api.Error
+		if errors.As(err, &ae) && ae.Status >= 400 && ae.Status < 500 {
+			return err
+		}
+		w.cfg.Log.Warn(what+" failed; retrying", "err", err, "in", delay)
+		t := time.NewTimer(delay/2 + time.Duration(rand.Int64N(int64(delay))))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+		delay = min(delay*2, 10*time.Second)
+	}
+}
+
+func (w *Worker) heartbeats(ctx context.Context, inv api.Inventory) {
+	for {
+		w.mu.Lock()
+		n := w.nonce
+		w.mu.Unlock()
+		var tel api.Telemetry
+		if w.cfg.Sampler != nil {
+			tel = w.cfg.Sampler.Sample(ctx, w.cfg.Now())
+		}
+		tel.At = w.cfg.Now()
+		r, err := w.cl.Heartbeat(ctx, api.HeartbeatRequest{Nonce: n, Telemetry: tel})
+		var ae *api.Error
+		switch {
+		case err == nil:
+			w.mu.Lock()
+			w.nonce = r.Nonce
+			w.mu.Unlock()
+		case ctx.Err() != nil:
+			return
+		case errors.As(err, &ae) && ae.Code == "EUNAUTHORIZED":
+			// The coordinator restarted or marked us down: start a new session.
+			if err := w.hello(ctx, inv); err != nil && ctx.Err() == nil {
+				w.cfg.Log.Error("hello", "err", err)
+			}
+		default:
+			w.cfg.Log.Warn("heartbeat failed", "err", err)
+		}
+		t := time.NewTimer(w.heartbeatInterval())
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
