@@ -133,9 +133,14 @@ func (c *Coordinator) Run(ctx context.Context) error {
 	g.Go(func() error { return c.Market.Run(gctx, time.Second) })
 	g.Go(func() error {
 		<-gctx.Done()
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		// Give in-flight requests a moment; long-polls and connections that never sent a
+		// request are then closed outright.
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 		defer cancel()
-		return c.srv.Shutdown(sctx)
+		if err := c.srv.Shutdown(sctx); err != nil {
+			return c.srv.Close()
+		}
+		return nil
 	})
 	return g.Wait()
 }

@@ -187,32 +187,50 @@ func TestProcessStartErrors(t *testing.T) {
 	}
 }
 
-// A SIGTERM-proof workload is killed after the grace period.
+// A SIGTERM-proof workload is killed after the grace period, or at once when
+// Stop's ctx has already ended.
 func TestProcessStopEscalates(t *testing.T) {
-	var out syncBuffer
-	s := executor.Spec{
-		LeaseID: "stubborn",
-		Command: []string{"sh", "-c", `trap '' TERM; echo ready; while :; do sleep 1; done`},
-		Stdout:  &out,
+	tests := []struct {
+		name      string
+		grace     time.Duration
+		cancelled bool
+	}{
+		{"after grace", 100 * time.Millisecond, false},
+		{"ctx already ended", time.Minute, true},
 	}
-	task, err := (&executor.Process{Grace: 100 * time.Millisecond}).Start(t.Context(), s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for out.String() != "ready\n" {
-		if time.Now().After(deadline) {
-			t.Fatalf("output %q, want ready", out.String())
-		}
-		time.Sleep(10 * time.Millisecond) // polling with a deadline
-	}
-	if err := task.Stop(t.Context()); err != nil {
-		t.Fatalf("Stop: %v", err)
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-	defer cancel()
-	if code, err := task.Wait(ctx); code != 128+9 || err != nil {
-		t.Errorf("Wait = %d, %v; want 137 (SIGKILL), nil", code, err)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var out syncBuffer
+			s := executor.Spec{
+				LeaseID: "stubborn",
+				Command: []string{"sh", "-c", `trap '' TERM; echo ready; while :; do sleep 1; done`},
+				Stdout:  &out,
+			}
+			task, err := (&executor.Process{Grace: tc.grace}).Start(t.Context(), s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			deadline := time.Now().Add(30 * time.Second)
+			for out.String() != "ready\n" {
+				if time.Now().After(deadline) {
+					t.Fatalf("output %q, want ready", out.String())
+				}
+				time.Sleep(10 * time.Millisecond) // polling with a deadline
+			}
+			ctx, cancel := context.WithCancel(t.Context())
+			if tc.cancelled {
+				cancel()
+			}
+			defer cancel()
+			if err := task.Stop(ctx); err != nil {
+				t.Fatalf("Stop: %v", err)
+			}
+			wctx, wcancel := context.WithTimeout(t.Context(), 5*time.Second)
+			defer wcancel()
+			if code, err := task.Wait(wctx); code != 128+9 || err != nil {
+				t.Errorf("Wait = %d, %v; want 137 (SIGKILL), nil", code, err)
+			}
+		})
 	}
 }
 

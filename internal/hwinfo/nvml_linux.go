@@ -29,12 +29,15 @@ const (
 
 // nvmlMemory is nvmlMemory_t: total, free and used bytes.
 type nvmlMemory struct {
-	total, free, used uint64
+	total uint64
+	_     uint64 // free; the layout must match the C struct
+	used  uint64
 }
 
 // nvmlUtilization is nvmlUtilization_t: percentages over the last sample period.
 type nvmlUtilization struct {
-	gpu, memory uint32
+	gpu uint32
+	_   uint32 // memory; the layout must match the C struct
 }
 
 // NVML finds and samples GPUs through the NVIDIA Management Library, loaded

@@ -1,0 +1,148 @@
+package archtest
+
+import (
+	"go/build"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/iognet/iog"
+
+// pkgs maps each package of the module (by import path) to its direct imports, tests excluded.
+func pkgs(t *testing.T) map[string][]string {
+	t.Helper()
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]string{}
+	err = filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() {
+			return nil
+		}
+		name := d.Name()
+		if path != root && (strings.HasPrefix(name, ".") || name == "testdata" || name == "bin" || name == "node_modules") {
+			return filepath.SkipDir
+		}
+		p, err := build.ImportDir(path, 0)
+		if err != nil {
+			return nil // no Go files
+		}
+		rel, _ := filepath.Rel(root, path)
+		ip := module
+		if rel != "." {
+			ip += "/" + filepath.ToSlash(rel)
+		}
+		out[ip] = p.Imports
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out) < 10 {
+		t.Fatalf("found only %d packages; is the walk broken?", len(out))
+	}
+	return out
+}
+
+func stdlib(imp string) bool {
+	first, _, _ := strings.Cut(imp, "/")
+	return !strings.Contains(first, ".")
+}
+
+// deps is the transitive closure of module-internal imports plus direct external ones.
+func deps(all map[string][]string, p string) map[string]bool {
+	seen := map[string]bool{}
+	var walk func(string)
+	walk = func(p string) {
+		for _, imp := range all[p] {
+			if seen[imp] {
+				continue
+			}
+			seen[imp] = true
+			if strings.HasPrefix(imp, module+"/") {
+				walk(imp)
+			}
+		}
+	}
+	walk(p)
+	return seen
+}
+
+func TestStdlibOnly(t *testing.T) {
+	all := pkgs(t)
+	for _, p := range []string{module + "/api", module + "/internal/iog"} {
+		for _, imp := range all[p] {
+			if !stdlib(imp) {
+				t.Errorf("%s imports %s; it may import only the standard library", p, imp)
+			}
+		}
+	}
+}
+
+// Pure packages take time and randomness as arguments and do no I/O.
+var pure = []string{"internal/sched", "internal/watch"}
+
+func TestPurePackages(t *testing.T) {
+	all := pkgs(t)
+	banned := []string{module + "/internal/store", module + "/internal/httpapi", "net/http", "os/exec", "database/sql"}
+	for _, p := range pure {
+		d := deps(all, module+"/"+p)
+		for _, b := range banned {
+			if d[b] {
+				t.Errorf("pure package %s depends on %s", p, b)
+			}
+		}
+	}
+}
+
+func TestOnlyEntryPointsAssemble(t *testing.T) {
+	all := pkgs(t)
+	assemblers := []string{module + "/internal/coordinator", module + "/internal/worker", module + "/internal/devnet"}
+	allowed := func(p string) bool {
+		return strings.HasPrefix(p, module+"/cmd/") || p == module+"/internal/devnet"
+	}
+	var names []string
+	for p := range all {
+		names = append(names, p)
+	}
+	sort.Strings(names)
+	for _, p := range names {
+		if allowed(p) {
+			continue
+		}
+		for _, imp := range all[p] {
+			for _, a := range assemblers {
+				if imp == a {
+					t.Errorf("%s imports the assembler %s; only cmd/ and devnet may", p, a)
+				}
+			}
+		}
+	}
+}
+
+func TestCLITalksOnlyThroughTheAPI(t *testing.T) {
+	all := pkgs(t)
+	d := deps(all, module+"/internal/cli")
+	for _, b := range []string{"store", "market", "fleet", "auth", "httpapi", "coordinator", "worker", "devnet"} {
+		if d[module+"/internal/"+b] {
+			t.Errorf("internal/cli depends on internal/%s; it must talk only through api.Client", b)
+		}
+	}
+}
+
+func TestNoGenericPackageNames(t *testing.T) {
+	for p := range pkgs(t) {
+		base := p[strings.LastIndex(p, "/")+1:]
+		switch base {
+		case "util", "utils", "common", "helper", "helpers", "types", "models", "pkg", "misc":
+			t.Errorf("package %s: name it for what it provides", p)
+		}
+	}
+}
