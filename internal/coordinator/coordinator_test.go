@@ -278,7 +278,9 @@ func TestSignedRequests(t *testing.T) {
 		name string
 		mut  func(req *http.Request, body []byte) []byte
 	}{
-		{"tampered body", func(_ *http.Request, b []byte) []byte { return bytes.Replace(b, []byte(`"cpu_percent":0`), []byte(`"cpu_percent":9`), 1) }},
+		{"tampered body", func(_ *http.Request, b []byte) []byte {
+			return bytes.Replace(b, []byte(`"cpu_percent":0`), []byte(`"cpu_percent":9`), 1)
+		}},
 		{"other device header", func(r *http.Request, _ []byte) []byte { r.Header.Set(api.HeaderDevice, mallory.DeviceID); return nil }},
 		{"old timestamp", func(r *http.Request, _ []byte) []byte {
 			r.Header.Set(api.HeaderTimestamp, fmt.Sprint(time.Now().Add(-2*time.Minute).Unix()))

@@ -52,9 +52,9 @@ type Devnet struct {
 	cancelWorkers context.CancelFunc
 	wg            sync.WaitGroup // the coordinator
 	wwg           sync.WaitGroup // the workers
-	mu     sync.Mutex
-	errs   []error
-	docker *executor.Docker
+	mu            sync.Mutex
+	errs          []error
+	docker        *executor.Docker
 }
 
 // Start brings the network up and returns once every worker has said hello.

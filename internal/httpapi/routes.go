@@ -104,7 +104,7 @@ func (s *Server) routes() {
 		return f.Get(ctx, a, in.ID)
 	}))
 	op(s, http.MethodPatch, "/v1/devices/{id}", "rename-device", "Rename a device", withAccount(func(ctx context.Context, a iog.Account, in *struct {
-		ID string `path:"id" maxLength:"64"`
+		ID   string `path:"id" maxLength:"64"`
 		Body api.UpdateDeviceRequest
 	}) (api.Device, error) {
 		return f.Rename(ctx, a, in.ID, in.Body.Name)
@@ -132,7 +132,7 @@ func (s *Server) routes() {
 		}{cs}, err
 	}))
 	op(s, http.MethodGet, "/v1/clusters/{id}", "get-cluster", "A cluster; with known, waits for its revision to change", withAccount(func(ctx context.Context, a iog.Account, in *struct {
-		ID string `path:"id" maxLength:"64"`
+		ID     string `path:"id" maxLength:"64"`
 		Known  string `query:"known" maxLength:"64"`
 		WaitMS int64  `query:"wait_ms" minimum:"0" maximum:"60000"`
 	}) (api.Cluster, error) {
@@ -142,10 +142,10 @@ func (s *Server) routes() {
 		return m.Terminate(ctx, a, in.ID)
 	}))
 	op(s, http.MethodGet, "/v1/clusters/{id}/logs", "cluster-logs", "A page of a cluster's output", withAccount(func(ctx context.Context, a iog.Account, in *struct {
-		ID string `path:"id" maxLength:"64"`
-		Node   int   `query:"node" default:"-1" minimum:"-1" maximum:"256"`
-		After  int64 `query:"after" minimum:"0"`
-		WaitMS int64 `query:"wait_ms" minimum:"0" maximum:"60000"`
+		ID     string `path:"id" maxLength:"64"`
+		Node   int    `query:"node" default:"-1" minimum:"-1" maximum:"256"`
+		After  int64  `query:"after" minimum:"0"`
+		WaitMS int64  `query:"wait_ms" minimum:"0" maximum:"60000"`
 	}) (api.Logs, error) {
 		return m.Logs(ctx, a, in.ID, in.Node, in.After, waitFor(in.WaitMS))
 	}))
@@ -180,13 +180,13 @@ func (s *Server) routes() {
 		return api.Assignments{Version: v, Leases: leases}, err
 	}))
 	op(s, http.MethodPost, "/v1/worker/leases/{id}/status", "worker-lease-status", "Report a node's state", withDevice(func(ctx context.Context, d iog.Device, in *struct {
-		ID string `path:"id" maxLength:"64"`
+		ID   string `path:"id" maxLength:"64"`
 		Body api.LeaseStatusRequest
 	}) (struct{}, error) {
 		return struct{}{}, m.LeaseStatus(ctx, d, in.ID, in.Body)
 	}))
 	op(s, http.MethodPost, "/v1/worker/leases/{id}/logs", "worker-lease-logs", "Append a node's output", withDevice(func(ctx context.Context, d iog.Device, in *struct {
-		ID string `path:"id" maxLength:"64"`
+		ID   string `path:"id" maxLength:"64"`
 		Body api.LogAppendRequest
 	}) (struct{}, error) {
 		return struct{}{}, m.AppendLogs(ctx, d, in.ID, in.Body)

@@ -114,8 +114,8 @@ func New(cfg Config) *Server {
 	hc.DocsPath = "" // the docs page loads scripts from a CDN; the spec is at /openapi.json
 	hc.Info.Description = "The /v1 API of iog, an open network of GPUs. People authenticate with `Authorization: Bearer <API key>`; workers sign every request with their device key (see api.SigningMessage)."
 	hc.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
-		"apiKey":      {Type: "http", Scheme: "bearer"},
-		"deviceSig":   {Type: "apiKey", In: "header", Name: api.HeaderSignature},
+		"apiKey":    {Type: "http", Scheme: "bearer"},
+		"deviceSig": {Type: "apiKey", In: "header", Name: api.HeaderSignature},
 	}
 	s.api = humago.New(s.mux, hc)
 	s.routes()

@@ -53,14 +53,14 @@ type Worker struct {
 	cfg Config
 	cl  *api.Client
 
-	mu      sync.Mutex
-	tasks   map[string]*node // running or stopping
-	done    map[string]bool  // leases that ended here
+	mu       sync.Mutex
+	tasks    map[string]*node // running or stopping
+	done     map[string]bool  // leases that ended here
 	nonce    string
 	interval time.Duration
-	crashed bool
-	cancel  context.CancelFunc
-	ready   chan struct{}
+	crashed  bool
+	cancel   context.CancelFunc
+	ready    chan struct{}
 }
 
 // New checks the config and loads (or makes) the device key.
