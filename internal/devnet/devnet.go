@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -37,6 +38,8 @@ type Config struct {
 	// Inventory overrides hardware detection (tests); default: hwinfo.Detect split n ways.
 	Inventory func(ctx context.Context, i int) (api.Inventory, error)
 	PollWait  time.Duration
+	// HTTP overrides the HTTP client of worker i (tests cut a worker off the network with it).
+	HTTP func(i int) *http.Client
 }
 
 // Devnet is a running local network.
@@ -168,10 +171,14 @@ func (d *Devnet) newWorker(ctx context.Context, i int) (*worker.Worker, error) {
 	if execs == nil {
 		execs = d.defaultExecutors
 	}
+	var hc *http.Client
+	if d.cfg.HTTP != nil {
+		hc = d.cfg.HTTP(i)
+	}
 	return worker.New(worker.Config{
 		Coordinator: d.Coord.URL(), JoinToken: token, StateDir: dir, Name: "local-" + strconv.Itoa(i),
 		Region: "local", Executors: execs(i), Inventory: func(ctx context.Context) (api.Inventory, error) { return inv(ctx, i) },
-		Sampler: hwinfo.NewSampler(hwinfo.Options{}), DataPlane: "none", PollWait: d.cfg.PollWait,
+		Sampler: hwinfo.NewSampler(hwinfo.Options{}), DataPlane: "none", PollWait: d.cfg.PollWait, HTTP: hc,
 		Log: d.cfg.Log.With("part", "worker", "worker", i),
 	})
 }

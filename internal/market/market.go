@@ -137,6 +137,11 @@ func (m *Market) knownModel(ctx context.Context, want string) (string, error) {
 			return k, nil
 		}
 	}
+	for _, k := range models {
+		if sched.ModelMatches(k, want) {
+			return strings.ToUpper(want), nil // a family: "H100" takes any H100 class
+		}
+	}
 	return "", iog.Errorf(iog.EINVALID, "unknown GPU model %q; known: %s", want, strings.Join(models, ", "))
 }
 

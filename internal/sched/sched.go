@@ -93,7 +93,7 @@ func Place(req Request, snapshot []Candidate) ([]Node, error) {
 }
 
 func fits(req Request, c Candidate) bool {
-	if req.GPUModel != "" && !strings.EqualFold(c.GPUModel, req.GPUModel) {
+	if req.GPUModel != "" && !ModelMatches(c.GPUModel, req.GPUModel) {
 		return false
 	}
 	if req.GPUsPerNode > 0 && c.GPUCount < req.GPUsPerNode {
@@ -106,6 +106,15 @@ func fits(req Request, c Candidate) bool {
 		return false
 	}
 	return true
+}
+
+// ModelMatches reports whether a device's GPU class satisfies a requested model: the same class,
+// or a family name that the class refines ("H100" matches "H100-80GB" and "H100-94GB").
+func ModelMatches(have, want string) bool {
+	if strings.EqualFold(have, want) {
+		return true
+	}
+	return len(have) > len(want) && strings.EqualFold(have[:len(want)], want) && have[len(want)] == '-'
 }
 
 // explain says why a placement failed, in the words a renter needs.
