@@ -76,6 +76,9 @@ type Assignment struct {
 	GPUs      []string `json:"gpus,omitempty"`
 	CPUs      int      `json:"cpus,omitempty"`
 	MemoryMiB int64    `json:"memory_mib,omitempty"`
+	// Mesh is the node's overlay membership; nil when the cluster has no mesh or the device
+	// reported no data plane.
+	Mesh *Mesh `json:"mesh,omitempty"`
 }
 
 // Assignments is the full desired set for a device at a version.
