@@ -1,0 +1,121 @@
+package relay
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/iognet/iog/internal/iog"
+)
+
+func listen(t *testing.T) *net.UDPConn {
+	t.Helper()
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func read(t *testing.T, c *net.UDPConn) []byte {
+	t.Helper()
+	buf := make([]byte, 2048)
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	n, err := c.Read(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return buf[:n]
+}
+
+// silent checks that nothing arrives on c while a marker sent after the packet under test
+// does, so no timing guess decides the outcome.
+func silent(t *testing.T, c *net.UDPConn, marker func()) {
+	t.Helper()
+	marker()
+	if b := read(t, c); !bytes.Equal(b[RelayHeaderLen:], []byte("marker")) {
+		t.Fatalf("got %q, want nothing before the marker", b)
+	}
+}
+
+func TestProbeAndRelay(t *testing.T) {
+	ids := map[string]Member{
+		HashToken("ta"): {ID: ID{1}, Cluster: "c1"},
+		HashToken("tb"): {ID: ID{2}, Cluster: "c1"},
+		HashToken("tx"): {ID: ID{3}, Cluster: "c2"},
+	}
+	var mu sync.Mutex
+	observed := map[ID]netip.AddrPort{}
+	seen := make(chan struct{}, 10)
+	srv := New(listen(t), Config{
+		Lookup: func(_ context.Context, h string) (Member, error) {
+			m, ok := ids[h]
+			if !ok {
+				return m, iog.Errorf(iog.EUNAUTHORIZED, "unknown")
+			}
+			return m, nil
+		},
+		Observed: func(_ context.Context, m Member, a netip.AddrPort) {
+			mu.Lock()
+			observed[m.ID] = a
+			mu.Unlock()
+			seen <- struct{}{}
+		},
+	})
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go func() { _ = srv.Serve(ctx) }()
+	to := net.UDPAddrFromAddrPort(srv.Addr())
+	a, b, x := listen(t), listen(t), listen(t)
+	for c, tok := range map[*net.UDPConn]string{a: "ta", b: "tb", x: "tx"} {
+		if _, err := c.WriteToUDP(Probe(tok), to); err != nil {
+			t.Fatal(err)
+		}
+		got, err := ParseProbeOK(read(t, c))
+		if err != nil || got != c.LocalAddr().(*net.UDPAddr).AddrPort() {
+			t.Fatalf("probe answer %v %v, want %v", got, err, c.LocalAddr())
+		}
+		<-seen
+	}
+	mu.Lock()
+	if observed[ID{1}] != a.LocalAddr().(*net.UDPAddr).AddrPort() {
+		t.Fatalf("observed %v", observed)
+	}
+	mu.Unlock()
+
+	pkt := make([]byte, RelayHeaderLen+5)
+	PutRelay(pkt, TypeSend, ID{2})
+	copy(pkt[RelayHeaderLen:], "hello")
+	if _, err := a.WriteToUDP(pkt, to); err != nil {
+		t.Fatal(err)
+	}
+	got := read(t, b)
+	if src, _ := RelayID(got); Type(got) != TypeRecv || src != (ID{1}) || string(got[RelayHeaderLen:]) != "hello" {
+		t.Fatalf("relayed %q", got)
+	}
+	if n := srv.Relayed(ID{1}, ID{2}); n != 1 {
+		t.Fatalf("relayed count %d", n)
+	}
+
+	// Another cluster's member cannot reach b through the relay, nor can an unprobed socket.
+	stranger := listen(t)
+	for _, from := range []*net.UDPConn{x, stranger} {
+		if _, err := from.WriteToUDP(pkt, to); err != nil {
+			t.Fatal(err)
+		}
+	}
+	silent(t, b, func() {
+		// a's next packet to b is relayed, and the relay handles packets in order.
+		m := make([]byte, RelayHeaderLen+6)
+		PutRelay(m, TypeSend, ID{2})
+		copy(m[RelayHeaderLen:], "marker")
+		if _, err := a.WriteToUDP(m, to); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
