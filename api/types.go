@@ -84,6 +84,36 @@ type CreateClusterRequest struct {
 	Image       string            `json:"image,omitempty" maxLength:"512"`
 	Command     []string          `json:"command,omitempty" maxItems:"256"`
 	Env         map[string]string `json:"env,omitempty"`
+	Currency    string            `json:"currency,omitempty" enum:"IO,USDC,io,usdc,"`
+	Commitment  string            `json:"commitment,omitempty" enum:"hourly,daily,weekly,"`
+}
+
+// QuoteLine is one line of a quote.
+type QuoteLine struct {
+	Label    string `json:"label"`
+	DeviceID string `json:"device_id,omitempty"`
+	Amount   string `json:"amount"`
+}
+
+// QuoteDevice is one device's part of a quote.
+type QuoteDevice struct {
+	DeviceID string `json:"device_id"`
+	PerHour  string `json:"per_hour"`
+	Prepaid  string `json:"prepaid"`
+}
+
+// Quote is a price with every line shown; amounts are decimals in Currency.
+type Quote struct {
+	Currency     string        `json:"currency"`
+	Hours        int           `json:"hours"`
+	Commitment   string        `json:"commitment"`
+	Lines        []QuoteLine   `json:"lines"`
+	Devices      []QuoteDevice `json:"devices"`
+	DemandFactor string        `json:"demand_factor"`
+	Discount     string        `json:"discount"`
+	Subtotal     string        `json:"subtotal"`
+	Fees         string        `json:"fees"`
+	Total        string        `json:"total"`
 }
 
 // Node is one lease of a cluster.
@@ -111,6 +141,8 @@ type Cluster struct {
 	StartedAt time.Time            `json:"started_at,omitzero"`
 	EndedAt   time.Time            `json:"ended_at,omitzero"`
 	ExpiresAt time.Time            `json:"expires_at"`
+	Currency string `json:"currency,omitempty"`
+	Quote    *Quote `json:"quote,omitempty"`
 	// Revision changes whenever the cluster or any node changes; pass it back as `known` to wait.
 	Revision string `json:"revision"`
 }

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/iognet/iog/internal/auth"
+	"github.com/iognet/iog/internal/bank"
 	"github.com/iognet/iog/internal/fleet"
 	"github.com/iognet/iog/internal/httpapi"
 	"github.com/iognet/iog/internal/hwinfo"
@@ -32,8 +33,12 @@ type Config struct {
 	DataDir           string // where admin.key is written on first start
 	Dev               bool   // accept shared-host devices (devnet only)
 	HeartbeatInterval time.Duration
-	Log               *slog.Logger
-	Now               func() time.Time
+	// SettleEvery is the cadence of billing and of the block loop (default 10 s).
+	SettleEvery time.Duration
+	// MinUptime is the uptime a device needs for block nomination (default 5 h; short on the devnet).
+	MinUptime time.Duration
+	Log       *slog.Logger
+	Now       func() time.Time
 }
 
 // Coordinator is a running control plane.
@@ -43,6 +48,7 @@ type Coordinator struct {
 	Auth   *auth.Auth
 	Fleet  *fleet.Fleet
 	Market *market.Market
+	Bank   *bank.Bank
 	API    *httpapi.Server
 	ln     net.Listener
 	srv    *http.Server
@@ -56,6 +62,9 @@ func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.SettleEvery <= 0 {
+		cfg.SettleEvery = 10 * time.Second
+	}
 	if cfg.Listen == "" {
 		cfg.Listen = "127.0.0.1:7070"
 	}
@@ -66,10 +75,11 @@ func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 	c := &Coordinator{cfg: cfg, Store: db}
 	c.Auth = auth.New(db, cfg.Now)
 	c.Market = market.New(market.Config{Store: db, Log: cfg.Log, Now: cfg.Now, KnownModels: hwinfo.KnownModels()})
+	c.Bank = bank.New(bank.Config{Store: db, Log: cfg.Log, Now: cfg.Now, Dev: cfg.Dev, MinUptime: cfg.MinUptime})
 	c.Fleet = fleet.New(fleet.Config{Store: db, Log: cfg.Log, Now: cfg.Now, HeartbeatInterval: cfg.HeartbeatInterval, Dev: cfg.Dev,
 		OnDown: c.Market.DeviceDown})
 	c.Market.SetDeviceHub(c.Fleet.Hub())
-	c.API = httpapi.New(httpapi.Config{Auth: c.Auth, Fleet: c.Fleet, Market: c.Market, Log: cfg.Log})
+	c.API = httpapi.New(httpapi.Config{Auth: c.Auth, Fleet: c.Fleet, Market: c.Market, Bank: c.Bank, Log: cfg.Log})
 	if err := c.bootstrap(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -130,7 +140,8 @@ func (c *Coordinator) Run(ctx context.Context) error {
 		return err
 	})
 	g.Go(func() error { return c.Fleet.Run(gctx) })
-	g.Go(func() error { return c.Market.Run(gctx, time.Second) })
+	g.Go(func() error { return c.Market.Run(gctx, c.cfg.SettleEvery, func() bool { return c.Bank.Lead(gctx) }) })
+	g.Go(func() error { return c.Bank.Run(gctx, c.cfg.SettleEvery) })
 	g.Go(func() error {
 		<-gctx.Done()
 		// Give in-flight requests a moment; long-polls and connections that never sent a
@@ -146,7 +157,10 @@ func (c *Coordinator) Run(ctx context.Context) error {
 }
 
 // Close releases the store. Call after Run returns.
-func (c *Coordinator) Close() error { return c.Store.Close() }
+func (c *Coordinator) Close() error {
+	c.Bank.Close()
+	return c.Store.Close()
+}
 
 // ReadAdminKey returns the bootstrap admin key from a data dir.
 func ReadAdminKey(dataDir string) (string, error) {

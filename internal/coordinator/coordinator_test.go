@@ -55,10 +55,22 @@ func start(t *testing.T) *env {
 		if err != nil {
 			t.Fatal(err)
 		}
+		fund(t, c, r.Account.ID, 1000*iog.Unit)
 		return api.NewClient(c.URL(), r.APIKey)
 	}
 	e.user, e.other = mk("user"), mk("other")
 	return e
+}
+
+// fund deposits IO and USDC straight through the ledger (a production coordinator has no faucet).
+func fund(t *testing.T, c *coordinator.Coordinator, accountID string, amt iog.Amount) {
+	t.Helper()
+	for _, cur := range []iog.Currency{iog.IO, iog.USDC} {
+		p := iog.Transfer("test-fund:"+accountID+":"+string(cur), "deposit:"+accountID, cur, time.Now(), iog.AccExternal, iog.AccWallet(accountID), amt, "test")
+		if _, err := c.Store.Post(t.Context(), p); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // device registers a fake worker (a real key and signed requests; no workloads).

@@ -137,9 +137,16 @@ func (d *Devnet) localAccount(ctx context.Context) (string, error) {
 	if b, err := os.ReadFile(path); err == nil {
 		return strings.TrimSpace(string(b)), nil
 	}
-	_, key, err := d.Coord.Auth.CreateAccount(ctx, "local", []iog.Role{iog.RoleRenter, iog.RoleSupplier})
+	// The local account is everything at once on your own devnet: renter, supplier and admin
+	// (so that `iog ledger verify` and the admin views work), with money from the faucet.
+	acct, key, err := d.Coord.Auth.CreateAccount(ctx, "local", []iog.Role{iog.RoleRenter, iog.RoleSupplier, iog.RoleAdmin})
 	if err != nil {
 		return "", fmt.Errorf("devnet: local account: %w", err)
+	}
+	for _, c := range []iog.Currency{iog.IO, iog.USDC} {
+		if _, err := d.Coord.Bank.Deposit(ctx, acct, api.DepositRequest{Currency: string(c), Amount: "10000", Key: "devnet-start"}); err != nil {
+			return "", fmt.Errorf("devnet: fund local account: %w", err)
+		}
 	}
 	if err := os.WriteFile(path, []byte(key+"\n"), 0o600); err != nil {
 		return "", fmt.Errorf("devnet: %w", err)

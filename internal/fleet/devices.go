@@ -7,6 +7,7 @@ import (
 
 	"github.com/iognet/iog/api"
 	"github.com/iognet/iog/internal/iog"
+	"github.com/iognet/iog/internal/pricing"
 )
 
 // owned loads a device the account may manage (its owner or an admin). Others get ENOTFOUND,
@@ -134,6 +135,36 @@ func (f *Fleet) setPaused(ctx context.Context, acct iog.Account, id string, paus
 	}
 	d, err = f.db.Device(ctx, id)
 	if err != nil {
+		return api.Device{}, err
+	}
+	return f.View(ctx, d, true)
+}
+
+// SetPrice sets a device's ask per hour (USDC), or makes it automatic: the class reference
+// price for its GPUs.
+func (f *Fleet) SetPrice(ctx context.Context, acct iog.Account, id string, r api.PriceRequest) (api.Device, error) {
+	d, err := f.owned(ctx, acct, id)
+	if err != nil {
+		return api.Device{}, err
+	}
+	switch {
+	case r.Auto && r.PerHour != "":
+		return api.Device{}, iog.Errorf(iog.EINVALID, "give a price per hour or auto, not both")
+	case r.Auto:
+		d.AskPerHour = pricing.AutoAsk(d.GPUModel, d.GPUCount, 0)
+	case r.PerHour != "":
+		p, err := iog.ParseAmount(r.PerHour)
+		if err != nil {
+			return api.Device{}, err
+		}
+		if p < 0 || p > 10_000*iog.Unit {
+			return api.Device{}, iog.Errorf(iog.EINVALID, "price per hour must be between 0 and 10000")
+		}
+		d.AskPerHour = p
+	default:
+		return api.Device{}, iog.Errorf(iog.EINVALID, "give a price per hour or auto")
+	}
+	if err := f.db.UpdateDevice(ctx, d); err != nil {
 		return api.Device{}, err
 	}
 	return f.View(ctx, d, true)

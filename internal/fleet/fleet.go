@@ -18,6 +18,7 @@ import (
 	"github.com/iognet/iog/api"
 	"github.com/iognet/iog/internal/auth"
 	"github.com/iognet/iog/internal/iog"
+	"github.com/iognet/iog/internal/pricing"
 	"github.com/iognet/iog/internal/store"
 	"github.com/iognet/iog/internal/watch"
 )
@@ -119,7 +120,7 @@ func (f *Fleet) Register(ctx context.Context, pubKey string, req api.RegisterReq
 	d := iog.Device{
 		ID: iog.NewID(iog.PrefixDevice), Name: name, PublicKey: pubKey, Status: iog.DeviceReady,
 		StatusReason: "joined", Region: region, GPUModel: model, GPUCount: count, SharedHost: shared,
-		Inventory: inv, Addr: addr, CreatedAt: now, LastSeenAt: now,
+		Inventory: inv, Addr: addr, CreatedAt: now, LastSeenAt: now, AskPerHour: pricing.AutoAsk(model, count, 0),
 	}
 	d, err := f.db.RegisterDevice(ctx, auth.HashKey(req.JoinToken), d)
 	if err != nil {
@@ -186,6 +187,12 @@ func (f *Fleet) Hello(ctx context.Context, d iog.Device, req api.HelloRequest, a
 	st, err := f.comeBack(ctx, d, now)
 	if err != nil {
 		return api.HelloResponse{}, err
+	}
+	if d.UpSince.IsZero() || d.Status == iog.DeviceDown || d.Status == iog.DeviceInactive {
+		// Uptime for block nomination counts from here: a new session answering our nonces.
+		if err := f.db.SetUpSince(ctx, d.ID, now); err != nil {
+			return api.HelloResponse{}, err
+		}
 	}
 	n := newNonce()
 	f.mu.Lock()
@@ -314,6 +321,9 @@ func (f *Fleet) CheckLiveness(ctx context.Context) {
 		f.mu.Lock()
 		delete(f.nonce, d.ID)
 		f.mu.Unlock()
+		if err := f.db.SetUpSince(ctx, d.ID, time.Time{}); err != nil {
+			f.cfg.Log.Error("reset uptime", "device", d.ID, "err", err)
+		}
 		f.cfg.Log.Warn("device down", "device", d.ID, "reason", reason)
 		if f.cfg.OnDown != nil {
 			f.cfg.OnDown(ctx, d.ID, "device "+d.ID+" "+reason)

@@ -46,6 +46,7 @@ type Fleet interface {
 	Pause(ctx context.Context, acct iog.Account, id string) (api.Device, error)
 	Resume(ctx context.Context, acct iog.Account, id string) (api.Device, error)
 	Delete(ctx context.Context, acct iog.Account, id string) error
+	SetPrice(ctx context.Context, acct iog.Account, id string, r api.PriceRequest) (api.Device, error)
 	Register(ctx context.Context, pubKey string, req api.RegisterRequest, addr string) (iog.Device, error)
 	Hello(ctx context.Context, d iog.Device, req api.HelloRequest, addr string) (api.HelloResponse, error)
 	Heartbeat(ctx context.Context, d iog.Device, req api.HeartbeatRequest) (api.HeartbeatResponse, error)
@@ -60,6 +61,8 @@ type Market interface {
 	Terminate(ctx context.Context, acct iog.Account, id string) (api.Cluster, error)
 	Logs(ctx context.Context, acct iog.Account, id string, rank int, after int64, wait time.Duration) (api.Logs, error)
 	Models(ctx context.Context) ([]string, error)
+	Quote(ctx context.Context, acct iog.Account, r api.CreateClusterRequest) (api.Quote, error)
+	Extend(ctx context.Context, acct iog.Account, id string, hours int) (api.Cluster, error)
 	Assignments(ctx context.Context, dev iog.Device) ([]api.Assignment, error)
 	LeaseStatus(ctx context.Context, dev iog.Device, leaseID string, r api.LeaseStatusRequest) error
 	AppendLogs(ctx context.Context, dev iog.Device, leaseID string, r api.LogAppendRequest) error
@@ -70,6 +73,7 @@ type Config struct {
 	Auth   Authenticator
 	Fleet  Fleet
 	Market Market
+	Bank   Bank
 	Log    *slog.Logger
 	// Registry receives the API's metrics; nil makes a fresh one.
 	Registry *prometheus.Registry
@@ -119,6 +123,7 @@ func New(cfg Config) *Server {
 	}
 	s.api = humago.New(s.mux, hc)
 	s.routes()
+	s.moneyRoutes()
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}))
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
 	s.handler = s.authenticate(s.mux)

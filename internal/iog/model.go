@@ -61,6 +61,8 @@ type Device struct {
 	SharedHost   bool // accepted only by a dev-mode coordinator
 	Inventory    []byte
 	Addr         string // the worker's address as the coordinator observes it
+	Tier         string // connectivity tier (rewards)
+	UpSince      time.Time
 	DataPlane    string
 	CreatedAt    time.Time
 	LastSeenAt   time.Time
@@ -109,6 +111,8 @@ type ClusterSpec struct {
 	Region      string            `json:"region,omitempty"`
 	Hours       int               `json:"hours"`
 	MaxPrice    Amount            `json:"max_price_per_hour,omitempty"`
+	Currency    Currency          `json:"currency,omitempty"`
+	Commitment  string            `json:"commitment,omitempty"`
 	Image       string            `json:"image,omitempty"`
 	Command     []string          `json:"command,omitempty"`
 	Env         map[string]string `json:"env,omitempty"`
@@ -126,6 +130,8 @@ type Cluster struct {
 	StartedAt time.Time
 	EndedAt   time.Time
 	ExpiresAt time.Time
+	Currency  Currency
+	Quote     []byte // the quote the renter paid, as JSON
 }
 
 // LeaseState is one node's state.
@@ -154,6 +160,14 @@ type Lease struct {
 	Reason    string
 	ExitCode  *int
 	GPUs      []string // GPU UUIDs granted
+	// Money: the effective price per hour in the cluster's currency, what was paid into escrow
+	// for this node, and how much of it has been settled to the supplier (whole minutes).
+	PricePerHour   Amount
+	Prepaid        Amount
+	SettledMinutes int64
+	Settled        Amount
+	Closed         bool   // settled and refunded for good
+	SupplierID     string // the device owner at placement
 	CreatedAt time.Time
 	StartedAt time.Time
 	EndedAt   time.Time

@@ -65,6 +65,7 @@ func (m *Market) end(ctx context.Context, c iog.Cluster, st iog.ClusterState, re
 		if _, err := m.db.EndLease(ctx, l.ID, leaseState, reason, nil, now); err != nil {
 			return err
 		}
+		m.settleLease(ctx, l.ID)
 		devs = append(devs, l.DeviceID)
 	}
 	m.cfg.Devices.Bump(devs...)
@@ -97,6 +98,7 @@ func (m *Market) LeaseStatus(ctx context.Context, dev iog.Device, leaseID string
 		if err != nil || !ok {
 			return err
 		}
+		m.settleLease(ctx, l.ID)
 		m.cfg.Devices.Bump(dev.ID)
 		if *r.ExitCode != 0 {
 			return m.failCluster(ctx, l.ClusterID, fmt.Sprintf("node %d on device %s %s", l.Rank, dev.ID, why))
@@ -112,6 +114,7 @@ func (m *Market) LeaseStatus(ctx context.Context, dev iog.Device, leaseID string
 		if err != nil || !ok {
 			return err
 		}
+		m.settleLease(ctx, l.ID)
 		m.cfg.Devices.Bump(dev.ID)
 		verb := "failed"
 		if st == iog.LeaseStopped {
@@ -205,6 +208,7 @@ func (m *Market) DeviceDown(ctx context.Context, deviceID, reason string) {
 			m.cfg.Log.Error("device down: end lease", "lease", l.ID, "err", err)
 			continue
 		}
+		m.settleLease(ctx, l.ID) // the lost node's unspent share goes back at once
 		if err := m.nodeLost(ctx, l, reason); err != nil {
 			m.cfg.Log.Error("device down: cluster", "cluster", l.ClusterID, "err", err)
 		}
@@ -262,8 +266,9 @@ func (m *Market) Expire(ctx context.Context) error {
 	return nil
 }
 
-// Run expires clusters until ctx ends.
-func (m *Market) Run(ctx context.Context, every time.Duration) error {
+// Run expires clusters and settles leases until ctx ends. Settlement is idempotent, so several
+// coordinators may run it; lead reports whether this one should (the PostgreSQL leader).
+func (m *Market) Run(ctx context.Context, every time.Duration, lead func() bool) error {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -271,8 +276,14 @@ func (m *Market) Run(ctx context.Context, every time.Duration) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+			if lead != nil && !lead() {
+				continue
+			}
 			if err := m.Expire(ctx); err != nil {
 				m.cfg.Log.Error("expire clusters", "err", err)
+			}
+			if err := m.Settle(ctx); err != nil {
+				m.cfg.Log.Error("settle", "err", err)
 			}
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"regexp"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/iognet/iog/api"
 	"github.com/iognet/iog/internal/iog"
+	"github.com/iognet/iog/internal/pricing"
 	"github.com/iognet/iog/internal/sched"
 	"github.com/iognet/iog/internal/store"
 	"github.com/iognet/iog/internal/watch"
@@ -41,6 +43,10 @@ type Config struct {
 	Devices *watch.Hub
 	// KnownModels lists GPU classes the network recognises (besides those present on it).
 	KnownModels []string
+	// NewID makes ids (default iog.NewID); deterministic in replay tests.
+	NewID func(prefix string) string
+	// IOPriceUSDC converts USDC asks to IO quotes: micro-USDC per IO (default 2 USDC).
+	IOPriceUSDC iog.Amount
 }
 
 // Market is safe for concurrent use.
@@ -105,6 +111,21 @@ func (m *Market) validate(ctx context.Context, r api.CreateClusterRequest) (iog.
 		}
 		s.MaxPrice = p
 	}
+	cur, err := iog.ParseCurrency(r.Currency)
+	if err != nil {
+		return s, err
+	}
+	s.Currency = cur
+	com := pricing.Hourly
+	if r.Commitment != "" {
+		if com, err = pricing.ParseCommitment(r.Commitment); err != nil {
+			return s, err
+		}
+	}
+	if _, err := pricing.Discount(com, s.Hours); err != nil {
+		return s, err
+	}
+	s.Commitment = string(com)
 	if len(s.Env) > maxEnv {
 		return s, iog.Errorf(iog.EINVALID, "at most %d environment variables", maxEnv)
 	}
@@ -192,35 +213,65 @@ func (m *Market) Create(ctx context.Context, acct iog.Account, r api.CreateClust
 	return m.View(ctx, c.ID)
 }
 
-func (m *Market) placeLocked(ctx context.Context, acct iog.Account, spec iog.ClusterSpec) (iog.Cluster, []iog.Lease, error) {
+func (m *Market) snapshot(ctx context.Context) ([]sched.Candidate, error) {
 	all, err := m.db.Devices(ctx, "")
 	if err != nil {
-		return iog.Cluster{}, nil, err
+		return nil, err
 	}
 	snap := make([]sched.Candidate, 0, len(all))
 	for _, d := range all {
 		snap = append(snap, sched.Candidate{
 			ID: d.ID, Status: d.Status, GPUModel: d.GPUModel, GPUCount: d.GPUCount, GPUs: gpuUUIDs(d),
-			Region: d.Region, Ask: d.AskPerHour, Site: d.Addr,
+			Region: d.Region, Ask: d.AskPerHour, Site: d.Addr, Owner: d.OwnerID,
 		})
 	}
-	nodes, err := sched.Place(sched.Request{Nodes: spec.Nodes, GPUModel: spec.GPUModel, GPUsPerNode: spec.GPUsPerNode,
-		Region: spec.Region, MaxPrice: spec.MaxPrice}, snap)
+	return snap, nil
+}
+
+func request(spec iog.ClusterSpec) sched.Request {
+	return sched.Request{Nodes: spec.Nodes, GPUModel: spec.GPUModel, GPUsPerNode: spec.GPUsPerNode,
+		Region: spec.Region, MaxPrice: spec.MaxPrice}
+}
+
+func (m *Market) placeLocked(ctx context.Context, acct iog.Account, spec iog.ClusterSpec) (iog.Cluster, []iog.Lease, error) {
+	snap, err := m.snapshot(ctx)
 	if err != nil {
 		return iog.Cluster{}, nil, err
 	}
+	nodes, err := sched.Place(request(spec), snap)
+	if err != nil {
+		return iog.Cluster{}, nil, err
+	}
+	q, err := m.quote(spec, nodes, snap)
+	if err != nil {
+		return iog.Cluster{}, nil, err
+	}
+	owners := map[string]string{}
+	for _, c := range snap {
+		owners[c.ID] = c.Owner
+	}
 	now := m.cfg.Now()
-	c := iog.Cluster{ID: iog.NewID(iog.PrefixCluster), OwnerID: acct.ID, Spec: spec, State: iog.ClusterDeploying,
-		CreatedAt: now, ExpiresAt: now.Add(time.Duration(spec.Hours) * time.Hour)}
+	c := iog.Cluster{ID: m.newID(iog.PrefixCluster), OwnerID: acct.ID, Spec: spec, State: iog.ClusterDeploying,
+		CreatedAt: now, ExpiresAt: now.Add(time.Duration(spec.Hours) * time.Hour), Currency: spec.Currency}
+	c.Quote, _ = json.Marshal(toAPIQuote(q, nodes))
 	leases := make([]iog.Lease, len(nodes))
 	for i, n := range nodes {
-		leases[i] = iog.Lease{ID: iog.NewID(iog.PrefixLease), ClusterID: c.ID, DeviceID: n.DeviceID, Rank: i,
-			State: iog.LeaseAssigned, GPUs: n.GPUs, CreatedAt: now}
+		leases[i] = iog.Lease{ID: m.newID(iog.PrefixLease), ClusterID: c.ID, DeviceID: n.DeviceID, Rank: i,
+			State: iog.LeaseAssigned, GPUs: n.GPUs, CreatedAt: now, SupplierID: owners[n.DeviceID],
+			PricePerHour: q.PerDevice[i].PerHour, Prepaid: q.PerDevice[i].Prepaid}
 	}
-	if err := m.db.CreateCluster(ctx, c, leases); err != nil {
+	if err := m.db.CreateCluster(ctx, c, leases, escrowPostings(c, q)...); err != nil {
 		return iog.Cluster{}, nil, err
 	}
 	return c, leases, nil
+}
+
+// newID makes ids; tests that replay a scenario inject a deterministic generator.
+func (m *Market) newID(prefix string) string {
+	if m.cfg.NewID != nil {
+		return m.cfg.NewID(prefix)
+	}
+	return iog.NewID(prefix)
 }
 
 // SetDeviceHub sets the per-device assignment hub (owned by the fleet, which is built after
@@ -306,6 +357,8 @@ func toAPI(c iog.Cluster, leases []iog.Lease) api.Cluster {
 		fmt.Fprintf(h, "|%s:%s:%s", l.ID, l.State, l.Reason)
 	}
 	out.Revision = hex.EncodeToString(h.Sum(nil)[:8])
+	out.Quote = quoteOf(c)
+	out.Currency = string(c.Currency)
 	return out
 }
 

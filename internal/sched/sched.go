@@ -22,6 +22,7 @@ type Candidate struct {
 	Ask        iog.Amount // per hour
 	Site       string     // co-location key (the worker's network address); "" = unknown
 	Reputation int        // 0..1000, higher is better; 0 until reputation exists
+	Owner      string     // the supplier account (not used for placement; carried for pricing)
 }
 
 // Request is what the renter asked for.

@@ -15,14 +15,19 @@ import (
 // CreateCluster stores a cluster and its leases and marks their devices hired, atomically. A
 // device that is no longer ready, or already in an active lease, makes the whole create fail
 // with ECONFLICT: placement is all-or-nothing.
-func (s *DB) CreateCluster(ctx context.Context, c iog.Cluster, leases []iog.Lease) error {
+func (s *DB) CreateCluster(ctx context.Context, c iog.Cluster, leases []iog.Lease, postings ...iog.Posting) error {
 	spec, err := json.Marshal(c.Spec)
 	if err != nil {
 		return fmt.Errorf("store: encode spec: %w", err)
 	}
 	return s.tx(ctx, func(q querier) error {
-		_, err := q.ExecContext(ctx, `INSERT INTO clusters (id, owner_id, spec, state, reason, created_at, expires_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7)`, c.ID, c.OwnerID, string(spec), string(c.State), c.Reason, ms(c.CreatedAt), ms(c.ExpiresAt))
+		cur := c.Currency
+		if cur == "" {
+			cur = iog.IO
+		}
+		_, err := q.ExecContext(ctx, `INSERT INTO clusters (id, owner_id, spec, state, reason, created_at, expires_at, currency, quote)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, c.ID, c.OwnerID, string(spec), string(c.State), c.Reason, ms(c.CreatedAt), ms(c.ExpiresAt),
+			string(cur), string(c.Quote))
 		if err != nil {
 			return fmt.Errorf("store: insert cluster: %w", err)
 		}
@@ -38,8 +43,10 @@ func (s *DB) CreateCluster(ctx context.Context, c iog.Cluster, leases []iog.Leas
 			if err := insertEvent(ctx, q, l.DeviceID, c.CreatedAt, iog.DeviceHired, "hired by cluster "+c.ID); err != nil {
 				return err
 			}
-			_, err = q.ExecContext(ctx, `INSERT INTO leases (id, cluster_id, device_id, rank, state, gpus, active, created_at)
-				VALUES ($1, $2, $3, $4, $5, $6, 1, $7)`, l.ID, c.ID, l.DeviceID, l.Rank, string(l.State), strings.Join(l.GPUs, ","), ms(c.CreatedAt))
+			_, err = q.ExecContext(ctx, `INSERT INTO leases (id, cluster_id, device_id, rank, state, gpus, active, created_at,
+				price_per_hour, prepaid, supplier_id)
+				VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8, $9, $10)`, l.ID, c.ID, l.DeviceID, l.Rank, string(l.State), strings.Join(l.GPUs, ","),
+				ms(c.CreatedAt), int64(l.PricePerHour), int64(l.Prepaid), l.SupplierID)
 			if isUnique(err) {
 				return iog.Errorf(iog.ECONFLICT, "device %s is already leased", l.DeviceID)
 			}
@@ -47,20 +54,26 @@ func (s *DB) CreateCluster(ctx context.Context, c iog.Cluster, leases []iog.Leas
 				return fmt.Errorf("store: insert lease: %w", err)
 			}
 		}
+		for _, p := range postings {
+			if _, err := applyPosting(ctx, q, p); err != nil {
+				return err
+			}
+		}
 		return nil
 	})
 }
 
-const clusterCols = `id, owner_id, spec, state, reason, degraded, created_at, started_at, ended_at, expires_at`
+const clusterCols = `id, owner_id, spec, state, reason, degraded, created_at, started_at, ended_at, expires_at, currency, quote`
 
 func scanCluster(row interface{ Scan(...any) error }) (iog.Cluster, error) {
 	var c iog.Cluster
-	var spec, state string
+	var spec, state, cur, quote string
 	var degraded int
 	var created, started, ended, expires int64
-	if err := row.Scan(&c.ID, &c.OwnerID, &spec, &state, &c.Reason, &degraded, &created, &started, &ended, &expires); err != nil {
+	if err := row.Scan(&c.ID, &c.OwnerID, &spec, &state, &c.Reason, &degraded, &created, &started, &ended, &expires, &cur, &quote); err != nil {
 		return c, err
 	}
+	c.Currency, c.Quote = iog.Currency(cur), []byte(quote)
 	if err := json.Unmarshal([]byte(spec), &c.Spec); err != nil {
 		return c, fmt.Errorf("store: decode spec of %s: %w", c.ID, err)
 	}
@@ -121,16 +134,20 @@ func (s *DB) UpdateCluster(ctx context.Context, c iog.Cluster) error {
 	return nil
 }
 
-const leaseCols = `id, cluster_id, device_id, rank, state, reason, exit_code, gpus, created_at, started_at, ended_at`
+const leaseCols = `id, cluster_id, device_id, rank, state, reason, exit_code, gpus, created_at, started_at, ended_at,
+	price_per_hour, prepaid, settled_minutes, settled, closed, supplier_id`
 
 func scanLease(row interface{ Scan(...any) error }) (iog.Lease, error) {
 	var l iog.Lease
 	var state, gpus string
 	var code sql.NullInt64
-	var created, started, ended int64
-	if err := row.Scan(&l.ID, &l.ClusterID, &l.DeviceID, &l.Rank, &state, &l.Reason, &code, &gpus, &created, &started, &ended); err != nil {
+	var created, started, ended, price, prepaid, settled int64
+	var closed int
+	if err := row.Scan(&l.ID, &l.ClusterID, &l.DeviceID, &l.Rank, &state, &l.Reason, &code, &gpus, &created, &started, &ended,
+		&price, &prepaid, &l.SettledMinutes, &settled, &closed, &l.SupplierID); err != nil {
 		return l, err
 	}
+	l.PricePerHour, l.Prepaid, l.Settled, l.Closed = iog.Amount(price), iog.Amount(prepaid), iog.Amount(settled), closed == 1
 	l.State = iog.LeaseState(state)
 	if code.Valid {
 		c := int(code.Int64)

@@ -65,15 +65,16 @@ func insertEvent(ctx context.Context, q querier, id string, at time.Time, st iog
 }
 
 const deviceCols = `id, owner_id, name, public_key, status, status_reason, region, gpu_model, gpu_count,
-	ask_per_hour, paused, shared_host, inventory, addr, data_plane, created_at, last_seen_at`
+	ask_per_hour, paused, shared_host, inventory, addr, data_plane, created_at, last_seen_at, tier, up_since`
 
 func scanDevice(row interface{ Scan(...any) error }) (iog.Device, error) {
 	var d iog.Device
 	var status, inv string
-	var ask, created, seen int64
+	var ask, created, seen, up int64
 	var paused, shared int
 	err := row.Scan(&d.ID, &d.OwnerID, &d.Name, &d.PublicKey, &status, &d.StatusReason, &d.Region, &d.GPUModel,
-		&d.GPUCount, &ask, &paused, &shared, &inv, &d.Addr, &d.DataPlane, &created, &seen)
+		&d.GPUCount, &ask, &paused, &shared, &inv, &d.Addr, &d.DataPlane, &created, &seen, &d.Tier, &up)
+	d.UpSince = tm(up)
 	d.Status, d.AskPerHour, d.Paused, d.SharedHost = iog.DeviceStatus(status), iog.Amount(ask), paused == 1, shared == 1
 	d.Inventory, d.CreatedAt, d.LastSeenAt = []byte(inv), tm(created), tm(seen)
 	return d, err
@@ -171,10 +172,14 @@ func setStatus(ctx context.Context, q querier, id string, st iog.DeviceStatus, r
 // UpdateDevice saves the fields an owner or the worker may change: name, paused, inventory,
 // GPU model and count, address and data plane.
 func (s *DB) UpdateDevice(ctx context.Context, d iog.Device) error {
+	tier := d.Tier
+	if tier == "" {
+		tier = "standard"
+	}
 	_, err := s.db.ExecContext(ctx, `UPDATE devices SET name = $1, paused = $2, inventory = $3, gpu_model = $4,
-		gpu_count = $5, addr = $6, data_plane = $7, region = $8, ask_per_hour = $9 WHERE id = $10`,
+		gpu_count = $5, addr = $6, data_plane = $7, region = $8, ask_per_hour = $9, tier = $10 WHERE id = $11`,
 		d.Name, b2i(d.Paused), string(d.Inventory), d.GPUModel, d.GPUCount, d.Addr, d.DataPlane, d.Region,
-		int64(d.AskPerHour), d.ID)
+		int64(d.AskPerHour), tier, d.ID)
 	if err != nil {
 		return fmt.Errorf("store: update device: %w", err)
 	}

@@ -93,6 +93,7 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		db.Close()
 		return nil, err
 	}
+	opts = append(opts, goose.WithAllowOutofOrder(true))
 	p, err := goose.NewProvider(dialect, db, sub, opts...)
 	if err != nil {
 		db.Close()

@@ -1,0 +1,315 @@
+package market
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/iognet/iog/api"
+	"github.com/iognet/iog/internal/iog"
+	"github.com/iognet/iog/internal/pricing"
+	"github.com/iognet/iog/internal/sched"
+)
+
+// utilisation is the share (per-mille) of the devices of the requested class that are hired
+// now: the demand the quote's demand factor follows.
+func utilisation(spec iog.ClusterSpec, snap []sched.Candidate) int64 {
+	var hired, avail int64
+	for _, c := range snap {
+		if spec.GPUModel != "" && !sched.ModelMatches(c.GPUModel, spec.GPUModel) {
+			continue
+		}
+		if spec.GPUModel == "" && c.GPUModel != "" {
+			continue
+		}
+		switch c.Status {
+		case iog.DeviceHired:
+			hired++
+			avail++
+		case iog.DeviceReady:
+			avail++
+		}
+	}
+	if avail == 0 {
+		return 0
+	}
+	return hired * 1000 / avail
+}
+
+// quote prices the chosen devices for the spec.
+func (m *Market) quote(spec iog.ClusterSpec, nodes []sched.Node, snap []sched.Candidate) (pricing.Quote, error) {
+	byID := map[string]sched.Candidate{}
+	for _, c := range snap {
+		byID[c.ID] = c
+	}
+	in := pricing.QuoteInput{Hours: spec.Hours, Currency: pricing.Currency(spec.Currency), Commitment: pricing.Commitment(spec.Commitment),
+		UtilPermille: utilisation(spec, snap), IOPriceUSDC: m.ioPrice()}
+	for _, n := range nodes {
+		c := byID[n.DeviceID]
+		in.Devices = append(in.Devices, pricing.DeviceAsk{DeviceID: c.ID, Model: c.GPUModel, GPUs: c.GPUCount, AskPerHour: c.Ask})
+	}
+	return pricing.Compute(in)
+}
+
+func (m *Market) ioPrice() iog.Amount {
+	if m.cfg.IOPriceUSDC > 0 {
+		return m.cfg.IOPriceUSDC
+	}
+	return 2 * iog.Unit
+}
+
+// escrowPostings moves a quote's total out of the renter's wallet: the subtotal into the
+// cluster's escrow and the renter's fees to the treasury.
+func escrowPostings(c iog.Cluster, q pricing.Quote) []iog.Posting {
+	if q.Total == 0 {
+		return nil
+	}
+	p := iog.Posting{Key: "escrow:" + c.ID, Cause: "cluster:" + c.ID, Currency: c.Currency, At: c.CreatedAt,
+		Memo: "quote total into escrow", Entries: []iog.Entry{{Account: iog.AccWallet(c.OwnerID), Amount: -q.Total}}}
+	if q.Subtotal > 0 {
+		p.Entries = append(p.Entries, iog.Entry{Account: iog.AccEscrow(c.ID), Amount: q.Subtotal})
+	}
+	if q.Fees > 0 {
+		p.Entries = append(p.Entries, iog.Entry{Account: iog.AccTreasury, Amount: q.Fees})
+	}
+	return []iog.Posting{p}
+}
+
+// toAPIQuote is the renter-facing form.
+func toAPIQuote(q pricing.Quote, nodes []sched.Node) api.Quote {
+	out := api.Quote{Currency: string(q.Currency), Hours: q.Hours, Commitment: string(q.Commitment),
+		Subtotal: q.Subtotal.String(), Fees: q.Fees.String(), Total: q.Total.String(),
+		DemandFactor: permille(q.DemandPermille + 1000*btoi(q.DemandPermille == 0)), Discount: permille(q.DiscountPermille)}
+	for _, l := range q.Lines {
+		out.Lines = append(out.Lines, api.QuoteLine{Label: l.Label, DeviceID: l.DeviceID, Amount: l.Amount.String()})
+	}
+	for _, d := range q.PerDevice {
+		out.Devices = append(out.Devices, api.QuoteDevice{DeviceID: d.DeviceID, PerHour: d.PerHour.String(), Prepaid: d.Prepaid.String()})
+	}
+	return out
+}
+
+func btoi(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func permille(p int64) string { return strconv.FormatInt(p/1000, 10) + "." + fmt.Sprintf("%03d", p%1000) }
+
+// Quote prices a cluster request against the devices that would be placed now, without
+// placing it.
+func (m *Market) Quote(ctx context.Context, acct iog.Account, r api.CreateClusterRequest) (api.Quote, error) {
+	if r.Type == "" {
+		r.Type = iog.TypeProcess
+		if len(r.Command) == 0 {
+			r.Command = []string{"quote"}
+		}
+	}
+	spec, err := m.validate(ctx, r)
+	if err != nil {
+		return api.Quote{}, err
+	}
+	snap, err := m.snapshot(ctx)
+	if err != nil {
+		return api.Quote{}, err
+	}
+	nodes, err := sched.Place(request(spec), snap)
+	if err != nil {
+		return api.Quote{}, err
+	}
+	q, err := m.quote(spec, nodes, snap)
+	if err != nil {
+		return api.Quote{}, err
+	}
+	return toAPIQuote(q, nodes), nil
+}
+
+// minutesCost is what minutes [from, to) of a lease cost at perHour: the sum of
+// pricing.PerMinute over them, so that any whole hour costs exactly perHour.
+func minutesCost(perHour iog.Amount, from, to int64) iog.Amount {
+	var sum iog.Amount
+	for i := from; i < to; i++ {
+		sum += pricing.PerMinute(perHour, i)
+	}
+	return sum
+}
+
+// servedMinutes is how many whole minutes a lease has served by now (never past the cluster's
+// paid end).
+func servedMinutes(l iog.Lease, c iog.Cluster, now time.Time) int64 {
+	if l.StartedAt.IsZero() {
+		return 0
+	}
+	end := now
+	if !l.EndedAt.IsZero() && l.EndedAt.Before(end) {
+		end = l.EndedAt
+	}
+	if !c.ExpiresAt.IsZero() && c.ExpiresAt.Before(end) {
+		end = c.ExpiresAt
+	}
+	if !end.After(l.StartedAt) {
+		return 0
+	}
+	return int64(end.Sub(l.StartedAt) / time.Minute)
+}
+
+// settle pays a lease's supplier for the minutes served since the last settlement, and, once
+// the lease has ended, returns what is left of its prepaid share to the renter. Every step is
+// atomic and idempotent, so it can run again after a crash, or on two coordinators at once,
+// without paying anything twice.
+func (m *Market) settle(ctx context.Context, l iog.Lease, c iog.Cluster, now time.Time) error {
+	if l.Closed {
+		return nil
+	}
+	served := servedMinutes(l, c, now)
+	if served > l.SettledMinutes {
+		amt := minutesCost(l.PricePerHour, l.SettledMinutes, served)
+		if l.Settled+amt > l.Prepaid {
+			amt = l.Prepaid - l.Settled
+		}
+		var ps []iog.Posting
+		if amt > 0 {
+			booking, cfee, err := pricing.SupplierFee(amt, pricing.Currency(c.Currency))
+			if err != nil {
+				return err
+			}
+			p := iog.Posting{Key: fmt.Sprintf("settle:%s:%d", l.ID, served), Cause: "lease:" + l.ID, Currency: c.Currency, At: now,
+				Memo:    fmt.Sprintf("minutes %d-%d of node %d", l.SettledMinutes, served, l.Rank),
+				Entries: []iog.Entry{{Account: iog.AccEscrow(c.ID), Amount: -amt}}}
+			if net := amt - booking - cfee; net > 0 {
+				p.Entries = append(p.Entries, iog.Entry{Account: iog.AccWallet(l.SupplierID), Amount: net})
+			}
+			if booking+cfee > 0 {
+				p.Entries = append(p.Entries, iog.Entry{Account: iog.AccTreasury, Amount: booking + cfee})
+			}
+			ps = append(ps, p)
+		}
+		ok, err := m.db.SettleLease(ctx, l.ID, l.SettledMinutes, served, amt, ps...)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return nil // someone else settled meanwhile; the next pass sees the new state
+		}
+		l.SettledMinutes, l.Settled = served, l.Settled+amt
+	}
+	if l.State.Active() {
+		return nil
+	}
+	var ps []iog.Posting
+	if rest := l.Prepaid - l.Settled; rest > 0 {
+		ps = append(ps, iog.Transfer("refund:"+l.ID, "lease:"+l.ID, c.Currency, now, iog.AccEscrow(c.ID), iog.AccWallet(c.OwnerID), rest,
+			fmt.Sprintf("unspent share of node %d (%s)", l.Rank, l.State)))
+	}
+	_, err := m.db.CloseLease(ctx, l.ID, ps...)
+	return err
+}
+
+// settleLease reloads a lease and settles it; used right after a lease ends so that the
+// refund is in the renter's wallet at once.
+func (m *Market) settleLease(ctx context.Context, leaseID string) {
+	l, err := m.db.Lease(ctx, leaseID)
+	if err == nil {
+		var c iog.Cluster
+		if c, err = m.db.Cluster(ctx, l.ClusterID); err == nil {
+			err = m.settle(ctx, l, c, m.cfg.Now())
+		}
+	}
+	if err != nil {
+		m.cfg.Log.Error("settle lease", "lease", leaseID, "err", err)
+	}
+}
+
+// Settle runs one billing pass over every lease whose money is not final.
+func (m *Market) Settle(ctx context.Context) error {
+	ls, err := m.db.UnclosedLeases(ctx)
+	if err != nil {
+		return err
+	}
+	now := m.cfg.Now()
+	clusters := map[string]iog.Cluster{}
+	for _, l := range ls {
+		c, ok := clusters[l.ClusterID]
+		if !ok {
+			if c, err = m.db.Cluster(ctx, l.ClusterID); err != nil {
+				return err
+			}
+			clusters[l.ClusterID] = c
+		}
+		if err := m.settle(ctx, l, c, now); err != nil {
+			return fmt.Errorf("settle %s: %w", l.ID, err)
+		}
+	}
+	return nil
+}
+
+// Extend buys more hours for a running cluster at the prices it was placed at.
+func (m *Market) Extend(ctx context.Context, acct iog.Account, id string, hours int) (api.Cluster, error) {
+	c, err := m.owned(ctx, acct, id)
+	if err != nil {
+		return api.Cluster{}, err
+	}
+	if c.State.Ended() {
+		return api.Cluster{}, iog.Errorf(iog.ECONFLICT, "cluster %s already %s", id, c.State)
+	}
+	if hours < 1 || c.Spec.Hours+hours > MaxHours {
+		return api.Cluster{}, iog.Errorf(iog.EINVALID, "hours must be between 1 and %d in all", MaxHours)
+	}
+	leases, err := m.db.Leases(ctx, id)
+	if err != nil {
+		return api.Cluster{}, err
+	}
+	extra := map[string]iog.Amount{}
+	var sub iog.Amount
+	for _, l := range leases {
+		if l.Closed || !l.State.Active() {
+			continue
+		}
+		a, err := l.PricePerHour.Mul(int64(hours))
+		if err != nil {
+			return api.Cluster{}, err
+		}
+		extra[l.ID] = a
+		if sub, err = sub.Add(a); err != nil {
+			return api.Cluster{}, err
+		}
+	}
+	booking, cfee, err := pricing.RenterFee(sub, pricing.Currency(c.Currency))
+	if err != nil {
+		return api.Cluster{}, err
+	}
+	now := m.cfg.Now()
+	var ps []iog.Posting
+	if total := sub + booking + cfee; total > 0 {
+		p := iog.Posting{Key: fmt.Sprintf("extend:%s:%d", id, now.UnixNano()), Cause: "cluster:" + id, Currency: c.Currency, At: now,
+			Memo: fmt.Sprintf("extend by %d h", hours), Entries: []iog.Entry{{Account: iog.AccWallet(c.OwnerID), Amount: -total}}}
+		if sub > 0 {
+			p.Entries = append(p.Entries, iog.Entry{Account: iog.AccEscrow(id), Amount: sub})
+		}
+		if booking+cfee > 0 {
+			p.Entries = append(p.Entries, iog.Entry{Account: iog.AccTreasury, Amount: booking + cfee})
+		}
+		ps = append(ps, p)
+	}
+	if err := m.db.ExtendCluster(ctx, id, c.ExpiresAt.Add(time.Duration(hours)*time.Hour), extra, ps...); err != nil {
+		return api.Cluster{}, err
+	}
+	m.clusters.Bump(id)
+	return m.View(ctx, id)
+}
+
+// QuoteOf returns the quote a cluster was created with.
+func quoteOf(c iog.Cluster) *api.Quote {
+	if len(c.Quote) == 0 {
+		return nil
+	}
+	var q api.Quote
+	if json.Unmarshal(c.Quote, &q) != nil {
+		return nil
+	}
+	return &q
+}

@@ -1,0 +1,377 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/iognet/iog/internal/iog"
+)
+
+// SetPayoutAddress sets where an account's payouts go.
+func (s *DB) SetPayoutAddress(ctx context.Context, accountID, addr string) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE accounts SET payout_address = $1 WHERE id = $2`, addr, accountID)
+	if err != nil {
+		return fmt.Errorf("store: payout address: %w", err)
+	}
+	return nil
+}
+
+// PayoutAddress returns an account's payout address ("" when unset).
+func (s *DB) PayoutAddress(ctx context.Context, accountID string) (string, error) {
+	var a string
+	err := s.db.QueryRowContext(ctx, `SELECT payout_address FROM accounts WHERE id = $1`, accountID).Scan(&a)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", notFound("account", accountID)
+	}
+	return a, err
+}
+
+// Withdrawal is stake in its cooldown.
+type Withdrawal struct {
+	ID          string
+	DeviceID    string
+	Amount      iog.Amount
+	RequestedAt time.Time
+	UnlockAt    time.Time
+	State       string // cooling | released
+}
+
+// CreateWithdrawal records a withdrawal and moves the stake into cooldown, atomically.
+func (s *DB) CreateWithdrawal(ctx context.Context, w Withdrawal, p iog.Posting) error {
+	return s.tx(ctx, func(q querier) error {
+		if _, err := q.ExecContext(ctx, `INSERT INTO stake_withdrawals (id, device_id, amount, requested_at, unlock_at, state) VALUES ($1, $2, $3, $4, $5, 'cooling')`,
+			w.ID, w.DeviceID, int64(w.Amount), ms(w.RequestedAt), ms(w.UnlockAt)); err != nil {
+			return fmt.Errorf("store: withdrawal: %w", err)
+		}
+		_, err := applyPosting(ctx, q, p)
+		return err
+	})
+}
+
+func (s *DB) withdrawalsWhere(ctx context.Context, where string, args ...any) ([]Withdrawal, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, device_id, amount, requested_at, unlock_at, state FROM stake_withdrawals WHERE `+where, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: withdrawals: %w", err)
+	}
+	defer rows.Close()
+	var out []Withdrawal
+	for rows.Next() {
+		var w Withdrawal
+		var amt, req, unl int64
+		if err := rows.Scan(&w.ID, &w.DeviceID, &amt, &req, &unl, &w.State); err != nil {
+			return nil, err
+		}
+		w.Amount, w.RequestedAt, w.UnlockAt = iog.Amount(amt), tm(req), tm(unl)
+		out = append(out, w)
+	}
+	return out, rows.Err()
+}
+
+// Withdrawals lists a device's withdrawals still cooling.
+func (s *DB) Withdrawals(ctx context.Context, deviceID string) ([]Withdrawal, error) {
+	return s.withdrawalsWhere(ctx, `device_id = $1 AND state = 'cooling' ORDER BY unlock_at`, deviceID)
+}
+
+// DueWithdrawals lists withdrawals whose cooldown is over.
+func (s *DB) DueWithdrawals(ctx context.Context, now time.Time) ([]Withdrawal, error) {
+	return s.withdrawalsWhere(ctx, `state = 'cooling' AND unlock_at <= $1 ORDER BY unlock_at`, ms(now))
+}
+
+// ReleaseWithdrawal marks a withdrawal released and pays it out, atomically and once.
+func (s *DB) ReleaseWithdrawal(ctx context.Context, id string, p iog.Posting) error {
+	return s.tx(ctx, func(q querier) error {
+		res, err := q.ExecContext(ctx, `UPDATE stake_withdrawals SET state = 'released' WHERE id = $1 AND state = 'cooling'`, id)
+		if err != nil {
+			return fmt.Errorf("store: release withdrawal: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return nil
+		}
+		_, err = applyPosting(ctx, q, p)
+		return err
+	})
+}
+
+// BlockRow is a stored block; Detail is its published inputs as JSON.
+type BlockRow struct {
+	Number    int64
+	Start     time.Time
+	End       time.Time
+	Emission  iog.Amount
+	Minted    iog.Amount
+	Detail    []byte
+	CreatedAt time.Time
+}
+
+// RecordBlock stores a block and applies its postings (emission, burns), atomically and once:
+// a block that is already there is a no-op (false).
+func (s *DB) RecordBlock(ctx context.Context, b BlockRow, postings ...iog.Posting) (bool, error) {
+	done := false
+	err := s.tx(ctx, func(q querier) error {
+		res, err := q.ExecContext(ctx, `INSERT INTO blocks (number, start_at, end_at, emission, minted, detail, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (number) DO NOTHING`,
+			b.Number, ms(b.Start), ms(b.End), int64(b.Emission), int64(b.Minted), string(b.Detail), ms(b.CreatedAt))
+		if err != nil {
+			return fmt.Errorf("store: record block: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return nil
+		}
+		for _, p := range postings {
+			if _, err := applyPosting(ctx, q, p); err != nil {
+				return err
+			}
+		}
+		done = true
+		return nil
+	})
+	return done, err
+}
+
+func (s *DB) blocksWhere(ctx context.Context, where string, args ...any) ([]BlockRow, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT number, start_at, end_at, emission, minted, detail, created_at FROM blocks WHERE `+where, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: blocks: %w", err)
+	}
+	defer rows.Close()
+	var out []BlockRow
+	for rows.Next() {
+		var b BlockRow
+		var st, en, em, mi, cr int64
+		var d string
+		if err := rows.Scan(&b.Number, &st, &en, &em, &mi, &d, &cr); err != nil {
+			return nil, err
+		}
+		b.Start, b.End, b.Emission, b.Minted, b.Detail, b.CreatedAt = tm(st), tm(en), iog.Amount(em), iog.Amount(mi), []byte(d), tm(cr)
+		out = append(out, b)
+	}
+	return out, rows.Err()
+}
+
+// Block returns one block.
+func (s *DB) Block(ctx context.Context, n int64) (BlockRow, error) {
+	bs, err := s.blocksWhere(ctx, `number = $1`, n)
+	if err != nil {
+		return BlockRow{}, err
+	}
+	if len(bs) == 0 {
+		return BlockRow{}, iog.Errorf(iog.ENOTFOUND, "block %d not found", n)
+	}
+	return bs[0], nil
+}
+
+// Blocks lists the newest blocks first.
+func (s *DB) Blocks(ctx context.Context, limit int) ([]BlockRow, error) {
+	return s.blocksWhere(ctx, `1 = 1 ORDER BY number DESC LIMIT $1`, limit)
+}
+
+// NextBlock is the number of the first block not recorded yet.
+func (s *DB) NextBlock(ctx context.Context) (int64, error) {
+	var n sql.NullInt64
+	if err := s.db.QueryRowContext(ctx, `SELECT MAX(number) FROM blocks`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("store: next block: %w", err)
+	}
+	if !n.Valid {
+		return 0, nil
+	}
+	return n.Int64 + 1, nil
+}
+
+// Slash is stake and unpaid rewards held after fraud.
+type Slash struct {
+	ID          string
+	DeviceID    string
+	OwnerID     string
+	Stake       iog.Amount
+	Rewards     iog.Amount
+	Reason      string
+	At          time.Time
+	AppealUntil time.Time
+	State       string // held | burned | returned
+	ResolvedAt  time.Time
+}
+
+// CreateSlash records a slash and moves the funds into the held account, atomically.
+func (s *DB) CreateSlash(ctx context.Context, sl Slash, postings ...iog.Posting) error {
+	return s.tx(ctx, func(q querier) error {
+		if _, err := q.ExecContext(ctx, `INSERT INTO slashes (id, device_id, owner_id, stake, rewards, reason, at, appeal_until, state)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'held')`, sl.ID, sl.DeviceID, sl.OwnerID, int64(sl.Stake), int64(sl.Rewards), sl.Reason,
+			ms(sl.At), ms(sl.AppealUntil)); err != nil {
+			return fmt.Errorf("store: slash: %w", err)
+		}
+		for _, p := range postings {
+			if _, err := applyPosting(ctx, q, p); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func (s *DB) slashesWhere(ctx context.Context, where string, args ...any) ([]Slash, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, device_id, owner_id, stake, rewards, reason, at, appeal_until, state, resolved_at FROM slashes WHERE `+where, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: slashes: %w", err)
+	}
+	defer rows.Close()
+	var out []Slash
+	for rows.Next() {
+		var sl Slash
+		var st, rw, at, ap, rs int64
+		if err := rows.Scan(&sl.ID, &sl.DeviceID, &sl.OwnerID, &st, &rw, &sl.Reason, &at, &ap, &sl.State, &rs); err != nil {
+			return nil, err
+		}
+		sl.Stake, sl.Rewards, sl.At, sl.AppealUntil, sl.ResolvedAt = iog.Amount(st), iog.Amount(rw), tm(at), tm(ap), tm(rs)
+		out = append(out, sl)
+	}
+	return out, rows.Err()
+}
+
+// Slashes lists slashes of an owner ("" for all), newest first.
+func (s *DB) Slashes(ctx context.Context, ownerID string) ([]Slash, error) {
+	return s.slashesWhere(ctx, `($1 = '' OR owner_id = $1) ORDER BY at DESC`, ownerID)
+}
+
+// DueSlashes lists held slashes whose appeal window is over.
+func (s *DB) DueSlashes(ctx context.Context, now time.Time) ([]Slash, error) {
+	return s.slashesWhere(ctx, `state = 'held' AND appeal_until <= $1`, ms(now))
+}
+
+// ResolveSlash moves a held slash to its final state and applies the postings, once.
+func (s *DB) ResolveSlash(ctx context.Context, id, state string, now time.Time, postings ...iog.Posting) (bool, error) {
+	done := false
+	err := s.tx(ctx, func(q querier) error {
+		res, err := q.ExecContext(ctx, `UPDATE slashes SET state = $1, resolved_at = $2 WHERE id = $3 AND state = 'held'`, state, ms(now), id)
+		if err != nil {
+			return fmt.Errorf("store: resolve slash: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return nil
+		}
+		for _, p := range postings {
+			if _, err := applyPosting(ctx, q, p); err != nil {
+				return err
+			}
+		}
+		done = true
+		return nil
+	})
+	return done, err
+}
+
+// HiredSeconds is how long a device was in running leases within [start, end).
+func (s *DB) HiredSeconds(ctx context.Context, deviceID string, start, end time.Time) (int64, error) {
+	ls, err := s.leaseWhere(ctx, `device_id = $1 AND started_at > 0 AND started_at < $2 AND (ended_at = 0 OR ended_at > $3)`,
+		deviceID, ms(end), ms(start))
+	if err != nil {
+		return 0, err
+	}
+	var total time.Duration
+	for _, l := range ls {
+		a, b := l.StartedAt, l.EndedAt
+		if a.Before(start) {
+			a = start
+		}
+		if b.IsZero() || b.After(end) {
+			b = end
+		}
+		if b.After(a) {
+			total += b.Sub(a)
+		}
+	}
+	return min(int64(total/time.Second), int64(end.Sub(start)/time.Second)), nil
+}
+
+// LeaseEarnings sums what an owner's wallet received for hired time, per currency, optionally
+// for one device or one cluster.
+func (s *DB) LeaseEarnings(ctx context.Context, ownerID, deviceID, clusterID string) (map[iog.Currency]iog.Amount, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT e.currency, COALESCE(SUM(e.amount), 0) FROM ledger_entries e
+		JOIN ledger_postings p ON p.key = e.posting_key
+		JOIN leases l ON p.cause = 'lease:' || l.id
+		WHERE e.account = $1 AND l.supplier_id = $2 AND ($3 = '' OR l.device_id = $3) AND ($4 = '' OR l.cluster_id = $4)
+		GROUP BY e.currency`, iog.AccWallet(ownerID), ownerID, deviceID, clusterID)
+	if err != nil {
+		return nil, fmt.Errorf("store: earnings: %w", err)
+	}
+	defer rows.Close()
+	out := map[iog.Currency]iog.Amount{}
+	for rows.Next() {
+		var c string
+		var v int64
+		if err := rows.Scan(&c, &v); err != nil {
+			return nil, err
+		}
+		out[iog.Currency(c)] = iog.Amount(v)
+	}
+	return out, rows.Err()
+}
+
+// RewardsEarned sums the block rewards credited to a device (claimed or not).
+func (s *DB) RewardsEarned(ctx context.Context, deviceID string) (iog.Amount, error) {
+	var v int64
+	err := s.db.QueryRowContext(ctx, `SELECT COALESCE(SUM(e.amount), 0) FROM ledger_entries e JOIN ledger_postings p ON p.key = e.posting_key
+		WHERE e.account = $1 AND e.amount > 0 AND p.cause LIKE 'block:%'`, iog.AccRewards(deviceID)).Scan(&v)
+	return iog.Amount(v), err
+}
+
+// SetUpSince records since when a device has been continuously up (zero: it is not).
+func (s *DB) SetUpSince(ctx context.Context, deviceID string, at time.Time) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE devices SET up_since = $1 WHERE id = $2`, ms(at), deviceID)
+	return err
+}
+
+// Leader elects one coordinator for the singleton loops (blocks). On SQLite there is only one
+// process and it always leads; on PostgreSQL a session advisory lock on a dedicated connection
+// decides, and is given up when that connection closes.
+type Leader struct {
+	db   *DB
+	mu   sync.Mutex
+	conn *sql.Conn
+}
+
+// leaderLockID is the advisory lock key ("iog" in ASCII).
+const leaderLockID = 0x696f67
+
+// NewLeader returns an election over the store.
+func (s *DB) NewLeader() *Leader { return &Leader{db: s} }
+
+// Lead reports whether this process leads now, trying to take the lead if it does not.
+func (l *Leader) Lead(ctx context.Context) bool {
+	if l.db.engine != Postgres {
+		return true
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.conn != nil {
+		if err := l.conn.PingContext(ctx); err == nil {
+			return true
+		}
+		l.conn.Close()
+		l.conn = nil
+	}
+	c, err := l.db.db.Conn(ctx)
+	if err != nil {
+		return false
+	}
+	var ok bool
+	if err := c.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1)`, leaderLockID).Scan(&ok); err != nil || !ok {
+		c.Close()
+		return false
+	}
+	l.conn = c
+	return true
+}
+
+// Close gives up the lead.
+func (l *Leader) Close() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.conn != nil {
+		l.conn.Close()
+		l.conn = nil
+	}
+}
