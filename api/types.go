@@ -141,8 +141,8 @@ type Cluster struct {
 	StartedAt time.Time            `json:"started_at,omitzero"`
 	EndedAt   time.Time            `json:"ended_at,omitzero"`
 	ExpiresAt time.Time            `json:"expires_at"`
-	Currency string `json:"currency,omitempty"`
-	Quote    *Quote `json:"quote,omitempty"`
+	Currency  string               `json:"currency,omitempty"`
+	Quote     *Quote               `json:"quote,omitempty"`
 	// Revision changes whenever the cluster or any node changes; pass it back as `known` to wait.
 	Revision string `json:"revision"`
 }

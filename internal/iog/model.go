@@ -168,9 +168,9 @@ type Lease struct {
 	Settled        Amount
 	Closed         bool   // settled and refunded for good
 	SupplierID     string // the device owner at placement
-	CreatedAt time.Time
-	StartedAt time.Time
-	EndedAt   time.Time
+	CreatedAt      time.Time
+	StartedAt      time.Time
+	EndedAt        time.Time
 }
 
 // LogChunk is a piece of a node's output.

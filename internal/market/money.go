@@ -98,7 +98,9 @@ func btoi(b bool) int64 {
 	return 0
 }
 
-func permille(p int64) string { return strconv.FormatInt(p/1000, 10) + "." + fmt.Sprintf("%03d", p%1000) }
+func permille(p int64) string {
+	return strconv.FormatInt(p/1000, 10) + "." + fmt.Sprintf("%03d", p%1000)
+}
 
 // Quote prices a cluster request against the devices that would be placed now, without
 // placing it.

@@ -267,4 +267,3 @@ func strings1(ctx context.Context, q querier, query string, args ...any) ([]stri
 	}
 	return out, rows.Err()
 }
-
