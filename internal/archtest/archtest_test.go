@@ -4,6 +4,7 @@ import (
 	"go/build"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -87,7 +88,7 @@ func TestStdlibOnly(t *testing.T) {
 }
 
 // Pure packages take time and randomness as arguments and do no I/O.
-var pure = []string{"internal/sched", "internal/watch"}
+var pure = []string{"internal/sched", "internal/watch", "internal/reputation", "internal/proof"}
 
 func TestPurePackages(t *testing.T) {
 	all := pkgs(t)
@@ -97,6 +98,33 @@ func TestPurePackages(t *testing.T) {
 		for _, b := range banned {
 			if d[b] {
 				t.Errorf("pure package %s depends on %s", p, b)
+			}
+		}
+	}
+}
+
+// TestPureTakeTimeAndRandomness greps the pure packages' code for reading the clock or a random
+// source: they take both as arguments.
+func TestPureTakeTimeAndRandomness(t *testing.T) {
+	bad := regexp.MustCompile(`time\.Now\(|\brand\.`)
+	for _, p := range pure {
+		files, err := filepath.Glob(filepath.Join("../..", p, "*.go"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range files {
+			if strings.HasSuffix(f, "_test.go") {
+				continue
+			}
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, line := range strings.Split(string(b), "\n") {
+				code, _, _ := strings.Cut(line, "//")
+				if bad.MatchString(code) {
+					t.Errorf("%s:%d: pure package reads the clock or a random source: %s", f, i+1, strings.TrimSpace(line))
+				}
 			}
 		}
 	}

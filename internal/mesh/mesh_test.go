@@ -1,0 +1,147 @@
+package mesh_test
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/iognet/iog/internal/iog"
+	"github.com/iognet/iog/internal/mesh"
+	"github.com/iognet/iog/internal/mesh/meshtest"
+	"github.com/iognet/iog/internal/relay"
+)
+
+func TestNetstackConformance(t *testing.T) { meshtest.Run(t, mesh.Netstack{}) }
+
+func TestFakeConformance(t *testing.T) {
+	f := &meshtest.Fake{}
+	meshtest.Run(t, f)
+	if len(f.Links()) != 0 || f.Opened() == 0 {
+		t.Fatalf("links left open: %v (opened %d)", f.Links(), f.Opened())
+	}
+}
+
+func TestAddressing(t *testing.T) {
+	for _, c := range []struct {
+		idx  int
+		want string
+	}{{0, "100.64.0.0/24"}, {1, "100.64.1.0/24"}, {256, "100.65.0.0/24"}, {16383, "100.127.255.0/24"}} {
+		if got := mesh.Network(c.idx).String(); got != c.want {
+			t.Errorf("Network(%d) = %s, want %s", c.idx, got, c.want)
+		}
+		if !mesh.Space.Contains(mesh.Network(c.idx).Addr()) {
+			t.Errorf("Network(%d) outside %s", c.idx, mesh.Space)
+		}
+	}
+	if got := mesh.Host(mesh.Network(3), 1).String(); got != "100.64.3.1" {
+		t.Errorf("node 0 of network 3 = %s", got)
+	}
+	if n := mesh.IfaceName("cl_abc"); len(n) != 11 || n[:3] != "iog" {
+		t.Errorf("iface name %q", n)
+	}
+}
+
+func TestKeys(t *testing.T) {
+	k, err := mesh.NewKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := mesh.ParseKey(k.Public().String())
+	if err != nil || got != k.Public() {
+		t.Fatalf("round trip %v %v", got, err)
+	}
+	if _, err := mesh.ParseKey("short"); err == nil {
+		t.Fatal("bad key accepted")
+	}
+}
+
+// relayFor starts a relay that knows the given members of one cluster.
+func relayFor(t *testing.T, members map[string]relay.ID) *relay.Server {
+	t.Helper()
+	uc, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := relay.New(uc, relay.Config{Lookup: func(_ context.Context, h string) (relay.Member, error) {
+		for tok, id := range members {
+			if relay.HashToken(tok) == h {
+				return relay.Member{ID: id, Cluster: "c"}, nil
+			}
+		}
+		return relay.Member{}, iog.Errorf(iog.EUNAUTHORIZED, "no")
+	}})
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { _ = srv.Serve(ctx) }()
+	t.Cleanup(cancel)
+	return srv
+}
+
+func waitFor(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Two members with no direct endpoints talk through the relay; once each learns the other's
+// address, the path turns direct and the relay stops carrying their traffic.
+func TestRelayThenDirect(t *testing.T) {
+	idA, idB := relay.ID{0xa}, relay.ID{0xb}
+	srv := relayFor(t, map[string]relay.ID{"tok-a": idA, "tok-b": idB})
+	a := meshtest.Member(t, mesh.Netstack{}, "", 1)
+	b := meshtest.Member(t, mesh.Netstack{}, "", 2)
+	if err := a.SetRelay(srv.Addr(), "tok-a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.SetRelay(srv.Addr(), "tok-b"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "observed endpoints", func() bool { return a.Observed().IsValid() && b.Observed().IsValid() })
+	peer := func(n *mesh.Net, id relay.ID, eps ...netip.AddrPort) mesh.Peer {
+		return mesh.Peer{Name: n.Address().String(), PublicKey: n.PublicKey(), MemberID: id,
+			AllowedIPs: []netip.Prefix{netip.PrefixFrom(n.Address(), 32)}, Endpoints: eps}
+	}
+	if err := a.SetPeers([]mesh.Peer{peer(b, idB)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.SetPeers([]mesh.Peer{peer(a, idA)}); err != nil {
+		t.Fatal(err)
+	}
+	meshtest.Echo(t, a, b)
+	if srv.Relayed(idA, idB) == 0 || srv.Relayed(idB, idA) == 0 {
+		t.Fatalf("relay carried nothing: %d %d", srv.Relayed(idA, idB), srv.Relayed(idB, idA))
+	}
+	if p := a.Paths()[b.PublicKey()]; p.Direct {
+		t.Fatalf("direct with no endpoint: %+v", p)
+	}
+	// The coordinator now hands out the observed endpoints.
+	if err := a.SetPeers([]mesh.Peer{peer(b, idB, b.Observed())}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.SetPeers([]mesh.Peer{peer(a, idA, a.Observed())}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "direct paths", func() bool {
+		return a.Paths()[b.PublicKey()].Direct && b.Paths()[a.PublicKey()].Direct
+	})
+	before := srv.Relayed(idA, idB)
+	meshtest.Echo(t, a, b)
+	if after := srv.Relayed(idA, idB); after != before {
+		t.Fatalf("relay still used on a direct path: %d -> %d", before, after)
+	}
+}
+
+func TestPadding(t *testing.T) {
+	a := meshtest.Member(t, mesh.Netstack{}, "", 1)
+	b := meshtest.Member(t, mesh.Netstack{}, "", 2)
+	a.SetPadding(true)
+	meshtest.Pair(t, a, b)
+	meshtest.Echo(t, a, b)
+	meshtest.Echo(t, b, a)
+}
