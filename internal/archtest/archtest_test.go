@@ -88,7 +88,7 @@ func TestStdlibOnly(t *testing.T) {
 }
 
 // Pure packages take time and randomness as arguments and do no I/O.
-var pure = []string{"internal/sched", "internal/watch", "internal/reputation", "internal/proof"}
+var pure = []string{"internal/sched", "internal/watch", "internal/pricing", "internal/rewards", "internal/reputation", "internal/proof"}
 
 func TestPurePackages(t *testing.T) {
 	all := pkgs(t)
