@@ -22,6 +22,7 @@ func (a *app) clusterCmd() *cobra.Command {
 		a.clusterListCmd(),
 		a.clusterGetCmd(),
 		a.clusterTerminateCmd(),
+		a.clusterExtendCmd(),
 		a.clusterLogsCmd(),
 	)
 }
@@ -35,6 +36,8 @@ type createFlags struct {
 	region      string
 	hours       int
 	maxPrice    string
+	currency    string
+	commit      string
 	image       string
 	env         []string
 	name        string
@@ -98,6 +101,13 @@ func (f *createFlags) request(command []string) (api.CreateClusterRequest, error
 	}
 	if r.MaxPrice != "" && !isDecimal(r.MaxPrice) {
 		return r, usageErrorf("--max-price %q: want a price per hour, like 2.50", r.MaxPrice)
+	}
+	var err error
+	if r.Currency, err = currencyFlag(f.currency); err != nil {
+		return r, err
+	}
+	if r.Commitment, err = commitFlag(f.commit); err != nil {
+		return r, err
 	}
 	for _, kv := range f.env {
 		k, v, ok := strings.Cut(kv, "=")
@@ -175,6 +185,8 @@ IOG_NODE_COUNT, IOG_HEAD_ADDR and IOG_MESH_IP.`,
 	fl.StringVar(&f.region, "region", "", "region to deploy in (default any)")
 	fl.IntVar(&f.hours, "hours", 1, "how long to rent the cluster, in hours")
 	fl.StringVar(&f.maxPrice, "max-price", "", "highest acceptable price per node-hour")
+	fl.StringVar(&f.currency, "currency", "", "currency to pay in: IO or USDC (default IO)")
+	fl.StringVar(&f.commit, "commit", "", "commitment: hourly, daily or weekly (default hourly)")
 	fl.StringVar(&f.image, "image", "", "container image (container, torch and ray types)")
 	fl.StringArrayVar(&f.env, "env", nil, "environment variable KEY=VALUE for every node (repeatable)")
 	fl.StringVar(&f.name, "name", "", "a name for the cluster")
@@ -183,6 +195,8 @@ IOG_NODE_COUNT, IOG_HEAD_ADDR and IOG_MESH_IP.`,
 	_ = cmd.MarkFlagRequired("type")
 	_ = cmd.MarkFlagRequired("nodes")
 	_ = cmd.RegisterFlagCompletionFunc("type", cobra.FixedCompletions(clusterTypes(), cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("currency", cobra.FixedCompletions(currencies(), cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("commit", cobra.FixedCompletions(commitments(), cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
 
@@ -349,6 +363,9 @@ func (a *app) summary(w io.Writer, cl api.Cluster) {
 	if cl.Reason != "" {
 		fmt.Fprintf(w, "reason: %s\n", cl.Reason)
 	}
+	if l := escrowLine(cl); l != "" {
+		fmt.Fprintln(w, l)
+	}
 	if len(cl.Nodes) > 0 {
 		nodeTable(w, cl)
 	}
@@ -385,6 +402,9 @@ func (a *app) details(w io.Writer, cl api.Cluster) {
 	}
 	if cl.Spec.MaxPrice != "" {
 		row(tw, "Max price:", cl.Spec.MaxPrice+"/h")
+	}
+	if cl.Quote != nil {
+		row(tw, "Paid:", withCurrency(cl.Quote.Total, clusterCurrency(cl))+" into escrow ("+orDefault(cl.Quote.Commitment, "hourly")+" commitment)")
 	}
 	row(tw, "Created:", formatTime(cl.CreatedAt))
 	if !cl.StartedAt.IsZero() {

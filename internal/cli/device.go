@@ -15,6 +15,7 @@ func (a *app) deviceCmd() *cobra.Command {
 		a.deviceListCmd(),
 		a.deviceGetCmd(),
 		a.deviceRenameCmd(),
+		a.devicePriceCmd(),
 		a.deviceStateCmd("pause", "Take a device off the market until resumed", "paused"),
 		a.deviceStateCmd("resume", "Put a paused device back on the market", "resumed"),
 		a.deviceDeleteCmd(),
