@@ -21,6 +21,7 @@ func Run(t *testing.T, open func(t *testing.T) *store.DB) {
 	t.Run("no device in two active leases under concurrency", func(t *testing.T) { concurrentLeases(t, open(t)) })
 	t.Run("logs", func(t *testing.T) { logs(t, open(t)) })
 	t.Run("liveness flush", func(t *testing.T) { touch(t, open(t)) })
+	t.Run("trust", func(t *testing.T) { Trust(t, open) })
 	t.Run("mesh networks and members", func(t *testing.T) { mesh(t, open(t)) })
 }
 

@@ -1,0 +1,275 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/iognet/iog/internal/iog"
+)
+
+// ClaimHardware records that device id holds the given hardware keys (GPU UUIDs, host machine
+// ids). A key already held by another device that is not deleted is a conflict: nothing is
+// claimed, and the key and its holder are returned. Keys the device already holds are fine.
+func (s *DB) ClaimHardware(ctx context.Context, id string, keys []string, now time.Time) (key, holder string, err error) {
+	err = s.tx(ctx, func(q querier) error {
+		for _, k := range keys {
+			var cur string
+			var deleted int
+			err := q.QueryRowContext(ctx, `SELECT h.device_id, d.deleted FROM device_hardware h JOIN devices d ON d.id = h.device_id
+				WHERE h.hw_key = $1`, k).Scan(&cur, &deleted)
+			switch {
+			case errors.Is(err, sql.ErrNoRows):
+				if _, err := q.ExecContext(ctx, `INSERT INTO device_hardware (hw_key, device_id, at) VALUES ($1, $2, $3)`, k, id, ms(now)); err != nil {
+					if isUnique(err) {
+						return iog.Errorf(iog.ECONFLICT, "hardware %s was claimed concurrently", k)
+					}
+					return fmt.Errorf("store: claim hardware: %w", err)
+				}
+			case err != nil:
+				return fmt.Errorf("store: read hardware: %w", err)
+			case cur == id:
+			case deleted == 1:
+				// The device that held it was deleted: its hardware may join again.
+				if _, err := q.ExecContext(ctx, `UPDATE device_hardware SET device_id = $1, at = $2 WHERE hw_key = $3`, id, ms(now), k); err != nil {
+					return fmt.Errorf("store: claim hardware: %w", err)
+				}
+			default:
+				key, holder = k, cur
+				return errConflict
+			}
+		}
+		return nil
+	})
+	if errors.Is(err, errConflict) {
+		return key, holder, nil
+	}
+	return "", "", err
+}
+
+var errConflict = errors.New("conflict")
+
+// CreateProofs records challenges issued together, in one transaction.
+func (s *DB) CreateProofs(ctx context.Context, ps []iog.Proof) error {
+	return s.tx(ctx, func(q querier) error {
+		for _, p := range ps {
+			_, err := q.ExecContext(ctx, `INSERT INTO proofs (id, device_id, round_id, class, units, threads, params, nonce, epoch,
+				issued_at, start_by, started_at, answered_at, expected_ms, min_ms, deadline_ms, elapsed_ms, result, reason)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)`,
+				p.ID, p.DeviceID, p.RoundID, p.Class, strings.Join(p.Units, ","), p.Threads, string(p.Params), p.Nonce, p.Epoch,
+				ms(p.IssuedAt), ms(p.StartBy), ms(p.StartedAt), ms(p.AnsweredAt), p.ExpectedMS, p.MinMS, p.DeadlineMS,
+				p.ElapsedMS, string(p.Result), p.Reason)
+			if err != nil {
+				return fmt.Errorf("store: create proof: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+const proofCols = `id, device_id, round_id, class, units, threads, params, nonce, epoch, issued_at, start_by, started_at,
+	answered_at, expected_ms, min_ms, deadline_ms, elapsed_ms, result, reason`
+
+func scanProof(row interface{ Scan(...any) error }) (iog.Proof, error) {
+	var p iog.Proof
+	var units, params, result string
+	var issued, startBy, started, answered int64
+	err := row.Scan(&p.ID, &p.DeviceID, &p.RoundID, &p.Class, &units, &p.Threads, &params, &p.Nonce, &p.Epoch, &issued,
+		&startBy, &started, &answered, &p.ExpectedMS, &p.MinMS, &p.DeadlineMS, &p.ElapsedMS, &result, &p.Reason)
+	if units != "" {
+		p.Units = strings.Split(units, ",")
+	}
+	p.Params, p.Result = []byte(params), iog.ProofResult(result)
+	p.IssuedAt, p.StartBy, p.StartedAt, p.AnsweredAt = tm(issued), tm(startBy), tm(started), tm(answered)
+	return p, err
+}
+
+func (s *DB) proofsWhere(ctx context.Context, where string, args ...any) ([]iog.Proof, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+proofCols+` FROM proofs WHERE `+where, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: proofs: %w", err)
+	}
+	defer rows.Close()
+	var out []iog.Proof
+	for rows.Next() {
+		p, err := scanProof(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store: scan proof: %w", err)
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+// Proof returns one proof.
+func (s *DB) Proof(ctx context.Context, id string) (iog.Proof, error) {
+	ps, err := s.proofsWhere(ctx, `id = $1`, id)
+	if err != nil {
+		return iog.Proof{}, err
+	}
+	if len(ps) == 0 {
+		return iog.Proof{}, notFound("proof", id)
+	}
+	return ps[0], nil
+}
+
+// DeviceProofs returns a device's latest proofs, oldest first.
+func (s *DB) DeviceProofs(ctx context.Context, deviceID string, limit int) ([]iog.Proof, error) {
+	ps, err := s.proofsWhere(ctx, `device_id = $1 ORDER BY issued_at DESC, id DESC LIMIT $2`, deviceID, limit)
+	for i, j := 0, len(ps)-1; i < j; i, j = i+1, j-1 {
+		ps[i], ps[j] = ps[j], ps[i]
+	}
+	return ps, err
+}
+
+// RoundProofs returns the proofs issued together in one round.
+func (s *DB) RoundProofs(ctx context.Context, roundID string) ([]iog.Proof, error) {
+	return s.proofsWhere(ctx, `round_id = $1 ORDER BY id`, roundID)
+}
+
+// OpenProofs returns every proof still waiting for its device.
+func (s *DB) OpenProofs(ctx context.Context) ([]iog.Proof, error) {
+	return s.proofsWhere(ctx, `result IN ($1, $2) ORDER BY issued_at, id`, string(iog.ProofIssued), string(iog.ProofStarted))
+}
+
+// StartProof marks an issued proof started at at; it reports false if the proof was not in
+// the issued state (already started, or closed).
+func (s *DB) StartProof(ctx context.Context, id string, at time.Time) (bool, error) {
+	res, err := s.db.ExecContext(ctx, `UPDATE proofs SET result = $1, started_at = $2 WHERE id = $3 AND result = $4`,
+		string(iog.ProofStarted), ms(at), id, string(iog.ProofIssued))
+	if err != nil {
+		return false, fmt.Errorf("store: start proof: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return n == 1, nil
+}
+
+// FinishProof closes an open proof with its result; it reports false if the proof was
+// already closed (so that exactly one outcome is ever recorded).
+func (s *DB) FinishProof(ctx context.Context, p iog.Proof) (bool, error) {
+	if p.Result.Open() {
+		return false, iog.Errorf(iog.EINVALID, "proof %s: %s is not a final result", p.ID, p.Result)
+	}
+	res, err := s.db.ExecContext(ctx, `UPDATE proofs SET result = $1, reason = $2, answered_at = $3, elapsed_ms = $4
+		WHERE id = $5 AND result IN ($6, $7)`, string(p.Result), p.Reason, ms(p.AnsweredAt), p.ElapsedMS, p.ID,
+		string(iog.ProofIssued), string(iog.ProofStarted))
+	if err != nil {
+		return false, fmt.Errorf("store: finish proof: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return n == 1, nil
+}
+
+// LastPassedProof is when the device last passed a proof of GPU (its answer's arrival), and
+// whether it ever did. Block-reward nomination asks for one in the last 24 hours.
+func (s *DB) LastPassedProof(ctx context.Context, deviceID string) (time.Time, bool, error) {
+	var at sql.NullInt64
+	err := s.db.QueryRowContext(ctx, `SELECT MAX(answered_at) FROM proofs WHERE device_id = $1 AND result = $2`,
+		deviceID, string(iog.ProofPassed)).Scan(&at)
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("store: last passed proof: %w", err)
+	}
+	if !at.Valid || at.Int64 == 0 {
+		return time.Time{}, false, nil
+	}
+	return tm(at.Int64), true, nil
+}
+
+// DeviceTrust returns a device's trust record (zero values when it has none yet).
+func (s *DB) DeviceTrust(ctx context.Context, id string) (iog.DeviceTrust, error) {
+	t := iog.DeviceTrust{DeviceID: id}
+	var verified, probation, busy, warned, flagged int64
+	err := s.db.QueryRowContext(ctx, `SELECT verified_hw, verified_at, probation_until, idle_busy_since, idle_warned_at,
+		idle_flagged_at, upheld_disputes FROM device_trust WHERE device_id = $1`, id).
+		Scan(&t.VerifiedHW, &verified, &probation, &busy, &warned, &flagged, &t.UpheldDisputes)
+	if errors.Is(err, sql.ErrNoRows) {
+		return t, nil
+	}
+	if err != nil {
+		return t, fmt.Errorf("store: device trust: %w", err)
+	}
+	t.VerifiedAt, t.ProbationUntil, t.IdleBusySince, t.IdleWarnedAt, t.IdleFlaggedAt = tm(verified), tm(probation), tm(busy), tm(warned), tm(flagged)
+	return t, nil
+}
+
+// SetDeviceTrust saves a device's trust record.
+func (s *DB) SetDeviceTrust(ctx context.Context, t iog.DeviceTrust) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO device_trust (device_id, verified_hw, verified_at, probation_until,
+		idle_busy_since, idle_warned_at, idle_flagged_at, upheld_disputes) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+		ON CONFLICT (device_id) DO UPDATE SET verified_hw = excluded.verified_hw, verified_at = excluded.verified_at,
+		probation_until = excluded.probation_until, idle_busy_since = excluded.idle_busy_since,
+		idle_warned_at = excluded.idle_warned_at, idle_flagged_at = excluded.idle_flagged_at,
+		upheld_disputes = excluded.upheld_disputes`,
+		t.DeviceID, t.VerifiedHW, ms(t.VerifiedAt), ms(t.ProbationUntil), ms(t.IdleBusySince), ms(t.IdleWarnedAt),
+		ms(t.IdleFlaggedAt), t.UpheldDisputes)
+	if err != nil {
+		return fmt.Errorf("store: set device trust: %w", err)
+	}
+	return nil
+}
+
+// Outcome is one dated good or bad result (a proof, a job) for reputation.
+type Outcome struct {
+	At time.Time
+	OK bool
+}
+
+// ProofOutcomes are a device's closed proofs since a time (void ones excluded).
+func (s *DB) ProofOutcomes(ctx context.Context, deviceID string, since time.Time) ([]Outcome, error) {
+	return s.outcomes(ctx, `SELECT issued_at, result FROM proofs WHERE device_id = $1 AND issued_at >= $2 AND result IN ($3, $4, $5, $6)`,
+		func(r string) bool { return r == string(iog.ProofPassed) },
+		deviceID, ms(since), string(iog.ProofPassed), string(iog.ProofFailed), string(iog.ProofMissed), string(iog.ProofFraud))
+}
+
+// JobOutcomes are a device's ended leases since a time: good when the workload ended by itself
+// or was stopped, bad when the device lost it or failed to run it.
+func (s *DB) JobOutcomes(ctx context.Context, deviceID string, since time.Time) ([]Outcome, error) {
+	return s.outcomes(ctx, `SELECT ended_at, state FROM leases WHERE device_id = $1 AND active = 0 AND ended_at >= $2 AND state IN ($3, $4, $5, $6)`,
+		func(r string) bool { return r == string(iog.LeaseExited) || r == string(iog.LeaseStopped) },
+		deviceID, ms(since), string(iog.LeaseExited), string(iog.LeaseStopped), string(iog.LeaseLost), string(iog.LeaseFailed))
+}
+
+func (s *DB) outcomes(ctx context.Context, query string, ok func(string) bool, args ...any) ([]Outcome, error) {
+	rows, err := s.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: outcomes: %w", err)
+	}
+	defer rows.Close()
+	var out []Outcome
+	for rows.Next() {
+		var at int64
+		var r string
+		if err := rows.Scan(&at, &r); err != nil {
+			return nil, err
+		}
+		out = append(out, Outcome{At: tm(at), OK: ok(r)})
+	}
+	return out, rows.Err()
+}
+
+// DeviceEventsSince returns a device's status changes at or after since, oldest first, plus
+// the last change before it (so the status at since is known).
+func (s *DB) DeviceEventsSince(ctx context.Context, id string, since time.Time) ([]iog.DeviceEvent, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT at, status, reason FROM device_events WHERE device_id = $1 AND at >= $2
+		UNION ALL SELECT * FROM (SELECT at, status, reason FROM device_events WHERE device_id = $1 AND at < $2 ORDER BY at DESC LIMIT 1) b
+		ORDER BY at`, id, ms(since))
+	if err != nil {
+		return nil, fmt.Errorf("store: device events: %w", err)
+	}
+	defer rows.Close()
+	var out []iog.DeviceEvent
+	for rows.Next() {
+		e := iog.DeviceEvent{DeviceID: id}
+		var at int64
+		var st string
+		if err := rows.Scan(&at, &st, &e.Reason); err != nil {
+			return nil, err
+		}
+		e.At, e.Status = tm(at), iog.DeviceStatus(st)
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
