@@ -160,7 +160,7 @@ func (b *Bank) Claim(ctx context.Context, acct iog.Account) (api.Wallet, error) 
 			return api.Wallet{}, err
 		}
 		if r > 0 {
-			ps = append(ps, iog.Transfer(key("claim", d.ID, now.UnixNano()), "claim:"+d.ID, iog.IO, now, iog.AccRewards(d.ID), iog.AccWallet(acct.ID), r, "claim block rewards"))
+			ps = append(ps, iog.Transfer(key("claim", d.ID, iog.NewID("op")), "claim:"+d.ID, iog.IO, now, iog.AccRewards(d.ID), iog.AccWallet(acct.ID), r, "claim block rewards"))
 		}
 	}
 	if len(ps) > 0 {

@@ -48,7 +48,7 @@ func (b *Bank) AddStake(ctx context.Context, acct iog.Account, r api.StakeReques
 		return api.StakeStatus{}, err
 	}
 	now := b.cfg.Now()
-	p := iog.Transfer(key("stake", d.ID, now.UnixNano()), "stake:"+d.ID, iog.IO, now, iog.AccWallet(d.OwnerID), iog.AccStake(d.ID), amt, "stake")
+	p := iog.Transfer(key("stake", d.ID, iog.NewID("op")), "stake:"+d.ID, iog.IO, now, iog.AccWallet(d.OwnerID), iog.AccStake(d.ID), amt, "stake")
 	if _, err := b.db.Post(ctx, p); err != nil {
 		return api.StakeStatus{}, err
 	}

@@ -81,7 +81,7 @@ func (m *Market) LeaseStatus(ctx context.Context, dev iog.Device, leaseID string
 		return err
 	}
 	now := m.cfg.Now()
-	defer m.clusters.Bump(l.ClusterID)
+	defer m.bumpMesh(ctx, l.ClusterID) // the cluster's watchers, and its nodes' mesh peers
 	switch iog.LeaseState(r.State) {
 	case iog.LeaseRunning:
 		ok, err := m.db.StartLease(ctx, l.ID, now)
@@ -212,7 +212,7 @@ func (m *Market) DeviceDown(ctx context.Context, deviceID, reason string) {
 		if err := m.nodeLost(ctx, l, reason); err != nil {
 			m.cfg.Log.Error("device down: cluster", "cluster", l.ClusterID, "err", err)
 		}
-		m.clusters.Bump(l.ClusterID)
+		m.bumpMesh(ctx, l.ClusterID) // the other nodes drop the lost one from their peers
 	}
 	m.cfg.Devices.Bump(deviceID)
 }
@@ -313,22 +313,33 @@ func (m *Market) Assignments(ctx context.Context, dev iog.Device) ([]api.Assignm
 				}
 			}
 		}
+		mv, err := m.nodeMesh(ctx, c, l, nodes, dev)
+		if err != nil {
+			return nil, err
+		}
+		meshIP := ""
+		if mv != nil {
+			// With the mesh on, nodes find each other by mesh IP (node 0 is .1).
+			meshIP = mv.Address
+			head = meshHead(mv)
+		}
 		out = append(out, api.Assignment{
 			LeaseID: l.ID, ClusterID: c.ID, Type: c.Spec.Type, Rank: l.Rank, State: string(l.State),
-			Image: c.Spec.Image, Command: c.Spec.Command, Env: nodeEnv(c, l, len(nodes), head), GPUs: l.GPUs,
+			Image: c.Spec.Image, Command: c.Spec.Command, Env: nodeEnv(c, l, len(nodes), head, meshIP), GPUs: l.GPUs,
+			Mesh: mv,
 		})
 	}
 	return out, nil
 }
 
 // nodeEnv is the environment every node gets (DESIGN §4).
-func nodeEnv(c iog.Cluster, l iog.Lease, n int, head string) []string {
+func nodeEnv(c iog.Cluster, l iog.Lease, n int, head, meshIP string) []string {
 	env := []string{
 		"IOG_CLUSTER_ID=" + c.ID,
 		"IOG_NODE_RANK=" + strconv.Itoa(l.Rank),
 		"IOG_NODE_COUNT=" + strconv.Itoa(n),
 		"IOG_HEAD_ADDR=" + head,
-		"IOG_MESH_IP=",
+		"IOG_MESH_IP=" + meshIP,
 		"IOG_LEASE_ID=" + l.ID,
 	}
 	if c.Spec.Type == iog.TypeTorch {

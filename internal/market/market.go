@@ -57,6 +57,7 @@ type Market struct {
 	// place serialises placement in this process; the store's unique index on active leases
 	// is the guarantee across processes.
 	place sync.Mutex
+	mesh  meshState
 }
 
 // New returns a Market.

@@ -105,11 +105,15 @@ func permille(p int64) string {
 // Quote prices a cluster request against the devices that would be placed now, without
 // placing it.
 func (m *Market) Quote(ctx context.Context, acct iog.Account, r api.CreateClusterRequest) (api.Quote, error) {
+	// A quote prices devices, not a workload: fill in what placement does not look at.
 	if r.Type == "" {
 		r.Type = iog.TypeProcess
-		if len(r.Command) == 0 {
-			r.Command = []string{"quote"}
-		}
+	}
+	if len(r.Command) == 0 {
+		r.Command = []string{"quote"}
+	}
+	if r.Image == "" {
+		r.Image = "quote"
 	}
 	spec, err := m.validate(ctx, r)
 	if err != nil {
@@ -287,7 +291,7 @@ func (m *Market) Extend(ctx context.Context, acct iog.Account, id string, hours 
 	now := m.cfg.Now()
 	var ps []iog.Posting
 	if total := sub + booking + cfee; total > 0 {
-		p := iog.Posting{Key: fmt.Sprintf("extend:%s:%d", id, now.UnixNano()), Cause: "cluster:" + id, Currency: c.Currency, At: now,
+		p := iog.Posting{Key: "extend:"+id+":"+m.newID("op"), Cause: "cluster:" + id, Currency: c.Currency, At: now,
 			Memo: fmt.Sprintf("extend by %d h", hours), Entries: []iog.Entry{{Account: iog.AccWallet(c.OwnerID), Amount: -total}}}
 		if sub > 0 {
 			p.Entries = append(p.Entries, iog.Entry{Account: iog.AccEscrow(id), Amount: sub})
