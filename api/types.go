@@ -57,6 +57,10 @@ type Device struct {
 	CreatedAt    time.Time     `json:"created_at"`
 	Events       []DeviceEvent `json:"events,omitempty"`
 	LeaseID      string        `json:"lease_id,omitempty"`
+	// Proofs is the latest proof-of-GPU history, oldest first (detail only).
+	Proofs []Proof `json:"proofs,omitempty"`
+	// Reputation is the score with its inputs (detail only).
+	Reputation *Reputation `json:"reputation,omitempty"`
 }
 
 // DeviceEvent is one status change.

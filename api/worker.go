@@ -85,6 +85,8 @@ type Assignment struct {
 type Assignments struct {
 	Version int64        `json:"version"`
 	Leases  []Assignment `json:"leases"`
+	// Proof is an open proof-of-GPU challenge for the device, if any.
+	Proof *ProofChallenge `json:"proof,omitempty"`
 }
 
 // LeaseStatusRequest reports a node's state.
