@@ -74,7 +74,10 @@ type Config struct {
 	Fleet  Fleet
 	Market Market
 	Bank   Bank
-	Log    *slog.Logger
+	// Mesh and Proxy serve the cluster mesh; without them its routes are absent.
+	Mesh  Mesh
+	Proxy NodeDialer
+	Log   *slog.Logger
 	// Registry receives the API's metrics; nil makes a fresh one.
 	Registry *prometheus.Registry
 }
@@ -124,6 +127,7 @@ func New(cfg Config) *Server {
 	s.api = humago.New(s.mux, hc)
 	s.routes()
 	s.moneyRoutes()
+	s.meshRoutes()
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}))
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
 	s.handler = s.authenticate(s.mux)
