@@ -25,8 +25,9 @@ const MaxSkew = 60 * time.Second
 
 // Auth checks callers. Safe for concurrent use.
 type Auth struct {
-	db  *store.DB
-	now func() time.Time
+	db    *store.DB
+	now   func() time.Time
+	newID func(prefix string) string
 
 	mu     sync.Mutex
 	nonces map[string]time.Time // device or key + nonce -> expiry
@@ -34,8 +35,11 @@ type Auth struct {
 }
 
 // New returns an Auth over the store.
-func New(db *store.DB, now func() time.Time) *Auth {
-	return &Auth{db: db, now: now, nonces: map[string]time.Time{}}
+func New(db *store.DB, now func() time.Time, newID func(prefix string) string) *Auth {
+	if newID == nil {
+		newID = iog.NewID
+	}
+	return &Auth{db: db, now: now, newID: newID, nonces: map[string]time.Time{}}
 }
 
 // HashKey is how API keys and join tokens are stored.
@@ -58,7 +62,7 @@ func (a *Auth) CreateAccount(ctx context.Context, name string, roles []iog.Role)
 			return iog.Account{}, "", iog.Errorf(iog.EINVALID, "unknown role %q: want renter, supplier or admin", r)
 		}
 	}
-	acct := iog.Account{ID: iog.NewID(iog.PrefixAccount), Name: name, Roles: roles, CreatedAt: a.now()}
+	acct := iog.Account{ID: a.newID(iog.PrefixAccount), Name: name, Roles: roles, CreatedAt: a.now()}
 	key := iog.NewSecret("iogk_", 24)
 	if err := a.db.CreateAccount(ctx, acct, HashKey(key), key[:9]); err != nil {
 		return iog.Account{}, "", err

@@ -43,6 +43,8 @@ type Config struct {
 	ProofPassed func(ctx context.Context, deviceID string, at time.Time) bool
 	// Reputation gives a device's reputation in per-mille; nil means 1000 for everyone.
 	Reputation func(ctx context.Context, deviceID string, at time.Time) int64
+	// NewID makes ids (default iog.NewID); deterministic in replay tests.
+	NewID func(prefix string) string
 	// Nominable lets the trust side veto a device (idle-use policy); nil vetoes nothing.
 	Nominable func(ctx context.Context, deviceID string) (bool, string)
 }
@@ -58,6 +60,9 @@ type Bank struct {
 func New(cfg Config) *Bank {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.NewID == nil {
+		cfg.NewID = iog.NewID
 	}
 	if cfg.MinUptime == 0 {
 		cfg.MinUptime = 5 * time.Hour
@@ -125,7 +130,7 @@ func (b *Bank) Deposit(ctx context.Context, acct iog.Account, r api.DepositReque
 	now := b.cfg.Now()
 	k := r.Key
 	if k == "" {
-		k = iog.NewID("dep")
+		k = b.cfg.NewID("dep")
 	}
 	p := iog.Transfer(key("deposit", acct.ID, k), "deposit:"+acct.ID, c, now, iog.AccExternal, iog.AccWallet(acct.ID), amt, "devnet faucet")
 	if _, err := b.db.Post(ctx, p); err != nil {
@@ -160,7 +165,7 @@ func (b *Bank) Claim(ctx context.Context, acct iog.Account) (api.Wallet, error) 
 			return api.Wallet{}, err
 		}
 		if r > 0 {
-			ps = append(ps, iog.Transfer(key("claim", d.ID, iog.NewID("op")), "claim:"+d.ID, iog.IO, now, iog.AccRewards(d.ID), iog.AccWallet(acct.ID), r, "claim block rewards"))
+			ps = append(ps, iog.Transfer(key("claim", d.ID, b.cfg.NewID("op")), "claim:"+d.ID, iog.IO, now, iog.AccRewards(d.ID), iog.AccWallet(acct.ID), r, "claim block rewards"))
 		}
 	}
 	if len(ps) > 0 {

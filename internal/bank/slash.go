@@ -30,7 +30,7 @@ func (b *Bank) Slash(ctx context.Context, deviceID, reason string) error {
 	if err != nil {
 		return err
 	}
-	id := iog.NewID("sl")
+	id := b.cfg.NewID("sl")
 	var ps []iog.Posting
 	if stake > 0 {
 		ps = append(ps, iog.Transfer("slash:"+id+":stake", "slash:"+id, iog.IO, now, iog.AccStake(d.ID), iog.AccHeld(d.ID), stake, reason))

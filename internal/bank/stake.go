@@ -48,7 +48,7 @@ func (b *Bank) AddStake(ctx context.Context, acct iog.Account, r api.StakeReques
 		return api.StakeStatus{}, err
 	}
 	now := b.cfg.Now()
-	p := iog.Transfer(key("stake", d.ID, iog.NewID("op")), "stake:"+d.ID, iog.IO, now, iog.AccWallet(d.OwnerID), iog.AccStake(d.ID), amt, "stake")
+	p := iog.Transfer(key("stake", d.ID, b.cfg.NewID("op")), "stake:"+d.ID, iog.IO, now, iog.AccWallet(d.OwnerID), iog.AccStake(d.ID), amt, "stake")
 	if _, err := b.db.Post(ctx, p); err != nil {
 		return api.StakeStatus{}, err
 	}
@@ -67,7 +67,7 @@ func (b *Bank) WithdrawStake(ctx context.Context, acct iog.Account, r api.StakeR
 		return api.StakeStatus{}, err
 	}
 	now := b.cfg.Now()
-	id := iog.NewID("wd")
+	id := b.cfg.NewID("wd")
 	p := iog.Transfer("withdraw:"+id, "stake:"+d.ID, iog.IO, now, iog.AccStake(d.ID), iog.AccCooldown(d.ID), amt, "unstake: cooldown starts")
 	w := storeWithdrawal(id, d.ID, amt, now)
 	if err := b.db.CreateWithdrawal(ctx, w, p); err != nil {

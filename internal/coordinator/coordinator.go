@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,6 +24,7 @@ import (
 	"github.com/iognet/iog/internal/hwinfo"
 	"github.com/iognet/iog/internal/iog"
 	"github.com/iognet/iog/internal/market"
+	"github.com/iognet/iog/internal/relay"
 	"github.com/iognet/iog/internal/store"
 )
 
@@ -37,8 +39,16 @@ type Config struct {
 	SettleEvery time.Duration
 	// MinUptime is the uptime a device needs for block nomination (default 5 h; short on the devnet).
 	MinUptime time.Duration
-	Log       *slog.Logger
-	Now       func() time.Time
+	// MeshRelay is the UDP address of the mesh's discovery and relay endpoint: "" for the
+	// HTTP listener's address and port, "off" for no cluster mesh.
+	MeshRelay string
+	// MeshPadding asks every mesh member to pad its packets (against traffic analysis).
+	MeshPadding bool
+	Log         *slog.Logger
+	Now         func() time.Time
+	// NewID makes every id the coordinator hands out (default iog.NewID: random). Replay tests
+	// pass a deterministic one.
+	NewID func(prefix string) string
 }
 
 // Coordinator is a running control plane.
@@ -48,10 +58,13 @@ type Coordinator struct {
 	Auth   *auth.Auth
 	Fleet  *fleet.Fleet
 	Market *market.Market
-	Bank   *bank.Bank
-	API    *httpapi.Server
-	ln     net.Listener
-	srv    *http.Server
+	// Relay is the mesh's UDP discovery and relay endpoint (nil with MeshRelay "off").
+	Relay *relay.Server
+	proxy *meshProxy
+	Bank  *bank.Bank
+	API   *httpapi.Server
+	ln    net.Listener
+	srv   *http.Server
 }
 
 // New opens the store, wires the services and binds the listener (so Addr is known before Run).
@@ -73,13 +86,18 @@ func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 		return nil, err
 	}
 	c := &Coordinator{cfg: cfg, Store: db}
-	c.Auth = auth.New(db, cfg.Now)
-	c.Market = market.New(market.Config{Store: db, Log: cfg.Log, Now: cfg.Now, KnownModels: hwinfo.KnownModels()})
-	c.Bank = bank.New(bank.Config{Store: db, Log: cfg.Log, Now: cfg.Now, Dev: cfg.Dev, MinUptime: cfg.MinUptime})
-	c.Fleet = fleet.New(fleet.Config{Store: db, Log: cfg.Log, Now: cfg.Now, HeartbeatInterval: cfg.HeartbeatInterval, Dev: cfg.Dev,
+	c.Auth = auth.New(db, cfg.Now, cfg.NewID)
+	c.Market = market.New(market.Config{Store: db, Log: cfg.Log, Now: cfg.Now, NewID: cfg.NewID, KnownModels: hwinfo.KnownModels()})
+	c.Bank = bank.New(bank.Config{Store: db, Log: cfg.Log, Now: cfg.Now, NewID: cfg.NewID, Dev: cfg.Dev, MinUptime: cfg.MinUptime})
+	c.Fleet = fleet.New(fleet.Config{Store: db, Log: cfg.Log, Now: cfg.Now, NewID: cfg.NewID, HeartbeatInterval: cfg.HeartbeatInterval, Dev: cfg.Dev,
 		OnDown: c.Market.DeviceDown})
 	c.Market.SetDeviceHub(c.Fleet.Hub())
-	c.API = httpapi.New(httpapi.Config{Auth: c.Auth, Fleet: c.Fleet, Market: c.Market, Bank: c.Bank, Log: cfg.Log})
+	hc := httpapi.Config{Auth: c.Auth, Fleet: c.Fleet, Market: c.Market, Bank: c.Bank, Log: cfg.Log}
+	if cfg.MeshRelay != "off" {
+		c.proxy = &meshProxy{m: c.Market, log: cfg.Log}
+		hc.Mesh, hc.Proxy = c.Market, c.proxy
+	}
+	c.API = httpapi.New(hc)
 	if err := c.bootstrap(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -90,6 +108,21 @@ func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 		return nil, fmt.Errorf("coordinator: listen on %s: %w", cfg.Listen, err)
 	}
 	c.ln = ln
+	if cfg.MeshRelay != "off" {
+		conn, hand, err := listenRelay(cfg.MeshRelay, ln.Addr())
+		if err != nil {
+			ln.Close()
+			db.Close()
+			return nil, err
+		}
+		c.Relay = relay.New(conn, relay.Config{Lookup: c.Market.MeshMember, Observed: c.Market.MeshObserved, Log: cfg.Log.With("part", "relay")})
+		c.Market.EnableMesh(hand, cfg.MeshPadding)
+		local := c.Relay.Addr()
+		if local.Addr().IsUnspecified() {
+			local = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), local.Port())
+		}
+		c.proxy.relay = local
+	}
 	c.srv = &http.Server{Handler: c.API, ReadHeaderTimeout: 10 * time.Second}
 	return c, nil
 }
@@ -140,6 +173,10 @@ func (c *Coordinator) Run(ctx context.Context) error {
 		return err
 	})
 	g.Go(func() error { return c.Fleet.Run(gctx) })
+	if c.Relay != nil {
+		g.Go(func() error { return c.Relay.Serve(gctx) })
+		g.Go(func() error { c.proxy.reap(gctx); return nil })
+	}
 	g.Go(func() error { return c.Market.Run(gctx, c.cfg.SettleEvery, func() bool { return c.Bank.Lead(gctx) }) })
 	g.Go(func() error { return c.Bank.Run(gctx, c.cfg.SettleEvery) })
 	g.Go(func() error {

@@ -4,10 +4,12 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"fmt"
 	"math/big"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -46,10 +48,12 @@ type moneyEnv struct {
 // blocks and liveness by hand, so every amount is exact.
 func startMoney(t *testing.T, devices int) *moneyEnv {
 	t.Helper()
+	var n atomic.Int64
+	ids := func(prefix string) string { return fmt.Sprintf("%s_%016d", prefix, n.Add(1)) }
 	dir := t.TempDir()
 	clk := &clock{t: time.Date(2026, 11, 21, 7, 0, 0, 0, time.UTC)}
 	c, err := coordinator.New(t.Context(), coordinator.Config{DB: "sqlite:" + filepath.Join(dir, "iog.db"), Listen: "127.0.0.1:0",
-		DataDir: dir, HeartbeatInterval: time.Hour, SettleEvery: time.Hour, MinUptime: time.Hour, Now: clk.Now})
+		DataDir: dir, HeartbeatInterval: time.Hour, SettleEvery: time.Hour, MinUptime: time.Hour, Now: clk.Now, NewID: ids})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +61,10 @@ func startMoney(t *testing.T, devices int) *moneyEnv {
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done; c.Close() })
-	key, _ := coordinator.ReadAdminKey(dir)
+	key, err := coordinator.ReadAdminKey(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
 	e := &moneyEnv{c: c, clk: clk, admin: api.NewClient(c.URL(), key), nonces: map[string]string{}}
 	mk := func(name string, roles ...string) (*api.Client, string) {
 		r, err := e.admin.CreateAccount(t.Context(), api.CreateAccountRequest{Name: name, Roles: roles})

@@ -36,6 +36,8 @@ type Config struct {
 	// Dev accepts several devices that share one host (the devnet). A production coordinator
 	// refuses them.
 	Dev bool
+	// NewID makes ids (default iog.NewID); deterministic in replay tests.
+	NewID func(prefix string) string
 	// OnDown is called when a device is marked down, so the market can react.
 	OnDown func(ctx context.Context, deviceID, reason string)
 }
@@ -64,6 +66,9 @@ func New(cfg Config) *Fleet {
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.NewID == nil {
+		cfg.NewID = iog.NewID
 	}
 	return &Fleet{
 		cfg: cfg, db: cfg.Store, hub: watch.New(cfg.Now().UnixMilli()),
@@ -118,7 +123,7 @@ func (f *Fleet) Register(ctx context.Context, pubKey string, req api.RegisterReq
 	// Until proof of GPU exists a joined device is ready at once; the trust work adds the
 	// pending -> ready step behind a passed proof.
 	d := iog.Device{
-		ID: iog.NewID(iog.PrefixDevice), Name: name, PublicKey: pubKey, Status: iog.DeviceReady,
+		ID: f.cfg.NewID(iog.PrefixDevice), Name: name, PublicKey: pubKey, Status: iog.DeviceReady,
 		StatusReason: "joined", Region: region, GPUModel: model, GPUCount: count, SharedHost: shared,
 		Inventory: inv, Addr: addr, CreatedAt: now, LastSeenAt: now, AskPerHour: pricing.AutoAsk(model, count, 0),
 	}

@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -45,5 +46,17 @@ func TestReopenKeepsData(t *testing.T) {
 	defer db.Close()
 	if _, err := db.AccountByName(t.Context(), "a"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestPathWithURICharacters(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "a#b?c%d")
+	db, err := store.Open(t.Context(), "sqlite:"+filepath.Join(dir, "iog.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if _, err := os.Stat(filepath.Join(dir, "iog.db")); err != nil {
+		t.Fatalf("database not where it was asked to be: %v", err)
 	}
 }
