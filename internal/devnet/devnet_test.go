@@ -17,6 +17,10 @@ func start(t *testing.T, workers int) *Devnet {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
+		// Every scenario ends with the ledger's invariants checked.
+		if r, err := d.Client.VerifyLedger(context.Background()); err != nil || !r.OK {
+			t.Errorf("ledger verify after the scenario: %v %v", err, r.Problems)
+		}
 		if err := d.Close(); err != nil {
 			t.Errorf("close devnet: %v", err)
 		}

@@ -17,7 +17,9 @@ import (
 )
 
 // PostgresDSN returns a DSN for a fresh schema in IOG_TEST_POSTGRES, dropped at test end.
-func postgresDSN(t *testing.T) string {
+func postgresDSN(t *testing.T) string { return postgresDSNB(t) }
+
+func postgresDSNB(t testing.TB) string {
 	t.Helper()
 	base := os.Getenv("IOG_TEST_POSTGRES")
 	if base == "" {

@@ -1,0 +1,21 @@
+//go:build integration
+
+package store_test
+
+import (
+	"testing"
+
+	"github.com/iognet/iog/internal/store"
+)
+
+func postgresBench(b *testing.B) *store.DB {
+	db, err := store.Open(b.Context(), postgresDSNB(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { db.Close() })
+	return db
+}
+
+func BenchmarkPostPostgresSingle(b *testing.B)  { benchPost(b, postgresBench(b), 1) }
+func BenchmarkPostPostgresBatched(b *testing.B) { benchPost(b, postgresBench(b), 100) }
