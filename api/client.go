@@ -260,3 +260,31 @@ func (c *Client) LeaseStatus(ctx context.Context, leaseID string, r LeaseStatusR
 func (c *Client) AppendLogs(ctx context.Context, leaseID string, r LogAppendRequest) error {
 	return c.Do(ctx, http.MethodPost, "/v1/worker/leases/"+url.PathEscape(leaseID)+"/logs", r, nil)
 }
+
+// MeshJoin registers a node's WireGuard public key for one of this device's leases.
+func (c *Client) MeshJoin(ctx context.Context, leaseID string, r MeshJoinRequest) (MeshJoinResponse, error) {
+	var out MeshJoinResponse
+	return out, c.Do(ctx, http.MethodPost, "/v1/worker/leases/"+url.PathEscape(leaseID)+"/mesh", r, &out)
+}
+
+// MeshConnect joins the caller's machine to a cluster's mesh as a peer.
+func (c *Client) MeshConnect(ctx context.Context, clusterID string, r MeshJoinRequest) (MeshJoinResponse, error) {
+	var out MeshJoinResponse
+	return out, c.Do(ctx, http.MethodPost, "/v1/clusters/"+url.PathEscape(clusterID)+"/mesh/peers", r, &out)
+}
+
+// MeshView returns a connected peer's view of the mesh; with known, it waits up to wait for a
+// different revision.
+func (c *Client) MeshView(ctx context.Context, clusterID, memberID, known string, wait time.Duration) (Mesh, error) {
+	p := "/v1/clusters/" + url.PathEscape(clusterID) + "/mesh/peers/" + url.PathEscape(memberID)
+	if known != "" {
+		p += "?known=" + url.QueryEscape(known) + "&wait_ms=" + strconv.FormatInt(wait.Milliseconds(), 10)
+	}
+	var out Mesh
+	return out, c.Do(ctx, http.MethodGet, p, nil, &out)
+}
+
+// MeshLeave disconnects a peer from a cluster's mesh.
+func (c *Client) MeshLeave(ctx context.Context, clusterID, memberID string) error {
+	return c.Do(ctx, http.MethodDelete, "/v1/clusters/"+url.PathEscape(clusterID)+"/mesh/peers/"+url.PathEscape(memberID), nil, nil)
+}

@@ -35,12 +35,10 @@ func (m *Manager) log() *slog.Logger {
 	return m.Log
 }
 
-// Register sends a node's join request to the coordinator (the signed worker API).
-type Register func(ctx context.Context, leaseID string, r api.MeshJoinRequest) (api.MeshJoinResponse, error)
-
 // Join brings up the overlay of a's cluster, if it is not up, and registers its key. It
 // returns once the interface has its address, so the node's workload can bind to it.
-func (m *Manager) Join(ctx context.Context, a api.Assignment, register Register) error {
+// register sends the join request to the coordinator (the signed worker API).
+func (m *Manager) Join(ctx context.Context, a api.Assignment, register func(ctx context.Context, leaseID string, r api.MeshJoinRequest) (api.MeshJoinResponse, error)) error {
 	if a.Mesh == nil {
 		return nil
 	}

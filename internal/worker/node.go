@@ -75,6 +75,9 @@ func (w *Worker) reconcile(ctx context.Context, want []api.Assignment) {
 		}
 	}
 	w.mu.Unlock()
+	if w.cfg.Mesh != nil {
+		w.cfg.Mesh.Sync(want)
+	}
 	for _, n := range stop {
 		go w.stop(ctx, n)
 	}
@@ -109,6 +112,15 @@ func (w *Worker) start(ctx context.Context, a api.Assignment) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		w.finish(ctx, a.LeaseID, logs, api.LeaseStatusRequest{State: "failed", Message: "make work dir: " + err.Error()})
 		return
+	}
+	if a.Mesh != nil && w.cfg.Mesh != nil {
+		// The overlay is up (with its address) before the workload starts, so that it can bind
+		// to IOG_MESH_IP at once; peers arrive with the next assignments.
+		if err := w.cfg.Mesh.Join(ctx, a, w.cl.MeshJoin); err != nil {
+			logs.system("failed to join the cluster mesh: " + err.Error())
+			w.finish(ctx, a.LeaseID, logs, api.LeaseStatusRequest{State: "failed", Message: "cluster mesh: " + err.Error()})
+			return
+		}
 	}
 	spec := executor.Spec{
 		LeaseID: a.LeaseID, Owner: w.cl.DeviceID, Image: a.Image, Command: a.Command, Env: a.Env, Dir: dir,

@@ -24,6 +24,16 @@ type Starter interface {
 	Start(ctx context.Context, s executor.Spec) (executor.Task, error)
 }
 
+// Mesher keeps the node's cluster overlays (mesh.Manager).
+type Mesher interface {
+	DataPlane() string
+	// Join brings a node's overlay up and registers its key before the workload starts.
+	Join(ctx context.Context, a api.Assignment, register func(ctx context.Context, leaseID string, r api.MeshJoinRequest) (api.MeshJoinResponse, error)) error
+	// Sync follows peer changes and leaves the overlays of clusters no longer assigned.
+	Sync(as []api.Assignment)
+	Close() error
+}
+
 // Sampler gives telemetry for heartbeats.
 type Sampler interface {
 	Sample(ctx context.Context, now time.Time) api.Telemetry
@@ -41,7 +51,9 @@ type Config struct {
 	Inventory func(ctx context.Context) (api.Inventory, error)
 	Sampler   Sampler
 	DataPlane string
-	Log       *slog.Logger
+	// Mesh joins nodes to their cluster's overlay; nil: no mesh (DataPlane is reported).
+	Mesh Mesher
+	Log  *slog.Logger
 	Now       func() time.Time
 	HTTP      *http.Client
 	// PollWait is how long one assignments long-poll may wait (default 25s).
@@ -125,6 +137,11 @@ func (w *Worker) Run(ctx context.Context) error {
 	<-ctx.Done()
 	wg.Wait()
 	w.stopAll()
+	if w.cfg.Mesh != nil {
+		if err := w.cfg.Mesh.Close(); err != nil {
+			w.cfg.Log.Warn("mesh close", "err", err)
+		}
+	}
 	return nil
 }
 
@@ -163,7 +180,11 @@ func (w *Worker) register(ctx context.Context, inv api.Inventory) error {
 
 func (w *Worker) hello(ctx context.Context, inv api.Inventory) error {
 	return w.retry(ctx, "hello", func() error {
-		r, err := w.cl.Hello(ctx, api.HelloRequest{Inventory: inv, DataPlane: w.cfg.DataPlane, Version: "dev"})
+		plane := w.cfg.DataPlane
+		if w.cfg.Mesh != nil {
+			plane = w.cfg.Mesh.DataPlane()
+		}
+		r, err := w.cl.Hello(ctx, api.HelloRequest{Inventory: inv, DataPlane: plane, Version: "dev"})
 		if err != nil {
 			return err
 		}
