@@ -54,8 +54,8 @@ type Config struct {
 	// Mesh joins nodes to their cluster's overlay; nil: no mesh (DataPlane is reported).
 	Mesh Mesher
 	Log  *slog.Logger
-	Now       func() time.Time
-	HTTP      *http.Client
+	Now  func() time.Time
+	HTTP *http.Client
 	// PollWait is how long one assignments long-poll may wait (default 25s).
 	PollWait time.Duration
 }
