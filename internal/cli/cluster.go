@@ -24,6 +24,7 @@ func (a *app) clusterCmd() *cobra.Command {
 		a.clusterTerminateCmd(),
 		a.clusterExtendCmd(),
 		a.clusterLogsCmd(),
+		a.clusterConnectCmd(),
 	)
 }
 
