@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/iognet/iog/internal/devnet"
 	"github.com/iognet/iog/internal/executor"
 	"github.com/iognet/iog/internal/hwinfo"
+	"github.com/iognet/iog/internal/mesh"
 	"github.com/iognet/iog/internal/worker"
 )
 
@@ -39,7 +41,7 @@ func logger(w io.Writer, json bool, level slog.Level) *slog.Logger {
 func runCoordinator(ctx context.Context, o cli.CoordinatorOptions, w io.Writer) error {
 	log := logger(os.Stderr, !o.Dev, slog.LevelInfo)
 	c, err := coordinator.New(ctx, coordinator.Config{DB: o.DB, Listen: o.Listen, DataDir: o.DataDir, Dev: o.Dev,
-		HeartbeatInterval: o.HeartbeatInterval, Log: log})
+		HeartbeatInterval: o.HeartbeatInterval, SettleEvery: o.SettleEvery, MeshRelay: o.MeshRelay, MeshPadding: o.MeshPadding, Log: log})
 	if err != nil {
 		return err
 	}
@@ -72,11 +74,15 @@ func runWorker(ctx context.Context, o cli.WorkerOptions, w io.Writer) error {
 			log.Info("container clusters disabled on this device", "reason", err)
 		}
 	}
+	mm, plane, err := meshFor(o, log)
+	if err != nil {
+		return err
+	}
 	sampler := hwinfo.NewSampler(hwinfo.Options{})
 	defer sampler.Close()
 	wk, err := worker.New(worker.Config{
 		Coordinator: o.Coordinator, JoinToken: o.JoinToken, StateDir: o.StateDir, Name: o.Name, Region: o.Region,
-		Executors: execs, Sampler: sampler, DataPlane: "none", Log: log,
+		Executors: execs, Sampler: sampler, DataPlane: plane, Mesh: mm, Log: log,
 		Inventory: func(ctx context.Context) (api.Inventory, error) { return hwinfo.Detect(ctx, hwinfo.Options{}) },
 	})
 	if err != nil {
@@ -242,4 +248,33 @@ func bench(ctx context.Context, o cli.BenchOptions, w io.Writer) error {
 	b, _ := json.Marshal(r)
 	fmt.Fprintln(w, string(b))
 	return nil
+}
+
+// meshFor picks the worker's mesh data plane: the kernel TUN where this process may make one
+// (processes and containers then reach mesh IPs), else the userspace netstack.
+func meshFor(o cli.WorkerOptions, log *slog.Logger) (worker.Mesher, string, error) {
+	var plane mesh.Plane
+	switch o.DataPlane {
+	case "none":
+		return nil, "none", nil
+	case "tun":
+		if err := mesh.KernelAvailable(); err != nil {
+			return nil, "", err
+		}
+		plane = mesh.Kernel{}
+	case "netstack":
+		plane = mesh.Netstack{}
+	default:
+		if err := mesh.KernelAvailable(); err != nil {
+			log.Info("cluster mesh on the userspace netstack: workloads cannot reach mesh IPs", "reason", err)
+			plane = mesh.Netstack{}
+		} else {
+			plane = mesh.Kernel{}
+		}
+	}
+	host := ""
+	if u, err := url.Parse(o.Coordinator); err == nil {
+		host = u.Hostname()
+	}
+	return &mesh.Manager{Plane: plane, APIHost: host, Log: log.With("part", "mesh")}, plane.Name(), nil
 }

@@ -30,6 +30,9 @@ type CoordinatorOptions struct {
 	DataDir           string // default ./iog-data
 	Dev               bool   // accept shared hosts (devnet)
 	HeartbeatInterval time.Duration
+	SettleEvery       time.Duration // billing and block loop cadence
+	MeshRelay         string // UDP address of the mesh relay ("" = the listen address, "off")
+	MeshPadding       bool
 }
 
 // WorkerOptions configure `iog worker`.
@@ -41,6 +44,7 @@ type WorkerOptions struct {
 	Region      string // default "local"
 	Executor    string // "process" | "docker" | "auto" (default)
 	DockerHost  string
+	DataPlane   string // mesh data plane: "" or "auto" (tun where possible), "tun", "netstack" or "none"
 }
 
 // BenchOptions configure `iog bench`.
@@ -137,6 +141,9 @@ func (a *app) coordinatorCmd() *cobra.Command {
 	f.StringVar(&o.DataDir, "data-dir", defaultDataDir, "where the coordinator keeps its state")
 	f.BoolVar(&o.Dev, "dev", false, "development mode: accept several workers on one host (devnet)")
 	f.DurationVar(&o.HeartbeatInterval, "heartbeat-interval", 10*time.Second, "how often workers report")
+	f.DurationVar(&o.SettleEvery, "settle-every", 10*time.Second, "how often leases are settled and due blocks produced")
+	f.StringVar(&o.MeshRelay, "mesh-relay", "", `UDP address of the cluster mesh's discovery and relay endpoint (default the --listen address; "off" for no mesh)`)
+	f.BoolVar(&o.MeshPadding, "mesh-padding", false, "ask mesh members to pad every packet to full size (hides sizes; costs bandwidth)")
 	return cmd
 }
 
@@ -181,6 +188,11 @@ IOG_COORDINATOR and IOG_JOIN_TOKEN.`,
 			default:
 				return usageErrorf("--executor %q: want process, docker or auto", o.Executor)
 			}
+			switch o.DataPlane {
+			case "", "auto", "tun", "netstack", "none":
+			default:
+				return usageErrorf("--data-plane %q: want auto, tun, netstack or none", o.DataPlane)
+			}
 			if o.StateDir == "" {
 				o.StateDir = defaultStateDir(a.getenv)
 			}
@@ -195,6 +207,7 @@ IOG_COORDINATOR and IOG_JOIN_TOKEN.`,
 	f.StringVar(&o.Region, "region", "local", "region this device is in")
 	f.StringVar(&o.Executor, "executor", "auto", "how nodes run: process, docker or auto")
 	f.StringVar(&o.DockerHost, "docker-host", "", "Docker engine address (default the engine's own default)")
+	f.StringVar(&o.DataPlane, "data-plane", "", "cluster mesh data plane: tun (kernel TUN, needs CAP_NET_ADMIN), netstack (userspace), none; default tun where possible, else netstack")
 	_ = cmd.RegisterFlagCompletionFunc("executor", cobra.FixedCompletions([]string{"process", "docker", "auto"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
