@@ -88,7 +88,36 @@ func TestStdlibOnly(t *testing.T) {
 }
 
 // Pure packages take time and randomness as arguments and do no I/O.
-var pure = []string{"internal/sched", "internal/watch", "internal/pricing", "internal/rewards", "internal/reputation", "internal/proof"}
+var pure = []string{"internal/sched", "internal/watch", "internal/pricing", "internal/rewards", "internal/reputation", "internal/proof", "internal/ledger"}
+
+// money packages never use floating point, the clock or randomness.
+var money = []string{"internal/pricing", "internal/rewards", "internal/ledger"}
+
+func TestMoneyHasNoFloatsClockOrRandomness(t *testing.T) {
+	for _, p := range money {
+		files, err := filepath.Glob(filepath.Join("..", "..", p, "*.go"))
+		if err != nil || len(files) == 0 {
+			t.Fatalf("%s: no files (%v)", p, err)
+		}
+		for _, f := range files {
+			if strings.HasSuffix(f, "_test.go") {
+				continue
+			}
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, line := range strings.Split(string(b), "\n") {
+				code, _, _ := strings.Cut(line, "//")
+				for _, bad := range []string{"float32", "float64", "time.Now(", "rand."} {
+					if strings.Contains(code, bad) {
+						t.Errorf("%s:%d uses %s", f, i+1, bad)
+					}
+				}
+			}
+		}
+	}
+}
 
 func TestPurePackages(t *testing.T) {
 	all := pkgs(t)
