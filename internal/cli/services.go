@@ -31,7 +31,7 @@ type CoordinatorOptions struct {
 	Dev               bool   // accept shared hosts (devnet)
 	HeartbeatInterval time.Duration
 	SettleEvery       time.Duration // billing and block loop cadence
-	MeshRelay         string // UDP address of the mesh relay ("" = the listen address, "off")
+	MeshRelay         string        // UDP address of the mesh relay ("" = the listen address, "off")
 	MeshPadding       bool
 }
 

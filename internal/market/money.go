@@ -291,7 +291,7 @@ func (m *Market) Extend(ctx context.Context, acct iog.Account, id string, hours 
 	now := m.cfg.Now()
 	var ps []iog.Posting
 	if total := sub + booking + cfee; total > 0 {
-		p := iog.Posting{Key: "extend:"+id+":"+m.newID("op"), Cause: "cluster:" + id, Currency: c.Currency, At: now,
+		p := iog.Posting{Key: "extend:" + id + ":" + m.newID("op"), Cause: "cluster:" + id, Currency: c.Currency, At: now,
 			Memo: fmt.Sprintf("extend by %d h", hours), Entries: []iog.Entry{{Account: iog.AccWallet(c.OwnerID), Amount: -total}}}
 		if sub > 0 {
 			p.Entries = append(p.Entries, iog.Entry{Account: iog.AccEscrow(id), Amount: sub})
