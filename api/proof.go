@@ -2,9 +2,20 @@ package api
 
 import (
 	"context"
+	"crypto/ed25519"
+	"encoding/base64"
 	"net/http"
 	"time"
 )
+
+// PublicKey is the base64 public key of a signing client ("" without a key): the form the
+// coordinator keeps, and binds into proof-of-GPU seeds.
+func (c *Client) PublicKey() string {
+	if c.Key == nil {
+		return ""
+	}
+	return base64.StdEncoding.EncodeToString(c.Key.Public().(ed25519.PublicKey))
+}
 
 // ProofParams size a proof-of-GPU challenge (the wire form of proof.Params).
 type ProofParams struct {

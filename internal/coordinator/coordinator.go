@@ -49,6 +49,12 @@ type Config struct {
 	// NewID makes every id the coordinator hands out (default iog.NewID: random). Replay tests
 	// pass a deterministic one.
 	NewID func(prefix string) string
+	// Trust configures proof of GPU and device verification; nil: fleet.DevTrust() in dev
+	// mode, fleet.DefaultTrust() otherwise.
+	Trust *fleet.TrustConfig
+	// SkipProofs makes joined devices ready without proof of GPU. Only for tests of other
+	// parts; `iog coordinator` and the devnet never set it.
+	SkipProofs bool
 }
 
 // Coordinator is a running control plane.
@@ -87,10 +93,45 @@ func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 	}
 	c := &Coordinator{cfg: cfg, Store: db}
 	c.Auth = auth.New(db, cfg.Now, cfg.NewID)
-	c.Market = market.New(market.Config{Store: db, Log: cfg.Log, Now: cfg.Now, NewID: cfg.NewID, KnownModels: hwinfo.KnownModels()})
-	c.Bank = bank.New(bank.Config{Store: db, Log: cfg.Log, Now: cfg.Now, NewID: cfg.NewID, Dev: cfg.Dev, MinUptime: cfg.MinUptime})
+	c.Market = market.New(market.Config{Store: db, Log: cfg.Log, Now: cfg.Now, NewID: cfg.NewID, KnownModels: hwinfo.KnownModels(),
+		Reputation: func(id string) int { return c.Fleet.ReputationPerMille(id) }})
+	bc := bank.Config{Store: db, Log: cfg.Log, Now: cfg.Now, NewID: cfg.NewID, Dev: cfg.Dev, MinUptime: cfg.MinUptime}
+	trust := fleet.DefaultTrust()
+	if cfg.Dev {
+		trust = fleet.DevTrust()
+	}
+	if cfg.Trust != nil {
+		trust = *cfg.Trust
+	}
+	if !cfg.SkipProofs {
+		// Trust feeds block rewards: a passed proof in the last 24 h, the reputation score, and
+		// the idle-use policy's veto (fleet/trust.go, fleet/idle.go).
+		bc.ProofPassed = func(ctx context.Context, id string, at time.Time) bool {
+			return c.Fleet.ProofPassedWithin(ctx, id, at, 24*time.Hour)
+		}
+		bc.Reputation = func(ctx context.Context, id string, at time.Time) int64 {
+			r, err := c.Fleet.ReputationAt(ctx, id, at)
+			if err != nil {
+				return 0
+			}
+			return int64(r)
+		}
+		bc.Nominable = func(ctx context.Context, id string) (bool, string) {
+			flagged, why, err := c.Fleet.IdleFlagged(ctx, id)
+			if err != nil {
+				return false, err.Error()
+			}
+			return !flagged, why
+		}
+	}
+	c.Bank = bank.New(bc)
 	c.Fleet = fleet.New(fleet.Config{Store: db, Log: cfg.Log, Now: cfg.Now, NewID: cfg.NewID, HeartbeatInterval: cfg.HeartbeatInterval, Dev: cfg.Dev,
-		OnDown: c.Market.DeviceDown})
+		OnDown: c.Market.DeviceDown, Trust: trust, SkipProofs: cfg.SkipProofs,
+		OnFraud: func(ctx context.Context, id, reason string) {
+			if err := c.Bank.Slash(ctx, id, reason); err != nil {
+				cfg.Log.Error("slash after fraud", "device", id, "err", err)
+			}
+		}})
 	c.Market.SetDeviceHub(c.Fleet.Hub())
 	hc := httpapi.Config{Auth: c.Auth, Fleet: c.Fleet, Market: c.Market, Bank: c.Bank, Log: cfg.Log}
 	if cfg.MeshRelay != "off" {

@@ -30,8 +30,9 @@ type env struct {
 func start(t *testing.T) *env {
 	t.Helper()
 	dir := t.TempDir()
+	// Proofs of GPU are off here: these tests are about the API; trust_test.go runs them.
 	c, err := coordinator.New(t.Context(), coordinator.Config{DB: "sqlite:" + filepath.Join(dir, "iog.db"), Listen: "127.0.0.1:0",
-		DataDir: dir, HeartbeatInterval: time.Hour})
+		DataDir: dir, HeartbeatInterval: time.Hour, SkipProofs: true})
 	if err != nil {
 		t.Fatal(err)
 	}

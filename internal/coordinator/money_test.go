@@ -53,7 +53,8 @@ func startMoney(t *testing.T, devices int) *moneyEnv {
 	dir := t.TempDir()
 	clk := &clock{t: time.Date(2026, 11, 21, 7, 0, 0, 0, time.UTC)}
 	c, err := coordinator.New(t.Context(), coordinator.Config{DB: "sqlite:" + filepath.Join(dir, "iog.db"), Listen: "127.0.0.1:0",
-		DataDir: dir, HeartbeatInterval: time.Hour, SettleEvery: time.Hour, MinUptime: time.Hour, Now: clk.Now, NewID: ids})
+		DataDir: dir, HeartbeatInterval: time.Hour, SettleEvery: time.Hour, MinUptime: time.Hour, Now: clk.Now, NewID: ids,
+		SkipProofs: true}) // these tests are about money; trust_test.go runs the proofs
 	if err != nil {
 		t.Fatal(err)
 	}

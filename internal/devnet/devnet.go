@@ -19,6 +19,7 @@ import (
 	"github.com/iognet/iog/api"
 	"github.com/iognet/iog/internal/coordinator"
 	"github.com/iognet/iog/internal/executor"
+	"github.com/iognet/iog/internal/fleet"
 	"github.com/iognet/iog/internal/hwinfo"
 	"github.com/iognet/iog/internal/iog"
 	"github.com/iognet/iog/internal/worker"
@@ -40,6 +41,11 @@ type Config struct {
 	PollWait  time.Duration
 	// HTTP overrides the HTTP client of worker i (tests cut a worker off the network with it).
 	HTTP func(i int) *http.Client
+	// Trust overrides the dev-mode proof-of-GPU configuration (fleet.DevTrust).
+	Trust *fleet.TrustConfig
+	// Adversaries are misbehaving workers to start once the honest ones are ready (see
+	// AdversaryKinds): `iog up --adversaries spoof,wrong,...` and the trust tests.
+	Adversaries []string
 }
 
 // Devnet is a running local network.
@@ -58,6 +64,7 @@ type Devnet struct {
 	mu            sync.Mutex
 	errs          []error
 	docker        *executor.Docker
+	adversaries   []*Adversary
 }
 
 // Start brings the network up and returns once every worker has said hello.
@@ -80,8 +87,11 @@ func Start(ctx context.Context, cfg Config) (*Devnet, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("devnet: %w", err)
 	}
+	if err := checkAdversaries(cfg.Adversaries); err != nil {
+		return nil, err
+	}
 	co, err := coordinator.New(ctx, coordinator.Config{DB: cfg.DB, Listen: cfg.Listen, DataDir: cfg.DataDir, Dev: true,
-		HeartbeatInterval: cfg.HeartbeatInterval, Log: cfg.Log.With("part", "coordinator")})
+		HeartbeatInterval: cfg.HeartbeatInterval, Trust: cfg.Trust, Log: cfg.Log.With("part", "coordinator")})
 	if err != nil {
 		return nil, err
 	}
@@ -128,7 +138,50 @@ func (d *Devnet) setup(ctx, runCtx context.Context) error {
 			return fmt.Errorf("devnet: worker %d did not start: %v", i, errors.Join(d.errs...))
 		}
 	}
-	return nil
+	if err := d.waitReady(ctx, 2*time.Minute); err != nil {
+		return err
+	}
+	return d.startAdversaries(ctx, runCtx)
+}
+
+// waitReady waits until every worker's device passed its proof of GPU and is ready (or hired,
+// on a restart with clusters still running).
+func (d *Devnet) waitReady(ctx context.Context, limit time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	want := map[string]bool{}
+	for _, w := range d.Workers {
+		want[w.DeviceID()] = true
+	}
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	var last []api.Device
+	for {
+		ds, err := d.Client.Devices(ctx)
+		if err == nil {
+			last = ds
+			ok := 0
+			for _, dv := range ds {
+				if want[dv.ID] && (dv.Status == "ready" || dv.Status == "hired") {
+					ok++
+				}
+			}
+			if ok == len(want) {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			var st []string
+			for _, dv := range last {
+				if want[dv.ID] {
+					st = append(st, dv.ID+" "+dv.Status+" ("+dv.StatusReason+")")
+				}
+			}
+			return fmt.Errorf("devnet: workers did not become ready within %s: %s", limit, strings.Join(st, "; "))
+		case <-t.C:
+		}
+	}
 }
 
 // localAccount makes (or reuses) the local account, whose key is kept in DataDir/local.key.

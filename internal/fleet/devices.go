@@ -47,6 +47,9 @@ func (f *Fleet) View(ctx context.Context, d iog.Device, detail bool) (api.Device
 	for _, e := range evs {
 		out.Events = append(out.Events, api.DeviceEvent{At: e.At, Status: string(e.Status), Reason: e.Reason})
 	}
+	if err := f.trustView(ctx, d, &out); err != nil {
+		return out, err
+	}
 	leases, err := f.db.ActiveLeases(ctx, d.ID)
 	if err != nil {
 		return out, err
@@ -128,7 +131,12 @@ func (f *Fleet) setPaused(ctx context.Context, acct iog.Account, id string, paus
 	if paused {
 		_, err = f.db.SetDeviceStatus(ctx, id, iog.DevicePaused, "paused by owner", now, iog.DeviceReady, iog.DevicePending)
 	} else {
-		_, err = f.db.SetDeviceStatus(ctx, id, iog.DeviceReady, "resumed by owner", now, iog.DevicePaused)
+		st, why := iog.DeviceReady, "resumed by owner"
+		if !f.cfg.SkipProofs {
+			st, why = f.returnStatus(ctx, d, now, why)
+			f.scheduleHello(id, st, now)
+		}
+		_, err = f.db.SetDeviceStatus(ctx, id, st, why, now, iog.DevicePaused)
 	}
 	if err != nil {
 		return api.Device{}, err

@@ -40,6 +40,14 @@ type Config struct {
 	NewID func(prefix string) string
 	// OnDown is called when a device is marked down, so the market can react.
 	OnDown func(ctx context.Context, deviceID, reason string)
+	// OnFraud is called when a device is blocked as fraud (a wrong proof answer), so that its
+	// stake and unpaid rewards can be slashed.
+	OnFraud func(ctx context.Context, deviceID, reason string)
+	// Trust configures proof of GPU (trust.go); the zero value means DefaultTrust().
+	Trust TrustConfig
+	// SkipProofs makes joined devices ready at once, without proof of GPU. Only for tests of
+	// other parts; never set by `iog coordinator` or the devnet.
+	SkipProofs bool
 }
 
 // Fleet is safe for concurrent use.
@@ -54,6 +62,7 @@ type Fleet struct {
 	nonce    map[string]string        // outstanding heartbeat nonce per device
 	tel      map[string]api.Telemetry // latest telemetry per device
 	sessions map[string]bool          // devices that said hello since start
+	tr       *trustState
 }
 
 // New returns a Fleet.
@@ -70,11 +79,20 @@ func New(cfg Config) *Fleet {
 	if cfg.NewID == nil {
 		cfg.NewID = iog.NewID
 	}
-	return &Fleet{
+	if cfg.Trust.Params == nil {
+		cfg.Trust = DefaultTrust()
+	}
+	f := &Fleet{
 		cfg: cfg, db: cfg.Store, hub: watch.New(cfg.Now().UnixMilli()),
 		seen: map[string]time.Time{}, dirty: map[string]time.Time{}, nonce: map[string]string{},
-		tel: map[string]api.Telemetry{}, sessions: map[string]bool{},
+		tel: map[string]api.Telemetry{}, sessions: map[string]bool{}, tr: newTrustState(),
 	}
+	if cfg.Trust.Calibrate && !cfg.SkipProofs {
+		if err := f.calibrate(context.Background()); err != nil {
+			f.cfg.Log.Error("proof: calibration failed; using the built-in CPU class", "err", err)
+		}
+	}
+	return f
 }
 
 // HeartbeatInterval is the cadence workers are told to keep.
@@ -120,15 +138,22 @@ func (f *Fleet) Register(ctx context.Context, pubKey string, req api.RegisterReq
 	}
 	inv, _ := json.Marshal(req.Inventory)
 	model, count := gpuClass(req.Inventory)
-	// Until proof of GPU exists a joined device is ready at once; the trust work adds the
-	// pending -> ready step behind a passed proof.
+	// A joined device is pending until it passes a proof of GPU in a clean round and its
+	// probation ends (trust.go, proofs.go).
+	st, why := iog.DevicePending, "joined; waiting for its first proof of GPU"
+	if f.cfg.SkipProofs {
+		st, why = iog.DeviceReady, "joined (proofs of GPU are off in this test configuration)"
+	}
 	d := iog.Device{
-		ID: f.cfg.NewID(iog.PrefixDevice), Name: name, PublicKey: pubKey, Status: iog.DeviceReady,
-		StatusReason: "joined", Region: region, GPUModel: model, GPUCount: count, SharedHost: shared,
+		ID: f.cfg.NewID(iog.PrefixDevice), Name: name, PublicKey: pubKey, Status: st,
+		StatusReason: why, Region: region, GPUModel: model, GPUCount: count, SharedHost: shared,
 		Inventory: inv, Addr: addr, CreatedAt: now, LastSeenAt: now, AskPerHour: pricing.AutoAsk(model, count, 0),
 	}
 	d, err := f.db.RegisterDevice(ctx, auth.HashKey(req.JoinToken), d)
 	if err != nil {
+		return iog.Device{}, err
+	}
+	if d, err = f.admit(ctx, d, req.Inventory, now); err != nil {
 		return iog.Device{}, err
 	}
 	f.cfg.Log.Info("device joined", "device", d.ID, "owner", d.OwnerID, "gpus", count, "model", model)
@@ -141,8 +166,10 @@ func validInventory(inv api.Inventory) error {
 		return iog.Errorf(iog.EINVALID, "inventory: cpu_threads %d out of range", inv.CPUThreads)
 	case inv.MemoryMiB < 1 || inv.MemoryMiB > 64<<20:
 		return iog.Errorf(iog.EINVALID, "inventory: memory_mib %d out of range", inv.MemoryMiB)
-	case len(inv.GPUs) > 16:
-		return iog.Errorf(iog.EINVALID, "inventory: %d GPUs is over the 16-per-device limit", len(inv.GPUs))
+	case len(inv.GPUs) > 256:
+		// Over the per-device limit (TrustConfig.MaxGPUs) joins blocked, with the reason; this
+		// bound only keeps absurd inventories out.
+		return iog.Errorf(iog.EINVALID, "inventory: %d GPUs is not a plausible device", len(inv.GPUs))
 	}
 	seen := map[string]bool{}
 	for _, g := range inv.GPUs {
@@ -189,6 +216,15 @@ func (f *Fleet) Hello(ctx context.Context, d iog.Device, req api.HelloRequest, a
 		return api.HelloResponse{}, err
 	}
 	now := f.cfg.Now()
+	if !f.cfg.SkipProofs {
+		var err error
+		if d, err = f.recheck(ctx, d, req.Inventory, now); err != nil {
+			return api.HelloResponse{}, err
+		}
+		if d.Status == iog.DeviceBlocked {
+			return api.HelloResponse{}, iog.Errorf(iog.EFORBIDDEN, "device %s is blocked: %s", d.ID, d.StatusReason)
+		}
+	}
 	st, err := f.comeBack(ctx, d, now)
 	if err != nil {
 		return api.HelloResponse{}, err
@@ -205,6 +241,9 @@ func (f *Fleet) Hello(ctx context.Context, d iog.Device, req api.HelloRequest, a
 	f.seen[d.ID], f.dirty[d.ID] = now, now
 	f.sessions[d.ID] = true
 	f.mu.Unlock()
+	if !f.cfg.SkipProofs {
+		f.scheduleHello(d.ID, st, now)
+	}
 	f.hub.Bump(d.ID)
 	return api.HelloResponse{Nonce: n, HeartbeatInterval: f.cfg.HeartbeatInterval.Milliseconds(), Status: string(st)}, nil
 }
@@ -215,6 +254,9 @@ func (f *Fleet) comeBack(ctx context.Context, d iog.Device, now time.Time) (iog.
 		return d.Status, nil
 	}
 	st, why := iog.DeviceReady, "worker is back"
+	if !f.cfg.SkipProofs {
+		st, why = f.returnStatus(ctx, d, now, why)
+	}
 	if d.Paused {
 		st, why = iog.DevicePaused, "worker is back; paused by owner"
 	}
@@ -222,6 +264,9 @@ func (f *Fleet) comeBack(ctx context.Context, d iog.Device, now time.Time) (iog.
 		return d.Status, err
 	}
 	f.cfg.Log.Info("device back", "device", d.ID, "status", st)
+	if !f.cfg.SkipProofs {
+		f.scheduleHello(d.ID, st, now)
+	}
 	return st, nil
 }
 
@@ -246,6 +291,7 @@ func (f *Fleet) Heartbeat(ctx context.Context, d iog.Device, req api.HeartbeatRe
 	if err != nil {
 		return api.HeartbeatResponse{}, err
 	}
+	f.observeIdle(ctx, d, req.Telemetry, now)
 	return api.HeartbeatResponse{Nonce: n, Status: string(st)}, nil
 }
 
@@ -271,6 +317,14 @@ func (f *Fleet) LastSeen(d iog.Device) time.Time {
 func (f *Fleet) Run(ctx context.Context) error {
 	t := time.NewTicker(f.cfg.HeartbeatInterval / 2)
 	defer t.Stop()
+	// Proofs: deadlines and due rounds (proofs.go).
+	tick := f.cfg.Trust.Tick
+	if f.cfg.SkipProofs || tick <= 0 {
+		tick = time.Hour
+	}
+	pt := time.NewTicker(tick)
+	defer pt.Stop()
+	f.voidOpen(ctx)
 	for {
 		select {
 		case <-ctx.Done():
@@ -279,6 +333,10 @@ func (f *Fleet) Run(ctx context.Context) error {
 		case <-t.C:
 			f.CheckLiveness(ctx)
 			f.flush(ctx)
+		case <-pt.C:
+			if !f.cfg.SkipProofs {
+				f.trustTick(ctx)
+			}
 		}
 	}
 }

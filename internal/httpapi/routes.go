@@ -177,7 +177,16 @@ func (s *Server) routes() {
 	}) (api.Assignments, error) {
 		v := f.Hub().Wait(ctx, d.ID, in.Since, waitFor(in.WaitMS))
 		leases, err := m.Assignments(ctx, d)
-		return api.Assignments{Version: v, Leases: leases}, err
+		return api.Assignments{Version: v, Leases: leases, Proof: f.ProofFor(d)}, err
+	}))
+	op(s, http.MethodPost, "/v1/worker/proofs/{id}/start", "worker-proof-start", "Start a proof-of-GPU challenge: get its nonce; the clock starts", withDevice(func(ctx context.Context, d iog.Device, in *idPath) (api.ProofStart, error) {
+		return f.StartProof(ctx, d, in.ID)
+	}))
+	op(s, http.MethodPost, "/v1/worker/proofs/{id}", "worker-proof-answer", "Answer units of a started proof-of-GPU challenge", withDevice(func(ctx context.Context, d iog.Device, in *struct {
+		ID   string `path:"id" maxLength:"64"`
+		Body api.ProofAnswer
+	}) (api.ProofResult, error) {
+		return f.AnswerProof(ctx, d, in.ID, in.Body)
 	}))
 	op(s, http.MethodPost, "/v1/worker/leases/{id}/status", "worker-lease-status", "Report a node's state", withDevice(func(ctx context.Context, d iog.Device, in *struct {
 		ID   string `path:"id" maxLength:"64"`

@@ -51,6 +51,10 @@ type Fleet interface {
 	Hello(ctx context.Context, d iog.Device, req api.HelloRequest, addr string) (api.HelloResponse, error)
 	Heartbeat(ctx context.Context, d iog.Device, req api.HeartbeatRequest) (api.HeartbeatResponse, error)
 	Hub() *watch.Hub
+	// Proof of GPU (fleet/proofs.go).
+	ProofFor(d iog.Device) *api.ProofChallenge
+	StartProof(ctx context.Context, d iog.Device, id string) (api.ProofStart, error)
+	AnswerProof(ctx context.Context, d iog.Device, id string, a api.ProofAnswer) (api.ProofResult, error)
 }
 
 // Market is what the API needs of clusters.

@@ -57,3 +57,9 @@ type DeviceTrust struct {
 	IdleFlaggedAt  time.Time
 	UpheldDisputes int
 }
+
+// ID prefixes of proofs and of the rounds that issue them together.
+const (
+	PrefixProof = "pf"
+	PrefixRound = "rd"
+)

@@ -47,6 +47,8 @@ type Config struct {
 	NewID func(prefix string) string
 	// IOPriceUSDC converts USDC asks to IO quotes: micro-USDC per IO (default 2 USDC).
 	IOPriceUSDC iog.Amount
+	// Reputation is a device's cached score, 0..1000 (nil: 0 for every device).
+	Reputation func(deviceID string) int
 }
 
 // Market is safe for concurrent use.
@@ -223,7 +225,7 @@ func (m *Market) snapshot(ctx context.Context) ([]sched.Candidate, error) {
 	for _, d := range all {
 		snap = append(snap, sched.Candidate{
 			ID: d.ID, Status: d.Status, GPUModel: d.GPUModel, GPUCount: d.GPUCount, GPUs: gpuUUIDs(d),
-			Region: d.Region, Ask: d.AskPerHour, Site: d.Addr, Owner: d.OwnerID,
+			Region: d.Region, Ask: d.AskPerHour, Site: d.Addr, Owner: d.OwnerID, Reputation: m.reputation(d.ID),
 		})
 	}
 	return snap, nil

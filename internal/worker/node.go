@@ -39,6 +39,9 @@ func (w *Worker) assignments(ctx context.Context) {
 		}
 		delay = 100 * time.Millisecond
 		since = a.Version
+		if a.Proof != nil {
+			w.prove(ctx, *a.Proof)
+		}
 		w.reconcile(ctx, a.Leases)
 	}
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/iognet/iog/api"
 	"github.com/iognet/iog/internal/executor"
+	"github.com/iognet/iog/internal/proof"
 )
 
 // Starter starts one node's workload (executor.Process, executor.Docker, or a test fake).
@@ -58,6 +59,9 @@ type Config struct {
 	HTTP *http.Client
 	// PollWait is how long one assignments long-poll may wait (default 25s).
 	PollWait time.Duration
+	// Solver answers proof-of-GPU challenges (proof/cuda for GPUs); nil: the CPU reference
+	// solver on the claimed threads.
+	Solver proof.Solver
 }
 
 // Worker is one running agent.
@@ -73,6 +77,7 @@ type Worker struct {
 	crashed  bool
 	cancel   context.CancelFunc
 	ready    chan struct{}
+	proofs   map[string]bool // challenges taken on
 }
 
 // New checks the config and loads (or makes) the device key.
@@ -101,7 +106,7 @@ func New(cfg Config) (*Worker, error) {
 		hc = &http.Client{Timeout: cfg.PollWait + 30*time.Second}
 	}
 	cl := &api.Client{Base: cfg.Coordinator, Key: key, DeviceID: readDeviceID(cfg.StateDir), HTTP: hc, Now: cfg.Now}
-	return &Worker{cfg: cfg, cl: cl, tasks: map[string]*node{}, done: map[string]bool{}, ready: make(chan struct{})}, nil
+	return &Worker{cfg: cfg, cl: cl, tasks: map[string]*node{}, done: map[string]bool{}, ready: make(chan struct{}), proofs: map[string]bool{}}, nil
 }
 
 // DeviceID is the registered device id ("" before registration).

@@ -1,0 +1,602 @@
+package fleet
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	mrand "math/rand/v2"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/iognet/iog/api"
+	"github.com/iognet/iog/internal/iog"
+	"github.com/iognet/iog/internal/proof"
+)
+
+// InactiveAfter is how long a device may stay down before it is inactive.
+const InactiveAfter = 5 * 24 * time.Hour
+
+// trustState is the in-memory side of proofs: what is open, when each device is next due, and
+// cached scores. The store holds every proof and its outcome.
+type trustState struct {
+	mu        sync.Mutex
+	due       map[string]time.Time  // device -> next challenge
+	open      map[string]*openProof // proof id -> open proof
+	byDevice  map[string]*openProof
+	rounds    map[string]*round
+	probation map[string]time.Time // pending devices waiting out probation
+	rep       map[string]int       // cached reputation per mille
+	idle      map[string]*idleTrack
+	lastSweep time.Time
+}
+
+func newTrustState() *trustState {
+	return &trustState{due: map[string]time.Time{}, open: map[string]*openProof{}, byDevice: map[string]*openProof{},
+		rounds: map[string]*round{}, probation: map[string]time.Time{}, rep: map[string]int{}, idle: map[string]*idleTrack{}}
+}
+
+type openProof struct {
+	mu     sync.Mutex // held while answers are verified
+	p      iog.Proof
+	params proof.Params
+	seed   proof.Seed
+	left   map[string]bool // units not yet answered
+	closed bool
+}
+
+type round struct {
+	id      string
+	size    int
+	open    int
+	notPass int // proofs that failed, were missed or were fraud
+	passed  []string
+}
+
+// challenge is the wire form of an open proof.
+func (op *openProof) challenge() *api.ProofChallenge {
+	p := op.params
+	return &api.ProofChallenge{ID: op.p.ID, Class: op.p.Class, Units: op.p.Units, Threads: op.p.Threads, Epoch: op.p.Epoch,
+		StartBy: op.p.StartBy, DeadlineMS: op.p.DeadlineMS, Params: api.ProofParams{MemoryBytes: p.MemoryBytes,
+			LaneWords: p.LaneWords, Walkers: p.Walkers, Steps: p.Steps, Checkpoint: p.Checkpoint, Groups: p.Groups,
+			MatN: p.MatN, MatK: p.MatK, MatM: p.MatM}}
+}
+
+// ProofFor is the device's open challenge, if any (delivered with its assignments).
+func (f *Fleet) ProofFor(d iog.Device) *api.ProofChallenge {
+	f.tr.mu.Lock()
+	defer f.tr.mu.Unlock()
+	if op := f.tr.byDevice[d.ID]; op != nil {
+		return op.challenge()
+	}
+	return nil
+}
+
+func jitter(mean time.Duration) time.Duration {
+	if mean <= 0 {
+		return 0
+	}
+	// Uniform in [mean/2, 3mean/2): random, so a device cannot tell when the next one comes.
+	return mean/2 + time.Duration(mrand.Int64N(int64(mean)))
+}
+
+// schedule sets when a device is next challenged (unless it is due sooner already).
+func (f *Fleet) schedule(id string, at time.Time) {
+	f.tr.mu.Lock()
+	defer f.tr.mu.Unlock()
+	if cur, ok := f.tr.due[id]; !ok || at.Before(cur) {
+		f.tr.due[id] = at
+	}
+}
+
+// scheduleHello plans the first challenge of a device that said hello.
+func (f *Fleet) scheduleHello(id string, st iog.DeviceStatus, now time.Time) {
+	c := f.cfg.Trust
+	switch st {
+	case iog.DevicePending:
+		d := c.JoinDelayMin
+		if c.JoinDelayMax > c.JoinDelayMin {
+			d += time.Duration(mrand.Int64N(int64(c.JoinDelayMax - c.JoinDelayMin)))
+		}
+		f.schedule(id, now.Add(d))
+	case iog.DeviceReady:
+		f.schedule(id, now.Add(jitter(c.Reprove)))
+	}
+}
+
+// forget drops a device's schedule (blocked or deleted).
+func (f *Fleet) forget(id string) {
+	f.tr.mu.Lock()
+	defer f.tr.mu.Unlock()
+	delete(f.tr.due, id)
+	delete(f.tr.probation, id)
+}
+
+// voidOpen closes proofs left open by an earlier run of the coordinator: their nonces may
+// have been handed out with nobody left to time them.
+func (f *Fleet) voidOpen(ctx context.Context) {
+	ps, err := f.db.OpenProofs(ctx)
+	if err != nil {
+		f.cfg.Log.Error("open proofs", "err", err)
+		return
+	}
+	for _, p := range ps {
+		p.Result, p.Reason, p.AnsweredAt = iog.ProofVoid, "the coordinator restarted during the proof", f.cfg.Now()
+		if _, err := f.db.FinishProof(ctx, p); err != nil {
+			f.cfg.Log.Error("void proof", "proof", p.ID, "err", err)
+		}
+	}
+}
+
+// trustTick closes proofs past their windows, promotes devices whose probation ended, and
+// issues the rounds that are due.
+func (f *Fleet) trustTick(ctx context.Context) {
+	now := f.cfg.Now()
+	type expiry struct {
+		op     *openProof
+		reason string
+	}
+	var late []expiry
+	var promote []string
+	anyDue := false
+	f.tr.mu.Lock()
+	for _, op := range f.tr.open {
+		switch {
+		case op.p.Result == iog.ProofIssued && now.After(op.p.StartBy):
+			late = append(late, expiry{op, "not started within the start window"})
+		case op.p.Result == iog.ProofStarted && now.Sub(op.p.StartedAt) > time.Duration(op.p.DeadlineMS)*time.Millisecond:
+			late = append(late, expiry{op, fmt.Sprintf("no complete answer within the %d ms deadline of class %s", op.p.DeadlineMS, op.p.Class)})
+		}
+	}
+	for id, until := range f.tr.probation {
+		if !now.Before(until) {
+			promote = append(promote, id)
+			delete(f.tr.probation, id)
+		}
+	}
+	for _, at := range f.tr.due {
+		anyDue = anyDue || !now.Before(at)
+	}
+	sweep := now.Sub(f.tr.lastSweep) > 10*time.Minute
+	if sweep {
+		f.tr.lastSweep = now
+	}
+	f.tr.mu.Unlock()
+	for _, e := range late {
+		f.closeProof(ctx, e.op, iog.ProofMissed, e.reason, now, 0)
+	}
+	for _, id := range promote {
+		f.promote(ctx, id, "probation over")
+	}
+	if anyDue {
+		f.issueDue(ctx, now)
+	}
+	if sweep {
+		f.sweep(ctx, now)
+	}
+}
+
+// sweep refreshes cached scores and marks long-down devices inactive.
+func (f *Fleet) sweep(ctx context.Context, now time.Time) {
+	ds, err := f.db.DevicesWithStatus(ctx, iog.DeviceReady, iog.DeviceHired, iog.DeviceDown)
+	if err != nil {
+		f.cfg.Log.Error("trust sweep", "err", err)
+		return
+	}
+	for _, d := range ds {
+		if d.Status == iog.DeviceDown {
+			if now.Sub(f.LastSeen(d)) > InactiveAfter {
+				_, err = f.db.SetDeviceStatus(ctx, d.ID, iog.DeviceInactive, "down for more than 5 days", now, iog.DeviceDown)
+			}
+		} else {
+			_, _, err = f.Reputation(ctx, d)
+		}
+		if err != nil {
+			f.cfg.Log.Error("trust sweep", "device", d.ID, "err", err)
+		}
+	}
+}
+
+// issueDue challenges every group (devices of one owner, or behind one address unless in dev
+// mode) that holds a due device, all of its members at the same instant, so that one real
+// device cannot answer for several in turn.
+func (f *Fleet) issueDue(ctx context.Context, now time.Time) {
+	ds, err := f.db.DevicesWithStatus(ctx, iog.DevicePending, iog.DeviceReady)
+	if err != nil {
+		f.cfg.Log.Error("proof rounds", "err", err)
+		return
+	}
+	limit := time.Duration(MissedBeats) * f.cfg.HeartbeatInterval
+	var live []iog.Device
+	f.mu.Lock()
+	for _, d := range ds {
+		if d.Paused || !f.sessions[d.ID] {
+			continue
+		}
+		if seen, ok := f.seen[d.ID]; !ok || now.Sub(seen) > limit {
+			continue
+		}
+		live = append(live, d)
+	}
+	f.mu.Unlock()
+	// Union-find over owners (and addresses).
+	parent := map[string]string{}
+	var find func(string) string
+	find = func(x string) string {
+		if p, ok := parent[x]; ok && p != x {
+			r := find(p)
+			parent[x] = r
+			return r
+		}
+		parent[x] = x
+		return x
+	}
+	union := func(a, b string) { parent[find(a)] = find(b) }
+	for _, d := range live {
+		union("dev:"+d.ID, "own:"+d.OwnerID)
+		if f.cfg.Trust.GroupByAddr && d.Addr != "" {
+			union("dev:"+d.ID, "addr:"+d.Addr)
+		}
+	}
+	groups := map[string][]iog.Device{}
+	for _, d := range live {
+		r := find("dev:" + d.ID)
+		groups[r] = append(groups[r], d)
+	}
+	keys := make([]string, 0, len(groups))
+	for k := range groups {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		g := groups[k]
+		f.tr.mu.Lock()
+		due, busy := false, false
+		for _, d := range g {
+			at, ok := f.tr.due[d.ID]
+			due = due || (ok && !now.Before(at))
+			busy = busy || f.tr.byDevice[d.ID] != nil
+		}
+		f.tr.mu.Unlock()
+		if due && !busy {
+			if err := f.issueRound(ctx, g, now); err != nil {
+				f.cfg.Log.Error("issue proof round", "err", err)
+			}
+		}
+	}
+}
+
+// issueRound challenges devices at one instant.
+func (f *Fleet) issueRound(ctx context.Context, ds []iog.Device, now time.Time) error {
+	c := f.cfg.Trust
+	rd := &round{id: f.cfg.NewID(iog.PrefixRound), size: len(ds), open: len(ds)}
+	ops := make([]*openProof, 0, len(ds))
+	ps := make([]iog.Proof, 0, len(ds))
+	epoch := now.Unix() / 3600
+	for _, d := range ds {
+		inv := inventoryOf(d)
+		class, units, gpu := "cpu", []string{"cpu"}, false
+		mem := inv.MemoryMiB << 20
+		if len(inv.GPUs) > 0 {
+			class, gpu, units = d.GPUModel, true, nil
+			mem = 0
+			for _, g := range inv.GPUs {
+				units = append(units, g.UUID)
+				if mem == 0 || g.MemoryMiB<<20 < mem {
+					mem = g.MemoryMiB << 20
+				}
+			}
+			if class == "" {
+				class = inv.GPUs[0].Model
+			}
+		}
+		params := c.Params(gpu, mem)
+		if err := params.Validate(); err != nil {
+			return fmt.Errorf("proof params for %s: %w", d.ID, err)
+		}
+		w := c.Table.Window(c.Table.Class(class), params.Work(), inv.CPUThreads)
+		var nonce [32]byte
+		_, _ = rand.Read(nonce[:])
+		pj, _ := json.Marshal(params)
+		p := iog.Proof{ID: f.cfg.NewID(iog.PrefixProof), DeviceID: d.ID, RoundID: rd.id, Class: class, Units: units,
+			Threads: max(1, inv.CPUThreads), Params: pj, Nonce: hex.EncodeToString(nonce[:]), Epoch: epoch, IssuedAt: now,
+			StartBy: now.Add(c.StartWindow), ExpectedMS: max(1, w.Expected.Milliseconds()), MinMS: w.Min.Milliseconds(),
+			DeadlineMS: w.Deadline.Milliseconds(), Result: iog.ProofIssued}
+		left := map[string]bool{}
+		for _, u := range units {
+			left[u] = true
+		}
+		ps = append(ps, p)
+		ops = append(ops, &openProof{p: p, params: params, seed: proof.NewSeed(nonce[:], d.ID, d.PublicKey, epoch), left: left})
+	}
+	if err := f.db.CreateProofs(ctx, ps); err != nil {
+		return err
+	}
+	ids := make([]string, len(ds))
+	f.tr.mu.Lock()
+	f.tr.rounds[rd.id] = rd
+	for i, op := range ops {
+		f.tr.open[op.p.ID] = op
+		f.tr.byDevice[op.p.DeviceID] = op
+		delete(f.tr.due, op.p.DeviceID)
+		ids[i] = op.p.DeviceID
+	}
+	f.tr.mu.Unlock()
+	f.hub.Bump(ids...)
+	f.cfg.Log.Info("proof round issued", "round", rd.id, "devices", ids)
+	return nil
+}
+
+// lookup finds an open proof of device d.
+func (f *Fleet) lookup(d iog.Device, id string) (*openProof, error) {
+	f.tr.mu.Lock()
+	op := f.tr.open[id]
+	f.tr.mu.Unlock()
+	if op == nil {
+		p, err := f.db.Proof(context.Background(), id)
+		if err == nil && p.DeviceID == d.ID {
+			return nil, iog.Errorf(iog.ECONFLICT, "proof %s is closed: %s %s", id, p.Result, p.Reason)
+		}
+		return nil, iog.Errorf(iog.ENOTFOUND, "no open proof %s for this device", id)
+	}
+	if op.p.DeviceID != d.ID {
+		return nil, iog.Errorf(iog.EFORBIDDEN, "proof %s is not this device's", id)
+	}
+	return op, nil
+}
+
+// StartProof hands out a challenge's nonce and starts its clock.
+func (f *Fleet) StartProof(ctx context.Context, d iog.Device, id string) (api.ProofStart, error) {
+	op, err := f.lookup(d, id)
+	if err != nil {
+		return api.ProofStart{}, err
+	}
+	now := f.cfg.Now()
+	op.mu.Lock()
+	defer op.mu.Unlock()
+	if op.closed {
+		return api.ProofStart{}, iog.Errorf(iog.ECONFLICT, "proof %s is closed", id)
+	}
+	if op.p.Result == iog.ProofIssued {
+		if now.After(op.p.StartBy) {
+			op.mu.Unlock()
+			f.closeProof(ctx, op, iog.ProofMissed, "not started within the start window", now, 0)
+			op.mu.Lock()
+			return api.ProofStart{}, iog.Errorf(iog.ECONFLICT, "proof %s was not started in time", id)
+		}
+		if _, err := f.db.StartProof(ctx, id, now); err != nil {
+			return api.ProofStart{}, err
+		}
+		f.tr.mu.Lock()
+		op.p.Result, op.p.StartedAt = iog.ProofStarted, now
+		f.tr.mu.Unlock()
+	}
+	return api.ProofStart{Nonce: op.p.Nonce, StartedAt: op.p.StartedAt}, nil
+}
+
+// AnswerProof verifies the answers of some units of a started challenge; the proof closes when
+// every unit has answered, or at the first wrong value (fraud).
+func (f *Fleet) AnswerProof(ctx context.Context, d iog.Device, id string, a api.ProofAnswer) (api.ProofResult, error) {
+	op, err := f.lookup(d, id)
+	if err != nil {
+		return api.ProofResult{}, err
+	}
+	op.mu.Lock()
+	if op.closed || op.p.Result != iog.ProofStarted {
+		op.mu.Unlock()
+		return api.ProofResult{}, iog.Errorf(iog.ECONFLICT, "proof %s is not started (or already closed)", id)
+	}
+	now := f.cfg.Now()
+	elapsed := now.Sub(op.p.StartedAt).Milliseconds()
+	result, reason := iog.ProofResult(""), ""
+	if a.Error != "" {
+		result, reason = iog.ProofFailed, "the device's solver gave up: "+a.Error
+	}
+	for _, u := range a.Units {
+		if result != "" {
+			break
+		}
+		if !op.left[u.Unit] {
+			result, reason = iog.ProofFailed, fmt.Sprintf("unit %q is not part of the challenge or was answered already", u.Unit)
+			break
+		}
+		ans, derr := decodeAnswer(u)
+		if derr != nil {
+			result, reason = iog.ProofFailed, "malformed answer for unit "+u.Unit+": "+derr.Error()
+			break
+		}
+		var r [32]byte
+		_, _ = rand.Read(r[:])
+		_, verr := proof.Verify(op.params, proof.UnitSeed(op.seed, u.Unit), ans, f.cfg.Trust.Sampling(r))
+		var wrong *proof.WrongError
+		switch {
+		case errors.As(verr, &wrong):
+			result, reason = iog.ProofFraud, "unit "+u.Unit+": "+wrong.Error()
+		case verr != nil:
+			result, reason = iog.ProofFailed, "unit "+u.Unit+": "+verr.Error()
+		default:
+			delete(op.left, u.Unit)
+		}
+	}
+	if result == "" && len(op.left) == 0 {
+		w := fmt.Sprintf("answered in %d ms; class %s expects %d ms, accepts %d..%d ms", elapsed, op.p.Class, op.p.ExpectedMS, op.p.MinMS, op.p.DeadlineMS)
+		switch {
+		case elapsed > op.p.DeadlineMS:
+			result, reason = iog.ProofMissed, "too slow for its class: "+w
+		case elapsed < op.p.MinMS:
+			result, reason = iog.ProofFailed, "impossibly fast for its class: "+w
+		default:
+			result, reason = iog.ProofPassed, w
+		}
+	}
+	op.mu.Unlock()
+	if result == "" {
+		return api.ProofResult{ID: id, Result: string(iog.ProofStarted), ElapsedMS: elapsed}, nil
+	}
+	result, reason = f.closeProof(ctx, op, result, reason, now, elapsed)
+	return api.ProofResult{ID: id, Result: string(result), Reason: reason, ElapsedMS: elapsed}, nil
+}
+
+func decodeAnswer(u api.ProofUnitAnswer) (proof.Answer, error) {
+	var a proof.Answer
+	var err error
+	if a.Walks, err = proof.DecodeWords(u.Walks, proof.MaxAnswerWords); err != nil {
+		return a, err
+	}
+	if a.Groups, err = proof.DecodeWords(u.Groups, proof.MaxAnswerWords); err != nil {
+		return a, err
+	}
+	a.Rows, err = proof.DecodeWords(u.Rows, proof.MaxAnswerWords)
+	return a, err
+}
+
+// closeProof records a proof's outcome once, moves the device accordingly, and closes its
+// round when it was the last one open. A device hired meanwhile has its failure voided: proofs
+// never count against hired devices.
+func (f *Fleet) closeProof(ctx context.Context, op *openProof, result iog.ProofResult, reason string, now time.Time, elapsed int64) (iog.ProofResult, string) {
+	op.mu.Lock()
+	if op.closed {
+		op.mu.Unlock()
+		return op.p.Result, op.p.Reason
+	}
+	op.closed = true
+	op.mu.Unlock()
+	d, err := f.db.Device(ctx, op.p.DeviceID)
+	if err == nil && d.Status == iog.DeviceHired && result != iog.ProofPassed && result != iog.ProofFraud {
+		result, reason = iog.ProofVoid, "the device was hired during the proof: "+reason
+	}
+	p := op.p
+	p.Result, p.Reason, p.AnsweredAt, p.ElapsedMS = result, reason, now, elapsed
+	if _, err := f.db.FinishProof(ctx, p); err != nil {
+		f.cfg.Log.Error("finish proof", "proof", p.ID, "err", err)
+	}
+	f.tr.mu.Lock()
+	op.p = p
+	delete(f.tr.open, p.ID)
+	if f.tr.byDevice[p.DeviceID] == op {
+		delete(f.tr.byDevice, p.DeviceID)
+	}
+	rd := f.tr.rounds[p.RoundID]
+	last := false
+	if rd != nil {
+		rd.open--
+		switch result {
+		case iog.ProofPassed:
+			rd.passed = append(rd.passed, p.DeviceID)
+		case iog.ProofVoid:
+		default:
+			rd.notPass++
+		}
+		if rd.open == 0 {
+			last = true
+			delete(f.tr.rounds, rd.id)
+		}
+	}
+	f.tr.mu.Unlock()
+	f.hub.Bump(p.DeviceID)
+	f.cfg.Log.Info("proof closed", "proof", p.ID, "device", p.DeviceID, "result", result, "reason", reason)
+	if err == nil {
+		f.afterProof(ctx, d, p, now)
+	}
+	if last {
+		f.closeRound(ctx, rd, now)
+	}
+	return result, reason
+}
+
+// afterProof moves a device after a failed proof; passes wait for their round to close.
+func (f *Fleet) afterProof(ctx context.Context, d iog.Device, p iog.Proof, now time.Time) {
+	c := f.cfg.Trust
+	var err error
+	switch p.Result {
+	case iog.ProofFraud:
+		reason := "fraud: proof " + p.ID + ": " + p.Reason
+		_, err = f.block(ctx, d, reason, now)
+		if err == nil && f.cfg.OnFraud != nil {
+			f.cfg.OnFraud(ctx, d.ID, reason)
+		}
+	case iog.ProofFailed, iog.ProofMissed:
+		why := "proof " + p.ID + " " + string(p.Result) + ": " + p.Reason
+		switch d.Status {
+		case iog.DeviceReady:
+			_, err = f.db.SetDeviceStatus(ctx, d.ID, iog.DevicePending, why+"; off the market until it passes again", now, iog.DeviceReady)
+		case iog.DevicePending:
+			_, err = f.db.SetDeviceStatus(ctx, d.ID, iog.DevicePending, why+"; challenged again soon", now, iog.DevicePending)
+		}
+		f.schedule(d.ID, now.Add(jitter(c.RetryPending)))
+	case iog.ProofVoid:
+		f.schedule(d.ID, now.Add(jitter(c.Reprove)))
+	}
+	if err != nil {
+		f.cfg.Log.Error("after proof", "device", d.ID, "err", err)
+	}
+}
+
+// closeRound counts the passes of a round: only in a clean round (every device challenged
+// with it passed) does a pass verify a pending device, since one real device answering for
+// several in turn makes the others miss.
+func (f *Fleet) closeRound(ctx context.Context, rd *round, now time.Time) {
+	c := f.cfg.Trust
+	for _, id := range rd.passed {
+		d, err := f.db.Device(ctx, id)
+		if err != nil {
+			continue
+		}
+		if rd.notPass > 0 {
+			if d.Status == iog.DevicePending {
+				why := fmt.Sprintf("passed its proof, but %d of the %d devices challenged with it at the same instant (same owner or address) did not; waiting for a clean round", rd.notPass, rd.size)
+				_, _ = f.db.SetDeviceStatus(ctx, id, iog.DevicePending, why, now, iog.DevicePending)
+				f.schedule(id, now.Add(jitter(c.RetryPending)))
+			} else {
+				f.schedule(id, now.Add(jitter(c.Reprove)))
+			}
+			continue
+		}
+		tr, err := f.db.DeviceTrust(ctx, id)
+		if err != nil {
+			f.cfg.Log.Error("device trust", "device", id, "err", err)
+			continue
+		}
+		fp := fingerprint(inventoryOf(d))
+		if tr.VerifiedAt.IsZero() || tr.VerifiedHW != fp {
+			tr.VerifiedAt, tr.ProbationUntil = now, now.Add(c.Probation)
+		}
+		tr.VerifiedHW = fp
+		if err := f.db.SetDeviceTrust(ctx, tr); err != nil {
+			f.cfg.Log.Error("device trust", "device", id, "err", err)
+			continue
+		}
+		f.schedule(id, now.Add(jitter(c.Reprove)))
+		if now.Before(tr.ProbationUntil) {
+			why := "passed its proof of GPU; on probation until " + tr.ProbationUntil.UTC().Format(time.RFC3339)
+			_, _ = f.db.SetDeviceStatus(ctx, id, iog.DevicePending, why, now, iog.DevicePending)
+			f.tr.mu.Lock()
+			f.tr.probation[id] = tr.ProbationUntil
+			f.tr.mu.Unlock()
+			continue
+		}
+		f.promote(ctx, id, "passed proof of GPU")
+		_, _, _ = f.Reputation(ctx, d)
+	}
+}
+
+// promote makes a verified pending device ready.
+func (f *Fleet) promote(ctx context.Context, id, why string) {
+	d, err := f.db.Device(ctx, id)
+	if err != nil || d.Status != iog.DevicePending || d.Paused {
+		return
+	}
+	ok, wait, err := f.verified(ctx, d, f.cfg.Now())
+	if err != nil || !ok {
+		if wait != "" {
+			f.cfg.Log.Info("device stays pending", "device", id, "why", wait)
+		}
+		return
+	}
+	if changed, err := f.db.SetDeviceStatus(ctx, id, iog.DeviceReady, why, f.cfg.Now(), iog.DevicePending); err == nil && changed {
+		f.cfg.Log.Info("device ready", "device", id, "why", why)
+	}
+}

@@ -1,0 +1,432 @@
+package fleet
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/iognet/iog/api"
+	"github.com/iognet/iog/internal/iog"
+	"github.com/iognet/iog/internal/proof"
+	"github.com/iognet/iog/internal/reputation"
+)
+
+// TrustConfig configures proof of GPU, device verification and the idle-use policy
+// (DESIGN §6). Start from DefaultTrust or DevTrust; the zero value is replaced by DefaultTrust.
+type TrustConfig struct {
+	// Table holds the per-class rates and the slack that make deadlines.
+	Table proof.Table
+	// Params sizes one unit's challenge: a GPU with memoryBytes of VRAM, or a CPU device with
+	// memoryBytes of RAM.
+	Params func(gpu bool, memoryBytes int64) proof.Params
+	// Sampling is how much the verifier checks; r is fresh randomness.
+	Sampling func(r [32]byte) proof.Sampling
+	// Probation: a device that passed its first proof stays pending this long before ready.
+	Probation time.Duration
+	// A new or returning pending device is challenged between JoinDelayMin and JoinDelayMax
+	// after it says hello (random, so that the time cannot be prepared for).
+	JoinDelayMin, JoinDelayMax time.Duration
+	// RetryPending is the mean delay before a pending device that did not pass is challenged
+	// again; Reprove the mean delay between proofs of a verified device.
+	RetryPending, Reprove time.Duration
+	// StartWindow is how long a device has to start a challenge after it is issued.
+	StartWindow time.Duration
+	// Tick is how often deadlines and due challenges are checked.
+	Tick time.Duration
+	// MaxGPUs per device; a device claiming more is blocked.
+	MaxGPUs int
+	// GroupByAddr challenges every device behind one address at the same instant, as well as
+	// every device of one owner. A dev-mode coordinator, whose workers share one address,
+	// groups by owner only.
+	GroupByAddr bool
+	// Calibrate measures the CPU class on this machine at start, with the sizes Params gives a
+	// CPU device (dev mode: the devnet's workers share this machine).
+	Calibrate bool
+	// Idle is the idle-use policy.
+	Idle IdlePolicy
+}
+
+// IdlePolicy flags devices that keep their GPU or CPU busy while not hired: warned after
+// WarnAfter of being busy, not nominated for rewards after a further FlagAfter, cleared after
+// ClearAfter of being idle. A zero Threshold turns it off.
+type IdlePolicy struct {
+	Threshold                        float64 // percent utilisation of the CPU or of any GPU
+	WarnAfter, FlagAfter, ClearAfter time.Duration
+}
+
+// DefaultTrust is the production configuration.
+func DefaultTrust() TrustConfig {
+	return TrustConfig{
+		Table: proof.DefaultTable(), Params: proof.ParamsFor, Sampling: proof.DefaultSampling,
+		Probation: 24 * time.Hour, JoinDelayMin: time.Minute, JoinDelayMax: 5 * time.Minute,
+		RetryPending: 15 * time.Minute, Reprove: 6 * time.Hour, StartWindow: 30 * time.Second, Tick: time.Second,
+		MaxGPUs: 16, GroupByAddr: true,
+		Idle: IdlePolicy{Threshold: 50, WarnAfter: 30 * time.Minute, FlagAfter: time.Hour, ClearAfter: 24 * time.Hour},
+	}
+}
+
+// DevTrust is the devnet's configuration: the same rules with small sizes and short delays,
+// the CPU class calibrated on this machine, grouping by owner only (every local worker shares
+// one address), and no idle-use policy (shared hosts cannot tell whose load they see).
+func DevTrust() TrustConfig {
+	t := DefaultTrust()
+	t.Params = func(bool, int64) proof.Params { return proof.DevParams() }
+	t.Table.Slack, t.Table.AllowanceMS = 5, 50
+	t.Probation = 0
+	t.JoinDelayMin, t.JoinDelayMax = 20*time.Millisecond, 150*time.Millisecond
+	t.RetryPending, t.Reprove = time.Second, 10*time.Minute
+	t.StartWindow, t.Tick = 5*time.Second, 20*time.Millisecond
+	t.GroupByAddr, t.Calibrate = false, true
+	t.Idle.Threshold = 0
+	return t
+}
+
+// calibrate replaces the CPU class with this machine's pace (slowest of two runs).
+func (f *Fleet) calibrate(ctx context.Context) error {
+	p := f.cfg.Trust.Params(false, 1<<30)
+	var worst proof.PhaseTimes
+	for i := range 2 {
+		r, err := proof.CPUSolver{Threads: 1, Clock: time.Now}.Prepare(ctx, p, "cpu")
+		if err != nil {
+			return err
+		}
+		a, err := r.Solve(ctx, proof.NewSeed([]byte{byte(i)}, "calibration", "", 0))
+		if err != nil {
+			return err
+		}
+		worst.Fill, worst.Walk = max(worst.Fill, a.Times.Fill), max(worst.Walk, a.Times.Walk)
+		worst.Read, worst.Compute = max(worst.Read, a.Times.Read), max(worst.Compute, a.Times.Compute)
+	}
+	c := proof.Calibrate("cpu", p, worst, 1, "calibrated on this machine when the coordinator started (dev mode)")
+	tab := &f.cfg.Trust.Table
+	tab.Classes = slices.Clone(tab.Classes)
+	for i := range tab.Classes {
+		if tab.Classes[i].Name == "cpu" {
+			tab.Classes[i] = c
+		}
+	}
+	f.cfg.Log.Info("proof: CPU class calibrated", "fill_per_s", c.FillPerSec, "macs_per_s", c.MACsPerSec)
+	return nil
+}
+
+// hardwareKeys are the identities that must be unique across the network: every GPU's UUID,
+// and for a CPU-only device its host's machine id.
+func hardwareKeys(inv api.Inventory) []string {
+	var keys []string
+	for _, g := range inv.GPUs {
+		keys = append(keys, "gpu:"+g.UUID)
+	}
+	if len(keys) == 0 && inv.MachineID != "" {
+		keys = append(keys, "host:"+inv.MachineID)
+	}
+	return keys
+}
+
+// fingerprint is the hardware a proof vouches for; a change after verification sends the
+// device back to pending.
+func fingerprint(inv api.Inventory) string {
+	gpus := make([]string, 0, len(inv.GPUs))
+	for _, g := range inv.GPUs {
+		gpus = append(gpus, fmt.Sprintf("%s %s %dGiB", g.UUID, g.Model, g.MemoryMiB>>10))
+	}
+	slices.Sort(gpus)
+	return fmt.Sprintf("host %s; cpu %s x%d; memory %d GiB; gpus [%s]", inv.MachineID, inv.CPUModel, inv.CPUThreads,
+		inv.MemoryMiB>>10, strings.Join(gpus, ", "))
+}
+
+func inventoryOf(d iog.Device) api.Inventory {
+	var inv api.Inventory
+	_ = json.Unmarshal(d.Inventory, &inv)
+	return inv
+}
+
+// admit checks a newly registered device's hardware: a GPU or host already registered by
+// another device, or more GPUs than allowed, blocks it with the reason.
+func (f *Fleet) admit(ctx context.Context, d iog.Device, inv api.Inventory, now time.Time) (iog.Device, error) {
+	if n := len(inv.GPUs); n > f.cfg.Trust.MaxGPUs {
+		return f.block(ctx, d, fmt.Sprintf("claims %d GPUs; over the %d-per-device limit", n, f.cfg.Trust.MaxGPUs), now)
+	}
+	key, holder, err := f.db.ClaimHardware(ctx, d.ID, hardwareKeys(inv), now)
+	if err != nil {
+		return d, err
+	}
+	if key != "" {
+		return f.block(ctx, d, fmt.Sprintf("hardware %s is already registered to device %s", key, holder), now)
+	}
+	return d, nil
+}
+
+func (f *Fleet) block(ctx context.Context, d iog.Device, reason string, now time.Time) (iog.Device, error) {
+	if _, err := f.db.SetDeviceStatus(ctx, d.ID, iog.DeviceBlocked, reason, now); err != nil {
+		return d, err
+	}
+	f.cfg.Log.Warn("device blocked", "device", d.ID, "reason", reason)
+	d.Status, d.StatusReason = iog.DeviceBlocked, reason
+	f.forget(d.ID)
+	return d, nil
+}
+
+// recheck runs on every hello: new hardware must be unique too, and hardware that differs from
+// what was verified sends the device back to pending.
+func (f *Fleet) recheck(ctx context.Context, d iog.Device, inv api.Inventory, now time.Time) (iog.Device, error) {
+	if d, err := f.admit(ctx, d, inv, now); err != nil || d.Status == iog.DeviceBlocked {
+		return d, err
+	}
+	tr, err := f.db.DeviceTrust(ctx, d.ID)
+	if err != nil {
+		return d, err
+	}
+	fp := fingerprint(inv)
+	if tr.VerifiedHW == "" || tr.VerifiedHW == fp {
+		return d, nil
+	}
+	reason := "hardware changed since verification (was: " + tr.VerifiedHW + "; now: " + fp + "); waiting for a new proof"
+	tr.VerifiedHW, tr.VerifiedAt, tr.ProbationUntil = "", time.Time{}, time.Time{}
+	if err := f.db.SetDeviceTrust(ctx, tr); err != nil {
+		return d, err
+	}
+	if _, err := f.db.SetDeviceStatus(ctx, d.ID, iog.DevicePending, reason, now, iog.DeviceReady, iog.DeviceDown, iog.DeviceInactive, iog.DevicePending); err != nil {
+		return d, err
+	}
+	f.cfg.Log.Warn("device hardware changed", "device", d.ID)
+	return f.db.Device(ctx, d.ID)
+}
+
+// verified reports whether a device may be ready: it passed a clean round for its current
+// hardware, its probation is over, and its last proof passed.
+func (f *Fleet) verified(ctx context.Context, d iog.Device, now time.Time) (bool, string, error) {
+	tr, err := f.db.DeviceTrust(ctx, d.ID)
+	if err != nil {
+		return false, "", err
+	}
+	switch {
+	case tr.VerifiedAt.IsZero():
+		return false, "waiting for a passed proof of GPU", nil
+	case tr.VerifiedHW != fingerprint(inventoryOf(d)):
+		return false, "hardware changed since verification; waiting for a new proof", nil
+	case now.Before(tr.ProbationUntil):
+		return false, "passed proof of GPU; on probation until " + tr.ProbationUntil.UTC().Format(time.RFC3339), nil
+	}
+	if passed, _ := f.lastOutcome(ctx, d.ID); !passed {
+		return false, "last proof of GPU did not pass; waiting for the next one", nil
+	}
+	return true, "", nil
+}
+
+// lastOutcome is whether the latest closed, counted proof passed, and its reason otherwise.
+func (f *Fleet) lastOutcome(ctx context.Context, id string) (bool, string) {
+	ps, err := f.db.DeviceProofs(ctx, id, 20)
+	if err != nil {
+		return false, err.Error()
+	}
+	for i := len(ps) - 1; i >= 0; i-- {
+		switch ps[i].Result {
+		case iog.ProofPassed:
+			return true, ""
+		case iog.ProofFailed, iog.ProofMissed, iog.ProofFraud:
+			return false, ps[i].Reason
+		}
+	}
+	return false, "no proof yet"
+}
+
+// returnStatus is where a device that comes back (from down, or resumed) goes: ready when
+// verified, pending otherwise.
+func (f *Fleet) returnStatus(ctx context.Context, d iog.Device, now time.Time, why string) (iog.DeviceStatus, string) {
+	ok, wait, err := f.verified(ctx, d, now)
+	if err != nil || !ok {
+		if err != nil {
+			wait = err.Error()
+		}
+		return iog.DevicePending, why + "; " + wait
+	}
+	return iog.DeviceReady, why
+}
+
+// LastPassedProof is when the device last passed a proof of GPU, and whether it ever did.
+// Block-reward nomination needs one in the last 24 hours.
+func (f *Fleet) LastPassedProof(ctx context.Context, deviceID string) (time.Time, bool, error) {
+	return f.db.LastPassedProof(ctx, deviceID)
+}
+
+// Nominable is the trust side of block-reward nomination: the device is not blocked or
+// unverified, passed a proof of GPU in the 24 hours before now, and is not flagged by the
+// idle-use policy. Stake, uptime and the payout wallet are checked by the rewards code.
+func (f *Fleet) Nominable(ctx context.Context, deviceID string, now time.Time) (bool, string, error) {
+	d, err := f.db.Device(ctx, deviceID)
+	if err != nil {
+		return false, "", err
+	}
+	switch d.Status {
+	case iog.DeviceBlocked, iog.DevicePending, iog.DeviceUnsupported, iog.DeviceInactive:
+		return false, "device is " + string(d.Status) + ": " + d.StatusReason, nil
+	}
+	at, ok, err := f.db.LastPassedProof(ctx, deviceID)
+	if err != nil {
+		return false, "", err
+	}
+	if !ok || now.Sub(at) > 24*time.Hour {
+		return false, "no passed proof of GPU in the last 24 hours", nil
+	}
+	flagged, why, err := f.IdleFlagged(ctx, deviceID)
+	if err != nil || flagged {
+		return false, why, err
+	}
+	return true, "", nil
+}
+
+// Reputation computes a device's score from its record now, and caches it for placement.
+func (f *Fleet) Reputation(ctx context.Context, d iog.Device) (reputation.Result, reputation.Inputs, error) {
+	r, in, err := f.reputationAt(ctx, d, f.cfg.Now())
+	if err == nil {
+		f.tr.mu.Lock()
+		f.tr.rep[d.ID] = r.PerMille
+		f.tr.mu.Unlock()
+	}
+	return r, in, err
+}
+
+// ReputationAt is a device's score (per mille) at a time, for block rewards.
+func (f *Fleet) ReputationAt(ctx context.Context, deviceID string, at time.Time) (int, error) {
+	d, err := f.db.Device(ctx, deviceID)
+	if err != nil {
+		return 0, err
+	}
+	r, _, err := f.reputationAt(ctx, d, at)
+	return r.PerMille, err
+}
+
+// ProofPassedWithin reports whether the device passed a proof of GPU in the window before at
+// (block nomination asks for 24 hours).
+func (f *Fleet) ProofPassedWithin(ctx context.Context, deviceID string, at time.Time, window time.Duration) bool {
+	last, ok, err := f.db.LastPassedProof(ctx, deviceID)
+	return err == nil && ok && !last.After(at) && at.Sub(last) <= window
+}
+
+func (f *Fleet) reputationAt(ctx context.Context, d iog.Device, now time.Time) (reputation.Result, reputation.Inputs, error) {
+	since := now.Add(-8 * reputation.HalfLife)
+	var in reputation.Inputs
+	tr, err := f.db.DeviceTrust(ctx, d.ID)
+	if err != nil {
+		return reputation.Result{}, in, err
+	}
+	po, err := f.db.ProofOutcomes(ctx, d.ID, since)
+	if err != nil {
+		return reputation.Result{}, in, err
+	}
+	jo, err := f.db.JobOutcomes(ctx, d.ID, since)
+	if err != nil {
+		return reputation.Result{}, in, err
+	}
+	for _, o := range po {
+		in.Proofs = append(in.Proofs, reputation.Outcome{At: o.At, OK: o.OK})
+	}
+	for _, o := range jo {
+		in.Jobs = append(in.Jobs, reputation.Outcome{At: o.At, OK: o.OK})
+	}
+	in.LastProofPassed, _ = f.lastOutcome(ctx, d.ID)
+	if d.Status == iog.DeviceBlocked {
+		in.LastProofPassed = false
+	}
+	in.UptimeMS, in.ObservedMS, err = f.uptime(ctx, d, now.Add(-30*24*time.Hour), now)
+	if err != nil {
+		return reputation.Result{}, in, err
+	}
+	in.UpheldDisputes = tr.UpheldDisputes
+	if !tr.VerifiedAt.IsZero() {
+		in.ProbationEnds = tr.ProbationUntil
+		if !in.ProbationEnds.After(tr.VerifiedAt) {
+			// No probation configured: capped until the first proof is a day old anyway, so
+			// that a brand-new device never outranks a long record.
+			in.ProbationEnds = tr.VerifiedAt.Add(24 * time.Hour)
+		}
+	}
+	return reputation.Score(in, now), in, nil
+}
+
+// ReputationPerMille is the cached score placement uses (0 until first computed).
+func (f *Fleet) ReputationPerMille(deviceID string) int {
+	f.tr.mu.Lock()
+	defer f.tr.mu.Unlock()
+	return f.tr.rep[deviceID]
+}
+
+// uptime is how long in [from, to) the device was not down or inactive, of how long it existed.
+func (f *Fleet) uptime(ctx context.Context, d iog.Device, from, to time.Time) (up, observed int64, err error) {
+	if d.CreatedAt.After(from) {
+		from = d.CreatedAt
+	}
+	if !to.After(from) {
+		return 0, 0, nil
+	}
+	evs, err := f.db.DeviceEventsSince(ctx, d.ID, from)
+	if err != nil {
+		return 0, 0, err
+	}
+	down := false
+	at := from
+	for _, e := range evs {
+		t := e.At
+		if t.Before(from) {
+			t = from
+		}
+		if !down {
+			up += t.Sub(at).Milliseconds()
+		}
+		at = t
+		down = e.Status == iog.DeviceDown || e.Status == iog.DeviceInactive
+	}
+	if !down {
+		up += to.Sub(at).Milliseconds()
+	}
+	return up, to.Sub(from).Milliseconds(), nil
+}
+
+// trustView adds the proof history and the reputation to a device's detail.
+func (f *Fleet) trustView(ctx context.Context, d iog.Device, out *api.Device) error {
+	ps, err := f.db.DeviceProofs(ctx, d.ID, 20)
+	if err != nil {
+		return err
+	}
+	for _, p := range ps {
+		out.Proofs = append(out.Proofs, api.Proof{ID: p.ID, Class: p.Class, Units: len(p.Units), Result: string(p.Result),
+			Reason: p.Reason, IssuedAt: p.IssuedAt, ExpectedMS: p.ExpectedMS, DeadlineMS: p.DeadlineMS, ElapsedMS: p.ElapsedMS})
+	}
+	r, in, err := f.Reputation(ctx, d)
+	if err != nil {
+		return err
+	}
+	tr, err := f.db.DeviceTrust(ctx, d.ID)
+	if err != nil {
+		return err
+	}
+	rep := &api.Reputation{PerMille: r.PerMille, Gate: r.Gate, UptimePPM: r.UptimePPM, JobsPPM: r.JobsPPM,
+		ProofsPPM: r.ProofsPPM, DisputesPPM: r.DisputesPPM, Capped: r.Capped, UptimeMS: in.UptimeMS,
+		ObservedMS: in.ObservedMS, UpheldDisputes: in.UpheldDisputes, ProbationEnds: in.ProbationEnds, VerifiedAt: tr.VerifiedAt}
+	for _, o := range in.Proofs {
+		rep.ProofsTotal++
+		if o.OK {
+			rep.ProofsPassed++
+		}
+	}
+	for _, o := range in.Jobs {
+		rep.JobsTotal++
+		if o.OK {
+			rep.JobsOK++
+		}
+	}
+	if at, ok, err := f.db.LastPassedProof(ctx, d.ID); err == nil && ok {
+		rep.LastPassedProof = at
+	}
+	if !tr.IdleWarnedAt.IsZero() {
+		rep.IdleWarning = "busy while not hired (warned " + tr.IdleWarnedAt.UTC().Format(time.RFC3339) + ")"
+	}
+	if !tr.IdleFlaggedAt.IsZero() {
+		rep.NotNominable = "kept busy while not hired; not nominated for block rewards since " + tr.IdleFlaggedAt.UTC().Format(time.RFC3339)
+	}
+	out.Reputation = rep
+	return nil
+}
