@@ -215,6 +215,12 @@ func bandKey(s Seed, walks []uint64) uint64 {
 	return k
 }
 
+// BandKey and MatKeys are exported for solvers outside this package (proof/cuda).
+func BandKey(s Seed, walks []uint64) uint64 { return bandKey(s, walks) }
+
+// MatKeys are the generators of the INT8 matrices A and B.
+func MatKeys(s Seed) (a, b uint64) { return matKeys(s) }
+
 func bandTerm(key, w uint64, i int64) uint64 { return (w ^ key) * (2*uint64(i) + 1) }
 
 func bandFinal(sum uint64, g int) uint64 { return mix(sum ^ uint64(g)) }
