@@ -92,8 +92,12 @@ func (m *Manager) apply(n *Net, v api.Mesh) {
 	for _, err := range errs {
 		m.log().Warn("mesh: peer", "err", err)
 	}
+	before := len(n.Paths())
 	if err := n.SetPeers(peers); err != nil {
 		m.log().Warn("mesh: set peers", "err", err)
+	}
+	if after := len(n.Paths()); after != before {
+		m.log().Info("mesh peers", "address", n.Address(), "peers", after)
 	}
 	n.SetPadding(v.Padding)
 }
