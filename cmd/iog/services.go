@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"runtime"
 	"strings"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/iognet/iog/internal/executor"
 	"github.com/iognet/iog/internal/hwinfo"
 	"github.com/iognet/iog/internal/mesh"
+	"github.com/iognet/iog/internal/proof/cuda"
 	"github.com/iognet/iog/internal/worker"
 )
 
@@ -84,6 +86,8 @@ func runWorker(ctx context.Context, o cli.WorkerOptions, w io.Writer) error {
 		Coordinator: o.Coordinator, JoinToken: o.JoinToken, StateDir: o.StateDir, Name: o.Name, Region: o.Region,
 		Executors: execs, Sampler: sampler, DataPlane: plane, Mesh: mm, Log: log,
 		Inventory: func(ctx context.Context) (api.Inventory, error) { return hwinfo.Detect(ctx, hwinfo.Options{}) },
+		// Proofs of GPU: GPU units on the GPUs (CUDA driver API), the CPU on all its threads.
+		Solver: &cuda.Auto{Threads: runtime.NumCPU()},
 	})
 	if err != nil {
 		return err
@@ -114,7 +118,7 @@ func up(ctx context.Context, o cli.UpOptions, w io.Writer, getenv func(string) s
 	defer lf.Close()
 	fmt.Fprintf(w, "starting iog devnet in %s (logs: %s)\n", o.DataDir, logPath)
 	d, err := devnet.Start(ctx, devnet.Config{DataDir: o.DataDir, Listen: o.Listen, Workers: o.Workers,
-		Log: logger(lf, false, slog.LevelInfo)})
+		Log: logger(lf, false, slog.LevelInfo), Adversaries: o.Adversaries})
 	if err != nil {
 		return err
 	}
@@ -149,6 +153,9 @@ func up(ctx context.Context, o cli.UpOptions, w io.Writer, getenv func(string) s
 				gpu = fmt.Sprintf("%d x %s", dv.GPUCount, dv.GPUModel)
 			}
 			fmt.Fprintf(w, "worker:      %s  %-8s %-7s %s\n", dv.ID, dv.Name, dv.Status, gpu)
+		}
+		for _, a := range d.Adversaries() {
+			fmt.Fprintf(w, "adversary:   %-6s %d device(s) under account %s; watch them with `iog device list`\n", a.Kind, len(a.Devices), a.Account)
 		}
 	}
 	if !o.NoDemo {

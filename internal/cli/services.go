@@ -15,12 +15,14 @@ import (
 
 // UpOptions configure `iog up`: a coordinator, local workers and the console in one process.
 type UpOptions struct {
-	DataDir    string // default ./iog-data
-	Listen     string // default 127.0.0.1:7070
-	Workers    int    // default 3
-	NoDemo     bool
-	ConfigPath string // where to write the CLI config; default ConfigPath(getenv)
-	JSON       bool
+	DataDir string // default ./iog-data
+	Listen  string // default 127.0.0.1:7070
+	Workers int    // default 3
+	NoDemo  bool
+	// Adversaries are misbehaving workers to start too (devnet.AdversaryKinds).
+	Adversaries []string
+	ConfigPath  string // where to write the CLI config; default ConfigPath(getenv)
+	JSON        bool
 }
 
 // CoordinatorOptions configure `iog coordinator`.
@@ -104,6 +106,7 @@ written so that the other iog commands talk to this network.`,
 	f.StringVar(&o.Listen, "listen", defaultListen, "address of the API and console")
 	f.IntVar(&o.Workers, "workers", 3, "number of local workers")
 	f.BoolVar(&o.NoDemo, "no-demo", false, "do not deploy the demo cluster")
+	f.StringSliceVar(&o.Adversaries, "adversaries", nil, "also start misbehaving workers: spoof,wrong,slow,sybil,clone,forge (see docs/TRUST.md)")
 	f.BoolVar(&o.JSON, "json", false, "print machine-readable status")
 	return cmd
 }

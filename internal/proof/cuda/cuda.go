@@ -8,9 +8,13 @@
 package cuda
 
 import (
+	"context"
 	_ "embed"
 	"errors"
 	"fmt"
+	"sync"
+
+	"github.com/iognet/iog/internal/proof"
 )
 
 //go:embed proof.ptx
@@ -30,4 +34,26 @@ type cuError struct {
 
 func (e *cuError) Error() string {
 	return fmt.Sprintf("cuda: %s: error %d (%s)", e.call, e.code, e.msg)
+}
+
+// Auto solves "cpu" units with the CPU reference solver and GPU units (by UUID) on this host's
+// GPUs, loading the driver on first use: what `iog worker` runs.
+type Auto struct {
+	Threads int // for CPU units
+
+	once sync.Once
+	gpu  *Solver
+	err  error
+}
+
+// Prepare dispatches one unit.
+func (a *Auto) Prepare(ctx context.Context, p proof.Params, unit string) (proof.Prepared, error) {
+	if unit == "cpu" {
+		return proof.CPUSolver{Threads: a.Threads}.Prepare(ctx, p, unit)
+	}
+	a.once.Do(func() { a.gpu, a.err = New() })
+	if a.err != nil {
+		return nil, a.err
+	}
+	return a.gpu.Prepare(ctx, p, unit)
 }
