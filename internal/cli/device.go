@@ -162,6 +162,8 @@ func (a *app) deviceDetails(w io.Writer, d api.Device) {
 		_ = tw.Flush()
 	}
 
+	deviceTrust(w, d)
+
 	fmt.Fprintln(w, "\nEvents:")
 	if len(d.Events) == 0 {
 		fmt.Fprintln(w, "  none")
