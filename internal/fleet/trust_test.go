@@ -219,4 +219,3 @@ func TestIdlePolicy(t *testing.T) {
 		t.Fatal("still flagged after a day idle")
 	}
 }
-
