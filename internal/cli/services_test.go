@@ -58,13 +58,13 @@ func TestServicesGetOptions(t *testing.T) {
 		{"up flags", with("IOG_CONFIG", "/tmp/c.json"), []string{"up", "--data-dir", "/d", "--listen", ":8080", "--workers", "0", "--no-demo", "--json"},
 			UpOptions{DataDir: "/d", Listen: ":8080", Workers: 0, NoDemo: true, ConfigPath: "/tmp/c.json", JSON: true}},
 		{"coordinator defaults", base, []string{"coordinator"}, CoordinatorOptions{
-			DB: "sqlite:./iog-data/iog.db", Listen: "127.0.0.1:7070", DataDir: "./iog-data", HeartbeatInterval: 10 * time.Second,
+			DB: "sqlite:./iog-data/iog.db", Listen: "127.0.0.1:7070", DataDir: "./iog-data", HeartbeatInterval: 10 * time.Second, SettleEvery: 10 * time.Second,
 		}},
 		{"coordinator data dir names the db", base, []string{"coordinator", "--data-dir", "/var/lib/iog/"}, CoordinatorOptions{
-			DB: "sqlite:/var/lib/iog/iog.db", Listen: "127.0.0.1:7070", DataDir: "/var/lib/iog/", HeartbeatInterval: 10 * time.Second,
+			DB: "sqlite:/var/lib/iog/iog.db", Listen: "127.0.0.1:7070", DataDir: "/var/lib/iog/", HeartbeatInterval: 10 * time.Second, SettleEvery: 10 * time.Second,
 		}},
 		{"coordinator flags", base, []string{"coordinator", "--db", "postgres://iog@db/iog", "--listen", "0.0.0.0:7070", "--dev", "--heartbeat-interval", "2s"},
-			CoordinatorOptions{DB: "postgres://iog@db/iog", Listen: "0.0.0.0:7070", DataDir: "./iog-data", Dev: true, HeartbeatInterval: 2 * time.Second}},
+			CoordinatorOptions{DB: "postgres://iog@db/iog", Listen: "0.0.0.0:7070", DataDir: "./iog-data", Dev: true, HeartbeatInterval: 2 * time.Second, SettleEvery: 10 * time.Second}},
 		{"worker flags", base, []string{"worker", "--coordinator", "http://10.0.0.1:7070/", "--join-token", "jt", "--name", "rig", "--region", "eu", "--executor", "docker", "--docker-host", "unix:///d.sock", "--state-dir", "/s"},
 			WorkerOptions{Coordinator: "http://10.0.0.1:7070", JoinToken: "jt", StateDir: "/s", Name: "rig", Region: "eu", Executor: "docker", DockerHost: "unix:///d.sock"}},
 		{"worker from env", with("IOG_COORDINATOR", "10.0.0.1:7070", "IOG_JOIN_TOKEN", "jt_env"), []string{"worker"},
