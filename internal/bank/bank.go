@@ -132,7 +132,7 @@ func (b *Bank) Deposit(ctx context.Context, acct iog.Account, r api.DepositReque
 	if k == "" {
 		k = b.cfg.NewID("dep")
 	}
-	p := iog.Transfer(key("deposit", acct.ID, k), "deposit:"+acct.ID, c, now, iog.AccExternal, iog.AccWallet(acct.ID), amt, "devnet faucet")
+	p := iog.Transfer(key("deposit", acct.ID, c, k), "deposit:"+acct.ID, c, now, iog.AccExternal, iog.AccWallet(acct.ID), amt, "devnet faucet")
 	if _, err := b.db.Post(ctx, p); err != nil {
 		return api.Wallet{}, err
 	}
