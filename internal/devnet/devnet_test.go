@@ -121,3 +121,16 @@ func TestKilledWorkerLosesItsNode(t *testing.T) {
 		t.Fatalf("terminate: %s", c.State)
 	}
 }
+
+func TestLocalAccountIsFundedInBothCurrencies(t *testing.T) {
+	d := start(t, 1)
+	w, err := d.Client.Wallet(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []string{"IO", "USDC"} {
+		if w.Balances[c] != "10000.000000" {
+			t.Errorf("%s balance %q, want 10000.000000", c, w.Balances[c])
+		}
+	}
+}
