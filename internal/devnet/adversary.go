@@ -21,14 +21,15 @@ import (
 //
 //   - spoof: claims 8 x H100-80GB it does not have, answers with the CPU solver;
 //   - wrong: answers challenges with made-up matrix rows;
-//   - slow: a device 20 times slower than the class it claims (the CPU class);
-//   - sybil: 50 devices of one owner answered by one solver, one challenge at a time;
+//   - slow: a device 40 times slower than the class it claims (the CPU class);
+//   - sybil: 50 devices (Config.SybilDevices) of one owner answered by one solver, one
+//     challenge at a time;
 //   - clone: 2 devices copying honest worker 0's host identity, and 2 sharing one GPU UUID;
 //   - forge: replays signed requests, signs as another device, answers another device's
 //     challenge, and reads or changes another account's devices and clusters (Forge).
 var AdversaryKinds = []string{"spoof", "wrong", "slow", "sybil", "clone", "forge"}
 
-// SybilDevices is how many devices the sybil adversary registers.
+// SybilDevices is how many devices the sybil adversary registers by default.
 const SybilDevices = 50
 
 // Adversary is one started kind: its account and devices.
@@ -83,10 +84,14 @@ func (d *Devnet) startAdversaries(ctx, runCtx context.Context) error {
 		case "wrong":
 			ps = append(ps, &puppet{inv: host(), solver: wrongSolver{}})
 		case "slow":
-			ps = append(ps, &puppet{inv: host(), solver: slowSolver{factor: 20}})
+			ps = append(ps, &puppet{inv: host(), solver: slowSolver{factor: 40}})
 		case "sybil":
 			one := &sequential{sem: make(chan struct{}, 1)}
-			for range SybilDevices {
+			n := d.cfg.SybilDevices
+			if n <= 0 {
+				n = SybilDevices
+			}
+			for range n {
 				ps = append(ps, &puppet{inv: host(), solver: one})
 			}
 		case "clone":

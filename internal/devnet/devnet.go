@@ -46,6 +46,8 @@ type Config struct {
 	// Adversaries are misbehaving workers to start once the honest ones are ready (see
 	// AdversaryKinds): `iog up --adversaries spoof,wrong,...` and the trust tests.
 	Adversaries []string
+	// SybilDevices is how many devices the sybil adversary registers (default 50).
+	SybilDevices int
 }
 
 // Devnet is a running local network.

@@ -334,6 +334,10 @@ func (f *Fleet) issueRound(ctx context.Context, ds []iog.Device, now time.Time) 
 func (f *Fleet) lookup(d iog.Device, id string) (*openProof, error) {
 	f.tr.mu.Lock()
 	op := f.tr.open[id]
+	owner := ""
+	if op != nil {
+		owner = op.p.DeviceID
+	}
 	f.tr.mu.Unlock()
 	if op == nil {
 		p, err := f.db.Proof(context.Background(), id)
@@ -342,10 +346,17 @@ func (f *Fleet) lookup(d iog.Device, id string) (*openProof, error) {
 		}
 		return nil, iog.Errorf(iog.ENOTFOUND, "no open proof %s for this device", id)
 	}
-	if op.p.DeviceID != d.ID {
+	if owner != d.ID {
 		return nil, iog.Errorf(iog.EFORBIDDEN, "proof %s is not this device's", id)
 	}
 	return op, nil
+}
+
+// snap is a copy of an open proof's record (its mutable fields change under f.tr.mu).
+func (f *Fleet) snap(op *openProof) iog.Proof {
+	f.tr.mu.Lock()
+	defer f.tr.mu.Unlock()
+	return op.p
 }
 
 // StartProof hands out a challenge's nonce and starts its clock.
@@ -360,8 +371,9 @@ func (f *Fleet) StartProof(ctx context.Context, d iog.Device, id string) (api.Pr
 	if op.closed {
 		return api.ProofStart{}, iog.Errorf(iog.ECONFLICT, "proof %s is closed", id)
 	}
-	if op.p.Result == iog.ProofIssued {
-		if now.After(op.p.StartBy) {
+	p := f.snap(op)
+	if p.Result == iog.ProofIssued {
+		if now.After(p.StartBy) {
 			op.mu.Unlock()
 			f.closeProof(ctx, op, iog.ProofMissed, "not started within the start window", now, 0)
 			op.mu.Lock()
@@ -373,8 +385,9 @@ func (f *Fleet) StartProof(ctx context.Context, d iog.Device, id string) (api.Pr
 		f.tr.mu.Lock()
 		op.p.Result, op.p.StartedAt = iog.ProofStarted, now
 		f.tr.mu.Unlock()
+		p.StartedAt = now
 	}
-	return api.ProofStart{Nonce: op.p.Nonce, StartedAt: op.p.StartedAt}, nil
+	return api.ProofStart{Nonce: p.Nonce, StartedAt: p.StartedAt}, nil
 }
 
 // AnswerProof verifies the answers of some units of a started challenge; the proof closes when
@@ -385,12 +398,13 @@ func (f *Fleet) AnswerProof(ctx context.Context, d iog.Device, id string, a api.
 		return api.ProofResult{}, err
 	}
 	op.mu.Lock()
-	if op.closed || op.p.Result != iog.ProofStarted {
+	p := f.snap(op)
+	if op.closed || p.Result != iog.ProofStarted {
 		op.mu.Unlock()
 		return api.ProofResult{}, iog.Errorf(iog.ECONFLICT, "proof %s is not started (or already closed)", id)
 	}
 	now := f.cfg.Now()
-	elapsed := now.Sub(op.p.StartedAt).Milliseconds()
+	elapsed := now.Sub(p.StartedAt).Milliseconds()
 	result, reason := iog.ProofResult(""), ""
 	if a.Error != "" {
 		result, reason = iog.ProofFailed, "the device's solver gave up: "+a.Error
@@ -421,12 +435,14 @@ func (f *Fleet) AnswerProof(ctx context.Context, d iog.Device, id string, a api.
 			delete(op.left, u.Unit)
 		}
 	}
+	w := fmt.Sprintf("answered in %d ms; class %s expects %d ms, accepts %d..%d ms", elapsed, p.Class, p.ExpectedMS, p.MinMS, p.DeadlineMS)
+	if result != iog.ProofFraud && elapsed > p.DeadlineMS {
+		// Late is late, whatever came with it (a solver that gave up at its own deadline).
+		result, reason = iog.ProofMissed, "too slow for its class: "+w
+	}
 	if result == "" && len(op.left) == 0 {
-		w := fmt.Sprintf("answered in %d ms; class %s expects %d ms, accepts %d..%d ms", elapsed, op.p.Class, op.p.ExpectedMS, op.p.MinMS, op.p.DeadlineMS)
 		switch {
-		case elapsed > op.p.DeadlineMS:
-			result, reason = iog.ProofMissed, "too slow for its class: "+w
-		case elapsed < op.p.MinMS:
+		case elapsed < p.MinMS:
 			result, reason = iog.ProofFailed, "impossibly fast for its class: "+w
 		default:
 			result, reason = iog.ProofPassed, w
@@ -460,15 +476,16 @@ func (f *Fleet) closeProof(ctx context.Context, op *openProof, result iog.ProofR
 	op.mu.Lock()
 	if op.closed {
 		op.mu.Unlock()
-		return op.p.Result, op.p.Reason
+		p := f.snap(op)
+		return p.Result, p.Reason
 	}
 	op.closed = true
 	op.mu.Unlock()
-	d, err := f.db.Device(ctx, op.p.DeviceID)
+	p := f.snap(op)
+	d, err := f.db.Device(ctx, p.DeviceID)
 	if err == nil && d.Status == iog.DeviceHired && result != iog.ProofPassed && result != iog.ProofFraud {
 		result, reason = iog.ProofVoid, "the device was hired during the proof: "+reason
 	}
-	p := op.p
 	p.Result, p.Reason, p.AnsweredAt, p.ElapsedMS = result, reason, now, elapsed
 	if _, err := f.db.FinishProof(ctx, p); err != nil {
 		f.cfg.Log.Error("finish proof", "proof", p.ID, "err", err)
