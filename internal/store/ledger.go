@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/iognet/iog/internal/iog"
 	"github.com/iognet/iog/internal/ledger"
@@ -26,31 +27,33 @@ func applyPosting(ctx context.Context, q querier, p iog.Posting) (bool, error) {
 	if n, _ := res.RowsAffected(); n == 0 {
 		return false, nil
 	}
+	// One upsert per entry moves the balance and returns it; a balance that went below zero
+	// where it may not fails the transaction (the caller rolls it back).
 	for _, e := range p.Entries {
 		var bal int64
-		err := q.QueryRowContext(ctx, `SELECT balance FROM ledger_balances WHERE account = $1 AND currency = $2`, e.Account, string(p.Currency)).Scan(&bal)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			if _, err := q.ExecContext(ctx, `INSERT INTO ledger_balances (account, currency, balance) VALUES ($1, $2, 0)`, e.Account, string(p.Currency)); err != nil {
-				return false, fmt.Errorf("store: open balance: %w", err)
-			}
-		case err != nil:
-			return false, fmt.Errorf("store: read balance: %w", err)
-		}
-		next, err := iog.Amount(bal).Add(e.Amount)
-		if err != nil {
-			return false, err
-		}
-		if next < 0 && !iog.MayGoNegative(e.Account) {
-			return false, iog.Errorf(iog.EINSUFFICIENTFUNDS, "%s holds %s %s, %s more is needed", e.Account, iog.Amount(bal), p.Currency, -e.Amount-iog.Amount(bal))
-		}
-		if _, err := q.ExecContext(ctx, `UPDATE ledger_balances SET balance = $1 WHERE account = $2 AND currency = $3`, int64(next), e.Account, string(p.Currency)); err != nil {
+		if err := q.QueryRowContext(ctx, `INSERT INTO ledger_balances (account, currency, balance) VALUES ($1, $2, $3)
+			ON CONFLICT (account, currency) DO UPDATE SET balance = ledger_balances.balance + excluded.balance
+			RETURNING balance`, e.Account, string(p.Currency), int64(e.Amount)).Scan(&bal); err != nil {
 			return false, fmt.Errorf("store: move balance: %w", err)
 		}
-		if _, err := q.ExecContext(ctx, `INSERT INTO ledger_entries (posting_key, account, currency, amount) VALUES ($1, $2, $3, $4)`,
-			p.Key, e.Account, string(p.Currency), int64(e.Amount)); err != nil {
-			return false, fmt.Errorf("store: insert entry: %w", err)
+		if bal < 0 && !iog.MayGoNegative(e.Account) {
+			had := iog.Amount(bal) - e.Amount
+			return false, iog.Errorf(iog.EINSUFFICIENTFUNDS, "%s holds %s %s, %s more is needed", e.Account, had, p.Currency, -iog.Amount(bal))
 		}
+	}
+	// All entries in one statement.
+	var sb strings.Builder
+	args := make([]any, 0, 4*len(p.Entries))
+	sb.WriteString(`INSERT INTO ledger_entries (posting_key, account, currency, amount) VALUES `)
+	for i, e := range p.Entries {
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		fmt.Fprintf(&sb, "($%d, $%d, $%d, $%d)", 4*i+1, 4*i+2, 4*i+3, 4*i+4)
+		args = append(args, p.Key, e.Account, string(p.Currency), int64(e.Amount))
+	}
+	if _, err := q.ExecContext(ctx, sb.String(), args...); err != nil {
+		return false, fmt.Errorf("store: insert entries: %w", err)
 	}
 	return true, nil
 }
