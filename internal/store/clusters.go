@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -31,7 +32,11 @@ func (s *DB) CreateCluster(ctx context.Context, c iog.Cluster, leases []iog.Leas
 		if err != nil {
 			return fmt.Errorf("store: insert cluster: %w", err)
 		}
-		for _, l := range leases {
+		// Hire in device-id order, so that two placements racing over the same devices lock
+		// them in the same order and one waits for the other instead of deadlocking.
+		byDevice := slices.Clone(leases)
+		slices.SortFunc(byDevice, func(a, b iog.Lease) int { return strings.Compare(a.DeviceID, b.DeviceID) })
+		for _, l := range byDevice {
 			res, err := q.ExecContext(ctx, `UPDATE devices SET status = $1, status_reason = $2 WHERE id = $3 AND status = $4 AND deleted = 0`,
 				string(iog.DeviceHired), "hired by cluster "+c.ID, l.DeviceID, string(iog.DeviceReady))
 			if err != nil {
@@ -43,6 +48,8 @@ func (s *DB) CreateCluster(ctx context.Context, c iog.Cluster, leases []iog.Leas
 			if err := insertEvent(ctx, q, l.DeviceID, c.CreatedAt, iog.DeviceHired, "hired by cluster "+c.ID); err != nil {
 				return err
 			}
+		}
+		for _, l := range leases {
 			_, err = q.ExecContext(ctx, `INSERT INTO leases (id, cluster_id, device_id, rank, state, gpus, active, created_at,
 				price_per_hour, prepaid, supplier_id)
 				VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8, $9, $10)`, l.ID, c.ID, l.DeviceID, l.Rank, string(l.State), strings.Join(l.GPUs, ","),

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/iognet/iog/internal/iog"
@@ -29,7 +30,10 @@ func applyPosting(ctx context.Context, q querier, p iog.Posting) (bool, error) {
 	}
 	// One upsert per entry moves the balance and returns it; a balance that went below zero
 	// where it may not fails the transaction (the caller rolls it back).
-	for _, e := range p.Entries {
+	// Balances are locked in account order so that concurrent postings cannot deadlock.
+	ordered := slices.Clone(p.Entries)
+	slices.SortFunc(ordered, func(a, b iog.Entry) int { return strings.Compare(a.Account, b.Account) })
+	for _, e := range ordered {
 		var bal int64
 		if err := q.QueryRowContext(ctx, `INSERT INTO ledger_balances (account, currency, balance) VALUES ($1, $2, $3)
 			ON CONFLICT (account, currency) DO UPDATE SET balance = ledger_balances.balance + excluded.balance

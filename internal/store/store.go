@@ -132,12 +132,22 @@ func (s *DB) tx(ctx context.Context, fn func(q querier) error) error {
 	}
 	if err := fn(t); err != nil {
 		_ = t.Rollback()
+		if isContention(err) {
+			return iog.Errorf(iog.ECONFLICT, "the database was busy with a conflicting change; try again")
+		}
 		return err
 	}
 	if err := t.Commit(); err != nil {
 		return fmt.Errorf("store: commit: %w", err)
 	}
 	return nil
+}
+
+// isContention reports a PostgreSQL deadlock or serialization failure: the transaction lost a
+// race and may simply be tried again.
+func isContention(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == "40P01" || pe.Code == "40001")
 }
 
 func isUnique(err error) bool {
