@@ -12,7 +12,7 @@ import (
 func start(t *testing.T, workers int) *Devnet {
 	t.Helper()
 	d, err := Start(t.Context(), Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", Workers: workers,
-		HeartbeatInterval: 200 * time.Millisecond, PollWait: 5 * time.Second})
+		HeartbeatInterval: 500 * time.Millisecond, PollWait: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -39,7 +39,7 @@ func TestWorkerReturnsAfterPartition(t *testing.T) {
 		fakes[i] = &executortest.Fake{} // every task runs until stopped
 	}
 	d, err := Start(t.Context(), Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", Workers: 3,
-		HeartbeatInterval: 100 * time.Millisecond, PollWait: 500 * time.Millisecond,
+		HeartbeatInterval: 500 * time.Millisecond, PollWait: 500 * time.Millisecond,
 		HTTP:      func(i int) *http.Client { return &http.Client{Transport: nets[i]} },
 		Executors: func(i int) map[string]worker.Starter { return map[string]worker.Starter{"process": fakes[i]} },
 	})

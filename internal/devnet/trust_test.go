@@ -16,7 +16,7 @@ import (
 // nothing.
 func TestAdversariesNeverReadyNorHired(t *testing.T) {
 	d, err := Start(t.Context(), Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", Workers: 3,
-		HeartbeatInterval: 500 * time.Millisecond, PollWait: 5 * time.Second, Adversaries: AdversaryKinds,
+		HeartbeatInterval: 2 * time.Second, PollWait: 5 * time.Second, Adversaries: AdversaryKinds,
 		SybilDevices: sybilDevices})
 	if err != nil {
 		t.Fatal(err)
