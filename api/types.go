@@ -90,6 +90,7 @@ type CreateClusterRequest struct {
 	Env         map[string]string `json:"env,omitempty"`
 	Currency    string            `json:"currency,omitempty" enum:"IO,USDC,io,usdc,"`
 	Commitment  string            `json:"commitment,omitempty" enum:"hourly,daily,weekly,"`
+	Tier        string            `json:"tier,omitempty" maxLength:"16"`
 }
 
 // QuoteLine is one line of a quote.

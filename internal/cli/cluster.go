@@ -39,6 +39,7 @@ type createFlags struct {
 	maxPrice    string
 	currency    string
 	commit      string
+	tier        string
 	image       string
 	env         []string
 	name        string
@@ -107,6 +108,7 @@ func (f *createFlags) request(command []string) (api.CreateClusterRequest, error
 	if r.Currency, err = currencyFlag(f.currency); err != nil {
 		return r, err
 	}
+	r.Tier = f.tier
 	if r.Commitment, err = commitFlag(f.commit); err != nil {
 		return r, err
 	}
@@ -188,6 +190,7 @@ IOG_NODE_COUNT, IOG_HEAD_ADDR and IOG_MESH_IP.`,
 	fl.StringVar(&f.maxPrice, "max-price", "", "highest acceptable price per node-hour")
 	fl.StringVar(&f.currency, "currency", "", "currency to pay in: IO or USDC (default IO)")
 	fl.StringVar(&f.commit, "commit", "", "commitment: hourly, daily or weekly (default hourly)")
+	fl.StringVar(&f.tier, "tier", "", "minimum connectivity tier: low, standard, high or ultra (default any)")
 	fl.StringVar(&f.image, "image", "", "container image (container, torch and ray types)")
 	fl.StringArrayVar(&f.env, "env", nil, "environment variable KEY=VALUE for every node (repeatable)")
 	fl.StringVar(&f.name, "name", "", "a name for the cluster")

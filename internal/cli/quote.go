@@ -21,6 +21,7 @@ type quoteFlags struct {
 	region      string
 	currency    string
 	commit      string
+	tier        string
 	json        bool
 }
 
@@ -50,6 +51,7 @@ func (f *quoteFlags) request() (api.CreateClusterRequest, error) {
 	if r.Currency, err = currencyFlag(f.currency); err != nil {
 		return r, err
 	}
+	r.Tier = f.tier
 	if r.Commitment, err = commitFlag(f.commit); err != nil {
 		return r, err
 	}
@@ -95,6 +97,7 @@ Without --gpu, CPU-only devices are quoted.`,
 	fl.IntVar(&f.hours, "hours", 0, "how long to rent the cluster, in hours")
 	fl.StringVar(&f.currency, "currency", "", "currency to pay in: IO or USDC (default IO)")
 	fl.StringVar(&f.commit, "commit", "", "commitment: hourly, daily or weekly (default hourly)")
+	fl.StringVar(&f.tier, "tier", "", "minimum connectivity tier: low, standard, high or ultra (default any)")
 	fl.StringVar(&f.region, "region", "", "region to deploy in (default any)")
 	fl.IntVar(&f.gpusPerNode, "gpus-per-node", 0, "GPUs per node (default 1 with --gpu)")
 	fl.StringVar(&f.typ, "type", "process", "cluster type: "+strings.Join(clusterTypes(), ", "))

@@ -113,6 +113,7 @@ type ClusterSpec struct {
 	MaxPrice    Amount            `json:"max_price_per_hour,omitempty"`
 	Currency    Currency          `json:"currency,omitempty"`
 	Commitment  string            `json:"commitment,omitempty"`
+	Tier        string            `json:"tier,omitempty"`
 	Image       string            `json:"image,omitempty"`
 	Command     []string          `json:"command,omitempty"`
 	Env         map[string]string `json:"env,omitempty"`

@@ -23,6 +23,7 @@ type Candidate struct {
 	Site       string     // co-location key (the worker's network address); "" = unknown
 	Reputation int        // 0..1000, higher is better; 0 until reputation exists
 	Owner      string     // the supplier account (not used for placement; carried for pricing)
+	Tier       string     // connectivity tier: low, standard, high, ultra
 }
 
 // Request is what the renter asked for.
@@ -32,6 +33,29 @@ type Request struct {
 	GPUsPerNode int
 	Region      string // "" = any
 	MaxPrice    iog.Amount
+	Tier        string // minimum connectivity tier; "" = any
+}
+
+// tierRank orders connectivity tiers; unknown tiers rank with standard.
+func tierRank(t string) int {
+	switch strings.ToLower(t) {
+	case "low":
+		return 0
+	case "high":
+		return 2
+	case "ultra":
+		return 3
+	}
+	return 1
+}
+
+// ValidTier reports whether t names a connectivity tier.
+func ValidTier(t string) bool {
+	switch strings.ToLower(t) {
+	case "low", "standard", "high", "ultra":
+		return true
+	}
+	return false
 }
 
 // Node is one chosen device and the GPUs granted on it.
@@ -106,6 +130,9 @@ func fits(req Request, c Candidate) bool {
 	if req.MaxPrice > 0 && c.Ask > req.MaxPrice {
 		return false
 	}
+	if req.Tier != "" && tierRank(c.Tier) < tierRank(req.Tier) {
+		return false
+	}
 	return true
 }
 
@@ -132,6 +159,9 @@ func explain(req Request, ready int, busy map[iog.DeviceStatus]int) string {
 	msg := fmt.Sprintf("no %d ready %s", req.Nodes, what)
 	if req.Region != "" {
 		msg += " in " + req.Region
+	}
+	if req.Tier != "" {
+		msg += " on tier " + req.Tier + " or better"
 	}
 	if req.MaxPrice > 0 {
 		msg += " at or below " + req.MaxPrice.String() + "/h"

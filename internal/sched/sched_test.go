@@ -37,6 +37,7 @@ func TestPlace(t *testing.T) {
 		{"gpus per node grants uuids", Request{Nodes: 1, GPUModel: "RTX-4090", GPUsPerNode: 1}, []string{"e"}, ""},
 		{"family name", Request{Nodes: 3, GPUModel: "H100", Region: "eu"}, []string{"b", "c", "a"}, ""},
 		{"family is not a prefix of another name", Request{Nodes: 1, GPUModel: "H10"}, nil, "no 1 ready devices with H10: 0 ready"},
+		{"tier filter", Request{Nodes: 1, Tier: "high"}, nil, "no 1 ready devices on tier high or better: 0 ready"},
 		{"price cap", Request{Nodes: 1, GPUModel: "H100-80GB", MaxPrice: 2 * iog.Unit}, []string{"b"}, ""},
 		{"too many", Request{Nodes: 4, GPUModel: "H100-80GB", Region: "eu"}, nil, "no 4 ready devices with H100-80GB in eu: 3 ready, 1 down, 1 hired"},
 		{"too many gpus", Request{Nodes: 1, GPUModel: "RTX-4090", GPUsPerNode: 2}, nil, "no 1 ready devices with 2 x RTX-4090: 0 ready"},
