@@ -111,6 +111,18 @@ func TestAdversariesNeverReadyNorHired(t *testing.T) {
 			if dv.Status != "blocked" || !strings.Contains(dv.StatusReason, "fraud") {
 				t.Errorf("wrong answers: %s (%s)", dv.Status, dv.StatusReason)
 			}
+			// Fraud is slashed: its stake and unpaid rewards are held for the appeal window.
+			slashes, err := d.Client.Slashes(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			slashed := false
+			for _, sl := range slashes {
+				slashed = slashed || (sl.DeviceID == id && sl.State == "held" && strings.Contains(sl.Reason, "fraud"))
+			}
+			if !slashed {
+				t.Errorf("wrong answers: device %s was not slashed (%+v)", id, slashes)
+			}
 		case "clone":
 			if dv.Status != "blocked" && !strings.Contains(dv.StatusReason, "missed") {
 				t.Errorf("clone: %s (%s)", dv.Status, dv.StatusReason)
