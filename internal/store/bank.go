@@ -83,17 +83,9 @@ func (s *DB) DueWithdrawals(ctx context.Context, now time.Time) ([]Withdrawal, e
 
 // ReleaseWithdrawal marks a withdrawal released and pays it out, atomically and once.
 func (s *DB) ReleaseWithdrawal(ctx context.Context, id string, p iog.Posting) error {
-	return s.tx(ctx, func(q querier) error {
-		res, err := q.ExecContext(ctx, `UPDATE stake_withdrawals SET state = 'released' WHERE id = $1 AND state = 'cooling'`, id)
-		if err != nil {
-			return fmt.Errorf("store: release withdrawal: %w", err)
-		}
-		if n, _ := res.RowsAffected(); n != 1 {
-			return nil
-		}
-		_, err = applyPosting(ctx, q, p)
-		return err
-	})
+	_, err := s.guarded(ctx, "release withdrawal", `UPDATE stake_withdrawals SET state = 'released' WHERE id = $1 AND state = 'cooling'`,
+		[]any{id}, p)
+	return err
 }
 
 // BlockRow is a stored block; Detail is its published inputs as JSON.
@@ -110,26 +102,9 @@ type BlockRow struct {
 // RecordBlock stores a block and applies its postings (emission, burns), atomically and once:
 // a block that is already there is a no-op (false).
 func (s *DB) RecordBlock(ctx context.Context, b BlockRow, postings ...iog.Posting) (bool, error) {
-	done := false
-	err := s.tx(ctx, func(q querier) error {
-		res, err := q.ExecContext(ctx, `INSERT INTO blocks (number, start_at, end_at, emission, minted, detail, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (number) DO NOTHING`,
-			b.Number, ms(b.Start), ms(b.End), int64(b.Emission), int64(b.Minted), string(b.Detail), ms(b.CreatedAt))
-		if err != nil {
-			return fmt.Errorf("store: record block: %w", err)
-		}
-		if n, _ := res.RowsAffected(); n != 1 {
-			return nil
-		}
-		for _, p := range postings {
-			if _, err := applyPosting(ctx, q, p); err != nil {
-				return err
-			}
-		}
-		done = true
-		return nil
-	})
-	return done, err
+	return s.guarded(ctx, "record block", `INSERT INTO blocks (number, start_at, end_at, emission, minted, detail, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (number) DO NOTHING`,
+		[]any{b.Number, ms(b.Start), ms(b.End), int64(b.Emission), int64(b.Minted), string(b.Detail), ms(b.CreatedAt)}, postings...)
 }
 
 func (s *DB) blocksWhere(ctx context.Context, where string, args ...any) ([]BlockRow, error) {
@@ -243,24 +218,8 @@ func (s *DB) DueSlashes(ctx context.Context, now time.Time) ([]Slash, error) {
 
 // ResolveSlash moves a held slash to its final state and applies the postings, once.
 func (s *DB) ResolveSlash(ctx context.Context, id, state string, now time.Time, postings ...iog.Posting) (bool, error) {
-	done := false
-	err := s.tx(ctx, func(q querier) error {
-		res, err := q.ExecContext(ctx, `UPDATE slashes SET state = $1, resolved_at = $2 WHERE id = $3 AND state = 'held'`, state, ms(now), id)
-		if err != nil {
-			return fmt.Errorf("store: resolve slash: %w", err)
-		}
-		if n, _ := res.RowsAffected(); n != 1 {
-			return nil
-		}
-		for _, p := range postings {
-			if _, err := applyPosting(ctx, q, p); err != nil {
-				return err
-			}
-		}
-		done = true
-		return nil
-	})
-	return done, err
+	return s.guarded(ctx, "resolve slash", `UPDATE slashes SET state = $1, resolved_at = $2 WHERE id = $3 AND state = 'held'`,
+		[]any{state, ms(now), id}, postings...)
 }
 
 // HiredSeconds is how long a device was in running leases within [start, end).

@@ -12,47 +12,14 @@ import (
 // the postings that pay it, atomically. It is a no-op (false) when the lease is no longer at
 // from minutes, so two settlers, or a settler replaying after a crash, never pay twice.
 func (s *DB) SettleLease(ctx context.Context, leaseID string, from, to int64, amount iog.Amount, postings ...iog.Posting) (bool, error) {
-	done := false
-	err := s.tx(ctx, func(q querier) error {
-		res, err := q.ExecContext(ctx, `UPDATE leases SET settled_minutes = $1, settled = settled + $2
-			WHERE id = $3 AND settled_minutes = $4 AND closed = 0 AND settled + $2 <= prepaid`, to, int64(amount), leaseID, from)
-		if err != nil {
-			return fmt.Errorf("store: settle lease: %w", err)
-		}
-		if n, _ := res.RowsAffected(); n != 1 {
-			return nil
-		}
-		for _, p := range postings {
-			if _, err := applyPosting(ctx, q, p); err != nil {
-				return err
-			}
-		}
-		done = true
-		return nil
-	})
-	return done, err
+	return s.guarded(ctx, "settle lease", `UPDATE leases SET settled_minutes = $1, settled = settled + $2
+		WHERE id = $3 AND settled_minutes = $4 AND closed = 0 AND settled + $2 <= prepaid`,
+		[]any{to, int64(amount), leaseID, from}, postings...)
 }
 
 // CloseLease marks an ended lease's money final and applies its refund postings, atomically.
 func (s *DB) CloseLease(ctx context.Context, leaseID string, postings ...iog.Posting) (bool, error) {
-	done := false
-	err := s.tx(ctx, func(q querier) error {
-		res, err := q.ExecContext(ctx, `UPDATE leases SET closed = 1 WHERE id = $1 AND closed = 0 AND active = 0`, leaseID)
-		if err != nil {
-			return fmt.Errorf("store: close lease: %w", err)
-		}
-		if n, _ := res.RowsAffected(); n != 1 {
-			return nil
-		}
-		for _, p := range postings {
-			if _, err := applyPosting(ctx, q, p); err != nil {
-				return err
-			}
-		}
-		done = true
-		return nil
-	})
-	return done, err
+	return s.guarded(ctx, "close lease", `UPDATE leases SET closed = 1 WHERE id = $1 AND closed = 0 AND active = 0`, []any{leaseID}, postings...)
 }
 
 // UnclosedLeases lists the leases whose money is not final yet.

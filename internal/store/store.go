@@ -143,6 +143,31 @@ func (s *DB) tx(ctx context.Context, fn func(q querier) error) error {
 	return nil
 }
 
+// guarded runs one state-changing statement and, only when it changed exactly one row, the
+// postings that pay for that change, all in one transaction. It is how every money step is
+// made idempotent: the statement's WHERE clause is the guard (an expected previous state, or
+// ON CONFLICT DO NOTHING), so a replay or a racing coordinator changes nothing and pays nothing.
+func (s *DB) guarded(ctx context.Context, what, query string, args []any, postings ...iog.Posting) (bool, error) {
+	done := false
+	err := s.tx(ctx, func(q querier) error {
+		res, err := q.ExecContext(ctx, query, args...)
+		if err != nil {
+			return fmt.Errorf("store: %s: %w", what, err)
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return nil
+		}
+		for _, p := range postings {
+			if _, err := applyPosting(ctx, q, p); err != nil {
+				return err
+			}
+		}
+		done = true
+		return nil
+	})
+	return done, err
+}
+
 // isContention reports a PostgreSQL deadlock or serialization failure: the transaction lost a
 // race and may simply be tried again.
 func isContention(err error) bool {
