@@ -27,8 +27,15 @@ import (
 // TestMain lets the test binary stand in for the iog binary inside network namespaces: run
 // with IOG_TEST_MAIN=1 it is `iog`, and with the argument __node it is a test workload.
 func TestMain(m *testing.M) {
-	if len(os.Args) > 1 && os.Args[1] == "__node" {
-		os.Exit(testNode())
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "__node":
+			os.Exit(testNode())
+		case "__ray":
+			os.Exit(fakeRay(os.Args[2:]))
+		case "__raydriver":
+			os.Exit(rayDriver())
+		}
 	}
 	if os.Getenv("IOG_TEST_MAIN") == "1" {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -243,16 +250,23 @@ func (w *world) client(token string) *api.Client {
 	return c
 }
 
-// worker starts a worker in host h and returns it with its device id.
+// worker starts a worker with the process executor in host h and returns it with its device id.
 func (w *world) worker(t *testing.T, owner *api.Client, h string) (*proc, string) {
+	t.Helper()
+	return w.workerWith(t, owner, h, nil, "--executor", "process")
+}
+
+// workerWith starts a worker in host h with extra environment and flags (an executor).
+func (w *world) workerWith(t *testing.T, owner *api.Client, h string, env []string, flags ...string) (*proc, string) {
 	t.Helper()
 	jt, err := owner.CreateJoinToken(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
 	state := filepath.Join(w.dir, "worker-"+h)
-	p := start(t, w.lab, w.ns[h], "worker-"+h, nil, "worker", "--coordinator", w.coord, "--join-token", jt.Token,
-		"--state-dir", state, "--name", h, "--executor", "process", "--data-plane", "tun")
+	args := append([]string{"worker", "--coordinator", w.coord, "--join-token", jt.Token,
+		"--state-dir", state, "--name", h, "--data-plane", "tun"}, flags...)
+	p := start(t, w.lab, w.ns[h], "worker-"+h, env, args...)
 	var id string
 	poll(t, 90*time.Second, "worker "+h+" registered and proved", func() error {
 		b, err := os.ReadFile(filepath.Join(state, "device.id"))

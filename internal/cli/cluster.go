@@ -141,8 +141,9 @@ func (a *app) clusterCreateCmd() *cobra.Command {
 "--", is the command each node runs.
 
 Types: process (plain commands), container (N replicas of --image), torch (torchrun
-variables set), ray (node 0 is the Ray head). Every node gets IOG_CLUSTER_ID, IOG_NODE_RANK,
-IOG_NODE_COUNT, IOG_HEAD_ADDR and IOG_MESH_IP.`,
+variables set), ray (node 0 runs the Ray head on its mesh IP and the others join it; the command,
+if any, runs on the head as the driver, and its exit ends the cluster; needs the cluster mesh).
+Every node gets IOG_CLUSTER_ID, IOG_NODE_RANK, IOG_NODE_COUNT, IOG_HEAD_ADDR and IOG_MESH_IP.`,
 		Example: `  iog cluster create --type process --nodes 2 -- sh -c 'echo hello from $IOG_NODE_RANK'
   iog cluster create --type ray --nodes 4 --gpu H100-80GB --hours 8 --image rayproject/ray:latest
   iog cluster create --type torch --nodes 2 --gpu RTX-4090 --env EPOCHS=3 -- python train.py`,

@@ -11,6 +11,7 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -209,6 +210,11 @@ func containerConfig(s Spec, driver string) (*container.Config, *container.HostC
 	}
 	if hc.Memory > 0 {
 		hc.MemorySwap = hc.Memory // no swap beyond the limit
+	}
+	if s.HostNetwork {
+		// The engine's own namespace: the worker's (when both run on the host), where the
+		// cluster's mesh interface is. Ports are then not published but simply the host's.
+		hc.NetworkMode = container.NetworkMode(network.NetworkHost)
 	}
 	return cfg, hc
 }

@@ -7,8 +7,10 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -364,4 +366,65 @@ func TestDockerStopEscalates(t *testing.T) {
 		}
 		check(t, task)
 	})
+}
+
+// lockedBuffer collects a workload's output.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestDockerHostNetwork: with HostNetwork the container is in the engine's network namespace
+// (this test's, when the engine runs on this host), so it sees the host's interfaces, a mesh
+// TUN among them; without it, it has a namespace of its own.
+func TestDockerHostNetwork(t *testing.T) {
+	image := executortest.ImportBusybox(t)
+	d, cli := newDocker(t), newClient(t)
+	if h := cli.DaemonHost(); !strings.HasPrefix(h, "unix://") {
+		t.Skipf("the engine at %s may not share this host's network namespace", h)
+	}
+	self, err := os.Readlink("/proc/self/ns/net")
+	if err != nil {
+		t.Skip(err)
+	}
+	for _, host := range []bool{true, false} {
+		t.Run(fmt.Sprintf("host=%v", host), func(t *testing.T) {
+			var out lockedBuffer
+			s := executor.Spec{LeaseID: "net-" + suffix(), Owner: "dev-it-" + suffix(), Image: image,
+				Command: []string{"readlink", "/proc/self/ns/net"}, HostNetwork: host, Stdout: &out}
+			task, err := d.Start(t.Context(), s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer task.Stop(context.Background())
+			info, err := cli.ContainerInspect(t.Context(), executor.ContainerName(s.LeaseID), client.ContainerInspectOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := info.Container.HostConfig.NetworkMode.IsHost(); got != host {
+				t.Errorf("NetworkMode = %q, want host %v", info.Container.HostConfig.NetworkMode, host)
+			}
+			ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+			defer cancel()
+			if code, err := task.Wait(ctx); code != 0 || err != nil {
+				t.Fatalf("exit %d, %v: %s", code, err, out.String())
+			}
+			ns := strings.TrimSpace(out.String())
+			if (ns == self) != host {
+				t.Errorf("the container's network namespace is %s, this test's %s (host networking %v)", ns, self, host)
+			}
+		})
+	}
 }

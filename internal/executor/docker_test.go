@@ -55,6 +55,28 @@ func TestContainerConfig(t *testing.T) {
 	}
 }
 
+// TestContainerConfigNetwork: a mesh node's container shares the engine's (the host's)
+// network namespace, where its cluster's TUN is; any other container keeps Docker's default
+// bridge network.
+func TestContainerConfigNetwork(t *testing.T) {
+	base := Spec{LeaseID: "l1", Owner: "dev-1", Image: "img:1"}
+	_, hc := containerConfig(base, gpuDriverCDI)
+	if hc.NetworkMode != "" {
+		t.Errorf("NetworkMode = %q without HostNetwork, want the engine's default", hc.NetworkMode)
+	}
+	base.HostNetwork = true
+	cfg, hc := containerConfig(base, gpuDriverCDI)
+	if hc.NetworkMode != "host" || !hc.NetworkMode.IsHost() {
+		t.Errorf("NetworkMode = %q with HostNetwork, want host", hc.NetworkMode)
+	}
+	if len(cfg.ExposedPorts) != 0 || len(hc.PortBindings) != 0 || hc.PublishAllPorts {
+		t.Errorf("ports published with host networking: %v %v %v", cfg.ExposedPorts, hc.PortBindings, hc.PublishAllPorts)
+	}
+	if hc.Init == nil || !*hc.Init || hc.LogConfig.Type != "local" {
+		t.Errorf("host networking changed the rest of the host config: %+v", hc)
+	}
+}
+
 func TestSpecValidate(t *testing.T) {
 	tests := []struct {
 		name  string

@@ -33,6 +33,14 @@ type Spec struct {
 	// CUDA_VISIBLE_DEVICES=<comma list>, empty when there are none, so that a
 	// process lease never sees GPUs it was not given.
 	GPUs []string
+	// HostNetwork puts a container in the network namespace of the Docker
+	// engine (NetworkMode "host") instead of a bridge network of its own: what
+	// a node of a mesh cluster needs, since the cluster's TUN interface and its
+	// /24 route live in the host's namespace (docs/MESH.md). The container then
+	// sees every interface of the host and its listening sockets are the
+	// host's; it is set only for clusters with a kernel-TUN mesh. A process is
+	// always on the host's network; Process ignores it.
+	HostNetwork bool
 	// Stdout and Stderr receive the workload's output; they must be safe for
 	// concurrent use. Nil discards.
 	Stdout, Stderr io.Writer

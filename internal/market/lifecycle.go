@@ -103,6 +103,11 @@ func (m *Market) LeaseStatus(ctx context.Context, dev iog.Device, leaseID string
 		if *r.ExitCode != 0 {
 			return m.failCluster(ctx, l.ClusterID, fmt.Sprintf("node %d on device %s %s", l.Rank, dev.ID, why))
 		}
+		if l.Rank == 0 {
+			if done, err := m.rayHeadDone(ctx, l.ClusterID); done || err != nil {
+				return err
+			}
+		}
 		return m.maybeCompleted(ctx, l.ClusterID)
 	case iog.LeaseFailed, iog.LeaseStopped:
 		msg := strings.TrimSpace(r.Message)
@@ -184,6 +189,22 @@ func (m *Market) maybeCompleted(ctx context.Context, clusterID string) error {
 		return m.end(ctx, c, iog.ClusterFailed, fmt.Sprintf("all nodes ended; node(s) %s were lost", rankList(lost)), iog.LeaseStopped)
 	}
 	return m.end(ctx, c, iog.ClusterCompleted, "all nodes exited with code 0", iog.LeaseStopped)
+}
+
+// rayHeadDone completes a ray cluster whose head (node 0) exited with code 0: with a command
+// that is the driver finishing the renter's job, and without one the Ray cluster is gone either
+// way. The other nodes' Ray processes are stopped; a worker node's own exit would otherwise
+// fail the cluster once it noticed the head had gone.
+func (m *Market) rayHeadDone(ctx context.Context, clusterID string) (bool, error) {
+	c, err := m.db.Cluster(ctx, clusterID)
+	if err != nil || c.State.Ended() || c.Spec.Type != iog.TypeRay {
+		return false, err
+	}
+	why := "the Ray head (node 0) exited with code 0"
+	if len(c.Spec.Command) > 0 {
+		why = "the Ray job on node 0 exited with code 0"
+	}
+	return true, m.end(ctx, c, iog.ClusterCompleted, why, iog.LeaseStopped)
 }
 
 func (m *Market) failCluster(ctx context.Context, clusterID, reason string) error {
@@ -325,7 +346,7 @@ func (m *Market) Assignments(ctx context.Context, dev iog.Device) ([]api.Assignm
 		}
 		out = append(out, api.Assignment{
 			LeaseID: l.ID, ClusterID: c.ID, Type: c.Spec.Type, Rank: l.Rank, State: string(l.State),
-			Image: c.Spec.Image, Command: c.Spec.Command, Env: nodeEnv(c, l, len(nodes), head, meshIP), GPUs: l.GPUs,
+			Image: c.Spec.Image, Command: nodeCommand(c, l.Rank, meshIP, head), Env: nodeEnv(c, l, len(nodes), head, meshIP), GPUs: l.GPUs,
 			Mesh: mv,
 		})
 	}

@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"regexp"
@@ -89,14 +90,21 @@ func (m *Market) validate(ctx context.Context, r api.CreateClusterRequest) (iog.
 			return s, iog.Errorf(iog.EINVALID, "a container cluster needs an image")
 		}
 	case iog.TypeRay:
-		return s, iog.Errorf(iog.EUNAVAILABLE, "ray clusters need the cluster mesh, which is not built yet; use process, container or torch")
+		// Ray's nodes find each other by mesh IP; the image (with ray in it) is optional: without
+		// one the nodes run the host's ray as processes. The command, if any, is the driver.
+		if on, _, _ := m.meshSettings(); !on {
+			return s, iog.Errorf(iog.EUNAVAILABLE, "ray clusters need the cluster mesh (Ray's nodes reach each other by mesh IP), and this coordinator runs without it (--mesh-relay off); use process, container or torch")
+		}
 	case "":
-		return s, iog.Errorf(iog.EINVALID, "type is required: process, container or torch")
+		return s, iog.Errorf(iog.EINVALID, "type is required: process, container, torch or ray")
 	default:
-		return s, iog.Errorf(iog.EINVALID, "unknown cluster type %q: want process, container or torch", s.Type)
+		return s, iog.Errorf(iog.EINVALID, "unknown cluster type %q: want process, container, torch or ray", s.Type)
 	}
 	if s.Nodes < 1 || s.Nodes > MaxNodes {
 		return s, iog.Errorf(iog.EINVALID, "nodes must be between 1 and %d, got %d", MaxNodes, s.Nodes)
+	}
+	if s.Type == iog.TypeRay && s.Nodes > MaxMeshNodes {
+		return s, iog.Errorf(iog.EINVALID, "a ray cluster has at most %d nodes (one mesh /24), got %d", MaxMeshNodes, s.Nodes)
 	}
 	if s.GPUsPerNode < 0 || s.GPUsPerNode > 16 {
 		return s, iog.Errorf(iog.EINVALID, "gpus_per_node must be between 0 and 16, got %d", s.GPUsPerNode)
@@ -216,13 +224,18 @@ func (m *Market) Create(ctx context.Context, acct iog.Account, r api.CreateClust
 	return m.View(ctx, c.ID)
 }
 
-func (m *Market) snapshot(ctx context.Context) ([]sched.Candidate, error) {
+// snapshot is the devices that could run spec's nodes, as placement candidates: every device,
+// but for a ray cluster only those whose workloads reach the mesh.
+func (m *Market) snapshot(ctx context.Context, spec iog.ClusterSpec) ([]sched.Candidate, error) {
 	all, err := m.db.Devices(ctx, "")
 	if err != nil {
 		return nil, err
 	}
 	snap := make([]sched.Candidate, 0, len(all))
 	for _, d := range all {
+		if spec.Type == iog.TypeRay && !reachesMesh(d) {
+			continue
+		}
 		snap = append(snap, sched.Candidate{
 			ID: d.ID, Status: d.Status, GPUModel: d.GPUModel, GPUCount: d.GPUCount, GPUs: gpuUUIDs(d),
 			Region: d.Region, Ask: d.AskPerHour, Site: d.Addr, Owner: d.OwnerID, Reputation: m.reputation(d.ID),
@@ -231,17 +244,28 @@ func (m *Market) snapshot(ctx context.Context) ([]sched.Candidate, error) {
 	return snap, nil
 }
 
+// place places spec on snap, saying why a ray cluster found fewer devices.
+func place(spec iog.ClusterSpec, snap []sched.Candidate) ([]sched.Node, error) {
+	nodes, err := sched.Place(request(spec), snap)
+	var ie *iog.Error
+	if err != nil && spec.Type == iog.TypeRay && errors.As(err, &ie) && ie.Code == iog.EUNAVAILABLE {
+		return nil, iog.Errorf(iog.EUNAVAILABLE, "%s (ray clusters run only on devices whose worker runs the cluster mesh on a kernel TUN: data plane %q in `iog device get`)",
+			ie.Message, meshDataPlane)
+	}
+	return nodes, err
+}
+
 func request(spec iog.ClusterSpec) sched.Request {
 	return sched.Request{Nodes: spec.Nodes, GPUModel: spec.GPUModel, GPUsPerNode: spec.GPUsPerNode,
 		Region: spec.Region, MaxPrice: spec.MaxPrice}
 }
 
 func (m *Market) placeLocked(ctx context.Context, acct iog.Account, spec iog.ClusterSpec) (iog.Cluster, []iog.Lease, error) {
-	snap, err := m.snapshot(ctx)
+	snap, err := m.snapshot(ctx, spec)
 	if err != nil {
 		return iog.Cluster{}, nil, err
 	}
-	nodes, err := sched.Place(request(spec), snap)
+	nodes, err := place(spec, snap)
 	if err != nil {
 		return iog.Cluster{}, nil, err
 	}

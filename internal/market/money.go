@@ -119,11 +119,11 @@ func (m *Market) Quote(ctx context.Context, acct iog.Account, r api.CreateCluste
 	if err != nil {
 		return api.Quote{}, err
 	}
-	snap, err := m.snapshot(ctx)
+	snap, err := m.snapshot(ctx, spec)
 	if err != nil {
 		return api.Quote{}, err
 	}
-	nodes, err := sched.Place(request(spec), snap)
+	nodes, err := place(spec, snap)
 	if err != nil {
 		return api.Quote{}, err
 	}

@@ -101,10 +101,7 @@ type node struct {
 }
 
 func (w *Worker) start(ctx context.Context, a api.Assignment) {
-	typ := a.Type
-	if typ == "torch" {
-		typ = "process"
-	}
+	typ := executorType(a)
 	ex := w.cfg.Executors[typ]
 	logs := newShipper(w, a.LeaseID)
 	if ex == nil {
@@ -125,9 +122,17 @@ func (w *Worker) start(ctx context.Context, a api.Assignment) {
 			return
 		}
 	}
+	plane := ""
+	if w.cfg.Mesh != nil {
+		plane = w.cfg.Mesh.DataPlane()
+	}
+	if a.Mesh != nil && plane != "" && plane != "tun" {
+		logs.system("this device's cluster mesh runs on the userspace " + plane + " data plane: the workload cannot reach mesh IPs")
+	}
 	spec := executor.Spec{
 		LeaseID: a.LeaseID, Owner: w.cl.DeviceID, Image: a.Image, Command: a.Command, Env: a.Env, Dir: dir,
 		CPUs: a.CPUs, MemoryMiB: a.MemoryMiB, GPUs: a.GPUs, Stdout: logs.writer("stdout"), Stderr: logs.writer("stderr"),
+		HostNetwork: hostNetwork(a, plane),
 	}
 	task, err := ex.Start(ctx, spec)
 	if err != nil {
@@ -156,6 +161,29 @@ func (w *Worker) start(ctx context.Context, a api.Assignment) {
 		return
 	}
 	w.finish(ctx, a.LeaseID, logs, api.LeaseStatusRequest{State: "exited", ExitCode: &code})
+}
+
+// executorType is the executor a node runs on: torch nodes are plain processes; ray nodes run
+// in a container when the cluster has an image, else as processes (ray installed on the host).
+func executorType(a api.Assignment) string {
+	switch a.Type {
+	case "torch":
+		return "process"
+	case "ray":
+		if a.Image != "" {
+			return "container"
+		}
+		return "process"
+	}
+	return a.Type
+}
+
+// hostNetwork reports whether a node's container shares the host's network namespace: when its
+// cluster has a mesh on this device's kernel TUN, whose interface and /24 route live in the
+// host's namespace, out of reach of a container on a bridge network. (A netstack mesh is inside
+// the worker process: no container can reach it, so it keeps its bridge.)
+func hostNetwork(a api.Assignment, plane string) bool {
+	return a.Mesh != nil && plane == "tun"
 }
 
 // finish ships the last output, then the final state (so a reader that sees the end has all of
