@@ -137,6 +137,12 @@ func (m *Market) validate(ctx context.Context, r api.CreateClusterRequest) (iog.
 		return s, err
 	}
 	s.Commitment = string(com)
+	if r.Tier != "" {
+		if !sched.ValidTier(r.Tier) {
+			return s, iog.Errorf(iog.EINVALID, "unknown connectivity tier %q: want low, standard, high or ultra", r.Tier)
+		}
+		s.Tier = strings.ToLower(r.Tier)
+	}
 	if len(s.Env) > maxEnv {
 		return s, iog.Errorf(iog.EINVALID, "at most %d environment variables", maxEnv)
 	}
@@ -238,7 +244,7 @@ func (m *Market) snapshot(ctx context.Context, spec iog.ClusterSpec) ([]sched.Ca
 		}
 		snap = append(snap, sched.Candidate{
 			ID: d.ID, Status: d.Status, GPUModel: d.GPUModel, GPUCount: d.GPUCount, GPUs: gpuUUIDs(d),
-			Region: d.Region, Ask: d.AskPerHour, Site: d.Addr, Owner: d.OwnerID, Reputation: m.reputation(d.ID),
+			Region: d.Region, Ask: d.AskPerHour, Site: d.Addr, Owner: d.OwnerID, Tier: d.Tier, Reputation: m.reputation(d.ID),
 		})
 	}
 	return snap, nil
@@ -257,7 +263,7 @@ func place(spec iog.ClusterSpec, snap []sched.Candidate) ([]sched.Node, error) {
 
 func request(spec iog.ClusterSpec) sched.Request {
 	return sched.Request{Nodes: spec.Nodes, GPUModel: spec.GPUModel, GPUsPerNode: spec.GPUsPerNode,
-		Region: spec.Region, MaxPrice: spec.MaxPrice}
+		Region: spec.Region, MaxPrice: spec.MaxPrice, Tier: spec.Tier}
 }
 
 func (m *Market) placeLocked(ctx context.Context, acct iog.Account, spec iog.ClusterSpec) (iog.Cluster, []iog.Lease, error) {
@@ -370,7 +376,7 @@ func toAPI(c iog.Cluster, leases []iog.Lease) api.Cluster {
 		CreatedAt: c.CreatedAt, StartedAt: c.StartedAt, EndedAt: c.EndedAt, ExpiresAt: c.ExpiresAt,
 		Spec: api.CreateClusterRequest{Name: c.Spec.Name, Type: c.Spec.Type, Nodes: c.Spec.Nodes, GPUModel: c.Spec.GPUModel,
 			GPUsPerNode: c.Spec.GPUsPerNode, Region: c.Spec.Region, Hours: c.Spec.Hours, Image: c.Spec.Image,
-			Command: c.Spec.Command, Env: c.Spec.Env},
+			Command: c.Spec.Command, Env: c.Spec.Env, Currency: string(c.Spec.Currency), Commitment: c.Spec.Commitment, Tier: c.Spec.Tier},
 		Nodes: []api.Node{},
 	}
 	if c.Spec.MaxPrice > 0 {
