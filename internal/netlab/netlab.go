@@ -17,8 +17,10 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -179,6 +181,15 @@ func (l *Lab) Close() error {
 	defer l.mu.Unlock()
 	var errs []error
 	for i := len(l.nss) - 1; i >= 0; i-- {
+		// Whatever still runs in the namespace (a workload whose worker was killed by the test)
+		// goes with it, so no test leaves processes behind.
+		if out, err := exec.Command("ip", "netns", "pids", l.nss[i]).Output(); err == nil {
+			for _, f := range strings.Fields(string(out)) {
+				if pid, err := strconv.Atoi(f); err == nil && pid > 1 && pid != os.Getpid() {
+					_ = syscall.Kill(pid, syscall.SIGKILL)
+				}
+			}
+		}
 		if out, err := exec.Command("ip", "netns", "del", l.nss[i]).CombinedOutput(); err != nil {
 			errs = append(errs, fmt.Errorf("netlab: netns del %s: %v: %s", l.nss[i], err, out))
 		}
