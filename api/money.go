@@ -239,3 +239,26 @@ func (c *Client) DecideAppeal(ctx context.Context, id string, uphold bool) (Slas
 	var out Slash
 	return out, c.Do(ctx, http.MethodPost, "/v1/slashes/"+url.PathEscape(id)+"/appeal", AppealRequest{Uphold: uphold}, &out)
 }
+
+// NetworkStats is what the Explorer shows: supply that is really rentable now (proven devices)
+// next to what is merely connected.
+type NetworkStats struct {
+	Connected    int64             `json:"connected"` // devices whose worker is up, proven or not
+	Rentable     int64             `json:"rentable"`  // ready: proven, not hired, not paused
+	Hired        int64             `json:"hired"`
+	Pending      int64             `json:"pending"` // joined, not proven yet
+	Blocked      int64             `json:"blocked"`
+	Down         int64             `json:"down"`
+	GPUsByModel  map[string]int64  `json:"gpus_by_model"` // GPUs of proven devices only (ready or hired)
+	Clusters     map[string]int64  `json:"clusters"`      // by state
+	ComputeHours string            `json:"compute_hours"` // node-hours served
+	Blocks       int64             `json:"blocks"`
+	Minted       string            `json:"minted"` // IO emitted by blocks so far
+	Extra        map[string]string `json:"extra,omitempty"`
+}
+
+// Network returns the network's public aggregates.
+func (c *Client) Network(ctx context.Context) (NetworkStats, error) {
+	var out NetworkStats
+	return out, c.Do(ctx, http.MethodGet, "/v1/network", nil, &out)
+}

@@ -136,6 +136,7 @@ Start a local network with "iog up", then deploy a cluster:
 		a.slashCmd(),
 		a.accountCmd(),
 		a.whoamiCmd(),
+		a.networkCmd(),
 		a.versionCmd(),
 	)
 	// Made now rather than inside Execute, so that an unknown shell is a usage error too.

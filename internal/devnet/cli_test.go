@@ -73,4 +73,7 @@ func TestCLIAgainstTheDevnet(t *testing.T) {
 	if out, _, code = iogCLI(t, d, "device", "list", "--json"); code != 0 || !strings.Contains(out, `"status"`) {
 		t.Fatalf("device list: %d %s", code, out)
 	}
+	if out, _, code = iogCLI(t, d, "network"); code != 0 || !strings.Contains(out, "Rentable now:") || !strings.Contains(out, "Clusters completed:") {
+		t.Fatalf("network: %d %s", code, out)
+	}
 }

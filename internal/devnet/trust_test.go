@@ -133,6 +133,14 @@ func TestAdversariesNeverReadyNorHired(t *testing.T) {
 			}
 		}
 	}
+	// The Explorer's numbers count only proven devices as supply.
+	stats, err := d.Client.Network(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stats.Rentable+stats.Hired != 3 || stats.GPUsByModel["H100-80GB"] != 0 || stats.Connected <= 3 {
+		t.Errorf("network stats count unproven devices: %+v", stats)
+	}
 	shown := map[string]int{}
 	for id, dv := range all() {
 		if k := kind[id]; k != "" && shown[k] < 2 {

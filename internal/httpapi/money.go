@@ -23,6 +23,7 @@ type Bank interface {
 	Verify(ctx context.Context, acct iog.Account) (api.LedgerReport, error)
 	Slashes(ctx context.Context, acct iog.Account) ([]api.Slash, error)
 	Appeal(ctx context.Context, acct iog.Account, id string, uphold bool) (api.Slash, error)
+	Stats(ctx context.Context) (api.NetworkStats, error)
 }
 
 // moneyRoutes is the money part of /v1.
@@ -91,6 +92,9 @@ func (s *Server) moneyRoutes() {
 		ID int64 `path:"id" minimum:"0"`
 	}) (api.Block, error) {
 		return b.Block(ctx, in.ID)
+	}))
+	op(s, http.MethodGet, "/v1/network", "network", "Public aggregates: proven supply, hires, compute hours, blocks", withAccount(func(ctx context.Context, _ iog.Account, _ *empty) (api.NetworkStats, error) {
+		return b.Stats(ctx)
 	}))
 	op(s, http.MethodGet, "/v1/ledger/verify", "verify-ledger", "Check every ledger invariant (admin)", withAccount(func(ctx context.Context, a iog.Account, _ *empty) (api.LedgerReport, error) {
 		return b.Verify(ctx, a)
