@@ -103,23 +103,7 @@ type AccountBalance struct {
 
 // Balances lists the balances of accounts whose name starts with prefix ("" for all).
 func (s *DB) Balances(ctx context.Context, prefix string) ([]AccountBalance, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT account, currency, balance FROM ledger_balances WHERE account LIKE $1 ORDER BY account, currency`, prefix+"%")
-	if err != nil {
-		return nil, fmt.Errorf("store: balances: %w", err)
-	}
-	defer rows.Close()
-	var out []AccountBalance
-	for rows.Next() {
-		var b AccountBalance
-		var c string
-		var v int64
-		if err := rows.Scan(&b.Account, &c, &v); err != nil {
-			return nil, err
-		}
-		b.Currency, b.Balance = iog.Currency(c), iog.Amount(v)
-		out = append(out, b)
-	}
-	return out, rows.Err()
+	return queryBalances(ctx, s.db, `SELECT account, currency, balance FROM ledger_balances WHERE account LIKE $1 ORDER BY account, currency`, prefix+"%")
 }
 
 // PostingFilter selects postings; empty fields match everything.
