@@ -116,6 +116,68 @@ func pair(tb testing.TB, lab *netlab.Lab, a, b string, padding bool) (*mesh.Net,
 	return na, nb
 }
 
+// waitUp waits until a TCP connect from namespace ns to m's mesh IP gets an answer (a refusal
+// will do), i.e. the handshake is done.
+func waitUp(tb testing.TB, ns string, m *mesh.Net) {
+	tb.Helper()
+	poll := time.Now().Add(20 * time.Second)
+	for {
+		if _, err := netlab.Dialer(ns)(context.Background(), "tcp", net.JoinHostPort(m.Address().String(), "9")); err == nil || !strings.Contains(err.Error(), "timeout") {
+			return
+		}
+		if time.Now().After(poll) {
+			tb.Fatal("overlay never came up")
+		}
+	}
+}
+
+// The kernel plane's bulk TCP rides on the offloads: the sending TUN hands wireguard-go TSO
+// segments larger than the MTU, the WireGuard socket sends UDP GSO super-packets over the veth,
+// and the receiving TUN is written GRO-coalesced packets. Each shows as an average packet size
+// above the MTU in the interfaces' counters. (Without them the overlay still works, at a
+// fraction of the throughput, so nothing else would notice.)
+func TestKernelOffloads(t *testing.T) {
+	lab, a, b := lab2(t)
+	na, nb := pair(t, lab, a, b, false)
+	waitUp(t, a, nb)
+	if bs := na.Link().TUN().BatchSize(); bs <= 1 {
+		t.Fatalf("TUN batch size %d: no virtio-net header, so no TSO/GRO", bs)
+	}
+	tun := lab.Prefix + "m"
+	type ctr struct{ ns, dev, dir string }
+	ctrs := []ctr{
+		{a, tun, "tx"},             // kernel to wireguard-go: TSO
+		{a, lab.Iface("ab"), "tx"}, // WireGuard socket: UDP GSO
+		{b, tun, "rx"},             // wireguard-go to kernel: GRO on writes
+	}
+	read := func() (pk, by []int64) {
+		for _, c := range ctrs {
+			out, err := lab.Output(c.ns, "cat", "/sys/class/net/"+c.dev+"/statistics/"+c.dir+"_packets",
+				"/sys/class/net/"+c.dev+"/statistics/"+c.dir+"_bytes")
+			var p, n int64
+			if _, serr := fmt.Sscan(out, &p, &n); err != nil || serr != nil {
+				t.Fatalf("counters of %s: %v %v: %s", c.dev, err, serr, out)
+			}
+			pk, by = append(pk, p), append(by, n)
+		}
+		return pk, by
+	}
+	p0, b0 := read()
+	gbps, _ := measure(t, a, b, nb.Address().String(), time.Second)
+	p1, b1 := read()
+	for i, c := range ctrs {
+		dp, db := p1[i]-p0[i], b1[i]-b0[i]
+		if dp == 0 {
+			t.Fatalf("%s %s: no packets", c.dev, c.dir)
+		}
+		t.Logf("%s %s: %d packets, %d bytes each on average", c.dev, c.dir, dp, db/dp)
+		if db/dp <= 1500 {
+			t.Errorf("%s %s: %d bytes a packet on average: offload not in use", c.dev, c.dir, db/dp)
+		}
+	}
+	t.Logf("%.2f Gbit/s", gbps)
+}
+
 // measure sends TCP for d from namespace a to addr (served in namespace b) and returns Gbit/s,
 // then the median round trip of 1-byte ping-pongs.
 func measure(tb testing.TB, a, b, host string, d time.Duration) (gbps float64, rtt time.Duration) {
@@ -216,15 +278,7 @@ func BenchmarkMeshTCP(b *testing.B) {
 		}
 	}
 	// Let the handshake finish before timing.
-	poll := time.Now().Add(20 * time.Second)
-	for {
-		if _, err := netlab.Dialer(na)(context.Background(), "tcp", net.JoinHostPort(mb.Address().String(), "9")); err == nil || !strings.Contains(err.Error(), "timeout") {
-			break
-		}
-		if time.Now().After(poll) {
-			b.Fatal("overlay never came up")
-		}
-	}
+	waitUp(b, na, mb)
 	for i := 0; i < b.N; i++ {
 		raw, rawRTT := measure(b, na, nb, "10.98.0.2", d)
 		over, overRTT := measure(b, na, nb, mb.Address().String(), d)
