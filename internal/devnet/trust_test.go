@@ -17,7 +17,7 @@ import (
 func TestAdversariesNeverReadyNorHired(t *testing.T) {
 	d, err := Start(t.Context(), Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", Workers: 3,
 		HeartbeatInterval: 2 * time.Second, PollWait: 5 * time.Second, Adversaries: AdversaryKinds,
-		SybilDevices: sybilDevices})
+		SybilDevices: SybilDevices})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +37,7 @@ func TestAdversariesNeverReadyNorHired(t *testing.T) {
 			kind[id] = a.Kind
 		}
 	}
-	if n := len(kind); n < sybilDevices+8 {
+	if n := len(kind); n < SybilDevices+8 {
 		t.Fatalf("only %d adversary devices registered", n)
 	}
 	// The admin view of every device; fail at once if an adversary is ever ready or hired.

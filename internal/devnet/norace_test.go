@@ -1,5 +1,0 @@
-//go:build !race
-
-package devnet
-
-const sybilDevices = SybilDevices
