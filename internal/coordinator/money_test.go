@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/big"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -425,4 +426,69 @@ func TestStakeBlocksSlashing(t *testing.T) {
 	if len(ss) != 1 || ss[0].State != "burned" {
 		t.Fatalf("slashes %+v", ss)
 	}
+}
+
+// TestLostNodeIsReplaced: a worker node lost while a matching device is free is replaced at
+// once, at the same rank; the lost node's unspent share comes back and the renter pays for the
+// time left on the new device.
+func TestLostNodeIsReplaced(t *testing.T) {
+	e := startMoney(t, 4)
+	ctx := t.Context()
+	e.fund(t, e.renterID, 100*iog.Unit)
+	c, err := e.renter.CreateCluster(ctx, api.CreateClusterRequest{Type: "process", Nodes: 3, Hours: 4, Command: []string{"x"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range c.Nodes {
+		if err := e.worker(n.DeviceID).LeaseStatus(ctx, n.LeaseID, api.LeaseStatusRequest{State: "running"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lost := c.Nodes[2]
+	e.workers = removeWorker(e.workers, lost.DeviceID)
+	e.clk.Add(30 * time.Minute)
+	e.heartbeatAll(t)
+	e.clk.Add(3*time.Hour + time.Minute)
+	e.heartbeatAll(t)
+	e.c.Fleet.CheckLiveness(ctx)
+	got, err := e.renter.Cluster(ctx, c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.State != "running" || got.Degraded || !strings.Contains(got.Reason, "replaced by device") {
+		t.Fatalf("after losing node 2: %s degraded=%v %q", got.State, got.Degraded, got.Reason)
+	}
+	var repl api.Node
+	for _, n := range got.Nodes {
+		if n.Rank == 2 && n.LeaseID != lost.LeaseID {
+			repl = n
+		}
+	}
+	if repl.LeaseID == "" || repl.State != "assigned" || repl.DeviceID == lost.DeviceID {
+		t.Fatalf("no replacement at rank 2: %+v", got.Nodes)
+	}
+	w := e.worker(repl.DeviceID)
+	if w == nil {
+		t.Fatalf("replacement on an unknown device %s", repl.DeviceID)
+	}
+	a, err := w.Assignments(ctx, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(a.Leases) != 1 || a.Leases[0].LeaseID != repl.LeaseID || !slices.Contains(a.Leases[0].Env, "IOG_NODE_RANK=2") {
+		t.Fatalf("the new device's assignments: %+v", a.Leases)
+	}
+	if err := w.LeaseStatus(ctx, repl.LeaseID, api.LeaseStatusRequest{State: "running"}); err != nil {
+		t.Fatal(err)
+	}
+	e.clk.Add(10 * time.Minute)
+	e.heartbeatAll(t)
+	if err := e.c.Market.Settle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.verify(t)
+	if _, err := e.renter.TerminateCluster(ctx, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	e.verify(t)
 }

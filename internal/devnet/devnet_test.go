@@ -134,3 +134,31 @@ func TestLocalAccountIsFundedInBothCurrencies(t *testing.T) {
 		}
 	}
 }
+
+// TestLostNodeReplacedOnASpareWorker: with a free device, a lost worker node is replaced and
+// the new node runs on a real worker, at the same rank.
+func TestLostNodeReplacedOnASpareWorker(t *testing.T) {
+	d := start(t, 4)
+	c, err := d.Client.CreateCluster(t.Context(), api.CreateClusterRequest{Type: "process", Nodes: 3, Command: []string{"sleep", "300"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c = waitCluster(t, d.Client, c.ID, func(c api.Cluster) bool { return c.State != "deploying" })
+	lost := c.Nodes[2]
+	for _, w := range d.Workers {
+		if w.DeviceID() == lost.DeviceID {
+			w.Crash()
+		}
+	}
+	c = waitCluster(t, d.Client, c.ID, func(c api.Cluster) bool {
+		for _, n := range c.Nodes {
+			if n.Rank == 2 && n.LeaseID != lost.LeaseID && n.State == "running" {
+				return true
+			}
+		}
+		return c.State != "running"
+	})
+	if c.State != "running" || c.Degraded || !strings.Contains(c.Reason, "replaced by device") {
+		t.Fatalf("after the loss: %s degraded=%v %q %+v", c.State, c.Degraded, c.Reason, c.Nodes)
+	}
+}

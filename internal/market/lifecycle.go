@@ -257,7 +257,18 @@ func (m *Market) nodeLost(ctx context.Context, lost iog.Lease, reason string) er
 	if lost.Rank == 0 || alive == 0 {
 		return m.end(ctx, c, iog.ClusterFailed, why, iog.LeaseStopped)
 	}
-	c.Degraded = true
+	// A worker node is replaced when a matching device is free; the head is not, because the
+	// other nodes' workloads are bound to it (Ray's head, torch's master).
+	nl, no, err := m.replace(ctx, c, lost)
+	if err != nil {
+		return err
+	}
+	if nl.ID != "" {
+		why += "; replaced by device " + nl.DeviceID
+	} else {
+		c.Degraded = true
+		why += "; not replaced: " + no
+	}
 	if c.Reason != "" {
 		why = c.Reason + "; " + why
 	}

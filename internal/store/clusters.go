@@ -32,34 +32,66 @@ func (s *DB) CreateCluster(ctx context.Context, c iog.Cluster, leases []iog.Leas
 		if err != nil {
 			return fmt.Errorf("store: insert cluster: %w", err)
 		}
-		// Hire in device-id order, so that two placements racing over the same devices lock
-		// them in the same order and one waits for the other instead of deadlocking.
-		byDevice := slices.Clone(leases)
-		slices.SortFunc(byDevice, func(a, b iog.Lease) int { return strings.Compare(a.DeviceID, b.DeviceID) })
-		for _, l := range byDevice {
-			res, err := q.ExecContext(ctx, `UPDATE devices SET status = $1, status_reason = $2 WHERE id = $3 AND status = $4 AND deleted = 0`,
-				string(iog.DeviceHired), "hired by cluster "+c.ID, l.DeviceID, string(iog.DeviceReady))
-			if err != nil {
-				return fmt.Errorf("store: hire device: %w", err)
-			}
-			if n, _ := res.RowsAffected(); n != 1 {
-				return iog.Errorf(iog.ECONFLICT, "device %s is no longer ready", l.DeviceID)
-			}
-			if err := insertEvent(ctx, q, l.DeviceID, c.CreatedAt, iog.DeviceHired, "hired by cluster "+c.ID); err != nil {
+		if err := hireAndInsert(ctx, q, c.ID, c.CreatedAt, leases); err != nil {
+			return err
+		}
+		for _, p := range postings {
+			if _, err := applyPosting(ctx, q, p); err != nil {
 				return err
 			}
 		}
-		for _, l := range leases {
-			_, err = q.ExecContext(ctx, `INSERT INTO leases (id, cluster_id, device_id, rank, state, gpus, active, created_at,
-				price_per_hour, prepaid, supplier_id)
-				VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8, $9, $10)`, l.ID, c.ID, l.DeviceID, l.Rank, string(l.State), strings.Join(l.GPUs, ","),
-				ms(c.CreatedAt), int64(l.PricePerHour), int64(l.Prepaid), l.SupplierID)
-			if isUnique(err) {
-				return iog.Errorf(iog.ECONFLICT, "device %s is already leased", l.DeviceID)
-			}
-			if err != nil {
-				return fmt.Errorf("store: insert lease: %w", err)
-			}
+		return nil
+	})
+}
+
+// hireAndInsert moves the leases' devices from ready to hired and inserts the leases, inside q's
+// transaction. A device that is no longer ready, or already in an active lease, fails it all.
+func hireAndInsert(ctx context.Context, q querier, clusterID string, at time.Time, leases []iog.Lease) error {
+	// Hire in device-id order, so that two placements racing over the same devices lock
+	// them in the same order and one waits for the other instead of deadlocking.
+	byDevice := slices.Clone(leases)
+	slices.SortFunc(byDevice, func(a, b iog.Lease) int { return strings.Compare(a.DeviceID, b.DeviceID) })
+	for _, l := range byDevice {
+		res, err := q.ExecContext(ctx, `UPDATE devices SET status = $1, status_reason = $2 WHERE id = $3 AND status = $4 AND deleted = 0`,
+			string(iog.DeviceHired), "hired by cluster "+clusterID, l.DeviceID, string(iog.DeviceReady))
+		if err != nil {
+			return fmt.Errorf("store: hire device: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return iog.Errorf(iog.ECONFLICT, "device %s is no longer ready", l.DeviceID)
+		}
+		if err := insertEvent(ctx, q, l.DeviceID, at, iog.DeviceHired, "hired by cluster "+clusterID); err != nil {
+			return err
+		}
+	}
+	for _, l := range leases {
+		_, err := q.ExecContext(ctx, `INSERT INTO leases (id, cluster_id, device_id, rank, state, gpus, active, created_at,
+			price_per_hour, prepaid, supplier_id)
+			VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8, $9, $10)`, l.ID, clusterID, l.DeviceID, l.Rank, string(l.State), strings.Join(l.GPUs, ","),
+			ms(at), int64(l.PricePerHour), int64(l.Prepaid), l.SupplierID)
+		if isUnique(err) {
+			return iog.Errorf(iog.ECONFLICT, "device %s is already leased", l.DeviceID)
+		}
+		if err != nil {
+			return fmt.Errorf("store: insert lease: %w", err)
+		}
+	}
+	return nil
+}
+
+// AddLease adds a node to an open cluster (a replacement for a lost one): the device is hired,
+// the lease inserted and the postings that pay for it applied, atomically.
+func (s *DB) AddLease(ctx context.Context, clusterID string, l iog.Lease, postings ...iog.Posting) error {
+	return s.tx(ctx, func(q querier) error {
+		var st string
+		if err := q.QueryRowContext(ctx, `SELECT state FROM clusters WHERE id = $1`, clusterID).Scan(&st); err != nil {
+			return fmt.Errorf("store: add lease: %w", err)
+		}
+		if iog.ClusterState(st).Ended() {
+			return iog.Errorf(iog.ECONFLICT, "cluster %s has ended", clusterID)
+		}
+		if err := hireAndInsert(ctx, q, clusterID, l.CreatedAt, []iog.Lease{l}); err != nil {
+			return err
 		}
 		for _, p := range postings {
 			if _, err := applyPosting(ctx, q, p); err != nil {
@@ -198,7 +230,7 @@ func (s *DB) Lease(ctx context.Context, id string) (iog.Lease, error) {
 
 // Leases returns a cluster's leases by rank.
 func (s *DB) Leases(ctx context.Context, clusterID string) ([]iog.Lease, error) {
-	return s.leaseWhere(ctx, `cluster_id = $1 ORDER BY rank`, clusterID)
+	return s.leaseWhere(ctx, `cluster_id = $1 ORDER BY rank, created_at, id`, clusterID)
 }
 
 // ActiveLeases returns the leases a device should be running.
