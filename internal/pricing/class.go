@@ -67,7 +67,7 @@ var classes = [...]Class{
 	{"T4", 300, 80_000},
 	{"V100-32GB", 1000, 250_000},
 	{"V100-16GB", 800, 200_000},
-	{UnknownModel, 500, 150_000},
+	{UnknownModel, 250, 50_000}, // below every listed class: an unlisted model must not pay more than a known one
 	{"", 100, 20_000},
 }
 

@@ -101,7 +101,7 @@ func TestClassTable(t *testing.T) {
 		"RTX-5090": {2000, 0}, "RTX-4090": {1250, 350_000}, "RTX-4080": {900, 0},
 		"RTX-3090": {800, 200_000}, "A10G": {700, 0}, "A10": {700, 0}, "L4": {600, 0},
 		"T4": {300, 80_000}, "V100-32GB": {1000, 0}, "V100-16GB": {800, 0},
-		UnknownModel: {500, 0}, "": {100, 20_000},
+		UnknownModel: {250, 0}, "": {100, 20_000},
 	}
 	seen := map[string]bool{}
 	for _, c := range Classes() {
@@ -173,7 +173,7 @@ func TestAutoAsk(t *testing.T) {
 		{"T4 at 0.333", "T4", 1, 333, 26_640},                   // 80_000 x 0.333
 		{"CPU device", "", 0, 0, 20_000},                        // 0.02 per device-hour
 		{"negatives mean one GPU at par", "T4", -3, -5, 80_000}, // max(gpus,1), perf unknown
-		{"unknown GPU", "X1", 2, 1000, 300_000},                 // 0.15 x 2
+		{"unknown GPU", "X1", 2, 1000, 100_000},                 // 0.05 x 2
 		{"saturates on GPU count", "B200", math.MaxInt, 1000, math.MaxInt64},
 		{"saturates on performance", "H100", 1, math.MaxInt64, math.MaxInt64},
 	} {
