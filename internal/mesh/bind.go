@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 
 	"golang.zx2c4.com/wireguard/conn"
+	"golang.zx2c4.com/wireguard/device"
 
 	"github.com/iognet/iog/internal/relay"
 )
@@ -24,12 +25,28 @@ type bind struct {
 	padding atomic.Bool
 	// control handles a control packet (probe answer, ping, pong). It must not keep b.
 	control func(b []byte, from conn.Endpoint)
-	pool    sync.Pool
+	// handshake sees WireGuard's handshake messages (initiations and responses) leaving
+	// (sent) and arriving; false drops the message. Nil: all pass.
+	handshake func(typ uint32, p []byte, ep conn.Endpoint, sent bool) bool
+	pool      sync.Pool
 }
 
 func newBind(control func([]byte, conn.Endpoint)) *bind {
 	return &bind{std: conn.NewStdNetBind(), control: control,
 		pool: sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}}
+}
+
+// handshakeType is the message type of a WireGuard handshake initiation or response, else 0.
+func handshakeType(p []byte) uint32 {
+	if len(p) != device.MessageInitiationSize && len(p) != device.MessageResponseSize {
+		return 0
+	}
+	switch t := binary.LittleEndian.Uint32(p); {
+	case t == device.MessageInitiationType && len(p) == device.MessageInitiationSize,
+		t == device.MessageResponseType && len(p) == device.MessageResponseSize:
+		return t
+	}
+	return 0
 }
 
 // relayEndpoint is a peer reached through the relay.
@@ -102,9 +119,14 @@ func (b *bind) receive(fn conn.ReceiveFunc) conn.ReceiveFunc {
 				if sizes[i] == 0 {
 					continue
 				}
-				if b.unwrap(bufs[i], &sizes[i], &eps[i]) {
-					live++
+				if !b.unwrap(bufs[i], &sizes[i], &eps[i]) {
+					continue
 				}
+				if t := handshakeType(bufs[i][:sizes[i]]); t != 0 && b.handshake != nil && !b.handshake(t, bufs[i][:sizes[i]], eps[i], false) {
+					sizes[i] = 0
+					continue
+				}
+				live++
 			}
 			if live > 0 {
 				return n, nil
@@ -160,6 +182,17 @@ var errNoRelay = errors.New("mesh: no relay for this peer")
 const padTo = defaultMTU + 32 + relay.HeaderLen + 2
 
 func (b *bind) Send(bufs [][]byte, ep conn.Endpoint) error {
+	// wireguard-go sends each handshake message alone.
+	if len(bufs) == 1 && b.handshake != nil {
+		if t := handshakeType(bufs[0]); t != 0 && !b.handshake(t, bufs[0], ep, true) {
+			return nil
+		}
+	}
+	return b.send(bufs, ep)
+}
+
+// send sends WireGuard packets with the mesh's framing (relay, padding) where needed.
+func (b *bind) send(bufs [][]byte, ep conn.Endpoint) error {
 	pad := b.padding.Load()
 	re, relayed := ep.(*relayEndpoint)
 	if !pad && !relayed {

@@ -2,8 +2,10 @@ package mesh_test
 
 import (
 	"context"
+	"encoding/binary"
 	"net"
 	"net/netip"
+	"sync"
 	"testing"
 	"time"
 
@@ -144,4 +146,121 @@ func TestPadding(t *testing.T) {
 	meshtest.Pair(t, a, b)
 	meshtest.Echo(t, a, b)
 	meshtest.Echo(t, b, a)
+}
+
+// stallLink is a UDP relay between two members' sockets that holds every packet while
+// stalled, as a machine too busy to run either member's receive path does, and counts the
+// handshake initiations it forwards by sender.
+type stallLink struct {
+	pc   *net.UDPConn
+	a, b netip.AddrPort
+
+	mu      sync.Mutex
+	stalled bool
+	queue   []stalledPacket
+	inits   map[netip.AddrPort]int
+}
+
+type stalledPacket struct {
+	p  []byte
+	to netip.AddrPort
+}
+
+func newStallLink(t *testing.T, a, b netip.AddrPort) *stallLink {
+	t.Helper()
+	pc, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &stallLink{pc: pc, a: a, b: b, stalled: true, inits: map[netip.AddrPort]int{}}
+	t.Cleanup(func() { pc.Close() })
+	go func() {
+		buf := make([]byte, 65536)
+		for {
+			n, from, err := pc.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+			to := l.a
+			if from == l.a {
+				to = l.b
+			}
+			p := append([]byte(nil), buf[:n]...)
+			l.mu.Lock()
+			if n == 148 && binary.LittleEndian.Uint32(p) == 1 { // WireGuard handshake initiation
+				l.inits[from]++
+			}
+			if l.stalled {
+				l.queue = append(l.queue, stalledPacket{p, to})
+				l.mu.Unlock()
+				continue
+			}
+			l.mu.Unlock()
+			_, _ = pc.WriteToUDPAddrPort(p, to)
+		}
+	}()
+	return l
+}
+
+func (l *stallLink) addr() netip.AddrPort {
+	return l.pc.LocalAddr().(*net.UDPAddr).AddrPort()
+}
+
+// release ends the stall: what was held goes on, in order.
+func (l *stallLink) release() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.stalled = false
+	for _, s := range l.queue {
+		_, _ = l.pc.WriteToUDPAddrPort(s.p, s.to)
+	}
+	l.queue = nil
+}
+
+func (l *stallLink) initiations(from netip.AddrPort) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.inits[from]
+}
+
+// Both members start a handshake while a stall holds every packet, so the two initiations
+// cross. The overlay must come up from those two alone: crossing handshakes used to cost
+// WireGuard's 5 s retry, or, when wireguard-go handled the peer's initiation and its answer
+// to ours at once, a session that dropped one direction until the 15 s liveness retry.
+func TestCrossingHandshakesAfterStall(t *testing.T) {
+	for i := range 5 {
+		a := meshtest.Member(t, mesh.Netstack{}, "", 1)
+		b := meshtest.Member(t, mesh.Netstack{}, "", 2)
+		link := newStallLink(t, meshtest.Loopback(a), meshtest.Loopback(b))
+		peer := func(n *mesh.Net) mesh.Peer {
+			return mesh.Peer{Name: n.Address().String(), PublicKey: n.PublicKey(),
+				AllowedIPs: []netip.Prefix{netip.PrefixFrom(n.Address(), 32)}, Endpoints: []netip.AddrPort{link.addr()}}
+		}
+		if err := a.SetPeers([]mesh.Peer{peer(b)}); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.SetPeers([]mesh.Peer{peer(a)}); err != nil {
+			t.Fatal(err)
+		}
+		// Traffic both ways makes the member that did not start at once start too.
+		for _, d := range [][2]*mesh.Net{{a, b}, {b, a}} {
+			c, err := d[0].Dial(t.Context(), "udp", net.JoinHostPort(d[1].Address().String(), "9"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _ = c.Write([]byte("x"))
+			c.Close()
+		}
+		waitFor(t, "both initiations held", func() bool {
+			return link.initiations(meshtest.Loopback(a)) > 0 && link.initiations(meshtest.Loopback(b)) > 0
+		})
+		link.release()
+		start := time.Now()
+		meshtest.Echo(t, a, b)
+		meshtest.Echo(t, b, a)
+		if na, nb := link.initiations(meshtest.Loopback(a)), link.initiations(meshtest.Loopback(b)); na != 1 || nb != 1 {
+			t.Fatalf("round %d: %d and %d initiations (the crossing needed retries); overlay up after %v", i, na, nb, time.Since(start))
+		}
+	}
 }

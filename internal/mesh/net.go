@@ -74,6 +74,11 @@ type peerState struct {
 	pending  map[[12]byte]netip.AddrPort
 	// keepaliveAt is when to turn WireGuard's persistent keepalive on (zero: done).
 	keepaliveAt time.Time
+	// Handshake messages (handshake.go): when our last initiation to the peer left, when we
+	// let its last initiation in (zero once answered), when we last answered one, and an
+	// initiation of ours held back.
+	initiated, letIn, answered time.Time
+	held                       *heldInitiation
 }
 
 // Net is one overlay membership: a WireGuard device on a data plane, and the path manager
@@ -82,6 +87,7 @@ type Net struct {
 	cfg  Config
 	pub  Key
 	bind *bind
+	mac1 device.CookieChecker // checks that handshake messages are meant for this key
 	dev  *device.Device
 	link Link
 	port uint16
@@ -113,6 +119,8 @@ func Open(cfg Config) (*Net, error) {
 	n := &Net{cfg: cfg, pub: cfg.PrivateKey.Public(), link: link, peers: map[Key]*peerState{},
 		kick: make(chan struct{}, 1), done: make(chan struct{})}
 	n.bind = newBind(n.control)
+	n.mac1.Init(device.NoisePublicKey(n.pub))
+	n.bind.handshake = n.handshake
 	n.bind.setPadding(cfg.Padding)
 	level := device.LogLevelSilent
 	if os.Getenv("IOG_MESH_DEBUG") != "" {
@@ -249,8 +257,9 @@ func (n *Net) SetPeers(peers []Peer) error {
 				fmt.Fprintf(&b, "endpoint=%s\n", want)
 			}
 			// Setting the keepalive starts a handshake at once. If both sides did that at the
-			// same moment the handshakes would cross and both wait out the 5 s retry, so only
-			// the side with the lower key starts; the other turns its keepalive on later.
+			// same moment the handshakes would cross, so only the side with the lower key
+			// starts; the other turns its keepalive on later. (Traffic can still make both
+			// start at once; handshake.go lets only one of two crossing initiations through.)
 			if bytes.Compare(n.pub[:], p.PublicKey[:]) < 0 {
 				fmt.Fprintf(&b, "persistent_keepalive_interval=%d\n", keepaliveSecs)
 			} else {
