@@ -112,6 +112,9 @@ func (d *Devnet) startAdversaries(ctx, runCtx context.Context) error {
 		case "forge":
 			ps = append(ps, &puppet{inv: host()})
 		}
+		// Every device joins before any of them comes online, so that the attack is the one the
+		// issue names: many devices of one owner at once. (Devices that trickle in one at a
+		// time are the documented limit of simultaneous challenges, docs/TRUST.md.)
 		for _, p := range ps {
 			p.d, p.owner, p.log = d, a.Client, kind
 			if err := p.register(ctx); err != nil {
@@ -122,6 +125,8 @@ func (d *Devnet) startAdversaries(ctx, runCtx context.Context) error {
 			if p.cl.DeviceID != "" {
 				a.Devices = append(a.Devices, p.cl.DeviceID)
 			}
+		}
+		for _, p := range ps {
 			d.wwg.Go(func() { p.run(runCtx) })
 		}
 		a.puppets = ps
