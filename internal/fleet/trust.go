@@ -78,7 +78,9 @@ func DevTrust() TrustConfig {
 	// -race; still well apart from what the adversaries need (docs/TRUST.md).
 	t.Table.Slack, t.Table.AllowanceMS = 10, 50
 	t.Probation = 0
-	t.JoinDelayMin, t.JoinDelayMax = 20*time.Millisecond, 150*time.Millisecond
+	// A join is challenged 1.5–2.5 s after it happened: long enough for an owner who brings many
+	// devices at once to have them all online, so that they are challenged together.
+	t.JoinDelayMin, t.JoinDelayMax = 1500*time.Millisecond, 2500*time.Millisecond
 	t.RetryPending, t.Reprove = time.Second, 10*time.Minute
 	t.StartWindow, t.Tick = 5*time.Second, 20*time.Millisecond
 	t.GroupByAddr, t.Calibrate = false, true
