@@ -305,20 +305,33 @@ func (w *world) running(t *testing.T, cl *api.Client, req api.CreateClusterReque
 	return c
 }
 
+// logsOf reads a cluster's whole output: once the cluster has ended it waits until the log says
+// it is complete (every node's worker has shipped its last output), at most 30 s.
 func logsOf(t *testing.T, cl *api.Client, id string) string {
-	l, err := cl.Logs(t.Context(), id, -1, 0, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var b strings.Builder
-	for _, ch := range l.Chunks {
-		for _, line := range strings.SplitAfter(ch.Data, "\n") {
-			if line != "" {
-				fmt.Fprintf(&b, "[%d] %s", ch.Rank, line)
+	var after int64
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		l, err := cl.Logs(t.Context(), id, -1, after, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ch := range l.Chunks {
+			for _, line := range strings.SplitAfter(ch.Data, "\n") {
+				if line != "" {
+					fmt.Fprintf(&b, "[%d] %s", ch.Rank, line)
+				}
 			}
 		}
+		after = l.Next
+		c, err := cl.Cluster(t.Context(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (l.Ended && len(l.Chunks) == 0) || (!strings.Contains("completed terminated failed", c.State) && len(l.Chunks) == 0) || time.Now().After(deadline) {
+			return b.String()
+		}
 	}
-	return b.String()
 }
 
 func meshIP(network string, rank int) string {

@@ -82,6 +82,16 @@ func (m *Market) LeaseStatus(ctx context.Context, dev iog.Device, leaseID string
 	}
 	now := m.cfg.Now()
 	defer m.bumpMesh(ctx, l.ClusterID) // the cluster's watchers, and its nodes' mesh peers
+	if iog.LeaseState(r.State) != iog.LeaseRunning {
+		// The worker ships a node's output before it reports the end, so from here on the
+		// node's log is complete, even when the coordinator had ended the lease first.
+		defer func() {
+			if err := m.db.MarkReported(ctx, l.ID); err != nil {
+				m.cfg.Log.Error("mark lease reported", "lease", l.ID, "err", err)
+			}
+			m.clusters.Bump(l.ClusterID + "/logs")
+		}()
+	}
 	switch iog.LeaseState(r.State) {
 	case iog.LeaseRunning:
 		ok, err := m.db.StartLease(ctx, l.ID, now)
@@ -430,6 +440,10 @@ func (m *Market) AppendLogs(ctx context.Context, dev iog.Device, leaseID string,
 	return err
 }
 
+// LogGrace is how long after a cluster's end its log waits for nodes whose workers have not
+// reported (a lost worker never will).
+const LogGrace = 10 * time.Second
+
 // Logs returns a page of a cluster's output after the cursor, waiting up to wait for some.
 func (m *Market) Logs(ctx context.Context, acct iog.Account, id string, rank int, after int64, wait time.Duration) (api.Logs, error) {
 	if _, err := m.owned(ctx, acct, id); err != nil {
@@ -451,9 +465,17 @@ func (m *Market) Logs(ctx context.Context, acct iog.Account, id string, rank int
 			out.Chunks = append(out.Chunks, api.LogChunk{Rank: ranks[i], Seq: ch.Seq, Stream: ch.Stream, Data: ch.Data, At: ch.At})
 			out.Next = ch.Seq
 		}
-		// Ended means: nothing more will come. Workers flush output before reporting exit, so
-		// once the cluster has ended and this page is short, the log is complete.
+		// Ended means: nothing more will come. Workers ship a node's output before reporting its
+		// end, so the log is complete once the cluster has ended and every node that ran has
+		// reported — or, for nodes whose worker is gone, after a grace period.
 		out.Ended = c.State.Ended() && len(chunks) < logPageDefault
+		if out.Ended && m.cfg.Now().Sub(c.EndedAt) < LogGrace {
+			n, err := m.db.Unreported(ctx, id)
+			if err != nil {
+				return api.Logs{}, err
+			}
+			out.Ended = n == 0
+		}
 		if len(out.Chunks) > 0 || out.Ended || wait <= 0 {
 			return out, nil
 		}

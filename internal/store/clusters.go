@@ -333,3 +333,21 @@ func (s *DB) LogBytes(ctx context.Context, leaseID string) (int64, error) {
 	err := s.db.QueryRowContext(ctx, `SELECT COALESCE(SUM(LENGTH(data)), 0) FROM log_chunks WHERE lease_id = $1`, leaseID).Scan(&n)
 	return n, err
 }
+
+// MarkReported records that a lease's worker reported its end, after shipping its output.
+func (s *DB) MarkReported(ctx context.Context, leaseID string) error {
+	if _, err := s.db.ExecContext(ctx, `UPDATE leases SET reported = 1 WHERE id = $1`, leaseID); err != nil {
+		return fmt.Errorf("store: mark reported: %w", err)
+	}
+	return nil
+}
+
+// Unreported counts a cluster's leases that started but whose worker has not reported their end.
+func (s *DB) Unreported(ctx context.Context, clusterID string) (int, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM leases WHERE cluster_id = $1 AND started_at > 0 AND reported = 0`, clusterID).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("store: unreported leases: %w", err)
+	}
+	return n, nil
+}
