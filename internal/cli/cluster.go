@@ -3,7 +3,6 @@ package cli
 import (
 	"fmt"
 	"io"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -89,28 +88,11 @@ func (f *createFlags) request(command []string) (api.CreateClusterRequest, error
 		Image:       f.image,
 		Command:     command,
 	}
-	if !slices.Contains(clusterTypes(), r.Type) {
-		return r, usageErrorf("--type %q: want one of %s", f.typ, strings.Join(clusterTypes(), ", "))
-	}
-	if r.Nodes < 1 {
-		return r, usageErrorf("--nodes must be at least 1")
-	}
-	if r.GPUsPerNode < 0 {
-		return r, usageErrorf("--gpus-per-node must not be negative")
-	}
-	if r.Hours < 1 {
-		return r, usageErrorf("--hours must be at least 1")
+	if err := checkRequest(&r, f.typ, f.currency, f.commit, f.tier); err != nil {
+		return r, err
 	}
 	if r.MaxPrice != "" && !isDecimal(r.MaxPrice) {
 		return r, usageErrorf("--max-price %q: want a price per hour, like 2.50", r.MaxPrice)
-	}
-	var err error
-	if r.Currency, err = currencyFlag(f.currency); err != nil {
-		return r, err
-	}
-	r.Tier = f.tier
-	if r.Commitment, err = commitFlag(f.commit); err != nil {
-		return r, err
 	}
 	for _, kv := range f.env {
 		k, v, ok := strings.Cut(kv, "=")

@@ -35,27 +35,34 @@ func (f *quoteFlags) request() (api.CreateClusterRequest, error) {
 		Region:      f.region,
 		Hours:       f.hours,
 	}
-	if !slices.Contains(clusterTypes(), r.Type) {
-		return r, usageErrorf("--type %q: want one of %s", f.typ, strings.Join(clusterTypes(), ", "))
-	}
-	if r.Nodes < 1 {
-		return r, usageErrorf("--nodes must be at least 1")
-	}
-	if r.GPUsPerNode < 0 {
-		return r, usageErrorf("--gpus-per-node must not be negative")
-	}
-	if r.Hours < 1 {
-		return r, usageErrorf("--hours must be at least 1")
-	}
-	var err error
-	if r.Currency, err = currencyFlag(f.currency); err != nil {
-		return r, err
-	}
-	r.Tier = f.tier
-	if r.Commitment, err = commitFlag(f.commit); err != nil {
+	if err := checkRequest(&r, f.typ, f.currency, f.commit, f.tier); err != nil {
 		return r, err
 	}
 	return r, nil
+}
+
+// checkRequest validates the flags that quotes and cluster creation share and fills in the
+// request's currency, commitment and tier.
+func checkRequest(r *api.CreateClusterRequest, typ, currency, commit, tier string) error {
+	if !slices.Contains(clusterTypes(), r.Type) {
+		return usageErrorf("--type %q: want one of %s", typ, strings.Join(clusterTypes(), ", "))
+	}
+	if r.Nodes < 1 {
+		return usageErrorf("--nodes must be at least 1")
+	}
+	if r.GPUsPerNode < 0 {
+		return usageErrorf("--gpus-per-node must not be negative")
+	}
+	if r.Hours < 1 {
+		return usageErrorf("--hours must be at least 1")
+	}
+	var err error
+	if r.Currency, err = currencyFlag(currency); err != nil {
+		return err
+	}
+	r.Tier = tier
+	r.Commitment, err = commitFlag(commit)
+	return err
 }
 
 func (a *app) quoteCmd() *cobra.Command {

@@ -4,23 +4,19 @@ package coordinator_test
 
 import (
 	"context"
-	"crypto/rand"
-	"database/sql"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
-
-	_ "github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/iognet/iog/internal/iog"
 	"github.com/iognet/iog/internal/ledger"
 	"github.com/iognet/iog/internal/pricing"
 	"github.com/iognet/iog/internal/store"
+	"github.com/iognet/iog/internal/store/storetest"
 )
 
 func buildIog(t *testing.T) string {
@@ -32,25 +28,6 @@ func buildIog(t *testing.T) string {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	return bin
-}
-
-func pgDSN(t *testing.T) string {
-	t.Helper()
-	base := os.Getenv("IOG_TEST_POSTGRES")
-	if base == "" {
-		t.Fatal("IOG_TEST_POSTGRES is not set: integration tests need PostgreSQL (.ci/run starts it)")
-	}
-	schema := "crash_" + strings.ToLower(rand.Text()[:10])
-	admin, err := sql.Open("pgx", base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { admin.Close() })
-	if _, err := admin.ExecContext(t.Context(), "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _, _ = admin.Exec("DROP SCHEMA " + schema + " CASCADE") })
-	return base + "&search_path=" + schema
 }
 
 const (
@@ -204,5 +181,5 @@ func TestKillDuringSettlementSQLite(t *testing.T) {
 }
 
 func TestKillDuringSettlementPostgres(t *testing.T) {
-	crashDuringSettlement(t, pgDSN(t))
+	crashDuringSettlement(t, storetest.PostgresDSN(t))
 }

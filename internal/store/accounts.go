@@ -46,7 +46,7 @@ func (s *DB) AddAPIKey(ctx context.Context, accountID, hash, prefix string, now 
 
 const accountCols = `a.id, a.name, a.roles, a.created_at`
 
-func scanAccount(row interface{ Scan(...any) error }) (iog.Account, error) {
+func scanAccount(row scanner) (iog.Account, error) {
 	var a iog.Account
 	var roles string
 	var created int64

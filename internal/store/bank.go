@@ -53,22 +53,13 @@ func (s *DB) CreateWithdrawal(ctx context.Context, w Withdrawal, p iog.Posting) 
 }
 
 func (s *DB) withdrawalsWhere(ctx context.Context, where string, args ...any) ([]Withdrawal, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, device_id, amount, requested_at, unlock_at, state FROM stake_withdrawals WHERE `+where, args...)
-	if err != nil {
-		return nil, fmt.Errorf("store: withdrawals: %w", err)
-	}
-	defer rows.Close()
-	var out []Withdrawal
-	for rows.Next() {
+	return queryAll(ctx, s.db, "withdrawals", func(r scanner) (Withdrawal, error) {
 		var w Withdrawal
 		var amt, req, unl int64
-		if err := rows.Scan(&w.ID, &w.DeviceID, &amt, &req, &unl, &w.State); err != nil {
-			return nil, err
-		}
+		err := r.Scan(&w.ID, &w.DeviceID, &amt, &req, &unl, &w.State)
 		w.Amount, w.RequestedAt, w.UnlockAt = iog.Amount(amt), tm(req), tm(unl)
-		out = append(out, w)
-	}
-	return out, rows.Err()
+		return w, err
+	}, `SELECT id, device_id, amount, requested_at, unlock_at, state FROM stake_withdrawals WHERE `+where, args...)
 }
 
 // Withdrawals lists a device's withdrawals still cooling.
@@ -108,23 +99,14 @@ func (s *DB) RecordBlock(ctx context.Context, b BlockRow, postings ...iog.Postin
 }
 
 func (s *DB) blocksWhere(ctx context.Context, where string, args ...any) ([]BlockRow, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT number, start_at, end_at, emission, minted, detail, created_at FROM blocks WHERE `+where, args...)
-	if err != nil {
-		return nil, fmt.Errorf("store: blocks: %w", err)
-	}
-	defer rows.Close()
-	var out []BlockRow
-	for rows.Next() {
+	return queryAll(ctx, s.db, "blocks", func(r scanner) (BlockRow, error) {
 		var b BlockRow
 		var st, en, em, mi, cr int64
 		var d string
-		if err := rows.Scan(&b.Number, &st, &en, &em, &mi, &d, &cr); err != nil {
-			return nil, err
-		}
+		err := r.Scan(&b.Number, &st, &en, &em, &mi, &d, &cr)
 		b.Start, b.End, b.Emission, b.Minted, b.Detail, b.CreatedAt = tm(st), tm(en), iog.Amount(em), iog.Amount(mi), []byte(d), tm(cr)
-		out = append(out, b)
-	}
-	return out, rows.Err()
+		return b, err
+	}, `SELECT number, start_at, end_at, emission, minted, detail, created_at FROM blocks WHERE `+where, args...)
 }
 
 // Block returns one block.
@@ -188,22 +170,13 @@ func (s *DB) CreateSlash(ctx context.Context, sl Slash, postings ...iog.Posting)
 }
 
 func (s *DB) slashesWhere(ctx context.Context, where string, args ...any) ([]Slash, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, device_id, owner_id, stake, rewards, reason, at, appeal_until, state, resolved_at FROM slashes WHERE `+where, args...)
-	if err != nil {
-		return nil, fmt.Errorf("store: slashes: %w", err)
-	}
-	defer rows.Close()
-	var out []Slash
-	for rows.Next() {
+	return queryAll(ctx, s.db, "slashes", func(r scanner) (Slash, error) {
 		var sl Slash
 		var st, rw, at, ap, rs int64
-		if err := rows.Scan(&sl.ID, &sl.DeviceID, &sl.OwnerID, &st, &rw, &sl.Reason, &at, &ap, &sl.State, &rs); err != nil {
-			return nil, err
-		}
+		err := r.Scan(&sl.ID, &sl.DeviceID, &sl.OwnerID, &st, &rw, &sl.Reason, &at, &ap, &sl.State, &rs)
 		sl.Stake, sl.Rewards, sl.At, sl.AppealUntil, sl.ResolvedAt = iog.Amount(st), iog.Amount(rw), tm(at), tm(ap), tm(rs)
-		out = append(out, sl)
-	}
-	return out, rows.Err()
+		return sl, err
+	}, `SELECT id, device_id, owner_id, stake, rewards, reason, at, appeal_until, state, resolved_at FROM slashes WHERE `+where, args...)
 }
 
 // Slashes lists slashes of an owner ("" for all), newest first.

@@ -6,10 +6,11 @@ import (
 	"testing"
 
 	"github.com/iognet/iog/internal/store"
+	"github.com/iognet/iog/internal/store/storetest"
 )
 
 func postgresBench(b *testing.B) *store.DB {
-	db, err := store.Open(b.Context(), postgresDSNB(b))
+	db, err := store.Open(b.Context(), storetest.PostgresDSN(b))
 	if err != nil {
 		b.Fatal(err)
 	}

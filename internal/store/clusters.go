@@ -104,7 +104,7 @@ func (s *DB) AddLease(ctx context.Context, clusterID string, l iog.Lease, postin
 
 const clusterCols = `id, owner_id, spec, state, reason, degraded, created_at, started_at, ended_at, expires_at, currency, quote`
 
-func scanCluster(row interface{ Scan(...any) error }) (iog.Cluster, error) {
+func scanCluster(row scanner) (iog.Cluster, error) {
 	var c iog.Cluster
 	var spec, state, cur, quote string
 	var degraded int
@@ -122,20 +122,7 @@ func scanCluster(row interface{ Scan(...any) error }) (iog.Cluster, error) {
 }
 
 func (s *DB) clusterWhere(ctx context.Context, where string, args ...any) ([]iog.Cluster, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+clusterCols+` FROM clusters WHERE `+where, args...)
-	if err != nil {
-		return nil, fmt.Errorf("store: clusters: %w", err)
-	}
-	defer rows.Close()
-	var out []iog.Cluster
-	for rows.Next() {
-		c, err := scanCluster(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, s.db, "clusters", scanCluster, `SELECT `+clusterCols+` FROM clusters WHERE `+where, args...)
 }
 
 // Cluster returns one cluster.
@@ -176,7 +163,7 @@ func (s *DB) UpdateCluster(ctx context.Context, c iog.Cluster) error {
 const leaseCols = `id, cluster_id, device_id, rank, state, reason, exit_code, gpus, created_at, started_at, ended_at,
 	price_per_hour, prepaid, settled_minutes, settled, closed, supplier_id`
 
-func scanLease(row interface{ Scan(...any) error }) (iog.Lease, error) {
+func scanLease(row scanner) (iog.Lease, error) {
 	var l iog.Lease
 	var state, gpus string
 	var code sql.NullInt64
@@ -200,20 +187,7 @@ func scanLease(row interface{ Scan(...any) error }) (iog.Lease, error) {
 }
 
 func (s *DB) leaseWhere(ctx context.Context, where string, args ...any) ([]iog.Lease, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+leaseCols+` FROM leases WHERE `+where, args...)
-	if err != nil {
-		return nil, fmt.Errorf("store: leases: %w", err)
-	}
-	defer rows.Close()
-	var out []iog.Lease
-	for rows.Next() {
-		l, err := scanLease(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, l)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, s.db, "leases", scanLease, `SELECT `+leaseCols+` FROM leases WHERE `+where, args...)
 }
 
 // Lease returns one lease.

@@ -67,7 +67,7 @@ func insertEvent(ctx context.Context, q querier, id string, at time.Time, st iog
 const deviceCols = `id, owner_id, name, public_key, status, status_reason, region, gpu_model, gpu_count,
 	ask_per_hour, paused, shared_host, inventory, addr, data_plane, created_at, last_seen_at, tier, up_since`
 
-func scanDevice(row interface{ Scan(...any) error }) (iog.Device, error) {
+func scanDevice(row scanner) (iog.Device, error) {
 	var d iog.Device
 	var status, inv string
 	var ask, created, seen, up int64
@@ -81,20 +81,7 @@ func scanDevice(row interface{ Scan(...any) error }) (iog.Device, error) {
 }
 
 func (s *DB) deviceWhere(ctx context.Context, where string, args ...any) ([]iog.Device, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+deviceCols+` FROM devices WHERE deleted = 0 AND `+where, args...)
-	if err != nil {
-		return nil, fmt.Errorf("store: devices: %w", err)
-	}
-	defer rows.Close()
-	var out []iog.Device
-	for rows.Next() {
-		d, err := scanDevice(rows)
-		if err != nil {
-			return nil, fmt.Errorf("store: scan device: %w", err)
-		}
-		out = append(out, d)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, s.db, "devices", scanDevice, `SELECT `+deviceCols+` FROM devices WHERE deleted = 0 AND `+where, args...)
 }
 
 // Device returns one device.

@@ -223,38 +223,19 @@ func (s *DB) LedgerFacts(ctx context.Context) (ledger.Facts, error) {
 }
 
 func queryBalances(ctx context.Context, q querier, query string, args ...any) ([]AccountBalance, error) {
-	rows, err := q.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, fmt.Errorf("store: balances: %w", err)
-	}
-	defer rows.Close()
-	var out []AccountBalance
-	for rows.Next() {
+	return queryAll(ctx, q, "balances", func(r scanner) (AccountBalance, error) {
 		var b AccountBalance
 		var c string
 		var v int64
-		if err := rows.Scan(&b.Account, &c, &v); err != nil {
-			return nil, err
-		}
+		err := r.Scan(&b.Account, &c, &v)
 		b.Currency, b.Balance = iog.Currency(c), iog.Amount(v)
-		out = append(out, b)
-	}
-	return out, rows.Err()
+		return b, err
+	}, query, args...)
 }
 
 func strings1(ctx context.Context, q querier, query string, args ...any) ([]string, error) {
-	rows, err := q.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, fmt.Errorf("store: %w", err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
+	return queryAll(ctx, q, "ledger facts", func(r scanner) (string, error) {
 		var s string
-		if err := rows.Scan(&s); err != nil {
-			return nil, err
-		}
-		out = append(out, s)
-	}
-	return out, rows.Err()
+		return s, r.Scan(&s)
+	}, query, args...)
 }

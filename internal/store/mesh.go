@@ -79,7 +79,7 @@ func (s *DB) MeshNetwork(ctx context.Context, clusterID string, now time.Time) (
 
 const meshCols = `id, cluster_id, lease_id, kind, slot, public_key, token_hash, endpoints, observed, created_at`
 
-func scanMember(row interface{ Scan(...any) error }) (iog.MeshMember, error) {
+func scanMember(row scanner) (iog.MeshMember, error) {
 	var m iog.MeshMember
 	var eps string
 	var created int64
@@ -124,20 +124,7 @@ func (s *DB) JoinMesh(ctx context.Context, m iog.MeshMember) error {
 
 // MeshMembers lists a cluster's members by slot.
 func (s *DB) MeshMembers(ctx context.Context, clusterID string) ([]iog.MeshMember, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+meshCols+` FROM mesh_members WHERE cluster_id = $1 ORDER BY slot`, clusterID)
-	if err != nil {
-		return nil, fmt.Errorf("store: mesh members: %w", err)
-	}
-	defer rows.Close()
-	var out []iog.MeshMember
-	for rows.Next() {
-		m, err := scanMember(rows)
-		if err != nil {
-			return nil, fmt.Errorf("store: mesh members: %w", err)
-		}
-		out = append(out, m)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, s.db, "mesh members", scanMember, `SELECT `+meshCols+` FROM mesh_members WHERE cluster_id = $1 ORDER BY slot`, clusterID)
 }
 
 // MeshMemberByToken finds the member whose probe token hashes to hash (EUNAUTHORIZED if none).

@@ -143,6 +143,27 @@ func (s *DB) tx(ctx context.Context, fn func(q querier) error) error {
 	return nil
 }
 
+// scanner is a row of *sql.Rows or a *sql.Row.
+type scanner interface{ Scan(...any) error }
+
+// queryAll runs a query and scans every row with scan; what names the rows in errors.
+func queryAll[T any](ctx context.Context, q querier, what string, scan func(scanner) (T, error), query string, args ...any) ([]T, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: %s: %w", what, err)
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store: scan %s: %w", what, err)
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
 // guarded runs one state-changing statement and, only when it changed exactly one row, the
 // postings that pay for that change, all in one transaction. It is how every money step is
 // made idempotent: the statement's WHERE clause is the guard (an expected previous state, or

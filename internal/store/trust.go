@@ -73,7 +73,7 @@ func (s *DB) CreateProofs(ctx context.Context, ps []iog.Proof) error {
 const proofCols = `id, device_id, round_id, class, units, threads, params, nonce, epoch, issued_at, start_by, started_at,
 	answered_at, expected_ms, min_ms, deadline_ms, elapsed_ms, result, reason`
 
-func scanProof(row interface{ Scan(...any) error }) (iog.Proof, error) {
+func scanProof(row scanner) (iog.Proof, error) {
 	var p iog.Proof
 	var units, params, result string
 	var issued, startBy, started, answered int64
@@ -88,20 +88,7 @@ func scanProof(row interface{ Scan(...any) error }) (iog.Proof, error) {
 }
 
 func (s *DB) proofsWhere(ctx context.Context, where string, args ...any) ([]iog.Proof, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+proofCols+` FROM proofs WHERE `+where, args...)
-	if err != nil {
-		return nil, fmt.Errorf("store: proofs: %w", err)
-	}
-	defer rows.Close()
-	var out []iog.Proof
-	for rows.Next() {
-		p, err := scanProof(rows)
-		if err != nil {
-			return nil, fmt.Errorf("store: scan proof: %w", err)
-		}
-		out = append(out, p)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, s.db, "proofs", scanProof, `SELECT `+proofCols+` FROM proofs WHERE `+where, args...)
 }
 
 // Proof returns one proof.
