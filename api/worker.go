@@ -99,6 +99,10 @@ type LeaseStatusRequest struct {
 // LogAppendRequest appends output of a node.
 type LogAppendRequest struct {
 	Chunks []LogAppend `json:"chunks" maxItems:"256"`
+	// Batch identifies this batch among the lease's batches (the worker's own id, unique per
+	// batch, the same on every retry of it), so that a retried batch is stored once. Optional:
+	// without it every request is stored.
+	Batch string `json:"batch,omitempty" maxLength:"64"`
 }
 
 // LogAppend is one chunk to append.

@@ -279,7 +279,7 @@ func TestMoneyLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.verify(t)
-	if err := e.c.Market.Expire(ctx); err != nil {
+	if err := e.c.Market.Reconcile(ctx); err != nil {
 		t.Fatal(err)
 	}
 	e.verify(t)

@@ -80,7 +80,7 @@ func scenario(t *testing.T, seed uint64, steps int) []iog.Posting {
 			if err := e.c.Market.Settle(ctx); err != nil {
 				t.Fatalf("step %d: settle: %v", step, err)
 			}
-			if err := e.c.Market.Expire(ctx); err != nil {
+			if err := e.c.Market.Reconcile(ctx); err != nil {
 				t.Fatal(err)
 			}
 			e.c.Fleet.CheckLiveness(ctx)

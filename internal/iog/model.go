@@ -133,6 +133,9 @@ type Cluster struct {
 	ExpiresAt time.Time
 	Currency  Currency
 	Quote     []byte // the quote the renter paid, as JSON
+	// Rev counts the changes to the cluster's state and its leases' states. Every decision
+	// taken on what was read is written only if Rev is still what was read (compare-and-set).
+	Rev int64
 }
 
 // LeaseState is one node's state.
@@ -168,6 +171,8 @@ type Lease struct {
 	SettledMinutes int64
 	Settled        Amount
 	Closed         bool   // settled and refunded for good
+	// Handled: the market has answered this node's loss (replaced it, or carried on degraded).
+	Handled bool
 	SupplierID     string // the device owner at placement
 	CreatedAt      time.Time
 	StartedAt      time.Time

@@ -3,7 +3,6 @@ package market
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"sort"
 	"strconv"
 	"strings"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/iognet/iog/api"
 	"github.com/iognet/iog/internal/iog"
+	"github.com/iognet/iog/internal/store"
 )
 
 func decodeInventory(d iog.Device) (api.Inventory, error) {
@@ -31,7 +31,8 @@ func (m *Market) owned(ctx context.Context, acct iog.Account, id string) (iog.Cl
 	return c, nil
 }
 
-// Terminate ends a cluster now; its nodes are stopped on their workers.
+// Terminate ends a cluster now; its nodes are stopped on their workers and their unspent time
+// is refunded in the same transaction.
 func (m *Market) Terminate(ctx context.Context, acct iog.Account, id string) (api.Cluster, error) {
 	c, err := m.owned(ctx, acct, id)
 	if err != nil {
@@ -40,105 +41,73 @@ func (m *Market) Terminate(ctx context.Context, acct iog.Account, id string) (ap
 	if c.State.Ended() {
 		return api.Cluster{}, iog.Errorf(iog.ECONFLICT, "cluster %s already %s", id, c.State)
 	}
-	if err := m.end(ctx, c, iog.ClusterTerminated, "terminated by "+acct.Name, iog.LeaseStopped); err != nil {
+	work, cancel := detach(ctx)
+	defer cancel()
+	ok, err := m.endCluster(work, id, store.AnyRev, iog.ClusterTerminated, "terminated by "+acct.Name)
+	if err != nil {
 		return api.Cluster{}, err
 	}
-	return m.View(ctx, id)
+	if !ok {
+		// It ended meanwhile (a node's failure, expiry): that end stands.
+		if c, err = m.db.Cluster(work, id); err != nil {
+			return api.Cluster{}, err
+		}
+		return api.Cluster{}, iog.Errorf(iog.ECONFLICT, "cluster %s already %s", id, c.State)
+	}
+	m.bumpMesh(work, id)
+	return m.View(work, id)
 }
 
-// end moves a cluster to a final state and ends every active lease with leaseState.
-func (m *Market) end(ctx context.Context, c iog.Cluster, st iog.ClusterState, reason string, leaseState iog.LeaseState) error {
-	now := m.cfg.Now()
-	c.State, c.Reason, c.EndedAt = st, reason, now
-	if err := m.db.UpdateCluster(ctx, c); err != nil {
-		return err
-	}
-	leases, err := m.db.Leases(ctx, c.ID)
-	if err != nil {
-		return err
-	}
-	var devs []string
-	for _, l := range leases {
-		if !l.State.Active() {
-			continue
-		}
-		if _, err := m.db.EndLease(ctx, l.ID, leaseState, reason, nil, now); err != nil {
-			return err
-		}
-		m.settleLease(ctx, l.ID)
-		devs = append(devs, l.DeviceID)
-	}
-	m.cfg.Devices.Bump(devs...)
-	m.clusters.Bump(c.ID)
-	m.cfg.Log.Info("cluster ended", "cluster", c.ID, "state", st, "reason", reason)
-	return nil
-}
-
-// LeaseStatus applies a worker's report about one of its own leases.
+// LeaseStatus applies a worker's report about one of its own leases. The change to the lease
+// is one compare-and-set; the cluster's reaction to it runs detached from the worker's
+// request, and what it leaves undone (a crash) the reconcile pass finishes.
 func (m *Market) LeaseStatus(ctx context.Context, dev iog.Device, leaseID string, r api.LeaseStatusRequest) error {
 	l, err := m.deviceLease(ctx, dev, leaseID)
 	if err != nil {
 		return err
 	}
-	now := m.cfg.Now()
-	defer m.bumpMesh(ctx, l.ClusterID) // the cluster's watchers, and its nodes' mesh peers
-	if iog.LeaseState(r.State) != iog.LeaseRunning {
-		// The worker ships a node's output before it reports the end, so from here on the
-		// node's log is complete, even when the coordinator had ended the lease first.
-		defer func() {
-			if err := m.db.MarkReported(ctx, l.ID); err != nil {
-				m.cfg.Log.Error("mark lease reported", "lease", l.ID, "err", err)
-			}
-			m.clusters.Bump(l.ClusterID + "/logs")
-		}()
-	}
-	switch iog.LeaseState(r.State) {
+	st := iog.LeaseState(r.State)
+	end := store.LeaseEnd{State: st, ExitCode: r.ExitCode, At: m.cfg.Now()}
+	switch st {
 	case iog.LeaseRunning:
-		ok, err := m.db.StartLease(ctx, l.ID, now)
-		if err != nil || !ok {
-			return err
-		}
-		return m.maybeRunning(ctx, l.ClusterID)
 	case iog.LeaseExited:
 		if r.ExitCode == nil {
 			return iog.Errorf(iog.EINVALID, "exited needs exit_code")
 		}
-		why := "exited with code " + strconv.Itoa(*r.ExitCode)
-		ok, err := m.db.EndLease(ctx, l.ID, iog.LeaseExited, why, r.ExitCode, now)
-		if err != nil || !ok {
-			return err
-		}
-		m.settleLease(ctx, l.ID)
-		m.cfg.Devices.Bump(dev.ID)
-		if *r.ExitCode != 0 {
-			return m.failCluster(ctx, l.ClusterID, fmt.Sprintf("node %d on device %s %s", l.Rank, dev.ID, why))
-		}
-		if l.Rank == 0 {
-			if done, err := m.rayHeadDone(ctx, l.ClusterID); done || err != nil {
-				return err
-			}
-		}
-		return m.maybeCompleted(ctx, l.ClusterID)
+		end.Reason = "exited with code " + strconv.Itoa(*r.ExitCode)
 	case iog.LeaseFailed, iog.LeaseStopped:
-		msg := strings.TrimSpace(r.Message)
-		if msg == "" {
-			msg = "no reason given"
+		// A worker that stops (shuts down) loses its nodes: like a lost device, the node is
+		// replaced or the cluster carries on degraded (decide); a failed node fails the cluster.
+		end.Reason = strings.TrimSpace(r.Message)
+		if end.Reason == "" {
+			end.Reason = "no reason given"
 		}
-		st := iog.LeaseState(r.State)
-		ok, err := m.db.EndLease(ctx, l.ID, st, msg, r.ExitCode, now)
-		if err != nil || !ok {
-			return err
-		}
-		m.settleLease(ctx, l.ID)
-		m.cfg.Devices.Bump(dev.ID)
-		verb := "failed"
-		if st == iog.LeaseStopped {
-			verb = "stopped"
-		}
-		return m.failCluster(ctx, l.ClusterID, fmt.Sprintf("node %d on device %s %s: %s", l.Rank, dev.ID, verb, msg))
 	default:
 		return iog.Errorf(iog.EINVALID, "unknown lease state %q", r.State)
 	}
+	work, cancel := detach(ctx)
+	defer cancel()
+	defer m.bumpMesh(work, l.ClusterID) // the cluster's watchers, and its nodes' mesh peers
+	if st == iog.LeaseRunning {
+		ok, err := m.db.StartLease(work, l.ID, end.At)
+		if err != nil || !ok {
+			return err
+		}
+		if err := m.react(work, l.ClusterID); err != nil {
+			m.cfg.Log.Error("react to a node's start", "cluster", l.ClusterID, "lease", l.ID, "err", err)
+		}
+		return nil
+	}
+	// The worker ships a node's output before it reports the end, so from here on the node's
+	// log is complete, even when the coordinator had ended the lease first.
+	defer func() {
+		if err := m.db.MarkReported(work, l.ID); err != nil {
+			m.cfg.Log.Error("mark lease reported", "lease", l.ID, "err", err)
+		}
+		m.clusters.Bump(l.ClusterID + "/logs")
+	}()
+	_, err = m.endLease(work, l, end)
+	return err
 }
 
 // deviceLease loads a lease and checks that it is the calling device's.
@@ -153,180 +122,46 @@ func (m *Market) deviceLease(ctx context.Context, dev iog.Device, leaseID string
 	return l, nil
 }
 
-func (m *Market) maybeRunning(ctx context.Context, clusterID string) error {
-	c, err := m.db.Cluster(ctx, clusterID)
-	if err != nil || c.State != iog.ClusterDeploying {
-		return err
-	}
-	leases, err := m.db.Leases(ctx, clusterID)
-	if err != nil {
-		return err
-	}
-	for _, l := range leases {
-		if l.State == iog.LeaseAssigned {
-			return nil
-		}
-	}
-	c.State, c.StartedAt = iog.ClusterRunning, m.cfg.Now()
-	m.cfg.Log.Info("cluster running", "cluster", c.ID, "after", c.StartedAt.Sub(c.CreatedAt))
-	return m.db.UpdateCluster(ctx, c)
-}
-
-func (m *Market) maybeCompleted(ctx context.Context, clusterID string) error {
-	c, err := m.db.Cluster(ctx, clusterID)
-	if err != nil || c.State.Ended() {
-		return err
-	}
-	leases, err := m.db.Leases(ctx, clusterID)
-	if err != nil {
-		return err
-	}
-	for _, l := range leases {
-		if l.State.Active() || l.State != iog.LeaseExited {
-			if l.State.Active() {
-				return nil
-			}
-		}
-	}
-	// Every node has ended. If all exited 0 the job completed; lost nodes leave it failed.
-	var lost []iog.Lease
-	for _, l := range leases {
-		if l.State == iog.LeaseLost {
-			lost = append(lost, l)
-		}
-	}
-	if len(lost) > 0 {
-		return m.end(ctx, c, iog.ClusterFailed, fmt.Sprintf("all nodes ended; node(s) %s were lost", rankList(lost)), iog.LeaseStopped)
-	}
-	return m.end(ctx, c, iog.ClusterCompleted, "all nodes exited with code 0", iog.LeaseStopped)
-}
-
-// rayHeadDone completes a ray cluster whose head (node 0) exited with code 0: with a command
-// that is the driver finishing the renter's job, and without one the Ray cluster is gone either
-// way. The other nodes' Ray processes are stopped; a worker node's own exit would otherwise
-// fail the cluster once it noticed the head had gone.
-func (m *Market) rayHeadDone(ctx context.Context, clusterID string) (bool, error) {
-	c, err := m.db.Cluster(ctx, clusterID)
-	if err != nil || c.State.Ended() || c.Spec.Type != iog.TypeRay {
-		return false, err
-	}
-	why := "the Ray head (node 0) exited with code 0"
-	if len(c.Spec.Command) > 0 {
-		why = "the Ray job on node 0 exited with code 0"
-	}
-	return true, m.end(ctx, c, iog.ClusterCompleted, why, iog.LeaseStopped)
-}
-
-func (m *Market) failCluster(ctx context.Context, clusterID, reason string) error {
-	c, err := m.db.Cluster(ctx, clusterID)
-	if err != nil || c.State.Ended() {
-		return err
-	}
-	return m.end(ctx, c, iog.ClusterFailed, reason, iog.LeaseStopped)
-}
-
-// DeviceDown marks a down device's nodes lost. A cluster that loses its head, or every node,
-// fails; otherwise it carries on degraded with the reason.
+// DeviceDown marks a down device's nodes lost, each with its unspent share refunded at once;
+// each cluster then reacts (decide): a lost head, a gang's node or the last node fails it, a
+// lost worker node is replaced or the cluster carries on degraded, with the reason.
 func (m *Market) DeviceDown(ctx context.Context, deviceID, reason string) {
-	leases, err := m.db.ActiveLeases(ctx, deviceID)
+	work, cancel := detach(ctx)
+	defer cancel()
+	leases, err := m.db.ActiveLeases(work, deviceID)
 	if err != nil {
 		m.cfg.Log.Error("device down: leases", "device", deviceID, "err", err)
 		return
 	}
-	now := m.cfg.Now()
 	for _, l := range leases {
-		if _, err := m.db.EndLease(ctx, l.ID, iog.LeaseLost, reason, nil, now); err != nil {
+		if _, err := m.endLease(work, l, store.LeaseEnd{State: iog.LeaseLost, Reason: reason, At: m.cfg.Now()}); err != nil {
 			m.cfg.Log.Error("device down: end lease", "lease", l.ID, "err", err)
 			continue
 		}
-		m.settleLease(ctx, l.ID) // the lost node's unspent share goes back at once
-		if err := m.nodeLost(ctx, l, reason); err != nil {
-			m.cfg.Log.Error("device down: cluster", "cluster", l.ClusterID, "err", err)
-		}
-		m.bumpMesh(ctx, l.ClusterID) // the other nodes drop the lost one from their peers
+		m.bumpMesh(work, l.ClusterID) // the other nodes drop the lost one from their peers
 	}
 	m.cfg.Devices.Bump(deviceID)
 }
 
-func (m *Market) nodeLost(ctx context.Context, lost iog.Lease, reason string) error {
-	c, err := m.db.Cluster(ctx, lost.ClusterID)
-	if err != nil || c.State.Ended() {
-		return err
-	}
-	leases, err := m.db.Leases(ctx, c.ID)
-	if err != nil {
-		return err
-	}
-	alive := 0
-	for _, l := range leases {
-		if l.State.Active() {
-			alive++
-		}
-	}
-	why := fmt.Sprintf("node %d lost: %s", lost.Rank, reason)
-	if lost.Rank == 0 || alive == 0 {
-		return m.end(ctx, c, iog.ClusterFailed, why, iog.LeaseStopped)
-	}
-	// A worker node is replaced when a matching device is free; the head is not, because the
-	// other nodes' workloads are bound to it (Ray's head, torch's master).
-	nl, no, err := m.replace(ctx, c, lost)
-	if err != nil {
-		return err
-	}
-	if nl.ID != "" {
-		why += "; replaced by device " + nl.DeviceID
-	} else {
-		c.Degraded = true
-		why += "; not replaced: " + no
-	}
-	if c.Reason != "" {
-		why = c.Reason + "; " + why
-	}
-	c.Reason = why
-	if err := m.db.UpdateCluster(ctx, c); err != nil {
-		return err
-	}
-	m.clusters.Bump(c.ID)
-	return nil
-}
-
-// Expire ends clusters whose paid duration is over.
-func (m *Market) Expire(ctx context.Context) error {
-	cs, err := m.db.OpenClusters(ctx)
-	if err != nil {
-		return err
-	}
-	now := m.cfg.Now()
-	for _, c := range cs {
-		if now.Before(c.ExpiresAt) {
-			continue
-		}
-		if err := m.end(ctx, c, iog.ClusterCompleted, "duration of "+strconv.Itoa(c.Spec.Hours)+"h ended", iog.LeaseStopped); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// Run expires clusters and settles leases until ctx ends. Settlement is idempotent, so several
-// coordinators may run it; lead reports whether this one should (the PostgreSQL leader).
+// Run reconciles clusters and settles leases until ctx ends: once at start (finishing what a
+// crash left undone) and then every tick. Both are idempotent, so several coordinators may run
+// them; lead reports whether this one should (the PostgreSQL leader).
 func (m *Market) Run(ctx context.Context, every time.Duration, lead func() bool) error {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
+		if lead == nil || lead() {
+			if err := m.Reconcile(ctx); err != nil && ctx.Err() == nil {
+				m.cfg.Log.Error("reconcile clusters", "err", err)
+			}
+			if err := m.Settle(ctx); err != nil && ctx.Err() == nil {
+				m.cfg.Log.Error("settle", "err", err)
+			}
+		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
-			if lead != nil && !lead() {
-				continue
-			}
-			if err := m.Expire(ctx); err != nil {
-				m.cfg.Log.Error("expire clusters", "err", err)
-			}
-			if err := m.Settle(ctx); err != nil {
-				m.cfg.Log.Error("settle", "err", err)
-			}
 		}
 	}
 }
@@ -429,7 +264,7 @@ func (m *Market) AppendLogs(ctx context.Context, dev iog.Device, leaseID string,
 		return nil
 	}
 	for try := 0; ; try++ {
-		err = m.db.AppendLogs(ctx, l.ClusterID, l.ID, l.Rank, chunks)
+		err = m.db.AppendLogs(ctx, l.ClusterID, l.ID, l.Rank, r.Batch, chunks)
 		if iog.ErrorCode(err) != iog.ECONFLICT || try == 3 {
 			break
 		}

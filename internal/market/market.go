@@ -61,6 +61,8 @@ type Market struct {
 	// is the guarantee across processes.
 	place sync.Mutex
 	mesh  meshState
+	// reacted: the revision at which each open cluster last needed nothing (outcome.go).
+	reacted reacted
 }
 
 // New returns a Market.

@@ -11,6 +11,7 @@ import (
 	"github.com/iognet/iog/internal/iog"
 	"github.com/iognet/iog/internal/pricing"
 	"github.com/iognet/iog/internal/sched"
+	"github.com/iognet/iog/internal/store"
 )
 
 // utilisation is the share (per-mille) of the devices of the requested class that are hired
@@ -163,71 +164,77 @@ func servedMinutes(l iog.Lease, c iog.Cluster, now time.Time) int64 {
 	return int64(end.Sub(l.StartedAt) / time.Minute)
 }
 
-// settle pays a lease's supplier for the minutes served since the last settlement, and, once
-// the lease has ended, returns what is left of its prepaid share to the renter. Every step is
-// atomic and idempotent, so it can run again after a crash, or on two coordinators at once,
-// without paying anything twice.
+// payment is what pays a lease's supplier for minutes [l.SettledMinutes, served): its gross
+// amount (never more than the lease still holds) and the posting, net of the supplier's fee.
+func payment(l iog.Lease, c iog.Cluster, served int64, now time.Time) (iog.Amount, []iog.Posting, error) {
+	amt := minutesCost(l.PricePerHour, l.SettledMinutes, served)
+	if l.Settled+amt > l.Prepaid {
+		amt = l.Prepaid - l.Settled
+	}
+	if amt <= 0 {
+		return 0, nil, nil
+	}
+	booking, cfee, err := pricing.SupplierFee(amt, pricing.Currency(c.Currency))
+	if err != nil {
+		return 0, nil, err
+	}
+	p := iog.Posting{Key: fmt.Sprintf("settle:%s:%d", l.ID, served), Cause: "lease:" + l.ID, Currency: c.Currency, At: now,
+		Memo:    fmt.Sprintf("minutes %d-%d of node %d", l.SettledMinutes, served, l.Rank),
+		Entries: []iog.Entry{{Account: iog.AccEscrow(c.ID), Amount: -amt}}}
+	if net := amt - booking - cfee; net > 0 {
+		p.Entries = append(p.Entries, iog.Entry{Account: iog.AccWallet(l.SupplierID), Amount: net})
+	}
+	if booking+cfee > 0 {
+		p.Entries = append(p.Entries, iog.Entry{Account: iog.AccTreasury, Amount: booking + cfee})
+	}
+	return amt, []iog.Posting{p}, nil
+}
+
+// closer settles a lease that has ended, as of now: its supplier is paid for the whole minutes
+// served up to its end (never past the cluster's paid end), and what is left of its prepaid
+// share goes back to the renter. The store runs it inside the transaction that ends (or
+// closes) the lease, so the end, the payment and the refund happen once, together.
+func closer(now time.Time) store.Closer {
+	return func(l iog.Lease, c iog.Cluster) (store.Settlement, error) {
+		st := store.Settlement{Minutes: l.SettledMinutes, Amount: l.Settled}
+		if served := servedMinutes(l, c, now); served > l.SettledMinutes {
+			amt, ps, err := payment(l, c, served, now)
+			if err != nil {
+				return st, err
+			}
+			st.Minutes, st.Amount, st.Postings = served, l.Settled+amt, ps
+		}
+		if rest := l.Prepaid - st.Amount; rest > 0 {
+			st.Postings = append(st.Postings, iog.Transfer("refund:"+l.ID, "lease:"+l.ID, c.Currency, now, iog.AccEscrow(c.ID), iog.AccWallet(c.OwnerID), rest,
+				fmt.Sprintf("unspent share of node %d (%s)", l.Rank, l.State)))
+		}
+		return st, nil
+	}
+}
+
+// settle pays a running lease's supplier for the minutes served since the last settlement, and
+// closes an ended lease that is not closed yet (one ended by an older version). Every step is
+// atomic and guarded by what it read, so it can run again after a crash, or on two
+// coordinators at once, without paying anything twice.
 func (m *Market) settle(ctx context.Context, l iog.Lease, c iog.Cluster, now time.Time) error {
 	if l.Closed {
 		return nil
 	}
-	served := servedMinutes(l, c, now)
-	if served > l.SettledMinutes {
-		amt := minutesCost(l.PricePerHour, l.SettledMinutes, served)
-		if l.Settled+amt > l.Prepaid {
-			amt = l.Prepaid - l.Settled
-		}
-		var ps []iog.Posting
-		if amt > 0 {
-			booking, cfee, err := pricing.SupplierFee(amt, pricing.Currency(c.Currency))
-			if err != nil {
-				return err
-			}
-			p := iog.Posting{Key: fmt.Sprintf("settle:%s:%d", l.ID, served), Cause: "lease:" + l.ID, Currency: c.Currency, At: now,
-				Memo:    fmt.Sprintf("minutes %d-%d of node %d", l.SettledMinutes, served, l.Rank),
-				Entries: []iog.Entry{{Account: iog.AccEscrow(c.ID), Amount: -amt}}}
-			if net := amt - booking - cfee; net > 0 {
-				p.Entries = append(p.Entries, iog.Entry{Account: iog.AccWallet(l.SupplierID), Amount: net})
-			}
-			if booking+cfee > 0 {
-				p.Entries = append(p.Entries, iog.Entry{Account: iog.AccTreasury, Amount: booking + cfee})
-			}
-			ps = append(ps, p)
-		}
-		ok, err := m.db.SettleLease(ctx, l.ID, l.SettledMinutes, served, amt, ps...)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return nil // someone else settled meanwhile; the next pass sees the new state
-		}
-		l.SettledMinutes, l.Settled = served, l.Settled+amt
+	if !l.State.Active() {
+		_, err := m.db.CloseLease(ctx, l.ID, closer(now))
+		return err
 	}
-	if l.State.Active() {
+	served := servedMinutes(l, c, now)
+	if served <= l.SettledMinutes {
 		return nil
 	}
-	var ps []iog.Posting
-	if rest := l.Prepaid - l.Settled; rest > 0 {
-		ps = append(ps, iog.Transfer("refund:"+l.ID, "lease:"+l.ID, c.Currency, now, iog.AccEscrow(c.ID), iog.AccWallet(c.OwnerID), rest,
-			fmt.Sprintf("unspent share of node %d (%s)", l.Rank, l.State)))
-	}
-	_, err := m.db.CloseLease(ctx, l.ID, ps...)
-	return err
-}
-
-// settleLease reloads a lease and settles it; used right after a lease ends so that the
-// refund is in the renter's wallet at once.
-func (m *Market) settleLease(ctx context.Context, leaseID string) {
-	l, err := m.db.Lease(ctx, leaseID)
-	if err == nil {
-		var c iog.Cluster
-		if c, err = m.db.Cluster(ctx, l.ClusterID); err == nil {
-			err = m.settle(ctx, l, c, m.cfg.Now())
-		}
-	}
+	amt, ps, err := payment(l, c, served, now)
 	if err != nil {
-		m.cfg.Log.Error("settle lease", "lease", leaseID, "err", err)
+		return err
 	}
+	// A no-op when someone else settled or extended it meanwhile: the next pass sees the new state.
+	_, err = m.db.SettleLease(ctx, l.ID, l.SettledMinutes, served, amt, l.Prepaid, ps...)
+	return err
 }
 
 // Settle runs one billing pass over every lease whose money is not final.
@@ -253,55 +260,42 @@ func (m *Market) Settle(ctx context.Context) error {
 	return nil
 }
 
-// Extend buys more hours for a running cluster at the prices it was placed at.
+// Extend buys more hours for an open cluster at the prices its nodes were placed at: each node
+// open at that moment is charged its share, and the expiry moves by exactly the hours bought,
+// however many extends run at once. The whole rental never exceeds MaxHours.
 func (m *Market) Extend(ctx context.Context, acct iog.Account, id string, hours int) (api.Cluster, error) {
 	c, err := m.owned(ctx, acct, id)
 	if err != nil {
 		return api.Cluster{}, err
 	}
+	if hours < 1 || hours > MaxHours {
+		return api.Cluster{}, iog.Errorf(iog.EINVALID, "hours must be between 1 and %d, got %d", MaxHours, hours)
+	}
 	if c.State.Ended() {
 		return api.Cluster{}, iog.Errorf(iog.ECONFLICT, "cluster %s already %s", id, c.State)
 	}
-	if hours < 1 || c.Spec.Hours+hours > MaxHours {
-		return api.Cluster{}, iog.Errorf(iog.EINVALID, "hours must be between 1 and %d in all", MaxHours)
-	}
-	leases, err := m.db.Leases(ctx, id)
-	if err != nil {
-		return api.Cluster{}, err
-	}
-	extra := map[string]iog.Amount{}
-	var sub iog.Amount
-	for _, l := range leases {
-		if l.Closed || !l.State.Active() {
-			continue
-		}
-		a, err := l.PricePerHour.Mul(int64(hours))
-		if err != nil {
-			return api.Cluster{}, err
-		}
-		extra[l.ID] = a
-		if sub, err = sub.Add(a); err != nil {
-			return api.Cluster{}, err
-		}
-	}
-	booking, cfee, err := pricing.RenterFee(sub, pricing.Currency(c.Currency))
-	if err != nil {
-		return api.Cluster{}, err
-	}
-	now := m.cfg.Now()
-	var ps []iog.Posting
-	if total := sub + booking + cfee; total > 0 {
-		p := iog.Posting{Key: "extend:" + id + ":" + m.newID("op"), Cause: "cluster:" + id, Currency: c.Currency, At: now,
-			Memo: fmt.Sprintf("extend by %d h", hours), Entries: []iog.Entry{{Account: iog.AccWallet(c.OwnerID), Amount: -total}}}
-		if sub > 0 {
-			p.Entries = append(p.Entries, iog.Entry{Account: iog.AccEscrow(id), Amount: sub})
-		}
-		if booking+cfee > 0 {
-			p.Entries = append(p.Entries, iog.Entry{Account: iog.AccTreasury, Amount: booking + cfee})
-		}
-		ps = append(ps, p)
-	}
-	if err := m.db.ExtendCluster(ctx, id, c.ExpiresAt.Add(time.Duration(hours)*time.Hour), extra, ps...); err != nil {
+	x := store.Extension{By: time.Duration(hours) * time.Hour, Max: MaxHours * time.Hour,
+		Share: func(l iog.Lease) (iog.Amount, error) { return l.PricePerHour.Mul(int64(hours)) },
+		Postings: func(c iog.Cluster, sub iog.Amount) ([]iog.Posting, error) {
+			booking, cfee, err := pricing.RenterFee(sub, pricing.Currency(c.Currency))
+			if err != nil {
+				return nil, err
+			}
+			total := sub + booking + cfee
+			if total <= 0 {
+				return nil, nil
+			}
+			p := iog.Posting{Key: "extend:" + id + ":" + m.newID("op"), Cause: "cluster:" + id, Currency: c.Currency, At: m.cfg.Now(),
+				Memo: fmt.Sprintf("extend by %d h", hours), Entries: []iog.Entry{{Account: iog.AccWallet(c.OwnerID), Amount: -total}}}
+			if sub > 0 {
+				p.Entries = append(p.Entries, iog.Entry{Account: iog.AccEscrow(id), Amount: sub})
+			}
+			if booking+cfee > 0 {
+				p.Entries = append(p.Entries, iog.Entry{Account: iog.AccTreasury, Amount: booking + cfee})
+			}
+			return []iog.Posting{p}, nil
+		}}
+	if _, err := m.db.ExtendCluster(ctx, id, x); err != nil {
 		return api.Cluster{}, err
 	}
 	m.clusters.Bump(id)

@@ -16,17 +16,19 @@ const MinReplaceTime = 2 * time.Minute
 
 // replace tries to put a new device in the place of a lost node (DESIGN §4): same rank, same
 // requirements, a device the cluster has not used yet. The renter pays for the time left at the
-// new device's rate (the lost node's unspent share was refunded already). It returns the new
-// lease, or why there is none.
-func (m *Market) replace(ctx context.Context, c iog.Cluster, lost iog.Lease) (iog.Lease, string, error) {
+// new device's rate (the lost node's unspent share was refunded when it ended). The new lease
+// is added only if the cluster is still at c.Rev, with why (and the device) as its reason. It
+// reports whether the node was replaced, or why it cannot be; neither means that the cluster
+// changed meanwhile.
+func (m *Market) replace(ctx context.Context, c iog.Cluster, lost iog.Lease, why string) (bool, string, error) {
 	now := m.cfg.Now()
 	left := c.ExpiresAt.Sub(now)
 	if left < MinReplaceTime {
-		return iog.Lease{}, fmt.Sprintf("under %s of paid time left", MinReplaceTime), nil
+		return false, fmt.Sprintf("under %s of paid time left", MinReplaceTime), nil
 	}
 	leases, err := m.db.Leases(ctx, c.ID)
 	if err != nil {
-		return iog.Lease{}, "", err
+		return false, "", err
 	}
 	used := map[string]bool{}
 	for _, l := range leases {
@@ -36,7 +38,7 @@ func (m *Market) replace(ctx context.Context, c iog.Cluster, lost iog.Lease) (io
 	defer m.place.Unlock()
 	all, err := m.snapshot(ctx, c.Spec)
 	if err != nil {
-		return iog.Lease{}, "", err
+		return false, "", err
 	}
 	var snap []sched.Candidate
 	for _, d := range all {
@@ -48,7 +50,7 @@ func (m *Market) replace(ctx context.Context, c iog.Cluster, lost iog.Lease) (io
 	one.Nodes = 1
 	nodes, err := place(one, snap)
 	if err != nil {
-		return iog.Lease{}, iog.ErrorMessage(err), nil
+		return false, iog.ErrorMessage(err), nil
 	}
 	// Price the device for whole hours to get its effective rate (demand included, no
 	// commitment discount), then charge only the minutes that are left.
@@ -56,13 +58,13 @@ func (m *Market) replace(ctx context.Context, c iog.Cluster, lost iog.Lease) (io
 	one.Commitment = string(pricing.Hourly)
 	q, err := m.quote(one, nodes, snap)
 	if err != nil {
-		return iog.Lease{}, "", err
+		return false, "", err
 	}
 	rate := q.PerDevice[0].PerHour
 	prepaid := minutesCost(rate, 0, int64(left/time.Minute))
 	booking, cfee, err := pricing.RenterFee(prepaid, pricing.Currency(c.Currency))
 	if err != nil {
-		return iog.Lease{}, "", err
+		return false, "", err
 	}
 	owner := ""
 	for _, d := range snap {
@@ -85,15 +87,23 @@ func (m *Market) replace(ctx context.Context, c iog.Cluster, lost iog.Lease) (io
 		}
 		ps = append(ps, p)
 	}
-	if err := m.db.AddLease(ctx, c.ID, l, ps...); err != nil {
+	why += "; replaced by device " + l.DeviceID
+	if c.Reason != "" {
+		why = c.Reason + "; " + why
+	}
+	ok, err := m.db.AddLease(ctx, c.ID, c.Rev, lost.ID, why, l, ps...)
+	if err != nil {
 		switch iog.ErrorCode(err) {
 		case iog.EINSUFFICIENTFUNDS, iog.ECONFLICT:
-			return iog.Lease{}, iog.ErrorMessage(err), nil
+			return false, iog.ErrorMessage(err), nil
 		}
-		return iog.Lease{}, "", err
+		return false, "", err
+	}
+	if !ok {
+		return false, "", nil
 	}
 	m.cfg.Devices.Bump(l.DeviceID)
 	m.bumpMesh(ctx, c.ID) // the other nodes learn their new peer
 	m.cfg.Log.Info("node replaced", "cluster", c.ID, "rank", lost.Rank, "lost", lost.DeviceID, "device", l.DeviceID)
-	return l, "", nil
+	return true, "", nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -79,37 +78,14 @@ func hireAndInsert(ctx context.Context, q querier, clusterID string, at time.Tim
 	return nil
 }
 
-// AddLease adds a node to an open cluster (a replacement for a lost one): the device is hired,
-// the lease inserted and the postings that pay for it applied, atomically.
-func (s *DB) AddLease(ctx context.Context, clusterID string, l iog.Lease, postings ...iog.Posting) error {
-	return s.tx(ctx, func(q querier) error {
-		var st string
-		if err := q.QueryRowContext(ctx, `SELECT state FROM clusters WHERE id = $1`, clusterID).Scan(&st); err != nil {
-			return fmt.Errorf("store: add lease: %w", err)
-		}
-		if iog.ClusterState(st).Ended() {
-			return iog.Errorf(iog.ECONFLICT, "cluster %s has ended", clusterID)
-		}
-		if err := hireAndInsert(ctx, q, clusterID, l.CreatedAt, []iog.Lease{l}); err != nil {
-			return err
-		}
-		for _, p := range postings {
-			if _, err := applyPosting(ctx, q, p); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-}
-
-const clusterCols = `id, owner_id, spec, state, reason, degraded, created_at, started_at, ended_at, expires_at, currency, quote`
+const clusterCols = `id, owner_id, spec, state, reason, degraded, created_at, started_at, ended_at, expires_at, currency, quote, rev`
 
 func scanCluster(row scanner) (iog.Cluster, error) {
 	var c iog.Cluster
 	var spec, state, cur, quote string
 	var degraded int
 	var created, started, ended, expires int64
-	if err := row.Scan(&c.ID, &c.OwnerID, &spec, &state, &c.Reason, &degraded, &created, &started, &ended, &expires, &cur, &quote); err != nil {
+	if err := row.Scan(&c.ID, &c.OwnerID, &spec, &state, &c.Reason, &degraded, &created, &started, &ended, &expires, &cur, &quote, &c.Rev); err != nil {
 		return c, err
 	}
 	c.Currency, c.Quote = iog.Currency(cur), []byte(quote)
@@ -150,30 +126,21 @@ func (s *DB) OpenClusters(ctx context.Context) ([]iog.Cluster, error) {
 	return s.clusterWhere(ctx, `state IN ($1, $2) ORDER BY created_at`, string(iog.ClusterDeploying), string(iog.ClusterRunning))
 }
 
-// UpdateCluster saves a cluster's state, reason, degraded flag and times.
-func (s *DB) UpdateCluster(ctx context.Context, c iog.Cluster) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE clusters SET state = $1, reason = $2, degraded = $3, started_at = $4, ended_at = $5,
-		expires_at = $6 WHERE id = $7`, string(c.State), c.Reason, b2i(c.Degraded), ms(c.StartedAt), ms(c.EndedAt), ms(c.ExpiresAt), c.ID)
-	if err != nil {
-		return fmt.Errorf("store: update cluster: %w", err)
-	}
-	return nil
-}
-
 const leaseCols = `id, cluster_id, device_id, rank, state, reason, exit_code, gpus, created_at, started_at, ended_at,
-	price_per_hour, prepaid, settled_minutes, settled, closed, supplier_id`
+	price_per_hour, prepaid, settled_minutes, settled, closed, supplier_id, handled`
 
 func scanLease(row scanner) (iog.Lease, error) {
 	var l iog.Lease
 	var state, gpus string
 	var code sql.NullInt64
 	var created, started, ended, price, prepaid, settled int64
-	var closed int
+	var closed, handled int
 	if err := row.Scan(&l.ID, &l.ClusterID, &l.DeviceID, &l.Rank, &state, &l.Reason, &code, &gpus, &created, &started, &ended,
-		&price, &prepaid, &l.SettledMinutes, &settled, &closed, &l.SupplierID); err != nil {
+		&price, &prepaid, &l.SettledMinutes, &settled, &closed, &l.SupplierID, &handled); err != nil {
 		return l, err
 	}
 	l.PricePerHour, l.Prepaid, l.Settled, l.Closed = iog.Amount(price), iog.Amount(prepaid), iog.Amount(settled), closed == 1
+	l.Handled = handled == 1
 	l.State = iog.LeaseState(state)
 	if code.Valid {
 		c := int(code.Int64)
@@ -212,48 +179,27 @@ func (s *DB) ActiveLeases(ctx context.Context, deviceID string) ([]iog.Lease, er
 	return s.leaseWhere(ctx, `device_id = $1 AND active = 1 ORDER BY created_at`, deviceID)
 }
 
-// EndLease moves an active lease to a final state and frees its device (back to ready unless
-// the device is paused, down or blocked). It reports false when the lease had already ended.
-func (s *DB) EndLease(ctx context.Context, id string, st iog.LeaseState, reason string, exitCode *int, now time.Time) (bool, error) {
-	ended := false
-	err := s.tx(ctx, func(q querier) error {
-		var dev string
-		err := q.QueryRowContext(ctx, `SELECT device_id FROM leases WHERE id = $1 AND active = 1`, id).Scan(&dev)
-		if errors.Is(err, sql.ErrNoRows) {
-			return nil
-		}
-		if err != nil {
+// AppendLogs appends output chunks of a lease to its cluster's log. A batch id already stored
+// for the lease (a retry) stores nothing again, and nothing is stored once the lease's worker has
+// reported the lease's end (it ships all output before that report).
+func (s *DB) AppendLogs(ctx context.Context, clusterID, leaseID string, rank int, batch string, chunks []iog.LogChunk) error {
+	return s.tx(ctx, func(q querier) error {
+		var reported int
+		if err := q.QueryRowContext(ctx, `SELECT reported FROM leases WHERE id = $1`, leaseID).Scan(&reported); err != nil {
 			return fmt.Errorf("store: read lease: %w", err)
 		}
-		var code any
-		if exitCode != nil {
-			code = *exitCode
+		if reported == 1 {
+			return nil
 		}
-		if _, err := q.ExecContext(ctx, `UPDATE leases SET state = $1, reason = $2, exit_code = $3, ended_at = $4, active = 0 WHERE id = $5`,
-			string(st), reason, code, ms(now), id); err != nil {
-			return fmt.Errorf("store: end lease: %w", err)
+		if batch != "" {
+			res, err := q.ExecContext(ctx, `INSERT INTO log_batches (lease_id, batch) VALUES ($1, $2) ON CONFLICT DO NOTHING`, leaseID, batch)
+			if err != nil {
+				return fmt.Errorf("store: log batch: %w", err)
+			}
+			if n, _ := res.RowsAffected(); n == 0 {
+				return nil // stored already
+			}
 		}
-		ended = true
-		_, err = setStatus(ctx, q, dev, iog.DeviceReady, "lease "+id+" ended", now, iog.DeviceHired)
-		return err
-	})
-	return ended, err
-}
-
-// StartLease marks an assigned lease running. It reports false when the lease is not assigned.
-func (s *DB) StartLease(ctx context.Context, id string, now time.Time) (bool, error) {
-	res, err := s.db.ExecContext(ctx, `UPDATE leases SET state = $1, started_at = $2 WHERE id = $3 AND state = $4 AND active = 1`,
-		string(iog.LeaseRunning), ms(now), id, string(iog.LeaseAssigned))
-	if err != nil {
-		return false, fmt.Errorf("store: start lease: %w", err)
-	}
-	n, _ := res.RowsAffected()
-	return n == 1, nil
-}
-
-// AppendLogs appends output chunks of a lease to its cluster's log.
-func (s *DB) AppendLogs(ctx context.Context, clusterID, leaseID string, rank int, chunks []iog.LogChunk) error {
-	return s.tx(ctx, func(q querier) error {
 		var next int64
 		if err := q.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM log_chunks WHERE cluster_id = $1`, clusterID).Scan(&next); err != nil {
 			return fmt.Errorf("store: log seq: %w", err)
@@ -308,12 +254,18 @@ func (s *DB) LogBytes(ctx context.Context, leaseID string) (int64, error) {
 	return n, err
 }
 
-// MarkReported records that a lease's worker reported its end, after shipping its output.
+// MarkReported records that a lease's worker reported its end, after shipping its output: no
+// more output is stored for it, so the ids of its log batches are no longer needed.
 func (s *DB) MarkReported(ctx context.Context, leaseID string) error {
-	if _, err := s.db.ExecContext(ctx, `UPDATE leases SET reported = 1 WHERE id = $1`, leaseID); err != nil {
-		return fmt.Errorf("store: mark reported: %w", err)
-	}
-	return nil
+	return s.tx(ctx, func(q querier) error {
+		if _, err := q.ExecContext(ctx, `UPDATE leases SET reported = 1 WHERE id = $1`, leaseID); err != nil {
+			return fmt.Errorf("store: mark reported: %w", err)
+		}
+		if _, err := q.ExecContext(ctx, `DELETE FROM log_batches WHERE lease_id = $1`, leaseID); err != nil {
+			return fmt.Errorf("store: forget log batches: %w", err)
+		}
+		return nil
+	})
 }
 
 // Unreported counts a cluster's leases that started but whose worker has not reported their end.

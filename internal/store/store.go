@@ -38,6 +38,7 @@ const (
 type DB struct {
 	db     *sql.DB
 	engine string
+	hook   func(ctx context.Context, op, id string)
 }
 
 // Open opens (creating if needed) the database named by dsn — "sqlite:PATH" or a
@@ -114,6 +115,17 @@ func (s *DB) Engine() string { return s.engine }
 
 // Close closes the database.
 func (s *DB) Close() error { return s.db.Close() }
+
+// SetHook sets a function called before every write of a cluster's or a lease's state, with
+// op "cluster" or "lease" and its id. Tests use it to force an interleaving of two changes at
+// that point (a barrier); nil, as in production, calls nothing. Set it before use.
+func (s *DB) SetHook(h func(ctx context.Context, op, id string)) { s.hook = h }
+
+func (s *DB) before(ctx context.Context, op, id string) {
+	if s.hook != nil {
+		s.hook(ctx, op, id)
+	}
+}
 
 // SQL exposes the handle for benchmarks and tests in this module.
 func (s *DB) SQL() *sql.DB { return s.db }

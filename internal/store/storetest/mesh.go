@@ -89,9 +89,8 @@ func mesh(t *testing.T, db *store.DB) {
 	code(t, db.LeaveMesh(ctx, c2.ID, "b1"), iog.ENOTFOUND)
 
 	// Once a cluster has ended, its number and members are freed for the next one.
-	c1.State, c1.EndedAt = iog.ClusterTerminated, t0.Add(time.Minute)
-	if err := db.UpdateCluster(ctx, c1); err != nil {
-		t.Fatal(err)
+	if _, ok, err := db.EndCluster(ctx, c1.ID, store.ClusterEnd{State: iog.ClusterTerminated, At: t0.Add(time.Minute), Rev: store.AnyRev, Lease: iog.LeaseStopped}); err != nil || !ok {
+		t.Fatal(ok, err)
 	}
 	register(t, db, owner, "m4")
 	c3 := cluster("cl_m3", owner, 1)

@@ -20,6 +20,8 @@ func Run(t *testing.T, open func(t *testing.T) *store.DB) {
 	t.Run("gang placement is all or nothing", func(t *testing.T) { gang(t, open(t)) })
 	t.Run("no device in two active leases under concurrency", func(t *testing.T) { concurrentLeases(t, open(t)) })
 	t.Run("logs", func(t *testing.T) { logs(t, open(t)) })
+	t.Run("cluster and lease changes are compare-and-set", func(t *testing.T) { compareAndSet(t, open(t)) })
+	t.Run("concurrent extends add up", func(t *testing.T) { concurrentExtends(t, open(t)) })
 	t.Run("liveness flush", func(t *testing.T) { touch(t, open(t)) })
 	t.Run("trust", func(t *testing.T) { Trust(t, open) })
 	t.Run("mesh networks and members", func(t *testing.T) { mesh(t, open(t)) })
@@ -188,11 +190,11 @@ func gang(t *testing.T, db *store.DB) {
 		t.Fatalf("start: %v %v", ok, err)
 	}
 	exit := 0
-	ok, err = db.EndLease(ctx, "cl_1-l0", iog.LeaseExited, "exited with code 0", &exit, t0.Add(time.Minute))
+	ok, err = db.EndLease(ctx, "cl_1-l0", store.LeaseEnd{State: iog.LeaseExited, Reason: "exited with code 0", ExitCode: &exit, At: t0.Add(time.Minute)}, nil)
 	if err != nil || !ok {
 		t.Fatalf("end: %v %v", ok, err)
 	}
-	ok, err = db.EndLease(ctx, "cl_1-l0", iog.LeaseStopped, "again", nil, t0.Add(time.Minute))
+	ok, err = db.EndLease(ctx, "cl_1-l0", store.LeaseEnd{State: iog.LeaseStopped, Reason: "again", At: t0.Add(time.Minute)}, nil)
 	if err != nil || ok {
 		t.Fatalf("second end changed something: %v %v", ok, err)
 	}
@@ -255,10 +257,10 @@ func logs(t *testing.T, db *store.DB) {
 	if err := db.CreateCluster(ctx, c, leases(c, "ld1", "ld2")); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.AppendLogs(ctx, c.ID, "cl_log-l0", 0, []iog.LogChunk{{Stream: "stdout", Data: "a\n", At: t0}, {Stream: "stderr", Data: "b\n", At: t0}}); err != nil {
+	if err := db.AppendLogs(ctx, c.ID, "cl_log-l0", 0, "b1", []iog.LogChunk{{Stream: "stdout", Data: "a\n", At: t0}, {Stream: "stderr", Data: "b\n", At: t0}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.AppendLogs(ctx, c.ID, "cl_log-l1", 1, []iog.LogChunk{{Stream: "stdout", Data: "c\n", At: t0}}); err != nil {
+	if err := db.AppendLogs(ctx, c.ID, "cl_log-l1", 1, "", []iog.LogChunk{{Stream: "stdout", Data: "c\n", At: t0}}); err != nil {
 		t.Fatal(err)
 	}
 	all, ranks, err := db.Logs(ctx, c.ID, -1, 0, 100)
@@ -276,6 +278,27 @@ func logs(t *testing.T, db *store.DB) {
 	n, err := db.LogBytes(ctx, "cl_log-l0")
 	if err != nil || n != 4 {
 		t.Fatalf("log bytes %d %v", n, err)
+	}
+	// A retried batch is stored once; once the worker has reported the lease's end, nothing more.
+	if err := db.AppendLogs(ctx, c.ID, "cl_log-l0", 0, "b1", []iog.LogChunk{{Stream: "stdout", Data: "a\n", At: t0}, {Stream: "stderr", Data: "b\n", At: t0}}); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := db.LogBytes(ctx, "cl_log-l0"); n != 4 {
+		t.Fatalf("a retried batch was stored again: %d bytes", n)
+	}
+	if err := db.AppendLogs(ctx, c.ID, "cl_log-l0", 0, "b2", []iog.LogChunk{{Stream: "stdout", Data: "d\n", At: t0}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.MarkReported(ctx, "cl_log-l0"); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range []string{"b2", "b3"} {
+		if err := db.AppendLogs(ctx, c.ID, "cl_log-l0", 0, b, []iog.LogChunk{{Stream: "stdout", Data: "late\n", At: t0}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, _ := db.LogBytes(ctx, "cl_log-l0"); n != 6 {
+		t.Fatalf("%d bytes after the end was reported, want 6", n)
 	}
 }
 
