@@ -170,13 +170,13 @@ type Lease struct {
 	Prepaid        Amount
 	SettledMinutes int64
 	Settled        Amount
-	Closed         bool   // settled and refunded for good
+	Closed         bool // settled and refunded for good
 	// Handled: the market has answered this node's loss (replaced it, or carried on degraded).
-	Handled bool
-	SupplierID     string // the device owner at placement
-	CreatedAt      time.Time
-	StartedAt      time.Time
-	EndedAt        time.Time
+	Handled    bool
+	SupplierID string // the device owner at placement
+	CreatedAt  time.Time
+	StartedAt  time.Time
+	EndedAt    time.Time
 }
 
 // LogChunk is a piece of a node's output.
