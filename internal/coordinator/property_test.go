@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,8 +18,11 @@ import (
 // scenario plays a random but seeded sequence of money operations against a coordinator on a
 // fake clock — deposits, quotes and deploys, extends, nodes that start, exit, fail and get
 // lost, early terminations, billing passes, blocks, stakes, withdrawals and slashes — and
-// checks `ledger verify` after every step. It returns the postings it caused.
-func scenario(t *testing.T, seed uint64, steps int) []iog.Posting {
+// checks `ledger verify` after every step. Some steps extend one cluster from several
+// goroutines at once (the expiry must move by every extend that succeeded); with racy, a
+// terminate races them, so the postings depend on the interleaving (no replay). It returns the
+// postings it caused.
+func scenario(t *testing.T, seed uint64, steps int, racy bool) []iog.Posting {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	e := startMoney(t, 4)
@@ -31,7 +36,7 @@ func scenario(t *testing.T, seed uint64, steps int) []iog.Posting {
 	dead := map[string]bool{}
 	all := append([]*api.Client(nil), e.workers...)
 	for step := 0; step < steps; step++ {
-		op := rng.IntN(12)
+		op := rng.IntN(13)
 		switch op {
 		case 0: // deploy
 			cur := []string{"IO", "USDC"}[rng.IntN(2)]
@@ -111,6 +116,10 @@ func scenario(t *testing.T, seed uint64, steps int) []iog.Posting {
 					t.Fatal(err)
 				}
 			}
+		case 12: // concurrent extends of one cluster (and, when racy, its terminate)
+			if len(clusters) > 0 {
+				concurrentExtends(t, e, clusters[rng.IntN(len(clusters))].ID, 2+rng.IntN(4), 1+rng.IntN(2), racy && rng.IntN(2) == 0)
+			}
 		}
 		r, err := e.c.Bank.VerifyNow(ctx)
 		if err != nil {
@@ -156,8 +165,8 @@ func canonical(ps []iog.Posting) []string {
 func TestRandomMoneyScenariosKeepInvariantsAndReplay(t *testing.T) {
 	for _, seed := range []uint64{1, 2, 3, 42, 7777} {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
-			a := canonical(scenario(t, seed, 120))
-			b := canonical(scenario(t, seed, 120))
+			a := canonical(scenario(t, seed, 120, false))
+			b := canonical(scenario(t, seed, 120, false))
 			if len(a) < 10 {
 				t.Fatalf("only %d postings: the scenario did too little", len(a))
 			}
@@ -178,6 +187,41 @@ func FuzzMoneyScenario(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, seed uint64) {
-		scenario(t, seed, 60)
+		scenario(t, seed, 60, true)
 	})
+}
+
+// concurrentExtends extends cluster id n times by hours at once (with terminate, while it is
+// terminated) and checks that its expiry moved by exactly the extends that succeeded.
+func concurrentExtends(t *testing.T, e *moneyEnv, id string, n, hours int, terminate bool) {
+	t.Helper()
+	ctx := t.Context()
+	before, err := e.renter.Cluster(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ok atomic.Int64
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			_, err := e.renter.ExtendCluster(ctx, id, hours)
+			switch c := iog.ErrorCode(apiErr(err)); {
+			case err == nil:
+				ok.Add(1)
+			case c != iog.ECONFLICT && c != iog.EINSUFFICIENTFUNDS && c != iog.EINVALID:
+				t.Errorf("extend: %v", err)
+			}
+		})
+	}
+	if terminate {
+		wg.Go(func() { _, _ = e.renter.TerminateCluster(ctx, id) })
+	}
+	wg.Wait()
+	after, err := e.renter.Cluster(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := before.ExpiresAt.Add(time.Duration(ok.Load()*int64(hours)) * time.Hour); !after.ExpiresAt.Equal(want) {
+		t.Fatalf("%d of %d extends by %d h succeeded; expiry moved from %v to %v", ok.Load(), n, hours, before.ExpiresAt, after.ExpiresAt)
+	}
 }

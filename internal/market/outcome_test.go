@@ -532,3 +532,83 @@ func TestExtendLimits(t *testing.T) {
 	}
 	e.verify(t)
 }
+
+// TestReconcileFinishesWhatACrashLeft: the reconcile pass (run at start and on every billing
+// tick) finishes from the store alone what a coordinator that died between two steps left
+// undone: a node's end without the cluster's reaction, a loss not answered, and (from older
+// versions) an ended cluster whose leases still ran.
+func TestReconcileFinishesWhatACrashLeft(t *testing.T) {
+	ctx := t.Context()
+	t.Run("a failed node's cluster", func(t *testing.T) {
+		e := newOutEnv(t, 2)
+		c := e.create(t, api.CreateClusterRequest{Type: "process", Nodes: 2, Hours: 1}, true)
+		code := 4
+		if ok, err := e.db.EndLease(ctx, c.Nodes[1].LeaseID, store.LeaseEnd{State: iog.LeaseExited, Reason: "exited with code 4", ExitCode: &code, At: e.clk.Now()}, closer(e.clk.Now())); err != nil || !ok {
+			t.Fatal(ok, err)
+		}
+		wantState(t, e.cluster(t, c.ID), "running")
+		if err := e.m.Reconcile(ctx); err != nil {
+			t.Fatal(err)
+		}
+		wantState(t, e.cluster(t, c.ID), "failed", "node 1", "code 4")
+		e.verify(t)
+	})
+	t.Run("a lost node", func(t *testing.T) {
+		e := newOutEnv(t, 3)
+		c := e.create(t, api.CreateClusterRequest{Type: "process", Nodes: 2, Hours: 1}, true)
+		if ok, err := e.db.EndLease(ctx, c.Nodes[1].LeaseID, store.LeaseEnd{State: iog.LeaseLost, Reason: "device gone", At: e.clk.Now()}, closer(e.clk.Now())); err != nil || !ok {
+			t.Fatal(ok, err)
+		}
+		if err := e.m.Reconcile(ctx); err != nil {
+			t.Fatal(err)
+		}
+		got := e.cluster(t, c.ID)
+		wantState(t, got, "running", "node 1 lost: device gone; replaced by device dev_2")
+		if err := e.m.Reconcile(ctx); err != nil { // answered once
+			t.Fatal(err)
+		}
+		if again := e.cluster(t, c.ID); len(again.Nodes) != 3 || again.Reason != got.Reason {
+			t.Fatalf("a second pass changed %+v into %+v", got, again)
+		}
+		e.verify(t)
+	})
+	t.Run("an ended cluster's running leases", func(t *testing.T) {
+		e := newOutEnv(t, 2)
+		c := e.create(t, api.CreateClusterRequest{Type: "process", Nodes: 2, Hours: 1}, true)
+		if _, err := e.db.SQL().ExecContext(ctx, `UPDATE clusters SET state = 'terminated', reason = 'terminated by renter' WHERE id = $1`, c.ID); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.m.Reconcile(ctx); err != nil {
+			t.Fatal(err)
+		}
+		got := e.cluster(t, c.ID)
+		wantState(t, got, "terminated", "terminated by renter")
+		if err := e.m.Settle(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if e.bal(t, iog.AccEscrow(c.ID)) != 0 {
+			t.Fatalf("escrow %s left", e.bal(t, iog.AccEscrow(c.ID)))
+		}
+		e.verify(t)
+	})
+}
+
+// TestLogBatchStoredOnce: a batch the worker retries is stored once.
+func TestLogBatchStoredOnce(t *testing.T) {
+	e := newOutEnv(t, 1)
+	c := e.create(t, api.CreateClusterRequest{Type: "process", Nodes: 1, Hours: 1}, true)
+	n := c.Nodes[0]
+	req := api.LogAppendRequest{Batch: "w1-1", Chunks: []api.LogAppend{{Stream: "stdout", Data: "hello\n", At: e.clk.Now()}}}
+	for range 3 {
+		if err := e.m.AppendLogs(t.Context(), e.device(t, n.DeviceID), n.LeaseID, req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	logs, err := e.m.Logs(t.Context(), e.renter, c.ID, -1, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(logs.Chunks) != 1 {
+		t.Fatalf("%d chunks stored for one batch sent 3 times", len(logs.Chunks))
+	}
+}

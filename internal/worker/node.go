@@ -269,10 +269,12 @@ type shipper struct {
 	kick    chan struct{}
 	done    chan struct{}
 	once    sync.Once
+	id      string // with seq, names each batch, so that a retried one is stored once
+	seq     int
 }
 
 func newShipper(w *Worker, lease string) *shipper {
-	return &shipper{w: w, lease: lease, kick: make(chan struct{}, 1), done: make(chan struct{})}
+	return &shipper{w: w, lease: lease, kick: make(chan struct{}, 1), done: make(chan struct{}), id: fmt.Sprintf("%016x", rand.Uint64())}
 }
 
 type streamWriter struct {
@@ -340,12 +342,14 @@ func (s *shipper) flush(ctx context.Context) {
 		for _, b := range batch {
 			s.size -= len(b.Data)
 		}
+		s.seq++
+		id := fmt.Sprintf("%s-%d", s.id, s.seq)
 		s.mu.Unlock()
 		if len(batch) == 0 {
 			return
 		}
 		err := s.w.retry(ctx, "ship logs", func() error {
-			return s.w.cl.AppendLogs(ctx, s.lease, api.LogAppendRequest{Chunks: batch})
+			return s.w.cl.AppendLogs(ctx, s.lease, api.LogAppendRequest{Chunks: batch, Batch: id})
 		})
 		if err != nil {
 			s.w.cfg.Log.Warn("ship logs", "lease", s.lease, "err", err)
