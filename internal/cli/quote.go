@@ -198,7 +198,7 @@ func (a *app) clusterExtendCmd() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().IntVar(&hours, "hours", 0, "hours to add")
+	cmd.Flags().IntVar(&hours, "hours", 0, "hours to add (1 to 8760; a cluster is rented for at most 8760 h in all)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the cluster as JSON")
 	_ = cmd.MarkFlagRequired("hours")
 	return cmd

@@ -180,17 +180,9 @@ func (s *DB) ActiveLeases(ctx context.Context, deviceID string) ([]iog.Lease, er
 }
 
 // AppendLogs appends output chunks of a lease to its cluster's log. A batch id already stored
-// for the lease (a retry) stores nothing again, and nothing is stored once the lease's worker has
-// reported the lease's end (it ships all output before that report).
+// for the lease (a retry) stores nothing again.
 func (s *DB) AppendLogs(ctx context.Context, clusterID, leaseID string, rank int, batch string, chunks []iog.LogChunk) error {
 	return s.tx(ctx, func(q querier) error {
-		var reported int
-		if err := q.QueryRowContext(ctx, `SELECT reported FROM leases WHERE id = $1`, leaseID).Scan(&reported); err != nil {
-			return fmt.Errorf("store: read lease: %w", err)
-		}
-		if reported == 1 {
-			return nil
-		}
 		if batch != "" {
 			res, err := q.ExecContext(ctx, `INSERT INTO log_batches (lease_id, batch) VALUES ($1, $2) ON CONFLICT DO NOTHING`, leaseID, batch)
 			if err != nil {
@@ -254,18 +246,12 @@ func (s *DB) LogBytes(ctx context.Context, leaseID string) (int64, error) {
 	return n, err
 }
 
-// MarkReported records that a lease's worker reported its end, after shipping its output: no
-// more output is stored for it, so the ids of its log batches are no longer needed.
+// MarkReported records that a lease's worker reported its end, after shipping its output.
 func (s *DB) MarkReported(ctx context.Context, leaseID string) error {
-	return s.tx(ctx, func(q querier) error {
-		if _, err := q.ExecContext(ctx, `UPDATE leases SET reported = 1 WHERE id = $1`, leaseID); err != nil {
-			return fmt.Errorf("store: mark reported: %w", err)
-		}
-		if _, err := q.ExecContext(ctx, `DELETE FROM log_batches WHERE lease_id = $1`, leaseID); err != nil {
-			return fmt.Errorf("store: forget log batches: %w", err)
-		}
-		return nil
-	})
+	if _, err := s.db.ExecContext(ctx, `UPDATE leases SET reported = 1 WHERE id = $1`, leaseID); err != nil {
+		return fmt.Errorf("store: mark reported: %w", err)
+	}
+	return nil
 }
 
 // Unreported counts a cluster's leases that started but whose worker has not reported their end.

@@ -150,8 +150,13 @@ func setStatus(ctx context.Context, q querier, id string, st iog.DeviceStatus, r
 	if cur == string(st) && curReason == reason {
 		return false, nil
 	}
-	if _, err := q.ExecContext(ctx, `UPDATE devices SET status = $1, status_reason = $2 WHERE id = $3`, string(st), reason, id); err != nil {
+	// Only from the status it was read in: a change made meanwhile (PostgreSQL) is not undone.
+	res, err := q.ExecContext(ctx, `UPDATE devices SET status = $1, status_reason = $2 WHERE id = $3 AND status = $4`, string(st), reason, id, cur)
+	if err != nil {
 		return false, fmt.Errorf("store: set device status: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return false, nil
 	}
 	return true, insertEvent(ctx, q, id, now, st, reason)
 }
