@@ -34,12 +34,7 @@ func (s *DB) CreateCluster(ctx context.Context, c iog.Cluster, leases []iog.Leas
 		if err := hireAndInsert(ctx, q, c.ID, c.CreatedAt, leases); err != nil {
 			return err
 		}
-		for _, p := range postings {
-			if _, err := applyPosting(ctx, q, p); err != nil {
-				return err
-			}
-		}
-		return nil
+		return applyPostings(ctx, q, postings)
 	})
 }
 

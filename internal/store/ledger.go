@@ -62,6 +62,16 @@ func applyPosting(ctx context.Context, q querier, p iog.Posting) (bool, error) {
 	return true, nil
 }
 
+// applyPostings applies postings in order inside q's transaction.
+func applyPostings(ctx context.Context, q querier, ps []iog.Posting) error {
+	for _, p := range ps {
+		if _, err := applyPosting(ctx, q, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Post applies postings in one transaction: all or none. It returns how many were new.
 func (s *DB) Post(ctx context.Context, ps ...iog.Posting) (int, error) {
 	n := 0

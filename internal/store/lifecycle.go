@@ -170,10 +170,8 @@ func closeLease(ctx context.Context, q querier, id string, close Closer) error {
 	if n, _ := res.RowsAffected(); n != 1 {
 		return fmt.Errorf("store: close lease %s: it changed while locked", id)
 	}
-	for _, p := range st.Postings {
-		if _, err := applyPosting(ctx, q, p); err != nil {
-			return err
-		}
+	if err := applyPostings(ctx, q, st.Postings); err != nil {
+		return err
 	}
 	return nil
 }
@@ -336,10 +334,8 @@ func (s *DB) AddLease(ctx context.Context, clusterID string, rev int64, lost, re
 		if err := hireAndInsert(ctx, q, clusterID, l.CreatedAt, []iog.Lease{l}); err != nil {
 			return err
 		}
-		for _, p := range postings {
-			if _, err := applyPosting(ctx, q, p); err != nil {
-				return err
-			}
+		if err := applyPostings(ctx, q, postings); err != nil {
+			return err
 		}
 		done = true
 		return nil

@@ -86,10 +86,8 @@ func (s *DB) ExtendCluster(ctx context.Context, id string, x Extension) (iog.Clu
 		if err != nil {
 			return err
 		}
-		for _, p := range ps {
-			if _, err := applyPosting(ctx, q, p); err != nil {
-				return err
-			}
+		if err := applyPostings(ctx, q, ps); err != nil {
+			return err
 		}
 		return nil
 	})

@@ -190,10 +190,8 @@ func (s *DB) guarded(ctx context.Context, what, query string, args []any, postin
 		if n, _ := res.RowsAffected(); n != 1 {
 			return nil
 		}
-		for _, p := range postings {
-			if _, err := applyPosting(ctx, q, p); err != nil {
-				return err
-			}
+		if err := applyPostings(ctx, q, postings); err != nil {
+			return err
 		}
 		done = true
 		return nil
