@@ -62,8 +62,36 @@ func applyPosting(ctx context.Context, q querier, p iog.Posting) (bool, error) {
 	return true, nil
 }
 
-// applyPostings applies postings in order inside q's transaction.
+// applyPostings applies postings in order inside q's transaction. With several postings, every
+// balance they move is locked first, in (account, currency) order, as applyPosting does for one:
+// two transactions that each apply several postings then never wait for each other in a cycle
+// (PostgreSQL).
 func applyPostings(ctx context.Context, q querier, ps []iog.Posting) error {
+	if len(ps) > 1 {
+		type key struct{ account, currency string }
+		var keys []key
+		seen := map[key]bool{}
+		for _, p := range ps {
+			for _, e := range p.Entries {
+				if k := (key{e.Account, string(p.Currency)}); !seen[k] {
+					seen[k] = true
+					keys = append(keys, k)
+				}
+			}
+		}
+		slices.SortFunc(keys, func(a, b key) int {
+			if c := strings.Compare(a.account, b.account); c != 0 {
+				return c
+			}
+			return strings.Compare(a.currency, b.currency)
+		})
+		for _, k := range keys {
+			if _, err := q.ExecContext(ctx, `INSERT INTO ledger_balances (account, currency, balance) VALUES ($1, $2, 0)
+				ON CONFLICT (account, currency) DO UPDATE SET balance = ledger_balances.balance`, k.account, k.currency); err != nil {
+				return fmt.Errorf("store: lock balance: %w", err)
+			}
+		}
+	}
 	for _, p := range ps {
 		if _, err := applyPosting(ctx, q, p); err != nil {
 			return err

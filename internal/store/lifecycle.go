@@ -76,7 +76,11 @@ func (s *DB) EndLease(ctx context.Context, id string, e LeaseEnd, close Closer) 
 		if err != nil || !ok || close == nil {
 			return ok, err
 		}
-		return true, closeLease(ctx, q, id, close)
+		ps, err := closeLease(ctx, q, id, close)
+		if err != nil {
+			return false, err
+		}
+		return true, applyPostings(ctx, q, ps)
 	})
 }
 
@@ -111,7 +115,7 @@ func (s *DB) leaseChange(ctx context.Context, id, cond string, args []any, chang
 	if errors.Is(err, errStale) {
 		return false, nil
 	}
-	return done, err
+	return done && err == nil, err
 }
 
 // endLease ends one active lease and frees its device, inside q's transaction.
@@ -134,46 +138,45 @@ func endLease(ctx context.Context, q querier, id string, e LeaseEnd) (bool, erro
 }
 
 // closeLease settles an ended lease for good with close, inside q's transaction, which holds
-// the lease's row (so no settlement pass can pay it meanwhile).
-func closeLease(ctx context.Context, q querier, id string, close Closer) error {
+// the lease's row (so no settlement pass can pay it meanwhile). It returns the postings to
+// apply; the caller applies them after every row it changes, so that balances are always
+// locked last (and in one order: applyPostings).
+func closeLease(ctx context.Context, q querier, id string, close Closer) ([]iog.Posting, error) {
 	ls, err := queryAll(ctx, q, "leases", scanLease, `SELECT `+leaseCols+` FROM leases WHERE id = $1`, id)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if len(ls) == 0 {
-		return notFound("lease", id)
+		return nil, notFound("lease", id)
 	}
 	l := ls[0]
 	if l.Closed || l.State.Active() {
-		return nil
+		return nil, nil
 	}
 	cs, err := queryAll(ctx, q, "clusters", scanCluster, `SELECT `+clusterCols+` FROM clusters WHERE id = $1`, l.ClusterID)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if len(cs) == 0 {
-		return notFound("cluster", l.ClusterID)
+		return nil, notFound("cluster", l.ClusterID)
 	}
 	st, err := close(l, cs[0])
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if st.Minutes < l.SettledMinutes || st.Amount < l.Settled || st.Amount > l.Prepaid {
-		return fmt.Errorf("store: close lease %s: settlement of %d minutes for %s is outside [%d, %s..%s]", id, st.Minutes, st.Amount,
+		return nil, fmt.Errorf("store: close lease %s: settlement of %d minutes for %s is outside [%d, %s..%s]", id, st.Minutes, st.Amount,
 			l.SettledMinutes, l.Settled, l.Prepaid)
 	}
 	res, err := q.ExecContext(ctx, `UPDATE leases SET settled_minutes = $1, settled = $2, closed = 1
 		WHERE id = $3 AND settled_minutes = $4 AND settled = $5 AND closed = 0`, st.Minutes, int64(st.Amount), id, l.SettledMinutes, int64(l.Settled))
 	if err != nil {
-		return fmt.Errorf("store: close lease: %w", err)
+		return nil, fmt.Errorf("store: close lease: %w", err)
 	}
 	if n, _ := res.RowsAffected(); n != 1 {
-		return fmt.Errorf("store: close lease %s: it changed while locked", id)
+		return nil, fmt.Errorf("store: close lease %s: it changed while locked", id)
 	}
-	if err := applyPostings(ctx, q, st.Postings); err != nil {
-		return err
-	}
-	return nil
+	return st.Postings, nil
 }
 
 // CloseLease settles an ended lease for good with close (its last payment and its refund). It
@@ -189,8 +192,12 @@ func (s *DB) CloseLease(ctx context.Context, id string, close Closer) (bool, err
 		if n, _ := res.RowsAffected(); n != 1 {
 			return nil
 		}
+		ps, err := closeLease(ctx, q, id, close)
+		if err != nil {
+			return err
+		}
 		done = true
-		return closeLease(ctx, q, id, close)
+		return applyPostings(ctx, q, ps)
 	})
 	return done && err == nil, err
 }
@@ -239,6 +246,7 @@ func (s *DB) EndCluster(ctx context.Context, id string, e ClusterEnd) ([]iog.Lea
 		if err != nil {
 			return err
 		}
+		var ps []iog.Posting
 		for _, l := range active {
 			ok, err := endLease(ctx, q, l.ID, LeaseEnd{State: e.Lease, Reason: e.Reason, At: e.At})
 			if err != nil {
@@ -248,16 +256,21 @@ func (s *DB) EndCluster(ctx context.Context, id string, e ClusterEnd) ([]iog.Lea
 				return fmt.Errorf("store: end cluster %s: lease %s changed while locked", id, l.ID)
 			}
 			if e.Close != nil {
-				if err := closeLease(ctx, q, l.ID, e.Close); err != nil {
+				lps, err := closeLease(ctx, q, l.ID, e.Close)
+				if err != nil {
 					return err
 				}
+				ps = append(ps, lps...)
 			}
 			ended = append(ended, l)
 		}
 		done = true
-		return nil
+		return applyPostings(ctx, q, ps)
 	})
-	return ended, done, err
+	if err != nil {
+		return nil, false, err
+	}
+	return ended, done, nil
 }
 
 // StrayLeases lists active leases of clusters that have ended: none unless an older version
@@ -291,7 +304,7 @@ func (s *DB) DegradeCluster(ctx context.Context, id string, rev int64, lost, rea
 		done = true
 		return nil
 	})
-	return done, err
+	return done && err == nil, err
 }
 
 // answerLoss sets an open cluster's reason (and degraded flag) if it is still at rev, and marks
@@ -340,5 +353,5 @@ func (s *DB) AddLease(ctx context.Context, clusterID string, rev int64, lost, re
 		done = true
 		return nil
 	})
-	return done, err
+	return done && err == nil, err
 }

@@ -35,7 +35,7 @@ func paidCluster(t *testing.T, db *store.DB, id, owner, wallet string, devs ...s
 	c.Currency = iog.IO
 	ls := leases(c, devs...)
 	for i := range ls {
-		ls[i].PricePerHour, ls[i].Prepaid = 1000, 1000
+		ls[i].PricePerHour, ls[i].Prepaid, ls[i].SupplierID = 1000, 1000, owner
 	}
 	esc := iog.Transfer("escrow:"+id, "cluster:"+id, iog.IO, t0, wallet, iog.AccEscrow(id), iog.Amount(1000*len(devs)), "escrow")
 	if err := db.CreateCluster(ctx, c, ls, esc); err != nil {
@@ -162,6 +162,53 @@ func compareAndSet(t *testing.T, db *store.DB) {
 	if !c2.Degraded || c2.Reason != "node 1 lost" || !l1.Handled || !l1.Closed {
 		t.Fatalf("degraded %v %q, lease handled %v closed %v", c2.Degraded, c2.Reason, l1.Handled, l1.Closed)
 	}
+	verifyLedger(t, db)
+}
+
+// payAndRefund is a Closer that pays the supplier (and the treasury) for one minute and refunds
+// the rest, as the market's closer does; with refundFirst, node 0 has nothing left to pay, so
+// its refund (the renter's wallet) comes before the next node's payment (the treasury).
+func payAndRefund(wallet string, refundFirst bool) store.Closer {
+	return func(l iog.Lease, c iog.Cluster) (store.Settlement, error) {
+		if refundFirst && l.Rank == 0 {
+			return store.Settlement{Minutes: l.SettledMinutes, Amount: l.Settled,
+				Postings: []iog.Posting{iog.Transfer("refund:"+l.ID, "lease:"+l.ID, iog.IO, t0, iog.AccEscrow(c.ID), wallet, l.Prepaid-l.Settled, "refund")}}, nil
+		}
+		st := store.Settlement{Minutes: l.SettledMinutes + 1, Amount: l.Settled + 10}
+		st.Postings = []iog.Posting{{Key: "settle:" + l.ID, Cause: "lease:" + l.ID, Currency: iog.IO, At: t0, Memo: "minute",
+			Entries: []iog.Entry{{Account: iog.AccEscrow(c.ID), Amount: -10}, {Account: iog.AccWallet(l.SupplierID), Amount: 9}, {Account: iog.AccTreasury, Amount: 1}}},
+			iog.Transfer("refund:"+l.ID, "lease:"+l.ID, iog.IO, t0, iog.AccEscrow(c.ID), wallet, l.Prepaid-st.Amount, "refund")}
+		return st, nil
+	}
+}
+
+// concurrentEnds ends many clusters of one renter at once, each with several leases whose
+// closing pays the same supplier and treasury and refunds the same wallet: none may fail (on
+// PostgreSQL, balances locked in different orders would deadlock).
+func concurrentEnds(t *testing.T, db *store.DB) {
+	ctx := t.Context()
+	owner := supplier(t, db, "ends")
+	wallet := iog.AccWallet("acc_ends_renter")
+	var ids []string
+	for i := 0; i < 12; i++ {
+		var devs []string
+		for n := 0; n < 3; n++ {
+			d := fmt.Sprintf("end%d_%d", i, n)
+			register(t, db, owner, d)
+			devs = append(devs, d)
+		}
+		c := paidCluster(t, db, fmt.Sprintf("cl_end%d", i), owner, wallet, devs...)
+		ids = append(ids, c.ID)
+	}
+	var wg sync.WaitGroup
+	for i, id := range ids {
+		wg.Go(func() {
+			if _, ok, err := db.EndCluster(ctx, id, store.ClusterEnd{State: iog.ClusterTerminated, At: t0, Rev: store.AnyRev, Lease: iog.LeaseStopped, Close: payAndRefund(wallet, i%2 == 0)}); err != nil || !ok {
+				t.Errorf("end %s: %v %v", id, ok, err)
+			}
+		})
+	}
+	wg.Wait()
 	verifyLedger(t, db)
 }
 

@@ -22,6 +22,7 @@ func Run(t *testing.T, open func(t *testing.T) *store.DB) {
 	t.Run("logs", func(t *testing.T) { logs(t, open(t)) })
 	t.Run("cluster and lease changes are compare-and-set", func(t *testing.T) { compareAndSet(t, open(t)) })
 	t.Run("concurrent extends add up", func(t *testing.T) { concurrentExtends(t, open(t)) })
+	t.Run("concurrent cluster ends never deadlock", func(t *testing.T) { concurrentEnds(t, open(t)) })
 	t.Run("liveness flush", func(t *testing.T) { touch(t, open(t)) })
 	t.Run("trust", func(t *testing.T) { Trust(t, open) })
 	t.Run("mesh networks and members", func(t *testing.T) { mesh(t, open(t)) })
