@@ -169,10 +169,48 @@ func (e *endCrash) seed(round int) {
 	}
 }
 
+// coordApp names the coordinator's PostgreSQL sessions, so that the test can wait for them.
+const coordApp = "iog_crash_coordinator"
+
+// coordDSN is the coordinator's database: on PostgreSQL with its sessions named.
+func (e *endCrash) coordDSN() string {
+	if !strings.HasPrefix(e.dsn, "postgres") {
+		return e.dsn
+	}
+	sep := "?"
+	if strings.Contains(e.dsn, "?") {
+		sep = "&"
+	}
+	return e.dsn + sep + "application_name=" + coordApp
+}
+
+// quiesce waits until nothing of a killed coordinator can still change the database: on
+// PostgreSQL a statement (a COMMIT) it had sent may still finish after the process died, so the
+// test waits for the server to end its sessions.
+func (e *endCrash) quiesce() {
+	if !strings.HasPrefix(e.dsn, "postgres") {
+		return
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var n int
+		if err := e.db.SQL().QueryRowContext(e.t.Context(), `SELECT COUNT(*) FROM pg_stat_activity WHERE application_name = $1`, coordApp).Scan(&n); err != nil {
+			e.t.Fatal(err)
+		}
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("%d sessions of the killed coordinator still open after 30 s", n)
+		}
+		time.Sleep(10 * time.Millisecond) // polling the server with a deadline
+	}
+}
+
 // start runs a coordinator process and returns it with its API's URL.
 func (e *endCrash) start() (*exec.Cmd, string) {
 	t := e.t
-	cmd := exec.Command(e.bin, "coordinator", "--db", e.dsn, "--listen", "127.0.0.1:0", "--data-dir", e.dir,
+	cmd := exec.Command(e.bin, "coordinator", "--db", e.coordDSN(), "--listen", "127.0.0.1:0", "--data-dir", e.dir,
 		"--settle-every", "20ms", "--heartbeat-interval", "1h", "--mesh-relay", "off")
 	cmd.Stderr = e.logs
 	out, err := cmd.StdoutPipe()
@@ -241,6 +279,7 @@ func (e *endCrash) round(round int) {
 	}
 	_ = cmd.Wait()
 	wg.Wait()
+	e.quiesce()
 	e.killed += cut
 }
 
@@ -252,6 +291,7 @@ func (e *endCrash) finish() {
 	defer func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		_ = cmd.Wait()
+		e.quiesce()
 	}()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
