@@ -317,6 +317,49 @@ func TestTerminateRacingAFailure(t *testing.T) {
 	})
 }
 
+// TestReportRacingExpiryAndExtend: a node's failure that lands while an expiry or an extend of
+// its cluster has been decided but not written leaves the cluster failed, and the extend
+// charged nothing.
+func TestReportRacingExpiryAndExtend(t *testing.T) {
+	t.Run("expiry", func(t *testing.T) {
+		e := newOutEnv(t, 2)
+		c := e.create(t, api.CreateClusterRequest{Type: "process", Nodes: 2, Hours: 1}, true)
+		e.clk.Set(c.ExpiresAt)
+		b := e.barrier("cluster", "expire")
+		done := async(func() {
+			if err := e.m.Reconcile(as(t.Context(), "expire")); err != nil {
+				t.Error(err)
+			}
+		})
+		b.wait(t, 1)
+		e.report(t, t.Context(), c, 1, exit(4))
+		b.let("expire")
+		done()
+		wantState(t, e.cluster(t, c.ID), "failed", "node 1", "code 4")
+		e.verify(t)
+	})
+	t.Run("extend", func(t *testing.T) {
+		e := newOutEnv(t, 2)
+		c := e.create(t, api.CreateClusterRequest{Type: "process", Nodes: 2, Hours: 1}, true)
+		b := e.barrier("cluster", "extend")
+		var xerr error
+		done := async(func() { _, xerr = e.m.Extend(as(t.Context(), "extend"), e.renter, c.ID, 1) })
+		b.wait(t, 1)
+		e.report(t, t.Context(), c, 1, exit(4))
+		wallet := e.bal(t, iog.AccWallet(e.renter.ID))
+		b.let("extend")
+		done()
+		if iog.ErrorCode(xerr) != iog.ECONFLICT {
+			t.Fatalf("extend of a failed cluster: %v, want ECONFLICT", xerr)
+		}
+		wantState(t, e.cluster(t, c.ID), "failed", "node 1", "code 4")
+		if e.bal(t, iog.AccWallet(e.renter.ID)) != wallet {
+			t.Fatal("the refused extend charged the wallet")
+		}
+		e.verify(t)
+	})
+}
+
 // TestFollowUpOutlivesTheRequest: the reaction to a node's end finishes even when the
 // worker's request is cancelled half-way (its connection dropped).
 func TestFollowUpOutlivesTheRequest(t *testing.T) {
