@@ -240,9 +240,10 @@ func (e *endCrash) start() (*exec.Cmd, string) {
 	return nil, ""
 }
 
-// round starts a coordinator, sends it terminates and extends of random open clusters at once,
-// and kills it with SIGKILL after a random delay: during its start-up passes (reconcile,
-// expiry, billing), during the requests, or in between.
+// round starts a coordinator, sends it terminates and extends of random open clusters at once
+// (in half the rounds only once it has answered a first request), and kills it with SIGKILL
+// after a random delay: during its start-up passes (reconcile, expiry, billing), during the
+// requests, or in between.
 func (e *endCrash) round(round int) {
 	t, ctx := e.t, e.t.Context()
 	open, err := e.db.OpenClusters(ctx)
@@ -251,6 +252,13 @@ func (e *endCrash) round(round int) {
 	}
 	cmd, url := e.start()
 	renter := api.NewClient(url, renterKey)
+	if len(open) > 0 && e.rng.IntN(2) == 0 {
+		// Half the rounds kill while requests are served rather than during the start-up
+		// passes: the API has answered before they are sent.
+		if _, err := renter.Cluster(ctx, open[0].ID); err != nil {
+			t.Fatalf("round %d: the coordinator does not answer: %v", round, err)
+		}
+	}
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	cut := 0

@@ -204,7 +204,7 @@ func (s *DB) Postings(ctx context.Context, f PostingFilter) ([]iog.Posting, erro
 // LedgerFacts reads everything verify needs.
 func (s *DB) LedgerFacts(ctx context.Context) (ledger.Facts, error) {
 	f := ledger.Facts{CurrencySums: map[iog.Currency]iog.Amount{}, Minted: map[iog.Currency]iog.Amount{}, Burned: map[iog.Currency]iog.Amount{}}
-	err := s.tx(ctx, func(q querier) error {
+	err := s.snapshot(ctx, func(q querier) error {
 		bals, err := queryBalances(ctx, q, `SELECT account, currency, balance FROM ledger_balances`)
 		if err != nil {
 			return err

@@ -138,7 +138,22 @@ type querier interface {
 
 // tx runs fn in a transaction, committing when it returns nil.
 func (s *DB) tx(ctx context.Context, fn func(q querier) error) error {
-	t, err := s.db.BeginTx(ctx, nil)
+	return s.txWith(ctx, nil, fn)
+}
+
+// snapshot runs fn in a read-only transaction that sees one state of the database throughout:
+// on PostgreSQL its statements would otherwise each see the changes committed meanwhile
+// (READ COMMITTED), and a check across tables could see half of another transaction. SQLite
+// transactions see one state already.
+func (s *DB) snapshot(ctx context.Context, fn func(q querier) error) error {
+	if s.engine != Postgres {
+		return s.tx(ctx, fn)
+	}
+	return s.txWith(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true}, fn)
+}
+
+func (s *DB) txWith(ctx context.Context, opts *sql.TxOptions, fn func(q querier) error) error {
+	t, err := s.db.BeginTx(ctx, opts)
 	if err != nil {
 		return fmt.Errorf("store: begin: %w", err)
 	}
