@@ -259,49 +259,28 @@ func (m *Market) Extend(ctx context.Context, acct iog.Account, id string, hours 
 	if err != nil {
 		return api.Cluster{}, err
 	}
-	if c.State.Ended() {
-		return api.Cluster{}, iog.Errorf(iog.ECONFLICT, "cluster %s already %s", id, c.State)
-	}
-	if hours < 1 || c.Spec.Hours+hours > MaxHours {
-		return api.Cluster{}, iog.Errorf(iog.EINVALID, "hours must be between 1 and %d in all", MaxHours)
-	}
 	leases, err := m.db.Leases(ctx, id)
 	if err != nil {
 		return api.Cluster{}, err
 	}
-	extra := map[string]iog.Amount{}
-	var sub iog.Amount
-	for _, l := range leases {
-		if l.Closed || !l.State.Active() {
-			continue
-		}
-		a, err := l.PricePerHour.Mul(int64(hours))
-		if err != nil {
-			return api.Cluster{}, err
-		}
-		extra[l.ID] = a
-		if sub, err = sub.Add(a); err != nil {
-			return api.Cluster{}, err
-		}
-	}
-	booking, cfee, err := pricing.RenterFee(sub, pricing.Currency(c.Currency))
+	x, err := extensionPrice(c, leases, hours)
 	if err != nil {
 		return api.Cluster{}, err
 	}
 	now := m.cfg.Now()
 	var ps []iog.Posting
-	if total := sub + booking + cfee; total > 0 {
+	if x.Total > 0 {
 		p := iog.Posting{Key: "extend:" + id + ":" + m.newID("op"), Cause: "cluster:" + id, Currency: c.Currency, At: now,
-			Memo: fmt.Sprintf("extend by %d h", hours), Entries: []iog.Entry{{Account: iog.AccWallet(c.OwnerID), Amount: -total}}}
-		if sub > 0 {
-			p.Entries = append(p.Entries, iog.Entry{Account: iog.AccEscrow(id), Amount: sub})
+			Memo: fmt.Sprintf("extend by %d h", hours), Entries: []iog.Entry{{Account: iog.AccWallet(c.OwnerID), Amount: -x.Total}}}
+		if x.Subtotal > 0 {
+			p.Entries = append(p.Entries, iog.Entry{Account: iog.AccEscrow(id), Amount: x.Subtotal})
 		}
-		if booking+cfee > 0 {
-			p.Entries = append(p.Entries, iog.Entry{Account: iog.AccTreasury, Amount: booking + cfee})
+		if x.Fees > 0 {
+			p.Entries = append(p.Entries, iog.Entry{Account: iog.AccTreasury, Amount: x.Fees})
 		}
 		ps = append(ps, p)
 	}
-	if err := m.db.ExtendCluster(ctx, id, c.ExpiresAt.Add(time.Duration(hours)*time.Hour), extra, ps...); err != nil {
+	if err := m.db.ExtendCluster(ctx, id, c.ExpiresAt.Add(time.Duration(hours)*time.Hour), x.extra, ps...); err != nil {
 		return api.Cluster{}, err
 	}
 	m.clusters.Bump(id)
