@@ -22,8 +22,8 @@ import (
 	"github.com/iognet/iog/internal/auth"
 	"github.com/iognet/iog/internal/bank"
 	"github.com/iognet/iog/internal/fleet"
-	"github.com/iognet/iog/internal/httpapi"
 	"github.com/iognet/iog/internal/history"
+	"github.com/iognet/iog/internal/httpapi"
 	"github.com/iognet/iog/internal/hwinfo"
 	"github.com/iognet/iog/internal/iog"
 	"github.com/iognet/iog/internal/market"
@@ -86,7 +86,7 @@ type Coordinator struct {
 	// History keeps telemetry and network snapshots for the console's charts.
 	History *history.Recorder
 	ln      net.Listener
-	srv   *http.Server
+	srv     *http.Server
 }
 
 // New opens the store, wires the services and binds the listener (so Addr is known before Run).
@@ -144,7 +144,7 @@ func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 	c.History = history.New(history.Config{Store: db, Log: cfg.Log.With("part", "history"), Now: cfg.Now, Fine: cfg.TelemetryStep,
 		SnapshotEvery: cfg.SnapshotEvery, Stats: c.Bank.Stats, Lead: c.Bank.Lead,
 		Sweep: func(ctx context.Context) { c.Web.PruneSessions(ctx) }})
-	c.Fleet = fleet.New(fleet.Config{OnTelemetry: c.History.Observe,Store: db, Log: cfg.Log, Now: cfg.Now, NewID: cfg.NewID, HeartbeatInterval: cfg.HeartbeatInterval, Dev: cfg.Dev,
+	c.Fleet = fleet.New(fleet.Config{OnTelemetry: c.History.Observe, Store: db, Log: cfg.Log, Now: cfg.Now, NewID: cfg.NewID, HeartbeatInterval: cfg.HeartbeatInterval, Dev: cfg.Dev,
 		OnDown: c.Market.DeviceDown, Trust: trust, SkipProofs: cfg.SkipProofs,
 		OnFraud: func(ctx context.Context, id, reason string) {
 			if err := c.Bank.Slash(ctx, id, reason); err != nil {

@@ -19,8 +19,8 @@ import (
 // as it was sent.
 type deployForm struct {
 	Type, Name, GPUModel, GPUsPerNode, Nodes, Region, Tier string
-	Hours, Commitment, Currency, MaxPrice                   string
-	Image, Command, Env                                     string
+	Hours, Commitment, Currency, MaxPrice                  string
+	Image, Command, Env                                    string
 }
 
 type deployData struct {

@@ -15,9 +15,9 @@ import (
 // supplyRow is one line of the Explorer's supply table. Rentable, Hired and GPUs count proven
 // devices only; the other columns are shown apart and never added to the supply.
 type supplyRow struct {
-	Model, Region                                       string
-	Rentable, Hired, GPUs, Connected, Pending, Blocked  int64
-	Down                                                int64
+	Model, Region                                      string
+	Rentable, Hired, GPUs, Connected, Pending, Blocked int64
+	Down                                               int64
 }
 
 func (r *supplyRow) add(x store.SupplyRow) {

@@ -136,9 +136,11 @@ var funcs = template.FuncMap{
 		}
 		return m
 	},
-	"has": func(u *user, role string) bool { return u != nil && u.Account.Has(iog.Role(role)) },
+	"has":  func(u *user, role string) bool { return u != nil && u.Account.Has(iog.Role(role)) },
 	"list": func(xs ...string) []string { return xs },
-	"ferr": func(field string, errs map[string]string, oob bool) fieldErr { return fieldErr{Field: field, Msg: errs[field], OOB: oob} },
+	"ferr": func(field string, errs map[string]string, oob bool) fieldErr {
+		return fieldErr{Field: field, Msg: errs[field], OOB: oob}
+	},
 }
 
 // fieldErr is the error shown next to one form field.
