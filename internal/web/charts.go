@@ -143,8 +143,19 @@ func downsample(ps []pt, from, to time.Time, n int) []pt {
 }
 
 // lineChart draws series over [from, to]; a series with no points is left out of the legend.
+// When every series starts later than from (a device that joined a minute ago), the axis starts
+// at the first point, so that the data is not squeezed against the right edge.
 func lineChart(id, title, unit string, from, to time.Time, ss []lineSeries) chart {
 	c := newChart(id, title, unit)
+	first := to
+	for _, s := range ss {
+		if len(s.Pts) > 0 && s.Pts[0].T.Before(first) {
+			first = s.Pts[0].T
+		}
+	}
+	if first.After(from) && first.Before(to) {
+		from = first
+	}
 	span := to.Sub(from)
 	if span <= 0 {
 		span = time.Minute
@@ -159,6 +170,9 @@ func lineChart(id, title, unit string, from, to time.Time, ss []lineSeries) char
 	top = niceMax(top)
 	c.yTicks(top)
 	format := "15:04"
+	if span <= 10*time.Minute {
+		format = "15:04:05"
+	}
 	if span > 48*time.Hour {
 		format = "Jan 02"
 	}
@@ -210,6 +224,10 @@ func barChart(id, title, unit string, labels []string, ss []barSeries) chart {
 			sum += s.Vals[i]
 		}
 		top = max(top, sum)
+	}
+	if top <= 0 {
+		c.Empty = "nothing in this period yet"
+		return c
 	}
 	top = niceMax(top)
 	c.yTicks(top)
