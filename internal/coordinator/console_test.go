@@ -406,7 +406,7 @@ func TestConsolePagesRender(t *testing.T) {
 		{ren, "/console/clusters/" + c.ID + "/live"}, {ren, "/console/clusters/" + c.ID + "/extend?hours=2"},
 		{ren, "/console/clusters/" + c.ID + "/terminate"}, {ren, "/console/wallet"},
 		{sup, "/supplier"}, {sup, "/supplier/devices/" + dev}, {sup, "/supplier/devices/" + dev + "?period=7d"}, {sup, "/console/wallet"},
-		{adm, "/admin"},
+		{adm, "/admin"}, {adm, "/admin?verify=1"},
 	} {
 		if body := p.b.get(p.path); !strings.Contains(body, "</") {
 			t.Errorf("%s: %q", p.path, body)

@@ -9,14 +9,13 @@ import (
 	"github.com/iognet/iog/internal/iog"
 	"github.com/iognet/iog/internal/pricing"
 	"github.com/iognet/iog/internal/sched"
-	"github.com/iognet/iog/internal/store"
 )
 
 // Money is a cluster's money now: what was paid (with extensions and replacements), spent,
 // refunded, refundable now, and the current rate. It is the one computation behind the API's
 // cluster view and the console's cluster page.
 func (m *Market) Money(ctx context.Context, c iog.Cluster, leases []iog.Lease) (api.ClusterMoney, error) {
-	ps, err := m.db.Postings(ctx, store.PostingFilter{Cause: "cluster:" + c.ID})
+	ps, err := m.db.CausePostings(ctx, "cluster:"+c.ID)
 	if err != nil {
 		return api.ClusterMoney{}, err
 	}

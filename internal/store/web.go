@@ -96,8 +96,9 @@ func (s *DB) EarningsByDay(ctx context.Context, ownerID, deviceID string, device
 	}
 	leases, err := queryAll(ctx, s.db, "lease earnings by day", scan, `SELECT p.at, e.currency, e.amount FROM ledger_entries e
 		JOIN ledger_postings p ON p.key = e.posting_key
-		JOIN leases l ON p.cause = 'lease:' || l.id
-		WHERE e.account = $1 AND l.supplier_id = $2 AND p.key LIKE 'settle:%' AND p.at >= $3 AND ($4 = '' OR l.device_id = $4)`,
+		JOIN leases l ON l.id = substr(p.cause, 7)
+		WHERE e.account = $1 AND l.supplier_id = $2 AND p.key LIKE 'settle:%' AND p.cause LIKE 'lease:%' AND p.at >= $3
+		AND ($4 = '' OR l.device_id = $4)`,
 		iog.AccWallet(ownerID), ownerID, ms(since), deviceID)
 	if err != nil {
 		return nil, err
@@ -219,8 +220,22 @@ type Line struct {
 	Amount   iog.Amount
 }
 
+// denseLines is the number of ledger lines above which an account's newest lines are found by
+// walking postings newest first (a busy account has lines among the newest postings) rather
+// than by gathering and sorting all of the account's lines.
+const denseLines = 2000
+
 // AccountLines returns an account's ledger lines, newest first, at most limit.
 func (s *DB) AccountLines(ctx context.Context, account string, limit int) ([]Line, error) {
+	var n int64
+	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM ledger_entries WHERE account = $1`, account).Scan(&n); err != nil {
+		return nil, fmt.Errorf("store: ledger lines: %w", err)
+	}
+	// The same rows either way; CROSS JOIN makes SQLite walk postings in time order.
+	from := `ledger_entries e JOIN ledger_postings p ON p.key = e.posting_key`
+	if n > denseLines {
+		from = `ledger_postings p CROSS JOIN ledger_entries e`
+	}
 	return queryAll(ctx, s.db, "ledger lines", func(row scanner) (Line, error) {
 		var l Line
 		var cur string
@@ -228,6 +243,106 @@ func (s *DB) AccountLines(ctx context.Context, account string, limit int) ([]Lin
 		err := row.Scan(&l.Key, &l.Cause, &l.Memo, &cur, &at, &amt)
 		l.Currency, l.At, l.Amount = iog.Currency(cur), tm(at), iog.Amount(amt)
 		return l, err
-	}, `SELECT p.key, p.cause, p.memo, p.currency, p.at, e.amount FROM ledger_entries e JOIN ledger_postings p ON p.key = e.posting_key
-		WHERE e.account = $1 ORDER BY p.at DESC, p.key DESC LIMIT $2`, account, limit)
+	}, `SELECT p.key, p.cause, p.memo, p.currency, p.at, e.amount FROM `+from+`
+		WHERE e.posting_key = p.key AND e.account = $1 ORDER BY p.at DESC, p.key DESC LIMIT $2`, account, limit)
+}
+
+// CausePostings returns the postings (with their entries) of any of the causes, oldest first,
+// in two indexed queries.
+func (s *DB) CausePostings(ctx context.Context, causes ...string) ([]iog.Posting, error) {
+	if len(causes) == 0 {
+		return nil, nil
+	}
+	in := make([]string, len(causes))
+	args := make([]any, len(causes))
+	for i, c := range causes {
+		in[i], args[i] = fmt.Sprintf("$%d", i+1), c
+	}
+	list := strings.Join(in, ", ")
+	ps, err := queryAll(ctx, s.db, "postings", func(row scanner) (iog.Posting, error) {
+		var p iog.Posting
+		var cur string
+		var at int64
+		err := row.Scan(&p.Key, &p.Cause, &cur, &at, &p.Memo)
+		p.Currency, p.At = iog.Currency(cur), tm(at)
+		return p, err
+	}, `SELECT key, cause, currency, at, memo FROM ledger_postings WHERE cause IN (`+list+`) ORDER BY at, key`, args...)
+	if err != nil || len(ps) == 0 {
+		return ps, err
+	}
+	type entry struct {
+		key string
+		e   iog.Entry
+	}
+	es, err := queryAll(ctx, s.db, "entries", func(row scanner) (entry, error) {
+		var x entry
+		var v int64
+		err := row.Scan(&x.key, &x.e.Account, &v)
+		x.e.Amount = iog.Amount(v)
+		return x, err
+	}, `SELECT e.posting_key, e.account, e.amount FROM ledger_entries e JOIN ledger_postings p ON p.key = e.posting_key
+		WHERE p.cause IN (`+list+`) ORDER BY e.amount, e.account`, args...)
+	if err != nil {
+		return nil, err
+	}
+	idx := make(map[string]int, len(ps))
+	for i, p := range ps {
+		idx[p.Key] = i
+	}
+	for _, x := range es {
+		if i, ok := idx[x.key]; ok {
+			ps[i].Entries = append(ps[i].Entries, x.e)
+		}
+	}
+	return ps, nil
+}
+
+// BlockSummary is a block without its shares: what a list of blocks shows.
+type BlockSummary struct {
+	Number           int64
+	Start, End       time.Time
+	Emission, Minted iog.Amount
+	Rewarded         int64 // devices paid a reward (one posting each)
+}
+
+// BlockSummaries lists the newest blocks first, without decoding their published detail.
+func (s *DB) BlockSummaries(ctx context.Context, limit int) ([]BlockSummary, error) {
+	bs, err := queryAll(ctx, s.db, "blocks", func(r scanner) (BlockSummary, error) {
+		var b BlockSummary
+		var st, en, em, mi int64
+		err := r.Scan(&b.Number, &st, &en, &em, &mi)
+		b.Start, b.End, b.Emission, b.Minted = tm(st), tm(en), iog.Amount(em), iog.Amount(mi)
+		return b, err
+	}, `SELECT number, start_at, end_at, emission, minted FROM blocks ORDER BY number DESC LIMIT $1`, limit)
+	if err != nil || len(bs) == 0 {
+		return bs, err
+	}
+	// A block pays each rewarded device with one posting of cause "block:N" and key "block:N:DEVICE".
+	in := make([]string, len(bs))
+	args := make([]any, len(bs))
+	for i, b := range bs {
+		in[i], args[i] = fmt.Sprintf("$%d", i+1), fmt.Sprintf("block:%d", b.Number)
+	}
+	n := map[string]int64{}
+	rows, err := queryAll(ctx, s.db, "block rewards", func(r scanner) (struct {
+		cause string
+		n     int64
+	}, error) {
+		var x struct {
+			cause string
+			n     int64
+		}
+		err := r.Scan(&x.cause, &x.n)
+		return x, err
+	}, `SELECT cause, COUNT(*) FROM ledger_postings WHERE cause IN (`+strings.Join(in, ", ")+`) AND key LIKE 'block:%' GROUP BY cause`, args...)
+	if err != nil {
+		return nil, err
+	}
+	for _, x := range rows {
+		n[x.cause] = x.n
+	}
+	for i := range bs {
+		bs[i].Rewarded = n[fmt.Sprintf("block:%d", bs[i].Number)]
+	}
+	return bs, nil
 }

@@ -16,8 +16,8 @@ import (
 	"testing"
 	"time"
 
-		"github.com/chromedp/cdproto/page"
-		"github.com/chromedp/chromedp"
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
 
 	"github.com/iognet/iog/api"
 	"github.com/iognet/iog/internal/cli"

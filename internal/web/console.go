@@ -324,31 +324,29 @@ func (s *Server) events(ctx context.Context, c api.Cluster) ([]event, error) {
 		}
 	}
 	wallet, escrow := iog.AccWallet(c.OwnerID), iog.AccEscrow(c.ID)
-	for _, cause := range causes {
-		ps, err := s.cfg.Store.Postings(ctx, store.PostingFilter{Cause: cause, Limit: 2000})
-		if err != nil {
-			return nil, err
-		}
-		for _, p := range ps {
-			e := event{At: p.At, What: p.Memo}
-			var toRenter, fromEscrow iog.Amount
-			for _, en := range p.Entries {
-				switch en.Account {
-				case wallet:
-					toRenter += en.Amount
-				case escrow:
-					fromEscrow -= en.Amount
-				}
+	ps, err := s.cfg.Store.CausePostings(ctx, causes...)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range ps {
+		e := event{At: p.At, What: p.Memo}
+		var toRenter, fromEscrow iog.Amount
+		for _, en := range p.Entries {
+			switch en.Account {
+			case wallet:
+				toRenter += en.Amount
+			case escrow:
+				fromEscrow -= en.Amount
 			}
-			switch {
-			case toRenter != 0:
-				e.Amount = signed(toRenter)
-			case fromEscrow != 0:
-				e.What += " (paid from escrow)"
-				e.Amount = fromEscrow.String()
-			}
-			out = append(out, e)
 		}
+		switch {
+		case toRenter != 0:
+			e.Amount = signed(toRenter)
+		case fromEscrow != 0:
+			e.What += " (paid from escrow)"
+			e.Amount = fromEscrow.String()
+		}
+		out = append(out, e)
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].At.Before(out[j].At) })
 	return out, nil

@@ -103,7 +103,7 @@ type explorerData struct {
 	ComputeHours30 string
 	Prices         []market.PriceClass
 	ClusterStates  []stateCount
-	Blocks         []api.Block
+	Blocks         []store.BlockSummary
 	SnapshotEvery  time.Duration
 }
 
@@ -153,7 +153,7 @@ func (s *Server) explorer(w http.ResponseWriter, r *http.Request, u *user) error
 	for _, k := range []string{"deploying", "running", "completed", "terminated", "failed"} {
 		d.ClusterStates = append(d.ClusterStates, stateCount{k, st.Clusters[k]})
 	}
-	if d.Blocks, err = s.cfg.Bank.Blocks(ctx, 10); err != nil {
+	if d.Blocks, err = s.cfg.Store.BlockSummaries(ctx, 10); err != nil {
 		return err
 	}
 	s.render(w, r, http.StatusOK, "explorer", &page{Title: "Explorer", Nav: "explorer", User: u, Data: d})
@@ -190,7 +190,7 @@ func pad2(v int64) string {
 }
 
 func (s *Server) blocks(w http.ResponseWriter, r *http.Request, u *user) error {
-	bs, err := s.cfg.Bank.Blocks(r.Context(), 200)
+	bs, err := s.cfg.Store.BlockSummaries(r.Context(), 100)
 	if err != nil {
 		return err
 	}

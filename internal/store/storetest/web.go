@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -15,6 +16,34 @@ func Web(t *testing.T, open func(t *testing.T) *store.DB) {
 	t.Run("telemetry adds up, rolls up and is pruned", func(t *testing.T) { telemetry(t, open(t)) })
 	t.Run("network snapshots", func(t *testing.T) { snapshots(t, open(t)) })
 	t.Run("supply, compute and earnings by day", func(t *testing.T) { breakdowns(t, open(t)) })
+	t.Run("ledger lines of a busy account", func(t *testing.T) { busyLines(t, open(t)) })
+}
+
+// busyLines: an account with more lines than denseLines is read by the other plan; the answer
+// is the same.
+func busyLines(t *testing.T, db *store.DB) {
+	var ps []iog.Posting
+	for i := range 2100 {
+		ps = append(ps, iog.Transfer(fmt.Sprintf("p%05d", i), "test", iog.IO, t0.Add(time.Duration(i)*time.Second), iog.AccExternal, "wallet:busy",
+			iog.Amount(i+1), "line"))
+		if i%3 == 0 { // postings of other accounts in between
+			ps = append(ps, iog.Transfer(fmt.Sprintf("q%05d", i), "test", iog.IO, t0.Add(time.Duration(i)*time.Second), iog.AccExternal, "wallet:quiet", 1, "x"))
+		}
+	}
+	if _, err := db.Post(t.Context(), ps...); err != nil {
+		t.Fatal(err)
+	}
+	for acct, want := range map[string][]int64{"wallet:busy": {2100, 2099, 2098}, "wallet:quiet": {1, 1, 1}} {
+		lines, err := db.AccountLines(t.Context(), acct, 50)
+		if err != nil || len(lines) != 50 {
+			t.Fatalf("%s: %d lines, %v", acct, len(lines), err)
+		}
+		for i, w := range want {
+			if int64(lines[i].Amount) != w || (i > 0 && lines[i].At.After(lines[i-1].At)) {
+				t.Fatalf("%s: line %d = %+v, want amount %d, newest first", acct, i, lines[i], w)
+			}
+		}
+	}
 }
 
 func sessions(t *testing.T, db *store.DB) {
@@ -222,8 +251,21 @@ func breakdowns(t *testing.T, db *store.DB) {
 	if err != nil || len(lines) != 4 || lines[0].Key != "settle:l1:120" || lines[1].Amount != 2*iog.Unit || lines[2].Amount != 10*iog.Unit {
 		t.Fatalf("lines %+v %v", lines, err)
 	}
+	ps, err := db.CausePostings(ctx, "cluster:c1", "lease:l1")
+	if err != nil || len(ps) != 3 || ps[0].Key != "escrow:c1" || len(ps[0].Entries) != 2 || ps[0].Entries[0].Amount != -6*iog.Unit {
+		t.Fatalf("cause postings %+v %v", ps, err)
+	}
+	detail := []byte(`{"shares":[]}`)
+	if _, err := db.RecordBlock(ctx, store.BlockRow{Number: 1, Start: day0, End: day0.Add(time.Hour), Emission: iog.Unit, Minted: iog.Unit / 2,
+		Detail: detail, CreatedAt: day0}); err != nil {
+		t.Fatal(err)
+	}
+	bs, err := db.BlockSummaries(ctx, 10)
+	if err != nil || len(bs) != 1 || bs[0].Number != 1 || bs[0].Rewarded != 1 || bs[0].Minted != iog.Unit/2 {
+		t.Fatalf("block summaries %+v %v", bs, err)
+	}
 	mc, err := db.MetricCounts(ctx)
-	if err != nil || mc.UnclosedLeases != 0 || mc.LastBlockNumber != -1 {
+	if err != nil || mc.UnclosedLeases != 0 || mc.LastBlockNumber != 1 {
 		t.Fatalf("metric counts %+v %v", mc, err)
 	}
 }
