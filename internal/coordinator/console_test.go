@@ -1,9 +1,11 @@
 package coordinator_test
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -430,4 +432,69 @@ func TestConsolePagesRender(t *testing.T) {
 	if code, _, _ := other.do(http.MethodGet, "/console/clusters/"+c.ID, nil); code != http.StatusNotFound {
 		t.Errorf("another renter's cluster: %d, want 404", code)
 	}
+}
+
+// TestGrafanaDashboardUsesExportedMetrics: every metric that docs/grafana-dashboard.json
+// queries is on /metrics, with the labels the dashboard groups by.
+func TestGrafanaDashboardUsesExportedMetrics(t *testing.T) {
+	e := startMoney(t, 2)
+	e.heartbeatAll(t)
+	b := newBrowser(t, e.c.URL())
+	b.get("/") // a console request, so that its latency histogram has a series
+	if _, err := e.renter.Me(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	metrics := b.get("/metrics")
+	raw, err := os.ReadFile("../../docs/grafana-dashboard.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Panels []struct {
+			Title   string `json:"title"`
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(raw, &dash); err != nil {
+		t.Fatal(err)
+	}
+	name := regexp.MustCompile(`iog_[a-z_]+`)
+	by := regexp.MustCompile(`by \(([a-z_, ]+)\)`)
+	n := 0
+	for _, p := range dash.Panels {
+		for _, tg := range p.Targets {
+			for _, m := range name.FindAllString(tg.Expr, -1) {
+				n++
+				if !regexp.MustCompile(`(?m)^` + m + `[{ ]`).MatchString(metrics) {
+					t.Errorf("panel %q queries %s, which /metrics does not export", p.Title, m)
+				}
+			}
+			for _, g := range by.FindAllStringSubmatch(tg.Expr, -1) {
+				for _, l := range strings.Split(g[1], ",") {
+					if l = strings.TrimSpace(l); l != "le" && !strings.Contains(metrics, l+`="`) {
+						t.Errorf("panel %q groups by %s, a label /metrics does not have", p.Title, l)
+					}
+				}
+			}
+		}
+	}
+	if n < 20 {
+		t.Fatalf("only %d metric references in the dashboard", n)
+	}
+	// Request latency is by route, not all "other".
+	if !strings.Contains(metrics, `iog_http_request_seconds_count{route="GET /v1/me"}`) || !strings.Contains(metrics, `iog_web_request_seconds_count{code="2xx",route="GET /{$}"}`) {
+		t.Errorf("latency by route missing:\n%s", grepLines(metrics, "request_seconds_count"))
+	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
