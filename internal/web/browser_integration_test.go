@@ -22,7 +22,7 @@ import (
 	"github.com/iognet/iog/api"
 	"github.com/iognet/iog/internal/cli"
 	"github.com/iognet/iog/internal/devnet"
-	iogpkg "github.com/iognet/iog/internal/iog"
+	"github.com/iognet/iog/internal/iog"
 )
 
 // hostile is a device name a supplier might choose to attack other people's browsers.
@@ -148,8 +148,8 @@ func (c *chromium) shoot(t *testing.T, dir, name string) {
 	}
 }
 
-// iog runs the CLI in-process against the devnet and returns its output.
-func iog(t *testing.T, d *devnet.Devnet, args ...string) []byte {
+// cliRun runs the iog CLI in-process against the devnet and returns its output.
+func cliRun(t *testing.T, d *devnet.Devnet, args ...string) []byte {
 	t.Helper()
 	var out, errb bytes.Buffer
 	env := map[string]string{"IOG_ADDR": d.Coord.URL(), "IOG_TOKEN": d.Token, "HOME": t.TempDir()}
@@ -196,7 +196,7 @@ func TestBrowser(t *testing.T) {
 	c.run(t, "open the Explorer", chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS("#supply-cards")))
 	stats := eval[map[string]string](t, c, `Object.fromEntries([...document.querySelectorAll("[data-stat]")].map(e => [e.dataset.stat, e.textContent]))`)
 	var n api.NetworkStats
-	if err := json.Unmarshal(iog(t, d, "network", "--json"), &n); err != nil {
+	if err := json.Unmarshal(cliRun(t, d, "network", "--json"), &n); err != nil {
 		t.Fatal(err)
 	}
 	var gpus int64
@@ -282,7 +282,7 @@ func TestBrowser(t *testing.T) {
 		until(`document.querySelector("#cluster-state").textContent === "terminated"`))
 	money := eval[map[string]string](t, c, `Object.fromEntries([...document.querySelectorAll("[data-money]")].map(e => [e.dataset.money, e.textContent]))`)
 	var got api.Cluster
-	if err := json.Unmarshal(iog(t, d, "cluster", "get", clusterID, "--json"), &got); err != nil {
+	if err := json.Unmarshal(cliRun(t, d, "cluster", "get", clusterID, "--json"), &got); err != nil {
 		t.Fatal(err)
 	}
 	if got.Money == nil || money["refunded"] != got.Money.Refunded || money["paid"] != got.Money.Paid || money["spent"] != got.Money.Spent ||
@@ -309,7 +309,7 @@ func TestBrowser(t *testing.T) {
 		time.Sleep(time.Second) // the page is rendered on the server: load it again for new points
 	}
 	var e api.Earnings
-	if err := json.Unmarshal(iog(t, d, "earnings", "--device", dev, "--json"), &e); err != nil {
+	if err := json.Unmarshal(cliRun(t, d, "earnings", "--device", dev, "--json"), &e); err != nil {
 		t.Fatal(err)
 	}
 	earned := eval[map[string]string](t, c, `Object.fromEntries([...document.querySelectorAll("[data-earned-leases],[data-earned-rewards]")].map(
@@ -374,11 +374,11 @@ func contains(xs []string, s string) bool {
 // diff is a - b for decimal amounts.
 func diff(t *testing.T, a, b string) string {
 	t.Helper()
-	x, err := iogpkg.ParseAmount(a)
+	x, err := iog.ParseAmount(a)
 	if err != nil {
 		t.Fatal(err)
 	}
-	y, err := iogpkg.ParseAmount(b)
+	y, err := iog.ParseAmount(b)
 	if err != nil {
 		t.Fatal(err)
 	}

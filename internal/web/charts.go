@@ -55,6 +55,7 @@ type chartBar struct {
 type chartTick struct {
 	Pos   float64
 	Label string
+	End   bool // the last tick of the x axis: its label ends at the edge instead of crossing it
 }
 
 type legend struct{ Name, Class string }
@@ -178,7 +179,7 @@ func lineChart(id, title, unit string, from, to time.Time, ss []lineSeries) char
 	}
 	for i := 0; i <= chartXTicks; i++ {
 		t := from.Add(span * time.Duration(i) / chartXTicks)
-		c.XTicks = append(c.XTicks, chartTick{Pos: round1(chartLeft + (chartRight-chartLeft)*float64(i)/chartXTicks), Label: t.UTC().Format(format)})
+		c.XTicks = append(c.XTicks, chartTick{Pos: round1(chartLeft + (chartRight-chartLeft)*float64(i)/chartXTicks), Label: t.UTC().Format(format), End: i == chartXTicks})
 	}
 	for i, s := range ss {
 		if len(s.Pts) == 0 {
