@@ -253,12 +253,7 @@ func (s *DB) CausePostings(ctx context.Context, causes ...string) ([]iog.Posting
 	if len(causes) == 0 {
 		return nil, nil
 	}
-	in := make([]string, len(causes))
-	args := make([]any, len(causes))
-	for i, c := range causes {
-		in[i], args[i] = fmt.Sprintf("$%d", i+1), c
-	}
-	list := strings.Join(in, ", ")
+	list, args := inList(causes)
 	ps, err := queryAll(ctx, s.db, "postings", func(row scanner) (iog.Posting, error) {
 		var p iog.Posting
 		var cur string
@@ -318,11 +313,11 @@ func (s *DB) BlockSummaries(ctx context.Context, limit int) ([]BlockSummary, err
 		return bs, err
 	}
 	// A block pays each rewarded device with one posting of cause "block:N" and key "block:N:DEVICE".
-	in := make([]string, len(bs))
-	args := make([]any, len(bs))
+	causes := make([]string, len(bs))
 	for i, b := range bs {
-		in[i], args[i] = fmt.Sprintf("$%d", i+1), fmt.Sprintf("block:%d", b.Number)
+		causes[i] = fmt.Sprintf("block:%d", b.Number)
 	}
+	list, args := inList(causes)
 	n := map[string]int64{}
 	rows, err := queryAll(ctx, s.db, "block rewards", func(r scanner) (struct {
 		cause string
@@ -334,7 +329,7 @@ func (s *DB) BlockSummaries(ctx context.Context, limit int) ([]BlockSummary, err
 		}
 		err := r.Scan(&x.cause, &x.n)
 		return x, err
-	}, `SELECT cause, COUNT(*) FROM ledger_postings WHERE cause IN (`+strings.Join(in, ", ")+`) AND key LIKE 'block:%' GROUP BY cause`, args...)
+	}, `SELECT cause, COUNT(*) FROM ledger_postings WHERE cause IN (`+list+`) AND key LIKE 'block:%' GROUP BY cause`, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -345,4 +340,14 @@ func (s *DB) BlockSummaries(ctx context.Context, limit int) ([]BlockSummary, err
 		bs[i].Rewarded = n[fmt.Sprintf("block:%d", bs[i].Number)]
 	}
 	return bs, nil
+}
+
+// inList is the placeholders ("$1, $2, ...") and arguments of an IN (...) over values.
+func inList(values []string) (string, []any) {
+	in := make([]string, len(values))
+	args := make([]any, len(values))
+	for i, v := range values {
+		in[i], args[i] = fmt.Sprintf("$%d", i+1), v
+	}
+	return strings.Join(in, ", "), args
 }

@@ -188,16 +188,25 @@ func (s *Server) deployPage(w http.ResponseWriter, r *http.Request, u *user) err
 	return nil
 }
 
+// form reads the wizard's form: the request, and the page's data with the errors by field.
+func (s *Server) form(r *http.Request) (api.CreateClusterRequest, deployData, error) {
+	models, regions, err := s.choices(r.Context())
+	if err != nil {
+		return api.CreateClusterRequest{}, deployData{}, err
+	}
+	req, f, errs := parseDeploy(r, models)
+	return req, deployData{Form: f, Errors: errs, Models: models, Regions: regions}, nil
+}
+
 // quote answers the wizard's live quote (an htmx swap): every line, or the errors next to
 // their fields (swapped out of band).
 func (s *Server) quote(w http.ResponseWriter, r *http.Request, u *user) error {
-	models, regions, err := s.choices(r.Context())
+	req, d, err := s.form(r)
 	if err != nil {
 		return err
 	}
-	req, f, errs := parseDeploy(r, models)
-	d := deployData{Form: f, Errors: errs, Models: models, Regions: regions, Live: true}
-	if len(errs) == 0 {
+	d.Live = true
+	if len(d.Errors) == 0 {
 		q, err := s.cfg.Market.Quote(r.Context(), u.Account, req)
 		if err != nil {
 			d.General = s.message(r, err)
@@ -210,14 +219,12 @@ func (s *Server) quote(w http.ResponseWriter, r *http.Request, u *user) error {
 }
 
 func (s *Server) deploy(w http.ResponseWriter, r *http.Request, u *user) error {
-	models, regions, err := s.choices(r.Context())
+	req, d, err := s.form(r)
 	if err != nil {
 		return err
 	}
-	req, f, errs := parseDeploy(r, models)
-	d := deployData{Form: f, Errors: errs, Models: models, Regions: regions}
 	code := http.StatusBadRequest
-	if len(errs) == 0 {
+	if len(d.Errors) == 0 {
 		c, err := s.cfg.Market.Create(r.Context(), u.Account, req)
 		if err == nil {
 			return see(w, r, "/console/clusters/"+c.ID)

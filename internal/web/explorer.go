@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"sort"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/iognet/iog/api"
@@ -107,27 +108,56 @@ type explorerData struct {
 	SnapshotEvery  time.Duration
 }
 
+// explorerCache keeps the Explorer's figures for Config.ExplorerTTL: the page is public, so a
+// crowd (or an attacker) reloading it costs one computation every few seconds, not one per
+// request.
+type explorerCache struct {
+	mu   sync.Mutex
+	at   map[string]time.Time
+	data map[string]explorerData
+}
+
 func (s *Server) explorer(w http.ResponseWriter, r *http.Request, u *user) error {
+	name, _ := pickRange(r.URL.Query().Get("range"))
+	c := &s.explorerCache
+	c.mu.Lock()
+	defer c.mu.Unlock() // one computation at a time; the others wait for it and reuse it
+	d, ok := c.data[name]
+	if !ok || time.Since(c.at[name]) > s.cfg.ExplorerTTL {
+		var err error
+		if d, err = s.explorerData(r, name); err != nil {
+			return err
+		}
+		if c.data == nil {
+			c.at, c.data = map[string]time.Time{}, map[string]explorerData{}
+		}
+		c.at[name], c.data[name] = time.Now(), d
+	}
+	s.render(w, r, http.StatusOK, "explorer", &page{Title: "Explorer", Nav: "explorer", User: u, Data: d})
+	return nil
+}
+
+func (s *Server) explorerData(r *http.Request, rng string) (explorerData, error) {
 	ctx := r.Context()
 	now := s.cfg.Now()
 	st, err := s.cfg.Bank.Stats(ctx)
 	if err != nil {
-		return err
+		return explorerData{}, err
 	}
 	rows, err := s.cfg.Store.Supply(ctx)
 	if err != nil {
-		return err
+		return explorerData{}, err
 	}
 	d := explorerData{Stats: st}
 	d.Supply, d.Total = supply(rows)
 	var span time.Duration
-	d.Range, span = pickRange(r.URL.Query().Get("range"))
+	d.Range, span = pickRange(rng)
 	for _, x := range ranges {
 		d.Ranges = append(d.Ranges, x.Name)
 	}
 	snaps, err := s.cfg.Store.Snapshots(ctx, now.Add(-span))
 	if err != nil {
-		return err
+		return d, err
 	}
 	var rent, hired, conn, gpus, open []pt
 	for _, n := range snaps {
@@ -145,19 +175,16 @@ func (s *Server) explorer(w http.ResponseWriter, r *http.Request, u *user) error
 		d.SnapshotEvery = s.cfg.History.SnapshotEvery()
 	}
 	if d.Compute, d.ComputeHours30, err = s.computeChart(r, now); err != nil {
-		return err
+		return d, err
 	}
 	if d.Prices, err = s.cfg.Market.PriceIndex(ctx); err != nil {
-		return err
+		return d, err
 	}
 	for _, k := range []string{"deploying", "running", "completed", "terminated", "failed"} {
 		d.ClusterStates = append(d.ClusterStates, stateCount{k, st.Clusters[k]})
 	}
-	if d.Blocks, err = s.cfg.Store.BlockSummaries(ctx, 10); err != nil {
-		return err
-	}
-	s.render(w, r, http.StatusOK, "explorer", &page{Title: "Explorer", Nav: "explorer", User: u, Data: d})
-	return nil
+	d.Blocks, err = s.cfg.Store.BlockSummaries(ctx, 10)
+	return d, err
 }
 
 // computeChart is compute hours served per day over the last 30 days.

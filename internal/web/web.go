@@ -23,6 +23,7 @@ import (
 
 	"github.com/iognet/iog/api"
 	"github.com/iognet/iog/internal/history"
+	"github.com/iognet/iog/internal/httpapi"
 	"github.com/iognet/iog/internal/iog"
 	"github.com/iognet/iog/internal/market"
 	"github.com/iognet/iog/internal/store"
@@ -104,6 +105,9 @@ type Config struct {
 	Registry prometheus.Registerer
 	// Started is when the coordinator started (admin health).
 	Started time.Time
+	// ExplorerTTL is how long the public Explorer's figures are reused (default 5 s; negative:
+	// never, as the benchmark measures).
+	ExplorerTTL time.Duration
 }
 
 // Server is the console: an http.Handler for its own paths.
@@ -114,6 +118,8 @@ type Server struct {
 	assets  http.Handler
 	latency *prometheus.HistogramVec
 	handler http.Handler
+	// explorerCache holds the public Explorer's figures for a few seconds.
+	explorerCache explorerCache
 }
 
 // New parses the templates and registers the routes.
@@ -129,6 +135,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Started.IsZero() {
 		cfg.Started = cfg.Now()
+	}
+	if cfg.ExplorerTTL == 0 {
+		cfg.ExplorerTTL = 5 * time.Second
 	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux()}
 	if err := s.parse(); err != nil {
@@ -291,26 +300,8 @@ func (s *Server) routes() {
 	})
 }
 
-// status maps an error code to an HTTP status (the same mapping as the API's).
-func status(err error) int {
-	switch iog.ErrorCode(err) {
-	case iog.EINVALID:
-		return http.StatusBadRequest
-	case iog.EUNAUTHORIZED:
-		return http.StatusUnauthorized
-	case iog.EFORBIDDEN:
-		return http.StatusForbidden
-	case iog.ENOTFOUND:
-		return http.StatusNotFound
-	case iog.ECONFLICT:
-		return http.StatusConflict
-	case iog.EINSUFFICIENTFUNDS:
-		return http.StatusPaymentRequired
-	case iog.EUNAVAILABLE:
-		return http.StatusServiceUnavailable
-	}
-	return http.StatusInternalServerError
-}
+// status is the HTTP status of an error: the API's one mapping.
+func status(err error) int { return httpapi.Status(iog.ErrorCode(err)) }
 
 // message is what a person reads for an error: iog errors as they are, anything else hidden
 // (and logged) so that no internal detail leaks into a page.
