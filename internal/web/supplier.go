@@ -3,7 +3,6 @@ package web
 import (
 	"context"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -301,5 +300,3 @@ func (s *Server) stake(w http.ResponseWriter, r *http.Request, u *user) error {
 	}
 	return see(w, r, "/supplier")
 }
-
-func itoa(v int64) string { return strconv.FormatInt(v, 10) }

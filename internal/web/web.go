@@ -1,8 +1,8 @@
 // Package web is the coordinator's browser interface, served from the same binary: the public
 // Explorer, the renter console, the supplier dashboard and the admin page. Pages are rendered
 // on the server with html/template (every value escaped); the few scripts are files of our own
-// and a vendored, pinned htmx (assets/vendor, with its licence and checksum), embedded with
-// go:embed, so that the console works offline and under a Content-Security-Policy that allows
+// and a vendored, pinned htmx (assets/vendor, with its licence and checksum), embedded in the
+// binary, so that the console works offline and under a Content-Security-Policy that allows
 // no inline script. The pages call the same fleet, market and bank functions as the /v1 API,
 // so a number on a page is the number `iog ... --json` prints.
 package web
