@@ -1,6 +1,7 @@
 package web
 
 import (
+	"fmt"
 	"net/http"
 	"runtime"
 	"slices"
@@ -26,7 +27,7 @@ type health struct {
 	LastBlock       int64
 	LastBlockEnd    time.Time
 	UnclosedLeases  int64
-	ProofsByResult  map[string]int64
+	Proofs          string // counts by result
 	TelemetryFine   time.Duration
 	TelemetryCoarse time.Duration
 }
@@ -110,7 +111,13 @@ func (s *Server) health(r *http.Request, u *user) (health, error) {
 	if err != nil {
 		return h, err
 	}
-	h.LastBlock, h.LastBlockEnd, h.UnclosedLeases, h.ProofsByResult = mc.LastBlockNumber, mc.LastBlockEnd, mc.UnclosedLeases, mc.ProofsByResult
+	h.LastBlock, h.LastBlockEnd, h.UnclosedLeases = mc.LastBlockNumber, mc.LastBlockEnd, mc.UnclosedLeases
+	var ps []string
+	for k, v := range mc.ProofsByResult {
+		ps = append(ps, fmt.Sprintf("%s %d", k, v))
+	}
+	slices.Sort(ps)
+	h.Proofs = strings.Join(ps, ", ")
 	if s.cfg.History != nil {
 		h.TelemetryFine, h.TelemetryCoarse = s.cfg.History.Fine(), s.cfg.History.Coarse()
 	}

@@ -105,9 +105,10 @@ var funcs = template.FuncMap{
 		}
 		return t.UTC().Format("2006-01-02 15:04:05 UTC")
 	},
-	"day": func(ms int64) string { return time.UnixMilli(ms).UTC().Format("Jan 02") },
-	"ms":  func(v int64) string { return (time.Duration(v) * time.Millisecond).Round(time.Millisecond).String() },
-	"dur": func(d time.Duration) string { return d.Round(time.Second).String() },
+	"day":   func(ms int64) string { return time.UnixMilli(ms).UTC().Format("Jan 02") },
+	"ms":    func(v int64) string { return (time.Duration(v) * time.Millisecond).Round(time.Millisecond).String() },
+	"dur":   func(d time.Duration) string { return d.Round(time.Second).String() },
+	"short": func(d time.Duration) string { return d.Round(time.Millisecond).String() },
 	// pct formats a per-mille value as a percentage.
 	"pm": func(v any) string {
 		n := toInt(v)
