@@ -2,7 +2,7 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: all build check fmt vet staticcheck test integration bench ci
+.PHONY: all build check fmt vet staticcheck test integration bench bench-web screenshots ci
 
 all: build
 
@@ -33,5 +33,13 @@ integration:
 
 bench:
 	$(GO) run ./cmd/iog bench create --runs 20 --nodes 4
+
+# Page loads of the console with 1,000 devices and 10,000 clusters in the store.
+bench-web:
+	$(GO) test -run '^$$' -bench Pages -benchtime 20x ./internal/web
+
+# Screenshots of the console's main pages, taken by the chromium test (needs chromium).
+screenshots:
+	IOG_SCREENSHOTS=$(CURDIR)/docs/screenshots $(GO) test -tags integration -count=1 -run '^TestBrowser$$' ./internal/web
 
 ci: check integration

@@ -262,3 +262,23 @@ func (c *Client) Network(ctx context.Context) (NetworkStats, error) {
 	var out NetworkStats
 	return out, c.Do(ctx, http.MethodGet, "/v1/network", nil, &out)
 }
+
+// ClusterMoney is a cluster's money at one moment, in its currency. Escrowed = Spent +
+// Refunded + RefundableNow always holds; Paid = Escrowed + Fees.
+type ClusterMoney struct {
+	Currency string `json:"currency"`
+	// Paid is what left the renter's wallet: the quote's total, extensions and replacements,
+	// fees included.
+	Paid     string `json:"paid"`
+	Fees     string `json:"fees"`
+	Escrowed string `json:"escrowed"` // Paid without the fees: the nodes' prepaid shares
+	// Spent is what the minutes served so far cost (settled to suppliers or about to be).
+	Spent string `json:"spent"`
+	// Refunded is the unspent share of nodes that ended, already back in the wallet.
+	Refunded string `json:"refunded"`
+	// RefundableNow is what terminating now would return: the unspent share of running nodes.
+	RefundableNow string `json:"refundable_now"`
+	// RatePerHour is what the nodes still running cost per hour.
+	RatePerHour string    `json:"rate_per_hour"`
+	At          time.Time `json:"at"`
+}

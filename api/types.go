@@ -148,6 +148,8 @@ type Cluster struct {
 	ExpiresAt time.Time            `json:"expires_at"`
 	Currency  string               `json:"currency,omitempty"`
 	Quote     *Quote               `json:"quote,omitempty"`
+	// Money is what the cluster has cost so far (single clusters only; absent in lists).
+	Money *ClusterMoney `json:"money,omitempty"`
 	// Revision changes whenever the cluster or any node changes; pass it back as `known` to wait.
 	Revision string `json:"revision"`
 }

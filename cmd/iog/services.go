@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"time"
@@ -49,6 +50,7 @@ func runCoordinator(ctx context.Context, o cli.CoordinatorOptions, w io.Writer) 
 	}
 	defer c.Close()
 	fmt.Fprintf(w, "iog coordinator listening on %s (store: %s)\n", c.URL(), c.Store.Engine())
+	fmt.Fprintf(w, "console: %s (Explorer public; log in with an API key for the renter console, supplier dashboard and admin)\n", c.ConsoleURL())
 	if key, err := coordinator.ReadAdminKey(o.DataDir); err == nil {
 		fmt.Fprintf(w, "admin API key is in %s/admin.key\n", o.DataDir)
 		_ = key
@@ -143,8 +145,9 @@ func up(ctx context.Context, o cli.UpOptions, w io.Writer, getenv func(string) s
 	if err != nil {
 		return err
 	}
-	summary := upSummary{API: d.Coord.URL(), DataDir: o.DataDir, Config: cfgPath, Devices: devs}
+	summary := upSummary{API: d.Coord.URL(), Console: d.Coord.ConsoleURL(), DataDir: o.DataDir, Config: cfgPath, Devices: devs}
 	if !o.JSON {
+		fmt.Fprintf(w, "console:     %s  (log in with the API key in %s)\n", d.Coord.ConsoleURL(), filepath.Join(o.DataDir, "local.key"))
 		fmt.Fprintf(w, "coordinator: %s  (OpenAPI: %s/openapi.json, metrics: %s/metrics)\n", d.Coord.URL(), d.Coord.URL(), d.Coord.URL())
 		fmt.Fprintf(w, "CLI config:  %s\n", cfgPath)
 		for _, dv := range devs {
@@ -189,6 +192,7 @@ press Ctrl-C to stop.`)
 
 type upSummary struct {
 	API     string       `json:"api"`
+	Console string       `json:"console"`
 	DataDir string       `json:"data_dir"`
 	Config  string       `json:"config"`
 	Devices []api.Device `json:"devices"`

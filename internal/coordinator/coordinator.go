@@ -15,17 +15,21 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/iognet/iog/internal/auth"
 	"github.com/iognet/iog/internal/bank"
 	"github.com/iognet/iog/internal/fleet"
+	"github.com/iognet/iog/internal/history"
 	"github.com/iognet/iog/internal/httpapi"
 	"github.com/iognet/iog/internal/hwinfo"
 	"github.com/iognet/iog/internal/iog"
 	"github.com/iognet/iog/internal/market"
 	"github.com/iognet/iog/internal/relay"
 	"github.com/iognet/iog/internal/store"
+	"github.com/iognet/iog/internal/web"
 )
 
 // Config configures a coordinator.
@@ -55,6 +59,14 @@ type Config struct {
 	// SkipProofs makes joined devices ready without proof of GPU. Only for tests of other
 	// parts; `iog coordinator` and the devnet never set it.
 	SkipProofs bool
+	// TelemetryStep is the resolution of the telemetry history kept for 48 h (default 1 min;
+	// an hour-resolution series is kept for 90 days).
+	TelemetryStep time.Duration
+	// SnapshotEvery is how often the Explorer's network figures are recorded (default 5 min).
+	SnapshotEvery time.Duration
+	// PublicURL is the coordinator's address as workers reach it, shown in the console's join
+	// command ("" for the address the browser used).
+	PublicURL string
 }
 
 // Coordinator is a running control plane.
@@ -69,8 +81,12 @@ type Coordinator struct {
 	proxy *meshProxy
 	Bank  *bank.Bank
 	API   *httpapi.Server
-	ln    net.Listener
-	srv   *http.Server
+	// Web is the console: Explorer, renter console, supplier dashboard and admin pages.
+	Web *web.Server
+	// History keeps telemetry and network snapshots for the console's charts.
+	History *history.Recorder
+	ln      net.Listener
+	srv     *http.Server
 }
 
 // New opens the store, wires the services and binds the listener (so Addr is known before Run).
@@ -125,7 +141,10 @@ func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 		}
 	}
 	c.Bank = bank.New(bc)
-	c.Fleet = fleet.New(fleet.Config{Store: db, Log: cfg.Log, Now: cfg.Now, NewID: cfg.NewID, HeartbeatInterval: cfg.HeartbeatInterval, Dev: cfg.Dev,
+	c.History = history.New(history.Config{Store: db, Log: cfg.Log.With("part", "history"), Now: cfg.Now, Fine: cfg.TelemetryStep,
+		SnapshotEvery: cfg.SnapshotEvery, Stats: c.Bank.Stats, Lead: c.Bank.Lead,
+		Sweep: func(ctx context.Context) { c.Web.PruneSessions(ctx) }})
+	c.Fleet = fleet.New(fleet.Config{OnTelemetry: c.History.Observe, Store: db, Log: cfg.Log, Now: cfg.Now, NewID: cfg.NewID, HeartbeatInterval: cfg.HeartbeatInterval, Dev: cfg.Dev,
 		OnDown: c.Market.DeviceDown, Trust: trust, SkipProofs: cfg.SkipProofs,
 		OnFraud: func(ctx context.Context, id, reason string) {
 			if err := c.Bank.Slash(ctx, id, reason); err != nil {
@@ -133,13 +152,21 @@ func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 			}
 		}})
 	c.Market.SetDeviceHub(c.Fleet.Hub())
-	hc := httpapi.Config{Auth: c.Auth, Fleet: c.Fleet, Market: c.Market, Bank: c.Bank, Log: cfg.Log}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		&metrics{db: db, fleet: c.Fleet, stats: c.Bank.Stats, now: cfg.Now, log: cfg.Log})
+	hc := httpapi.Config{Auth: c.Auth, Fleet: c.Fleet, Market: c.Market, Bank: c.Bank, Log: cfg.Log, Registry: reg}
 	if cfg.MeshRelay != "off" {
 		c.proxy = &meshProxy{m: c.Market, log: cfg.Log}
 		hc.Mesh, hc.Proxy = c.Market, c.proxy
 	}
 	c.API = httpapi.New(hc)
-	if err := c.bootstrap(ctx); err != nil {
+	if c.Web, err = web.New(web.Config{Store: db, Fleet: c.Fleet, Market: c.Market, Bank: c.Bank, Accounts: c.Auth, History: c.History,
+		Log: cfg.Log.With("part", "web"), Now: cfg.Now, PublicURL: cfg.PublicURL, Registry: reg}); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err = c.bootstrap(ctx); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -164,7 +191,7 @@ func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 		}
 		c.proxy.relay = local
 	}
-	c.srv = &http.Server{Handler: c.API, ReadHeaderTimeout: 10 * time.Second}
+	c.srv = &http.Server{Handler: c.Web.Wrap(c.API), ReadHeaderTimeout: 10 * time.Second}
 	return c, nil
 }
 
@@ -203,6 +230,9 @@ func (c *Coordinator) Addr() string { return c.ln.Addr().String() }
 // URL is the base URL of the API.
 func (c *Coordinator) URL() string { return "http://" + c.Addr() }
 
+// ConsoleURL is the address of the web console (the Explorer is its front page).
+func (c *Coordinator) ConsoleURL() string { return c.URL() + "/" }
+
 // Run serves until ctx ends, then shuts down gracefully.
 func (c *Coordinator) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
@@ -220,6 +250,7 @@ func (c *Coordinator) Run(ctx context.Context) error {
 	}
 	g.Go(func() error { return c.Market.Run(gctx, c.cfg.SettleEvery, func() bool { return c.Bank.Lead(gctx) }) })
 	g.Go(func() error { return c.Bank.Run(gctx, c.cfg.SettleEvery) })
+	g.Go(func() error { return c.History.Run(gctx) })
 	g.Go(func() error {
 		<-gctx.Done()
 		// Give in-flight requests a moment; long-polls and connections that never sent a

@@ -48,6 +48,9 @@ type Config struct {
 	Adversaries []string
 	// SybilDevices is how many devices the sybil adversary registers (default 50).
 	SybilDevices int
+	// TelemetryStep and SnapshotEvery set the console's history resolution (default 10 s and
+	// 1 min on the devnet, so that charts fill while you watch).
+	TelemetryStep, SnapshotEvery time.Duration
 }
 
 // Devnet is a running local network.
@@ -92,8 +95,15 @@ func Start(ctx context.Context, cfg Config) (*Devnet, error) {
 	if err := checkAdversaries(cfg.Adversaries); err != nil {
 		return nil, err
 	}
+	if cfg.TelemetryStep <= 0 {
+		cfg.TelemetryStep = 10 * time.Second
+	}
+	if cfg.SnapshotEvery <= 0 {
+		cfg.SnapshotEvery = time.Minute
+	}
 	co, err := coordinator.New(ctx, coordinator.Config{DB: cfg.DB, Listen: cfg.Listen, DataDir: cfg.DataDir, Dev: true,
-		HeartbeatInterval: cfg.HeartbeatInterval, Trust: cfg.Trust, Log: cfg.Log.With("part", "coordinator")})
+		HeartbeatInterval: cfg.HeartbeatInterval, Trust: cfg.Trust, Log: cfg.Log.With("part", "coordinator"),
+		TelemetryStep: cfg.TelemetryStep, SnapshotEvery: cfg.SnapshotEvery})
 	if err != nil {
 		return nil, err
 	}

@@ -48,6 +48,9 @@ type Config struct {
 	// SkipProofs makes joined devices ready at once, without proof of GPU. Only for tests of
 	// other parts; never set by `iog coordinator` or the devnet.
 	SkipProofs bool
+	// OnTelemetry receives every heartbeat's telemetry (the console's history keeps it in
+	// memory and writes it in batches); it must not block.
+	OnTelemetry func(deviceID string, t api.Telemetry, at time.Time)
 }
 
 // Fleet is safe for concurrent use.
@@ -287,6 +290,9 @@ func (f *Fleet) Heartbeat(ctx context.Context, d iog.Device, req api.HeartbeatRe
 	req.Telemetry.At = now
 	f.tel[d.ID] = req.Telemetry
 	f.mu.Unlock()
+	if f.cfg.OnTelemetry != nil {
+		f.cfg.OnTelemetry(d.ID, req.Telemetry, now)
+	}
 	st, err := f.comeBack(ctx, d, now)
 	if err != nil {
 		return api.HeartbeatResponse{}, err

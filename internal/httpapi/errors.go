@@ -32,6 +32,9 @@ func statusOf(code string) int {
 	}
 }
 
+// Status is statusOf for the console (internal/web), which answers with pages, not JSON.
+func Status(code string) int { return statusOf(code) }
+
 // codeOf maps a status that huma produced itself (validation, body limits) back to a code.
 func codeOf(status int) string {
 	switch {

@@ -160,8 +160,10 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w, code: 200}
+		// The mux records the matched pattern on the request it is handed (served, below).
+		served := r
 		defer func() {
-			route := r.Pattern
+			route := served.Pattern
 			if route == "" {
 				route = "other"
 			}
@@ -199,7 +201,8 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			}
 			ctx = context.WithValue(ctx, keyAccount, acct)
 		}
-		next.ServeHTTP(rec, r.WithContext(ctx))
+		served = r.WithContext(ctx)
+		next.ServeHTTP(rec, served)
 	})
 }
 

@@ -323,7 +323,13 @@ func (m *Market) View(ctx context.Context, id string) (api.Cluster, error) {
 	if err != nil {
 		return api.Cluster{}, err
 	}
-	return toAPI(c, leases), nil
+	out := toAPI(c, leases)
+	mv, err := m.Money(ctx, c, leases)
+	if err != nil {
+		return api.Cluster{}, err
+	}
+	out.Money = &mv
+	return out, nil
 }
 
 // Get returns a cluster its owner (or an admin) may see; with known set it waits up to wait for

@@ -220,11 +220,15 @@ func (s *DB) HiredSeconds(ctx context.Context, deviceID string, start, end time.
 
 // LeaseEarnings sums what an owner's wallet received for hired time, per currency, optionally
 // for one device or one cluster.
+// Only settlement postings count: a refund of an unspent share has a lease cause too, and goes
+// to the renter's wallet, which is the supplier's own when an account rents its own devices.
+// The lease is found by its id cut from the cause ("lease:ID"), so the join uses its key.
 func (s *DB) LeaseEarnings(ctx context.Context, ownerID, deviceID, clusterID string) (map[iog.Currency]iog.Amount, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT e.currency, COALESCE(SUM(e.amount), 0) FROM ledger_entries e
 		JOIN ledger_postings p ON p.key = e.posting_key
-		JOIN leases l ON p.cause = 'lease:' || l.id
-		WHERE e.account = $1 AND l.supplier_id = $2 AND ($3 = '' OR l.device_id = $3) AND ($4 = '' OR l.cluster_id = $4)
+		JOIN leases l ON l.id = substr(p.cause, 7)
+		WHERE e.account = $1 AND l.supplier_id = $2 AND p.key LIKE 'settle:%' AND p.cause LIKE 'lease:%'
+		AND ($3 = '' OR l.device_id = $3) AND ($4 = '' OR l.cluster_id = $4)
 		GROUP BY e.currency`, iog.AccWallet(ownerID), ownerID, deviceID, clusterID)
 	if err != nil {
 		return nil, fmt.Errorf("store: earnings: %w", err)

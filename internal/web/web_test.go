@@ -1,0 +1,148 @@
+package web
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"io/fs"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The vendored scripts are the files their SHA256SUMS name: what vendor.sh fetched from npm.
+func TestVendoredFilesMatchTheirChecksums(t *testing.T) {
+	sums, err := fs.ReadFile(assetFS, "assets/vendor/SHA256SUMS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	sc := bufio.NewScanner(bytes.NewReader(sums))
+	for sc.Scan() {
+		sum, name, ok := strings.Cut(sc.Text(), "  ")
+		if !ok {
+			t.Fatalf("bad line %q", sc.Text())
+		}
+		b, err := fs.ReadFile(assetFS, "assets/vendor/"+name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := sha256.Sum256(b)
+		if hex.EncodeToString(got[:]) != sum {
+			t.Errorf("%s: sha256 %x, SHA256SUMS says %s", name, got, sum)
+		}
+		n++
+	}
+	if n < 2 {
+		t.Fatalf("SHA256SUMS lists %d files; want each script and its licence", n)
+	}
+	if _, err := fs.ReadFile(assetFS, "assets/vendor/htmx.min.js.LICENSE"); err != nil {
+		t.Fatal("the vendored htmx has no licence beside it")
+	}
+}
+
+// No template may carry an inline script, an inline handler or a style attribute: the
+// Content-Security-Policy would block them, and they are how injected markup runs.
+func TestTemplatesHaveNoInlineScriptOrStyle(t *testing.T) {
+	bad := regexp.MustCompile(`(?i)<script[^>]*>[^<]|\son[a-z]+=|\sstyle=|javascript:`)
+	files, _ := fs.Glob(templateFS, "templates/*.html")
+	for _, f := range files {
+		b, _ := fs.ReadFile(templateFS, f)
+		for i, line := range strings.Split(string(b), "\n") {
+			if bad.MatchString(line) {
+				t.Errorf("%s:%d: %s", f, i+1, strings.TrimSpace(line))
+			}
+		}
+	}
+	if !strings.Contains(csp, "script-src 'self'") || strings.Contains(csp, "unsafe") {
+		t.Fatalf("csp %q", csp)
+	}
+}
+
+func TestOwnsAndLocalPath(t *testing.T) {
+	for p, want := range map[string]bool{"/": true, "/explorer": true, "/explorer/blocks/3": true, "/console/x": true, "/assets/app.css": true,
+		"/login": true, "/v1/me": false, "/metrics": false, "/healthz": false, "/openapi.json": false, "/consolex": false, "/v1/clusters": false} {
+		if Owns(p) != want {
+			t.Errorf("Owns(%q) = %v", p, !want)
+		}
+	}
+	for in, want := range map[string]string{"/console/clusters/x": "/console/clusters/x", "//evil.example": "/console", "https://evil.example/": "/console",
+		"/\\evil.example": "/console", "/v1/me": "/console", "": "/console", "/supplier?x=1": "/supplier?x=1", "/a\r\nX: y": "/console"} {
+		if got := localPath(in); got != want {
+			t.Errorf("localPath(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestDeployFormErrorsAreByField(t *testing.T) {
+	form := url.Values{"type": {"process"}, "nodes": {"0"}, "hours": {"x"}, "gpus_per_node": {"2"}, "tier": {"gold"}, "env": {"IOG_X=1"},
+		"max_price": {"-1"}, "gpu_model": {"H100-80GB"}}
+	r := httptest.NewRequest("POST", "/console/deploy", strings.NewReader(form.Encode()))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	_, _, errs := parseDeploy(r, []string{"RTX-4090"})
+	for _, f := range []string{"nodes", "hours", "tier", "env", "max_price", "gpu_model", "command"} {
+		if errs[f] == "" {
+			t.Errorf("no error for %s: %v", f, errs)
+		}
+	}
+	form = url.Values{"type": {"process"}, "nodes": {"2"}, "hours": {"3"}, "command": {"echo hi"}, "env": {"A=1\nB=x=y"}, "commitment": {"daily"}}
+	r = httptest.NewRequest("POST", "/console/deploy", strings.NewReader(form.Encode()))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req, _, errs := parseDeploy(r, nil)
+	if len(errs) != 0 || req.Nodes != 2 || req.Hours != 3 || strings.Join(req.Command, "|") != "sh|-c|echo hi" || req.Env["B"] != "x=y" || req.Commitment != "daily" {
+		t.Fatalf("req %+v errs %v", req, errs)
+	}
+}
+
+func TestCharts(t *testing.T) {
+	t0 := time.Date(2026, 11, 21, 0, 0, 0, 0, time.UTC)
+	var ps []pt
+	for i := range 12 {
+		ps = append(ps, pt{t0.Add(time.Duration(i) * time.Minute), float64(i * 10)})
+	}
+	c := lineChart("c", "CPU", "%", t0, t0.Add(12*time.Minute), []lineSeries{{"cpu", ps}, {"none", nil}})
+	if c.Points != 12 || len(c.Lines) != 1 || len(c.Lines[0].Dots) != 12 || len(c.Legend) != 1 || c.Empty != "" {
+		t.Fatalf("chart %+v", c)
+	}
+	if c.YTicks[len(c.YTicks)-1].Label != "200" || c.Lines[0].Dots[0].Y != chartBottom {
+		t.Fatalf("scale: top tick %q, first dot at %v", c.YTicks[len(c.YTicks)-1].Label, c.Lines[0].Dots[0].Y)
+	}
+	// Thousands of points are averaged down and drawn without a dot each.
+	var many []pt
+	for i := range 2880 {
+		many = append(many, pt{t0.Add(time.Duration(i) * time.Minute), 1})
+	}
+	c = lineChart("c", "CPU", "%", t0, t0.Add(48*time.Hour), []lineSeries{{"cpu", many}})
+	if c.Points > maxChartPoints || c.Points < maxChartPoints/2 || len(c.Lines[0].Dots) != 0 {
+		t.Fatalf("downsampled to %d points, %d dots", c.Points, len(c.Lines[0].Dots))
+	}
+	if e := lineChart("c", "x", "", t0, t0.Add(time.Hour), nil); e.Empty == "" {
+		t.Fatal("an empty chart says nothing")
+	}
+	b := barChart("b", "Earnings", "IO", []string{"a", "b"}, []barSeries{{"hired", []float64{1, 0}}, {"rewards", []float64{2, 3}}})
+	if b.Points != 3 || len(b.Bars) != 3 || b.YTicks[len(b.YTicks)-1].Label != "5" {
+		t.Fatalf("bars %+v", b)
+	}
+}
+
+// A hostile series name is text inside the SVG.
+func TestChartEscapesNames(t *testing.T) {
+	s, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 11, 21, 0, 0, 0, 0, time.UTC)
+	c := lineChart("c", `<script>alert(1)</script>`, "%", t0, t0.Add(time.Minute), []lineSeries{{`"><svg onload=alert(2)>`, []pt{{t0, 1}}}})
+	var buf bytes.Buffer
+	if err := s.pages["explorer"].ExecuteTemplate(&buf, "chart", c); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	if strings.Contains(out, "<script>") || strings.Contains(out, "<svg onload") || !strings.Contains(out, "&lt;script&gt;") {
+		t.Fatalf("chart markup:\n%s", out)
+	}
+}
