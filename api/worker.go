@@ -49,6 +49,9 @@ type HelloResponse struct {
 	Nonce             string `json:"nonce"`
 	HeartbeatInterval int64  `json:"heartbeat_interval_ms"`
 	Status            string `json:"status"`
+	// Dev is set by a dev-mode coordinator (the devnet): it may place process nodes on a
+	// worker without a process sandbox. Any other worker refuses to run them bare.
+	Dev bool `json:"dev,omitempty"`
 }
 
 // HeartbeatRequest answers the last server nonce and carries telemetry.

@@ -6,11 +6,15 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
+	"strconv"
+	"sync"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -45,15 +49,76 @@ const (
 	inspectTries = 5
 )
 
-// Docker runs workloads as containers through the Docker Engine API.
+// Docker runs workloads as hardened containers through the Docker Engine
+// API: no privileges, every capability dropped, no-new-privileges, the
+// engine's default seccomp profile, pids, memory and CPU limits, a /dev/shm
+// sized for PyTorch's data loaders, and only the lease's work directory
+// mounted. With a Host each container runs as its lease's own uid under a
+// cgroup parent that the Host's guard kills when the worker dies.
 type Docker struct {
 	// Grace is how long Stop waits after SIGTERM before SIGKILL (rounded up to
 	// whole seconds, as the engine takes it); zero means DefaultGrace.
 	Grace time.Duration
+	// Host gives containers lease uids and a cgroup parent the worker's guard
+	// kills; nil (a worker that is not root) runs them as the worker's uid.
+	Host *Host
+	// Runtime is the engine's OCI runtime for every container ("" = the
+	// engine's default; "runsc" for gVisor). A container on the host's
+	// network runs under Runtime+"-hostnet" when Runtime is runsc (gVisor
+	// needs --network=host for that), which the engine must also have.
+	Runtime string
+	// LimitEvery is how often a task's limits are checked; zero means
+	// DefaultLimitEvery.
+	LimitEvery time.Duration
 
 	cli    *client.Client
 	ctx    context.Context // the tasks' watchers run until Close
 	cancel context.CancelFunc
+
+	infoMu     sync.Mutex
+	engine     *engineInfo
+	noStorageQ bool // the engine refused a per-container storage quota once
+}
+
+// engineInfo is what Docker needs to know of the engine, asked once.
+type engineInfo struct {
+	cgroupDriver string
+	runtimes     map[string]bool
+}
+
+func (d *Docker) info(ctx context.Context) (*engineInfo, error) {
+	d.infoMu.Lock()
+	defer d.infoMu.Unlock()
+	if d.engine != nil {
+		return d.engine, nil
+	}
+	r, err := d.cli.Info(ctx, client.InfoOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("engine info: %w", err)
+	}
+	e := &engineInfo{cgroupDriver: r.Info.CgroupDriver, runtimes: map[string]bool{}}
+	for name := range r.Info.Runtimes {
+		e.runtimes[name] = true
+	}
+	d.engine = e
+	return e, nil
+}
+
+// HasRuntime reports whether the engine offers the OCI runtime name.
+func (d *Docker) HasRuntime(ctx context.Context, name string) (bool, error) {
+	e, err := d.info(ctx)
+	if err != nil {
+		return false, err
+	}
+	return e.runtimes[name], nil
+}
+
+// runtimeFor is the runtime of a container on the host's network or not.
+func (d *Docker) runtimeFor(hostNetwork bool) string {
+	if hostNetwork && d.Runtime == "runsc" {
+		return d.Runtime + "-hostnet"
+	}
+	return d.Runtime
 }
 
 // NewDocker connects to the engine at host ("" means DOCKER_HOST or the
@@ -122,22 +187,35 @@ func (d *Docker) start(ctx context.Context, s Spec) (*dockerTask, error) {
 	if s.Owner == "" {
 		return nil, &SpecError{Field: "Owner", Problem: "is empty"}
 	}
+	if rt := d.runtimeFor(s.HostNetwork); rt != "" {
+		if ok, err := d.HasRuntime(ctx, rt); err != nil {
+			return nil, err
+		} else if !ok {
+			return nil, fmt.Errorf("the Docker engine has no %q runtime (register it in /etc/docker/daemon.json; see docs/SECURITY.md)", rt)
+		}
+	}
 	img, err := d.ensureImage(ctx, s.Image)
 	if err != nil {
 		return nil, err
 	}
-	id, err := d.createAndStart(ctx, s, img, gpuDriverCDI)
+	o, lid, err := d.prepare(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	id, err := d.createAndStart(ctx, s, img, gpuDriverCDI, o)
 	var specErr *SpecError
 	if err != nil && len(s.GPUs) > 0 && !errors.As(err, &specErr) {
 		// Engines before CDI support, or without a CDI spec for the GPUs,
 		// refuse the "cdi" driver; the nvidia runtime hook may still work.
 		var err2 error
-		if id, err2 = d.createAndStart(ctx, s, img, gpuDriverNvidia); err2 != nil {
+		if id, err2 = d.createAndStart(ctx, s, img, gpuDriverNvidia, o); err2 != nil {
+			lid.Release()
 			return nil, fmt.Errorf("with CDI devices: %w; with the nvidia driver: %w", err, err2)
 		}
 		err = nil
 	}
 	if err != nil {
+		lid.Release()
 		return nil, err
 	}
 
@@ -147,6 +225,8 @@ func (d *Docker) start(ctx context.Context, s Spec) (*dockerTask, error) {
 		id:     id,
 		lease:  s.LeaseID,
 		owner:  s.Owner,
+		memMiB: s.MemoryMiB,
+		lid:    lid,
 		cancel: cancel,
 		stopMu: make(chan struct{}, 1),
 		done:   make(chan struct{}),
@@ -172,7 +252,61 @@ func (d *Docker) start(ctx context.Context, s Spec) (*dockerTask, error) {
 		}()
 	}
 	go t.watch(tctx, logsDone)
+	go t.watchLimits(tctx, s)
 	return t, nil
+}
+
+// containerOpts are the per-start settings of a container beyond its Spec.
+type containerOpts struct {
+	user         string // "uid:gid"; "" = the image's
+	workDir      string // host directory bound at SandboxWorkDir; "" = none
+	runtime      string
+	cgroupParent string
+	storageQuota bool // ask the engine for a size limit on the container's layer
+}
+
+// prepare takes the lease's identity and makes its work directory.
+func (d *Docker) prepare(ctx context.Context, s Spec) (containerOpts, *LeaseID, error) {
+	o := containerOpts{runtime: d.runtimeFor(s.HostNetwork)}
+	d.infoMu.Lock()
+	o.storageQuota = s.DiskMiB > 0 && !d.noStorageQ
+	d.infoMu.Unlock()
+	var lid *LeaseID
+	switch {
+	case d.Host != nil:
+		var err error
+		if lid, err = d.Host.ids.Take(); err != nil {
+			return o, nil, err
+		}
+		o.user = fmt.Sprintf("%d:%d", lid.UID, lid.GID)
+		if s.Dir != "" {
+			if err := prepareWorkDir(s.Dir, lid); err != nil {
+				lid.Release()
+				return o, nil, err
+			}
+		}
+		if d.Host.Cgroups() == nil {
+			e, err := d.info(ctx)
+			if err != nil {
+				lid.Release()
+				return o, nil, err
+			}
+			o.cgroupParent = d.Host.DockerCgroupParent(e.cgroupDriver)
+		}
+	case os.Geteuid() != 0:
+		// Not root: the container runs as the worker's own (unprivileged)
+		// user, which owns the work directory it made.
+		o.user = fmt.Sprintf("%d:%d", os.Geteuid(), os.Getegid())
+		if s.Dir != "" {
+			if err := os.MkdirAll(s.Dir, 0o700); err != nil {
+				return o, nil, fmt.Errorf("work directory: %w", err)
+			}
+		}
+	}
+	if s.Dir != "" && (d.Host != nil || os.Geteuid() != 0) {
+		o.workDir = s.Dir
+	}
+	return o, lid, nil
 }
 
 func orDiscard(w io.Writer) io.Writer {
@@ -183,11 +317,16 @@ func orDiscard(w io.Writer) io.Writer {
 }
 
 // containerConfig is the container for s, asking for its GPUs from driver.
-func containerConfig(s Spec, driver string) (*container.Config, *container.HostConfig) {
+func containerConfig(s Spec, driver string, o containerOpts) (*container.Config, *container.HostConfig) {
+	env := s.Env
+	if o.workDir != "" {
+		env = append([]string{"HOME=" + SandboxWorkDir, "IOG_WORK_DIR=" + SandboxWorkDir}, env...)
+	}
 	cfg := &container.Config{
 		Image: s.Image,
 		Cmd:   s.Command,
-		Env:   s.Env,
+		Env:   env,
+		User:  o.user,
 		Labels: map[string]string{
 			LabelManaged: "true",
 			LabelOwner:   s.Owner,
@@ -202,14 +341,41 @@ func containerConfig(s Spec, driver string) (*container.Config, *container.HostC
 		// The "local" driver rotates its files, so a chatty workload cannot
 		// fill the supplier's disk; the output reaches Spec.Stdout anyway.
 		LogConfig: container.LogConfig{Type: "local"},
+		// No capability at all: a workload runs as an unprivileged uid (with
+		// a Host), and what root in an image would use them for (chown,
+		// binding low ports, raw sockets on the host's network) is not a
+		// renter's business on a supplier's machine.
+		CapDrop:     []string{"ALL"},
+		SecurityOpt: []string{"no-new-privileges:true"},
+		IpcMode:     container.IPCModePrivate,
+		// The workload, not the worker or the engine, is what the host's OOM
+		// killer should pick first.
+		OomScoreAdj: 500,
+		Runtime:     o.runtime,
 		Resources: container.Resources{
+			CgroupParent:   o.cgroupParent,
 			NanoCPUs:       int64(s.CPUs) * 1e9,
 			Memory:         s.MemoryMiB << 20,
 			DeviceRequests: deviceRequests(s.GPUs, driver),
 		},
+		ShmSize: shmSize(s.MemoryMiB),
+	}
+	if s.PidsLimit > 0 {
+		n := int64(s.PidsLimit)
+		hc.PidsLimit = &n
+	}
+	if s.DiskMiB > 0 {
+		q := s.DiskMiB << 20
+		hc.Ulimits = []*container.Ulimit{{Name: "fsize", Soft: q, Hard: q}}
+		if o.storageQuota {
+			hc.StorageOpt = map[string]string{"size": strconv.FormatInt(s.DiskMiB, 10) + "M"}
+		}
 	}
 	if hc.Memory > 0 {
 		hc.MemorySwap = hc.Memory // no swap beyond the limit
+	}
+	if o.workDir != "" {
+		hc.Mounts = []mount.Mount{{Type: mount.TypeBind, Source: o.workDir, Target: SandboxWorkDir}}
 	}
 	if s.HostNetwork {
 		// The engine's own namespace: the worker's (when both run on the host), where the
@@ -217,6 +383,16 @@ func containerConfig(s Spec, driver string) (*container.Config, *container.HostC
 		hc.NetworkMode = container.NetworkMode(network.NetworkHost)
 	}
 	return cfg, hc
+}
+
+// shmSize is the container's /dev/shm: PyTorch's data loaders pass batches
+// through it, and Docker's 64 MiB default is too small for them. Half the
+// memory limit (shared memory counts against it anyway), 1 GiB without one.
+func shmSize(memoryMiB int64) int64 {
+	if memoryMiB <= 0 {
+		return 1 << 30
+	}
+	return memoryMiB << 19
 }
 
 func deviceRequests(gpus []string, driver string) []container.DeviceRequest {
@@ -239,10 +415,21 @@ func deviceRequests(gpus []string, driver string) []container.DeviceRequest {
 
 // createAndStart creates and starts the container, and removes what it
 // created when the start fails.
-func (d *Docker) createAndStart(ctx context.Context, s Spec, img ocispec.ImageConfig, driver string) (string, error) {
-	cfg, hc := containerConfig(s, driver)
+func (d *Docker) createAndStart(ctx context.Context, s Spec, img ocispec.ImageConfig, driver string, o containerOpts) (string, error) {
+	cfg, hc := containerConfig(s, driver, o)
 	name := ContainerName(s.LeaseID)
 	created, err := d.cli.ContainerCreate(ctx, client.ContainerCreateOptions{Config: cfg, HostConfig: hc, Name: name})
+	if err != nil && o.storageQuota && !cerrdefs.IsConflict(err) {
+		// Per-container size limits need overlay2 on xfs with pquota; most
+		// engines refuse them. The disk watch enforces the quota instead.
+		o.storageQuota = false
+		cfg, hc = containerConfig(s, driver, o)
+		if created, err = d.cli.ContainerCreate(ctx, client.ContainerCreateOptions{Config: cfg, HostConfig: hc, Name: name}); err == nil {
+			d.infoMu.Lock()
+			d.noStorageQ = true
+			d.infoMu.Unlock()
+		}
+	}
 	if cerrdefs.IsConflict(err) {
 		return "", fmt.Errorf("create container: the name %s is taken: %w", name, err)
 	}
@@ -366,10 +553,15 @@ func (d *Docker) Reap(ctx context.Context, owner string, keep func(leaseID strin
 }
 
 type dockerTask struct {
-	d     *Docker
-	id    string
-	lease string
-	owner string
+	d      *Docker
+	id     string
+	lease  string
+	owner  string
+	memMiB int64
+	lid    *LeaseID // released once the container is removed
+
+	reasonMu sync.Mutex
+	reason   string
 
 	cancel context.CancelFunc // ends the watchers
 
@@ -385,6 +577,14 @@ type dockerTask struct {
 // publishes the result.
 func (t *dockerTask) watch(ctx context.Context, logsDone <-chan struct{}) {
 	t.code, t.err = t.waitExit(ctx)
+	if t.err == nil && t.Killed() == "" {
+		ictx, cancel := context.WithTimeout(ctx, engineTimeout)
+		info, err := t.d.cli.ContainerInspect(ictx, t.id, client.ContainerInspectOptions{})
+		cancel()
+		if err == nil && info.Container.State != nil && info.Container.State.OOMKilled {
+			t.setReason(memoryReason(t.memMiB))
+		}
+	}
 	timer := time.NewTimer(logDrain)
 	select {
 	case <-logsDone:
@@ -439,6 +639,56 @@ func (t *dockerTask) waitExit(ctx context.Context) (int, error) {
 	}
 }
 
+// watchLimits checks the container's limits until it ends: the kernel's
+// counters in its cgroup (where the worker shares the engine's host) and the
+// size of its work directory and its own layer against the disk quota.
+func (t *dockerTask) watchLimits(ctx context.Context, s Spec) {
+	if s.DiskMiB <= 0 && (t.d.Host == nil || t.d.Host.Cgroups() != nil) {
+		return
+	}
+	ictx, cancel := context.WithTimeout(ctx, engineTimeout)
+	info, err := t.d.cli.ContainerInspect(ictx, t.id, client.ContainerInspectOptions{})
+	cancel()
+	if err != nil {
+		return
+	}
+	w := limitWatch{memoryMiB: s.MemoryMiB, pids: s.PidsLimit, quotaMiB: s.DiskMiB, every: t.d.LimitEvery}
+	if t.d.Host != nil && t.d.Host.Cgroups() == nil && info.Container.State != nil && info.Container.State.Pid > 0 {
+		if cg, err := t.d.Host.cg.ofPid(info.Container.State.Pid); err == nil {
+			w.counters = cg.counters
+		}
+	}
+	var dirs []string
+	if s.Dir != "" {
+		dirs = append(dirs, s.Dir)
+	}
+	if gd := info.Container.GraphDriver; gd != nil && gd.Data["UpperDir"] != "" {
+		dirs = append(dirs, gd.Data["UpperDir"])
+	}
+	w.dirs = func() []string { return dirs }
+	w.run(t.done, func(reason string) {
+		t.setReason(reason)
+		kctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), engineTimeout)
+		defer cancel()
+		_, _ = t.d.cli.ContainerKill(kctx, t.id, client.ContainerKillOptions{Signal: "KILL"})
+	})
+}
+
+func (t *dockerTask) setReason(r string) {
+	t.reasonMu.Lock()
+	defer t.reasonMu.Unlock()
+	if t.reason == "" {
+		t.reason = r
+	}
+}
+
+// Killed implements Task.
+func (t *dockerTask) Killed() string {
+	t.reasonMu.Lock()
+	defer t.reasonMu.Unlock()
+	return t.reason
+}
+
 // Wait implements Task.
 func (t *dockerTask) Wait(ctx context.Context) (int, error) {
 	select {
@@ -473,6 +723,7 @@ func (t *dockerTask) Stop(ctx context.Context) error {
 			return fmt.Errorf("executor: stop %s: %w", t.lease, err)
 		}
 		t.removed = true
+		t.lid.Release() // nothing runs as the lease's uid any more
 	}
 	// The container is gone, so the watcher is about to finish; make sure
 	// it does even if the engine never answers the wait.
