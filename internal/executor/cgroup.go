@@ -405,15 +405,42 @@ func (c *leaseCgroup) pids() ([]int, error) {
 	return readPids(filepath.Join(c.main(), "cgroup.procs"))
 }
 
-// counters reads how often the kernel enforced a limit: OOM kills, and
-// forks refused at the pids limit.
-func (c *leaseCgroup) counters() (oomKills, pidsMax int64) {
+// cgroupCounters say how often the kernel enforced a lease's limits.
+type cgroupCounters struct {
+	oomKills int64 // processes the OOM killer took
+	memMax   int64 // times usage reached the memory limit (reclaim, or a kill)
+	pidsMax  int64 // forks refused at the pids limit (or the peak reached it)
+}
+
+// counters reads the counters. A refused fork is counted in the cgroup of
+// the process that forked on older kernels (and on v1): a container's own
+// cgroup, gone with it; the peak against the limit says it too.
+func (c *leaseCgroup) counters() cgroupCounters {
+	var n cgroupCounters
+	pidsDir := c.dirs[""]
 	if c.version == 2 {
-		return readCounter(filepath.Join(c.dirs[""], "memory.events"), "oom_kill"),
-			readCounter(filepath.Join(c.dirs[""], "pids.events"), "max")
+		n.oomKills = readCounter(filepath.Join(c.dirs[""], "memory.events"), "oom_kill")
+		n.memMax = readCounter(filepath.Join(c.dirs[""], "memory.events"), "max")
+	} else {
+		pidsDir = c.dirs["pids"]
+		n.oomKills = readCounter(filepath.Join(c.dirs["memory"], "memory.oom_control"), "oom_kill")
+		n.memMax = readInt(filepath.Join(c.dirs["memory"], "memory.failcnt"))
 	}
-	return readCounter(filepath.Join(c.dirs["memory"], "memory.oom_control"), "oom_kill"),
-		readCounter(filepath.Join(c.dirs["pids"], "pids.events"), "max")
+	n.pidsMax = readCounter(filepath.Join(pidsDir, "pids.events"), "max")
+	if limit := readInt(filepath.Join(pidsDir, "pids.max")); n.pidsMax == 0 && limit > 0 && readInt(filepath.Join(pidsDir, "pids.peak")) >= limit {
+		n.pidsMax = 1
+	}
+	return n
+}
+
+// readInt reads a file that holds one number; 0 when it does not ("max").
+func readInt(p string) int64 {
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return 0
+	}
+	n, _ := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	return n
 }
 
 // killWaitCgroup bounds how long kill waits for the cgroup to empty.
@@ -603,20 +630,32 @@ func readCounter(p, key string) int64 {
 	return 0
 }
 
-// dockerDirs are where cgroup parents named by Docker's cgroup drivers show
-// (each one the engine might create), for the guard.
-func (h *cgroupHost) dockerDirs(parents ...string) []string {
-	var out []string
-	for _, p := range parents {
-		if h.version == 2 {
-			out = append(out, h.p(h.unified, p))
-			continue
-		}
-		for _, c := range []string{"freezer", "pids", "memory", "cpu"} {
-			if m, ok := h.mounts[c]; ok {
-				out = append(out, h.p(m, p))
-			}
-		}
+// setupRoot makes cgroup name at the root of each hierarchy, with the lease
+// controllers enabled for its children on v2: the parent of the containers'
+// lease cgroups (Docker's cgroupfs driver takes a cgroup parent from the
+// root of the hierarchy).
+func (h *cgroupHost) setupRoot(name string) (map[string]string, error) {
+	enable := "+memory +pids"
+	if h.hasCPU {
+		enable += " +cpu"
 	}
-	return out
+	if h.version == 2 {
+		d := h.p(h.unified, name)
+		if err := os.Mkdir(d, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+			return nil, fmt.Errorf("cgroup v2: %w", err)
+		}
+		if err := writeCgroup(filepath.Join(d, "cgroup.subtree_control"), enable); err != nil {
+			return nil, fmt.Errorf("cgroup v2: enable %s in %s: %w", enable, d, err)
+		}
+		return map[string]string{"": d}, nil
+	}
+	dirs := map[string]string{}
+	for _, c := range h.controllers() {
+		d := h.p(h.mounts[c], name)
+		if err := os.Mkdir(d, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+			return nil, fmt.Errorf("cgroup v1 %s: %w", c, err)
+		}
+		dirs[c] = d
+	}
+	return dirs, nil
 }

@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -113,6 +114,12 @@ func (d *Docker) HasRuntime(ctx context.Context, name string) (bool, error) {
 	return e.runtimes[name], nil
 }
 
+// gvisorPids is the room gVisor's own threads get beyond a workload's pids
+// limit, since the host counts them in the same cgroup.
+const gvisorPids = 512
+
+func gvisor(runtime string) bool { return strings.HasPrefix(runtime, "runsc") }
+
 // runtimeFor is the runtime of a container on the host's network or not.
 func (d *Docker) runtimeFor(hostNetwork bool) string {
 	if hostNetwork && d.Runtime == "runsc" {
@@ -198,9 +205,16 @@ func (d *Docker) start(ctx context.Context, s Spec) (*dockerTask, error) {
 	if err != nil {
 		return nil, err
 	}
-	o, lid, err := d.prepare(ctx, s)
+	o, lid, cg, err := d.prepare(ctx, s)
 	if err != nil {
 		return nil, err
+	}
+	release := func() {
+		if cg != nil {
+			_ = cg.kill()
+			_ = cg.remove()
+		}
+		lid.Release()
 	}
 	id, err := d.createAndStart(ctx, s, img, gpuDriverCDI, o)
 	var specErr *SpecError
@@ -209,13 +223,13 @@ func (d *Docker) start(ctx context.Context, s Spec) (*dockerTask, error) {
 		// refuse the "cdi" driver; the nvidia runtime hook may still work.
 		var err2 error
 		if id, err2 = d.createAndStart(ctx, s, img, gpuDriverNvidia, o); err2 != nil {
-			lid.Release()
+			release()
 			return nil, fmt.Errorf("with CDI devices: %w; with the nvidia driver: %w", err, err2)
 		}
 		err = nil
 	}
 	if err != nil {
-		lid.Release()
+		release()
 		return nil, err
 	}
 
@@ -226,7 +240,9 @@ func (d *Docker) start(ctx context.Context, s Spec) (*dockerTask, error) {
 		lease:  s.LeaseID,
 		owner:  s.Owner,
 		memMiB: s.MemoryMiB,
+		pids:   s.PidsLimit,
 		lid:    lid,
+		cg:     cg,
 		cancel: cancel,
 		stopMu: make(chan struct{}, 1),
 		done:   make(chan struct{}),
@@ -262,11 +278,46 @@ type containerOpts struct {
 	workDir      string // host directory bound at SandboxWorkDir; "" = none
 	runtime      string
 	cgroupParent string
+	// leaseCgroup is set when cgroupParent is the lease's own cgroup, which holds the memory,
+	// pids and CPU limits: the engine then sets none of its own.
+	leaseCgroup  bool
 	storageQuota bool // ask the engine for a size limit on the container's layer
 }
 
-// prepare takes the lease's identity and makes its work directory.
-func (d *Docker) prepare(ctx context.Context, s Spec) (containerOpts, *LeaseID, error) {
+// prepare takes the lease's identity and makes its work directory and cgroup.
+func (d *Docker) prepare(ctx context.Context, s Spec) (containerOpts, *LeaseID, *leaseCgroup, error) {
+	o, lid, err := d.identity(s)
+	if err != nil || d.Host == nil || d.Host.Cgroups() != nil {
+		return o, lid, nil, err
+	}
+	e, err := d.info(ctx)
+	if err != nil {
+		lid.Release()
+		return o, nil, nil, err
+	}
+	if e.cgroupDriver != "cgroupfs" {
+		// The systemd driver takes only slices as parents: the engine sets the limits, and
+		// the counters are read from the container's own cgroup while it runs. Not yet
+		// killed by the guard.
+		return o, lid, nil, nil
+	}
+	l := cgroupLimits{MemoryBytes: s.MemoryMiB << 20, Pids: s.PidsLimit, CPUs: s.CPUs}
+	if gvisor(o.runtime) && l.Pids > 0 {
+		// gVisor's own kernel runs as host threads in the container's cgroup: give them room
+		// beyond the workload's processes.
+		l.Pids += gvisorPids
+	}
+	cg, parent, err := d.Host.containerCgroup(s.LeaseID, l)
+	if err != nil {
+		lid.Release()
+		return o, nil, nil, err
+	}
+	o.cgroupParent, o.leaseCgroup = parent, true
+	return o, lid, cg, nil
+}
+
+// identity takes the lease's uid and makes its work directory.
+func (d *Docker) identity(s Spec) (containerOpts, *LeaseID, error) {
 	o := containerOpts{runtime: d.runtimeFor(s.HostNetwork)}
 	d.infoMu.Lock()
 	o.storageQuota = s.DiskMiB > 0 && !d.noStorageQ
@@ -284,14 +335,6 @@ func (d *Docker) prepare(ctx context.Context, s Spec) (containerOpts, *LeaseID, 
 				lid.Release()
 				return o, nil, err
 			}
-		}
-		if d.Host.Cgroups() == nil {
-			e, err := d.info(ctx)
-			if err != nil {
-				lid.Release()
-				return o, nil, err
-			}
-			o.cgroupParent = d.Host.DockerCgroupParent(e.cgroupDriver)
 		}
 	case os.Geteuid() != 0:
 		// Not root: the container runs as the worker's own (unprivileged)
@@ -333,10 +376,12 @@ func containerConfig(s Spec, driver string, o containerOpts) (*container.Config,
 			LabelLease:   s.LeaseID,
 		},
 	}
-	withInit := true
+	// An init as PID 1 passes SIGTERM on to the workload (a shell as PID 1
+	// would ignore it) and reaps its orphans. Not under gVisor, where the
+	// engine's docker-init does not start in a container with a cgroup parent
+	// (Stop then ends a shell with SIGKILL after the grace period).
+	withInit := !gvisor(o.runtime)
 	hc := &container.HostConfig{
-		// An init as PID 1 passes SIGTERM on to the workload (a shell as PID
-		// 1 would ignore it) and reaps its orphans.
 		Init: &withInit,
 		// The "local" driver rotates its files, so a chatty workload cannot
 		// fill the supplier's disk; the output reaches Spec.Stdout anyway.
@@ -354,13 +399,14 @@ func containerConfig(s Spec, driver string, o containerOpts) (*container.Config,
 		Runtime:     o.runtime,
 		Resources: container.Resources{
 			CgroupParent:   o.cgroupParent,
-			NanoCPUs:       int64(s.CPUs) * 1e9,
-			Memory:         s.MemoryMiB << 20,
 			DeviceRequests: deviceRequests(s.GPUs, driver),
 		},
 		ShmSize: shmSize(s.MemoryMiB),
 	}
-	if s.PidsLimit > 0 {
+	if !o.leaseCgroup {
+		hc.NanoCPUs, hc.Memory = int64(s.CPUs)*1e9, s.MemoryMiB<<20
+	}
+	if s.PidsLimit > 0 && !o.leaseCgroup {
 		n := int64(s.PidsLimit)
 		hc.PidsLimit = &n
 	}
@@ -558,7 +604,9 @@ type dockerTask struct {
 	lease  string
 	owner  string
 	memMiB int64
-	lid    *LeaseID // released once the container is removed
+	pids   int
+	lid    *LeaseID     // released once the container is removed
+	cg     *leaseCgroup // the lease's cgroup (the container's parent); nil: the engine's limits
 
 	reasonMu sync.Mutex
 	reason   string
@@ -577,6 +625,13 @@ type dockerTask struct {
 // publishes the result.
 func (t *dockerTask) watch(ctx context.Context, logsDone <-chan struct{}) {
 	t.code, t.err = t.waitExit(ctx)
+	if t.cg != nil && t.Killed() == "" {
+		// The kernel's counters outlive the container in its lease cgroup.
+		w := limitWatch{counters: t.cg.counters, memoryMiB: t.memMiB, pids: t.pids}
+		if reason := w.atExit(t.code); reason != "" {
+			t.setReason(reason)
+		}
+	}
 	if t.err == nil && t.Killed() == "" {
 		ictx, cancel := context.WithTimeout(ctx, engineTimeout)
 		info, err := t.d.cli.ContainerInspect(ictx, t.id, client.ContainerInspectOptions{})
@@ -643,7 +698,7 @@ func (t *dockerTask) waitExit(ctx context.Context) (int, error) {
 // counters in its cgroup (where the worker shares the engine's host) and the
 // size of its work directory and its own layer against the disk quota.
 func (t *dockerTask) watchLimits(ctx context.Context, s Spec) {
-	if s.DiskMiB <= 0 && (t.d.Host == nil || t.d.Host.Cgroups() != nil) {
+	if s.DiskMiB <= 0 && t.cg == nil && (t.d.Host == nil || t.d.Host.Cgroups() != nil) {
 		return
 	}
 	ictx, cancel := context.WithTimeout(ctx, engineTimeout)
@@ -653,7 +708,10 @@ func (t *dockerTask) watchLimits(ctx context.Context, s Spec) {
 		return
 	}
 	w := limitWatch{memoryMiB: s.MemoryMiB, pids: s.PidsLimit, quotaMiB: s.DiskMiB, every: t.d.LimitEvery}
-	if t.d.Host != nil && t.d.Host.Cgroups() == nil && info.Container.State != nil && info.Container.State.Pid > 0 {
+	switch {
+	case t.cg != nil:
+		w.counters = t.cg.counters
+	case t.d.Host != nil && t.d.Host.Cgroups() == nil && info.Container.State != nil && info.Container.State.Pid > 0:
 		if cg, err := t.d.Host.cg.ofPid(info.Container.State.Pid); err == nil {
 			w.counters = cg.counters
 		}
@@ -723,6 +781,12 @@ func (t *dockerTask) Stop(ctx context.Context) error {
 			return fmt.Errorf("executor: stop %s: %w", t.lease, err)
 		}
 		t.removed = true
+		if t.cg != nil {
+			if err := t.cg.kill(); err != nil {
+				return fmt.Errorf("executor: stop %s: %w", t.lease, err)
+			}
+			_ = t.cg.remove()
+		}
 		t.lid.Release() // nothing runs as the lease's uid any more
 	}
 	// The container is gone, so the watcher is about to finish; make sure

@@ -114,6 +114,13 @@ func TestContainerConfigHardened(t *testing.T) {
 	if _, hc := containerConfig(Spec{LeaseID: "l1", Image: "i"}, gpuDriverCDI, containerOpts{}); hc.ShmSize != 1<<30 || hc.PidsLimit != nil || len(hc.Mounts) != 0 {
 		t.Errorf("without limits: shm %d, pids %v, mounts %v", hc.ShmSize, hc.PidsLimit, hc.Mounts)
 	}
+	// In the lease's own cgroup, the limits are the cgroup's: the engine sets none (so that
+	// the kernel's counters of a limit hit stay in the lease's cgroup).
+	o.leaseCgroup = true
+	_, hc = containerConfig(s, gpuDriverCDI, o)
+	if hc.Memory != 0 || hc.PidsLimit != nil || hc.NanoCPUs != 0 || hc.CgroupParent != o.cgroupParent || hc.ShmSize != 1024<<20 {
+		t.Errorf("in the lease cgroup: memory %d, pids %v, cpus %d, parent %q, shm %d", hc.Memory, hc.PidsLimit, hc.NanoCPUs, hc.CgroupParent, hc.ShmSize)
+	}
 }
 
 func TestRuntimeFor(t *testing.T) {

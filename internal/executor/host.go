@@ -51,10 +51,12 @@ type Host struct {
 	ids      IDs
 	workRoot string
 
-	cg      *cgroupHost
-	cgErr   error
-	leases  map[string]string // parent cgroup of the lease cgroups, per hierarchy
-	dockerV []string          // where the containers' parent cgroup shows, per hierarchy
+	cg     *cgroupHost
+	cgErr  error
+	leases map[string]string // parent cgroup of the lease cgroups, per hierarchy
+	// containers is the parent of the containers' lease cgroups (Docker's cgroupfs driver),
+	// per hierarchy.
+	containers map[string]string
 
 	mu     sync.Mutex
 	guard  *exec.Cmd
@@ -93,13 +95,18 @@ func OpenHost(cfg HostConfig) (*Host, error) {
 		h.leases, h.cgErr = h.cg.setup(h.name)
 	}
 	if h.cgErr == nil {
-		h.dockerV = h.cg.dockerDirs(h.DockerCgroupParent("cgroupfs"), h.DockerCgroupParent("systemd"))
+		h.containers, h.cgErr = h.cg.setupRoot(h.containerParent())
+	}
+	if h.cgErr == nil {
 		if err := h.startGuard(); err != nil {
 			h.cgErr = err
 		}
 	}
 	return h, nil
 }
+
+// containerParent names the cgroup under which containers' lease cgroups go.
+func (h *Host) containerParent() string { return h.name + "d" }
 
 // traversableDir makes dir (0711 where it creates it) and checks that every
 // lease uid may pass through each of its ancestors.
@@ -144,14 +151,16 @@ func (h *Host) WorkDir(lease string) string { return filepath.Join(h.workRoot, l
 // WorkRoot is the directory that holds this worker's lease work directories.
 func (h *Host) WorkRoot() string { return h.workRoot }
 
-// DockerCgroupParent is the cgroup parent of this worker's containers for a
-// Docker engine with the given cgroup driver: under it the guard kills them
-// when the worker dies.
-func (h *Host) DockerCgroupParent(driver string) string {
-	if driver == "systemd" {
-		return h.name + "d.slice" // a slice without dashes sits under the root slice
+// containerCgroup makes the lease cgroup a container goes into (Docker's
+// cgroupfs driver: the cgroup parent "/<name>d/<lease>"), with the lease's
+// limits: the kernel's counters then stay readable after the container is
+// gone, and the guard kills it with the worker.
+func (h *Host) containerCgroup(lease string, l cgroupLimits) (*leaseCgroup, string, error) {
+	c, err := h.cg.create(h.containers, lease, l, -1)
+	if err != nil {
+		return nil, "", err
 	}
-	return "/" + h.name + "d"
+	return c, "/" + h.containerParent() + "/" + lease, nil
 }
 
 // prepareWorkDir makes dir empty-or-existing, owned by id and private to it.
@@ -175,12 +184,14 @@ func (h *Host) Reap() ([]string, error) {
 	seen := map[string]bool{}
 	var errs []error
 	if h.cgErr == nil {
-		ls, err := h.cg.reap(h.leases)
-		if err != nil {
-			errs = append(errs, err)
-		}
-		for _, l := range ls {
-			seen[l] = true
+		for _, parents := range []map[string]string{h.leases, h.containers} {
+			ls, err := h.cg.reap(parents)
+			if err != nil {
+				errs = append(errs, err)
+			}
+			for _, l := range ls {
+				seen[l] = true
+			}
 		}
 	}
 	ents, err := os.ReadDir(h.workRoot)
@@ -215,7 +226,7 @@ for d in "$@"; do
   echo 1 2>/dev/null >"$d/cgroup.freeze"
 done
 for d in "$@"; do
-  for p in "$d"/cgroup.procs "$d"/*/cgroup.procs; do
+  for p in "$d"/cgroup.procs "$d"/*/cgroup.procs "$d"/*/*/cgroup.procs; do
     [ -f "$p" ] || continue
     while read -r pid; do kill -9 "$pid" 2>/dev/null; done <"$p"
   done
@@ -229,15 +240,17 @@ exit 0
 `
 
 // guardTargets are the cgroups the guard kills: the parents of this worker's
-// lease cgroups and of its containers.
+// lease cgroups and of its containers' (freezers first).
 func (h *Host) guardTargets() []string {
 	var out []string
-	for _, k := range []string{"freezer", "", "pids", "memory", "cpu"} {
-		if d, ok := h.leases[k]; ok {
-			out = append(out, d)
+	for _, parents := range []map[string]string{h.leases, h.containers} {
+		for _, k := range []string{"freezer", "", "pids", "memory", "cpu"} {
+			if d, ok := parents[k]; ok {
+				out = append(out, d)
+			}
 		}
 	}
-	return append(out, h.dockerV...)
+	return out
 }
 
 func (h *Host) startGuard() error {
@@ -277,7 +290,7 @@ func (h *Host) Close() error {
 	for _, d := range h.leases {
 		_ = os.Remove(d) // fails, harmlessly, while a lease cgroup is left in it
 	}
-	for _, d := range h.dockerV {
+	for _, d := range h.containers {
 		_ = os.Remove(d)
 	}
 	_ = os.Remove(h.workRoot)

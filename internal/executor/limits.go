@@ -21,7 +21,7 @@ func memoryReason(mib int64) string {
 }
 
 func pidsReason(n int) string {
-	return fmt.Sprintf("killed: pids limit of %d reached (a fork was refused)", n)
+	return fmt.Sprintf("killed: pids limit of %d reached", n)
 }
 
 func diskReason(mib int64) string {
@@ -31,7 +31,7 @@ func diskReason(mib int64) string {
 // limitWatch checks one task's limits.
 type limitWatch struct {
 	// counters reads the kernel's enforcement counters (nil: none).
-	counters  func() (oomKills, pidsMax int64)
+	counters  func() cgroupCounters
 	memoryMiB int64
 	pids      int
 	// dirs are the directories whose size counts against quotaMiB (nil or
@@ -44,11 +44,11 @@ type limitWatch struct {
 // check returns the reason for the first limit the task has hit, or "".
 func (w limitWatch) check(walkBudget *time.Duration) string {
 	if w.counters != nil {
-		oom, pmax := w.counters()
-		if oom > 0 {
+		n := w.counters()
+		if n.oomKills > 0 {
 			return memoryReason(w.memoryMiB)
 		}
-		if pmax > 0 && w.pids > 0 {
+		if n.pidsMax > 0 && w.pids > 0 {
 			return pidsReason(w.pids)
 		}
 	}
@@ -67,14 +67,22 @@ func (w limitWatch) check(walkBudget *time.Duration) string {
 }
 
 // atExit is the reason for a limit the kernel enforced on a task that has
-// just ended (an OOM kill, a refused fork), which the last check may not
-// have seen; "" when none. The disk quota only counts while the task runs.
-func (w limitWatch) atExit() string {
+// just ended with code (an OOM kill, a refused fork), which the last check
+// may not have seen; "" when none. A task SIGKILLed while its memory was at
+// the limit was killed for it (gVisor's sandbox dies whole, with no OOM kill
+// counted). The disk quota only counts while the task runs.
+func (w limitWatch) atExit(code int) string {
 	if w.counters == nil {
 		return ""
 	}
 	var none time.Duration
-	return limitWatch{counters: w.counters, memoryMiB: w.memoryMiB, pids: w.pids}.check(&none)
+	if r := (limitWatch{counters: w.counters, memoryMiB: w.memoryMiB, pids: w.pids}).check(&none); r != "" {
+		return r
+	}
+	if code == signalExitCode(int(syscall.SIGKILL)) && w.memoryMiB > 0 && w.counters().memMax > 0 {
+		return memoryReason(w.memoryMiB)
+	}
+	return ""
 }
 
 // run checks every w.every until done closes; at the first limit hit it

@@ -372,7 +372,11 @@ func (t *processTask) wait(cmd *exec.Cmd, exited <-chan error, copiers *sync.Wai
 	// with it, as a container's end would.
 	var cleanErr error
 	if t.sc != nil {
-		if reason := t.sc.watch.atExit(); reason != "" {
+		code := -1
+		if ws, ok := processStatus(cmd); ok && ws.Signaled() {
+			code = signalExitCode(int(ws.Signal()))
+		}
+		if reason := t.sc.watch.atExit(code); reason != "" {
 			t.mu.Lock()
 			if t.reason == "" {
 				t.reason = reason

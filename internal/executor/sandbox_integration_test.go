@@ -185,7 +185,7 @@ var limitScripts = []struct {
 }{
 	{"memory", `x=0123456789abcdef; while :; do x="$x$x"; done`, "killed: memory limit of 64 MiB exceeded"},
 	{"pids", `while :; do sleep 60 & done`, "killed: pids limit of 32 reached"},
-	{"disk", `i=0; while :; do i=$((i+1)); head -c 1048576 /dev/zero >f$i || sleep 1; done`, "killed: disk quota of 8 MiB exceeded"},
+	{"disk", `cd "$IOG_WORK_DIR" || exit 9; i=0; while :; do i=$((i+1)); head -c 1048576 /dev/zero >f$i || sleep 1; done`, "killed: disk quota of 8 MiB exceeded"},
 }
 
 // runLimits starts each limit script on ex and checks that it is killed with its reason while
@@ -204,7 +204,10 @@ func runLimits(t *testing.T, ex interface {
 	for _, tc := range limitScripts {
 		t.Run(tc.name, func(t *testing.T) {
 			s := spec(tc.name+"-"+strings.ToLower(rand.Text()[:6]), "sh", "-c", tc.script)
-			s.MemoryMiB, s.PidsLimit, s.DiskMiB = 64, 32, 8
+			s.MemoryMiB, s.PidsLimit, s.DiskMiB = 256, 32, 8
+			if tc.name == "memory" {
+				s.MemoryMiB = 64
+			}
 			var out syncBuffer
 			s.Stdout, s.Stderr = &out, &out
 			task, err := ex.Start(t.Context(), s)
