@@ -79,10 +79,7 @@ func (s *shipper) add(stream, data string) {
 		s.dropped += int64(len(data))
 		return
 	}
-	if s.dropped > 0 {
-		s.append("system", fmt.Sprintf("[iog: %d bytes of output dropped: the node wrote faster than they could be shipped]\n", s.dropped))
-		s.dropped = 0
-	}
+	s.noteDropped()
 	s.taken += int64(len(data))
 	s.append(stream, data)
 	if s.cut {
@@ -90,6 +87,14 @@ func (s *shipper) add(stream, data string) {
 	}
 	if s.size > 64<<10 {
 		defer s.kickNow()
+	}
+}
+
+// noteDropped says how much output was dropped since the last note; s.mu is held.
+func (s *shipper) noteDropped() {
+	if s.dropped > 0 {
+		s.append("system", fmt.Sprintf("[iog: %d bytes of output dropped: the node wrote faster than they could be shipped]\n", s.dropped))
+		s.dropped = 0
 	}
 }
 
@@ -162,6 +167,9 @@ func (s *shipper) flush(ctx context.Context) {
 
 func (s *shipper) close(ctx context.Context) {
 	s.once.Do(func() { close(s.done) })
+	s.mu.Lock()
+	s.noteDropped()
+	s.mu.Unlock()
 	fctx := ctx
 	if ctx.Err() != nil {
 		var cancel context.CancelFunc
@@ -176,11 +184,11 @@ func (s *shipper) close(ctx context.Context) {
 // cleanOutput strips what a terminal would act on from a workload's output: escape sequences
 // (CSI, OSC and the rest), other C0 and C1 control characters and DEL. Tabs and newlines stay;
 // a carriage return becomes a newline (a progress bar's redraws become lines), "\r\n" one
-// newline. Bytes that are not UTF-8 are left for the JSON encoding to replace.
+// newline. Bytes that are not UTF-8 become U+FFFD.
 func cleanOutput(s string) string {
 	clean := true
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 && c != '\n' && c != '\t' || c == 0x7f || c == 0xc2 {
+		if c := s[i]; c < 0x20 && c != '\n' && c != '\t' || c >= 0x7f {
 			clean = false
 			break
 		}
@@ -203,6 +211,10 @@ func cleanOutput(s string) string {
 		case r == 0x1b:
 			size = escapeLen(s[i:])
 		case r < 0x20 || r == 0x7f || r >= 0x80 && r <= 0x9f:
+		case r == utf8.RuneError && size == 1:
+			// Not UTF-8: replaced now (as the JSON encoding would), so that bytes on either
+			// side of a removed sequence cannot join into a control character.
+			b.WriteRune(utf8.RuneError)
 		default:
 			b.WriteString(s[i : i+size])
 		}
