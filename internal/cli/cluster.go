@@ -3,8 +3,8 @@ package cli
 import (
 	"fmt"
 	"io"
-	"strconv"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
