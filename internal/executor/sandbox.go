@@ -204,9 +204,6 @@ func (s *Sandbox) argv(a sandboxArgs) []string {
 			out = append(out, "--ro-bind", d, d)
 		}
 	}
-	for _, d := range s.ro {
-		out = append(out, "--ro-bind-try", d, d)
-	}
 	for _, h := range s.hide {
 		if fi, err := os.Stat(h); err == nil && fi.IsDir() {
 			out = append(out, "--tmpfs", h, "--remount-ro", h)
@@ -220,8 +217,12 @@ func (s *Sandbox) argv(a sandboxArgs) []string {
 	}
 	// Writable: a private /tmp, /var/tmp and /run (memory, counted against the lease's
 	// limit) and the work directory; the root itself is made read-only last.
-	out = append(out, "--tmpfs", "/tmp", "--tmpfs", "/var/tmp", "--tmpfs", "/run",
-		"--bind", "", SandboxWorkDir, "--remount-ro", "/", "--chdir", SandboxWorkDir, "--")
+	out = append(out, "--tmpfs", "/tmp", "--tmpfs", "/var/tmp", "--tmpfs", "/run")
+	// The supplier's extra directories go over those (one may be under /tmp).
+	for _, d := range s.ro {
+		out = append(out, "--ro-bind-try", d, d)
+	}
+	out = append(out, "--bind", "", SandboxWorkDir, "--remount-ro", "/", "--chdir", SandboxWorkDir, "--")
 	return append(out, a.command...)
 }
 

@@ -16,10 +16,13 @@ import (
 // workload that floods its output costs neither the worker's memory nor the network.
 const (
 	maxLogPerNode = 8 << 20
-	// maxPending is the most output held for shipping; past it output is dropped (and counted)
-	// until the coordinator has taken what is held.
+	// maxPending is the most output held for shipping. A write past it waits for room (the
+	// workload's pipe fills and it waits too) up to blockMax; then output is dropped (and
+	// counted) until the coordinator has taken half of what is held.
 	maxPending = 1 << 20
+	blockMax   = 5 * time.Second
 	chunkMax   = 32 << 10
+	batchMax   = 128 << 10 // bytes of output per request
 )
 
 // shipper batches a node's output and sends it to the coordinator.
@@ -29,16 +32,19 @@ type shipper struct {
 	mu      sync.Mutex
 	pending []api.LogAppend
 	size    int   // bytes pending
-	taken   int64 // bytes of the workload's output accepted for shipping, in all
-	dropped int64 // bytes dropped because too much was pending
-	cut     bool  // the per-node budget is spent; nothing more is shipped
-	kick    chan struct{}
-	done    chan struct{}
-	once    sync.Once
+	taken    int64 // bytes of the workload's output accepted for shipping, in all
+	dropped  int64 // bytes dropped because too much was pending
+	dropping bool  // a write waited blockMax in vain: drop until there is room again
+	cut      bool  // the per-node budget is spent; nothing more is shipped
+	block    time.Duration
+	kick     chan struct{}
+	room     chan struct{} // a flush took some of what was pending
+	done     chan struct{}
+	once     sync.Once
 }
 
 func newShipper(w *Worker, lease string) *shipper {
-	return &shipper{w: w, lease: lease, kick: make(chan struct{}, 1), done: make(chan struct{})}
+	return &shipper{w: w, lease: lease, block: blockMax, kick: make(chan struct{}, 1), room: make(chan struct{}, 1), done: make(chan struct{})}
 }
 
 type streamWriter struct {
@@ -62,22 +68,31 @@ func (s *shipper) system(msg string) {
 }
 
 // add takes a piece of the workload's output, cleaned of terminal control sequences, within
-// the node's budget.
+// the node's budget, waiting for room while the coordinator catches up.
 func (s *shipper) add(stream, data string) {
 	data = cleanOutput(data)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	for s.size+len(data) > maxPending && !s.dropping && !s.cut {
+		s.mu.Unlock()
+		s.kickNow()
+		ok := s.waitRoom()
+		s.mu.Lock()
+		if !ok {
+			s.dropping = true
+		}
+	}
 	if s.cut {
+		return
+	}
+	if s.size+len(data) > maxPending {
+		s.dropped += int64(len(data))
 		return
 	}
 	budget := int64(maxLogPerNode-4096) - s.taken
 	if int64(len(data)) > budget {
 		data = data[:max(budget, 0)]
 		s.cut = true
-	}
-	if s.size+len(data) > maxPending {
-		s.dropped += int64(len(data))
-		return
 	}
 	s.noteDropped()
 	s.taken += int64(len(data))
@@ -86,8 +101,21 @@ func (s *shipper) add(stream, data string) {
 		s.append("system", fmt.Sprintf("[iog: output cut: this node wrote more than %d MiB, all that is kept of a node; the rest is dropped and the node runs on]\n", maxLogPerNode>>20))
 	}
 	if s.size > 64<<10 {
-		defer s.kickNow()
+		s.kickNow()
 	}
+}
+
+// waitRoom waits until a flush makes room, at most s.block; false when it did not.
+func (s *shipper) waitRoom() bool {
+	t := time.NewTimer(s.block)
+	defer t.Stop()
+	select {
+	case <-s.room:
+		return true
+	case <-s.done:
+	case <-t.C:
+	}
+	return false
 }
 
 // noteDropped says how much output was dropped since the last note; s.mu is held.
@@ -143,15 +171,28 @@ func (s *shipper) run(ctx context.Context) {
 func (s *shipper) flush(ctx context.Context) {
 	for {
 		s.mu.Lock()
-		batch := s.pending
-		if len(batch) > 64 {
-			batch = batch[:64]
+		// A request must stay under the coordinator's 1 MiB body limit even when JSON
+		// escapes every byte of it ('<' becomes \u003c).
+		n, bytes := 0, 0
+		for n < len(s.pending) && (n == 0 || bytes+len(s.pending[n].Data) <= batchMax) {
+			bytes += len(s.pending[n].Data)
+			n++
 		}
+		batch := s.pending[:n]
 		s.pending = s.pending[len(batch):]
 		for _, b := range batch {
 			s.size -= len(b.Data)
 		}
+		if s.size <= maxPending/2 {
+			s.dropping = false
+		}
 		s.mu.Unlock()
+		if len(batch) > 0 {
+			select {
+			case s.room <- struct{}{}:
+			default:
+			}
+		}
 		if len(batch) == 0 {
 			return
 		}

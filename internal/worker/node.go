@@ -206,9 +206,9 @@ func (w *Worker) isDev() bool {
 }
 
 // limits are a lease's CPU, memory, pids and disk limits: the assignment's CPU and memory
-// where it sets them, else the device's threads and 90% of its memory (the rest is the host's
-// and the worker's); the configured pids limit; the configured disk quota, else 90% of the
-// space free under the work root when the lease starts.
+// where it sets them, else the device's threads and the configured memory (default 90% of the
+// device's: the rest is the host's and the worker's); the configured pids limit; the configured
+// disk quota, else 90% of the space free under the work root when the lease starts.
 func (w *Worker) limits(a api.Assignment, dir string) (cpus int, memMiB int64, pids int, diskMiB int64) {
 	w.mu.Lock()
 	inv := w.inv
@@ -216,6 +216,9 @@ func (w *Worker) limits(a api.Assignment, dir string) (cpus int, memMiB int64, p
 	cpus, memMiB = a.CPUs, a.MemoryMiB
 	if cpus <= 0 {
 		cpus = inv.CPUThreads
+	}
+	if memMiB <= 0 {
+		memMiB = w.cfg.MemoryMiB
 	}
 	if memMiB <= 0 {
 		memMiB = inv.MemoryMiB * 9 / 10

@@ -75,10 +75,12 @@ type Config struct {
 	// containers); it runs once the device id is known, before any lease starts.
 	Reap func(ctx context.Context, deviceID string) error
 	// PidsLimit caps each lease's processes (default 4096); DiskMiB its disk (default 90%
-	// of the free space of the work root when the lease starts). A lease's CPU and memory
-	// limits are its assignment's, else this device's threads and 90% of its memory.
+	// of the free space of the work root when the lease starts); MemoryMiB its memory. A
+	// lease's CPU and memory limits are its assignment's, else this device's threads and
+	// MemoryMiB (default 90% of its memory).
 	PidsLimit int
 	DiskMiB   int64
+	MemoryMiB int64
 	Inventory func(ctx context.Context) (api.Inventory, error)
 	Sampler   Sampler
 	DataPlane string
