@@ -91,7 +91,7 @@ func runWorker(ctx context.Context, o cli.WorkerOptions, w io.Writer) error {
 		return err
 	}
 	defer conf.Close()
-	if o.Executor == "process" || o.Executor == "auto" || o.Executor == "" {
+	if conf.Process != nil && (o.Executor == "process" || o.Executor == "auto" || o.Executor == "") {
 		execs["process"] = conf.Process
 	}
 	isolation := conf.Isolation

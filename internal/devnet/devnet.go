@@ -260,7 +260,9 @@ func (d *Devnet) confine(ctx context.Context, wc *worker.Config) error {
 		d.cfg.Log.Info("container clusters unavailable on this devnet", "reason", err)
 		dk = nil
 	}
-	conf, err := worker.Confine(ctx, worker.IsolationOptions{StateDir: wc.StateDir, Sandbox: d.cfg.Sandbox, Docker: dk, Log: wc.Log})
+	// The devnet is a network of one's own: process nodes may run bare where this process
+	// cannot build the sandbox (not root).
+	conf, err := worker.Confine(ctx, worker.IsolationOptions{StateDir: wc.StateDir, Sandbox: d.cfg.Sandbox, Docker: dk, AllowBare: true, Log: wc.Log})
 	if err != nil {
 		if dk != nil {
 			_ = dk.Close()

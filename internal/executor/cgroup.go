@@ -43,7 +43,10 @@ type cgroupHost struct {
 	unified, self string
 	// v1: each controller's mount point and the worker's cgroup in it.
 	mounts, selfV1 map[string]string
-	hasCPU         bool
+	// all are the mount points of every hierarchy: a container engine makes its cgroup
+	// parents in each, the worker's controllers or not.
+	all    []string
+	hasCPU bool
 }
 
 // cgroupMount is one cgroup or cgroup2 line of /proc/self/mountinfo.
@@ -156,10 +159,11 @@ func detectCgroups(root string, mountinfo, self []byte) (*cgroupHost, error) {
 			why = append(why, fmt.Sprintf("cgroup v2 at %s lacks the %s controller(s) for %s", m.point, strings.Join(missing, ", "), dir))
 			continue
 		}
-		return &cgroupHost{version: 2, root: root, unified: m.point, self: dir, hasCPU: slices.Contains(have, "cpu")}, nil
+		return &cgroupHost{version: 2, root: root, unified: m.point, self: dir, all: []string{m.point}, hasCPU: slices.Contains(have, "cpu")}, nil
 	}
 	h := &cgroupHost{version: 1, root: root, mounts: map[string]string{}, selfV1: map[string]string{}}
 	for _, m := range mounts {
+		h.all = append(h.all, m.point) // a hybrid host's controller-less v2 one too
 		for _, c := range m.controllers {
 			if _, ok := h.mounts[c]; ok {
 				continue
@@ -298,6 +302,9 @@ const cpuPeriod = 100000
 type leaseCgroup struct {
 	version int
 	dirs    map[string]string
+	// extra are directories others (a container engine) may have made for the
+	// lease in other hierarchies, removed with it.
+	extra []string
 }
 
 // create makes the cgroup of lease under parents (from setup) and sets its
@@ -515,7 +522,28 @@ func (c *leaseCgroup) remove() error {
 			errs = append(errs, err)
 		}
 	}
+	for _, d := range c.extra {
+		_ = os.Remove(d) // absent, most likely
+	}
 	return errors.Join(errs...)
+}
+
+// elsewhere are the directories rel names in the hierarchies that parents
+// does not cover.
+func (h *cgroupHost) elsewhere(parents map[string]string, rel string) []string {
+	var out []string
+	for _, mp := range h.all {
+		covered := false
+		for _, p := range parents {
+			if within(p, h.p(mp)) {
+				covered = true
+			}
+		}
+		if !covered {
+			out = append(out, h.p(mp, rel))
+		}
+	}
+	return out
 }
 
 // reap kills and removes every lease cgroup under parents: what a worker

@@ -160,6 +160,7 @@ func (h *Host) containerCgroup(lease string, l cgroupLimits) (*leaseCgroup, stri
 	if err != nil {
 		return nil, "", err
 	}
+	c.extra = h.cg.elsewhere(h.containers, filepath.Join(h.containerParent(), lease))
 	return c, "/" + h.containerParent() + "/" + lease, nil
 }
 
@@ -194,6 +195,7 @@ func (h *Host) Reap() ([]string, error) {
 			}
 		}
 	}
+	h.sweepElsewhere()
 	ents, err := os.ReadDir(h.workRoot)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		errs = append(errs, err)
@@ -212,6 +214,25 @@ func (h *Host) Reap() ([]string, error) {
 		return out, fmt.Errorf("executor: reap: %w", err)
 	}
 	return out, nil
+}
+
+// sweepElsewhere removes the empty lease directories a container engine
+// made under the containers' parent in the hierarchies the worker does not
+// manage, and returns those parents.
+func (h *Host) sweepElsewhere() []string {
+	if h.cgErr != nil {
+		return nil
+	}
+	parents := h.cg.elsewhere(h.containers, h.containerParent())
+	for _, d := range parents {
+		ents, _ := os.ReadDir(d)
+		for _, e := range ents {
+			if e.IsDir() {
+				_ = os.Remove(filepath.Join(d, e.Name())) // fails, harmlessly, where a container runs
+			}
+		}
+	}
+	return parents
 }
 
 // guardScript waits for its stdin to close (the worker holds the other end:
@@ -291,6 +312,9 @@ func (h *Host) Close() error {
 		_ = os.Remove(d) // fails, harmlessly, while a lease cgroup is left in it
 	}
 	for _, d := range h.containers {
+		_ = os.Remove(d)
+	}
+	for _, d := range h.sweepElsewhere() {
 		_ = os.Remove(d)
 	}
 	_ = os.Remove(h.workRoot)

@@ -36,12 +36,19 @@ type IsolationOptions struct {
 	Docker *executor.Docker
 	// LimitEvery is how often the executors check a lease's limits (default 2 s).
 	LimitEvery time.Duration
-	Log        *slog.Logger
+	// AllowBare lets process nodes run without the sandbox when it cannot be built (the
+	// devnet). A worker offers bare process nodes only when told so here or by SandboxOff,
+	// never because its coordinator asks: a dev-mode coordinator must not be able to run code
+	// bare on a machine whose owner did not agree to it.
+	AllowBare bool
+	Log       *slog.Logger
 }
 
 // Confinement is how a worker confines its leases on this host: the process executor, what
 // the device reports, and the clean-up of earlier runs.
 type Confinement struct {
+	// Process runs process nodes: sandboxed, or bare where that was allowed; nil when
+	// neither (the device then takes no process nodes).
 	Process   *executor.Process
 	Host      *executor.Host // nil when the worker is not root
 	Isolation []string
@@ -77,16 +84,20 @@ func Confine(ctx context.Context, o IsolationOptions) (*Confinement, error) {
 		}
 		c.Process.Sandbox = sb
 	}
-	if c.Process.Sandbox != nil {
+	switch {
+	case c.Process.Sandbox != nil:
 		c.Isolation = append(c.Isolation, IsolationSandbox)
-	} else {
-		if o.Sandbox == SandboxRequire {
-			_ = c.Close()
-			return nil, fmt.Errorf("worker: --sandbox require: no process sandbox: %w", sbErr)
-		}
+	case o.Sandbox == SandboxRequire:
+		_ = c.Close()
+		return nil, fmt.Errorf("worker: --sandbox require: no process sandbox: %w", sbErr)
+	case o.Sandbox == SandboxOff || o.AllowBare:
 		c.Isolation = append(c.Isolation, IsolationNone)
 		c.Note = "process sandbox: " + sbErr.Error()
 		o.Log.Warn("process nodes run without a sandbox: only a dev-mode coordinator will place them here", "reason", sbErr)
+	default:
+		c.Process = nil
+		c.Note = "process sandbox: " + sbErr.Error() + "; no process nodes (--sandbox off runs them bare on a dev network)"
+		o.Log.Warn("no process sandbox: this device takes no process nodes", "reason", sbErr)
 	}
 	if o.Docker != nil {
 		if o.Runtime != "" {
