@@ -27,11 +27,11 @@ const (
 
 // shipper batches a node's output and sends it to the coordinator.
 type shipper struct {
-	w       *Worker
-	lease   string
-	mu      sync.Mutex
-	pending []api.LogAppend
-	size    int   // bytes pending
+	w        *Worker
+	lease    string
+	mu       sync.Mutex
+	pending  []api.LogAppend
+	size     int   // bytes pending
 	taken    int64 // bytes of the workload's output accepted for shipping, in all
 	dropped  int64 // bytes dropped because too much was pending
 	dropping bool  // a write waited blockMax in vain: drop until there is room again
