@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -225,32 +226,6 @@ func (w *prodWorld) escapeArgs(path string) []string {
 		"-env-secret", w.env, "-worker-pid", strconv.Itoa(w.worker.Process.Pid), "-outside", w.state}
 }
 
-// checkNoEscape fails on any escape in the probe's output and on attempts that did not run.
-func checkNoEscape(t *testing.T, out string, attempts ...string) {
-	t.Helper()
-	if !strings.Contains(out, "DONE") {
-		t.Fatalf("the probe did not finish:\n%s", out)
-	}
-	for line := range strings.SplitSeq(out, "\n") {
-		if strings.Contains(line, ": ESCAPED") {
-			t.Errorf("%s", line)
-		}
-	}
-	for _, a := range attempts {
-		if !strings.Contains(out, "ATTEMPT "+a+": BLOCKED") {
-			t.Errorf("no blocked %q attempt", a)
-		}
-	}
-	if strings.Contains(out, "KEY") && strings.Contains(out, "ESCAPED") {
-		t.Logf("probe output:\n%s", out)
-	}
-}
-
-var prodAttempts = []string{
-	"relative ../../device.key", "absolute path", "find /", "worker proc root", "worker environ", "own environment",
-	"signal worker", "ptrace worker", "uid", "capabilities CapEff", "capabilities CapBnd", "dial /var/run/docker.sock",
-}
-
 // leaseProcs lists the host's processes that run as one of this test's lease uids.
 func leaseProcs() []string {
 	ents, _ := os.ReadDir("/proc")
@@ -298,7 +273,7 @@ func TestProductionWorkerSandbox(t *testing.T) {
 		if c.State != "completed" {
 			t.Errorf("cluster %s: %s", c.State, c.Reason)
 		}
-		checkNoEscape(t, out, append(prodAttempts, "no_new_privs", "nested user namespace", "write "+w.state, "write /")...)
+		executortest.CheckEscape(t, out, slices.Concat(executortest.EscapeAttempts, []string{"no_new_privs", "nested user namespace", "write " + w.state, "write /"})...)
 	})
 	t.Run("the key by relative path, as in the report", func(t *testing.T) {
 		_, out := w.run(t, api.CreateClusterRequest{Type: "process", Nodes: 1,
@@ -313,7 +288,7 @@ func TestProductionWorkerSandbox(t *testing.T) {
 			if c.State != "completed" {
 				t.Errorf("cluster %s: %s", c.State, c.Reason)
 			}
-			checkNoEscape(t, out, append(prodAttempts, "no_new_privs", "nested user namespace", "write "+w.state)...)
+			executortest.CheckEscape(t, out, slices.Concat(executortest.EscapeAttempts, []string{"no_new_privs", "nested user namespace", "write " + w.state})...)
 		})
 	}
 

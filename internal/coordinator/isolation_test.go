@@ -1,12 +1,9 @@
 package coordinator_test
 
 import (
-	"context"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/iognet/iog/api"
 	"github.com/iognet/iog/internal/coordinator"
@@ -17,31 +14,7 @@ import (
 // no process sandbox, one with the sandbox and Docker, one with the sandbox and gVisor.
 func isolationNet(t *testing.T, dev bool) (*api.Client, map[string]string) {
 	t.Helper()
-	dir := t.TempDir()
-	c, err := coordinator.New(t.Context(), coordinator.Config{DB: "sqlite:" + filepath.Join(dir, "iog.db"), Listen: "127.0.0.1:0",
-		DataDir: dir, HeartbeatInterval: time.Hour, SkipProofs: true, Dev: dev})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		c.Close()
-	})
-	key, err := coordinator.ReadAdminKey(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin := api.NewClient(c.URL(), key)
-	r, err := admin.CreateAccount(t.Context(), api.CreateAccountRequest{Name: "iso", Roles: []string{"renter", "supplier"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	fund(t, c, r.Account.ID, 1000*iog.Unit)
-	user := api.NewClient(c.URL(), r.APIKey)
+	c, user := startCoord(t, coordinator.Config{Dev: dev}, "iso")
 	e := &env{c: c}
 	names := map[string]string{}
 	for _, d := range []struct {

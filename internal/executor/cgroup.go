@@ -240,9 +240,14 @@ func (h *cgroupHost) setup(name string) (map[string]string, error) {
 	if h.version == 2 {
 		return h.setupV2(name)
 	}
+	return h.mkdirV1(h.selfV1, name)
+}
+
+// mkdirV1 makes cgroup name under base's directory of each controller.
+func (h *cgroupHost) mkdirV1(base map[string]string, name string) (map[string]string, error) {
 	dirs := map[string]string{}
 	for _, c := range h.controllers() {
-		d := h.p(h.selfV1[c], name)
+		d := h.p(base[c], name)
 		if err := os.Mkdir(d, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
 			return nil, fmt.Errorf("cgroup v1 %s: %w", c, err)
 		}
@@ -677,13 +682,5 @@ func (h *cgroupHost) setupRoot(name string) (map[string]string, error) {
 		}
 		return map[string]string{"": d}, nil
 	}
-	dirs := map[string]string{}
-	for _, c := range h.controllers() {
-		d := h.p(h.mounts[c], name)
-		if err := os.Mkdir(d, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
-			return nil, fmt.Errorf("cgroup v1 %s: %w", c, err)
-		}
-		dirs[c] = d
-	}
-	return dirs, nil
+	return h.mkdirV1(h.mounts, name)
 }

@@ -68,18 +68,7 @@ func TestDockerHardenedConformance(t *testing.T) {
 // way out; the test process plays the worker, its key in a state directory that holds the
 // work root.
 func TestDockerEscape(t *testing.T) {
-	state, err := os.MkdirTemp("", "iog-state-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(state) })
-	if err := os.Chmod(state, 0o711); err != nil {
-		t.Fatal(err)
-	}
-	secret := "KEY-" + rand.Text()
-	if err := os.WriteFile(filepath.Join(state, "device.key"), []byte(secret+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	state, secret := escapeState(t)
 	envSecret := "ENV-" + rand.Text()
 	t.Setenv("IOG_TEST_WORKER_SECRET", envSecret)
 	image := executortest.ImportBusyboxWith(t, "iog-test-escape:latest", map[string]string{"/escape": executortest.BuildEscape(t)})
@@ -114,8 +103,7 @@ func TestDockerEscape(t *testing.T) {
 				got = strings.ReplaceAll(got, "ATTEMPT nested user namespace: ESCAPED", "ATTEMPT nested user namespace (in gVisor's kernel): allowed")
 				want = slices.DeleteFunc(slices.Clone(want), func(a string) bool { return a == "nested user namespace" || a == "no_new_privs" })
 			}
-			checkEscape(t, got, want...)
-			checkEscape(t, got, "write "+state)
+			executortest.CheckEscape(t, got, slices.Concat(want, []string{"write " + state})...)
 		})
 	}
 }

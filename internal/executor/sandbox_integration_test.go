@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -88,40 +89,13 @@ func TestSandboxConformance(t *testing.T) {
 		})
 }
 
-// escapeLines runs the escape probe and returns its verdicts, failing on any escape.
-func checkEscape(t *testing.T, out string, want ...string) {
-	t.Helper()
-	if !strings.Contains(out, "DONE") {
-		t.Fatalf("the escape probe did not finish:\n%s", out)
-	}
-	for line := range strings.SplitSeq(out, "\n") {
-		if strings.Contains(line, ": ESCAPED") {
-			t.Errorf("%s", line)
-		}
-	}
-	for _, w := range want {
-		if !strings.Contains(out, "ATTEMPT "+w+": BLOCKED") {
-			t.Errorf("no blocked %q attempt in:\n%s", w, out)
-		}
-	}
-	if t.Failed() {
-		t.Logf("probe output:\n%s", out)
-	}
-}
-
 // escapeAttempts are what every confined workload must fail at.
-var escapeAttempts = []string{
-	"relative ../../device.key", "relative ../../../device.key", "absolute path", "find /",
-	"worker proc root", "worker environ", "own environment", "signal worker", "ptrace worker",
-	"uid", "capabilities CapEff", "capabilities CapBnd", "no_new_privs", "nested user namespace",
-	"dial /var/run/docker.sock",
-}
+var escapeAttempts = slices.Concat(executortest.EscapeAttempts, []string{"no_new_privs", "nested user namespace"})
 
-// TestSandboxEscape: a workload in the sandbox cannot reach the worker's key (by relative path,
-// by searching, through /proc), its environment or process, write outside its work directory,
-// or hold any privilege. The test process plays the worker: its state directory (with the key)
-// holds the work root, as a careless layout would.
-func TestSandboxEscape(t *testing.T) {
+// escapeState is the state directory of a careless worker (its key next to the work root,
+// where the renter's relative paths would find it) and the key's text.
+func escapeState(t *testing.T) (string, string) {
+	t.Helper()
 	state, err := os.MkdirTemp("", "iog-state-")
 	if err != nil {
 		t.Fatal(err)
@@ -134,6 +108,15 @@ func TestSandboxEscape(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(state, "device.key"), []byte(secret+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	return state, secret
+}
+
+// TestSandboxEscape: a workload in the sandbox cannot reach the worker's key (by relative path,
+// by searching, through /proc), its environment or process, write outside its work directory,
+// or hold any privilege. The test process plays the worker: its state directory (with the key)
+// holds the work root, as a careless layout would.
+func TestSandboxEscape(t *testing.T) {
+	state, secret := escapeState(t)
 	envSecret := "ENV-" + rand.Text()
 	t.Setenv("IOG_TEST_WORKER_SECRET", envSecret)
 	h, err := executor.OpenHost(executor.HostConfig{Name: "iogt" + strings.ToLower(rand.Text()[:10]), WorkRoot: filepath.Join(state, "work")})
@@ -163,8 +146,7 @@ func TestSandboxEscape(t *testing.T) {
 	if code, err := task.Wait(ctx); err != nil || code != 0 {
 		t.Errorf("probe exit %d, %v", code, err)
 	}
-	checkEscape(t, out.String(), escapeAttempts...)
-	checkEscape(t, out.String(), "write "+state, "write /usr", "write /etc", "write /")
+	executortest.CheckEscape(t, out.String(), slices.Concat(escapeAttempts, []string{"write " + state, "write /usr", "write /etc", "write /"})...)
 }
 
 func copyFile(t *testing.T, src, dst string) {

@@ -176,3 +176,35 @@ func BuildEscape(t testing.TB) string {
 	}
 	return out
 }
+
+// EscapeAttempts are the escape probe's attempts that every confined workload
+// must see blocked: the device key by relative path, by searching and
+// through /proc, the worker's environment and process, privileges, the
+// Docker socket.
+var EscapeAttempts = []string{
+	"relative ../../device.key", "relative ../../../device.key", "absolute path", "find /",
+	"worker proc root", "worker environ", "own environment", "signal worker", "ptrace worker",
+	"uid", "capabilities CapEff", "capabilities CapBnd", "dial /var/run/docker.sock",
+}
+
+// CheckEscape fails t on every escape in the probe's output out, and on
+// each of attempts that the probe did not report as blocked.
+func CheckEscape(t testing.TB, out string, attempts ...string) {
+	t.Helper()
+	if !strings.Contains(out, "DONE") {
+		t.Fatalf("the escape probe did not finish:\n%s", out)
+	}
+	for line := range strings.SplitSeq(out, "\n") {
+		if strings.Contains(line, ": ESCAPED") {
+			t.Errorf("%s", line)
+		}
+	}
+	for _, a := range attempts {
+		if !strings.Contains(out, "ATTEMPT "+a+": BLOCKED") {
+			t.Errorf("no blocked %q attempt", a)
+		}
+	}
+	if t.Failed() {
+		t.Logf("probe output:\n%s", out)
+	}
+}
