@@ -62,6 +62,7 @@ func runWorker(ctx context.Context, o cli.WorkerOptions, w io.Writer) error {
 	log := logger(os.Stderr, true, slog.LevelInfo)
 	execs := map[string]worker.Starter{}
 	var docker *executor.Docker
+	noDocker := ""
 	if o.Executor == "docker" || o.Executor == "auto" || o.Executor == "" {
 		dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		d, err := executor.NewDocker(dctx, o.DockerHost)
@@ -75,7 +76,11 @@ func runWorker(ctx context.Context, o cli.WorkerOptions, w io.Writer) error {
 			return err
 		default:
 			log.Info("container clusters disabled on this device", "reason", err)
+			noDocker = "containers: " + err.Error()
 		}
+	}
+	if o.Runtime != "" && docker == nil {
+		return fmt.Errorf("worker: --runtime %s needs a Docker engine: %s", o.Runtime, orElse(noDocker, "--executor process"))
 	}
 	ids := executor.IDs{}
 	if o.LeaseUIDs != "" {
@@ -94,6 +99,13 @@ func runWorker(ctx context.Context, o cli.WorkerOptions, w io.Writer) error {
 	if conf.Process != nil && (o.Executor == "process" || o.Executor == "auto" || o.Executor == "") {
 		execs["process"] = conf.Process
 	}
+	if len(execs) == 0 {
+		return fmt.Errorf("worker: this device can run no nodes: %s", strings.Join(slices.DeleteFunc([]string{conf.Note, noDocker}, func(s string) bool { return s == "" }), "; "))
+	}
+	note := conf.Note
+	if noDocker != "" {
+		note = strings.TrimPrefix(note+"; "+noDocker, "; ")
+	}
 	isolation := conf.Isolation
 	if _, ok := execs["process"]; !ok {
 		isolation = slices.DeleteFunc(slices.Clone(isolation), func(l string) bool {
@@ -109,7 +121,7 @@ func runWorker(ctx context.Context, o cli.WorkerOptions, w io.Writer) error {
 	wk, err := worker.New(worker.Config{
 		Coordinator: o.Coordinator, JoinToken: o.JoinToken, StateDir: o.StateDir, Name: o.Name, Region: o.Region,
 		Executors: execs, Sampler: sampler, DataPlane: plane, Mesh: mm, Log: log,
-		Isolation: isolation, IsolationNote: conf.Note, WorkRoot: conf.WorkRoot, Reap: conf.Reap(docker),
+		Isolation: isolation, IsolationNote: note, WorkRoot: conf.WorkRoot, Reap: conf.Reap(docker),
 		PidsLimit: o.PidsLimit, DiskMiB: o.DiskMiB, MemoryMiB: o.MemoryMiB,
 		Inventory: func(ctx context.Context) (api.Inventory, error) { return hwinfo.Detect(ctx, hwinfo.Options{}) },
 		// Proofs of GPU: GPU units on the GPUs (CUDA driver API), the CPU on all its threads.
@@ -126,6 +138,13 @@ func runWorker(ctx context.Context, o cli.WorkerOptions, w io.Writer) error {
 		}
 	}()
 	return wk.Run(ctx)
+}
+
+func orElse(s, alt string) string {
+	if s == "" {
+		return alt
+	}
+	return s
 }
 
 // cliConfigDirs are where the iog CLI keeps its config (with an API key) on this host: a

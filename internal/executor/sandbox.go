@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -134,7 +135,7 @@ func within(p, dir string) bool {
 func (s *Sandbox) trial(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	var out bytes.Buffer
+	var out lockedBuffer
 	p := &Process{Sandbox: s, Grace: time.Second}
 	t, err := p.start(ctx, Spec{LeaseID: "iog-trial-" + strconv.Itoa(os.Getpid()), Command: []string{"true"},
 		Dir: s.host.WorkDir("iog-trial-" + strconv.Itoa(os.Getpid())), Stdout: &out, Stderr: &out, PidsLimit: 16, MemoryMiB: 64})
@@ -153,7 +154,25 @@ func (s *Sandbox) trial(ctx context.Context) error {
 	return nil
 }
 
-// Isolation names what the sandbox gives for reports ("sandbox").
+// lockedBuffer collects a trial's stdout and stderr, written concurrently.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// String describes the sandbox for logs.
 func (s *Sandbox) String() string {
 	return fmt.Sprintf("bubblewrap %s, cgroup v%d", s.bwrap, s.host.cg.version)
 }

@@ -140,6 +140,9 @@ func New(cfg Config) (*Worker, error) {
 	if cfg.PidsLimit <= 0 {
 		cfg.PidsLimit = 4096
 	}
+	if len(cfg.IsolationNote) > 500 {
+		cfg.IsolationNote = cfg.IsolationNote[:497] + "..." // the coordinator takes 512 bytes
+	}
 	if cfg.Isolation == nil {
 		// What the executors give without a sandbox or a Host (tests, fakes).
 		if cfg.Executors["process"] != nil {
