@@ -39,6 +39,9 @@ type shipper struct {
 	block    time.Duration
 	kick     chan struct{}
 	room     chan struct{} // a flush took some of what was pending
+	// flushing serialises flushes, so that output lands in order and the last flush (before
+	// the node's final state is reported) ends after every earlier one.
+	flushing sync.Mutex
 	done     chan struct{}
 	once     sync.Once
 }
@@ -169,6 +172,8 @@ func (s *shipper) run(ctx context.Context) {
 }
 
 func (s *shipper) flush(ctx context.Context) {
+	s.flushing.Lock()
+	defer s.flushing.Unlock()
 	for {
 		s.mu.Lock()
 		// A request must stay under the coordinator's 1 MiB body limit even when JSON

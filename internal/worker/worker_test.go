@@ -389,7 +389,7 @@ func TestLogFlood(t *testing.T) {
 		t.Errorf("shipped %d bytes, more than the %d a node may hold", len(got), maxLogPerNode)
 	}
 	if !strings.Contains(got, "output cut") || strings.Contains(got, "bytes of output dropped") {
-		t.Errorf("%d bytes of logs: want the budget shipped, then the note of the cut", len(got))
+		t.Errorf("%d bytes of logs: want the budget shipped, then the note of the cut; ends with %q", len(got), got[max(0, len(got)-300):])
 	}
 	if want := maxLogPerNode - 4096; len(got) < want {
 		t.Errorf("shipped %d bytes, want the whole budget of %d", len(got), want)
