@@ -32,6 +32,13 @@ type Inventory struct {
 	GPUNote string `json:"gpu_note,omitempty"`
 	// Share is set when this worker claims only part of a shared host (devnet).
 	Share string `json:"share,omitempty"`
+	// Isolation is how the worker confines a renter's workload (docs/SECURITY.md): "sandbox"
+	// (process nodes in a Linux sandbox) or "none" (process nodes run bare: dev mode only),
+	// and "container" (hardened Docker) or "gvisor" (Docker under gVisor's runsc).
+	Isolation []string `json:"isolation,omitempty" maxItems:"8"`
+	// IsolationNote says why a level is missing, e.g. "process sandbox: the worker is not
+	// root".
+	IsolationNote string `json:"isolation_note,omitempty" maxLength:"512"`
 }
 
 // GPUTelemetry is one GPU's sample.

@@ -91,6 +91,11 @@ type CreateClusterRequest struct {
 	Currency    string            `json:"currency,omitempty" enum:"IO,USDC,io,usdc,"`
 	Commitment  string            `json:"commitment,omitempty" enum:"hourly,daily,weekly,"`
 	Tier        string            `json:"tier,omitempty" maxLength:"16"`
+	// Isolation is the least isolation every node must run under: "sandbox" (a process node
+	// in the worker's Linux sandbox), "container" (hardened Docker, or gVisor) or "gvisor".
+	// Empty: the type's default (process nodes in the sandbox, containers in Docker; on a
+	// dev-mode coordinator process nodes may also run bare).
+	Isolation string `json:"isolation,omitempty" enum:"sandbox,container,gvisor,"`
 }
 
 // QuoteLine is one line of a quote.

@@ -49,6 +49,10 @@ type HelloResponse struct {
 	Nonce             string `json:"nonce"`
 	HeartbeatInterval int64  `json:"heartbeat_interval_ms"`
 	Status            string `json:"status"`
+	// Dev is set by a dev-mode coordinator (the devnet). A worker whose owner let it run
+	// process nodes without a sandbox (the devnet, `iog worker --sandbox off`) does so only
+	// for such a coordinator; for any other it refuses them.
+	Dev bool `json:"dev,omitempty"`
 }
 
 // HeartbeatRequest answers the last server nonce and carries telemetry.

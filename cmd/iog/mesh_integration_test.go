@@ -264,8 +264,20 @@ func (w *world) workerWith(t *testing.T, owner *api.Client, h string, env []stri
 		t.Fatal(err)
 	}
 	state := filepath.Join(w.dir, "worker-"+h)
+	// Lease work directories in a directory of the test's own, which lease uids may pass through.
+	work, err := os.MkdirTemp("", "iog-work-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(work) })
+	if err := os.Chmod(work, 0o711); err != nil {
+		t.Fatal(err)
+	}
+	// The workloads of the mesh tests are this test binary, which lives where no process
+	// sandbox shows it (a dev coordinator accepts bare process nodes); containers still run
+	// as a production worker runs them.
 	args := append([]string{"worker", "--coordinator", w.coord, "--join-token", jt.Token,
-		"--state-dir", state, "--name", h, "--data-plane", "tun"}, flags...)
+		"--state-dir", state, "--work-root", work, "--name", h, "--data-plane", "tun", "--sandbox", "off"}, flags...)
 	p := start(t, w.lab, w.ns[h], "worker-"+h, env, args...)
 	var id string
 	poll(t, 90*time.Second, "worker "+h+" registered and proved", func() error {

@@ -130,10 +130,11 @@ func unmountUnder(dir string) error {
 // containerNode is the workload of the container test, a busybox shell: every node shows the
 // mesh interface its container sees and serves a file on its mesh IP with httpd; every other
 // node fetches the head's file with wget by the head's mesh IP. (Debian's busybox 1.35 wget
-// crashes with -T, so timeout bounds each try.)
-const containerNode = `mkdir -p /www && echo "file from container $IOG_NODE_RANK at $IOG_MESH_IP" > /www/f
+// crashes with -T, so timeout bounds each try.) The container runs as its lease's uid: it
+// writes only in its work directory.
+const containerNode = `mkdir -p "$IOG_WORK_DIR/www" && echo "file from container $IOG_NODE_RANK at $IOG_MESH_IP" > "$IOG_WORK_DIR/www/f"
 echo "sees: $(ip -o -4 addr show | grep -F " $IOG_MESH_IP/")"
-httpd -f -p "$IOG_MESH_IP:8080" -h /www &
+httpd -f -p "$IOG_MESH_IP:8080" -h "$IOG_WORK_DIR/www" &
 echo "serving on $IOG_MESH_IP:8080"
 if [ "$IOG_NODE_RANK" != 0 ]; then
   i=0

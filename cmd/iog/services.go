@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -61,9 +62,8 @@ func runCoordinator(ctx context.Context, o cli.CoordinatorOptions, w io.Writer) 
 func runWorker(ctx context.Context, o cli.WorkerOptions, w io.Writer) error {
 	log := logger(os.Stderr, true, slog.LevelInfo)
 	execs := map[string]worker.Starter{}
-	if o.Executor == "process" || o.Executor == "auto" || o.Executor == "" {
-		execs["process"] = &executor.Process{}
-	}
+	var docker *executor.Docker
+	noDocker := ""
 	if o.Executor == "docker" || o.Executor == "auto" || o.Executor == "" {
 		dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		d, err := executor.NewDocker(dctx, o.DockerHost)
@@ -71,12 +71,47 @@ func runWorker(ctx context.Context, o cli.WorkerOptions, w io.Writer) error {
 		switch {
 		case err == nil:
 			defer d.Close()
+			docker = d
 			execs["container"] = d
 		case o.Executor == "docker":
 			return err
 		default:
 			log.Info("container clusters disabled on this device", "reason", err)
+			noDocker = "containers: " + err.Error()
 		}
+	}
+	if o.Runtime != "" && docker == nil {
+		return fmt.Errorf("worker: --runtime %s needs a Docker engine: %s", o.Runtime, orElse(noDocker, "--executor process"))
+	}
+	ids := executor.IDs{}
+	if o.LeaseUIDs != "" {
+		first, count, err := cli.ParseUIDRange(o.LeaseUIDs)
+		if err != nil {
+			return err
+		}
+		ids = executor.IDs{First: first, Count: count, LockDir: executor.DefaultIDs.LockDir}
+	}
+	conf, err := worker.Confine(ctx, worker.IsolationOptions{StateDir: o.StateDir, Sandbox: o.Sandbox, Runtime: o.Runtime,
+		ReadOnly: o.SandboxRO, Hide: cliConfigDirs(), IDs: ids, WorkRoot: o.WorkRoot, Docker: docker, Log: log})
+	if err != nil {
+		return err
+	}
+	defer conf.Close()
+	if conf.Process != nil && (o.Executor == "process" || o.Executor == "auto" || o.Executor == "") {
+		execs["process"] = conf.Process
+	}
+	if len(execs) == 0 {
+		return fmt.Errorf("worker: this device can run no nodes: %s", strings.Join(slices.DeleteFunc([]string{conf.Note, noDocker}, func(s string) bool { return s == "" }), "; "))
+	}
+	note := conf.Note
+	if noDocker != "" {
+		note = strings.TrimPrefix(note+"; "+noDocker, "; ")
+	}
+	isolation := conf.Isolation
+	if _, ok := execs["process"]; !ok {
+		isolation = slices.DeleteFunc(slices.Clone(isolation), func(l string) bool {
+			return l == worker.IsolationSandbox || l == worker.IsolationNone
+		})
 	}
 	mm, plane, err := meshFor(o, log)
 	if err != nil {
@@ -87,6 +122,8 @@ func runWorker(ctx context.Context, o cli.WorkerOptions, w io.Writer) error {
 	wk, err := worker.New(worker.Config{
 		Coordinator: o.Coordinator, JoinToken: o.JoinToken, StateDir: o.StateDir, Name: o.Name, Region: o.Region,
 		Executors: execs, Sampler: sampler, DataPlane: plane, Mesh: mm, Log: log,
+		Isolation: isolation, IsolationNote: note, WorkRoot: conf.WorkRoot, Reap: conf.Reap(docker),
+		PidsLimit: o.PidsLimit, DiskMiB: o.DiskMiB, MemoryMiB: o.MemoryMiB,
 		Inventory: func(ctx context.Context) (api.Inventory, error) { return hwinfo.Detect(ctx, hwinfo.Options{}) },
 		// Proofs of GPU: GPU units on the GPUs (CUDA driver API), the CPU on all its threads.
 		Solver: &cuda.Auto{Threads: runtime.NumCPU()},
@@ -97,11 +134,31 @@ func runWorker(ctx context.Context, o cli.WorkerOptions, w io.Writer) error {
 	go func() {
 		select {
 		case <-wk.Ready():
-			fmt.Fprintf(w, "iog worker running as device %s, connected to %s\n", wk.DeviceID(), o.Coordinator)
+			fmt.Fprintf(w, "iog worker running as device %s, connected to %s (isolation: %s)\n", wk.DeviceID(), o.Coordinator, strings.Join(isolation, ", "))
 		case <-ctx.Done():
 		}
 	}()
 	return wk.Run(ctx)
+}
+
+func orElse(s, alt string) string {
+	if s == "" {
+		return alt
+	}
+	return s
+}
+
+// cliConfigDirs are where the iog CLI keeps its config (with an API key) on this host: a
+// renter's workload must never see them.
+func cliConfigDirs() []string {
+	var out []string
+	if d := os.Getenv("XDG_CONFIG_HOME"); d != "" {
+		out = append(out, filepath.Join(d, "iog"))
+	}
+	if h := os.Getenv("HOME"); h != "" {
+		out = append(out, filepath.Join(h, ".config", "iog"))
+	}
+	return out
 }
 
 const demoScript = `echo "node $IOG_NODE_RANK of $IOG_NODE_COUNT in cluster $IOG_CLUSTER_ID on $(hostname)"

@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -40,6 +41,7 @@ type createFlags struct {
 	commit      string
 	tier        string
 	image       string
+	isolation   string
 	env         []string
 	name        string
 	detach      bool
@@ -89,6 +91,10 @@ func (f *createFlags) request(command []string) (api.CreateClusterRequest, error
 		Command:     command,
 	}
 	if err := checkRequest(&r, f.typ, f.currency, f.commit, f.tier); err != nil {
+		return r, err
+	}
+	var err error
+	if r.Isolation, err = isolationFlag(f.isolation); err != nil {
 		return r, err
 	}
 	if r.MaxPrice != "" && !isDecimal(r.MaxPrice) {
@@ -175,6 +181,7 @@ Every node gets IOG_CLUSTER_ID, IOG_NODE_RANK, IOG_NODE_COUNT, IOG_HEAD_ADDR and
 	fl.StringVar(&f.commit, "commit", "", "commitment: hourly, daily or weekly (default hourly)")
 	fl.StringVar(&f.tier, "tier", "", "minimum connectivity tier: low, standard, high or ultra (default any)")
 	fl.StringVar(&f.image, "image", "", "container image (container, torch and ray types)")
+	fl.StringVar(&f.isolation, "isolation", "", "least isolation for every node: sandbox, container or gvisor (default: process nodes in the worker's sandbox, images in containers; see `iog device get`)")
 	fl.StringArrayVar(&f.env, "env", nil, "environment variable KEY=VALUE for every node (repeatable)")
 	fl.StringVar(&f.name, "name", "", "a name for the cluster")
 	fl.BoolVar(&f.detach, "detach", false, "return once the cluster is placed, without following it")
@@ -184,7 +191,19 @@ Every node gets IOG_CLUSTER_ID, IOG_NODE_RANK, IOG_NODE_COUNT, IOG_HEAD_ADDR and
 	_ = cmd.RegisterFlagCompletionFunc("type", cobra.FixedCompletions(clusterTypes(), cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("currency", cobra.FixedCompletions(currencies(), cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("commit", cobra.FixedCompletions(commitments(), cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("isolation", cobra.FixedCompletions(isolations, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
+}
+
+// isolations are the levels a renter can ask for (--isolation).
+var isolations = []string{"sandbox", "container", "gvisor"}
+
+func isolationFlag(s string) (string, error) {
+	s = strings.ToLower(strings.TrimSpace(s))
+	if s != "" && !slices.Contains(isolations, s) {
+		return "", usageErrorf("--isolation %q: want sandbox, container or gvisor", s)
+	}
+	return s, nil
 }
 
 func orDefault(s, def string) string {

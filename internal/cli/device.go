@@ -107,6 +107,9 @@ func (a *app) deviceDetails(w io.Writer, d api.Device) {
 	row(tw, "GPU:", gpuSummary(d.GPUCount, d.GPUModel))
 	row(tw, "Ask/hour:", orDash(d.AskPerHour))
 	row(tw, "Data plane:", orDefault(d.DataPlane, "none"))
+	if inv := d.Inventory; inv != nil {
+		row(tw, "Isolation:", isolationSummary(inv.Isolation, inv.IsolationNote))
+	}
 	if d.Addr != "" {
 		row(tw, "Address:", d.Addr)
 	}
@@ -306,4 +309,23 @@ func (a *app) deviceTokenCmd() *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+// isolationSummary says how a device confines renters' workloads (docs/SECURITY.md).
+func isolationSummary(levels []string, note string) string {
+	words := map[string]string{
+		"sandbox":   "process sandbox",
+		"none":      "processes unsandboxed (dev only)",
+		"container": "containers",
+		"gvisor":    "containers under gVisor",
+	}
+	var out []string
+	for _, l := range levels {
+		out = append(out, orDefault(words[l], l))
+	}
+	s := orDefault(strings.Join(out, ", "), "not reported")
+	if note != "" {
+		s += " (" + note + ")"
+	}
+	return s
 }

@@ -23,7 +23,9 @@ func testDevice() api.Device {
 				{Index: 0, Name: "NVIDIA GeForce RTX 4090", Model: "RTX-4090", MemoryMiB: 24564, Driver: "550.54", CUDA: "12.4"},
 				{Index: 1, Name: "NVIDIA GeForce RTX 4090", Model: "RTX-4090", MemoryMiB: 24564},
 			},
-			Share: "cores 0-7",
+			Share:         "cores 0-7",
+			Isolation:     []string{"none", "gvisor"},
+			IsolationNote: "process sandbox: the worker is not root",
 		},
 		Telemetry: &api.Telemetry{At: at, CPUPercent: 12, MemUsedMiB: 2048,
 			GPUs: []api.GPUTelemetry{{UUID: "GPU-abc", UtilPercent: 97, TempC: 71, PowerW: 420, MemUsedMiB: 20000}}},
@@ -78,6 +80,7 @@ func TestDeviceCommands(t *testing.T) {
 		{"list", []string{"device", "list"}, "list", []string{"ID", "STATUS", "dv_1", "rig-1", "pending (waiting for the first proof)", "2x RTX-4090", "eu-west", "0.40"}},
 		{"get", []string{"device", "get", "dv_1"}, "get", []string{
 			"Status:", "pending (waiting for the first proof)", "Data plane:", "wireguard", "Shared host:", "Last seen:",
+			"Isolation:", "processes unsandboxed (dev only), containers under gVisor (process sandbox: the worker is not root)",
 			"AMD Ryzen 9 7950X, 16 cores / 32 threads", "64 GiB", "2 TiB",
 			"0: NVIDIA GeForce RTX 4090 (RTX-4090, 24 GiB, driver 550.54, CUDA 12.4)", "1: NVIDIA GeForce RTX 4090",
 			"kernel 6.8.0", "cores 0-7", "97% util, 71°C, 420 W",

@@ -22,6 +22,8 @@ type quoteFlags struct {
 	currency    string
 	commit      string
 	tier        string
+	image       string
+	isolation   string
 	json        bool
 }
 
@@ -34,11 +36,14 @@ func (f *quoteFlags) request() (api.CreateClusterRequest, error) {
 		GPUsPerNode: f.gpusPerNode,
 		Region:      f.region,
 		Hours:       f.hours,
+		Image:       f.image,
 	}
 	if err := checkRequest(&r, f.typ, f.currency, f.commit, f.tier); err != nil {
 		return r, err
 	}
-	return r, nil
+	var err error
+	r.Isolation, err = isolationFlag(f.isolation)
+	return r, err
 }
 
 // checkRequest validates the flags that quotes and cluster creation share and fills in the
@@ -108,6 +113,8 @@ Without --gpu, CPU-only devices are quoted.`,
 	fl.StringVar(&f.region, "region", "", "region to deploy in (default any)")
 	fl.IntVar(&f.gpusPerNode, "gpus-per-node", 0, "GPUs per node (default 1 with --gpu)")
 	fl.StringVar(&f.typ, "type", "process", "cluster type: "+strings.Join(clusterTypes(), ", "))
+	fl.StringVar(&f.image, "image", "", "container image (torch and ray nodes with an image run in containers)")
+	fl.StringVar(&f.isolation, "isolation", "", "least isolation for every node: sandbox, container or gvisor")
 	fl.BoolVar(&f.json, "json", false, "print the quote as JSON")
 	_ = cmd.MarkFlagRequired("nodes")
 	_ = cmd.MarkFlagRequired("hours")

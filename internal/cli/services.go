@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -47,6 +48,16 @@ type WorkerOptions struct {
 	Executor    string // "process" | "docker" | "auto" (default)
 	DockerHost  string
 	DataPlane   string // mesh data plane: "" or "auto" (tun where possible), "tun", "netstack" or "none"
+	// Sandbox is the process sandbox mode: "auto" (default), "require" or "off".
+	Sandbox string
+	// Runtime is the Docker runtime for containers: "" (the engine's default) or "runsc".
+	Runtime   string
+	SandboxRO []string // extra host directories process nodes see read-only
+	WorkRoot  string   // where lease work directories go (root only; default /var/lib/iog/work)
+	LeaseUIDs string   // "FIRST-LAST": the uids leases run as (root only)
+	PidsLimit int      // per lease; 0 = default
+	DiskMiB   int64    // per lease; 0 = default (90% of the free space)
+	MemoryMiB int64    // per lease; 0 = default (90% of the device's memory)
 }
 
 // BenchOptions configure `iog bench`.
@@ -199,6 +210,27 @@ IOG_COORDINATOR and IOG_JOIN_TOKEN.`,
 			if o.StateDir == "" {
 				o.StateDir = defaultStateDir(a.getenv)
 			}
+			switch o.Sandbox {
+			case "auto", "require", "off":
+			default:
+				return usageErrorf("--sandbox %q: want auto, require or off", o.Sandbox)
+			}
+			switch o.Runtime {
+			case "", "runc", "runsc":
+			default:
+				return usageErrorf("--runtime %q: want runc or runsc (gVisor)", o.Runtime)
+			}
+			if o.Runtime == "runc" {
+				o.Runtime = ""
+			}
+			if o.PidsLimit < 0 || o.DiskMiB < 0 || o.MemoryMiB < 0 {
+				return usageErrorf("--pids-limit, --memory-mib and --disk-quota-mib must not be negative")
+			}
+			if o.LeaseUIDs != "" {
+				if _, _, err := ParseUIDRange(o.LeaseUIDs); err != nil {
+					return usageErrorf("--lease-uids: %v", err)
+				}
+			}
 			return serve(cmd.Context(), "iog worker", a.svc.Worker, o, a.stdout)
 		},
 	}
@@ -211,8 +243,32 @@ IOG_COORDINATOR and IOG_JOIN_TOKEN.`,
 	f.StringVar(&o.Executor, "executor", "auto", "how nodes run: process, docker or auto")
 	f.StringVar(&o.DockerHost, "docker-host", "", "Docker engine address (default the engine's own default)")
 	f.StringVar(&o.DataPlane, "data-plane", "", "cluster mesh data plane: tun (kernel TUN, needs CAP_NET_ADMIN), netstack (userspace), none; default tun where possible, else netstack")
+	f.StringVar(&o.Sandbox, "sandbox", "auto", "process sandbox (needs root, bubblewrap, cgroups): auto (use it where possible), require (refuse to start without it) or off (bare processes; only a dev-mode coordinator places process nodes on such a device)")
+	f.StringVar(&o.Runtime, "runtime", "", "Docker runtime for containers: runc (the engine's default) or runsc (gVisor; register runsc and runsc-hostnet with the engine, see docs/SECURITY.md)")
+	f.StringSliceVar(&o.SandboxRO, "sandbox-ro", nil, "extra host directory that process nodes see read-only, like /opt/conda (repeatable)")
+	f.StringVar(&o.WorkRoot, "work-root", "", "where lease work directories go when the worker runs as root (default /var/lib/iog/work)")
+	f.StringVar(&o.LeaseUIDs, "lease-uids", "", "uids (and gids) leases run as when the worker runs as root, FIRST-LAST (default 1900000000-1900065535)")
+	f.IntVar(&o.PidsLimit, "pids-limit", 0, "most processes and threads a lease may have; reaching it kills the lease (default 4096)")
+	f.Int64Var(&o.MemoryMiB, "memory-mib", 0, "most memory a lease may use, in MiB; over it the lease is killed (default 90% of the device's memory)")
+	f.Int64Var(&o.DiskMiB, "disk-quota-mib", 0, "most disk a lease may use, in MiB; over it the lease is killed (default 90% of the free space when it starts)")
 	_ = cmd.RegisterFlagCompletionFunc("executor", cobra.FixedCompletions([]string{"process", "docker", "auto"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("sandbox", cobra.FixedCompletions([]string{"auto", "require", "off"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("runtime", cobra.FixedCompletions([]string{"runc", "runsc"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
+}
+
+// ParseUIDRange parses "FIRST-LAST".
+func ParseUIDRange(s string) (first, count uint32, err error) {
+	a, b, ok := strings.Cut(s, "-")
+	if !ok {
+		return 0, 0, fmt.Errorf("%q: want FIRST-LAST", s)
+	}
+	lo, err1 := strconv.ParseUint(strings.TrimSpace(a), 10, 32)
+	hi, err2 := strconv.ParseUint(strings.TrimSpace(b), 10, 32)
+	if err1 != nil || err2 != nil || lo == 0 || hi < lo || hi-lo >= 1<<24 {
+		return 0, 0, fmt.Errorf("%q: want FIRST-LAST, 0 < FIRST <= LAST, at most 2^24 ids", s)
+	}
+	return uint32(lo), uint32(hi - lo + 1), nil
 }
 
 func (a *app) benchCmd() *cobra.Command {

@@ -109,7 +109,7 @@ func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 	}
 	c := &Coordinator{cfg: cfg, Store: db}
 	c.Auth = auth.New(db, cfg.Now, cfg.NewID)
-	c.Market = market.New(market.Config{Store: db, Log: cfg.Log, Now: cfg.Now, NewID: cfg.NewID, KnownModels: hwinfo.KnownModels(),
+	c.Market = market.New(market.Config{Store: db, Log: cfg.Log, Now: cfg.Now, NewID: cfg.NewID, KnownModels: hwinfo.KnownModels(), Dev: cfg.Dev,
 		Reputation: func(id string) int { return c.Fleet.ReputationPerMille(id) }})
 	bc := bank.Config{Store: db, Log: cfg.Log, Now: cfg.Now, NewID: cfg.NewID, Dev: cfg.Dev, MinUptime: cfg.MinUptime}
 	trust := fleet.DefaultTrust()

@@ -95,7 +95,10 @@ func (e *env) device(t *testing.T, owner *api.Client, inv api.Inventory) *api.Cl
 }
 
 func cpuInventory(host string) api.Inventory {
-	return api.Inventory{Hostname: host, OS: "linux", Arch: "amd64", CPUModel: "test", CPUCores: 2, CPUThreads: 4, MemoryMiB: 8192, DiskMiB: 1000}
+	// A worker that sandboxes process nodes and runs containers: a production coordinator
+	// places process nodes only on such devices.
+	return api.Inventory{Hostname: host, OS: "linux", Arch: "amd64", CPUModel: "test", CPUCores: 2, CPUThreads: 4, MemoryMiB: 8192, DiskMiB: 1000,
+		Isolation: []string{"sandbox", "container"}}
 }
 
 func code(t *testing.T, err error, want string) {

@@ -18,9 +18,16 @@ import (
 // startWithMesh is start with the mesh relay setting given ("off": no cluster mesh).
 func startWithMesh(t *testing.T, relay string) (*coordinator.Coordinator, *api.Client) {
 	t.Helper()
+	return startCoord(t, coordinator.Config{MeshRelay: relay}, "ray")
+}
+
+// startCoord runs a coordinator on SQLite with cfg (its store, address and data dir filled in)
+// and returns it with a funded renter-and-supplier account named name.
+func startCoord(t *testing.T, cfg coordinator.Config, name string) (*coordinator.Coordinator, *api.Client) {
+	t.Helper()
 	dir := t.TempDir()
-	c, err := coordinator.New(t.Context(), coordinator.Config{DB: "sqlite:" + filepath.Join(dir, "iog.db"), Listen: "127.0.0.1:0",
-		DataDir: dir, HeartbeatInterval: time.Hour, SkipProofs: true, MeshRelay: relay})
+	cfg.DB, cfg.Listen, cfg.DataDir, cfg.HeartbeatInterval, cfg.SkipProofs = "sqlite:"+filepath.Join(dir, "iog.db"), "127.0.0.1:0", dir, time.Hour, true
+	c, err := coordinator.New(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +46,7 @@ func startWithMesh(t *testing.T, relay string) (*coordinator.Coordinator, *api.C
 		t.Fatal(err)
 	}
 	admin := api.NewClient(c.URL(), key)
-	r, err := admin.CreateAccount(t.Context(), api.CreateAccountRequest{Name: "ray", Roles: []string{"renter", "supplier"}})
+	r, err := admin.CreateAccount(t.Context(), api.CreateAccountRequest{Name: name, Roles: []string{"renter", "supplier"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -51,6 +51,9 @@ type Config struct {
 	// TelemetryStep and SnapshotEvery set the console's history resolution (default 10 s and
 	// 1 min on the devnet, so that charts fill while you watch).
 	TelemetryStep, SnapshotEvery time.Duration
+	// Sandbox is the workers' process sandbox mode (worker.SandboxAuto by default: used
+	// where this process may build it, as root; bare processes otherwise).
+	Sandbox string
 }
 
 // Devnet is a running local network.
@@ -68,7 +71,8 @@ type Devnet struct {
 	wwg           sync.WaitGroup // the workers
 	mu            sync.Mutex
 	errs          []error
-	docker        *executor.Docker
+	dockers       []*executor.Docker
+	confs         []*worker.Confinement
 	adversaries   []*Adversary
 }
 
@@ -239,39 +243,54 @@ func (d *Devnet) newWorker(ctx context.Context, i int) (*worker.Worker, error) {
 			return hwinfo.Split(host, d.cfg.Workers, i), nil
 		}
 	}
-	execs := d.cfg.Executors
-	if execs == nil {
-		execs = d.defaultExecutors
-	}
-	var hc *http.Client
-	if d.cfg.HTTP != nil {
-		hc = d.cfg.HTTP(i)
-	}
-	return worker.New(worker.Config{
+	wc := worker.Config{
 		Coordinator: d.Coord.URL(), JoinToken: token, StateDir: dir, Name: "local-" + strconv.Itoa(i),
-		Region: "local", Executors: execs(i), Inventory: func(ctx context.Context) (api.Inventory, error) { return inv(ctx, i) },
-		Sampler: hwinfo.NewSampler(hwinfo.Options{}), DataPlane: "none", PollWait: d.cfg.PollWait, HTTP: hc,
+		Region: "local", Inventory: func(ctx context.Context) (api.Inventory, error) { return inv(ctx, i) },
+		Sampler: hwinfo.NewSampler(hwinfo.Options{}), DataPlane: "none", PollWait: d.cfg.PollWait,
 		Log: d.cfg.Log.With("part", "worker", "worker", i),
-	})
+	}
+	if d.cfg.HTTP != nil {
+		wc.HTTP = d.cfg.HTTP(i)
+	}
+	if d.cfg.Executors != nil {
+		wc.Executors = d.cfg.Executors(i)
+	} else if err := d.confine(ctx, &wc); err != nil {
+		return nil, err
+	}
+	return worker.New(wc)
 }
 
-func (d *Devnet) defaultExecutors(int) map[string]worker.Starter {
-	m := map[string]worker.Starter{"process": &executor.Process{}}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.docker == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		if dk, err := executor.NewDocker(ctx, ""); err == nil {
-			d.docker = dk
-		} else {
-			d.cfg.Log.Info("container clusters unavailable on this devnet", "reason", err)
+// confine gives a worker the executors a real one would have: a process executor (sandboxed
+// where this process may build the sandbox) and Docker when an engine answers.
+func (d *Devnet) confine(ctx context.Context, wc *worker.Config) error {
+	dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	dk, err := executor.NewDocker(dctx, "")
+	cancel()
+	if err != nil {
+		d.cfg.Log.Info("container clusters unavailable on this devnet", "reason", err)
+		dk = nil
+	}
+	// The devnet is a network of one's own: process nodes may run bare where this process
+	// cannot build the sandbox (not root).
+	conf, err := worker.Confine(ctx, worker.IsolationOptions{StateDir: wc.StateDir, Sandbox: d.cfg.Sandbox, Docker: dk, AllowBare: true, Log: wc.Log})
+	if err != nil {
+		if dk != nil {
+			_ = dk.Close()
 		}
+		return fmt.Errorf("devnet: %w", err)
 	}
-	if d.docker != nil {
-		m["container"] = d.docker
+	d.mu.Lock()
+	d.confs = append(d.confs, conf)
+	if dk != nil {
+		d.dockers = append(d.dockers, dk)
 	}
-	return m
+	d.mu.Unlock()
+	wc.Executors = map[string]worker.Starter{"process": conf.Process}
+	if dk != nil {
+		wc.Executors["container"] = dk
+	}
+	wc.Isolation, wc.IsolationNote, wc.WorkRoot, wc.Reap = conf.Isolation, conf.Note, conf.WorkRoot, conf.Reap(dk)
+	return nil
 }
 
 // Close stops the workers (their workloads too), then the coordinator.
@@ -281,8 +300,11 @@ func (d *Devnet) Close() error {
 	d.wwg.Wait()
 	d.cancel()
 	d.wg.Wait()
-	if d.docker != nil {
-		_ = d.docker.Close()
+	for _, dk := range d.dockers {
+		_ = dk.Close()
+	}
+	for _, c := range d.confs {
+		d.note(c.Close())
 	}
 	err := d.Coord.Close()
 	d.mu.Lock()

@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"sync"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/container"
-	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -45,15 +45,76 @@ const (
 	inspectTries = 5
 )
 
-// Docker runs workloads as containers through the Docker Engine API.
+// Docker runs workloads as hardened containers through the Docker Engine
+// API: no privileges, every capability dropped, no-new-privileges, the
+// engine's default seccomp profile, pids, memory and CPU limits, a /dev/shm
+// sized for PyTorch's data loaders, and only the lease's work directory
+// mounted. With a Host each container runs as its lease's own uid under a
+// cgroup parent that the Host's guard kills when the worker dies.
 type Docker struct {
 	// Grace is how long Stop waits after SIGTERM before SIGKILL (rounded up to
 	// whole seconds, as the engine takes it); zero means DefaultGrace.
 	Grace time.Duration
+	// Host gives containers lease uids and a cgroup parent the worker's guard
+	// kills; nil (a worker that is not root) runs them as the worker's uid.
+	Host *Host
+	// Runtime is the engine's OCI runtime for every container ("" = the
+	// engine's default; "runsc" for gVisor). A container on the host's
+	// network runs under Runtime+"-hostnet" when Runtime is runsc (gVisor
+	// needs --network=host for that), which the engine must also have.
+	Runtime string
+	// LimitEvery is how often a task's limits are checked; zero means
+	// DefaultLimitEvery.
+	LimitEvery time.Duration
 
 	cli    *client.Client
 	ctx    context.Context // the tasks' watchers run until Close
 	cancel context.CancelFunc
+
+	infoMu     sync.Mutex
+	engine     *engineInfo
+	noStorageQ bool // the engine refused a per-container storage quota once
+}
+
+// engineInfo is what Docker needs to know of the engine, asked once.
+type engineInfo struct {
+	cgroupDriver string
+	runtimes     map[string]bool
+}
+
+func (d *Docker) info(ctx context.Context) (*engineInfo, error) {
+	d.infoMu.Lock()
+	defer d.infoMu.Unlock()
+	if d.engine != nil {
+		return d.engine, nil
+	}
+	r, err := d.cli.Info(ctx, client.InfoOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("engine info: %w", err)
+	}
+	e := &engineInfo{cgroupDriver: r.Info.CgroupDriver, runtimes: map[string]bool{}}
+	for name := range r.Info.Runtimes {
+		e.runtimes[name] = true
+	}
+	d.engine = e
+	return e, nil
+}
+
+// HasRuntime reports whether the engine offers the OCI runtime name.
+func (d *Docker) HasRuntime(ctx context.Context, name string) (bool, error) {
+	e, err := d.info(ctx)
+	if err != nil {
+		return false, err
+	}
+	return e.runtimes[name], nil
+}
+
+// runtimeFor is the runtime of a container on the host's network or not.
+func (d *Docker) runtimeFor(hostNetwork bool) string {
+	if hostNetwork && d.Runtime == "runsc" {
+		return d.Runtime + "-hostnet"
+	}
+	return d.Runtime
 }
 
 // NewDocker connects to the engine at host ("" means DOCKER_HOST or the
@@ -122,22 +183,42 @@ func (d *Docker) start(ctx context.Context, s Spec) (*dockerTask, error) {
 	if s.Owner == "" {
 		return nil, &SpecError{Field: "Owner", Problem: "is empty"}
 	}
+	if rt := d.runtimeFor(s.HostNetwork); rt != "" {
+		if ok, err := d.HasRuntime(ctx, rt); err != nil {
+			return nil, err
+		} else if !ok {
+			return nil, fmt.Errorf("the Docker engine has no %q runtime (register it in /etc/docker/daemon.json; see docs/SECURITY.md)", rt)
+		}
+	}
 	img, err := d.ensureImage(ctx, s.Image)
 	if err != nil {
 		return nil, err
 	}
-	id, err := d.createAndStart(ctx, s, img, gpuDriverCDI)
+	o, lid, cg, err := d.prepare(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	release := func() {
+		if cg != nil {
+			_ = cg.kill()
+			_ = cg.remove()
+		}
+		lid.Release()
+	}
+	id, err := d.createAndStart(ctx, s, img, gpuDriverCDI, o)
 	var specErr *SpecError
 	if err != nil && len(s.GPUs) > 0 && !errors.As(err, &specErr) {
 		// Engines before CDI support, or without a CDI spec for the GPUs,
 		// refuse the "cdi" driver; the nvidia runtime hook may still work.
 		var err2 error
-		if id, err2 = d.createAndStart(ctx, s, img, gpuDriverNvidia); err2 != nil {
+		if id, err2 = d.createAndStart(ctx, s, img, gpuDriverNvidia, o); err2 != nil {
+			release()
 			return nil, fmt.Errorf("with CDI devices: %w; with the nvidia driver: %w", err, err2)
 		}
 		err = nil
 	}
 	if err != nil {
+		release()
 		return nil, err
 	}
 
@@ -147,6 +228,10 @@ func (d *Docker) start(ctx context.Context, s Spec) (*dockerTask, error) {
 		id:     id,
 		lease:  s.LeaseID,
 		owner:  s.Owner,
+		memMiB: s.MemoryMiB,
+		pids:   s.PidsLimit,
+		lid:    lid,
+		cg:     cg,
 		cancel: cancel,
 		stopMu: make(chan struct{}, 1),
 		done:   make(chan struct{}),
@@ -163,6 +248,7 @@ func (d *Docker) start(ctx context.Context, s Spec) (*dockerTask, error) {
 		if err != nil {
 			cancel()
 			d.discard(ctx, id, s)
+			release()
 			return nil, fmt.Errorf("follow logs: %w", err)
 		}
 		go func() {
@@ -172,6 +258,7 @@ func (d *Docker) start(ctx context.Context, s Spec) (*dockerTask, error) {
 		}()
 	}
 	go t.watch(tctx, logsDone)
+	go t.watchLimits(tctx, s)
 	return t, nil
 }
 
@@ -182,67 +269,23 @@ func orDiscard(w io.Writer) io.Writer {
 	return w
 }
 
-// containerConfig is the container for s, asking for its GPUs from driver.
-func containerConfig(s Spec, driver string) (*container.Config, *container.HostConfig) {
-	cfg := &container.Config{
-		Image: s.Image,
-		Cmd:   s.Command,
-		Env:   s.Env,
-		Labels: map[string]string{
-			LabelManaged: "true",
-			LabelOwner:   s.Owner,
-			LabelLease:   s.LeaseID,
-		},
-	}
-	withInit := true
-	hc := &container.HostConfig{
-		// An init as PID 1 passes SIGTERM on to the workload (a shell as PID
-		// 1 would ignore it) and reaps its orphans.
-		Init: &withInit,
-		// The "local" driver rotates its files, so a chatty workload cannot
-		// fill the supplier's disk; the output reaches Spec.Stdout anyway.
-		LogConfig: container.LogConfig{Type: "local"},
-		Resources: container.Resources{
-			NanoCPUs:       int64(s.CPUs) * 1e9,
-			Memory:         s.MemoryMiB << 20,
-			DeviceRequests: deviceRequests(s.GPUs, driver),
-		},
-	}
-	if hc.Memory > 0 {
-		hc.MemorySwap = hc.Memory // no swap beyond the limit
-	}
-	if s.HostNetwork {
-		// The engine's own namespace: the worker's (when both run on the host), where the
-		// cluster's mesh interface is. Ports are then not published but simply the host's.
-		hc.NetworkMode = container.NetworkMode(network.NetworkHost)
-	}
-	return cfg, hc
-}
-
-func deviceRequests(gpus []string, driver string) []container.DeviceRequest {
-	if len(gpus) == 0 {
-		return nil
-	}
-	if driver == gpuDriverCDI {
-		ids := make([]string, len(gpus))
-		for i, g := range gpus {
-			ids[i] = "nvidia.com/gpu=" + g
-		}
-		return []container.DeviceRequest{{Driver: gpuDriverCDI, DeviceIDs: ids}}
-	}
-	return []container.DeviceRequest{{
-		Driver:       gpuDriverNvidia,
-		DeviceIDs:    append([]string(nil), gpus...),
-		Capabilities: [][]string{{"gpu"}},
-	}}
-}
-
 // createAndStart creates and starts the container, and removes what it
 // created when the start fails.
-func (d *Docker) createAndStart(ctx context.Context, s Spec, img ocispec.ImageConfig, driver string) (string, error) {
-	cfg, hc := containerConfig(s, driver)
+func (d *Docker) createAndStart(ctx context.Context, s Spec, img ocispec.ImageConfig, driver string, o containerOpts) (string, error) {
+	cfg, hc := containerConfig(s, driver, o)
 	name := ContainerName(s.LeaseID)
 	created, err := d.cli.ContainerCreate(ctx, client.ContainerCreateOptions{Config: cfg, HostConfig: hc, Name: name})
+	if err != nil && o.storageQuota && !cerrdefs.IsConflict(err) {
+		// Per-container size limits need overlay2 on xfs with pquota; most
+		// engines refuse them. The disk watch enforces the quota instead.
+		o.storageQuota = false
+		cfg, hc = containerConfig(s, driver, o)
+		if created, err = d.cli.ContainerCreate(ctx, client.ContainerCreateOptions{Config: cfg, HostConfig: hc, Name: name}); err == nil {
+			d.infoMu.Lock()
+			d.noStorageQ = true
+			d.infoMu.Unlock()
+		}
+	}
 	if cerrdefs.IsConflict(err) {
 		return "", fmt.Errorf("create container: the name %s is taken: %w", name, err)
 	}
@@ -366,10 +409,17 @@ func (d *Docker) Reap(ctx context.Context, owner string, keep func(leaseID strin
 }
 
 type dockerTask struct {
-	d     *Docker
-	id    string
-	lease string
-	owner string
+	d      *Docker
+	id     string
+	lease  string
+	owner  string
+	memMiB int64
+	pids   int
+	lid    *LeaseID     // released once the container is removed
+	cg     *leaseCgroup // the lease's cgroup (the container's parent); nil: the engine's limits
+
+	reasonMu sync.Mutex
+	reason   string
 
 	cancel context.CancelFunc // ends the watchers
 
@@ -385,6 +435,21 @@ type dockerTask struct {
 // publishes the result.
 func (t *dockerTask) watch(ctx context.Context, logsDone <-chan struct{}) {
 	t.code, t.err = t.waitExit(ctx)
+	if t.cg != nil && t.Killed() == "" {
+		// The kernel's counters outlive the container in its lease cgroup.
+		w := limitWatch{counters: t.cg.counters, memoryMiB: t.memMiB, pids: t.pids}
+		if reason := w.atExit(t.code); reason != "" {
+			t.setReason(reason)
+		}
+	}
+	if t.err == nil && t.Killed() == "" {
+		ictx, cancel := context.WithTimeout(ctx, engineTimeout)
+		info, err := t.d.cli.ContainerInspect(ictx, t.id, client.ContainerInspectOptions{})
+		cancel()
+		if err == nil && info.Container.State != nil && info.Container.State.OOMKilled {
+			t.setReason(memoryReason(t.memMiB))
+		}
+	}
 	timer := time.NewTimer(logDrain)
 	select {
 	case <-logsDone:
@@ -439,6 +504,59 @@ func (t *dockerTask) waitExit(ctx context.Context) (int, error) {
 	}
 }
 
+// watchLimits checks the container's limits until it ends: the kernel's
+// counters in its cgroup (where the worker shares the engine's host) and the
+// size of its work directory and its own layer against the disk quota.
+func (t *dockerTask) watchLimits(ctx context.Context, s Spec) {
+	if s.DiskMiB <= 0 && t.cg == nil && (t.d.Host == nil || t.d.Host.Cgroups() != nil) {
+		return
+	}
+	ictx, cancel := context.WithTimeout(ctx, engineTimeout)
+	info, err := t.d.cli.ContainerInspect(ictx, t.id, client.ContainerInspectOptions{})
+	cancel()
+	if err != nil {
+		return
+	}
+	w := limitWatch{memoryMiB: s.MemoryMiB, pids: s.PidsLimit, quotaMiB: s.DiskMiB, every: t.d.LimitEvery}
+	switch {
+	case t.cg != nil:
+		w.counters = t.cg.counters
+	case t.d.Host != nil && t.d.Host.Cgroups() == nil && info.Container.State != nil && info.Container.State.Pid > 0:
+		if cg, err := t.d.Host.cg.ofPid(info.Container.State.Pid); err == nil {
+			w.counters = cg.counters
+		}
+	}
+	var dirs []string
+	if s.Dir != "" {
+		dirs = append(dirs, s.Dir)
+	}
+	if gd := info.Container.GraphDriver; gd != nil && gd.Data["UpperDir"] != "" {
+		dirs = append(dirs, gd.Data["UpperDir"])
+	}
+	w.dirs = func() []string { return dirs }
+	w.run(t.done, func(reason string) {
+		t.setReason(reason)
+		kctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), engineTimeout)
+		defer cancel()
+		_, _ = t.d.cli.ContainerKill(kctx, t.id, client.ContainerKillOptions{Signal: "KILL"})
+	})
+}
+
+func (t *dockerTask) setReason(r string) {
+	t.reasonMu.Lock()
+	defer t.reasonMu.Unlock()
+	if t.reason == "" {
+		t.reason = r
+	}
+}
+
+// Killed implements Task.
+func (t *dockerTask) Killed() string {
+	t.reasonMu.Lock()
+	defer t.reasonMu.Unlock()
+	return t.reason
+}
+
 // Wait implements Task.
 func (t *dockerTask) Wait(ctx context.Context) (int, error) {
 	select {
@@ -473,6 +591,13 @@ func (t *dockerTask) Stop(ctx context.Context) error {
 			return fmt.Errorf("executor: stop %s: %w", t.lease, err)
 		}
 		t.removed = true
+		if t.cg != nil {
+			if err := t.cg.kill(); err != nil {
+				return fmt.Errorf("executor: stop %s: %w", t.lease, err)
+			}
+			_ = t.cg.remove()
+		}
+		t.lid.Release() // nothing runs as the lease's uid any more
 	}
 	// The container is gone, so the watcher is about to finish; make sure
 	// it does even if the engine never answers the wait.

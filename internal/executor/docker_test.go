@@ -31,7 +31,7 @@ func TestContainerConfig(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg, hc := containerConfig(tc.spec(base), tc.driver)
+			cfg, hc := containerConfig(tc.spec(base), tc.driver, containerOpts{})
 			wantLabels := map[string]string{LabelManaged: "true", LabelOwner: "dev-1", LabelLease: "l1"}
 			if !maps.Equal(cfg.Labels, wantLabels) {
 				t.Errorf("labels = %v, want %v", cfg.Labels, wantLabels)
@@ -60,12 +60,12 @@ func TestContainerConfig(t *testing.T) {
 // bridge network.
 func TestContainerConfigNetwork(t *testing.T) {
 	base := Spec{LeaseID: "l1", Owner: "dev-1", Image: "img:1"}
-	_, hc := containerConfig(base, gpuDriverCDI)
+	_, hc := containerConfig(base, gpuDriverCDI, containerOpts{})
 	if hc.NetworkMode != "" {
 		t.Errorf("NetworkMode = %q without HostNetwork, want the engine's default", hc.NetworkMode)
 	}
 	base.HostNetwork = true
-	cfg, hc := containerConfig(base, gpuDriverCDI)
+	cfg, hc := containerConfig(base, gpuDriverCDI, containerOpts{})
 	if hc.NetworkMode != "host" || !hc.NetworkMode.IsHost() {
 		t.Errorf("NetworkMode = %q with HostNetwork, want host", hc.NetworkMode)
 	}
@@ -74,6 +74,64 @@ func TestContainerConfigNetwork(t *testing.T) {
 	}
 	if hc.Init == nil || !*hc.Init || hc.LogConfig.Type != "local" {
 		t.Errorf("host networking changed the rest of the host config: %+v", hc)
+	}
+}
+
+// TestContainerConfigHardened: every container is unprivileged, with no capability, no way to
+// gain privileges, a private IPC namespace, limits on pids, memory (no swap), CPU, file size
+// and shared memory, and, with a Host, the lease's uid, its work directory as the only mount
+// and the worker's cgroup parent.
+func TestContainerConfigHardened(t *testing.T) {
+	s := Spec{LeaseID: "l1", Owner: "dev-1", Image: "img:1", CPUs: 2, MemoryMiB: 2048, PidsLimit: 256, DiskMiB: 1024,
+		Env: []string{"A=1"}}
+	o := containerOpts{user: "1900000003:1900000003", workDir: "/var/lib/iog/work/iogabc/l1", runtime: "runsc",
+		cgroupParent: "/iogabcd", storageQuota: true}
+	cfg, hc := containerConfig(s, gpuDriverCDI, o)
+	if hc.Privileged || !slices.Equal(hc.CapDrop, []string{"ALL"}) || len(hc.CapAdd) != 0 {
+		t.Errorf("Privileged %v, CapDrop %v, CapAdd %v; want unprivileged with every capability dropped", hc.Privileged, hc.CapDrop, hc.CapAdd)
+	}
+	if !slices.Equal(hc.SecurityOpt, []string{"no-new-privileges:true"}) {
+		t.Errorf("SecurityOpt = %v: want only no-new-privileges (the default seccomp profile stays)", hc.SecurityOpt)
+	}
+	if hc.PidsLimit == nil || *hc.PidsLimit != 256 || hc.Memory != 2048<<20 || hc.MemorySwap != 2048<<20 || hc.NanoCPUs != 2e9 {
+		t.Errorf("limits: pids %v, memory %d, swap %d, cpus %d", hc.PidsLimit, hc.Memory, hc.MemorySwap, hc.NanoCPUs)
+	}
+	if hc.ShmSize != 1024<<20 {
+		t.Errorf("ShmSize = %d, want half the memory limit", hc.ShmSize)
+	}
+	if len(hc.Ulimits) != 1 || hc.Ulimits[0].Name != "fsize" || hc.Ulimits[0].Hard != 1024<<20 || hc.StorageOpt["size"] != "1024M" {
+		t.Errorf("disk quota: ulimits %+v, storage opt %v", hc.Ulimits, hc.StorageOpt)
+	}
+	if cfg.User != o.user || hc.Runtime != "runsc" || hc.CgroupParent != "/iogabcd" || hc.IpcMode != container.IPCModePrivate || hc.OomScoreAdj <= 0 {
+		t.Errorf("user %q, runtime %q, cgroup parent %q, ipc %q, oom score adj %d", cfg.User, hc.Runtime, hc.CgroupParent, hc.IpcMode, hc.OomScoreAdj)
+	}
+	if len(hc.Mounts) != 1 || hc.Mounts[0].Source != o.workDir || hc.Mounts[0].Target != SandboxWorkDir || hc.Mounts[0].ReadOnly || len(hc.Binds) != 0 || len(hc.VolumesFrom) != 0 {
+		t.Errorf("mounts %+v, binds %v: want only the work directory", hc.Mounts, hc.Binds)
+	}
+	if !slices.Contains(cfg.Env, "HOME="+SandboxWorkDir) || cfg.Env[len(cfg.Env)-1] != "A=1" {
+		t.Errorf("env = %v: want HOME in the work directory, the spec's last", cfg.Env)
+	}
+	if _, hc := containerConfig(Spec{LeaseID: "l1", Image: "i"}, gpuDriverCDI, containerOpts{}); hc.ShmSize != 1<<30 || hc.PidsLimit != nil || len(hc.Mounts) != 0 {
+		t.Errorf("without limits: shm %d, pids %v, mounts %v", hc.ShmSize, hc.PidsLimit, hc.Mounts)
+	}
+	// In the lease's own cgroup, the limits are the cgroup's: the engine sets none (so that
+	// the kernel's counters of a limit hit stay in the lease's cgroup).
+	o.leaseCgroup = true
+	_, hc = containerConfig(s, gpuDriverCDI, o)
+	if hc.Memory != 0 || hc.PidsLimit != nil || hc.NanoCPUs != 0 || hc.CgroupParent != o.cgroupParent || hc.ShmSize != 1024<<20 {
+		t.Errorf("in the lease cgroup: memory %d, pids %v, cpus %d, parent %q, shm %d", hc.Memory, hc.PidsLimit, hc.NanoCPUs, hc.CgroupParent, hc.ShmSize)
+	}
+}
+
+func TestRuntimeFor(t *testing.T) {
+	for _, tc := range []struct {
+		runtime string
+		host    bool
+		want    string
+	}{{"", false, ""}, {"", true, ""}, {"runsc", false, "runsc"}, {"runsc", true, "runsc-hostnet"}, {"kata", true, "kata"}} {
+		if got := (&Docker{Runtime: tc.runtime}).runtimeFor(tc.host); got != tc.want {
+			t.Errorf("runtime %q, host network %v: %q, want %q", tc.runtime, tc.host, got, tc.want)
+		}
 	}
 }
 
@@ -89,6 +147,8 @@ func TestSpecValidate(t *testing.T) {
 		{"leading dash", Spec{LeaseID: "-a"}, "LeaseID"},
 		{"negative cpus", Spec{LeaseID: "a", CPUs: -1}, "CPUs"},
 		{"negative memory", Spec{LeaseID: "a", MemoryMiB: -1}, "MemoryMiB"},
+		{"negative pids", Spec{LeaseID: "a", PidsLimit: -1}, "PidsLimit"},
+		{"negative disk", Spec{LeaseID: "a", DiskMiB: -1}, "DiskMiB"},
 		{"env without =", Spec{LeaseID: "a", Env: []string{"A"}}, "Env"},
 		{"env without key", Spec{LeaseID: "a", Env: []string{"=1"}}, "Env"},
 		{"env empty value", Spec{LeaseID: "a", Env: []string{"A="}}, ""},

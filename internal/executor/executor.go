@@ -1,10 +1,14 @@
 // Package executor runs one cluster node's workload on the worker's host.
 //
-// Two implementations share one contract: [Process] runs a plain command in its
-// own process group (devnet, tests, `process` clusters) and [Docker] runs a
-// container through the Docker Engine API. Both are checked by the conformance
-// suite in executor/executortest, which also holds a scripted fake for the
-// worker's unit tests.
+// Two implementations share one contract: [Process] runs a plain command,
+// confined by a [Sandbox] on a production worker (bubblewrap, a lease uid, a
+// lease cgroup) or in its own process group on the devnet and in tests, and
+// [Docker] runs a hardened container through the Docker Engine API. A [Host]
+// is the worker's hold on the machine that both share: lease uids, work
+// directories, cgroups and the guard that kills every lease when the worker
+// dies. Both executors are checked by the conformance suite in
+// executor/executortest, which also holds a scripted fake for the worker's
+// unit tests. docs/SECURITY.md says what each promises.
 //
 // The worker declares the interface it consumes; this package only provides
 // the concrete executors and the [Task] handle they return.
@@ -20,14 +24,23 @@ import (
 
 // Spec describes one workload to start.
 type Spec struct {
-	LeaseID   string   // unique; used in names and labels
-	Owner     string   // the worker's device id; docker labels iog.owner=<Owner>
-	Image     string   // docker only
-	Command   []string // process: argv (required); docker: optional cmd override
-	Env       []string // "K=V"
-	Dir       string   // process: working dir (created if missing); docker: ignored
-	CPUs      int      // limit; 0 = none (docker: NanoCPUs; process: ignored)
-	MemoryMiB int64    // limit; 0 = none (docker: Memory; process: ignored)
+	LeaseID string   // unique; used in names and labels
+	Owner   string   // the worker's device id; docker labels iog.owner=<Owner>
+	Image   string   // docker only
+	Command []string // process: argv (required); docker: optional cmd override
+	Env     []string // "K=V"
+	// Dir is the lease's work directory (created if missing). A sandboxed
+	// process and a container with a Host see it at SandboxWorkDir; an
+	// unsandboxed process runs in it.
+	Dir       string
+	CPUs      int   // limit; 0 = none (docker: NanoCPUs; sandbox: cgroup; bare process: ignored)
+	MemoryMiB int64 // limit; 0 = none (docker: Memory; sandbox: cgroup; bare process: ignored)
+	// PidsLimit caps the workload's processes and threads; reaching it kills
+	// the workload (a fork that fails is almost always a runaway). 0 = none.
+	PidsLimit int
+	// DiskMiB caps what the workload writes to its disk (work directory, and
+	// a container's own layer); over it the workload is killed. 0 = none.
+	DiskMiB int64
 	// GPUs are the UUIDs of the GPUs to expose. Docker asks for the CDI device
 	// nvidia.com/gpu=<uuid> and falls back to the nvidia driver; a process gets
 	// CUDA_VISIBLE_DEVICES=<comma list>, empty when there are none, so that a
@@ -57,6 +70,10 @@ type Task interface {
 	// executor's grace period or when ctx ends; it is idempotent, and once it
 	// returns Wait returns promptly.
 	Stop(ctx context.Context) error
+	// Killed says why the executor ended the workload at one of its limits
+	// ("killed: memory limit of 512 MiB exceeded"), or "" when it did not;
+	// final once Wait has returned.
+	Killed() string
 }
 
 // DefaultGrace is how long Stop waits after SIGTERM before it sends SIGKILL
@@ -108,6 +125,12 @@ func (s Spec) Validate() error {
 	}
 	if s.MemoryMiB < 0 {
 		return &SpecError{Field: "MemoryMiB", Problem: "is negative"}
+	}
+	if s.PidsLimit < 0 {
+		return &SpecError{Field: "PidsLimit", Problem: "is negative"}
+	}
+	if s.DiskMiB < 0 {
+		return &SpecError{Field: "DiskMiB", Problem: "is negative"}
 	}
 	for _, kv := range s.Env {
 		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {

@@ -9,22 +9,32 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 )
 
-// Process runs workloads as plain commands on the host, each in its own
-// process group so that Stop reaches every process the workload started.
+// Process runs workloads as plain commands on the host.
+//
+// With a Sandbox (a production worker) each workload runs confined: its own
+// uid, namespaces, view of the filesystem and cgroup (see Sandbox). Without
+// one (the devnet, hermetic tests) it runs as the worker's own user, in its
+// own process group so that Stop reaches every process it started; processes
+// that leave the group (setsid daemons) are then out of reach.
 //
 // Like a container, a task is over when its main process exits: whatever is
-// left of its process group is then killed. Processes that leave the group
-// (setsid daemons) are out of reach; use Docker where that matters.
+// left of it is then killed.
 type Process struct {
 	// Grace is how long Stop waits after SIGTERM before SIGKILL; zero means
 	// DefaultGrace.
 	Grace time.Duration
+	// Sandbox confines every workload; nil runs them bare (dev only).
+	Sandbox *Sandbox
+	// LimitEvery is how often a sandboxed task's limits are checked; zero
+	// means DefaultLimitEvery.
+	LimitEvery time.Duration
 }
 
 // defaultPath is used when the worker itself runs without PATH.
@@ -56,8 +66,11 @@ func (p *Process) start(ctx context.Context, s Spec) (*processTask, error) {
 	if len(s.Command) == 0 || s.Command[0] == "" {
 		return nil, &SpecError{Field: "Command", Problem: "is empty"}
 	}
+	if p.Sandbox != nil {
+		return p.startSandboxed(ctx, s)
+	}
 	env := processEnv(s)
-	path, err := lookPath(s.Command[0], s.Dir, envValue(env, "PATH"))
+	path, err := lookPath(s.Command[0], s.Dir, envValue(env, "PATH"), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -66,7 +79,6 @@ func (p *Process) start(ctx context.Context, s Spec) (*processTask, error) {
 			return nil, fmt.Errorf("working directory: %w", err)
 		}
 	}
-
 	cmd := &exec.Cmd{
 		Path:        path,
 		Args:        s.Command,
@@ -74,6 +86,98 @@ func (p *Process) start(ctx context.Context, s Spec) (*processTask, error) {
 		Dir:         s.Dir,
 		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
 	}
+	return p.run(cmd, s, nil)
+}
+
+// startSandboxed starts s in the sandbox: a lease uid and work directory, a
+// cgroup with the spec's limits, and bubblewrap run by the shim.
+func (p *Process) startSandboxed(ctx context.Context, s Spec) (*processTask, error) {
+	sb := p.Sandbox
+	if s.Dir == "" {
+		return nil, &SpecError{Field: "Dir", Problem: "is empty: a sandboxed workload needs its work directory"}
+	}
+	env := sandboxEnv(s)
+	if _, err := lookPath(s.Command[0], SandboxWorkDir, envValue(env, "PATH"), func(q string) (string, bool) { return sb.hostPath(q, s.Dir) }); err != nil {
+		return nil, err
+	}
+	devices, err := sb.devices(s.GPUs)
+	if err != nil {
+		return nil, err
+	}
+	id, err := sb.host.ids.Take()
+	if err != nil {
+		return nil, err
+	}
+	sc := &sandboxed{id: id}
+	ok := false
+	defer func() {
+		if !ok {
+			sc.cleanup()
+		}
+	}()
+	if err := prepareWorkDir(s.Dir, id); err != nil {
+		return nil, err
+	}
+	sc.cg, err = sb.host.cg.create(sb.host.leases, s.LeaseID, cgroupLimits{MemoryBytes: s.MemoryMiB << 20, Pids: s.PidsLimit, CPUs: s.CPUs}, int(id.UID))
+	if err != nil {
+		return nil, err
+	}
+	a := sandboxArgs{devices: devices, command: s.Command}
+	if s.DiskMiB > 0 {
+		a.fsizeBlocks = s.DiskMiB << 11 // 512-byte blocks, as ulimit -f counts
+	}
+	attr := &syscall.SysProcAttr{
+		Setpgid:    true,
+		Credential: &syscall.Credential{Uid: id.UID, Gid: id.GID, Groups: []uint32{}},
+		// The shim, then bubblewrap, dies with the worker; bubblewrap's
+		// --die-with-parent takes the sandbox with it.
+		Pdeathsig: syscall.SIGKILL,
+	}
+	if sc.cg.version == 2 {
+		f, err := os.Open(sc.cg.dirs[""])
+		if err != nil {
+			return nil, fmt.Errorf("cgroup: %w", err)
+		}
+		defer f.Close()
+		attr.UseCgroupFD, attr.CgroupFD = true, int(f.Fd())
+	} else {
+		a.procs = sc.cg.procsFiles()
+	}
+	argv := withWorkDir(sb.argv(a), s.Dir)
+	cmd := &exec.Cmd{Path: "/bin/sh", Args: argv, Env: env, Dir: "/", SysProcAttr: attr}
+	t, err := p.run(cmd, s, sc)
+	if err != nil {
+		return nil, err
+	}
+	ok = true
+	return t, nil
+}
+
+// sandboxed is what a sandboxed task holds on the host until it ends.
+type sandboxed struct {
+	id    *LeaseID
+	cg    *leaseCgroup
+	watch limitWatch
+}
+
+// cleanup kills what is left of the task and gives its uid back once
+// nothing runs as it.
+func (sc *sandboxed) cleanup() error {
+	if sc.cg != nil {
+		if err := sc.cg.kill(); err != nil {
+			return err // the uid stays taken: something of the lease may still run as it
+		}
+		if err := sc.cg.remove(); err != nil {
+			sc.id.Release()
+			return err
+		}
+	}
+	sc.id.Release()
+	return nil
+}
+
+// run starts cmd with the task's output pipes and watches it.
+func (p *Process) run(cmd *exec.Cmd, s Spec, sc *sandboxed) (*processTask, error) {
 	// The pipes are ours rather than exec's so that Wait can kill the rest of
 	// the group before it waits for the output to drain: exec.Cmd.Wait would
 	// block on a background child that still holds stdout.
@@ -112,30 +216,38 @@ func (p *Process) start(ctx context.Context, s Spec) (*processTask, error) {
 	if errW != nil {
 		cmd.Stderr = errW
 	}
-	if err := cmd.Start(); err != nil {
+	grace := p.Grace
+	if grace <= 0 {
+		grace = DefaultGrace
+	}
+	t := &processTask{lease: s.LeaseID, grace: grace, sc: sc, done: make(chan struct{})}
+	// The kernel sends the parent-death signal when the thread that started
+	// the child ends, not the process: keep that thread until the child has.
+	started := make(chan error, 1)
+	exited := make(chan error, 1)
+	go func() {
+		if sc != nil {
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+		}
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		exited <- cmd.Wait()
+	}()
+	if err := <-started; err != nil {
 		closeAll(readers)
 		closeAll(writers)
 		return nil, err
 	}
 	closeAll(writers) // the child holds its own copies
+	t.pgid = cmd.Process.Pid
 
-	grace := p.Grace
-	if grace <= 0 {
-		grace = DefaultGrace
-	}
-	t := &processTask{
-		lease: s.LeaseID,
-		pgid:  cmd.Process.Pid,
-		grace: grace,
-		done:  make(chan struct{}),
-	}
 	var copiers sync.WaitGroup
 	copyOut := func(w io.Writer, r *os.File) {
-		copiers.Add(1)
-		go func() {
-			defer copiers.Done()
-			_, _ = io.Copy(w, r)
-		}()
+		copiers.Go(func() { _, _ = io.Copy(w, r) })
 	}
 	i := 0
 	if outW != nil {
@@ -145,7 +257,12 @@ func (p *Process) start(ctx context.Context, s Spec) (*processTask, error) {
 	if errW != nil {
 		copyOut(s.Stderr, readers[i])
 	}
-	go t.wait(cmd, &copiers, readers)
+	if sc != nil {
+		sc.watch = limitWatch{counters: sc.cg.counters, memoryMiB: s.MemoryMiB, pids: s.PidsLimit,
+			dirs: func() []string { return []string{s.Dir} }, quotaMiB: s.DiskMiB, every: p.LimitEvery}
+		go sc.watch.run(t.done, t.killFor)
+	}
+	go t.wait(cmd, exited, &copiers, readers)
 	return t, nil
 }
 
@@ -177,17 +294,33 @@ func envValue(env []string, key string) string {
 }
 
 // lookPath resolves name against the workload's PATH rather than the
-// worker's, and reports a missing binary as a SpecError.
-func lookPath(name, dir, path string) (string, error) {
+// worker's, and reports a missing binary as a SpecError. view maps a path of
+// the workload's view of the filesystem to the host's (nil: the same), and
+// says whether the workload sees it at all.
+func lookPath(name, dir, path string, view func(string) (string, bool)) (string, error) {
 	notFound := func(cause error) error {
-		return &SpecError{Field: "Command", Problem: fmt.Sprintf("names %q, which is not an executable file on this host", name), Err: cause}
+		where := "on this host"
+		if view != nil {
+			where = "in the sandbox (it sees the host's system directories and its work directory " + SandboxWorkDir + ")"
+		}
+		return &SpecError{Field: "Command", Problem: fmt.Sprintf("names %q, which is not an executable file %s", name, where), Err: cause}
+	}
+	onHost := func(p string) error {
+		if view == nil {
+			return executable(p)
+		}
+		hp, ok := view(p)
+		if !ok {
+			return fs.ErrNotExist
+		}
+		return executable(hp)
 	}
 	if strings.Contains(name, "/") {
 		p := name
 		if !filepath.IsAbs(p) && dir != "" {
 			p = filepath.Join(dir, p)
 		}
-		if err := executable(p); err != nil {
+		if err := onHost(p); err != nil {
 			return "", notFound(errors.Join(exec.ErrNotFound, err))
 		}
 		return name, nil
@@ -197,7 +330,7 @@ func lookPath(name, dir, path string) (string, error) {
 			continue // never run something from the working directory by accident
 		}
 		p := filepath.Join(d, name)
-		if executable(p) == nil {
+		if onHost(p) == nil {
 			return p, nil
 		}
 	}
@@ -217,25 +350,43 @@ func executable(p string) error {
 
 type processTask struct {
 	lease string
-	pgid  int
+	pgid  int // the started process: the group leader, or the sandbox's shim (then bubblewrap)
 	grace time.Duration
+	sc    *sandboxed // nil when bare
 
 	mu     sync.Mutex
-	exited bool // the leader has been reaped: its pgid may no longer be ours to signal
+	exited bool   // the leader has been reaped: its pgid may no longer be ours to signal
+	reason string // why the task was killed at a limit
 
 	done chan struct{}
 	code int
 	err  error
 }
 
-func (t *processTask) wait(cmd *exec.Cmd, copiers *sync.WaitGroup, readers []*os.File) {
-	werr := cmd.Wait()
+func (t *processTask) wait(cmd *exec.Cmd, exited <-chan error, copiers *sync.WaitGroup, readers []*os.File) {
+	werr := <-exited
 	t.mu.Lock()
 	t.exited = true
-	// The workload is over once its main process is: take the rest of the
-	// group with it, as a container's end would.
-	_ = syscall.Kill(-t.pgid, syscall.SIGKILL)
 	t.mu.Unlock()
+	// The workload is over once its main process is: take the rest of it
+	// with it, as a container's end would.
+	var cleanErr error
+	if t.sc != nil {
+		code := -1
+		if ws, ok := processStatus(cmd); ok && ws.Signaled() {
+			code = signalExitCode(int(ws.Signal()))
+		}
+		if reason := t.sc.watch.atExit(code); reason != "" {
+			t.mu.Lock()
+			if t.reason == "" {
+				t.reason = reason
+			}
+			t.mu.Unlock()
+		}
+		cleanErr = t.sc.cleanup()
+	} else {
+		_ = syscall.Kill(-t.pgid, syscall.SIGKILL)
+	}
 
 	drained := make(chan struct{})
 	go func() {
@@ -263,11 +414,17 @@ func (t *processTask) wait(cmd *exec.Cmd, copiers *sync.WaitGroup, readers []*os
 		t.code = signalExitCode(int(ws.Signal()))
 	case ok && ws.Exited():
 		t.code = ws.ExitStatus()
+		if t.sc != nil && t.code == shimExitCode && t.Killed() == "" {
+			t.err = fmt.Errorf("executor: wait %s: the sandbox could not be set up (exit code %d)", t.lease, t.code)
+		}
 	default:
 		t.err = fmt.Errorf("executor: wait %s: %w", t.lease, werr)
 		if werr == nil {
 			t.err = fmt.Errorf("executor: wait %s: unknown exit status", t.lease)
 		}
+	}
+	if cleanErr != nil && t.err == nil {
+		t.err = fmt.Errorf("executor: clean up %s: %w", t.lease, cleanErr)
 	}
 	close(t.done)
 }
@@ -295,6 +452,23 @@ func (t *processTask) Wait(ctx context.Context) (int, error) {
 	}
 }
 
+// Killed implements Task.
+func (t *processTask) Killed() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.reason
+}
+
+// killFor kills the task at a limit, keeping the first reason.
+func (t *processTask) killFor(reason string) {
+	t.mu.Lock()
+	if t.reason == "" && !t.exited {
+		t.reason = reason
+	}
+	t.mu.Unlock()
+	t.signal(syscall.SIGKILL)
+}
+
 // Stop implements Task.
 func (t *processTask) Stop(ctx context.Context) error {
 	select {
@@ -314,7 +488,7 @@ func (t *processTask) Stop(ctx context.Context) error {
 	t.signal(syscall.SIGKILL)
 	// SIGKILL cannot be refused, so wait a little even past ctx: a caller
 	// that returns from Stop expects Wait to be prompt.
-	kill := time.NewTimer(killWait)
+	kill := time.NewTimer(killWait + killWaitCgroup)
 	defer kill.Stop()
 	select {
 	case <-t.done:
@@ -324,11 +498,27 @@ func (t *processTask) Stop(ctx context.Context) error {
 	}
 }
 
+// signal sends sig to the whole workload: its process group when bare; in a
+// sandbox, SIGTERM to each of its processes but bubblewrap's own (which would
+// kill the sandbox at once) and SIGKILL through the cgroup.
 func (t *processTask) signal(sig syscall.Signal) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.exited {
 		return // the waiter has already killed the group
 	}
-	_ = syscall.Kill(-t.pgid, sig)
+	if t.sc == nil {
+		_ = syscall.Kill(-t.pgid, sig)
+		return
+	}
+	if sig == syscall.SIGKILL {
+		go func() { _ = t.sc.cg.kill() }() // the waiter reports what it could not kill
+		return
+	}
+	pids, _ := t.sc.cg.pids()
+	for _, pid := range pids {
+		if pid != t.pgid {
+			_ = syscall.Kill(pid, sig)
+		}
+	}
 }

@@ -174,6 +174,16 @@ func validInventory(inv api.Inventory) error {
 		// bound only keeps absurd inventories out.
 		return iog.Errorf(iog.EINVALID, "inventory: %d GPUs is not a plausible device", len(inv.GPUs))
 	}
+	if len(inv.Isolation) > 8 || len(inv.IsolationNote) > 512 {
+		return iog.Errorf(iog.EINVALID, "inventory: isolation: at most 8 levels and a note of 512 bytes")
+	}
+	for _, l := range inv.Isolation {
+		switch l {
+		case "none", "sandbox", "container", "gvisor":
+		default:
+			return iog.Errorf(iog.EINVALID, "inventory: unknown isolation level %q (want none, sandbox, container or gvisor)", l)
+		}
+	}
 	seen := map[string]bool{}
 	for _, g := range inv.GPUs {
 		if g.UUID == "" || seen[g.UUID] {
@@ -248,7 +258,7 @@ func (f *Fleet) Hello(ctx context.Context, d iog.Device, req api.HelloRequest, a
 		f.scheduleHello(d.ID, st, now)
 	}
 	f.hub.Bump(d.ID)
-	return api.HelloResponse{Nonce: n, HeartbeatInterval: f.cfg.HeartbeatInterval.Milliseconds(), Status: string(st)}, nil
+	return api.HelloResponse{Nonce: n, HeartbeatInterval: f.cfg.HeartbeatInterval.Milliseconds(), Status: string(st), Dev: f.cfg.Dev}, nil
 }
 
 // comeBack turns a down device ready again (or paused, if its owner paused it).

@@ -117,6 +117,9 @@ type ClusterSpec struct {
 	Image       string            `json:"image,omitempty"`
 	Command     []string          `json:"command,omitempty"`
 	Env         map[string]string `json:"env,omitempty"`
+	// Isolation is the least isolation the renter asked for ("sandbox", "container",
+	// "gvisor"; "" = the type's default).
+	Isolation string `json:"isolation,omitempty"`
 }
 
 // Cluster is a renter's set of leased devices running one workload.

@@ -50,6 +50,8 @@ type Config struct {
 	IOPriceUSDC iog.Amount
 	// Reputation is a device's cached score, 0..1000 (nil: 0 for every device).
 	Reputation func(deviceID string) int
+	// Dev (the devnet) lets process nodes run on workers without a process sandbox.
+	Dev bool
 }
 
 // Market is safe for concurrent use.
@@ -80,7 +82,7 @@ func (m *Market) validate(ctx context.Context, r api.CreateClusterRequest) (iog.
 	s := iog.ClusterSpec{
 		Name: strings.TrimSpace(r.Name), Type: r.Type, Nodes: r.Nodes, GPUModel: strings.TrimSpace(r.GPUModel),
 		GPUsPerNode: r.GPUsPerNode, Region: strings.TrimSpace(r.Region), Hours: r.Hours, Image: r.Image,
-		Command: r.Command, Env: r.Env,
+		Command: r.Command, Env: r.Env, Isolation: r.Isolation,
 	}
 	switch s.Type {
 	case iog.TypeProcess, iog.TypeTorch:
@@ -102,6 +104,11 @@ func (m *Market) validate(ctx context.Context, r api.CreateClusterRequest) (iog.
 	default:
 		return s, iog.Errorf(iog.EINVALID, "unknown cluster type %q: want process, container, torch or ray", s.Type)
 	}
+	iso, err := validIsolation(s)
+	if err != nil {
+		return s, err
+	}
+	s.Isolation = iso
 	if s.Nodes < 1 || s.Nodes > MaxNodes {
 		return s, iog.Errorf(iog.EINVALID, "nodes must be between 1 and %d, got %d", MaxNodes, s.Nodes)
 	}
@@ -247,6 +254,7 @@ func (m *Market) snapshot(ctx context.Context, spec iog.ClusterSpec) ([]sched.Ca
 		snap = append(snap, sched.Candidate{
 			ID: d.ID, Status: d.Status, GPUModel: d.GPUModel, GPUCount: d.GPUCount, GPUs: gpuUUIDs(d),
 			Region: d.Region, Ask: d.AskPerHour, Site: d.Addr, Owner: d.OwnerID, Tier: d.Tier, Reputation: m.reputation(d.ID),
+			Isolation: m.deviceIsolation(d),
 		})
 	}
 	return snap, nil
@@ -264,8 +272,9 @@ func place(spec iog.ClusterSpec, snap []sched.Candidate) ([]sched.Node, error) {
 }
 
 func request(spec iog.ClusterSpec) sched.Request {
+	iso, why := acceptedIsolation(spec)
 	return sched.Request{Nodes: spec.Nodes, GPUModel: spec.GPUModel, GPUsPerNode: spec.GPUsPerNode,
-		Region: spec.Region, MaxPrice: spec.MaxPrice, Tier: spec.Tier}
+		Region: spec.Region, MaxPrice: spec.MaxPrice, Tier: spec.Tier, Isolation: iso, IsolationWhy: why}
 }
 
 func (m *Market) placeLocked(ctx context.Context, acct iog.Account, spec iog.ClusterSpec) (iog.Cluster, []iog.Lease, error) {
@@ -384,7 +393,8 @@ func toAPI(c iog.Cluster, leases []iog.Lease) api.Cluster {
 		CreatedAt: c.CreatedAt, StartedAt: c.StartedAt, EndedAt: c.EndedAt, ExpiresAt: c.ExpiresAt,
 		Spec: api.CreateClusterRequest{Name: c.Spec.Name, Type: c.Spec.Type, Nodes: c.Spec.Nodes, GPUModel: c.Spec.GPUModel,
 			GPUsPerNode: c.Spec.GPUsPerNode, Region: c.Spec.Region, Hours: c.Spec.Hours, Image: c.Spec.Image,
-			Command: c.Spec.Command, Env: c.Spec.Env, Currency: string(c.Spec.Currency), Commitment: c.Spec.Commitment, Tier: c.Spec.Tier},
+			Command: c.Spec.Command, Env: c.Spec.Env, Currency: string(c.Spec.Currency), Commitment: c.Spec.Commitment, Tier: c.Spec.Tier,
+			Isolation: c.Spec.Isolation},
 		Nodes: []api.Node{},
 	}
 	if c.Spec.MaxPrice > 0 {

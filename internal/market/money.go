@@ -113,7 +113,7 @@ func (m *Market) Quote(ctx context.Context, acct iog.Account, r api.CreateCluste
 	if len(r.Command) == 0 {
 		r.Command = []string{"quote"}
 	}
-	if r.Image == "" {
+	if r.Image == "" && r.Type == iog.TypeContainer {
 		r.Image = "quote"
 	}
 	spec, err := m.validate(ctx, r)

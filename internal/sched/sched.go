@@ -5,6 +5,7 @@ package sched
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -24,6 +25,9 @@ type Candidate struct {
 	Reputation int        // 0..1000, higher is better; 0 until reputation exists
 	Owner      string     // the supplier account (not used for placement; carried for pricing)
 	Tier       string     // connectivity tier: low, standard, high, ultra
+	// Isolation lists how the device can confine the request's nodes ("sandbox", "none",
+	// "container", "gvisor").
+	Isolation []string
 }
 
 // Request is what the renter asked for.
@@ -34,6 +38,10 @@ type Request struct {
 	Region      string // "" = any
 	MaxPrice    iog.Amount
 	Tier        string // minimum connectivity tier; "" = any
+	// Isolation lists the levels a device must offer one of; nil = any.
+	Isolation []string
+	// IsolationWhy is said when devices are left out for their isolation.
+	IsolationWhy string
 }
 
 // tierRank orders connectivity tiers; unknown tiers rank with standard.
@@ -73,8 +81,13 @@ func Place(req Request, snapshot []Candidate) ([]Node, error) {
 	}
 	var match []Candidate
 	busy := map[iog.DeviceStatus]int{}
+	isolated := 0
 	for _, c := range snapshot {
 		if !fits(req, c) {
+			continue
+		}
+		if !isolates(req, c) {
+			isolated++
 			continue
 		}
 		if c.Status != iog.DeviceReady {
@@ -84,7 +97,11 @@ func Place(req Request, snapshot []Candidate) ([]Node, error) {
 		match = append(match, c)
 	}
 	if len(match) < req.Nodes {
-		return nil, iog.Errorf(iog.EUNAVAILABLE, "%s", explain(req, len(match), busy))
+		msg := explain(req, len(match), busy)
+		if isolated > 0 {
+			msg += fmt.Sprintf("; %d more left out: %s", isolated, req.IsolationWhy)
+		}
+		return nil, iog.Errorf(iog.EUNAVAILABLE, "%s", msg)
 	}
 	site := map[string]int{}
 	for _, c := range match {
@@ -134,6 +151,19 @@ func fits(req Request, c Candidate) bool {
 		return false
 	}
 	return true
+}
+
+// isolates reports whether c offers one of the isolation levels req accepts.
+func isolates(req Request, c Candidate) bool {
+	if req.Isolation == nil {
+		return true
+	}
+	for _, want := range req.Isolation {
+		if slices.Contains(c.Isolation, want) {
+			return true
+		}
+	}
+	return false
 }
 
 // ModelMatches reports whether a device's GPU class satisfies a requested model: the same class,

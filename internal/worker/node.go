@@ -7,8 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"strings"
-	"sync"
+	"syscall"
 	"time"
 
 	"github.com/iognet/iog/api"
@@ -39,16 +38,15 @@ func (w *Worker) assignments(ctx context.Context) {
 		}
 		delay = 100 * time.Millisecond
 		since = a.Version
-		if a.Proof != nil {
-			w.prove(ctx, *a.Proof)
-		}
+		w.prove(ctx, a.Proof)
 		w.reconcile(ctx, a.Leases)
 	}
 }
 
 // reconcile makes the running set match the desired set: stop what is no longer assigned,
 // start what is newly assigned. A lease the coordinator thinks is running but that this
-// process does not know was lost in a restart, and is reported as such.
+// process does not know was lost in a restart, and is reported as such. Leases that ended
+// here are remembered only while the coordinator still assigns them.
 func (w *Worker) reconcile(ctx context.Context, want []api.Assignment) {
 	desired := map[string]api.Assignment{}
 	for _, a := range want {
@@ -60,6 +58,11 @@ func (w *Worker) reconcile(ctx context.Context, want []api.Assignment) {
 		if _, ok := desired[id]; !ok && !n.stopping {
 			n.stopping = true
 			stop = append(stop, n)
+		}
+	}
+	for id := range w.done {
+		if _, ok := desired[id]; !ok {
+			delete(w.done, id)
 		}
 	}
 	var start []api.Assignment
@@ -82,13 +85,15 @@ func (w *Worker) reconcile(ctx context.Context, want []api.Assignment) {
 		w.cfg.Mesh.Sync(want)
 	}
 	for _, n := range stop {
-		go w.stop(ctx, n)
+		w.wg.Go(func() { w.stop(ctx, n) })
 	}
 	for _, id := range lost {
-		go w.report(ctx, id, api.LeaseStatusRequest{State: "failed", Message: "the worker restarted and the node's workload was lost"})
+		w.wg.Go(func() {
+			w.report(ctx, id, api.LeaseStatusRequest{State: "failed", Message: "the worker restarted and the node's workload was lost"})
+		})
 	}
 	for _, a := range start {
-		go w.start(ctx, a)
+		w.wg.Go(func() { w.start(ctx, a) })
 	}
 }
 
@@ -104,21 +109,30 @@ func (w *Worker) start(ctx context.Context, a api.Assignment) {
 	typ := executorType(a)
 	ex := w.cfg.Executors[typ]
 	logs := newShipper(w, a.LeaseID)
+	dir := filepath.Join(w.cfg.WorkRoot, a.LeaseID)
+	fail := func(msg string) {
+		logs.system(msg)
+		w.finish(ctx, a.LeaseID, dir, logs, api.LeaseStatusRequest{State: "failed", Message: msg})
+	}
 	if ex == nil {
-		w.finish(ctx, a.LeaseID, logs, api.LeaseStatusRequest{State: "failed", Message: fmt.Sprintf("this device cannot run %s clusters (no %s executor)", a.Type, typ)})
+		fail(fmt.Sprintf("this device cannot run %s clusters (no %s executor)", a.Type, typ))
 		return
 	}
-	dir := filepath.Join(w.cfg.StateDir, "leases", a.LeaseID)
+	if typ == "process" && !w.sandboxed() && !w.isDev() {
+		// Never on the host as the worker's user: the coordinator should not have placed it.
+		fail("this device has no process sandbox (" + orElse(w.cfg.IsolationNote, "see `iog device get`") +
+			"), and outside dev mode a process node runs only in one; use a container cluster")
+		return
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		w.finish(ctx, a.LeaseID, logs, api.LeaseStatusRequest{State: "failed", Message: "make work dir: " + err.Error()})
+		fail("make work dir: " + err.Error())
 		return
 	}
 	if a.Mesh != nil && w.cfg.Mesh != nil {
 		// The overlay is up (with its address) before the workload starts, so that it can bind
 		// to IOG_MESH_IP at once; peers arrive with the next assignments.
 		if err := w.cfg.Mesh.Join(ctx, a, w.cl.MeshJoin); err != nil {
-			logs.system("failed to join the cluster mesh: " + err.Error())
-			w.finish(ctx, a.LeaseID, logs, api.LeaseStatusRequest{State: "failed", Message: "cluster mesh: " + err.Error()})
+			fail("failed to join the cluster mesh: " + err.Error())
 			return
 		}
 	}
@@ -131,13 +145,13 @@ func (w *Worker) start(ctx context.Context, a api.Assignment) {
 	}
 	spec := executor.Spec{
 		LeaseID: a.LeaseID, Owner: w.cl.DeviceID, Image: a.Image, Command: a.Command, Env: a.Env, Dir: dir,
-		CPUs: a.CPUs, MemoryMiB: a.MemoryMiB, GPUs: a.GPUs, Stdout: logs.writer("stdout"), Stderr: logs.writer("stderr"),
+		GPUs: a.GPUs, Stdout: logs.writer("stdout"), Stderr: logs.writer("stderr"),
 		HostNetwork: hostNetwork(a, plane),
 	}
+	spec.CPUs, spec.MemoryMiB, spec.PidsLimit, spec.DiskMiB = w.limits(a, dir)
 	task, err := ex.Start(ctx, spec)
 	if err != nil {
-		logs.system("failed to start: " + err.Error())
-		w.finish(ctx, a.LeaseID, logs, api.LeaseStatusRequest{State: "failed", Message: err.Error()})
+		fail("failed to start: " + err.Error())
 		return
 	}
 	w.mu.Lock()
@@ -154,22 +168,76 @@ func (w *Worker) start(ctx context.Context, a api.Assignment) {
 		_ = task.Stop(context.WithoutCancel(ctx))
 	}
 	w.report(ctx, a.LeaseID, api.LeaseStatusRequest{State: "running"})
-	go logs.run(ctx)
+	w.wg.Go(func() { logs.run(ctx) })
 	code, err := task.Wait(context.WithoutCancel(ctx))
-	if err != nil && code < 0 {
-		w.finish(ctx, a.LeaseID, logs, api.LeaseStatusRequest{State: "failed", Message: "wait: " + err.Error()})
+	// Whatever the workload left (a container, processes) goes with its node.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	if serr := task.Stop(sctx); serr != nil {
+		w.cfg.Log.Error("clean up node", "lease", a.LeaseID, "err", serr)
+	}
+	cancel()
+	if reason := task.Killed(); reason != "" {
+		logs.system(reason)
+		r := api.LeaseStatusRequest{State: "failed", Message: reason}
+		if code >= 0 {
+			r.ExitCode = &code
+		}
+		w.finish(ctx, a.LeaseID, dir, logs, r)
 		return
 	}
-	w.finish(ctx, a.LeaseID, logs, api.LeaseStatusRequest{State: "exited", ExitCode: &code})
+	if err != nil && code < 0 {
+		w.finish(ctx, a.LeaseID, dir, logs, api.LeaseStatusRequest{State: "failed", Message: "wait: " + err.Error()})
+		return
+	}
+	w.finish(ctx, a.LeaseID, dir, logs, api.LeaseStatusRequest{State: "exited", ExitCode: &code})
 }
 
-// executorType is the executor a node runs on: torch nodes are plain processes; ray nodes run
-// in a container when the cluster has an image, else as processes (ray installed on the host).
+func orElse(s, alt string) string {
+	if s == "" {
+		return alt
+	}
+	return s
+}
+
+func (w *Worker) isDev() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.dev
+}
+
+// limits are a lease's CPU, memory, pids and disk limits: the assignment's CPU and memory
+// where it sets them, else the device's threads and the configured memory (default 90% of the
+// device's: the rest is the host's and the worker's); the configured pids limit; the configured
+// disk quota, else 90% of the space free under the work root when the lease starts.
+func (w *Worker) limits(a api.Assignment, dir string) (cpus int, memMiB int64, pids int, diskMiB int64) {
+	w.mu.Lock()
+	inv := w.inv
+	w.mu.Unlock()
+	cpus, memMiB = a.CPUs, a.MemoryMiB
+	if cpus <= 0 {
+		cpus = inv.CPUThreads
+	}
+	if memMiB <= 0 {
+		memMiB = w.cfg.MemoryMiB
+	}
+	if memMiB <= 0 {
+		memMiB = inv.MemoryMiB * 9 / 10
+	}
+	diskMiB = w.cfg.DiskMiB
+	if diskMiB <= 0 {
+		var st syscall.Statfs_t
+		if err := syscall.Statfs(dir, &st); err == nil {
+			diskMiB = int64(st.Bavail) * st.Bsize / 10 * 9 >> 20
+		}
+	}
+	return cpus, memMiB, w.cfg.PidsLimit, max(diskMiB, 0)
+}
+
+// executorType is the executor a node runs on: a torch or ray node runs in a container when its
+// cluster has an image, else as a process (torch or ray installed on the host).
 func executorType(a api.Assignment) string {
 	switch a.Type {
-	case "torch":
-		return "process"
-	case "ray":
+	case "torch", "ray":
 		if a.Image != "" {
 			return "container"
 		}
@@ -187,9 +255,12 @@ func hostNetwork(a api.Assignment, plane string) bool {
 }
 
 // finish ships the last output, then the final state (so a reader that sees the end has all of
-// the output), and forgets the node.
-func (w *Worker) finish(ctx context.Context, id string, logs *shipper, r api.LeaseStatusRequest) {
+// the output), deletes the node's work directory and forgets the node.
+func (w *Worker) finish(ctx context.Context, id, dir string, logs *shipper, r api.LeaseStatusRequest) {
 	logs.close(ctx)
+	if err := os.RemoveAll(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
+		w.cfg.Log.Error("remove work dir", "lease", id, "err", err)
+	}
 	w.mu.Lock()
 	delete(w.tasks, id)
 	w.done[id] = true
@@ -224,11 +295,9 @@ func (w *Worker) stopAll() {
 		ns = append(ns, n)
 	}
 	w.mu.Unlock()
-	var wg sync.WaitGroup
 	for _, n := range ns {
-		wg.Go(func() { w.stop(context.Background(), n) })
+		w.wg.Go(func() { w.stop(context.Background(), n) })
 	}
-	wg.Wait()
 }
 
 func (w *Worker) isCrashed() bool {
@@ -256,117 +325,5 @@ func (w *Worker) report(ctx context.Context, id string, r api.LeaseStatusRequest
 	var ae *api.Error
 	if err != nil && !(errors.As(err, &ae) && ae.Status == 409) {
 		w.cfg.Log.Warn("report lease state", "lease", id, "state", r.State, "err", err)
-	}
-}
-
-// shipper batches a node's output and sends it to the coordinator.
-type shipper struct {
-	w       *Worker
-	lease   string
-	mu      sync.Mutex
-	pending []api.LogAppend
-	size    int
-	kick    chan struct{}
-	done    chan struct{}
-	once    sync.Once
-	id      string // with seq, names each batch, so that a retried one is stored once
-	seq     int
-}
-
-func newShipper(w *Worker, lease string) *shipper {
-	return &shipper{w: w, lease: lease, kick: make(chan struct{}, 1), done: make(chan struct{}), id: fmt.Sprintf("%016x", rand.Uint64())}
-}
-
-type streamWriter struct {
-	s      *shipper
-	stream string
-}
-
-func (sw streamWriter) Write(p []byte) (int, error) {
-	sw.s.add(sw.stream, string(p))
-	return len(p), nil
-}
-
-func (s *shipper) writer(stream string) streamWriter { return streamWriter{s, stream} }
-
-func (s *shipper) system(msg string) { s.add("system", strings.TrimRight(msg, "\n")+"\n") }
-
-func (s *shipper) add(stream, data string) {
-	for len(data) > 32<<10 {
-		s.add(stream, data[:32<<10])
-		data = data[32<<10:]
-	}
-	s.mu.Lock()
-	n := len(s.pending)
-	if n > 0 && s.pending[n-1].Stream == stream && len(s.pending[n-1].Data)+len(data) < 32<<10 {
-		s.pending[n-1].Data += data
-	} else {
-		s.pending = append(s.pending, api.LogAppend{Stream: stream, Data: data, At: s.w.cfg.Now()})
-	}
-	s.size += len(data)
-	big := s.size > 64<<10
-	s.mu.Unlock()
-	if big {
-		select {
-		case s.kick <- struct{}{}:
-		default:
-		}
-	}
-}
-
-// run flushes every 200 ms (or sooner when a lot is pending) until close.
-func (s *shipper) run(ctx context.Context) {
-	t := time.NewTicker(200 * time.Millisecond)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.done:
-			return
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		case <-s.kick:
-		}
-		s.flush(ctx)
-	}
-}
-
-func (s *shipper) flush(ctx context.Context) {
-	for {
-		s.mu.Lock()
-		batch := s.pending
-		if len(batch) > 64 {
-			batch = batch[:64]
-		}
-		s.pending = s.pending[len(batch):]
-		for _, b := range batch {
-			s.size -= len(b.Data)
-		}
-		s.seq++
-		id := fmt.Sprintf("%s-%d", s.id, s.seq)
-		s.mu.Unlock()
-		if len(batch) == 0 {
-			return
-		}
-		err := s.w.retry(ctx, "ship logs", func() error {
-			return s.w.cl.AppendLogs(ctx, s.lease, api.LogAppendRequest{Chunks: batch, Batch: id})
-		})
-		if err != nil {
-			s.w.cfg.Log.Warn("ship logs", "lease", s.lease, "err", err)
-			return
-		}
-	}
-}
-
-func (s *shipper) close(ctx context.Context) {
-	s.once.Do(func() { close(s.done) })
-	fctx := ctx
-	if ctx.Err() != nil {
-		var cancel context.CancelFunc
-		fctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
-		defer cancel()
-	}
-	if !s.w.isCrashed() {
-		s.flush(fctx)
 	}
 }

@@ -13,7 +13,7 @@ func TestExecutorType(t *testing.T) {
 		{"process", "", "process"},
 		{"container", "busybox", "container"},
 		{"torch", "", "process"},
-		{"torch", "pytorch/pytorch", "process"},
+		{"torch", "pytorch/pytorch", "container"}, // never silently on the host
 		{"ray", "rayproject/ray:2.40.0", "container"},
 		{"ray", "", "process"},
 	} {

@@ -92,17 +92,23 @@ func Prove(ctx context.Context, cl *api.Client, ch api.ProofChallenge, s proof.S
 	return last, nil
 }
 
-// prove runs a challenge from the assignments once.
-func (w *Worker) prove(ctx context.Context, ch api.ProofChallenge) {
+// prove runs a challenge from the assignments once. ch is the challenge the latest
+// assignments carry (nil: none): the ids of others are forgotten, so the set stays small.
+func (w *Worker) prove(ctx context.Context, ch *api.ProofChallenge) {
 	w.mu.Lock()
-	if w.proofs[ch.ID] {
+	for id := range w.proofs {
+		if ch == nil || id != ch.ID {
+			delete(w.proofs, id)
+		}
+	}
+	if ch == nil || w.proofs[ch.ID] {
 		w.mu.Unlock()
 		return
 	}
 	w.proofs[ch.ID] = true
 	w.mu.Unlock()
-	go func() {
-		res, err := Prove(ctx, w.cl, ch, w.cfg.Solver)
+	w.wg.Go(func() {
+		res, err := Prove(ctx, w.cl, *ch, w.cfg.Solver)
 		if err != nil {
 			if ctx.Err() == nil {
 				w.cfg.Log.Warn("proof of GPU", "proof", ch.ID, "err", err)
@@ -110,5 +116,5 @@ func (w *Worker) prove(ctx context.Context, ch api.ProofChallenge) {
 			return
 		}
 		w.cfg.Log.Info("proof of GPU", "proof", ch.ID, "result", res.Result, "reason", res.Reason)
-	}()
+	})
 }

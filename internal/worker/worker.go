@@ -8,10 +8,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -40,6 +43,14 @@ type Sampler interface {
 	Sample(ctx context.Context, now time.Time) api.Telemetry
 }
 
+// Isolation levels a device reports (api.Inventory.Isolation), weakest first.
+const (
+	IsolationNone      = "none"      // process nodes run bare: accepted only by a dev-mode coordinator
+	IsolationSandbox   = "sandbox"   // process nodes run in the Linux sandbox (executor.Sandbox)
+	IsolationContainer = "container" // container nodes run in hardened Docker containers
+	IsolationGVisor    = "gvisor"    // container nodes run under gVisor (runsc)
+)
+
 // Config configures a worker.
 type Config struct {
 	Coordinator string // base URL
@@ -47,8 +58,29 @@ type Config struct {
 	StateDir    string
 	Name        string
 	Region      string
-	// Executors by cluster type: "process" (also used for torch) and "container".
+	// Executors by cluster type: "process" (also used for image-less torch and ray) and
+	// "container".
 	Executors map[string]Starter
+	// Isolation is what this device offers, reported with its inventory: the process
+	// executor's level (IsolationSandbox or IsolationNone) and the container executor's
+	// (IsolationContainer or IsolationGVisor). A worker without IsolationSandbox refuses
+	// process nodes unless its coordinator is in dev mode.
+	Isolation []string
+	// IsolationNote says why a level is missing ("process sandbox: the worker is not root").
+	IsolationNote string
+	// WorkRoot holds the leases' work directories (default StateDir/leases); a sandboxing
+	// worker uses its executor.Host's.
+	WorkRoot string
+	// Reap removes what an earlier run of this worker left behind (lease cgroups,
+	// containers); it runs once the device id is known, before any lease starts.
+	Reap func(ctx context.Context, deviceID string) error
+	// PidsLimit caps each lease's processes (default 4096); DiskMiB its disk (default 90%
+	// of the free space of the work root when the lease starts); MemoryMiB its memory. A
+	// lease's CPU and memory limits are its assignment's, else this device's threads and
+	// MemoryMiB (default 90% of its memory).
+	PidsLimit int
+	DiskMiB   int64
+	MemoryMiB int64
 	Inventory func(ctx context.Context) (api.Inventory, error)
 	Sampler   Sampler
 	DataPlane string
@@ -69,15 +101,20 @@ type Worker struct {
 	cfg Config
 	cl  *api.Client
 
+	// wg tracks every goroutine Run starts, so that Run returns only once they are done.
+	wg sync.WaitGroup
+
 	mu       sync.Mutex
 	tasks    map[string]*node // running or stopping
-	done     map[string]bool  // leases that ended here
+	done     map[string]bool  // leases that ended here and are still assigned
 	nonce    string
 	interval time.Duration
 	crashed  bool
+	dev      bool // the coordinator runs in dev mode
+	inv      api.Inventory
 	cancel   context.CancelFunc
 	ready    chan struct{}
-	proofs   map[string]bool // challenges taken on
+	proofs   map[string]bool // challenges taken on, while the coordinator still offers them
 }
 
 // New checks the config and loads (or makes) the device key.
@@ -96,6 +133,24 @@ func New(cfg Config) (*Worker, error) {
 	}
 	if cfg.PollWait <= 0 {
 		cfg.PollWait = 25 * time.Second
+	}
+	if cfg.WorkRoot == "" {
+		cfg.WorkRoot = filepath.Join(cfg.StateDir, "leases")
+	}
+	if cfg.PidsLimit <= 0 {
+		cfg.PidsLimit = 4096
+	}
+	if len(cfg.IsolationNote) > 500 {
+		cfg.IsolationNote = cfg.IsolationNote[:497] + "..." // the coordinator takes 512 bytes
+	}
+	if cfg.Isolation == nil {
+		// What the executors give without a sandbox or a Host (tests, fakes).
+		if cfg.Executors["process"] != nil {
+			cfg.Isolation = append(cfg.Isolation, IsolationNone)
+		}
+		if cfg.Executors["container"] != nil {
+			cfg.Isolation = append(cfg.Isolation, IsolationContainer)
+		}
 	}
 	key, err := loadKey(cfg.StateDir)
 	if err != nil {
@@ -116,7 +171,8 @@ func (w *Worker) DeviceID() string { return w.cl.DeviceID }
 func (w *Worker) Ready() <-chan struct{} { return w.ready }
 
 // Run registers if needed, then heartbeats and runs assignments until ctx ends. On the way out
-// it stops every workload and reports it.
+// it stops every workload and reports it, and returns only once every goroutine it started
+// (node starts and stops, log shippers, reports, proofs) has finished.
 func (w *Worker) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	w.mu.Lock()
@@ -127,21 +183,29 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("worker: detect hardware: %w", err)
 	}
+	inv.Isolation, inv.IsolationNote = w.cfg.Isolation, w.cfg.IsolationNote
+	w.mu.Lock()
+	w.inv = inv
+	w.mu.Unlock()
 	if w.cl.DeviceID == "" {
 		if err := w.register(ctx, inv); err != nil {
 			return err
 		}
 	}
+	if err := w.reap(ctx); err != nil {
+		return err
+	}
 	if err := w.hello(ctx, inv); err != nil {
 		return err
 	}
 	close(w.ready)
-	var wg sync.WaitGroup
-	wg.Go(func() { w.heartbeats(ctx, inv) })
-	wg.Go(func() { w.assignments(ctx) })
+	var loops sync.WaitGroup
+	loops.Go(func() { w.heartbeats(ctx, inv) })
+	loops.Go(func() { w.assignments(ctx) })
 	<-ctx.Done()
-	wg.Wait()
+	loops.Wait() // nothing new starts from here on
 	w.stopAll()
+	w.wg.Wait()
 	if w.cfg.Mesh != nil {
 		if err := w.cfg.Mesh.Close(); err != nil {
 			w.cfg.Log.Warn("mesh close", "err", err)
@@ -149,6 +213,29 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	return nil
 }
+
+// reap clears what an earlier run left: its leases' processes, containers and work
+// directories (the coordinator hears of them as lost when it next assigns them).
+func (w *Worker) reap(ctx context.Context) error {
+	if w.cfg.Reap != nil {
+		if err := w.cfg.Reap(ctx, w.cl.DeviceID); err != nil {
+			return fmt.Errorf("worker: clear what the last run left: %w", err)
+		}
+	}
+	ents, err := os.ReadDir(w.cfg.WorkRoot)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("worker: %w", err)
+	}
+	for _, e := range ents {
+		if err := os.RemoveAll(filepath.Join(w.cfg.WorkRoot, e.Name())); err != nil {
+			return fmt.Errorf("worker: remove a leftover work directory: %w", err)
+		}
+	}
+	return nil
+}
+
+// sandboxed reports whether process nodes run in the sandbox here.
+func (w *Worker) sandboxed() bool { return slices.Contains(w.cfg.Isolation, IsolationSandbox) }
 
 // Crash stops the worker as if its machine died: no more heartbeats, no reports; its
 // workloads are killed (as they would be with the machine). For tests and the devnet.
@@ -194,6 +281,7 @@ func (w *Worker) hello(ctx context.Context, inv api.Inventory) error {
 			return err
 		}
 		w.mu.Lock()
+		w.dev = r.Dev
 		w.nonce = r.Nonce
 		w.interval = time.Duration(r.HeartbeatInterval) * time.Millisecond
 		w.mu.Unlock()

@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -33,6 +34,14 @@ const busyboxPath = "/bin/busybox"
 // busybox-static).
 func ImportBusybox(t testing.TB) string {
 	t.Helper()
+	return ImportBusyboxWith(t, BusyboxImage, nil)
+}
+
+// ImportBusyboxWith is ImportBusybox for an image named ref that also holds
+// the host files of extra (image path -> host path), like the escape probe.
+// An image of that name already present is replaced.
+func ImportBusyboxWith(t testing.TB, ref string, extra map[string]string) string {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cli, err := client.New(client.FromEnv)
@@ -40,17 +49,17 @@ func ImportBusybox(t testing.TB) string {
 		t.Fatalf("ImportBusybox: docker client: %v", err)
 	}
 	defer cli.Close()
-	if _, err := cli.ImageInspect(ctx, BusyboxImage); err == nil {
-		return BusyboxImage
+	if _, err := cli.ImageInspect(ctx, ref); err == nil && len(extra) == 0 {
+		return ref
 	}
 
-	rootfs, err := busyboxRootfs(busyboxPath)
+	rootfs, err := busyboxRootfs(busyboxPath, extra)
 	if err != nil {
 		t.Fatalf("ImportBusybox: %v", err)
 	}
 	resp, err := cli.ImageImport(ctx,
 		client.ImageImportSource{Source: bytes.NewReader(rootfs), SourceName: "-"},
-		BusyboxImage,
+		ref,
 		client.ImageImportOptions{Changes: []string{
 			"ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 			`CMD ["sh"]`,
@@ -71,15 +80,15 @@ func ImportBusybox(t testing.TB) string {
 			t.Fatalf("ImportBusybox: import: %v", m.Error)
 		}
 	}
-	if _, err := cli.ImageInspect(ctx, BusyboxImage); err != nil {
+	if _, err := cli.ImageInspect(ctx, ref); err != nil {
 		t.Fatalf("ImportBusybox: image missing after import: %v", err)
 	}
-	return BusyboxImage
+	return ref
 }
 
 // busyboxRootfs returns a tar of a root filesystem with busybox as /bin/busybox
 // and every applet as a symlink beside it.
-func busyboxRootfs(path string) ([]byte, error) {
+func busyboxRootfs(path string, extra map[string]string) ([]byte, error) {
 	bin, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("%w (apt-get install busybox-static)", err)
@@ -118,6 +127,17 @@ func busyboxRootfs(path string) ([]byte, error) {
 		{"etc/passwd", 0o644, []byte("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n")},
 		{"etc/group", 0o644, []byte("root:x:0:\nnogroup:x:65534:\n")},
 	}
+	for dst, src := range extra {
+		b, err := os.ReadFile(src)
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, struct {
+			name string
+			mode int64
+			data []byte
+		}{strings.TrimPrefix(dst, "/"), 0o755, b})
+	}
 	for _, fl := range files {
 		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: fl.name, Mode: fl.mode, Size: int64(len(fl.data)), ModTime: now}); err != nil {
 			return nil, err
@@ -138,4 +158,53 @@ func busyboxRootfs(path string) ([]byte, error) {
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// BuildEscape builds the escape probe (executortest/escape) as a static
+// binary and returns its path.
+func BuildEscape(t testing.TB) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "escape")
+	cmd := exec.Command("go", "build", "-o", out, "github.com/iognet/iog/internal/executor/executortest/escape")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build the escape probe: %v\n%s", err, b)
+	}
+	return out
+}
+
+// EscapeAttempts are the escape probe's attempts that every confined workload
+// must see blocked: the device key by relative path, by searching and
+// through /proc, the worker's environment and process, privileges, the
+// Docker socket.
+var EscapeAttempts = []string{
+	"relative ../../device.key", "relative ../../../device.key", "absolute path", "find /",
+	"worker proc root", "worker environ", "own environment", "signal worker", "ptrace worker",
+	"uid", "capabilities CapEff", "capabilities CapBnd", "dial /var/run/docker.sock",
+}
+
+// CheckEscape fails t on every escape in the probe's output out, and on
+// each of attempts that the probe did not report as blocked.
+func CheckEscape(t testing.TB, out string, attempts ...string) {
+	t.Helper()
+	if !strings.Contains(out, "DONE") {
+		t.Fatalf("the escape probe did not finish:\n%s", out)
+	}
+	for line := range strings.SplitSeq(out, "\n") {
+		if strings.Contains(line, ": ESCAPED") {
+			t.Errorf("%s", line)
+		}
+	}
+	for _, a := range attempts {
+		if !strings.Contains(out, "ATTEMPT "+a+": BLOCKED") {
+			t.Errorf("no blocked %q attempt", a)
+		}
+	}
+	if t.Failed() {
+		t.Logf("probe output:\n%s", out)
+	}
 }

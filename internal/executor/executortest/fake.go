@@ -101,7 +101,30 @@ type FakeTask struct {
 	stopped bool // Stop ended it
 	stops   int  // Stop calls, failed ones included
 	code    int
+	reason  string // why Kill ended it
 	done    chan struct{}
+}
+
+// Kill makes a running task end now with code as if the executor had killed
+// it at one of its limits, for reason (what Killed then says).
+func (t *FakeTask) Kill(code int, reason string) {
+	t.mu.Lock()
+	select {
+	case <-t.done:
+		t.mu.Unlock()
+		return
+	default:
+	}
+	t.reason = reason
+	t.mu.Unlock()
+	t.exit(code, false)
+}
+
+// Killed implements executor.Task.
+func (t *FakeTask) Killed() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.reason
 }
 
 // Exit makes a running task exit now with code, as if the workload had ended

@@ -1,0 +1,475 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/iognet/iog/api"
+	"github.com/iognet/iog/internal/executor"
+	"github.com/iognet/iog/internal/executor/executortest"
+)
+
+// fakeCoord is the coordinator's side of the worker protocol, scripted by the test.
+type fakeCoord struct {
+	t   *testing.T
+	dev bool
+
+	mu       sync.Mutex
+	changed  chan struct{} // closed and replaced whenever the assignments change
+	version  int64
+	leases   []api.Assignment
+	inv      api.Inventory
+	reports  map[string][]api.LeaseStatusRequest
+	logs     map[string]*strings.Builder
+	requests int
+	// logDelay holds every log append this long (a slow coordinator).
+	logDelay time.Duration
+}
+
+func newFakeCoord(t *testing.T, dev bool) (*fakeCoord, *httptest.Server) {
+	f := &fakeCoord{t: t, dev: dev, changed: make(chan struct{}), reports: map[string][]api.LeaseStatusRequest{}, logs: map[string]*strings.Builder{}}
+	srv := httptest.NewServer(f)
+	t.Cleanup(srv.Close)
+	return f, srv
+}
+
+func (f *fakeCoord) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	f.requests++
+	f.mu.Unlock()
+	reply := func(v any) { _ = json.NewEncoder(w).Encode(v) }
+	switch p := r.URL.Path; {
+	case p == "/v1/worker/register":
+		reply(api.RegisterResponse{DeviceID: "dev-test", Status: "ready"})
+	case p == "/v1/worker/hello":
+		var req api.HelloRequest
+		_ = json.NewDecoder(r.Body).Decode(&req)
+		f.mu.Lock()
+		f.inv = req.Inventory
+		f.mu.Unlock()
+		reply(api.HelloResponse{Nonce: "n", HeartbeatInterval: 3600000, Status: "ready", Dev: f.dev})
+	case p == "/v1/worker/heartbeat":
+		reply(api.HeartbeatResponse{Nonce: "n", Status: "ready"})
+	case p == "/v1/worker/assignments":
+		since, _ := strconv.ParseInt(r.URL.Query().Get("since"), 10, 64)
+		wait, _ := strconv.Atoi(r.URL.Query().Get("wait_ms"))
+		f.mu.Lock()
+		ch := f.changed
+		if f.version == since {
+			f.mu.Unlock()
+			select {
+			case <-ch:
+			case <-time.After(time.Duration(wait) * time.Millisecond):
+			case <-r.Context().Done():
+				return
+			}
+			f.mu.Lock()
+		}
+		a := api.Assignments{Version: f.version, Leases: append([]api.Assignment{}, f.leases...)}
+		f.mu.Unlock()
+		reply(a)
+	case strings.HasSuffix(p, "/status"):
+		id := strings.TrimSuffix(strings.TrimPrefix(p, "/v1/worker/leases/"), "/status")
+		var req api.LeaseStatusRequest
+		_ = json.NewDecoder(r.Body).Decode(&req)
+		f.mu.Lock()
+		f.reports[id] = append(f.reports[id], req)
+		f.mu.Unlock()
+		reply(struct{}{})
+	case strings.HasSuffix(p, "/logs"):
+		id := strings.TrimSuffix(strings.TrimPrefix(p, "/v1/worker/leases/"), "/logs")
+		var req api.LogAppendRequest
+		_ = json.NewDecoder(r.Body).Decode(&req)
+		f.mu.Lock()
+		delay := f.logDelay
+		f.mu.Unlock()
+		if delay > 0 {
+			select {
+			case <-time.After(delay):
+			case <-r.Context().Done():
+			}
+		}
+		f.mu.Lock()
+		b := f.logs[id]
+		if b == nil {
+			b = &strings.Builder{}
+			f.logs[id] = b
+		}
+		for _, c := range req.Chunks {
+			b.WriteString(c.Data)
+		}
+		f.mu.Unlock()
+		reply(struct{}{})
+	default:
+		http.Error(w, `{"code":"ENOTFOUND","message":"no such route"}`, http.StatusNotFound)
+	}
+}
+
+// assign replaces the desired set.
+func (f *fakeCoord) assign(as ...api.Assignment) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.leases = as
+	f.version++
+	close(f.changed)
+	f.changed = make(chan struct{})
+}
+
+func (f *fakeCoord) reportsOf(id string) []api.LeaseStatusRequest {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]api.LeaseStatusRequest(nil), f.reports[id]...)
+}
+
+func (f *fakeCoord) logsOf(id string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if b := f.logs[id]; b != nil {
+		return b.String()
+	}
+	return ""
+}
+
+// last is the latest report of a lease, or nil.
+func (f *fakeCoord) last(id string) *api.LeaseStatusRequest {
+	rs := f.reportsOf(id)
+	if len(rs) == 0 {
+		return nil
+	}
+	return &rs[len(rs)-1]
+}
+
+func poll(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// startWorker runs a worker against srv with the given executors; it returns the worker and
+// a stop that cancels it and returns Run's error once Run has returned.
+func startWorker(t *testing.T, srv *httptest.Server, cfg Config) (*Worker, func() error) {
+	t.Helper()
+	cfg.Coordinator = srv.URL
+	cfg.JoinToken = "jt"
+	if cfg.StateDir == "" {
+		cfg.StateDir = t.TempDir()
+	}
+	cfg.PollWait = 200 * time.Millisecond
+	cfg.Inventory = func(context.Context) (api.Inventory, error) {
+		return api.Inventory{Hostname: "h", OS: "linux", Arch: "amd64", CPUThreads: 4, MemoryMiB: 4096}, nil
+	}
+	w, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	stop := sync.OnceValue(func() error {
+		cancel()
+		return <-done
+	})
+	t.Cleanup(func() { _ = stop() })
+	select {
+	case <-w.Ready():
+	case err := <-done:
+		t.Fatalf("Run: %v", err)
+	}
+	return w, stop
+}
+
+func lease(id, typ string) api.Assignment {
+	return api.Assignment{LeaseID: id, ClusterID: "clu-1", Type: typ, State: "assigned", Command: []string{"sh", "-c", "x"}, Image: map[bool]string{true: "img"}[typ == "container"]}
+}
+
+// workerFrames lists the goroutines still running code of this package (other than the
+// tests').
+func workerFrames() []string {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	var out []string
+	for g := range strings.SplitSeq(string(buf), "\n\n") {
+		if strings.Contains(g, "iog/internal/worker.(*") && !strings.Contains(g, "worker.Test") && !strings.Contains(g, "worker.startWorker") {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// TestRunWaitsForItsGoroutines: when Run returns, every node has been stopped and reported,
+// its last output shipped, and no goroutine of the worker is left.
+func TestRunWaitsForItsGoroutines(t *testing.T) {
+	f, srv := newFakeCoord(t, true)
+	fake := &executortest.Fake{Script: func(executor.Spec) executortest.Script {
+		return executortest.Script{RunUntilStopped: true, Stdout: "started\n"}
+	}}
+	_, stop := startWorker(t, srv, Config{Executors: map[string]Starter{"process": fake}})
+	f.assign(lease("l1", "process"), lease("l2", "process"), lease("l3", "process"))
+	for _, id := range []string{"l1", "l2", "l3"} {
+		poll(t, id+" running", func() bool { r := f.last(id); return r != nil && r.State == "running" })
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	for _, id := range []string{"l1", "l2", "l3"} {
+		if r := f.last(id); r == nil || r.State != "stopped" {
+			t.Errorf("%s: last report %+v, want stopped", id, r)
+		}
+		if got := f.logsOf(id); got != "started\n" {
+			t.Errorf("%s: shipped %q", id, got)
+		}
+	}
+	if left := workerFrames(); len(left) > 0 {
+		t.Errorf("goroutines of the worker left after Run returned:\n%s", strings.Join(left, "\n\n"))
+	}
+}
+
+// TestWorkerForgetsEndedLeases: a lease that ended is remembered only while the coordinator
+// still assigns it (so it is neither restarted nor reported lost), then forgotten: a worker
+// that runs many leases keeps no state for the ended ones.
+func TestWorkerForgetsEndedLeases(t *testing.T) {
+	f, srv := newFakeCoord(t, true)
+	fake := &executortest.Fake{Script: func(executor.Spec) executortest.Script { return executortest.Script{ExitCode: 0} }}
+	w, _ := startWorker(t, srv, Config{Executors: map[string]Starter{"process": fake}})
+	for i := range 50 {
+		id := fmt.Sprintf("l%d", i)
+		f.assign(lease(id, "process"))
+		poll(t, id+" exited", func() bool { r := f.last(id); return r != nil && r.State == "exited" })
+		// The coordinator has not taken the report in yet: it still assigns the lease as running.
+		a := lease(id, "process")
+		a.State = "running"
+		f.assign(a)
+		poll(t, "the worker to see "+id+" as running", func() bool {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			return w.done[id]
+		})
+	}
+	f.assign()
+	poll(t, "the ended leases forgotten", func() bool {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return len(w.done) == 0 && len(w.tasks) == 0
+	})
+	if n := len(fake.Tasks()); n != 50 {
+		t.Errorf("%d tasks started for 50 leases", n)
+	}
+	for i := range 50 {
+		for _, r := range f.reportsOf(fmt.Sprintf("l%d", i)) {
+			if r.State == "failed" {
+				t.Errorf("l%d reported %+v", i, r)
+			}
+		}
+	}
+}
+
+// TestLimitKillReachesTheLease: a node its executor killed at a limit is reported failed with
+// the reason and the exit code, and the reason is in its output.
+func TestLimitKillReachesTheLease(t *testing.T) {
+	f, srv := newFakeCoord(t, true)
+	fake := &executortest.Fake{}
+	startWorker(t, srv, Config{Executors: map[string]Starter{"process": fake}})
+	f.assign(lease("l1", "process"))
+	poll(t, "running", func() bool { r := f.last("l1"); return r != nil && r.State == "running" })
+	fake.Task("l1").Kill(137, "killed: memory limit of 64 MiB exceeded")
+	poll(t, "failed", func() bool { r := f.last("l1"); return r != nil && r.State != "running" })
+	r := f.last("l1")
+	if r.State != "failed" || r.Message != "killed: memory limit of 64 MiB exceeded" || r.ExitCode == nil || *r.ExitCode != 137 {
+		t.Errorf("report %+v", r)
+	}
+	if !strings.Contains(f.logsOf("l1"), "killed: memory limit of 64 MiB exceeded\n") {
+		t.Errorf("logs %q lack the reason", f.logsOf("l1"))
+	}
+}
+
+// TestProcessNodesNeedTheSandboxOutsideDev: a worker without a process sandbox refuses process
+// nodes from a production coordinator (never running them bare), and runs them for a dev one;
+// it reports its isolation either way.
+func TestProcessNodesNeedTheSandboxOutsideDev(t *testing.T) {
+	for _, dev := range []bool{false, true} {
+		t.Run(fmt.Sprintf("dev=%v", dev), func(t *testing.T) {
+			f, srv := newFakeCoord(t, dev)
+			fake := &executortest.Fake{}
+			startWorker(t, srv, Config{Executors: map[string]Starter{"process": fake, "container": &executortest.Fake{}},
+				Isolation: []string{IsolationNone, IsolationContainer}, IsolationNote: "process sandbox: the worker is not root"})
+			f.mu.Lock()
+			inv := f.inv
+			f.mu.Unlock()
+			if strings.Join(inv.Isolation, ",") != "none,container" || inv.IsolationNote == "" {
+				t.Errorf("reported isolation %v (%q)", inv.Isolation, inv.IsolationNote)
+			}
+			f.assign(lease("l1", "process"), lease("l2", "torch"))
+			for _, id := range []string{"l1", "l2"} {
+				poll(t, id+" reported", func() bool { return f.last(id) != nil })
+				r := f.last(id)
+				if dev && r.State != "running" {
+					t.Errorf("%s on a dev coordinator: %+v", id, r)
+				}
+				if !dev && (r.State != "failed" || !strings.Contains(r.Message, "no process sandbox (process sandbox: the worker is not root)")) {
+					t.Errorf("%s on a production coordinator: %+v", id, r)
+				}
+			}
+			if started := len(fake.Tasks()); dev != (started == 2) {
+				t.Errorf("dev %v: %d process tasks started", dev, started)
+			}
+		})
+	}
+}
+
+// TestWorkDirs: a node's work directory is made before it starts and deleted when it ends;
+// what a crashed run left under the work root is deleted at start.
+func TestWorkDirs(t *testing.T) {
+	f, srv := newFakeCoord(t, true)
+	state := t.TempDir()
+	leftover := filepath.Join(state, "leases", "old-lease")
+	if err := os.MkdirAll(leftover, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	fake := &executortest.Fake{}
+	startWorker(t, srv, Config{StateDir: state, Executors: map[string]Starter{"process": fake}})
+	if _, err := os.Stat(leftover); !os.IsNotExist(err) {
+		t.Errorf("leftover work dir: %v", err)
+	}
+	f.assign(lease("l1", "process"))
+	poll(t, "running", func() bool { r := f.last("l1"); return r != nil && r.State == "running" })
+	dir := fake.Task("l1").Spec.Dir
+	if dir != filepath.Join(state, "leases", "l1") {
+		t.Errorf("work dir %q", dir)
+	}
+	if _, err := os.Stat(dir); err != nil {
+		t.Fatalf("work dir missing while the node runs: %v", err)
+	}
+	fake.Task("l1").Exit(0)
+	poll(t, "exited", func() bool { r := f.last("l1"); return r != nil && r.State == "exited" })
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("work dir left after the node ended: %v", err)
+	}
+	if sp := fake.Task("l1").Spec; sp.PidsLimit != 4096 || sp.MemoryMiB != 4096*9/10 || sp.CPUs != 4 || sp.DiskMiB <= 0 {
+		t.Errorf("limits: cpus %d, memory %d, pids %d, disk %d", sp.CPUs, sp.MemoryMiB, sp.PidsLimit, sp.DiskMiB)
+	}
+}
+
+// TestLogFlood: a node that writes far more than a node's log may hold is cut at the budget
+// with a note, and runs on; a slow coordinator slows the writer down (nothing is lost below
+// the budget) and what the worker holds for shipping stays bounded.
+func TestLogFlood(t *testing.T) {
+	f, srv := newFakeCoord(t, true)
+	fake := &executortest.Fake{}
+	startWorker(t, srv, Config{Executors: map[string]Starter{"process": fake}})
+	f.mu.Lock()
+	f.logDelay = 50 * time.Millisecond
+	f.mu.Unlock()
+	f.assign(lease("l1", "process"))
+	poll(t, "running", func() bool { r := f.last("l1"); return r != nil && r.State == "running" })
+	out := fake.Task("l1").Spec.Stdout
+	line := strings.Repeat("x", 1023) + "\n"
+	for range 20 << 10 { // 20 MiB
+		_, _ = out.Write([]byte(line))
+	}
+	fake.Task("l1").Exit(0)
+	poll(t, "exited", func() bool { r := f.last("l1"); return r != nil && r.State == "exited" })
+	got := f.logsOf("l1")
+	if len(got) > maxLogPerNode {
+		t.Errorf("shipped %d bytes, more than the %d a node may hold", len(got), maxLogPerNode)
+	}
+	if !strings.Contains(got, "output cut") || strings.Contains(got, "bytes of output dropped") {
+		t.Errorf("%d bytes of logs: want the budget shipped, then the note of the cut; ends with %q", len(got), got[max(0, len(got)-300):])
+	}
+	if want := maxLogPerNode - 4096; len(got) < want {
+		t.Errorf("shipped %d bytes, want the whole budget of %d", len(got), want)
+	}
+}
+
+// TestShipperBounded: output the coordinator has not taken yet never holds more than
+// maxPending, the rest is counted as dropped, and the budget cuts the stream for good.
+func TestShipperBounded(t *testing.T) {
+	w := &Worker{cfg: Config{Now: time.Now}}
+	s := newShipper(w, "l1")
+	s.block = time.Millisecond // nobody flushes here
+	chunk := strings.Repeat("y", 4096)
+	for range 1024 { // 4 MiB, nothing flushed
+		s.add("stdout", chunk)
+		if s.size > maxPending+1024 {
+			t.Fatalf("pending %d bytes", s.size)
+		}
+	}
+	if s.dropped == 0 {
+		t.Error("nothing counted as dropped")
+	}
+	s.pending, s.size, s.dropping = nil, 0, false
+	s.add("stdout", "z") // the next piece carries the note
+	if len(s.pending) != 2 || s.pending[0].Stream != "system" || !strings.Contains(s.pending[0].Data, "bytes of output dropped") {
+		t.Errorf("pending after the drop: %+v", s.pending)
+	}
+	s.pending, s.size = nil, 0
+	s.taken = maxLogPerNode - 5000
+	s.add("stdout", strings.Repeat("a", 2000))
+	if !s.cut || len(s.pending) != 2 || !strings.Contains(s.pending[1].Data, "output cut") {
+		t.Errorf("at the budget: cut %v, pending %+v", s.cut, s.pending)
+	}
+	s.add("stdout", "more")
+	if len(s.pending) != 2 {
+		t.Errorf("output taken after the cut")
+	}
+}
+
+func TestCleanOutput(t *testing.T) {
+	for _, tc := range []struct{ name, in, want string }{
+		{"plain", "hello\tworld\n", "hello\tworld\n"},
+		{"utf-8 kept", "naïve ✓ 日本\n", "naïve ✓ 日本\n"},
+		{"colour", "\x1b[31mred\x1b[0m\n", "red\n"},
+		{"cursor and erase", "a\x1b[2J\x1b[H\x1b[?25lb", "ab"},
+		{"osc title with bel", "\x1b]0;pwned\x07ok", "ok"},
+		{"osc hyperlink with st", "\x1b]8;;http://evil\x1b\\link\x1b]8;;\x1b\\", "link"},
+		{"two-byte escape", "\x1bcreset", "reset"},
+		{"c0 controls", "a\x00b\x07c\x08d\x0be\x0cf", "abcdef"},
+		{"del", "a\x7fb", "ab"},
+		{"c1 csi", "a\u009b31mb", "a31mb"},
+		{"c1 others", "a\u0085b\u009dc", "abc"},
+		{"carriage return", "10%\r20%\r30%\n", "10%\n20%\n30%\n"},
+		{"crlf", "line\r\n", "line\n"},
+		{"lone esc at end", "x\x1b", "x"},
+		{"unterminated csi", "x\x1b[12", "x"},
+		{"invalid utf-8 replaced", "a\xffb", "a\ufffdb"},
+		{"no joining across a removed sequence", "0\xc2\x1b0\x9b", "0\ufffd\ufffd"},
+	} {
+		if got := cleanOutput(tc.in); got != tc.want {
+			t.Errorf("%s: cleanOutput(%q) = %q, want %q", tc.name, tc.in, got, tc.want)
+		}
+	}
+}
+
+func FuzzCleanOutput(f *testing.F) {
+	f.Add("\x1b[31mred\x1b[0m\r\n")
+	f.Add("a\u009b\x1b]0;x\x07")
+	f.Fuzz(func(t *testing.T, s string) {
+		out := cleanOutput(s)
+		for i := 0; i < len(out); i++ {
+			if c := out[i]; c < 0x20 && c != '\n' && c != '\t' || c == 0x7f {
+				t.Fatalf("cleanOutput(%q) = %q keeps control byte %#x", s, out, c)
+			}
+		}
+		if strings.Contains(out, "\u0080") || strings.ContainsFunc(out, func(r rune) bool { return r >= 0x80 && r <= 0x9f }) {
+			t.Fatalf("cleanOutput(%q) = %q keeps a C1 control", s, out)
+		}
+		if len(out) > 3*len(s) {
+			t.Fatalf("cleanOutput grew %q to %q", s, out)
+		}
+	})
+}
