@@ -77,7 +77,7 @@ func newOutEnv(t *testing.T, n int) *outEnv {
 			t.Fatal(err)
 		}
 		d, err := db.RegisterDevice(ctx, "tok-"+id, iog.Device{ID: id, Name: id, PublicKey: "k-" + id, Status: iog.DeviceReady,
-			Inventory: []byte("{}"), AskPerHour: iog.Unit, CreatedAt: now, LastSeenAt: now})
+			Inventory: []byte(`{"isolation":["sandbox","container"]}`), AskPerHour: iog.Unit, CreatedAt: now, LastSeenAt: now})
 		if err != nil {
 			t.Fatal(err)
 		}
