@@ -51,8 +51,8 @@ func HashKey(key string) string {
 // CreateAccount makes an account and returns its first API key (shown once).
 func (a *Auth) CreateAccount(ctx context.Context, name string, roles []iog.Role) (iog.Account, string, error) {
 	name = strings.TrimSpace(name)
-	if name == "" || len(name) > 64 {
-		return iog.Account{}, "", iog.Errorf(iog.EINVALID, "account name must be 1 to 64 characters")
+	if err := iog.CheckLabel("account name", name, api.MaxName, false); err != nil {
+		return iog.Account{}, "", err
 	}
 	if len(roles) == 0 {
 		return iog.Account{}, "", iog.Errorf(iog.EINVALID, "an account needs at least one role (renter, supplier, admin)")

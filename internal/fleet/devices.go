@@ -94,8 +94,8 @@ func (f *Fleet) Rename(ctx context.Context, acct iog.Account, id, name string) (
 		return api.Device{}, err
 	}
 	name = strings.TrimSpace(name)
-	if name == "" || len(name) > 64 {
-		return api.Device{}, iog.Errorf(iog.EINVALID, "name must be 1 to 64 characters")
+	if err := iog.CheckLabel("name", name, api.MaxName, false); err != nil {
+		return api.Device{}, err
 	}
 	d.Name = name
 	if err := f.db.UpdateDevice(ctx, d); err != nil {

@@ -130,12 +130,19 @@ func (f *Fleet) Register(ctx context.Context, pubKey string, req api.RegisterReq
 	now := f.cfg.Now()
 	name := strings.TrimSpace(req.Name)
 	if name == "" {
-		name = req.Inventory.Hostname
+		name = iog.Cut(req.Inventory.Hostname, api.MaxName)
 	}
 	region := strings.TrimSpace(req.Region)
 	if region == "" {
 		region = "local"
 	}
+	if err := iog.CheckLabel("name", name, api.MaxName, true); err != nil {
+		return iog.Device{}, err
+	}
+	if err := iog.CheckLabel("region", region, api.MaxName, false); err != nil {
+		return iog.Device{}, err
+	}
+	req.Inventory.GPUNote = iog.CleanText(req.Inventory.GPUNote, api.MaxMessage)
 	inv, _ := json.Marshal(req.Inventory)
 	model, count := gpuClass(req.Inventory)
 	// A joined device is pending until it passes a proof of GPU in a clean round and its
@@ -171,10 +178,37 @@ func validInventory(inv api.Inventory) error {
 		// bound only keeps absurd inventories out.
 		return iog.Errorf(iog.EINVALID, "inventory: %d GPUs is not a plausible device", len(inv.GPUs))
 	}
+	// Everything here is shown to others (device pages, the explorer, renters' clusters).
+	labels := []struct {
+		field, v string
+		max      int
+	}{
+		{"hostname", inv.Hostname, api.MaxHostname}, {"machine_id", inv.MachineID, api.MaxLabel},
+		{"os", inv.OS, api.MaxShortLabel}, {"arch", inv.Arch, api.MaxShortLabel}, {"kernel", inv.Kernel, api.MaxLabel},
+		{"cpu_model", inv.CPUModel, api.MaxLabel}, {"share", inv.Share, api.MaxLabel},
+	}
+	for _, g := range inv.GPUs {
+		labels = append(labels, []struct {
+			field, v string
+			max      int
+		}{{"gpu uuid", g.UUID, api.MaxLabel}, {"gpu name", g.Name, api.MaxLabel}, {"gpu model", g.Model, api.MaxGPUModel},
+			{"gpu driver", g.Driver, api.MaxShortLabel}, {"gpu cuda", g.CUDA, api.MaxShortLabel}}...)
+	}
+	for _, l := range labels {
+		if err := iog.CheckLabel("inventory: "+l.field, l.v, l.max, true); err != nil {
+			return err
+		}
+	}
+	if len(inv.GPUNote) > api.MaxMessage {
+		return iog.Errorf(iog.EINVALID, "inventory: gpu_note is over %d bytes", api.MaxMessage)
+	}
 	seen := map[string]bool{}
 	for _, g := range inv.GPUs {
 		if g.UUID == "" || seen[g.UUID] {
 			return iog.Errorf(iog.EINVALID, "inventory: GPU UUIDs must be present and distinct")
+		}
+		if g.MemoryMiB < 0 {
+			return iog.Errorf(iog.EINVALID, "inventory: GPU %s has negative memory", g.UUID)
 		}
 		seen[g.UUID] = true
 	}
@@ -209,6 +243,10 @@ func (f *Fleet) Hello(ctx context.Context, d iog.Device, req api.HelloRequest, a
 	if req.Inventory.Share != "" && !f.cfg.Dev {
 		return api.HelloResponse{}, iog.Errorf(iog.EFORBIDDEN, "shared hosts are accepted only by a dev-mode coordinator")
 	}
+	if err := iog.CheckLabel("data_plane", req.DataPlane, api.MaxShortLabel, true); err != nil {
+		return api.HelloResponse{}, err
+	}
+	req.Inventory.GPUNote = iog.CleanText(req.Inventory.GPUNote, api.MaxMessage)
 	inv, _ := json.Marshal(req.Inventory)
 	d.Inventory, d.Addr, d.DataPlane = inv, addr, req.DataPlane
 	d.GPUModel, d.GPUCount = gpuClass(req.Inventory)

@@ -407,7 +407,7 @@ func (f *Fleet) AnswerProof(ctx context.Context, d iog.Device, id string, a api.
 	elapsed := now.Sub(p.StartedAt).Milliseconds()
 	result, reason := iog.ProofResult(""), ""
 	if a.Error != "" {
-		result, reason = iog.ProofFailed, "the device's solver gave up: "+a.Error
+		result, reason = iog.ProofFailed, "the device's solver gave up: "+iog.CleanText(a.Error, 512)
 	}
 	for _, u := range a.Units {
 		if result != "" {

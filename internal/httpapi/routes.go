@@ -192,6 +192,8 @@ func (s *Server) routes() {
 		ID   string `path:"id" maxLength:"64"`
 		Body api.LeaseStatusRequest
 	}) (struct{}, error) {
+		// A supplier's failure message is shown to the renter: one line, no control characters.
+		in.Body.Message = iog.CleanText(in.Body.Message, api.MaxMessage)
 		return struct{}{}, m.LeaseStatus(ctx, d, in.ID, in.Body)
 	}))
 	op(s, http.MethodPost, "/v1/worker/leases/{id}/logs", "worker-lease-logs", "Append a node's output", withDevice(func(ctx context.Context, d iog.Device, in *struct {

@@ -194,7 +194,8 @@ func (m *Market) Models(ctx context.Context) ([]string, error) {
 		return nil, err
 	}
 	for _, d := range ds {
-		if d.GPUModel != "" {
+		// A model stored before models were checked at the API is not listed to everyone.
+		if d.GPUModel != "" && iog.CheckLabel("model", d.GPUModel, api.MaxGPUModel, false) == nil {
 			set[d.GPUModel] = true
 		}
 	}
