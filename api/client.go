@@ -98,7 +98,7 @@ func (c *Client) sign(req *http.Request, path string, body []byte) {
 	var n [16]byte
 	_, _ = rand.Read(n[:])
 	nonce := hex.EncodeToString(n[:])
-	sig := ed25519.Sign(c.Key, SigningMessage(req.Method, path, body, ts, nonce))
+	sig := ed25519.Sign(c.Key, SigningText(req.Method, path, c.DeviceID, body, ts, nonce))
 	if c.DeviceID != "" {
 		req.Header.Set(HeaderDevice, c.DeviceID)
 	} else {

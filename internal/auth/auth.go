@@ -121,11 +121,19 @@ func (a *Auth) Device(ctx context.Context, r *http.Request, body []byte) (Signed
 	if err != nil || len(pub) != ed25519.PublicKeySize {
 		return Signed{}, iog.Errorf(iog.EUNAUTHORIZED, "bad public key")
 	}
+	// One key, one spelling: base64 decoding ignores the unused low bits of the last
+	// character, so the key is kept (and registered, and its nonces counted) in the one
+	// canonical form.
+	s.PublicKey = base64.StdEncoding.EncodeToString(pub)
 	rawSig, err := base64.StdEncoding.DecodeString(sig)
 	if err != nil {
 		return Signed{}, iog.Errorf(iog.EUNAUTHORIZED, "bad signature encoding")
 	}
-	if !ed25519.Verify(pub, api.SigningMessage(r.Method, r.URL.RequestURI(), body, ts, nonce), rawSig) {
+	if !ed25519.Verify(pub, api.SigningText(r.Method, r.URL.RequestURI(), s.Device.ID, body, ts, nonce), rawSig) {
+		//lint:ignore SA1019 the old text is recognised only to refuse it with a clear message
+		if ed25519.Verify(pub, api.SigningMessage(r.Method, r.URL.RequestURI(), body, ts, nonce), rawSig) {
+			return Signed{}, iog.Errorf(iog.EUNAUTHORIZED, "request signed over the iog-v1 text, which does not name the device; this coordinator accepts only iog-v2 signatures (api.SigningText): upgrade the worker")
+		}
 		return Signed{}, iog.Errorf(iog.EUNAUTHORIZED, "bad signature")
 	}
 	if !a.useNonce(s.PublicKey+"/"+nonce, now) {

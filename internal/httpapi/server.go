@@ -123,7 +123,7 @@ func New(cfg Config) *Server {
 
 	hc := huma.DefaultConfig("iog coordinator API", "1.0.0")
 	hc.DocsPath = "" // the docs page loads scripts from a CDN; the spec is at /openapi.json
-	hc.Info.Description = "The /v1 API of iog, an open network of GPUs. People authenticate with `Authorization: Bearer <API key>`; workers sign every request with their device key (see api.SigningMessage)."
+	hc.Info.Description = "The /v1 API of iog, an open network of GPUs. People authenticate with `Authorization: Bearer <API key>`; workers sign every request with their device key (see api.SigningText: iog-v2, method, path, device id, body hash, timestamp and nonce)."
 	hc.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
 		"apiKey":    {Type: "http", Scheme: "bearer"},
 		"deviceSig": {Type: "apiKey", In: "header", Name: api.HeaderSignature},
