@@ -1,6 +1,6 @@
 // Package auth authenticates the two kinds of caller: people (API keys, of which only SHA-256
 // hashes are stored) and devices (ed25519 signatures over every request, with a bounded clock
-// skew and a replay window of used nonces). There is no shared secret anywhere.
+// skew and used nonces kept in the store, shared by every coordinator). There is no shared secret anywhere.
 package auth
 
 import (
@@ -29,9 +29,8 @@ type Auth struct {
 	now   func() time.Time
 	newID func(prefix string) string
 
-	mu     sync.Mutex
-	nonces map[string]time.Time // device or key + nonce -> expiry
-	sweep  time.Time
+	mu    sync.Mutex
+	sweep time.Time // when expired nonces were last deleted
 }
 
 // New returns an Auth over the store.
@@ -39,7 +38,7 @@ func New(db *store.DB, now func() time.Time, newID func(prefix string) string) *
 	if newID == nil {
 		newID = iog.NewID
 	}
-	return &Auth{db: db, now: now, newID: newID, nonces: map[string]time.Time{}}
+	return &Auth{db: db, now: now, newID: newID}
 }
 
 // HashKey is how API keys and join tokens are stored.
@@ -136,28 +135,36 @@ func (a *Auth) Device(ctx context.Context, r *http.Request, body []byte) (Signed
 		}
 		return Signed{}, iog.Errorf(iog.EUNAUTHORIZED, "bad signature")
 	}
-	if !a.useNonce(s.PublicKey+"/"+nonce, now) {
+	fresh, err := a.useNonce(ctx, s.PublicKey, nonce, now)
+	if err != nil {
+		return Signed{}, err
+	}
+	if !fresh {
 		return Signed{}, iog.Errorf(iog.EUNAUTHORIZED, "replayed request (nonce already used)")
 	}
 	return s, nil
 }
 
-// useNonce records a nonce for the skew window and reports whether it was fresh. Nonces live
-// in memory: a request older than the window is refused by its timestamp anyway.
-func (a *Auth) useNonce(k string, now time.Time) bool {
+// useNonce records a nonce of a key in the store for twice the skew window (a request
+// carrying it is refused for its timestamp after that) and reports whether it was fresh. The
+// store is shared by every coordinator on the database and outlives restarts, so a captured
+// request is accepted once by the whole network.
+func (a *Auth) useNonce(ctx context.Context, pubKey, nonce string, now time.Time) (bool, error) {
+	sum := sha256.Sum256([]byte(pubKey + "/" + nonce))
+	fresh, err := a.db.UseNonce(ctx, hex.EncodeToString(sum[:]), now, now.Add(2*MaxSkew))
+	if err != nil || !fresh {
+		return fresh, err
+	}
 	a.mu.Lock()
-	defer a.mu.Unlock()
-	if now.Sub(a.sweep) > MaxSkew {
-		for n, exp := range a.nonces {
-			if now.After(exp) {
-				delete(a.nonces, n)
-			}
-		}
+	sweep := now.Sub(a.sweep) > MaxSkew
+	if sweep {
 		a.sweep = now
 	}
-	if _, seen := a.nonces[k]; seen {
-		return false
+	a.mu.Unlock()
+	if sweep {
+		if err := a.db.ForgetNonces(ctx, now); err != nil {
+			return true, err
+		}
 	}
-	a.nonces[k] = now.Add(2 * MaxSkew)
-	return true
+	return true, nil
 }
