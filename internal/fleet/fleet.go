@@ -143,8 +143,11 @@ func (f *Fleet) Register(ctx context.Context, pubKey string, req api.RegisterReq
 		return iog.Device{}, err
 	}
 	req.Inventory.GPUNote = iog.CleanText(req.Inventory.GPUNote, api.MaxMessage)
+	model, count, err := gpuClass(req.Inventory)
+	if err != nil {
+		return iog.Device{}, err
+	}
 	inv, _ := json.Marshal(req.Inventory)
-	model, count := gpuClass(req.Inventory)
 	// A joined device is pending until it passes a proof of GPU in a clean round and its
 	// probation ends (trust.go, proofs.go).
 	st, why := iog.DevicePending, "joined; waiting for its first proof of GPU"
@@ -156,7 +159,7 @@ func (f *Fleet) Register(ctx context.Context, pubKey string, req api.RegisterReq
 		StatusReason: why, Region: region, GPUModel: model, GPUCount: count, SharedHost: shared,
 		Inventory: inv, Addr: addr, CreatedAt: now, LastSeenAt: now, AskPerHour: pricing.AutoAsk(model, count, 0),
 	}
-	d, err := f.db.RegisterDevice(ctx, auth.HashKey(req.JoinToken), d)
+	d, err = f.db.RegisterDevice(ctx, auth.HashKey(req.JoinToken), d)
 	if err != nil {
 		return iog.Device{}, err
 	}
@@ -215,17 +218,29 @@ func validInventory(inv api.Inventory) error {
 	return nil
 }
 
-// gpuClass is the device's GPU model (the most common one) and count.
-func gpuClass(inv api.Inventory) (string, int) {
+// gpuClass resolves every GPU's model to one class of the table (pricing.Resolve, checking
+// its memory; the driver's name stands in for a model the table does not know) and returns
+// the device's class (the most common one) and its count. Placement, pricing and proof
+// deadlines use this class and nothing else.
+func gpuClass(inv api.Inventory) (string, int, error) {
 	n := map[string]int{}
 	best := ""
 	for _, g := range inv.GPUs {
-		n[g.Model]++
-		if n[g.Model] > n[best] {
-			best = g.Model
+		c, err := pricing.Resolve(g.Model, g.MemoryMiB)
+		if c.Unlisted && g.Name != "" {
+			if byName, nerr := pricing.Resolve(g.Name, g.MemoryMiB); nerr == nil && !byName.Unlisted {
+				c, err = byName, nil
+			}
+		}
+		if err != nil {
+			return "", 0, iog.Errorf(iog.EINVALID, "inventory: GPU %s: %s", g.UUID, iog.ErrorMessage(err))
+		}
+		n[c.Model]++
+		if n[c.Model] > n[best] {
+			best = c.Model
 		}
 	}
-	return best, n[best]
+	return best, n[best], nil
 }
 
 func newNonce() string {
@@ -247,9 +262,13 @@ func (f *Fleet) Hello(ctx context.Context, d iog.Device, req api.HelloRequest, a
 		return api.HelloResponse{}, err
 	}
 	req.Inventory.GPUNote = iog.CleanText(req.Inventory.GPUNote, api.MaxMessage)
+	model, count, err := gpuClass(req.Inventory)
+	if err != nil {
+		return api.HelloResponse{}, err
+	}
 	inv, _ := json.Marshal(req.Inventory)
 	d.Inventory, d.Addr, d.DataPlane = inv, addr, req.DataPlane
-	d.GPUModel, d.GPUCount = gpuClass(req.Inventory)
+	d.GPUModel, d.GPUCount = model, count
 	if err := f.db.UpdateDevice(ctx, d); err != nil {
 		return api.HelloResponse{}, err
 	}

@@ -180,6 +180,9 @@ func (m *Market) knownModel(ctx context.Context, want string) (string, error) {
 			return strings.ToUpper(want), nil // a family: "H100" takes any H100 class
 		}
 	}
+	if c, ok := pricing.Canonical(want); ok {
+		return c, nil // a vendor spelling of a listed class
+	}
 	return "", iog.Errorf(iog.EINVALID, "unknown GPU model %q; known: %s", want, strings.Join(models, ", "))
 }
 
