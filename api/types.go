@@ -61,6 +61,9 @@ type Device struct {
 	Proofs []Proof `json:"proofs,omitempty"`
 	// Reputation is the score with its inputs (detail only).
 	Reputation *Reputation `json:"reputation,omitempty"`
+	// Review says why an admin should look at the device: it claims hardware another owner's
+	// device was blocked for fraud with (detail only).
+	Review string `json:"review,omitempty"`
 }
 
 // DeviceEvent is one status change.

@@ -116,6 +116,9 @@ func (a *app) deviceDetails(w io.Writer, d api.Device) {
 	if d.LeaseID != "" {
 		row(tw, "Lease:", d.LeaseID)
 	}
+	if d.Review != "" {
+		row(tw, "Review:", d.Review)
+	}
 	last := ago(now, d.LastSeenAt)
 	if !d.LastSeenAt.IsZero() {
 		last = formatTime(d.LastSeenAt) + " (" + last + ")"

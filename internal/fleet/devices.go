@@ -50,6 +50,9 @@ func (f *Fleet) View(ctx context.Context, d iog.Device, detail bool) (api.Device
 	if err := f.trustView(ctx, d, &out); err != nil {
 		return out, err
 	}
+	if out.Review, err = f.db.HardwareReview(ctx, d.ID); err != nil {
+		return out, err
+	}
 	leases, err := f.db.ActiveLeases(ctx, d.ID)
 	if err != nil {
 		return out, err

@@ -557,6 +557,10 @@ func (f *Fleet) afterProof(ctx context.Context, d iog.Device, p iog.Proof, now t
 	case iog.ProofFraud:
 		reason := "fraud: proof " + p.ID + ": " + p.Reason
 		_, err = f.block(ctx, d, reason, now)
+		if err == nil {
+			// Deleting the device and joining the same hardware again does not launder it.
+			err = f.db.BlockHardware(ctx, d.ID, d.OwnerID, hardwareKeys(inventoryOf(d)), reason, now)
+		}
 		if err == nil && f.cfg.OnFraud != nil {
 			f.cfg.OnFraud(ctx, d.ID, reason)
 		}
@@ -594,6 +598,13 @@ func (f *Fleet) closeRound(ctx context.Context, rd *round, now time.Time) {
 				f.schedule(id, now.Add(jitter(c.RetryPending)))
 			} else {
 				f.schedule(id, now.Add(jitter(c.Reprove)))
+			}
+			continue
+		}
+		// The hardware binds to the device that proved it; other claims on it lose.
+		if ok, err := f.bindHardware(ctx, d, now); err != nil || !ok {
+			if err != nil {
+				f.cfg.Log.Error("bind hardware", "device", id, "err", err)
 			}
 			continue
 		}
