@@ -159,7 +159,7 @@ func (c *Client) ResumeDevice(ctx context.Context, id string) (Device, error) {
 	return out, c.Do(ctx, http.MethodPost, "/v1/devices/"+url.PathEscape(id)+"/resume", nil, &out)
 }
 
-// DeleteDevice removes a device that is not hired.
+// DeleteDevice removes a device that holds no lease, stake or unclaimed rewards.
 func (c *Client) DeleteDevice(ctx context.Context, id string) error {
 	return c.Do(ctx, http.MethodDelete, "/v1/devices/"+url.PathEscape(id), nil, nil)
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/iognet/iog/internal/iog"
 	"github.com/iognet/iog/internal/store"
 )
 
@@ -12,6 +13,33 @@ import (
 // guards on device deletion and hardware claims.
 func Holes(t *testing.T, open func(t *testing.T) *store.DB) {
 	t.Run("a nonce is used once, even by two coordinators at once", func(t *testing.T) { nonces(t, open(t)) })
+	t.Run("a device with money on it is not deleted", func(t *testing.T) { guardedDelete(t, open(t)) })
+}
+
+func guardedDelete(t *testing.T, db *store.DB) {
+	ctx := t.Context()
+	a := supplier(t, db, "alice")
+	d := register(t, db, a, "dev_1")
+	move := func(key, from, to string, amt iog.Amount) {
+		t.Helper()
+		if _, err := db.Post(ctx, iog.Transfer(key, "test", iog.IO, t0, from, to, amt, "test")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	move("fund", iog.AccExternal, iog.AccWallet(a), 10*iog.Unit)
+	for _, acct := range []string{iog.AccStake(d.ID), iog.AccCooldown(d.ID), iog.AccRewards(d.ID)} {
+		move("in:"+acct, iog.AccWallet(a), acct, iog.Unit)
+		if err := db.DeleteDevice(ctx, d.ID, t0); iog.ErrorCode(err) != iog.ECONFLICT {
+			t.Fatalf("delete with 1 IO on %s: %v", acct, err)
+		}
+		move("out:"+acct, acct, iog.AccWallet(a), iog.Unit)
+	}
+	if err := db.DeleteDevice(ctx, d.ID, t0); err != nil {
+		t.Fatalf("delete of a device with nothing on it: %v", err)
+	}
+	if owner, err := db.DeviceOwner(ctx, d.ID); err != nil || owner != a {
+		t.Fatalf("owner of the deleted device: %q %v", owner, err)
+	}
 }
 
 func nonces(t *testing.T, db *store.DB) {
