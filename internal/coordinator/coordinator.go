@@ -156,7 +156,8 @@ func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 			db.Close()
 			return nil, err
 		}
-		c.Relay = relay.New(conn, relay.Config{Lookup: c.Market.MeshMember, Observed: c.Market.MeshObserved, Log: cfg.Log.With("part", "relay")})
+		c.Relay = relay.New(conn, relay.Config{Members: c.Market.LiveMeshMembers, Observed: c.Market.MeshObserved, Log: cfg.Log.With("part", "relay")})
+		c.Market.SetRelay(c.Relay)
 		c.Market.EnableMesh(hand, cfg.MeshPadding)
 		local := c.Relay.Addr()
 		if local.Addr().IsUnspecified() {

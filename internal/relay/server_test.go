@@ -3,13 +3,13 @@ package relay
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/iognet/iog/internal/iog"
 )
 
 func listen(t *testing.T) *net.UDPConn {
@@ -53,12 +53,12 @@ func TestProbeAndRelay(t *testing.T) {
 	observed := map[ID]netip.AddrPort{}
 	seen := make(chan struct{}, 10)
 	srv := New(listen(t), Config{
-		Lookup: func(_ context.Context, h string) (Member, error) {
-			m, ok := ids[h]
-			if !ok {
-				return m, iog.Errorf(iog.EUNAUTHORIZED, "unknown")
+		Members: func(context.Context) ([]Entry, error) {
+			var out []Entry
+			for h, m := range ids {
+				out = append(out, Entry{TokenHash: h, Member: m})
 			}
-			return m, nil
+			return out, nil
 		},
 		Observed: func(_ context.Context, m Member, a netip.AddrPort) {
 			mu.Lock()
@@ -118,4 +118,73 @@ func TestProbeAndRelay(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// TestUnknownTokensFromMemory: a flood of probes with tokens nobody holds costs no lookups
+// (the member list is loaded on the refresh schedule only), and a member that is gone from
+// the list (its cluster ended) is dropped at the next refresh: not answered, not relayed to.
+func TestUnknownTokensFromMemory(t *testing.T) {
+	var loads atomic.Int64
+	var mu sync.Mutex
+	live := []Entry{{HashToken("ta"), Member{ID{1}, "c1"}}, {HashToken("tb"), Member{ID{2}, "c1"}}}
+	srv := New(listen(t), Config{
+		Refresh: 50 * time.Millisecond,
+		Members: func(context.Context) ([]Entry, error) {
+			loads.Add(1)
+			mu.Lock()
+			defer mu.Unlock()
+			return append([]Entry(nil), live...), nil
+		},
+	})
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go func() { _ = srv.Serve(ctx) }()
+	to := net.UDPAddrFromAddrPort(srv.Addr())
+	a, b, flood := listen(t), listen(t), listen(t)
+	for c, tok := range map[*net.UDPConn]string{a: "ta", b: "tb"} {
+		if _, err := c.WriteToUDP(Probe(tok), to); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ParseProbeOK(read(t, c)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start, began := loads.Load(), time.Now()
+	for i := range 5000 {
+		if _, err := flood.WriteToUDP(Probe(fmt.Sprintf("unknown-%d", i)), to); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The relay handles packets in order: a's probe answered means the flood was handled.
+	if _, err := a.WriteToUDP(Probe("ta"), to); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ParseProbeOK(read(t, a)); err != nil {
+		t.Fatal(err)
+	}
+	refreshes := int64(time.Since(began)/(50*time.Millisecond)) + 2
+	if n := loads.Load() - start; n > refreshes {
+		t.Fatalf("5000 unknown probes made %d loads; the refresh schedule allows %d", n, refreshes)
+	}
+	// The cluster ends: its members leave the list and are dropped at the next refresh.
+	mu.Lock()
+	live = nil
+	mu.Unlock()
+	deadline := time.Now().Add(5 * time.Second)
+	for srv.Known() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the relay kept an ended cluster's members")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	pkt := make([]byte, RelayHeaderLen+5)
+	PutRelay(pkt, TypeSend, ID{2})
+	copy(pkt[RelayHeaderLen:], "hello")
+	if _, err := a.WriteToUDP(pkt, to); err != nil {
+		t.Fatal(err)
+	}
+	_ = b.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	if _, err := b.Read(make([]byte, 64)); err == nil {
+		t.Fatal("relayed between members of an ended cluster")
+	}
 }
