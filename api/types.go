@@ -7,6 +7,8 @@ type Error struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
 	Status  int    `json:"-"`
+	// RetryAfter is the answer's Retry-After (429 ERATE_LIMITED): when to try again.
+	RetryAfter time.Duration `json:"-"`
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }

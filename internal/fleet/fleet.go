@@ -48,6 +48,9 @@ type Config struct {
 	// SkipProofs makes joined devices ready at once, without proof of GPU. Only for tests of
 	// other parts; never set by `iog coordinator` or the devnet.
 	SkipProofs bool
+	// JoinTokensPerHour and DevicesPerHour cap what one account makes in any hour; 0 is no
+	// cap.
+	JoinTokensPerHour, DevicesPerHour int
 }
 
 // Fleet is safe for concurrent use.
@@ -106,8 +109,18 @@ func (f *Fleet) CreateJoinToken(ctx context.Context, acct iog.Account) (api.Join
 	if !acct.Has(iog.RoleSupplier) {
 		return api.JoinToken{}, iog.Errorf(iog.EFORBIDDEN, "only supplier accounts can join devices")
 	}
-	tok := iog.NewSecret("iogj_", 20)
 	now := f.cfg.Now()
+	if n := f.cfg.JoinTokensPerHour; n > 0 {
+		made, err := f.db.MadeSince(ctx, acct.ID, now.Add(-time.Hour))
+		if err != nil {
+			return api.JoinToken{}, err
+		}
+		if made.Tokens >= n {
+			retry := made.OldestToken.Add(time.Hour).Sub(now)
+			return api.JoinToken{}, iog.Limited(retry, "%d join tokens made in the last hour; the limit is %d an hour (ask the operator to raise --limit-join-tokens-per-hour)", made.Tokens, n)
+		}
+	}
+	tok := iog.NewSecret("iogj_", 20)
 	exp := now.Add(f.cfg.JoinTokenTTL)
 	if err := f.db.CreateJoinToken(ctx, auth.HashKey(tok), acct.ID, now, exp); err != nil {
 		return api.JoinToken{}, err
@@ -146,6 +159,20 @@ func (f *Fleet) Register(ctx context.Context, pubKey string, req api.RegisterReq
 	model, count, err := gpuClass(req.Inventory)
 	if err != nil {
 		return iog.Device{}, err
+	}
+	if n := f.cfg.DevicesPerHour; n > 0 {
+		owner, err := f.db.JoinTokenOwner(ctx, auth.HashKey(req.JoinToken))
+		if err != nil {
+			return iog.Device{}, err
+		}
+		made, err := f.db.MadeSince(ctx, owner, now.Add(-time.Hour))
+		if err != nil {
+			return iog.Device{}, err
+		}
+		if made.Devices >= n {
+			retry := made.OldestDevice.Add(time.Hour).Sub(now)
+			return iog.Device{}, iog.Limited(retry, "%d devices joined this account in the last hour; the limit is %d an hour (ask the operator to raise --limit-devices-per-hour)", made.Devices, n)
+		}
 	}
 	inv, _ := json.Marshal(req.Inventory)
 	// A joined device is pending until it passes a proof of GPU in a clean round and its
