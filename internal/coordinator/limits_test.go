@@ -23,21 +23,8 @@ import (
 func startLimited(t *testing.T, l coordinator.Limits) *env {
 	t.Helper()
 	dir := t.TempDir()
-	c, err := coordinator.New(t.Context(), coordinator.Config{DB: "sqlite:" + filepath.Join(dir, "iog.db"), Listen: "127.0.0.1:0",
+	c, _ := runWith(t, coordinator.Config{DB: "sqlite:" + filepath.Join(dir, "iog.db"), Listen: "127.0.0.1:0",
 		DataDir: dir, HeartbeatInterval: time.Hour, SkipProofs: true, MeshRelay: "off", Limits: &l})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("run: %v", err)
-		}
-		c.Close()
-	})
 	key, err := coordinator.ReadAdminKey(dir)
 	if err != nil {
 		t.Fatal(err)

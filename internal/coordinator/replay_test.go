@@ -18,8 +18,15 @@ import (
 // run starts a coordinator on dir's database and returns it with a function that stops it.
 func run(t *testing.T, dir string) (*coordinator.Coordinator, func()) {
 	t.Helper()
-	c, err := coordinator.New(t.Context(), coordinator.Config{DB: "sqlite:" + filepath.Join(dir, "iog.db"), Listen: "127.0.0.1:0",
+	return runWith(t, coordinator.Config{DB: "sqlite:" + filepath.Join(dir, "iog.db"), Listen: "127.0.0.1:0",
 		DataDir: dir, HeartbeatInterval: time.Hour, SkipProofs: true, MeshRelay: "off"})
+}
+
+// runWith starts a coordinator with cfg; the function it returns (also run at cleanup) stops
+// it.
+func runWith(t *testing.T, cfg coordinator.Config) (*coordinator.Coordinator, func()) {
+	t.Helper()
+	c, err := coordinator.New(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
