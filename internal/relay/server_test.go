@@ -155,12 +155,20 @@ func TestUnknownTokensFromMemory(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// The relay handles packets in order: a's probe answered means the flood was handled.
-	if _, err := a.WriteToUDP(Probe("ta"), to); err != nil {
-		t.Fatal(err)
+	// The relay handles packets in order: a's probe answered means the flood was handled. (UDP
+	// may drop a probe when the flood fills the socket's buffer: try again.)
+	answered := false
+	for try := 0; try < 20 && !answered; try++ {
+		if _, err := a.WriteToUDP(Probe("ta"), to); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 256)
+		_ = a.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+		n, err := a.Read(buf)
+		answered = err == nil && Type(buf[:n]) == TypeProbeOK
 	}
-	if _, err := ParseProbeOK(read(t, a)); err != nil {
-		t.Fatal(err)
+	if !answered {
+		t.Fatal("a member's probe is not answered after the flood")
 	}
 	refreshes := int64(time.Since(began)/(50*time.Millisecond)) + 2
 	if n := loads.Load() - start; n > refreshes {
