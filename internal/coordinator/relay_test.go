@@ -47,20 +47,26 @@ func joined(t *testing.T, r api.MeshJoinResponse) *member {
 	return &member{conn: udp(t), id: id, tok: r.Token}
 }
 
-// probe registers m's address with the relay and waits for the answer.
+// probe registers m's address with the relay as a member does (the second probe brings back
+// the cookie the first got) and waits for the answers.
 func (m *member) probe(t *testing.T, to netip.AddrPort) {
 	t.Helper()
-	if _, err := m.conn.WriteToUDPAddrPort(relay.Probe(m.tok), to); err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, 256)
-	_ = m.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	n, err := m.conn.Read(buf)
-	if err != nil {
-		t.Fatalf("no probe answer: %v", err)
-	}
-	if _, err := relay.ParseProbeOK(buf[:n]); err != nil {
-		t.Fatal(err)
+	var cookie *relay.Cookie
+	for range 2 {
+		if _, err := m.conn.WriteToUDPAddrPort(relay.Probe(m.tok, cookie), to); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 256)
+		_ = m.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		n, err := m.conn.Read(buf)
+		if err != nil {
+			t.Fatalf("no probe answer: %v", err)
+		}
+		_, c, err := relay.ParseProbeOK(buf[:n])
+		if err != nil {
+			t.Fatal(err)
+		}
+		cookie = &c
 	}
 }
 
@@ -168,7 +174,7 @@ func TestRelayForgetsEndedClusters(t *testing.T) {
 		}
 	}
 	// And a probe of an ended cluster's member is not answered any more.
-	if _, err := renter.conn.WriteToUDPAddrPort(relay.Probe(renter.tok), to); err != nil {
+	if _, err := renter.conn.WriteToUDPAddrPort(relay.Probe(renter.tok, nil), to); err != nil {
 		t.Fatal(err)
 	}
 	_ = renter.conn.SetReadDeadline(time.Now().Add(300 * time.Millisecond))

@@ -74,8 +74,10 @@ func TestBuckets(t *testing.T) {
 
 func TestCounter(t *testing.T) {
 	c := Counter{Max: 2}
-	if !c.Acquire("d") || !c.Acquire("d") || c.Acquire("d") {
-		t.Fatal("cap of 2 not kept")
+	for i, want := range []bool{true, true, false} {
+		if got := c.Acquire("d"); got != want {
+			t.Fatalf("acquire %d of a cap of 2: %v", i+1, got)
+		}
 	}
 	if !c.Acquire("e") {
 		t.Fatal("another key refused")

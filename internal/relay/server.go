@@ -2,9 +2,12 @@ package relay
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -60,6 +63,8 @@ type Server struct {
 	cfg  Config
 	conn *net.UDPConn
 
+	secret [32]byte // keys the probe cookies
+
 	mu      sync.Mutex
 	members map[ID]*entry
 	byAddr  map[netip.AddrPort]ID
@@ -88,8 +93,10 @@ func New(conn *net.UDPConn, cfg Config) *Server {
 	if cfg.Refresh <= 0 {
 		cfg.Refresh = time.Second
 	}
-	return &Server{cfg: cfg, conn: conn, members: map[ID]*entry{}, byAddr: map[netip.AddrPort]ID{},
+	s := &Server{cfg: cfg, conn: conn, members: map[ID]*entry{}, byAddr: map[netip.AddrPort]ID{},
 		tokens: map[string]token{}, byID: map[ID]string{}, relayed: map[[2]ID]uint64{}}
+	_, _ = rand.Read(s.secret[:])
+	return s
 }
 
 // Addr is the socket's local address.
@@ -203,13 +210,35 @@ func (s *Server) Serve(ctx context.Context) error {
 func (s *Server) handle(ctx context.Context, b []byte, from netip.AddrPort) {
 	switch Type(b) {
 	case TypeProbe:
-		s.probe(ctx, string(b[HeaderLen:]), from)
+		tok, c := ParseProbe(b)
+		s.probe(ctx, tok, c, from)
 	case TypeSend:
 		s.forward(b, from)
 	}
 }
 
-func (s *Server) probe(ctx context.Context, tok string, from netip.AddrPort) {
+// cookie is the cookie of token hash h at address from in the minute window w.
+func (s *Server) cookie(h string, from netip.AddrPort, w int64) Cookie {
+	m := hmac.New(sha256.New, s.secret[:])
+	fmt.Fprintf(m, "%s|%s|%d", h, from, w)
+	var c Cookie
+	copy(c[:], m.Sum(nil))
+	return c
+}
+
+// brought reports whether a probe carried the cookie of this minute (want) or of the last one.
+func (s *Server) brought(got *Cookie, want Cookie, h string, from netip.AddrPort, w int64) bool {
+	if got == nil {
+		return false
+	}
+	last := s.cookie(h, from, w-1)
+	return hmac.Equal(got[:], want[:]) || hmac.Equal(got[:], last[:])
+}
+
+// probe answers a member's probe. Only a probe that carries the cookie of its token and source
+// address (of this minute or the last) counts: it sets the member's route and observed
+// endpoint. Any other is answered with the cookie to bring back, and changes nothing.
+func (s *Server) probe(ctx context.Context, tok string, got *Cookie, from netip.AddrPort) {
 	if len(tok) == 0 || len(tok) > 128 {
 		return
 	}
@@ -217,9 +246,20 @@ func (s *Server) probe(ctx context.Context, tok string, from netip.AddrPort) {
 	now := s.cfg.Now()
 	s.mu.Lock()
 	t, ok := s.tokens[h]
+	s.mu.Unlock()
 	if !ok {
-		s.mu.Unlock()
 		return // unknown token (answered from memory): say nothing
+	}
+	w := now.Unix() / 60
+	want := s.cookie(h, from, w)
+	if !s.brought(got, want, h, from, w) {
+		_, _ = s.conn.WriteToUDPAddrPort(ProbeOK(from, want), from)
+		return
+	}
+	s.mu.Lock()
+	if _, ok := s.tokens[h]; !ok {
+		s.mu.Unlock()
+		return
 	}
 	m := t.m
 	e := s.members[m.ID]
@@ -237,7 +277,7 @@ func (s *Server) probe(ctx context.Context, tok string, from netip.AddrPort) {
 	s.byAddr[from] = m.ID
 	e.seen = now
 	s.mu.Unlock()
-	_, _ = s.conn.WriteToUDPAddrPort(ProbeOK(from), from)
+	_, _ = s.conn.WriteToUDPAddrPort(ProbeOK(from, want), from)
 	if moved && s.cfg.Observed != nil {
 		go s.cfg.Observed(context.WithoutCancel(ctx), m, from)
 	}

@@ -43,6 +43,23 @@ func silent(t *testing.T, c *net.UDPConn, marker func()) {
 	}
 }
 
+// confirm probes the relay from c as a member does: a first probe brings the cookie of c's
+// address, the second brings it back and counts.
+func confirm(t *testing.T, c *net.UDPConn, tok string, to *net.UDPAddr) {
+	t.Helper()
+	var cookie *Cookie
+	for range 2 {
+		if _, err := c.WriteToUDP(Probe(tok, cookie), to); err != nil {
+			t.Fatal(err)
+		}
+		got, ck, err := ParseProbeOK(read(t, c))
+		if err != nil || got != c.LocalAddr().(*net.UDPAddr).AddrPort() {
+			t.Fatalf("probe answer %v %v, want %v", got, err, c.LocalAddr())
+		}
+		cookie = &ck
+	}
+}
+
 func TestProbeAndRelay(t *testing.T) {
 	ids := map[string]Member{
 		HashToken("ta"): {ID: ID{1}, Cluster: "c1"},
@@ -73,14 +90,30 @@ func TestProbeAndRelay(t *testing.T) {
 	to := net.UDPAddrFromAddrPort(srv.Addr())
 	a, b, x := listen(t), listen(t), listen(t)
 	for c, tok := range map[*net.UDPConn]string{a: "ta", b: "tb", x: "tx"} {
-		if _, err := c.WriteToUDP(Probe(tok), to); err != nil {
-			t.Fatal(err)
-		}
-		got, err := ParseProbeOK(read(t, c))
-		if err != nil || got != c.LocalAddr().(*net.UDPAddr).AddrPort() {
-			t.Fatalf("probe answer %v %v, want %v", got, err, c.LocalAddr())
-		}
+		confirm(t, c, tok, to)
 		<-seen
+	}
+	// A probe that does not bring back the cookie of its address counts for nothing: a cookie
+	// a got, sent from another socket (as a sender forging a's address would have to), is
+	// answered but does not move a's route or observed endpoint there.
+	spoof := listen(t)
+	if _, err := a.WriteToUDP(Probe("ta", nil), to); err != nil {
+		t.Fatal(err)
+	}
+	_, cookie, err := ParseProbeOK(read(t, a))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := spoof.WriteToUDP(Probe("ta", &cookie), to); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := ParseProbeOK(read(t, spoof)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-seen:
+		t.Fatal("a probe without its address's cookie moved the member")
+	default:
 	}
 	mu.Lock()
 	if observed[ID{1}] != a.LocalAddr().(*net.UDPAddr).AddrPort() {
@@ -142,16 +175,11 @@ func TestUnknownTokensFromMemory(t *testing.T) {
 	to := net.UDPAddrFromAddrPort(srv.Addr())
 	a, b, flood := listen(t), listen(t), listen(t)
 	for c, tok := range map[*net.UDPConn]string{a: "ta", b: "tb"} {
-		if _, err := c.WriteToUDP(Probe(tok), to); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := ParseProbeOK(read(t, c)); err != nil {
-			t.Fatal(err)
-		}
+		confirm(t, c, tok, to)
 	}
 	start, began := loads.Load(), time.Now()
 	for i := range 5000 {
-		if _, err := flood.WriteToUDP(Probe(fmt.Sprintf("unknown-%d", i)), to); err != nil {
+		if _, err := flood.WriteToUDP(Probe(fmt.Sprintf("unknown-%d", i), nil), to); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -159,7 +187,7 @@ func TestUnknownTokensFromMemory(t *testing.T) {
 	// may drop a probe when the flood fills the socket's buffer: try again.)
 	answered := false
 	for try := 0; try < 20 && !answered; try++ {
-		if _, err := a.WriteToUDP(Probe("ta"), to); err != nil {
+		if _, err := a.WriteToUDP(Probe("ta", nil), to); err != nil {
 			t.Fatal(err)
 		}
 		buf := make([]byte, 256)
