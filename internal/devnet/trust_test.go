@@ -75,17 +75,17 @@ func TestAdversariesNeverReadyNorHired(t *testing.T) {
 	}
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
-		left := 0
+		var left []string
 		for id, dv := range all() {
 			if kind[id] != "" && !settled(dv) {
-				left++
+				left = append(left, kind[id]+" "+id+" "+dv.Status+" ("+dv.StatusReason+")")
 			}
 		}
-		if left == 0 {
+		if len(left) == 0 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d adversary devices were never stopped", left)
+			t.Fatalf("%d adversary devices were never stopped: %s", len(left), strings.Join(left, "; "))
 		}
 		tk := time.NewTimer(100 * time.Millisecond)
 		select {
