@@ -79,6 +79,17 @@ func TestRateLimits(t *testing.T) {
 	if _, err := other.Me(ctx); err != nil {
 		t.Fatal(err)
 	}
+	// A device's own refusals (a stale heartbeat nonce, as after a restart) do not count
+	// against its address: a site's devices must be able to say hello again.
+	w := e.device(t, e.user, cpuInventory("h-stale"))
+	w.HTTP = from("127.0.0.4")
+	for range 10 {
+		_, err := w.Heartbeat(ctx, api.HeartbeatRequest{Nonce: "stale", Telemetry: api.Telemetry{At: time.Now()}})
+		code(t, err, iog.EUNAUTHORIZED)
+	}
+	if _, err := (&api.Client{Base: e.c.URL(), Token: e.user.Token, HTTP: from("127.0.0.4")}).Me(ctx); err != nil {
+		t.Fatalf("the address of a device refused 10 stale heartbeats: %v", err)
+	}
 	// The account's bucket: 20 requests, then 429.
 	for i := 1; ; i++ {
 		_, err := other.Me(ctx)

@@ -194,11 +194,13 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 				return
 			}
 		}
-		// Whatever is not authenticated (public routes, registrations, failures) is charged to
-		// the address once it is done.
+		// Whatever is not authenticated (public routes, registrations, failed authentication)
+		// is charged to the address once it is done. An authenticated caller's refusals (a
+		// stale heartbeat nonce after a restart, say) are not: a site's devices behind one
+		// address must be able to say hello again all at once.
 		authenticated := false
 		defer func() {
-			if !exempt && (!authenticated || rec.code == http.StatusUnauthorized) {
+			if !exempt && !authenticated {
 				s.lim.anon.Charge(client)
 			}
 		}()
