@@ -83,11 +83,14 @@ func waitMS(r *http.Request) int64 {
 // deadlines sets the request's read and write deadlines by its class: a long-poll may write
 // after its wait, the mesh proxy streams without deadlines, everything else has the defaults.
 func (l *limiter) deadlines(w http.ResponseWriter, r *http.Request) {
+	rc := http.NewResponseController(w)
 	if strings.Contains(r.URL.Path, "/proxy/") {
+		// None, and none left over from an earlier request on this connection.
+		_ = rc.SetReadDeadline(time.Time{})
+		_ = rc.SetWriteDeadline(time.Time{})
 		return
 	}
 	now := time.Now()
-	rc := http.NewResponseController(w)
 	_ = rc.SetReadDeadline(now.Add(l.cfg.ReadTimeout))
 	_ = rc.SetWriteDeadline(now.Add(l.cfg.WriteTimeout + time.Duration(waitMS(r))*time.Millisecond))
 }
