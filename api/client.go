@@ -75,6 +75,9 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any) error
 	}
 	if resp.StatusCode/100 != 2 {
 		e := &Error{Status: resp.StatusCode}
+		if sec, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && sec >= 0 {
+			e.RetryAfter = time.Duration(sec) * time.Second
+		}
 		if json.Unmarshal(data, e) != nil || e.Code == "" {
 			e.Code, e.Message = "EINTERNAL", fmt.Sprintf("HTTP %d: %s", resp.StatusCode, strings.TrimSpace(string(data)))
 		}
@@ -98,7 +101,7 @@ func (c *Client) sign(req *http.Request, path string, body []byte) {
 	var n [16]byte
 	_, _ = rand.Read(n[:])
 	nonce := hex.EncodeToString(n[:])
-	sig := ed25519.Sign(c.Key, SigningMessage(req.Method, path, body, ts, nonce))
+	sig := ed25519.Sign(c.Key, SigningText(req.Method, path, c.DeviceID, body, ts, nonce))
 	if c.DeviceID != "" {
 		req.Header.Set(HeaderDevice, c.DeviceID)
 	} else {
@@ -159,7 +162,7 @@ func (c *Client) ResumeDevice(ctx context.Context, id string) (Device, error) {
 	return out, c.Do(ctx, http.MethodPost, "/v1/devices/"+url.PathEscape(id)+"/resume", nil, &out)
 }
 
-// DeleteDevice removes a device that is not hired.
+// DeleteDevice removes a device that holds no lease, stake or unclaimed rewards.
 func (c *Client) DeleteDevice(ctx context.Context, id string) error {
 	return c.Do(ctx, http.MethodDelete, "/v1/devices/"+url.PathEscape(id), nil, nil)
 }

@@ -7,6 +7,8 @@ type Error struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
 	Status  int    `json:"-"`
+	// RetryAfter is the answer's Retry-After (429 ERATE_LIMITED): when to try again.
+	RetryAfter time.Duration `json:"-"`
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
@@ -61,6 +63,9 @@ type Device struct {
 	Proofs []Proof `json:"proofs,omitempty"`
 	// Reputation is the score with its inputs (detail only).
 	Reputation *Reputation `json:"reputation,omitempty"`
+	// Review says why an admin should look at the device: it claims hardware another owner's
+	// device was blocked for fraud with (detail only).
+	Review string `json:"review,omitempty"`
 }
 
 // DeviceEvent is one status change.

@@ -13,11 +13,23 @@ const (
 	HeaderKey       = "X-Iog-Key"       // base64 ed25519 public key (register only)
 	HeaderTimestamp = "X-Iog-Timestamp" // unix seconds
 	HeaderNonce     = "X-Iog-Nonce"     // random, never reused
-	HeaderSignature = "X-Iog-Signature" // base64 ed25519 signature of SigningMessage
+	HeaderSignature = "X-Iog-Signature" // base64 ed25519 signature of SigningText
 )
 
-// SigningMessage is what a worker signs: method, path (with query), sha256 of the body,
-// timestamp and nonce, one per line.
+// SigningText is what a worker signs: "iog-v2", method, path (with query), the device id
+// ("" on register, where the new key in HeaderKey signs), sha256 of the body, timestamp and
+// nonce, one per line. Naming the device binds the signature to it: the same request cannot be
+// presented as another device's.
+func SigningText(method, pathAndQuery, deviceID string, body []byte, timestamp, nonce string) []byte {
+	sum := sha256.Sum256(body)
+	return []byte(strings.Join([]string{"iog-v2", method, pathAndQuery, deviceID, hex.EncodeToString(sum[:]), timestamp, nonce}, "\n"))
+}
+
+// SigningMessage is the iog-v1 text (method, path, body hash, timestamp and nonce, without the
+// device id).
+//
+// Deprecated: coordinators refuse requests signed over it, with a message that says so; sign
+// SigningText.
 func SigningMessage(method, pathAndQuery string, body []byte, timestamp, nonce string) []byte {
 	sum := sha256.Sum256(body)
 	return []byte(strings.Join([]string{"iog-v1", method, pathAndQuery, hex.EncodeToString(sum[:]), timestamp, nonce}, "\n"))

@@ -19,7 +19,9 @@ import (
 	"github.com/iognet/iog/internal/coordinator"
 	"github.com/iognet/iog/internal/devnet"
 	"github.com/iognet/iog/internal/executor"
+	"github.com/iognet/iog/internal/httpapi"
 	"github.com/iognet/iog/internal/hwinfo"
+	"github.com/iognet/iog/internal/limit"
 	"github.com/iognet/iog/internal/mesh"
 	"github.com/iognet/iog/internal/proof/cuda"
 	"github.com/iognet/iog/internal/worker"
@@ -44,8 +46,10 @@ func logger(w io.Writer, json bool, level slog.Level) *slog.Logger {
 
 func runCoordinator(ctx context.Context, o cli.CoordinatorOptions, w io.Writer) error {
 	log := logger(os.Stderr, !o.Dev, slog.LevelInfo)
+	lim := limits(o.Limits, o.Dev)
 	c, err := coordinator.New(ctx, coordinator.Config{DB: o.DB, Listen: o.Listen, DataDir: o.DataDir, Dev: o.Dev,
-		HeartbeatInterval: o.HeartbeatInterval, SettleEvery: o.SettleEvery, MeshRelay: o.MeshRelay, MeshPadding: o.MeshPadding, Log: log})
+		HeartbeatInterval: o.HeartbeatInterval, SettleEvery: o.SettleEvery, MeshRelay: o.MeshRelay, MeshPadding: o.MeshPadding, Log: log,
+		Limits: &lim})
 	if err != nil {
 		return err
 	}
@@ -57,6 +61,22 @@ func runCoordinator(ctx context.Context, o cli.CoordinatorOptions, w io.Writer) 
 		_ = key
 	}
 	return c.Run(ctx)
+}
+
+// limits turns the --limit-* flags into the coordinator's limits.
+func limits(o cli.LimitOptions, dev bool) coordinator.Limits {
+	l := coordinator.DefaultLimits()
+	l.HTTP.Anon = limit.Rate{PerSec: o.AnonRate, Burst: o.AnonBurst}
+	l.HTTP.User = limit.Rate{PerSec: o.AccountRate, Burst: o.AccountBurst}
+	l.HTTP.Device = limit.Rate{PerSec: o.DeviceRate, Burst: o.DeviceBurst}
+	l.HTTP.LongPolls, l.HTTP.ReadTimeout, l.HTTP.WriteTimeout = o.LongPolls, o.ReadTimeout, o.WriteTimeout
+	l.Conns, l.ConnsPerAddr = o.Conns, o.ConnsPerAddr
+	l.JoinTokensPerHour, l.DevicesPerHour = o.JoinTokensPerHour, o.DevicesPerHour
+	l.ReadHeaderTimeout, l.IdleTimeout = o.ReadHeaderTimeout, o.IdleTimeout
+	if o.ExemptLoopback || dev {
+		l.HTTP.Exempt = httpapi.Loopback
+	}
+	return l
 }
 
 func runWorker(ctx context.Context, o cli.WorkerOptions, w io.Writer) error {

@@ -1,6 +1,6 @@
 // Package auth authenticates the two kinds of caller: people (API keys, of which only SHA-256
 // hashes are stored) and devices (ed25519 signatures over every request, with a bounded clock
-// skew and a replay window of used nonces). There is no shared secret anywhere.
+// skew and used nonces kept in the store, shared by every coordinator). There is no shared secret anywhere.
 package auth
 
 import (
@@ -29,9 +29,8 @@ type Auth struct {
 	now   func() time.Time
 	newID func(prefix string) string
 
-	mu     sync.Mutex
-	nonces map[string]time.Time // device or key + nonce -> expiry
-	sweep  time.Time
+	mu    sync.Mutex
+	sweep time.Time // when expired nonces were last deleted
 }
 
 // New returns an Auth over the store.
@@ -39,7 +38,7 @@ func New(db *store.DB, now func() time.Time, newID func(prefix string) string) *
 	if newID == nil {
 		newID = iog.NewID
 	}
-	return &Auth{db: db, now: now, newID: newID, nonces: map[string]time.Time{}}
+	return &Auth{db: db, now: now, newID: newID}
 }
 
 // HashKey is how API keys and join tokens are stored.
@@ -51,8 +50,8 @@ func HashKey(key string) string {
 // CreateAccount makes an account and returns its first API key (shown once).
 func (a *Auth) CreateAccount(ctx context.Context, name string, roles []iog.Role) (iog.Account, string, error) {
 	name = strings.TrimSpace(name)
-	if name == "" || len(name) > 64 {
-		return iog.Account{}, "", iog.Errorf(iog.EINVALID, "account name must be 1 to 64 characters")
+	if err := iog.CheckLabel("account name", name, api.MaxName, false); err != nil {
+		return iog.Account{}, "", err
 	}
 	if len(roles) == 0 {
 		return iog.Account{}, "", iog.Errorf(iog.EINVALID, "an account needs at least one role (renter, supplier, admin)")
@@ -121,35 +120,51 @@ func (a *Auth) Device(ctx context.Context, r *http.Request, body []byte) (Signed
 	if err != nil || len(pub) != ed25519.PublicKeySize {
 		return Signed{}, iog.Errorf(iog.EUNAUTHORIZED, "bad public key")
 	}
+	// One key, one spelling: base64 decoding ignores the unused low bits of the last
+	// character, so the key is kept (and registered, and its nonces counted) in the one
+	// canonical form.
+	s.PublicKey = base64.StdEncoding.EncodeToString(pub)
 	rawSig, err := base64.StdEncoding.DecodeString(sig)
 	if err != nil {
 		return Signed{}, iog.Errorf(iog.EUNAUTHORIZED, "bad signature encoding")
 	}
-	if !ed25519.Verify(pub, api.SigningMessage(r.Method, r.URL.RequestURI(), body, ts, nonce), rawSig) {
+	if !ed25519.Verify(pub, api.SigningText(r.Method, r.URL.RequestURI(), s.Device.ID, body, ts, nonce), rawSig) {
+		//lint:ignore SA1019 the old text is recognised only to refuse it with a clear message
+		if ed25519.Verify(pub, api.SigningMessage(r.Method, r.URL.RequestURI(), body, ts, nonce), rawSig) {
+			return Signed{}, iog.Errorf(iog.EUNAUTHORIZED, "request signed over the iog-v1 text, which does not name the device; this coordinator accepts only iog-v2 signatures (api.SigningText): upgrade the worker")
+		}
 		return Signed{}, iog.Errorf(iog.EUNAUTHORIZED, "bad signature")
 	}
-	if !a.useNonce(s.PublicKey+"/"+nonce, now) {
+	fresh, err := a.useNonce(ctx, s.PublicKey, nonce, now)
+	if err != nil {
+		return Signed{}, err
+	}
+	if !fresh {
 		return Signed{}, iog.Errorf(iog.EUNAUTHORIZED, "replayed request (nonce already used)")
 	}
 	return s, nil
 }
 
-// useNonce records a nonce for the skew window and reports whether it was fresh. Nonces live
-// in memory: a request older than the window is refused by its timestamp anyway.
-func (a *Auth) useNonce(k string, now time.Time) bool {
+// useNonce records a nonce of a key in the store for twice the skew window (a request
+// carrying it is refused for its timestamp after that) and reports whether it was fresh. The
+// store is shared by every coordinator on the database and outlives restarts, so a captured
+// request is accepted once by the whole network.
+func (a *Auth) useNonce(ctx context.Context, pubKey, nonce string, now time.Time) (bool, error) {
+	sum := sha256.Sum256([]byte(pubKey + "/" + nonce))
+	fresh, err := a.db.UseNonce(ctx, hex.EncodeToString(sum[:]), now, now.Add(2*MaxSkew))
+	if err != nil || !fresh {
+		return fresh, err
+	}
 	a.mu.Lock()
-	defer a.mu.Unlock()
-	if now.Sub(a.sweep) > MaxSkew {
-		for n, exp := range a.nonces {
-			if now.After(exp) {
-				delete(a.nonces, n)
-			}
-		}
+	sweep := now.Sub(a.sweep) > MaxSkew
+	if sweep {
 		a.sweep = now
 	}
-	if _, seen := a.nonces[k]; seen {
-		return false
+	a.mu.Unlock()
+	if sweep {
+		if err := a.db.ForgetNonces(ctx, now); err != nil {
+			return true, err
+		}
 	}
-	a.nonces[k] = now.Add(2 * MaxSkew)
-	return true
+	return true, nil
 }

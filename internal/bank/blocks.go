@@ -3,6 +3,7 @@ package bank
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -73,7 +74,14 @@ func (b *Bank) produce(ctx context.Context, n int64, start, end, now time.Time) 
 	for _, d := range ds {
 		in, why, err := b.nominate(ctx, d, start, end)
 		if err != nil {
-			return err
+			if ctx.Err() != nil {
+				return err
+			}
+			// One device that cannot be judged is not nominated; the block goes on for the
+			// rest (a store that is down fails RecordBlock below, and the block is tried again).
+			b.cfg.Log.Error("block nomination", "block", n, "device", d.ID, "err", err)
+			detail.NotNominated[d.ID] = "could not be evaluated: " + iog.ErrorMessage(err)
+			continue
 		}
 		if why != "" {
 			detail.NotNominated[d.ID] = why
@@ -195,19 +203,23 @@ func toBlock(r store.BlockRow) api.Block {
 }
 
 // Tick runs the singleton work once if this coordinator leads: released stake, burned
-// slashes, due blocks.
+// slashes, due blocks; the errors of all three come back together.
 func (b *Bank) Tick(ctx context.Context) error {
 	if !b.Lead(ctx) {
 		return nil
 	}
+	// Each step runs whatever the others did: a stuck withdrawal or slash never stops blocks.
+	var errs []error
 	if err := b.releaseWithdrawals(ctx); err != nil {
-		return err
+		errs = append(errs, err)
 	}
 	if err := b.burnDueSlashes(ctx); err != nil {
-		return err
+		errs = append(errs, err)
 	}
-	_, err := b.ProduceBlocks(ctx)
-	return err
+	if _, err := b.ProduceBlocks(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
 }
 
 // Run ticks until ctx ends.

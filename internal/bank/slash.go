@@ -1,9 +1,10 @@
 package bank
 
 import (
-	"time"
-
 	"context"
+	"errors"
+	"fmt"
+	"time"
 
 	"github.com/iognet/iog/api"
 	"github.com/iognet/iog/internal/iog"
@@ -14,8 +15,9 @@ func storeWithdrawal(id, device string, amt iog.Amount, now time.Time) store.Wit
 	return store.Withdrawal{ID: id, DeviceID: device, Amount: amt, RequestedAt: now, UnlockAt: now.Add(StakeCooldown), State: "cooling"}
 }
 
-// Slash moves a device's whole stake and unpaid rewards into a held account after fraud. After
-// the 30-day appeal window it is burned, unless an admin upholds the appeal.
+// Slash moves a device's whole stake (in its cooldown too) and unpaid rewards into a held
+// account after fraud. After the 30-day appeal window it is burned, unless an admin upholds the
+// appeal.
 func (b *Bank) Slash(ctx context.Context, deviceID, reason string) error {
 	d, err := b.db.Device(ctx, deviceID)
 	if err != nil {
@@ -30,15 +32,31 @@ func (b *Bank) Slash(ctx context.Context, deviceID, reason string) error {
 	if err != nil {
 		return err
 	}
+	// Stake in its cooldown is still at stake: withdrawing does not escape a slash.
+	cooling, err := b.db.Withdrawals(ctx, d.ID)
+	if err != nil {
+		return err
+	}
+	var cooled iog.Amount
+	var wids []string
+	for _, w := range cooling {
+		cooled += w.Amount
+		wids = append(wids, w.ID)
+	}
 	id := b.cfg.NewID("sl")
 	var ps []iog.Posting
 	if stake > 0 {
 		ps = append(ps, iog.Transfer("slash:"+id+":stake", "slash:"+id, iog.IO, now, iog.AccStake(d.ID), iog.AccHeld(d.ID), stake, reason))
 	}
+	if cooled > 0 {
+		ps = append(ps, iog.Transfer("slash:"+id+":cooldown", "slash:"+id, iog.IO, now, iog.AccCooldown(d.ID), iog.AccHeld(d.ID), cooled, reason))
+		stake += cooled
+	}
 	if rewards > 0 {
 		ps = append(ps, iog.Transfer("slash:"+id+":rewards", "slash:"+id, iog.IO, now, iog.AccRewards(d.ID), iog.AccHeld(d.ID), rewards, reason))
 	}
-	sl := store.Slash{ID: id, DeviceID: d.ID, OwnerID: d.OwnerID, Stake: stake, Rewards: rewards, Reason: reason, At: now, AppealUntil: now.Add(AppealWindow)}
+	sl := store.Slash{ID: id, DeviceID: d.ID, OwnerID: d.OwnerID, Stake: stake, Rewards: rewards, Reason: reason, At: now,
+		AppealUntil: now.Add(AppealWindow), Withdrawals: wids}
 	if err := b.db.CreateSlash(ctx, sl, ps...); err != nil {
 		return err
 	}
@@ -122,10 +140,11 @@ func (b *Bank) burnDueSlashes(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	var errs []error
 	for _, s := range ss {
 		if err := b.resolve(ctx, s, false); err != nil {
-			return err
+			errs = append(errs, fmt.Errorf("burn slash %s: %w", s.ID, err))
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }

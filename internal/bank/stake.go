@@ -2,6 +2,8 @@ package bank
 
 import (
 	"context"
+	"errors"
+	"fmt"
 
 	"github.com/iognet/iog/api"
 	"github.com/iognet/iog/internal/iog"
@@ -66,6 +68,10 @@ func (b *Bank) WithdrawStake(ctx context.Context, acct iog.Account, r api.StakeR
 	if err != nil {
 		return api.StakeStatus{}, err
 	}
+	// As on io.net: stake backs the work a device does, so it stays while the device is hired.
+	if d.Status == iog.DeviceHired {
+		return api.StakeStatus{}, iog.Errorf(iog.ECONFLICT, "device %s is hired; withdraw its stake after its lease ends", d.ID)
+	}
 	now := b.cfg.Now()
 	id := b.cfg.NewID("wd")
 	p := iog.Transfer("withdraw:"+id, "stake:"+d.ID, iog.IO, now, iog.AccStake(d.ID), iog.AccCooldown(d.ID), amt, "unstake: cooldown starts")
@@ -117,32 +123,38 @@ func (b *Bank) stakeStatus(ctx context.Context, d iog.Device) (api.StakeStatus, 
 	min := MinStake(d.GPUModel, d.GPUCount)
 	out := api.StakeStatus{DeviceID: d.ID, Staked: staked.String(), Minimum: min.String(), Sufficient: staked >= min,
 		Held: held.String(), Unclaimed: unclaimed.String(), Cooling: []api.Withdrawal{}, NominatedIn: -1}
-	ws, err := b.db.Withdrawals(ctx, d.ID)
+	ws, err := b.db.AllWithdrawals(ctx, d.ID, 50)
 	if err != nil {
 		return out, err
 	}
 	for _, w := range ws {
-		out.Cooling = append(out.Cooling, api.Withdrawal{ID: w.ID, Amount: w.Amount.String(), UnlockAt: w.UnlockAt, State: w.State})
+		// Stake in its cooldown, and stake a slash took during its cooldown (never paid out).
+		if w.State == "cooling" || w.State == "slashed" {
+			out.Cooling = append(out.Cooling, api.Withdrawal{ID: w.ID, Amount: w.Amount.String(), UnlockAt: w.UnlockAt, State: w.State})
+		}
 	}
 	return out, nil
 }
 
-// releaseWithdrawals pays out stake whose cooldown is over.
+// releaseWithdrawals pays out stake whose cooldown is over, to the device's owner (also of a
+// device deleted before deletes were guarded). One withdrawal that fails does not hold up the
+// others; the errors are returned together.
 func (b *Bank) releaseWithdrawals(ctx context.Context) error {
 	now := b.cfg.Now()
 	ws, err := b.db.DueWithdrawals(ctx, now)
 	if err != nil {
 		return err
 	}
+	var errs []error
 	for _, w := range ws {
-		d, err := b.db.Device(ctx, w.DeviceID)
-		if err != nil {
-			return err
+		owner, err := b.db.DeviceOwner(ctx, w.DeviceID)
+		if err == nil {
+			p := iog.Transfer("unstake:"+w.ID, "stake:"+w.DeviceID, iog.IO, now, iog.AccCooldown(w.DeviceID), iog.AccWallet(owner), w.Amount, "cooldown over")
+			err = b.db.ReleaseWithdrawal(ctx, w.ID, p)
 		}
-		p := iog.Transfer("unstake:"+w.ID, "stake:"+w.DeviceID, iog.IO, now, iog.AccCooldown(w.DeviceID), iog.AccWallet(d.OwnerID), w.Amount, "cooldown over")
-		if err := b.db.ReleaseWithdrawal(ctx, w.ID, p); err != nil {
-			return err
+		if err != nil {
+			errs = append(errs, fmt.Errorf("release withdrawal %s of device %s: %w", w.ID, w.DeviceID, err))
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }

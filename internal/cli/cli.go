@@ -57,9 +57,13 @@ type app struct {
 	getenv         func(string) string
 	stdin          io.Reader
 	stdout, stderr io.Writer
-	svc            Services
-	isTTY          func(io.Writer) bool
-	now            func() time.Time
+	// term is stdout before cleaning (safe.go): only the progress bar, which draws with
+	// control characters of its own, writes to it, and nothing from the network goes into it
+	// uncleaned.
+	term  io.Writer
+	svc   Services
+	isTTY func(io.Writer) bool
+	now   func() time.Time
 
 	flagAddr, flagToken string // persistent --addr / --token
 	base                string // the coordinator URL once a client is made, for error messages
@@ -81,6 +85,9 @@ func (a *app) run(args []string) (code int) {
 	if a.stderr == nil {
 		a.stderr = io.Discard
 	}
+	// Every output path of every command is cleaned of terminal control characters.
+	a.term = a.stdout
+	a.stdout, a.stderr = newSafeWriter(a.stdout), newSafeWriter(a.stderr)
 	if args == nil {
 		args = []string{} // cobra reads os.Args when given nil
 	}

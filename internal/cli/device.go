@@ -119,6 +119,9 @@ func (a *app) deviceDetails(w io.Writer, d api.Device) {
 	if d.LeaseID != "" {
 		row(tw, "Lease:", d.LeaseID)
 	}
+	if d.Review != "" {
+		row(tw, "Review:", d.Review)
+	}
 	last := ago(now, d.LastSeenAt)
 	if !d.LastSeenAt.IsZero() {
 		last = formatTime(d.LastSeenAt) + " (" + last + ")"
@@ -267,8 +270,11 @@ func (a *app) deviceStateCmd(verb, short, done string) *cobra.Command {
 func (a *app) deviceDeleteCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "delete ID",
-		Short: "Remove a device that is not hired",
-		Args:  cobra.ExactArgs(1),
+		Short: "Remove a device that holds no lease, stake or unclaimed rewards",
+		Long: `Remove a device: its worker's key stops working. A device that is hired, has stake (staked
+or in its 14-day cooldown) or unclaimed block rewards is refused, with what to do first
+("iog stake withdraw", "iog wallet claim").`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := a.client()
 			if err != nil {

@@ -57,8 +57,8 @@ func (a *app) progress(cl api.Cluster, show bool) progress {
 	switch {
 	case !show:
 		return quiet{}
-	case a.isTTY(a.stdout) && a.getenv("TERM") != "dumb":
-		return newBar(a.stdout, nodeCount(cl))
+	case a.isTTY(a.term) && a.getenv("TERM") != "dumb":
+		return newBar(a.term, nodeCount(cl))
 	default:
 		return &lines{w: a.stdout}
 	}
@@ -108,7 +108,7 @@ func (b *bar) update(cl api.Cluster) {
 	if b.ended {
 		return
 	}
-	b.b.Describe(fmt.Sprintf("%-10s", stateLabel(cl)))
+	b.b.Describe(fmt.Sprintf("%-10s", clean(stateLabel(cl))))
 	_ = b.b.Set(running(cl))
 }
 

@@ -36,6 +36,28 @@ type CoordinatorOptions struct {
 	SettleEvery       time.Duration // billing and block loop cadence
 	MeshRelay         string        // UDP address of the mesh relay ("" = the listen address, "off")
 	MeshPadding       bool
+	Limits            LimitOptions
+}
+
+// LimitOptions are the bounds a coordinator puts on one client (docs/SECURITY.md); a rate or
+// cap of 0 turns that limit off. DefaultLimitOptions are the coordinator's defaults.
+type LimitOptions struct {
+	AnonRate, AccountRate, DeviceRate    float64 // requests per second
+	AnonBurst, AccountBurst, DeviceBurst int
+	LongPolls                            int // open long-polls per account or device
+	Conns, ConnsPerAddr                  int
+	JoinTokensPerHour, DevicesPerHour    int // per account
+	ReadHeaderTimeout, ReadTimeout       time.Duration
+	WriteTimeout, IdleTimeout            time.Duration
+	// ExemptLoopback skips the per-address limits for 127.0.0.0/8 and ::1 (on with --dev).
+	ExemptLoopback bool
+}
+
+// DefaultLimitOptions are the production limits (cmd/iog checks they match the coordinator's).
+func DefaultLimitOptions() LimitOptions {
+	return LimitOptions{AnonRate: 10, AnonBurst: 300, AccountRate: 50, AccountBurst: 500, DeviceRate: 20, DeviceBurst: 200,
+		LongPolls: 8, Conns: 16384, ConnsPerAddr: 1024, JoinTokensPerHour: 200, DevicesPerHour: 200,
+		ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second}
 }
 
 // WorkerOptions configure `iog worker`.
@@ -158,7 +180,30 @@ func (a *app) coordinatorCmd() *cobra.Command {
 	f.DurationVar(&o.SettleEvery, "settle-every", 10*time.Second, "how often leases are settled and due blocks produced")
 	f.StringVar(&o.MeshRelay, "mesh-relay", "", `UDP address of the cluster mesh's discovery and relay endpoint (default the --listen address; "off" for no mesh)`)
 	f.BoolVar(&o.MeshPadding, "mesh-padding", false, "ask mesh members to pad every packet to full size (hides sizes; costs bandwidth)")
+	limitFlags(cmd, &o.Limits)
 	return cmd
+}
+
+// limitFlags are the --limit-* and timeout flags of `iog coordinator` (docs/SECURITY.md).
+func limitFlags(cmd *cobra.Command, l *LimitOptions) {
+	d := DefaultLimitOptions()
+	f := cmd.Flags()
+	f.Float64Var(&l.AnonRate, "limit-anon-rate", d.AnonRate, "requests per second per client address without a valid credential (failed authentications, public routes, registrations); 0: no limit")
+	f.IntVar(&l.AnonBurst, "limit-anon-burst", d.AnonBurst, "burst of --limit-anon-rate")
+	f.Float64Var(&l.AccountRate, "limit-account-rate", d.AccountRate, "requests per second per account (API key); 0: no limit")
+	f.IntVar(&l.AccountBurst, "limit-account-burst", d.AccountBurst, "burst of --limit-account-rate")
+	f.Float64Var(&l.DeviceRate, "limit-device-rate", d.DeviceRate, "requests per second per device (signed requests); 0: no limit")
+	f.IntVar(&l.DeviceBurst, "limit-device-burst", d.DeviceBurst, "burst of --limit-device-rate")
+	f.IntVar(&l.LongPolls, "limit-long-polls", d.LongPolls, "long-polls one account or device may hold open at once; 0: no limit")
+	f.IntVar(&l.Conns, "limit-conns", d.Conns, "open connections in all (keep it under the file descriptor limit); 0: no limit")
+	f.IntVar(&l.ConnsPerAddr, "limit-conns-per-addr", d.ConnsPerAddr, "open connections per client address (IPv6: per /64); raise it for sites with many devices behind one NAT; 0: no limit")
+	f.IntVar(&l.JoinTokensPerHour, "limit-join-tokens-per-hour", d.JoinTokensPerHour, "join tokens one account may make in any hour; 0: no limit")
+	f.IntVar(&l.DevicesPerHour, "limit-devices-per-hour", d.DevicesPerHour, "devices that may join one account in any hour; 0: no limit")
+	f.DurationVar(&l.ReadHeaderTimeout, "read-header-timeout", d.ReadHeaderTimeout, "time a client has to send a request's headers")
+	f.DurationVar(&l.ReadTimeout, "read-timeout", d.ReadTimeout, "time a client has to send a request's body")
+	f.DurationVar(&l.WriteTimeout, "write-timeout", d.WriteTimeout, "time to write an answer (after a long-poll's wait; the mesh proxy has none)")
+	f.DurationVar(&l.IdleTimeout, "idle-timeout", d.IdleTimeout, "time a kept-alive connection may wait for its next request")
+	f.BoolVar(&l.ExemptLoopback, "limit-exempt-loopback", false, "skip the per-address limits for loopback clients (on with --dev: the devnet's workers share 127.0.0.1)")
 }
 
 // defaultStateDir is $XDG_STATE_HOME/iog-worker, else ~/.local/state/iog-worker.

@@ -59,12 +59,23 @@ func TestServicesGetOptions(t *testing.T) {
 			UpOptions{DataDir: "/d", Listen: ":8080", Workers: 0, NoDemo: true, ConfigPath: "/tmp/c.json", JSON: true}},
 		{"coordinator defaults", base, []string{"coordinator"}, CoordinatorOptions{
 			DB: "sqlite:./iog-data/iog.db", Listen: "127.0.0.1:7070", DataDir: "./iog-data", HeartbeatInterval: 10 * time.Second, SettleEvery: 10 * time.Second,
+			Limits: DefaultLimitOptions(),
 		}},
 		{"coordinator data dir names the db", base, []string{"coordinator", "--data-dir", "/var/lib/iog/"}, CoordinatorOptions{
 			DB: "sqlite:/var/lib/iog/iog.db", Listen: "127.0.0.1:7070", DataDir: "/var/lib/iog/", HeartbeatInterval: 10 * time.Second, SettleEvery: 10 * time.Second,
+			Limits: DefaultLimitOptions(),
 		}},
 		{"coordinator flags", base, []string{"coordinator", "--db", "postgres://iog@db/iog", "--listen", "0.0.0.0:7070", "--dev", "--heartbeat-interval", "2s"},
-			CoordinatorOptions{DB: "postgres://iog@db/iog", Listen: "0.0.0.0:7070", DataDir: "./iog-data", Dev: true, HeartbeatInterval: 2 * time.Second, SettleEvery: 10 * time.Second}},
+			CoordinatorOptions{DB: "postgres://iog@db/iog", Listen: "0.0.0.0:7070", DataDir: "./iog-data", Dev: true, HeartbeatInterval: 2 * time.Second, SettleEvery: 10 * time.Second,
+				Limits: DefaultLimitOptions()}},
+		{"coordinator limit flags", base, []string{"coordinator", "--limit-anon-rate", "2.5", "--limit-conns-per-addr", "4096", "--limit-devices-per-hour", "0",
+			"--write-timeout", "1m", "--limit-exempt-loopback"},
+			CoordinatorOptions{DB: "sqlite:./iog-data/iog.db", Listen: "127.0.0.1:7070", DataDir: "./iog-data", HeartbeatInterval: 10 * time.Second, SettleEvery: 10 * time.Second,
+				Limits: func() LimitOptions {
+					l := DefaultLimitOptions()
+					l.AnonRate, l.ConnsPerAddr, l.DevicesPerHour, l.WriteTimeout, l.ExemptLoopback = 2.5, 4096, 0, time.Minute, true
+					return l
+				}()}},
 		{"worker flags", base, []string{"worker", "--coordinator", "http://10.0.0.1:7070/", "--join-token", "jt", "--name", "rig", "--region", "eu", "--executor", "docker", "--docker-host", "unix:///d.sock", "--state-dir", "/s"},
 			WorkerOptions{Coordinator: "http://10.0.0.1:7070", JoinToken: "jt", StateDir: "/s", Name: "rig", Region: "eu", Executor: "docker", DockerHost: "unix:///d.sock", Sandbox: "auto"}},
 		{"worker isolation flags", base, []string{"worker", "--coordinator", "http://c:1", "--state-dir", "/s", "--sandbox", "require", "--runtime", "runsc",

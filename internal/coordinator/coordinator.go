@@ -26,6 +26,7 @@ import (
 	"github.com/iognet/iog/internal/httpapi"
 	"github.com/iognet/iog/internal/hwinfo"
 	"github.com/iognet/iog/internal/iog"
+	"github.com/iognet/iog/internal/limit"
 	"github.com/iognet/iog/internal/market"
 	"github.com/iognet/iog/internal/relay"
 	"github.com/iognet/iog/internal/store"
@@ -67,6 +68,35 @@ type Config struct {
 	// PublicURL is the coordinator's address as workers reach it, shown in the console's join
 	// command ("" for the address the browser used).
 	PublicURL string
+	// Limits bound what one client can take; nil: DefaultLimits(), with loopback exempt from
+	// the per-address limits in dev mode (the devnet's workers share 127.0.0.1).
+	Limits *Limits
+}
+
+// Limits are every bound the coordinator puts on one client (docs/SECURITY.md).
+type Limits struct {
+	HTTP httpapi.Limits
+	// Conns caps the open connections in all, ConnsPerAddr those from one client address
+	// (an IPv6 /64); 0 is no cap.
+	Conns, ConnsPerAddr int
+	// ReadHeaderTimeout bounds how long a request's headers may take; IdleTimeout how long a
+	// kept-alive connection may wait for its next request.
+	ReadHeaderTimeout, IdleTimeout time.Duration
+	// JoinTokensPerHour and DevicesPerHour cap what one account makes in any hour (0: no cap).
+	JoinTokensPerHour, DevicesPerHour int
+}
+
+// DefaultLimits are the production limits.
+func DefaultLimits() Limits {
+	return Limits{HTTP: httpapi.DefaultLimits(), Conns: 16384, ConnsPerAddr: 1024, ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout: 120 * time.Second, JoinTokensPerHour: 200, DevicesPerHour: 200}
+}
+
+// DevLimits are DefaultLimits with loopback exempt from the per-address limits.
+func DevLimits() Limits {
+	l := DefaultLimits()
+	l.HTTP.Exempt = httpapi.Loopback
+	return l
 }
 
 // Coordinator is a running control plane.
@@ -102,6 +132,13 @@ func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 	}
 	if cfg.Listen == "" {
 		cfg.Listen = "127.0.0.1:7070"
+	}
+	if cfg.Limits == nil {
+		l := DefaultLimits()
+		if cfg.Dev {
+			l = DevLimits()
+		}
+		cfg.Limits = &l
 	}
 	db, err := store.Open(ctx, cfg.DB)
 	if err != nil {
@@ -146,6 +183,7 @@ func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 		Sweep: func(ctx context.Context) { c.Web.PruneSessions(ctx) }})
 	c.Fleet = fleet.New(fleet.Config{OnTelemetry: c.History.Observe, Store: db, Log: cfg.Log, Now: cfg.Now, NewID: cfg.NewID, HeartbeatInterval: cfg.HeartbeatInterval, Dev: cfg.Dev,
 		OnDown: c.Market.DeviceDown, Trust: trust, SkipProofs: cfg.SkipProofs,
+		JoinTokensPerHour: cfg.Limits.JoinTokensPerHour, DevicesPerHour: cfg.Limits.DevicesPerHour,
 		OnFraud: func(ctx context.Context, id, reason string) {
 			if err := c.Bank.Slash(ctx, id, reason); err != nil {
 				cfg.Log.Error("slash after fraud", "device", id, "err", err)
@@ -155,7 +193,7 @@ func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&metrics{db: db, fleet: c.Fleet, stats: c.Bank.Stats, now: cfg.Now, log: cfg.Log})
-	hc := httpapi.Config{Auth: c.Auth, Fleet: c.Fleet, Market: c.Market, Bank: c.Bank, Log: cfg.Log, Registry: reg}
+	hc := httpapi.Config{Auth: c.Auth, Fleet: c.Fleet, Market: c.Market, Bank: c.Bank, Log: cfg.Log, Registry: reg, Limits: &cfg.Limits.HTTP}
 	if cfg.MeshRelay != "off" {
 		c.proxy = &meshProxy{m: c.Market, log: cfg.Log}
 		hc.Mesh, hc.Proxy = c.Market, c.proxy
@@ -175,7 +213,8 @@ func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 		db.Close()
 		return nil, fmt.Errorf("coordinator: listen on %s: %w", cfg.Listen, err)
 	}
-	c.ln = ln
+	lim := cfg.Limits
+	c.ln = &limit.Listener{Listener: ln, Max: lim.Conns, PerAddr: lim.ConnsPerAddr, Exempt: lim.HTTP.Exempt}
 	if cfg.MeshRelay != "off" {
 		conn, hand, err := listenRelay(cfg.MeshRelay, ln.Addr())
 		if err != nil {
@@ -183,7 +222,8 @@ func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 			db.Close()
 			return nil, err
 		}
-		c.Relay = relay.New(conn, relay.Config{Lookup: c.Market.MeshMember, Observed: c.Market.MeshObserved, Log: cfg.Log.With("part", "relay")})
+		c.Relay = relay.New(conn, relay.Config{Members: c.Market.LiveMeshMembers, Observed: c.Market.MeshObserved, Log: cfg.Log.With("part", "relay")})
+		c.Market.SetRelay(c.Relay)
 		c.Market.EnableMesh(hand, cfg.MeshPadding)
 		local := c.Relay.Addr()
 		if local.Addr().IsUnspecified() {
@@ -191,7 +231,9 @@ func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 		}
 		c.proxy.relay = local
 	}
-	c.srv = &http.Server{Handler: c.Web.Wrap(c.API), ReadHeaderTimeout: 10 * time.Second}
+	// Bodies and answers have deadlines per route class (httpapi.Limits); headers and idle
+	// connections have theirs here.
+	c.srv = &http.Server{Handler: c.Web.Wrap(c.API), ReadHeaderTimeout: lim.ReadHeaderTimeout, IdleTimeout: lim.IdleTimeout, MaxHeaderBytes: 64 << 10}
 	return c, nil
 }
 

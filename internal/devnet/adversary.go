@@ -170,6 +170,7 @@ func (p *puppet) run(ctx context.Context) {
 	}
 	h, err := p.cl.Hello(ctx, api.HelloRequest{Inventory: p.inv, DataPlane: "none"})
 	if err != nil {
+		p.d.cfg.Log.Info("adversary hello refused", "kind", p.log, "device", p.cl.DeviceID, "err", err)
 		return // blocked at join, most likely
 	}
 	var wg sync.WaitGroup

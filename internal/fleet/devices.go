@@ -50,6 +50,9 @@ func (f *Fleet) View(ctx context.Context, d iog.Device, detail bool) (api.Device
 	if err := f.trustView(ctx, d, &out); err != nil {
 		return out, err
 	}
+	if out.Review, err = f.db.HardwareReview(ctx, d.ID); err != nil {
+		return out, err
+	}
 	leases, err := f.db.ActiveLeases(ctx, d.ID)
 	if err != nil {
 		return out, err
@@ -94,8 +97,8 @@ func (f *Fleet) Rename(ctx context.Context, acct iog.Account, id, name string) (
 		return api.Device{}, err
 	}
 	name = strings.TrimSpace(name)
-	if name == "" || len(name) > 64 {
-		return api.Device{}, iog.Errorf(iog.EINVALID, "name must be 1 to 64 characters")
+	if err := iog.CheckLabel("name", name, api.MaxName, false); err != nil {
+		return api.Device{}, err
 	}
 	d.Name = name
 	if err := f.db.UpdateDevice(ctx, d); err != nil {

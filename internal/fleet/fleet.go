@@ -51,6 +51,9 @@ type Config struct {
 	// OnTelemetry receives every heartbeat's telemetry (the console's history keeps it in
 	// memory and writes it in batches); it must not block.
 	OnTelemetry func(deviceID string, t api.Telemetry, at time.Time)
+	// JoinTokensPerHour and DevicesPerHour cap what one account makes in any hour; 0 is no
+	// cap.
+	JoinTokensPerHour, DevicesPerHour int
 }
 
 // Fleet is safe for concurrent use.
@@ -109,8 +112,18 @@ func (f *Fleet) CreateJoinToken(ctx context.Context, acct iog.Account) (api.Join
 	if !acct.Has(iog.RoleSupplier) {
 		return api.JoinToken{}, iog.Errorf(iog.EFORBIDDEN, "only supplier accounts can join devices")
 	}
-	tok := iog.NewSecret("iogj_", 20)
 	now := f.cfg.Now()
+	if n := f.cfg.JoinTokensPerHour; n > 0 {
+		made, err := f.db.MadeSince(ctx, acct.ID, now.Add(-time.Hour))
+		if err != nil {
+			return api.JoinToken{}, err
+		}
+		if made.Tokens >= n {
+			retry := made.OldestToken.Add(time.Hour).Sub(now)
+			return api.JoinToken{}, iog.Limited(retry, "%d join tokens made in the last hour; the limit is %d an hour (ask the operator to raise --limit-join-tokens-per-hour)", made.Tokens, n)
+		}
+	}
+	tok := iog.NewSecret("iogj_", 20)
 	exp := now.Add(f.cfg.JoinTokenTTL)
 	if err := f.db.CreateJoinToken(ctx, auth.HashKey(tok), acct.ID, now, exp); err != nil {
 		return api.JoinToken{}, err
@@ -133,14 +146,38 @@ func (f *Fleet) Register(ctx context.Context, pubKey string, req api.RegisterReq
 	now := f.cfg.Now()
 	name := strings.TrimSpace(req.Name)
 	if name == "" {
-		name = req.Inventory.Hostname
+		name = iog.Cut(req.Inventory.Hostname, api.MaxName)
 	}
 	region := strings.TrimSpace(req.Region)
 	if region == "" {
 		region = "local"
 	}
+	if err := iog.CheckLabel("name", name, api.MaxName, true); err != nil {
+		return iog.Device{}, err
+	}
+	if err := iog.CheckLabel("region", region, api.MaxName, false); err != nil {
+		return iog.Device{}, err
+	}
+	req.Inventory.GPUNote = iog.CleanText(req.Inventory.GPUNote, api.MaxMessage)
+	model, count, err := gpuClass(req.Inventory)
+	if err != nil {
+		return iog.Device{}, err
+	}
+	if n := f.cfg.DevicesPerHour; n > 0 {
+		owner, err := f.db.JoinTokenOwner(ctx, auth.HashKey(req.JoinToken))
+		if err != nil {
+			return iog.Device{}, err
+		}
+		made, err := f.db.MadeSince(ctx, owner, now.Add(-time.Hour))
+		if err != nil {
+			return iog.Device{}, err
+		}
+		if made.Devices >= n {
+			retry := made.OldestDevice.Add(time.Hour).Sub(now)
+			return iog.Device{}, iog.Limited(retry, "%d devices joined this account in the last hour; the limit is %d an hour (ask the operator to raise --limit-devices-per-hour)", made.Devices, n)
+		}
+	}
 	inv, _ := json.Marshal(req.Inventory)
-	model, count := gpuClass(req.Inventory)
 	// A joined device is pending until it passes a proof of GPU in a clean round and its
 	// probation ends (trust.go, proofs.go).
 	st, why := iog.DevicePending, "joined; waiting for its first proof of GPU"
@@ -152,7 +189,7 @@ func (f *Fleet) Register(ctx context.Context, pubKey string, req api.RegisterReq
 		StatusReason: why, Region: region, GPUModel: model, GPUCount: count, SharedHost: shared,
 		Inventory: inv, Addr: addr, CreatedAt: now, LastSeenAt: now, AskPerHour: pricing.AutoAsk(model, count, 0),
 	}
-	d, err := f.db.RegisterDevice(ctx, auth.HashKey(req.JoinToken), d)
+	d, err = f.db.RegisterDevice(ctx, auth.HashKey(req.JoinToken), d)
 	if err != nil {
 		return iog.Device{}, err
 	}
@@ -184,27 +221,66 @@ func validInventory(inv api.Inventory) error {
 			return iog.Errorf(iog.EINVALID, "inventory: unknown isolation level %q (want none, sandbox, container or gvisor)", l)
 		}
 	}
+	// Everything here is shown to others (device pages, the explorer, renters' clusters).
+	labels := []struct {
+		field, v string
+		max      int
+	}{
+		{"hostname", inv.Hostname, api.MaxHostname}, {"machine_id", inv.MachineID, api.MaxLabel},
+		{"os", inv.OS, api.MaxShortLabel}, {"arch", inv.Arch, api.MaxShortLabel}, {"kernel", inv.Kernel, api.MaxLabel},
+		{"cpu_model", inv.CPUModel, api.MaxLabel}, {"share", inv.Share, api.MaxLabel},
+	}
+	for _, g := range inv.GPUs {
+		labels = append(labels, []struct {
+			field, v string
+			max      int
+		}{{"gpu uuid", g.UUID, api.MaxLabel}, {"gpu name", g.Name, api.MaxLabel}, {"gpu model", g.Model, api.MaxGPUModel},
+			{"gpu driver", g.Driver, api.MaxShortLabel}, {"gpu cuda", g.CUDA, api.MaxShortLabel}}...)
+	}
+	for _, l := range labels {
+		if err := iog.CheckLabel("inventory: "+l.field, l.v, l.max, true); err != nil {
+			return err
+		}
+	}
+	if len(inv.GPUNote) > api.MaxMessage {
+		return iog.Errorf(iog.EINVALID, "inventory: gpu_note is over %d bytes", api.MaxMessage)
+	}
 	seen := map[string]bool{}
 	for _, g := range inv.GPUs {
 		if g.UUID == "" || seen[g.UUID] {
 			return iog.Errorf(iog.EINVALID, "inventory: GPU UUIDs must be present and distinct")
+		}
+		if g.MemoryMiB < 0 {
+			return iog.Errorf(iog.EINVALID, "inventory: GPU %s has negative memory", g.UUID)
 		}
 		seen[g.UUID] = true
 	}
 	return nil
 }
 
-// gpuClass is the device's GPU model (the most common one) and count.
-func gpuClass(inv api.Inventory) (string, int) {
+// gpuClass resolves every GPU's model to one class of the table (pricing.Resolve, checking
+// its memory; the driver's name stands in for a model the table does not know) and returns
+// the device's class (the most common one) and its count. Placement, pricing and proof
+// deadlines use this class and nothing else.
+func gpuClass(inv api.Inventory) (string, int, error) {
 	n := map[string]int{}
 	best := ""
 	for _, g := range inv.GPUs {
-		n[g.Model]++
-		if n[g.Model] > n[best] {
-			best = g.Model
+		c, err := pricing.Resolve(g.Model, g.MemoryMiB)
+		if c.Unlisted && g.Name != "" {
+			if byName, nerr := pricing.Resolve(g.Name, g.MemoryMiB); nerr == nil && !byName.Unlisted {
+				c, err = byName, nil
+			}
+		}
+		if err != nil {
+			return "", 0, iog.Errorf(iog.EINVALID, "inventory: GPU %s: %s", g.UUID, iog.ErrorMessage(err))
+		}
+		n[c.Model]++
+		if n[c.Model] > n[best] {
+			best = c.Model
 		}
 	}
-	return best, n[best]
+	return best, n[best], nil
 }
 
 func newNonce() string {
@@ -222,9 +298,17 @@ func (f *Fleet) Hello(ctx context.Context, d iog.Device, req api.HelloRequest, a
 	if req.Inventory.Share != "" && !f.cfg.Dev {
 		return api.HelloResponse{}, iog.Errorf(iog.EFORBIDDEN, "shared hosts are accepted only by a dev-mode coordinator")
 	}
+	if err := iog.CheckLabel("data_plane", req.DataPlane, api.MaxShortLabel, true); err != nil {
+		return api.HelloResponse{}, err
+	}
+	req.Inventory.GPUNote = iog.CleanText(req.Inventory.GPUNote, api.MaxMessage)
+	model, count, err := gpuClass(req.Inventory)
+	if err != nil {
+		return api.HelloResponse{}, err
+	}
 	inv, _ := json.Marshal(req.Inventory)
 	d.Inventory, d.Addr, d.DataPlane = inv, addr, req.DataPlane
-	d.GPUModel, d.GPUCount = gpuClass(req.Inventory)
+	d.GPUModel, d.GPUCount = model, count
 	if err := f.db.UpdateDevice(ctx, d); err != nil {
 		return api.HelloResponse{}, err
 	}

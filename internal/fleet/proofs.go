@@ -269,10 +269,12 @@ func (f *Fleet) issueDue(ctx context.Context, now time.Time) {
 	}
 }
 
-// issueRound challenges devices at one instant.
+// issueRound challenges devices at one instant. A device that cannot be challenged (its
+// inventory makes no valid challenge) fails on its own and is left out of the round: one bad
+// device never holds up the others of its group.
 func (f *Fleet) issueRound(ctx context.Context, ds []iog.Device, now time.Time) error {
 	c := f.cfg.Trust
-	rd := &round{id: f.cfg.NewID(iog.PrefixRound), size: len(ds), open: len(ds)}
+	rd := &round{id: f.cfg.NewID(iog.PrefixRound)}
 	ops := make([]*openProof, 0, len(ds))
 	ps := make([]iog.Proof, 0, len(ds))
 	epoch := now.Unix() / 3600
@@ -295,7 +297,8 @@ func (f *Fleet) issueRound(ctx context.Context, ds []iog.Device, now time.Time) 
 		}
 		params := c.Params(gpu, mem)
 		if err := params.Validate(); err != nil {
-			return fmt.Errorf("proof params for %s: %w", d.ID, err)
+			f.failAlone(ctx, d, class, "its inventory cannot be challenged (memory "+mib(mem)+"): "+err.Error(), now)
+			continue
 		}
 		w := c.Table.Window(c.Table.Class(class), params.Work(), inv.CPUThreads)
 		var nonce [32]byte
@@ -312,10 +315,14 @@ func (f *Fleet) issueRound(ctx context.Context, ds []iog.Device, now time.Time) 
 		ps = append(ps, p)
 		ops = append(ops, &openProof{p: p, params: params, seed: proof.NewSeed(nonce[:], d.ID, d.PublicKey, epoch), left: left})
 	}
+	if len(ps) == 0 {
+		return nil
+	}
+	rd.size, rd.open = len(ps), len(ps)
 	if err := f.db.CreateProofs(ctx, ps); err != nil {
 		return err
 	}
-	ids := make([]string, len(ds))
+	ids := make([]string, len(ops))
 	f.tr.mu.Lock()
 	f.tr.rounds[rd.id] = rd
 	for i, op := range ops {
@@ -329,6 +336,24 @@ func (f *Fleet) issueRound(ctx context.Context, ds []iog.Device, now time.Time) 
 	f.cfg.Log.Info("proof round issued", "round", rd.id, "devices", ids)
 	return nil
 }
+
+// failAlone records a failed proof, in a round of its own, for a device that cannot be
+// challenged, and sends it to the back of the queue like any failed device.
+func (f *Fleet) failAlone(ctx context.Context, d iog.Device, class, reason string, now time.Time) {
+	p := iog.Proof{ID: f.cfg.NewID(iog.PrefixProof), DeviceID: d.ID, RoundID: f.cfg.NewID(iog.PrefixRound), Class: class,
+		Units: []string{}, Threads: 1, Params: []byte("{}"), Epoch: now.Unix() / 3600, IssuedAt: now, StartBy: now,
+		AnsweredAt: now, Result: iog.ProofFailed, Reason: reason}
+	if err := f.db.CreateProofs(ctx, []iog.Proof{p}); err != nil {
+		f.cfg.Log.Error("record proof", "device", d.ID, "err", err)
+	}
+	f.cfg.Log.Warn("device cannot be challenged", "device", d.ID, "reason", reason)
+	f.tr.mu.Lock()
+	delete(f.tr.due, d.ID)
+	f.tr.mu.Unlock()
+	f.afterProof(ctx, d, p, now)
+}
+
+func mib(bytes int64) string { return fmt.Sprintf("%d MiB", bytes>>20) }
 
 // lookup finds an open proof of device d.
 func (f *Fleet) lookup(d iog.Device, id string) (*openProof, error) {
@@ -407,7 +432,7 @@ func (f *Fleet) AnswerProof(ctx context.Context, d iog.Device, id string, a api.
 	elapsed := now.Sub(p.StartedAt).Milliseconds()
 	result, reason := iog.ProofResult(""), ""
 	if a.Error != "" {
-		result, reason = iog.ProofFailed, "the device's solver gave up: "+a.Error
+		result, reason = iog.ProofFailed, "the device's solver gave up: "+iog.CleanText(a.Error, 512)
 	}
 	for _, u := range a.Units {
 		if result != "" {
@@ -532,6 +557,10 @@ func (f *Fleet) afterProof(ctx context.Context, d iog.Device, p iog.Proof, now t
 	case iog.ProofFraud:
 		reason := "fraud: proof " + p.ID + ": " + p.Reason
 		_, err = f.block(ctx, d, reason, now)
+		if err == nil {
+			// Deleting the device and joining the same hardware again does not launder it.
+			err = f.db.BlockHardware(ctx, d.ID, d.OwnerID, hardwareKeys(inventoryOf(d)), reason, now)
+		}
 		if err == nil && f.cfg.OnFraud != nil {
 			f.cfg.OnFraud(ctx, d.ID, reason)
 		}
@@ -569,6 +598,13 @@ func (f *Fleet) closeRound(ctx context.Context, rd *round, now time.Time) {
 				f.schedule(id, now.Add(jitter(c.RetryPending)))
 			} else {
 				f.schedule(id, now.Add(jitter(c.Reprove)))
+			}
+			continue
+		}
+		// The hardware binds to the device that proved it; other claims on it lose.
+		if ok, err := f.bindHardware(ctx, d, now); err != nil || !ok {
+			if err != nil {
+				f.cfg.Log.Error("bind hardware", "device", id, "err", err)
 			}
 			continue
 		}

@@ -147,20 +147,51 @@ func inventoryOf(d iog.Device) api.Inventory {
 	return inv
 }
 
-// admit checks a newly registered device's hardware: a GPU or host already registered by
-// another device, or more GPUs than allowed, blocks it with the reason.
+// admit checks a device's hardware when it joins and on every hello: more GPUs than allowed,
+// hardware another device proved first, or hardware blocked for fraud on a device of the
+// same owner blocks it, with the reason. An unproven claim of another device does not: both
+// are challenged and the first to prove keeps the hardware (bindHardware).
 func (f *Fleet) admit(ctx context.Context, d iog.Device, inv api.Inventory, now time.Time) (iog.Device, error) {
 	if n := len(inv.GPUs); n > f.cfg.Trust.MaxGPUs {
 		return f.block(ctx, d, fmt.Sprintf("claims %d GPUs; over the %d-per-device limit", n, f.cfg.Trust.MaxGPUs), now)
 	}
-	key, holder, err := f.db.ClaimHardware(ctx, d.ID, hardwareKeys(inv), now)
-	if err != nil {
+	c, err := f.db.ClaimHardware(ctx, d.ID, d.OwnerID, hardwareKeys(inv), now)
+	switch {
+	case err != nil:
 		return d, err
+	case c.Fraud != "":
+		return f.block(ctx, d, c.Fraud, now)
+	case c.Key != "":
+		return f.block(ctx, d, fmt.Sprintf("hardware %s is already registered to device %s, which proved it", c.Key, c.Holder), now)
 	}
-	if key != "" {
-		return f.block(ctx, d, fmt.Sprintf("hardware %s is already registered to device %s", key, holder), now)
+	if len(c.Review) > 0 {
+		f.cfg.Log.Warn("device flagged for review: it claims hardware blocked for fraud on another owner's device", "device", d.ID, "hardware", c.Review)
 	}
 	return d, nil
+}
+
+// bindHardware makes a device that just passed a proof the holder of its hardware; the other
+// devices that only claimed it are blocked. It reports false, blocking d instead, when another
+// device proved the hardware first.
+func (f *Fleet) bindHardware(ctx context.Context, d iog.Device, now time.Time) (bool, error) {
+	key, holder, losers, err := f.db.BindHardware(ctx, d.ID, hardwareKeys(inventoryOf(d)), now)
+	if err != nil {
+		return false, err
+	}
+	if key != "" {
+		_, err := f.block(ctx, d, fmt.Sprintf("hardware %s is already registered to device %s, which proved it first", key, holder), now)
+		return false, err
+	}
+	for id, k := range losers {
+		o, err := f.db.Device(ctx, id)
+		if err != nil || o.Status == iog.DeviceBlocked {
+			continue
+		}
+		if _, err := f.block(ctx, o, fmt.Sprintf("hardware %s is now held by device %s, which proved it first", k, d.ID), now); err != nil {
+			return true, err
+		}
+	}
+	return true, nil
 }
 
 func (f *Fleet) block(ctx context.Context, d iog.Device, reason string, now time.Time) (iog.Device, error) {

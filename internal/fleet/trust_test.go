@@ -118,8 +118,10 @@ func TestLifecycle(t *testing.T) {
 	if d.Status != iog.DevicePending {
 		t.Fatalf("joined as %s", d.Status)
 	}
-	if c := join(t, f, acct, "key-clone", host("m-a")); c.Status != iog.DeviceBlocked || !strings.Contains(c.StatusReason, "already registered") {
-		t.Fatalf("clone: %s %s", c.Status, c.StatusReason)
+	// Neither has proved the host yet: both are challenged, the first to prove keeps it.
+	clone := join(t, f, acct, "key-clone", host("m-a"))
+	if clone.Status != iog.DevicePending {
+		t.Fatalf("clone: %s %s", clone.Status, clone.StatusReason)
 	}
 	big := host("m-big")
 	for i := range 17 {
@@ -140,6 +142,9 @@ func TestLifecycle(t *testing.T) {
 	}
 	if d = status(t, f, d.ID); d.Status != iog.DevicePending || !strings.Contains(d.StatusReason, "probation") {
 		t.Fatalf("after a pass: %s %s", d.Status, d.StatusReason)
+	}
+	if c := status(t, f, clone.ID); c.Status != iog.DeviceBlocked || !strings.Contains(c.StatusReason, "proved it first") {
+		t.Fatalf("clone after the original proved: %s %s", c.Status, c.StatusReason)
 	}
 	if ok, why, _ := f.Nominable(ctx, d.ID, clk.Now()); ok {
 		t.Fatal("a pending device is nominable")

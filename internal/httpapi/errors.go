@@ -3,7 +3,9 @@ package httpapi
 import (
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 
@@ -27,6 +29,8 @@ func statusOf(code string) int {
 		return http.StatusPaymentRequired
 	case iog.EUNAVAILABLE:
 		return http.StatusServiceUnavailable
+	case iog.ERATELIMITED:
+		return http.StatusTooManyRequests
 	default:
 		return http.StatusInternalServerError
 	}
@@ -46,6 +50,8 @@ func codeOf(status int) string {
 		return iog.EFORBIDDEN
 	case status == http.StatusConflict:
 		return iog.ECONFLICT
+	case status == http.StatusTooManyRequests:
+		return iog.ERATELIMITED
 	case status >= 400 && status < 500:
 		return iog.EINVALID
 	default:
@@ -55,13 +61,27 @@ func codeOf(status int) string {
 
 // apiError is the JSON body of every error: {"code": ..., "message": ...}.
 type apiError struct {
-	status  int
-	Code    string `json:"code"`
-	Message string `json:"message"`
+	status     int
+	retryAfter time.Duration
+	Code       string `json:"code"`
+	Message    string `json:"message"`
 }
 
 func (e *apiError) Error() string  { return e.Message }
 func (e *apiError) GetStatus() int { return e.status }
+
+// GetHeaders gives a rate-limited answer its Retry-After (huma.HeadersError).
+func (e *apiError) GetHeaders() http.Header {
+	if e.retryAfter <= 0 {
+		return nil
+	}
+	return http.Header{"Retry-After": []string{retryAfter(e.retryAfter)}}
+}
+
+// retryAfter is a Retry-After value: whole seconds, rounded up, at least 1.
+func retryAfter(d time.Duration) string {
+	return strconv.FormatInt(max(1, int64((d+time.Second-1)/time.Second)), 10)
+}
 
 // fail turns any error into the API's error body.
 func fail(err error) error {
@@ -70,7 +90,12 @@ func fail(err error) error {
 		return se
 	}
 	code := iog.ErrorCode(err)
-	return &apiError{status: statusOf(code), Code: code, Message: iog.ErrorMessage(err)}
+	ae := &apiError{status: statusOf(code), Code: code, Message: iog.ErrorMessage(err)}
+	var ie *iog.Error
+	if errors.As(err, &ie) {
+		ae.retryAfter = ie.RetryAfter
+	}
+	return ae
 }
 
 // newHumaError replaces huma's default error model so that its own validation errors carry our

@@ -115,7 +115,7 @@ func (s *Server) routes() {
 	op(s, http.MethodPost, "/v1/devices/{id}/resume", "resume-device", "Put a paused device back on the market", withAccount(func(ctx context.Context, a iog.Account, in *idPath) (api.Device, error) {
 		return f.Resume(ctx, a, in.ID)
 	}))
-	op(s, http.MethodDelete, "/v1/devices/{id}", "delete-device", "Remove a device that is not hired", withAccount(func(ctx context.Context, a iog.Account, in *idPath) (struct{}, error) {
+	op(s, http.MethodDelete, "/v1/devices/{id}", "delete-device", "Remove a device that holds no lease, stake or unclaimed rewards", withAccount(func(ctx context.Context, a iog.Account, in *idPath) (struct{}, error) {
 		return struct{}{}, f.Delete(ctx, a, in.ID)
 	}))
 
@@ -192,6 +192,8 @@ func (s *Server) routes() {
 		ID   string `path:"id" maxLength:"64"`
 		Body api.LeaseStatusRequest
 	}) (struct{}, error) {
+		// A supplier's failure message is shown to the renter: one line, no control characters.
+		in.Body.Message = iog.CleanText(in.Body.Message, api.MaxMessage)
 		return struct{}{}, m.LeaseStatus(ctx, d, in.ID, in.Body)
 	}))
 	op(s, http.MethodPost, "/v1/worker/leases/{id}/logs", "worker-lease-logs", "Append a node's output", withDevice(func(ctx context.Context, d iog.Device, in *struct {

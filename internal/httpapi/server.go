@@ -24,6 +24,7 @@ import (
 	"github.com/iognet/iog/api"
 	"github.com/iognet/iog/internal/auth"
 	"github.com/iognet/iog/internal/iog"
+	"github.com/iognet/iog/internal/limit"
 	"github.com/iognet/iog/internal/watch"
 )
 
@@ -84,6 +85,8 @@ type Config struct {
 	Log   *slog.Logger
 	// Registry receives the API's metrics; nil makes a fresh one.
 	Registry *prometheus.Registry
+	// Limits bound what one client can take (limits.go); nil means DefaultLimits().
+	Limits *Limits
 }
 
 // Server is an http.Handler.
@@ -94,6 +97,8 @@ type Server struct {
 	handler http.Handler
 	reqs    *prometheus.CounterVec
 	latency *prometheus.HistogramVec
+	limited *prometheus.CounterVec
+	lim     *limiter
 }
 
 var setHumaError sync.Once
@@ -119,11 +124,17 @@ func New(cfg Config) *Server {
 	s := &Server{cfg: cfg, mux: http.NewServeMux()}
 	s.reqs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "iog_http_requests_total", Help: "HTTP requests by route and status class."}, []string{"route", "code"})
 	s.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "iog_http_request_seconds", Help: "HTTP request latency by route.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}, []string{"route"})
-	cfg.Registry.MustRegister(s.reqs, s.latency)
+	s.limited = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "iog_http_limited_total", Help: "Requests refused with 429, by the limit that refused them."}, []string{"limit"})
+	cfg.Registry.MustRegister(s.reqs, s.latency, s.limited)
+	lim := DefaultLimits()
+	if cfg.Limits != nil {
+		lim = *cfg.Limits
+	}
+	s.lim = newLimiter(lim)
 
 	hc := huma.DefaultConfig("iog coordinator API", "1.0.0")
 	hc.DocsPath = "" // the docs page loads scripts from a CDN; the spec is at /openapi.json
-	hc.Info.Description = "The /v1 API of iog, an open network of GPUs. People authenticate with `Authorization: Bearer <API key>`; workers sign every request with their device key (see api.SigningMessage)."
+	hc.Info.Description = "The /v1 API of iog, an open network of GPUs. People authenticate with `Authorization: Bearer <API key>`; workers sign every request with their device key (see api.SigningText: iog-v2, method, path, device id, body hash, timestamp and nonce)."
 	hc.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
 		"apiKey":    {Type: "http", Scheme: "bearer"},
 		"deviceSig": {Type: "apiKey", In: "header", Name: api.HeaderSignature},
@@ -150,15 +161,21 @@ func writeError(w http.ResponseWriter, err error) {
 		ae = &apiError{status: http.StatusInternalServerError, Code: iog.EINTERNAL, Message: e.Error()}
 	}
 	w.Header().Set("Content-Type", "application/json")
+	for k, v := range ae.GetHeaders() {
+		w.Header()[k] = v
+	}
 	w.WriteHeader(ae.status)
 	_ = json.NewEncoder(w).Encode(ae)
 }
 
 // authenticate guards every /v1 route before any handler runs: signed device requests under
 // /v1/worker/, API keys everywhere else. Nothing under /v1 is reachable without one of them.
+// It also applies the limits (limits.go): deadlines by route class, the per-address bucket
+// before any authentication, the per-credential bucket after it, and the long-poll cap.
 func (s *Server) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		s.lim.deadlines(w, r)
 		rec := &statusRecorder{ResponseWriter: w, code: 200}
 		// The mux records the matched pattern on the request it is handed (served, below).
 		served := r
@@ -170,7 +187,27 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			s.reqs.WithLabelValues(route, string(rune('0'+rec.code/100))+"xx").Inc()
 			s.latency.WithLabelValues(route).Observe(time.Since(start).Seconds())
 		}()
+		ip := hostOf(r.RemoteAddr)
+		client, exempt := limit.Client(ip), s.lim.exempt(ip)
+		if !exempt {
+			if empty, retry := s.lim.anon.Empty(client); empty {
+				s.limited.WithLabelValues("address").Inc()
+				tooMany(rec, retry, "too many requests without a valid credential from %s", ip)
+				return
+			}
+		}
+		// Whatever is not authenticated (public routes, registrations, failed authentication)
+		// is charged to the address once it is done. An authenticated caller's refusals (a
+		// stale heartbeat nonce after a restart, say) are not: a site's devices behind one
+		// address must be able to say hello again all at once.
+		authenticated := false
+		defer func() {
+			if !exempt && !authenticated {
+				s.lim.anon.Charge(client)
+			}
+		}()
 		ctx := context.WithValue(r.Context(), keyAddr, r.RemoteAddr)
+		cred, bucket := "", (*limit.Buckets)(nil)
 		switch {
 		case strings.HasPrefix(r.URL.Path, "/v1/worker/"):
 			body, err := io.ReadAll(http.MaxBytesReader(rec, r.Body, MaxBody))
@@ -191,6 +228,10 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 				writeError(rec, iog.Errorf(iog.EFORBIDDEN, "device %s is blocked: %s", signed.Device.ID, signed.Device.StatusReason))
 				return
 			}
+			if signed.Device.ID != "" {
+				// A registration is signed by a brand-new key: it counts against the address.
+				authenticated, cred, bucket = true, "device:"+signed.Device.ID, s.lim.devices
+			}
 			ctx = context.WithValue(ctx, keySigned, signed)
 			r.Body = io.NopCloser(bytes.NewReader(body))
 		case strings.HasPrefix(r.URL.Path, "/v1/") || r.URL.Path == "/v1":
@@ -199,7 +240,23 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 				writeError(rec, err)
 				return
 			}
+			authenticated, cred, bucket = true, "account:"+acct.ID, s.lim.users
 			ctx = context.WithValue(ctx, keyAccount, acct)
+		}
+		if bucket != nil {
+			if ok, retry := bucket.Take(cred); !ok {
+				s.limited.WithLabelValues("credential").Inc()
+				tooMany(rec, retry, "too many requests from %s", strings.Replace(cred, ":", " ", 1))
+				return
+			}
+		}
+		if cred != "" && waitMS(r) > 0 {
+			if !s.lim.polls.Acquire(cred) {
+				s.limited.WithLabelValues("long-poll").Inc()
+				tooMany(rec, time.Second, "%s holds %d long-polls open already", strings.Replace(cred, ":", " ", 1), s.lim.cfg.LongPolls)
+				return
+			}
+			defer s.lim.polls.Release(cred)
 		}
 		served = r.WithContext(ctx)
 		next.ServeHTTP(rec, served)
@@ -251,6 +308,11 @@ func device(ctx context.Context) (iog.Device, error) {
 
 func remoteIP(ctx context.Context) string {
 	addr, _ := ctx.Value(keyAddr).(string)
+	return hostOf(addr)
+}
+
+// hostOf is the IP of a "host:port" remote address.
+func hostOf(addr string) string {
 	if i := strings.LastIndex(addr, ":"); i > 0 {
 		addr = addr[:i]
 	}

@@ -3,6 +3,7 @@ package iog
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Error codes users see; the HTTP layer maps each to one status code.
@@ -14,6 +15,7 @@ const (
 	EFORBIDDEN         = "EFORBIDDEN"
 	EINSUFFICIENTFUNDS = "EINSUFFICIENT_FUNDS"
 	EUNAVAILABLE       = "EUNAVAILABLE"
+	ERATELIMITED       = "ERATE_LIMITED" // too many requests; RetryAfter says when to try again
 	EINTERNAL          = "EINTERNAL"
 )
 
@@ -21,6 +23,8 @@ const (
 type Error struct {
 	Code    string
 	Message string
+	// RetryAfter is when trying again makes sense (ERATE_LIMITED); zero when unknown.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
@@ -28,6 +32,11 @@ func (e *Error) Error() string { return e.Code + ": " + e.Message }
 // Errorf returns an *Error with the code and a formatted message.
 func Errorf(code, format string, args ...any) *Error {
 	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// Limited is an ERATE_LIMITED error that says when to try again.
+func Limited(retry time.Duration, format string, args ...any) *Error {
+	return &Error{Code: ERATELIMITED, Message: fmt.Sprintf(format, args...), RetryAfter: retry}
 }
 
 // ErrorCode returns the code of the first *Error in err's chain, EINTERNAL for any other error

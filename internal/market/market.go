@@ -189,6 +189,9 @@ func (m *Market) knownModel(ctx context.Context, want string) (string, error) {
 			return strings.ToUpper(want), nil // a family: "H100" takes any H100 class
 		}
 	}
+	if c, ok := pricing.Canonical(want); ok {
+		return c, nil // a vendor spelling of a listed class
+	}
 	return "", iog.Errorf(iog.EINVALID, "unknown GPU model %q; known: %s", want, strings.Join(models, ", "))
 }
 
@@ -203,7 +206,8 @@ func (m *Market) Models(ctx context.Context) ([]string, error) {
 		return nil, err
 	}
 	for _, d := range ds {
-		if d.GPUModel != "" {
+		// A model stored before models were checked at the API is not listed to everyone.
+		if d.GPUModel != "" && iog.CheckLabel("model", d.GPUModel, api.MaxGPUModel, false) == nil {
 			set[d.GPUModel] = true
 		}
 	}

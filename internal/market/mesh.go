@@ -28,6 +28,7 @@ type meshState struct {
 	on      bool
 	relay   string // "host:port"; an empty host means the API's host
 	padding bool
+	notify  RelayNotifier
 }
 
 // EnableMesh turns the cluster mesh on: clusters get an overlay and their nodes' assignments
@@ -90,13 +91,11 @@ func (m *Market) meshView(ctx context.Context, c iog.Cluster, nodes []iog.Lease,
 		addr := mesh.Host(network, mb.Slot)
 		p.Address = addr.String()
 		p.AllowedIPs = []string{netip.PrefixFrom(addr, 32).String()}
+		// Only the address the relay saw the member's probes come from: the addresses a member
+		// lists for itself are never handed to others, or a renter could make a supplier's node
+		// send UDP to any 16 addresses of its choosing every second.
 		if mb.Observed != "" {
 			p.Endpoints = append(p.Endpoints, mb.Observed)
-		}
-		for _, e := range mb.Endpoints {
-			if !slices.Contains(p.Endpoints, e) {
-				p.Endpoints = append(p.Endpoints, e)
-			}
 		}
 		v.Peers = append(v.Peers, p)
 	}
@@ -181,6 +180,7 @@ func (m *Market) MeshJoin(ctx context.Context, dev iog.Device, leaseID string, r
 	if err := m.db.JoinMesh(ctx, mb); err != nil {
 		return api.MeshJoinResponse{}, err
 	}
+	m.relayAdd(mb)
 	nodes, err := m.db.Leases(ctx, c.ID)
 	if err != nil {
 		return api.MeshJoinResponse{}, err
@@ -232,6 +232,7 @@ func (m *Market) MeshConnect(ctx context.Context, acct iog.Account, clusterID, k
 		mb, token = newMember(c, kind, slot, r.PublicKey, "", eps, m.cfg.Now())
 		err = m.db.JoinMesh(ctx, mb)
 		if err == nil {
+			m.relayAdd(mb)
 			break
 		}
 		if iog.ErrorCode(err) != iog.ECONFLICT || try == 5 {
@@ -310,26 +311,63 @@ func (m *Market) MeshLeave(ctx context.Context, acct iog.Account, clusterID, mem
 	if err := m.db.LeaveMesh(ctx, c.ID, memberID); err != nil {
 		return err
 	}
+	if r := m.relayNotifier(); r != nil {
+		if id, err := relay.ParseID(memberID); err == nil {
+			r.Forget(id)
+		}
+	}
 	m.bumpMesh(ctx, c.ID)
 	return nil
 }
 
-// MeshMember finds the member a relay probe token belongs to; members of ended clusters are
-// refused.
-func (m *Market) MeshMember(ctx context.Context, tokenHash string) (relay.Member, error) {
-	mb, err := m.db.MeshMemberByToken(ctx, tokenHash)
+// RelayNotifier is told at once of members that join or leave on this coordinator (the relay:
+// it also reloads LiveMeshMembers every second, which covers ended clusters and nodes, and
+// changes made by other coordinators).
+type RelayNotifier interface {
+	Add(tokenHash string, m relay.Member)
+	Forget(ids ...relay.ID)
+}
+
+// SetRelay wires the relay to be told of joins and leaves.
+func (m *Market) SetRelay(r RelayNotifier) {
+	m.mesh.mu.Lock()
+	defer m.mesh.mu.Unlock()
+	m.mesh.notify = r
+}
+
+func (m *Market) relayNotifier() RelayNotifier {
+	m.mesh.mu.Lock()
+	defer m.mesh.mu.Unlock()
+	return m.mesh.notify
+}
+
+// relayAdd tells the relay of a member that just joined.
+func (m *Market) relayAdd(mb iog.MeshMember) {
+	r := m.relayNotifier()
+	if r == nil {
+		return
+	}
+	if id, err := relay.ParseID(mb.ID); err == nil {
+		r.Add(mb.TokenHash, relay.Member{ID: id, Cluster: mb.ClusterID})
+	}
+}
+
+// LiveMeshMembers is every member that may use the relay now (of clusters that have not ended;
+// nodes while their lease is active): the relay answers probes from this list alone.
+func (m *Market) LiveMeshMembers(ctx context.Context) ([]relay.Entry, error) {
+	ms, err := m.db.LiveMeshMembers(ctx)
 	if err != nil {
-		return relay.Member{}, err
+		return nil, err
 	}
-	c, err := m.db.Cluster(ctx, mb.ClusterID)
-	if err != nil {
-		return relay.Member{}, err
+	out := make([]relay.Entry, 0, len(ms))
+	for _, mb := range ms {
+		id, err := relay.ParseID(mb.ID)
+		if err != nil {
+			continue
+		}
+		out = append(out, relay.Entry{TokenHash: mb.TokenHash, Member: relay.Member{ID: id, Cluster: mb.ClusterID}})
 	}
-	if c.State.Ended() {
-		return relay.Member{}, iog.Errorf(iog.EUNAUTHORIZED, "cluster %s has ended", c.ID)
-	}
-	id, err := relay.ParseID(mb.ID)
-	return relay.Member{ID: id, Cluster: c.ID}, err
+	return out, nil
 }
 
 // MeshObserved records the UDP address the relay saw a member's probe come from, and tells

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/iognet/iog/internal/iog"
 	"github.com/iognet/iog/internal/mesh"
 	"github.com/iognet/iog/internal/mesh/meshtest"
 	"github.com/iognet/iog/internal/relay"
@@ -66,13 +65,12 @@ func relayFor(t *testing.T, members map[string]relay.ID) *relay.Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := relay.New(uc, relay.Config{Lookup: func(_ context.Context, h string) (relay.Member, error) {
+	srv := relay.New(uc, relay.Config{Members: func(context.Context) ([]relay.Entry, error) {
+		var out []relay.Entry
 		for tok, id := range members {
-			if relay.HashToken(tok) == h {
-				return relay.Member{ID: id, Cluster: "c"}, nil
-			}
+			out = append(out, relay.Entry{TokenHash: relay.HashToken(tok), Member: relay.Member{ID: id, Cluster: "c"}})
 		}
-		return relay.Member{}, iog.Errorf(iog.EUNAUTHORIZED, "no")
+		return out, nil
 	}})
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() { _ = srv.Serve(ctx) }()

@@ -96,6 +96,7 @@ type Net struct {
 	peers    map[Key]*peerState
 	relayAP  netip.AddrPort
 	token    string
+	cookie   *relay.Cookie // the relay's last cookie: a probe that brings it back counts
 	observed netip.AddrPort
 	probeAt  time.Time
 	kick     chan struct{}
@@ -213,7 +214,7 @@ func (n *Net) SetRelay(addr netip.AddrPort, token string) error {
 	}
 	n.bind.setRelay(ep)
 	n.mu.Lock()
-	n.relayAP, n.token, n.probeAt = addr, token, time.Time{}
+	n.relayAP, n.token, n.probeAt, n.cookie = addr, token, time.Time{}, nil
 	n.mu.Unlock()
 	n.poke()
 	return nil
@@ -344,7 +345,7 @@ func (n *Net) tick(now time.Time) {
 	applied := map[Key]string{}
 	n.mu.Lock()
 	if n.token != "" && now.After(n.probeAt) {
-		out = append(out, send{relay.Probe(n.token), n.relayAP})
+		out = append(out, send{relay.Probe(n.token, n.cookie), n.relayAP})
 		if n.observed.IsValid() {
 			n.probeAt = now.Add(probeEvery)
 		} else {
@@ -438,18 +439,27 @@ const pingLen = relay.HeaderLen + 32 + 12 + 16
 func (n *Net) control(p []byte, from conn.Endpoint) {
 	switch relay.Type(p) {
 	case relay.TypeProbeOK:
-		ap, err := relay.ParseProbeOK(p)
+		ap, c, err := relay.ParseProbeOK(p)
 		if err != nil || from == nil {
 			return
 		}
 		n.mu.Lock()
+		again := false
 		if from.DstToString() == n.relayAP.String() {
 			if n.observed != ap {
 				n.cfg.Log.Info("mesh: observed endpoint", "addr", ap)
 			}
 			n.observed = ap
+			// A new cookie (the first, a new minute's, or after the relay restarted): bring it
+			// back at once, so that the relay counts this address as ours.
+			if n.cookie == nil || *n.cookie != c {
+				n.cookie, n.probeAt, again = &c, time.Time{}, true
+			}
 		}
 		n.mu.Unlock()
+		if again {
+			n.poke()
+		}
 	case relay.TypePing, relay.TypePong:
 		if len(p) != pingLen || from == nil {
 			return

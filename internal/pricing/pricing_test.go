@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/big"
 	"math/rand"
+	"strings"
 	"testing"
 
 	"github.com/iognet/iog/internal/hwinfo"
@@ -390,6 +391,87 @@ func TestPercentLabels(t *testing.T) {
 	} {
 		if tc.got != tc.want {
 			t.Errorf("got %q, want %q", tc.got, tc.want)
+		}
+	}
+}
+
+func TestResolve(t *testing.T) {
+	for _, tc := range []struct {
+		model   string
+		mem     int64
+		want    string
+		unliste bool
+		err     string
+	}{
+		{"H100-80GB", 81559, "H100-80GB", false, ""},
+		{"NVIDIA H100 80GB HBM3", 81559, "H100-80GB", false, ""},
+		{"H100-SXM5-80GB", 81559, "H100-80GB", false, ""},
+		{"h100 nvl", 95830, "H100-94GB", false, ""},
+		{"Tesla T4", 15360, "T4", false, ""},
+		{"NVIDIA GeForce RTX 4090", 24564, "RTX-4090", false, ""},
+		{"A100", 81920, "A100-80GB", false, ""}, // a family: the memory says which
+		{"A100", 40536, "A100-40GB", false, ""},
+		{"A100", 24000, "", false, "fits none of the A100 classes"},
+		{"H200", 143771, "H200", false, ""},
+		{"H100-80GB", 1024, "", false, "does not fit an H100-80GB"},
+		{"H100-80GB", 3_623_963, "", false, "does not fit an H100-80GB"},
+		{"H100-80GB-SXM", 81559, "H100-80GB-SXM", true, ""}, // not a spelling the table knows
+		{"ACME X1", 16384, "ACME-X1", true, ""},
+		{"ACME X1", 3_623_963, "", false, "unlisted"},
+		{"UNKNOWN", 0, "UNKNOWN", true, ""},
+		{"", 1024, "", false, "without a model"},
+	} {
+		t.Run(tc.model, func(t *testing.T) {
+			c, err := Resolve(tc.model, tc.mem)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("Resolve(%q, %d) = %+v, %v; want an error with %q", tc.model, tc.mem, c, err, tc.err)
+				}
+				return
+			}
+			if err != nil || c.Model != tc.want || c.Unlisted != tc.unliste {
+				t.Fatalf("Resolve(%q, %d) = %q unlisted=%v, %v; want %q unlisted=%v", tc.model, tc.mem, c.Model, c.Unlisted, err, tc.want, tc.unliste)
+			}
+			if c.Unlisted && c.Multiplier != ClassOf(UnknownModel).Multiplier {
+				t.Fatalf("an unlisted model is priced as %d", c.Multiplier)
+			}
+		})
+	}
+	// Every class the worker reports resolves to itself with the memory of a real card.
+	for _, m := range hwinfo.KnownModels() {
+		c := ClassOf(m)
+		if got, err := Resolve(m, (c.MinMemMiB+c.MaxMemMiB)/2); err != nil || got.Model != m {
+			t.Errorf("Resolve(%q) = %q, %v", m, got.Model, err)
+		}
+		if c.MinMemMiB <= 0 || c.MaxMemMiB <= c.MinMemMiB {
+			t.Errorf("%q has no memory range", m)
+		}
+	}
+	for a, m := range aliases {
+		if _, ok := listed(m); !ok {
+			t.Errorf("alias %q names %q, which is not in the table", a, m)
+		}
+	}
+}
+
+func TestMatches(t *testing.T) {
+	for _, tc := range []struct {
+		have, want string
+		ok         bool
+	}{
+		{"H100-80GB", "H100-80GB", true},
+		{"H100-80GB", "h100-80gb", true},
+		{"H100-94GB", "H100", true},
+		{"A100-40GB", "A100", true},
+		{"H100-80GB-SXM", "H100-80GB", false},
+		{"H100-80GB-SXM", "H100", false},
+		{"H100-80GB-SXM", "H100-80GB-SXM", true},
+		{"RTX-4080-SUPER", "RTX-4080", false},
+		{"A100-80GB", "A10", false},
+		{"", "", false},
+	} {
+		if got := Matches(tc.have, tc.want); got != tc.ok {
+			t.Errorf("Matches(%q, %q) = %v", tc.have, tc.want, got)
 		}
 	}
 }

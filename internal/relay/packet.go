@@ -14,8 +14,8 @@ import (
 // Packet types. Every control packet starts with [type, 'i', 'o', 'g']; WireGuard's own
 // messages start with a little-endian type 1..4, so the two never collide on one socket.
 const (
-	TypeProbe   byte = 0xE1 // member -> relay: [hdr][token]
-	TypeProbeOK byte = 0xE2 // relay -> member: [hdr][observed address, binary]
+	TypeProbe   byte = 0xE1 // member -> relay: [hdr][token] or [hdr][token][0][cookie]
+	TypeProbeOK byte = 0xE2 // relay -> member: [hdr][cookie][observed address, binary]
 	TypeSend    byte = 0xE3 // member -> relay: [hdr][destination id][WireGuard packet]
 	TypeRecv    byte = 0xE4 // relay -> member: [hdr][source id][WireGuard packet]
 	TypePing    byte = 0xE5 // member <-> member, direct path check (see internal/mesh)
@@ -58,31 +58,57 @@ func PutHeader(b []byte, t byte) {
 	b[0], b[1], b[2], b[3] = t, 'i', 'o', 'g'
 }
 
-// Probe is a discovery probe carrying a member's token.
-func Probe(token string) []byte {
-	b := make([]byte, HeaderLen+len(token))
+// Cookie proves that a member receives at the address its probe came from: the relay answers
+// every probe with one bound to the token and that address, and counts the address as the
+// member's (observed endpoint, relay route) only from a probe that carries it back. A sender
+// that forges another host's source address never sees the cookie, so it cannot make the
+// relay, or the cluster's nodes, send to that host.
+type Cookie [16]byte
+
+// Probe is a discovery probe carrying a member's token, and the cookie of the relay's last
+// answer when there is one: [hdr][token] or [hdr][token][0][cookie].
+func Probe(token string, c *Cookie) []byte {
+	b := make([]byte, HeaderLen, HeaderLen+len(token)+1+len(Cookie{}))
 	PutHeader(b, TypeProbe)
-	copy(b[HeaderLen:], token)
-	return b
-}
-
-// ProbeOK answers a probe with the address it came from.
-func ProbeOK(observed netip.AddrPort) []byte {
-	a, _ := observed.MarshalBinary()
-	b := make([]byte, HeaderLen+len(a))
-	PutHeader(b, TypeProbeOK)
-	copy(b[HeaderLen:], a)
-	return b
-}
-
-// ParseProbeOK reads the observed address from a TypeProbeOK packet.
-func ParseProbeOK(b []byte) (netip.AddrPort, error) {
-	var ap netip.AddrPort
-	if Type(b) != TypeProbeOK {
-		return ap, errors.New("relay: not a probe answer")
+	b = append(b, token...)
+	if c != nil {
+		b = append(b, 0)
+		b = append(b, c[:]...)
 	}
-	err := ap.UnmarshalBinary(b[HeaderLen:])
-	return ap, err
+	return b
+}
+
+// ParseProbe reads a probe's token and cookie (nil when it carries none).
+func ParseProbe(b []byte) (string, *Cookie) {
+	p := b[HeaderLen:]
+	if n := len(p) - len(Cookie{}) - 1; n > 0 && p[n] == 0 {
+		var c Cookie
+		copy(c[:], p[n+1:])
+		return string(p[:n]), &c
+	}
+	return string(p), nil
+}
+
+// ProbeOK answers a probe with the address it came from and a cookie for that address:
+// [hdr][cookie][address, binary].
+func ProbeOK(observed netip.AddrPort, c Cookie) []byte {
+	a, _ := observed.MarshalBinary()
+	b := make([]byte, HeaderLen, HeaderLen+len(c)+len(a))
+	PutHeader(b, TypeProbeOK)
+	b = append(b, c[:]...)
+	return append(b, a...)
+}
+
+// ParseProbeOK reads the observed address and the cookie from a TypeProbeOK packet.
+func ParseProbeOK(b []byte) (netip.AddrPort, Cookie, error) {
+	var ap netip.AddrPort
+	var c Cookie
+	if Type(b) != TypeProbeOK || len(b) < HeaderLen+len(c) {
+		return ap, c, errors.New("relay: not a probe answer")
+	}
+	copy(c[:], b[HeaderLen:])
+	err := ap.UnmarshalBinary(b[HeaderLen+len(c):])
+	return ap, c, err
 }
 
 // PutRelay writes a relay header (TypeSend or TypeRecv) naming id into b[:RelayHeaderLen].

@@ -3,13 +3,13 @@ package relay
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/iognet/iog/internal/iog"
 )
 
 func listen(t *testing.T) *net.UDPConn {
@@ -43,6 +43,23 @@ func silent(t *testing.T, c *net.UDPConn, marker func()) {
 	}
 }
 
+// confirm probes the relay from c as a member does: a first probe brings the cookie of c's
+// address, the second brings it back and counts.
+func confirm(t *testing.T, c *net.UDPConn, tok string, to *net.UDPAddr) {
+	t.Helper()
+	var cookie *Cookie
+	for range 2 {
+		if _, err := c.WriteToUDP(Probe(tok, cookie), to); err != nil {
+			t.Fatal(err)
+		}
+		got, ck, err := ParseProbeOK(read(t, c))
+		if err != nil || got != c.LocalAddr().(*net.UDPAddr).AddrPort() {
+			t.Fatalf("probe answer %v %v, want %v", got, err, c.LocalAddr())
+		}
+		cookie = &ck
+	}
+}
+
 func TestProbeAndRelay(t *testing.T) {
 	ids := map[string]Member{
 		HashToken("ta"): {ID: ID{1}, Cluster: "c1"},
@@ -53,12 +70,12 @@ func TestProbeAndRelay(t *testing.T) {
 	observed := map[ID]netip.AddrPort{}
 	seen := make(chan struct{}, 10)
 	srv := New(listen(t), Config{
-		Lookup: func(_ context.Context, h string) (Member, error) {
-			m, ok := ids[h]
-			if !ok {
-				return m, iog.Errorf(iog.EUNAUTHORIZED, "unknown")
+		Members: func(context.Context) ([]Entry, error) {
+			var out []Entry
+			for h, m := range ids {
+				out = append(out, Entry{TokenHash: h, Member: m})
 			}
-			return m, nil
+			return out, nil
 		},
 		Observed: func(_ context.Context, m Member, a netip.AddrPort) {
 			mu.Lock()
@@ -73,14 +90,30 @@ func TestProbeAndRelay(t *testing.T) {
 	to := net.UDPAddrFromAddrPort(srv.Addr())
 	a, b, x := listen(t), listen(t), listen(t)
 	for c, tok := range map[*net.UDPConn]string{a: "ta", b: "tb", x: "tx"} {
-		if _, err := c.WriteToUDP(Probe(tok), to); err != nil {
-			t.Fatal(err)
-		}
-		got, err := ParseProbeOK(read(t, c))
-		if err != nil || got != c.LocalAddr().(*net.UDPAddr).AddrPort() {
-			t.Fatalf("probe answer %v %v, want %v", got, err, c.LocalAddr())
-		}
+		confirm(t, c, tok, to)
 		<-seen
+	}
+	// A probe that does not bring back the cookie of its address counts for nothing: a cookie
+	// a got, sent from another socket (as a sender forging a's address would have to), is
+	// answered but does not move a's route or observed endpoint there.
+	spoof := listen(t)
+	if _, err := a.WriteToUDP(Probe("ta", nil), to); err != nil {
+		t.Fatal(err)
+	}
+	_, cookie, err := ParseProbeOK(read(t, a))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := spoof.WriteToUDP(Probe("ta", &cookie), to); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := ParseProbeOK(read(t, spoof)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-seen:
+		t.Fatal("a probe without its address's cookie moved the member")
+	default:
 	}
 	mu.Lock()
 	if observed[ID{1}] != a.LocalAddr().(*net.UDPAddr).AddrPort() {
@@ -118,4 +151,76 @@ func TestProbeAndRelay(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// TestUnknownTokensFromMemory: a flood of probes with tokens nobody holds costs no lookups
+// (the member list is loaded on the refresh schedule only), and a member that is gone from
+// the list (its cluster ended) is dropped at the next refresh: not answered, not relayed to.
+func TestUnknownTokensFromMemory(t *testing.T) {
+	var loads atomic.Int64
+	var mu sync.Mutex
+	live := []Entry{{HashToken("ta"), Member{ID{1}, "c1"}}, {HashToken("tb"), Member{ID{2}, "c1"}}}
+	srv := New(listen(t), Config{
+		Refresh: 50 * time.Millisecond,
+		Members: func(context.Context) ([]Entry, error) {
+			loads.Add(1)
+			mu.Lock()
+			defer mu.Unlock()
+			return append([]Entry(nil), live...), nil
+		},
+	})
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go func() { _ = srv.Serve(ctx) }()
+	to := net.UDPAddrFromAddrPort(srv.Addr())
+	a, b, flood := listen(t), listen(t), listen(t)
+	for c, tok := range map[*net.UDPConn]string{a: "ta", b: "tb"} {
+		confirm(t, c, tok, to)
+	}
+	start, began := loads.Load(), time.Now()
+	for i := range 5000 {
+		if _, err := flood.WriteToUDP(Probe(fmt.Sprintf("unknown-%d", i), nil), to); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The relay handles packets in order: a's probe answered means the flood was handled. (UDP
+	// may drop a probe when the flood fills the socket's buffer: try again.)
+	answered := false
+	for try := 0; try < 20 && !answered; try++ {
+		if _, err := a.WriteToUDP(Probe("ta", nil), to); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 256)
+		_ = a.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+		n, err := a.Read(buf)
+		answered = err == nil && Type(buf[:n]) == TypeProbeOK
+	}
+	if !answered {
+		t.Fatal("a member's probe is not answered after the flood")
+	}
+	refreshes := int64(time.Since(began)/(50*time.Millisecond)) + 2
+	if n := loads.Load() - start; n > refreshes {
+		t.Fatalf("5000 unknown probes made %d loads; the refresh schedule allows %d", n, refreshes)
+	}
+	// The cluster ends: its members leave the list and are dropped at the next refresh.
+	mu.Lock()
+	live = nil
+	mu.Unlock()
+	deadline := time.Now().Add(5 * time.Second)
+	for srv.Known() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the relay kept an ended cluster's members")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	pkt := make([]byte, RelayHeaderLen+5)
+	PutRelay(pkt, TypeSend, ID{2})
+	copy(pkt[RelayHeaderLen:], "hello")
+	if _, err := a.WriteToUDP(pkt, to); err != nil {
+		t.Fatal(err)
+	}
+	_ = b.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	if _, err := b.Read(make([]byte, 64)); err == nil {
+		t.Fatal("relayed between members of an ended cluster")
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/iognet/iog/internal/iog"
+	"github.com/iognet/iog/internal/pricing"
 )
 
 // Candidate is a device as placement sees it.
@@ -167,13 +168,9 @@ func isolates(req Request, c Candidate) bool {
 }
 
 // ModelMatches reports whether a device's GPU class satisfies a requested model: the same class,
-// or a family name that the class refines ("H100" matches "H100-80GB" and "H100-94GB").
-func ModelMatches(have, want string) bool {
-	if strings.EqualFold(have, want) {
-		return true
-	}
-	return len(have) > len(want) && strings.EqualFold(have[:len(want)], want) && have[len(want)] == '-'
-}
+// or the family of the class ("H100" matches "H100-80GB" and "H100-94GB"); a model the class
+// table does not list matches only its own name (pricing.Matches).
+func ModelMatches(have, want string) bool { return pricing.Matches(have, want) }
 
 // explain says why a placement failed, in the words a renter needs.
 func explain(req Request, ready int, busy map[iog.DeviceStatus]int) string {

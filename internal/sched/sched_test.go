@@ -25,6 +25,8 @@ func TestPlace(t *testing.T) {
 		dev("f", iog.DeviceReady, "", 0, "us", iog.Unit/10, "s4"),
 		dev("g", iog.DeviceDown, "H100-80GB", 8, "eu", 1*iog.Unit, "s5"),
 		dev("h", iog.DeviceReady, "H100-80GB", 8, "us", 3*iog.Unit, "s6"),
+		// A device that resolved to no class keeps its own name (fleet, pricing.Resolve).
+		dev("i", iog.DeviceReady, "H100-80GB-SXM", 8, "ap", 5*iog.Unit, "s7"),
 	}
 	tests := []struct {
 		name    string
@@ -37,6 +39,9 @@ func TestPlace(t *testing.T) {
 		{"gpus per node grants uuids", Request{Nodes: 1, GPUModel: "RTX-4090", GPUsPerNode: 1}, []string{"e"}, ""},
 		{"family name", Request{Nodes: 3, GPUModel: "H100", Region: "eu"}, []string{"b", "c", "a"}, ""},
 		{"family is not a prefix of another name", Request{Nodes: 1, GPUModel: "H10"}, nil, "no 1 ready devices with H10: 0 ready"},
+		{"an unlisted name is not the class it starts with", Request{Nodes: 1, GPUModel: "H100-80GB", Region: "ap"}, nil, "no 1 ready devices with H100-80GB in ap: 0 ready"},
+		{"an unlisted name matches itself", Request{Nodes: 1, GPUModel: "h100-80gb-sxm"}, []string{"i"}, ""},
+		{"an unlisted name is in no family", Request{Nodes: 1, GPUModel: "H100", Region: "ap"}, nil, "no 1 ready devices with H100 in ap: 0 ready"},
 		{"tier filter", Request{Nodes: 1, Tier: "high"}, nil, "no 1 ready devices on tier high or better: 0 ready"},
 		{"price cap", Request{Nodes: 1, GPUModel: "H100-80GB", MaxPrice: 2 * iog.Unit}, []string{"b"}, ""},
 		{"too many", Request{Nodes: 4, GPUModel: "H100-80GB", Region: "eu"}, nil, "no 4 ready devices with H100-80GB in eu: 3 ready, 1 down, 1 hired"},

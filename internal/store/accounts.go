@@ -90,3 +90,42 @@ func (s *DB) CreateJoinToken(ctx context.Context, hash, accountID string, now, e
 	}
 	return nil
 }
+
+// Made is what an account made since a time: join tokens, and devices that joined with them,
+// with the oldest of each in the window (for "try again at").
+type Made struct {
+	Tokens, Devices           int
+	OldestToken, OldestDevice time.Time
+}
+
+// MadeSince counts the join tokens an account made, and the devices that joined with its
+// tokens, at or after since (the hourly caps of issue 9).
+func (s *DB) MadeSince(ctx context.Context, accountID string, since time.Time) (Made, error) {
+	var m Made
+	var ot, od int64
+	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(MIN(created_at), 0) FROM join_tokens WHERE account_id = $1 AND created_at >= $2`,
+		accountID, ms(since)).Scan(&m.Tokens, &ot)
+	if err != nil {
+		return m, fmt.Errorf("store: count join tokens: %w", err)
+	}
+	err = s.db.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(MIN(used_at), 0) FROM join_tokens WHERE account_id = $1 AND used_at >= $2`,
+		accountID, ms(since)).Scan(&m.Devices, &od)
+	if err != nil {
+		return m, fmt.Errorf("store: count devices: %w", err)
+	}
+	m.OldestToken, m.OldestDevice = tm(ot), tm(od)
+	return m, nil
+}
+
+// JoinTokenOwner is the account a join token belongs to (EUNAUTHORIZED when there is none).
+func (s *DB) JoinTokenOwner(ctx context.Context, hash string) (string, error) {
+	var owner string
+	err := s.db.QueryRowContext(ctx, `SELECT account_id FROM join_tokens WHERE hash = $1`, hash).Scan(&owner)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", iog.Errorf(iog.EUNAUTHORIZED, "unknown join token")
+	}
+	if err != nil {
+		return "", fmt.Errorf("store: join token: %w", err)
+	}
+	return owner, nil
+}

@@ -37,12 +37,20 @@ type Withdrawal struct {
 	Amount      iog.Amount
 	RequestedAt time.Time
 	UnlockAt    time.Time
-	State       string // cooling | released
+	State       string // cooling | released | slashed
 }
 
-// CreateWithdrawal records a withdrawal and moves the stake into cooldown, atomically.
+// CreateWithdrawal records a withdrawal and moves the stake into cooldown, atomically; never
+// while the device holds an active lease.
 func (s *DB) CreateWithdrawal(ctx context.Context, w Withdrawal, p iog.Posting) error {
 	return s.tx(ctx, func(q querier) error {
+		var n int
+		if err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM leases WHERE device_id = $1 AND active = 1`, w.DeviceID).Scan(&n); err != nil {
+			return fmt.Errorf("store: count leases: %w", err)
+		}
+		if n > 0 {
+			return iog.Errorf(iog.ECONFLICT, "device %s is hired; withdraw its stake after its lease ends", w.DeviceID)
+		}
 		if _, err := q.ExecContext(ctx, `INSERT INTO stake_withdrawals (id, device_id, amount, requested_at, unlock_at, state) VALUES ($1, $2, $3, $4, $5, 'cooling')`,
 			w.ID, w.DeviceID, int64(w.Amount), ms(w.RequestedAt), ms(w.UnlockAt)); err != nil {
 			return fmt.Errorf("store: withdrawal: %w", err)
@@ -65,6 +73,11 @@ func (s *DB) withdrawalsWhere(ctx context.Context, where string, args ...any) ([
 // Withdrawals lists a device's withdrawals still cooling.
 func (s *DB) Withdrawals(ctx context.Context, deviceID string) ([]Withdrawal, error) {
 	return s.withdrawalsWhere(ctx, `device_id = $1 AND state = 'cooling' ORDER BY unlock_at`, deviceID)
+}
+
+// AllWithdrawals lists a device's withdrawals in every state, newest first (at most limit).
+func (s *DB) AllWithdrawals(ctx context.Context, deviceID string, limit int) ([]Withdrawal, error) {
+	return s.withdrawalsWhere(ctx, `device_id = $1 ORDER BY requested_at DESC, id LIMIT $2`, deviceID, limit)
 }
 
 // DueWithdrawals lists withdrawals whose cooldown is over.
@@ -150,6 +163,9 @@ type Slash struct {
 	AppealUntil time.Time
 	State       string // held | burned | returned
 	ResolvedAt  time.Time
+	// Withdrawals are the stake withdrawals still in their cooldown that the slash takes
+	// (their amounts are part of Stake); they end in state "slashed", never paid out.
+	Withdrawals []string
 }
 
 // CreateSlash records a slash and moves the funds into the held account, atomically.
@@ -159,6 +175,15 @@ func (s *DB) CreateSlash(ctx context.Context, sl Slash, postings ...iog.Posting)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'held')`, sl.ID, sl.DeviceID, sl.OwnerID, int64(sl.Stake), int64(sl.Rewards), sl.Reason,
 			ms(sl.At), ms(sl.AppealUntil)); err != nil {
 			return fmt.Errorf("store: slash: %w", err)
+		}
+		for _, w := range sl.Withdrawals {
+			res, err := q.ExecContext(ctx, `UPDATE stake_withdrawals SET state = 'slashed' WHERE id = $1 AND device_id = $2 AND state = 'cooling'`, w, sl.DeviceID)
+			if err != nil {
+				return fmt.Errorf("store: slash withdrawal: %w", err)
+			}
+			if n, _ := res.RowsAffected(); n != 1 {
+				return iog.Errorf(iog.ECONFLICT, "withdrawal %s left its cooldown while being slashed", w)
+			}
 		}
 		for _, p := range postings {
 			if _, err := applyPosting(ctx, q, p); err != nil {

@@ -178,7 +178,9 @@ func (s *DB) UpdateDevice(ctx context.Context, d iog.Device) error {
 	return nil
 }
 
-// DeleteDevice hides a device that holds no active lease.
+// DeleteDevice hides a device that holds nothing: no active lease, no stake (staked or in its
+// cooldown) and no unclaimed rewards; otherwise it says what to do first. The delete itself is
+// conditional on the same facts, so a stake or a lease that lands meanwhile stops it too.
 func (s *DB) DeleteDevice(ctx context.Context, id string, now time.Time) error {
 	return s.tx(ctx, func(q querier) error {
 		var n int
@@ -188,11 +190,54 @@ func (s *DB) DeleteDevice(ctx context.Context, id string, now time.Time) error {
 		if n > 0 {
 			return iog.Errorf(iog.ECONFLICT, "device %s is hired; terminate its cluster first", id)
 		}
-		if _, err := q.ExecContext(ctx, `UPDATE devices SET deleted = 1, public_key = public_key || ':deleted:' || id WHERE id = $1`, id); err != nil {
+		bal := func(acct string) (iog.Amount, error) {
+			var b int64
+			err := q.QueryRowContext(ctx, `SELECT COALESCE(SUM(balance), 0) FROM ledger_balances WHERE account = $1`, acct).Scan(&b)
+			if err != nil {
+				return 0, fmt.Errorf("store: balance: %w", err)
+			}
+			return iog.Amount(b), nil
+		}
+		for _, c := range []struct{ acct, what string }{
+			{iog.AccStake(id), "IO staked: withdraw it (`iog stake withdraw --device %[1]s --amount %[2]s`), wait out its 14-day cooldown, then delete the device"},
+			{iog.AccCooldown(id), "IO of stake in its 14-day cooldown: delete the device once the cooldown is over and the stake is back in your wallet (`iog stake status --device %[1]s`)"},
+			{iog.AccRewards(id), "IO of unclaimed block rewards: claim them first (`iog wallet claim`)"},
+		} {
+			b, err := bal(c.acct)
+			if err != nil {
+				return err
+			}
+			if b != 0 {
+				return iog.Errorf(iog.ECONFLICT, "device %s has %s %s", id, b, fmt.Sprintf(c.what, id, b))
+			}
+		}
+		res, err := q.ExecContext(ctx, `UPDATE devices SET deleted = 1, public_key = public_key || ':deleted:' || id
+			WHERE id = $1 AND deleted = 0
+			AND NOT EXISTS (SELECT 1 FROM leases WHERE device_id = $1 AND active = 1)
+			AND NOT EXISTS (SELECT 1 FROM ledger_balances WHERE account IN ($2, $3, $4) AND balance <> 0)`,
+			id, iog.AccStake(id), iog.AccCooldown(id), iog.AccRewards(id))
+		if err != nil {
 			return fmt.Errorf("store: delete device: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return iog.Errorf(iog.ECONFLICT, "device %s changed while being deleted; look at it again", id)
 		}
 		return insertEvent(ctx, q, id, now, iog.DeviceInactive, "deleted by owner")
 	})
+}
+
+// DeviceOwner is the owner of a device, deleted or not (money of a device deleted before
+// deletes were guarded is still its owner's).
+func (s *DB) DeviceOwner(ctx context.Context, id string) (string, error) {
+	var owner string
+	err := s.db.QueryRowContext(ctx, `SELECT owner_id FROM devices WHERE id = $1`, id).Scan(&owner)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", notFound("device", id)
+	}
+	if err != nil {
+		return "", fmt.Errorf("store: device owner: %w", err)
+	}
+	return owner, nil
 }
 
 // DeviceByKey finds a device by its worker's public key.

@@ -127,6 +127,16 @@ func (s *DB) MeshMembers(ctx context.Context, clusterID string) ([]iog.MeshMembe
 	return queryAll(ctx, s.db, "mesh members", scanMember, `SELECT `+meshCols+` FROM mesh_members WHERE cluster_id = $1 ORDER BY slot`, clusterID)
 }
 
+// LiveMeshMembers lists the members that may use the relay now: of clusters that have not
+// ended, and for nodes only while their lease is active (one query, for the relay's refresh).
+func (s *DB) LiveMeshMembers(ctx context.Context) ([]iog.MeshMember, error) {
+	cols := "m." + strings.ReplaceAll(meshCols, ", ", ", m.")
+	return queryAll(ctx, s.db, "mesh members", scanMember, `SELECT `+cols+` FROM mesh_members m
+		JOIN clusters c ON c.id = m.cluster_id
+		WHERE c.state IN ($1, $2) AND (m.kind <> $3 OR EXISTS (SELECT 1 FROM leases l WHERE l.id = m.lease_id AND l.active = 1))`,
+		string(iog.ClusterDeploying), string(iog.ClusterRunning), iog.MeshNode)
+}
+
 // MeshMemberByToken finds the member whose probe token hashes to hash (EUNAUTHORIZED if none).
 func (s *DB) MeshMemberByToken(ctx context.Context, hash string) (iog.MeshMember, error) {
 	m, err := scanMember(s.db.QueryRowContext(ctx, `SELECT `+meshCols+` FROM mesh_members WHERE token_hash = $1`, hash))

@@ -5,49 +5,165 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/iognet/iog/internal/iog"
 )
 
-// ClaimHardware records that device id holds the given hardware keys (GPU UUIDs, host machine
-// ids). A key already held by another device that is not deleted is a conflict: nothing is
-// claimed, and the key and its holder are returned. Keys the device already holds are fine.
-func (s *DB) ClaimHardware(ctx context.Context, id string, keys []string, now time.Time) (key, holder string, err error) {
-	err = s.tx(ctx, func(q querier) error {
+// HardwareClaim is what ClaimHardware found.
+type HardwareClaim struct {
+	// Key stopped the claim ("" when it stands): Holder proved it, or Fraud says why it is
+	// blocked for this owner.
+	Key, Holder, Fraud string
+	// Review lists the keys another owner's device was blocked for fraud with: the claim
+	// stands, flagged for review.
+	Review []string
+}
+
+// ClaimHardware records device id's claims on the given hardware keys (GPU UUIDs, host machine
+// ids) and drops its claims on keys it no longer reports. A claim is refused when the key is
+// bound to another device that proved it and is not deleted, or was blocked for fraud on a
+// device of the same owner; then nothing is recorded. Unproven claims of other devices do not
+// stop it: every claimant is challenged and the first to prove keeps the key (BindHardware).
+func (s *DB) ClaimHardware(ctx context.Context, id, owner string, keys []string, now time.Time) (HardwareClaim, error) {
+	var c HardwareClaim
+	err := s.tx(ctx, func(q querier) error {
 		for _, k := range keys {
-			var cur string
-			var deleted int
-			err := q.QueryRowContext(ctx, `SELECT h.device_id, d.deleted FROM device_hardware h JOIN devices d ON d.id = h.device_id
-				WHERE h.hw_key = $1`, k).Scan(&cur, &deleted)
+			var bOwner, bDevice, reason string
+			err := q.QueryRowContext(ctx, `SELECT owner_id, device_id, reason FROM hardware_blocks WHERE hw_key = $1`, k).Scan(&bOwner, &bDevice, &reason)
 			switch {
-			case errors.Is(err, sql.ErrNoRows):
-				if _, err := q.ExecContext(ctx, `INSERT INTO device_hardware (hw_key, device_id, at) VALUES ($1, $2, $3)`, k, id, ms(now)); err != nil {
-					if isUnique(err) {
-						return iog.Errorf(iog.ECONFLICT, "hardware %s was claimed concurrently", k)
-					}
-					return fmt.Errorf("store: claim hardware: %w", err)
-				}
-			case err != nil:
-				return fmt.Errorf("store: read hardware: %w", err)
-			case cur == id:
-			case deleted == 1:
-				// The device that held it was deleted: its hardware may join again.
-				if _, err := q.ExecContext(ctx, `UPDATE device_hardware SET device_id = $1, at = $2 WHERE hw_key = $3`, id, ms(now), k); err != nil {
-					return fmt.Errorf("store: claim hardware: %w", err)
-				}
-			default:
-				key, holder = k, cur
+			case err == nil && bOwner == owner:
+				c.Key, c.Fraud = k, fmt.Sprintf("hardware %s was blocked for fraud on device %s of the same owner (%s)", k, bDevice, reason)
 				return errConflict
+			case err == nil:
+				c.Review = append(c.Review, k)
+			case !errors.Is(err, sql.ErrNoRows):
+				return fmt.Errorf("store: read hardware blocks: %w", err)
+			}
+			var cur string
+			err = q.QueryRowContext(ctx, `SELECT h.device_id FROM device_hardware h JOIN devices d ON d.id = h.device_id
+				WHERE h.hw_key = $1 AND d.deleted = 0`, k).Scan(&cur)
+			switch {
+			case err == nil && cur != id:
+				c.Key, c.Holder = k, cur
+				return errConflict
+			case err != nil && !errors.Is(err, sql.ErrNoRows):
+				return fmt.Errorf("store: read hardware: %w", err)
+			}
+		}
+		if _, err := q.ExecContext(ctx, `DELETE FROM hardware_claims WHERE device_id = $1`, id); err != nil {
+			return fmt.Errorf("store: claim hardware: %w", err)
+		}
+		for _, k := range keys {
+			if _, err := q.ExecContext(ctx, `INSERT INTO hardware_claims (hw_key, device_id, at) VALUES ($1, $2, $3)
+				ON CONFLICT (hw_key, device_id) DO NOTHING`, k, id, ms(now)); err != nil {
+				return fmt.Errorf("store: claim hardware: %w", err)
+			}
+		}
+		// Bindings of hardware the device no longer has are released.
+		bound, err := queryAll(ctx, q, "hardware", func(r scanner) (string, error) {
+			var k string
+			return k, r.Scan(&k)
+		}, `SELECT hw_key FROM device_hardware WHERE device_id = $1`, id)
+		if err != nil {
+			return err
+		}
+		for _, k := range bound {
+			if !slices.Contains(keys, k) {
+				if _, err := q.ExecContext(ctx, `DELETE FROM device_hardware WHERE hw_key = $1 AND device_id = $2`, k, id); err != nil {
+					return fmt.Errorf("store: release hardware: %w", err)
+				}
 			}
 		}
 		return nil
 	})
 	if errors.Is(err, errConflict) {
-		return key, holder, nil
+		return c, nil
 	}
-	return "", "", err
+	return c, err
+}
+
+// BindHardware makes device id, which has just passed a proof with them, the holder of the
+// hardware keys. When another live device bound one first, nothing changes and that key and
+// holder are returned. Otherwise the other devices' unproven claims on the keys are dropped
+// and returned (device -> key): they lost.
+func (s *DB) BindHardware(ctx context.Context, id string, keys []string, now time.Time) (key, holder string, losers map[string]string, err error) {
+	losers = map[string]string{}
+	err = s.tx(ctx, func(q querier) error {
+		for _, k := range keys {
+			var cur string
+			err := q.QueryRowContext(ctx, `SELECT h.device_id FROM device_hardware h JOIN devices d ON d.id = h.device_id
+				WHERE h.hw_key = $1 AND d.deleted = 0`, k).Scan(&cur)
+			switch {
+			case err == nil && cur != id:
+				key, holder = k, cur
+				return errConflict
+			case err != nil && !errors.Is(err, sql.ErrNoRows):
+				return fmt.Errorf("store: read hardware: %w", err)
+			}
+			if _, err := q.ExecContext(ctx, `INSERT INTO device_hardware (hw_key, device_id, at) VALUES ($1, $2, $3)
+				ON CONFLICT (hw_key) DO UPDATE SET device_id = excluded.device_id, at = excluded.at`, k, id, ms(now)); err != nil {
+				return fmt.Errorf("store: bind hardware: %w", err)
+			}
+			others, err := queryAll(ctx, q, "hardware claims", func(r scanner) (string, error) {
+				var d string
+				return d, r.Scan(&d)
+			}, `SELECT c.device_id FROM hardware_claims c JOIN devices d ON d.id = c.device_id
+				WHERE c.hw_key = $1 AND c.device_id <> $2 AND d.deleted = 0`, k, id)
+			if err != nil {
+				return err
+			}
+			for _, o := range others {
+				if _, ok := losers[o]; !ok {
+					losers[o] = k
+				}
+			}
+			if _, err := q.ExecContext(ctx, `DELETE FROM hardware_claims WHERE hw_key = $1 AND device_id <> $2`, k, id); err != nil {
+				return fmt.Errorf("store: drop claims: %w", err)
+			}
+		}
+		return nil
+	})
+	if errors.Is(err, errConflict) {
+		return key, holder, nil, nil
+	}
+	return "", "", losers, err
+}
+
+// BlockHardware records that device id of owner was blocked for fraud with the given keys, and
+// releases them from it: the same owner's later devices are refused them, anyone else's are
+// flagged for review.
+func (s *DB) BlockHardware(ctx context.Context, id, owner string, keys []string, reason string, now time.Time) error {
+	return s.tx(ctx, func(q querier) error {
+		for _, k := range keys {
+			if _, err := q.ExecContext(ctx, `INSERT INTO hardware_blocks (hw_key, owner_id, device_id, reason, at)
+				VALUES ($1, $2, $3, $4, $5) ON CONFLICT (hw_key) DO UPDATE SET owner_id = excluded.owner_id,
+				device_id = excluded.device_id, reason = excluded.reason, at = excluded.at`, k, owner, id, reason, ms(now)); err != nil {
+				return fmt.Errorf("store: block hardware: %w", err)
+			}
+		}
+		if _, err := q.ExecContext(ctx, `DELETE FROM device_hardware WHERE device_id = $1`, id); err != nil {
+			return fmt.Errorf("store: block hardware: %w", err)
+		}
+		if _, err := q.ExecContext(ctx, `DELETE FROM hardware_claims WHERE device_id = $1`, id); err != nil {
+			return fmt.Errorf("store: block hardware: %w", err)
+		}
+		return nil
+	})
+}
+
+// HardwareReview says why a device should be reviewed: the hardware it claims that another
+// owner's device was blocked for fraud with ("" when none).
+func (s *DB) HardwareReview(ctx context.Context, id string) (string, error) {
+	rows, err := queryAll(ctx, s.db, "hardware review", func(r scanner) (string, error) {
+		var k, dev, reason string
+		err := r.Scan(&k, &dev, &reason)
+		return fmt.Sprintf("hardware %s was blocked for fraud on another owner's device %s (%s)", k, dev, reason), err
+	}, `SELECT b.hw_key, b.device_id, b.reason FROM hardware_claims c JOIN hardware_blocks b ON b.hw_key = c.hw_key
+		JOIN devices d ON d.id = c.device_id WHERE c.device_id = $1 AND b.owner_id <> d.owner_id ORDER BY b.hw_key`, id)
+	return strings.Join(rows, "; "), err
 }
 
 var errConflict = errors.New("conflict")

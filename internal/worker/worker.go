@@ -299,7 +299,7 @@ func (w *Worker) heartbeatInterval() time.Duration {
 }
 
 // retry repeats fn with exponential backoff and jitter while the failure is transient
-// (network, 5xx); a 4xx answer is final.
+// (network, 5xx, 429 after its Retry-After); any other 4xx answer is final.
 func (w *Worker) retry(ctx context.Context, what string, fn func() error) error {
 	delay := 100 * time.Millisecond
 	for {
@@ -308,7 +308,9 @@ func (w *Worker) retry(ctx context.Context, what string, fn func() error) error 
 			return err
 		}
 		var ae *api.Error
-		if errors.As(err, &ae) && ae.Status >= 400 && ae.Status < 500 {
+		if errors.As(err, &ae) && ae.Status == 429 {
+			delay = max(delay, ae.RetryAfter) // rate-limited: transient, after Retry-After
+		} else if errors.As(err, &ae) && ae.Status >= 400 && ae.Status < 500 {
 			return err
 		}
 		w.cfg.Log.Warn(what+" failed; retrying", "err", err, "in", delay)

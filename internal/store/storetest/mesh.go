@@ -82,6 +82,10 @@ func mesh(t *testing.T, db *store.DB) {
 	if m, _ := db.MeshMemberByToken(ctx, "tok-b1"); m.Observed != "198.51.100.7:4242" {
 		t.Fatalf("observed not stored: %+v", m)
 	}
+	live, err := db.LiveMeshMembers(ctx)
+	if err != nil || len(live) != 3 {
+		t.Fatalf("live members of a running cluster: %+v %v", live, err)
+	}
 	if err := db.LeaveMesh(ctx, c1.ID, "r1"); err != nil {
 		t.Fatal(err)
 	}
@@ -91,6 +95,9 @@ func mesh(t *testing.T, db *store.DB) {
 	// Once a cluster has ended, its number and members are freed for the next one.
 	if _, ok, err := db.EndCluster(ctx, c1.ID, store.ClusterEnd{State: iog.ClusterTerminated, At: t0.Add(time.Minute), Rev: store.AnyRev, Lease: iog.LeaseStopped}); err != nil || !ok {
 		t.Fatal(ok, err)
+	}
+	if live, err := db.LiveMeshMembers(ctx); err != nil || len(live) != 0 {
+		t.Fatalf("live members of an ended cluster: %+v %v", live, err)
 	}
 	register(t, db, owner, "m4")
 	c3 := cluster("cl_m3", owner, 1)

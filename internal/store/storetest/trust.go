@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -17,28 +18,62 @@ func Trust(t *testing.T, open func(t *testing.T) *store.DB) {
 
 func hardware(t *testing.T, db *store.DB) {
 	ctx := t.Context()
-	a := supplier(t, db, "alice")
-	d1, d2 := register(t, db, a, "dev_1"), register(t, db, a, "dev_2")
-	if k, h, err := db.ClaimHardware(ctx, d1.ID, []string{"gpu:GPU-1", "gpu:GPU-2"}, t0); err != nil || k != "" || h != "" {
-		t.Fatalf("first claim: %q %q %v", k, h, err)
+	a, b := supplier(t, db, "alice"), supplier(t, db, "bob")
+	d1, d2, d3 := register(t, db, a, "dev_1"), register(t, db, a, "dev_2"), register(t, db, b, "dev_3")
+	claim := func(id, owner string, keys ...string) store.HardwareClaim {
+		t.Helper()
+		c, err := db.ClaimHardware(ctx, id, owner, keys, t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
 	}
-	if k, h, err := db.ClaimHardware(ctx, d1.ID, []string{"gpu:GPU-1"}, t0); err != nil || k != "" {
-		t.Fatalf("reclaim own: %q %q %v", k, h, err)
+	if c := claim(d1.ID, a, "gpu:GPU-1", "gpu:GPU-2"); c.Key != "" {
+		t.Fatalf("first claim: %+v", c)
 	}
-	k, h, err := db.ClaimHardware(ctx, d2.ID, []string{"gpu:GPU-3", "gpu:GPU-2"}, t0)
-	if err != nil || k != "gpu:GPU-2" || h != d1.ID {
-		t.Fatalf("clone: %q %q %v", k, h, err)
+	// Unproven claims do not exclude each other.
+	if c := claim(d3.ID, b, "gpu:GPU-2"); c.Key != "" {
+		t.Fatalf("a second unproven claim: %+v", c)
 	}
-	// Nothing of a conflicting claim is kept.
-	if k, _, err := db.ClaimHardware(ctx, d1.ID, []string{"gpu:GPU-3"}, t0); err != nil || k != "" {
-		t.Fatalf("GPU-3 was kept by the refused claim: %q %v", k, err)
+	// Proving binds: the other claimant lost; a bound key refuses new claims.
+	key, holder, losers, err := db.BindHardware(ctx, d1.ID, []string{"gpu:GPU-1", "gpu:GPU-2"}, t0)
+	if err != nil || key != "" || holder != "" || len(losers) != 1 || losers[d3.ID] != "gpu:GPU-2" {
+		t.Fatalf("bind: %q %q %v %v", key, holder, losers, err)
 	}
-	// A deleted device's hardware may join again.
+	if key, holder, _, _ := db.BindHardware(ctx, d3.ID, []string{"gpu:GPU-2"}, t0); key != "gpu:GPU-2" || holder != d1.ID {
+		t.Fatalf("a second bind: %q %q", key, holder)
+	}
+	c := claim(d2.ID, a, "gpu:GPU-3", "gpu:GPU-2")
+	if c.Key != "gpu:GPU-2" || c.Holder != d1.ID {
+		t.Fatalf("clone of bound hardware: %+v", c)
+	}
+	// Nothing of a refused claim is kept: GPU-3 is d2's to claim again, nobody else's yet.
+	if c := claim(d1.ID, a, "gpu:GPU-1", "gpu:GPU-2", "gpu:GPU-3"); c.Key != "" {
+		t.Fatalf("GPU-3 was kept by the refused claim: %+v", c)
+	}
+	// A deleted device's bound hardware may join again.
 	if err := db.DeleteDevice(ctx, d1.ID, t0); err != nil {
 		t.Fatal(err)
 	}
-	if k, _, err := db.ClaimHardware(ctx, d2.ID, []string{"gpu:GPU-2"}, t0); err != nil || k != "" {
-		t.Fatalf("after delete: %q %v", k, err)
+	if c := claim(d2.ID, a, "gpu:GPU-2"); c.Key != "" {
+		t.Fatalf("after delete: %+v", c)
+	}
+	// Hardware blocked for fraud: refused to the owner, flagged for anyone else.
+	if err := db.BlockHardware(ctx, d2.ID, a, []string{"gpu:GPU-2"}, "fraud: proof pf_1", t0); err != nil {
+		t.Fatal(err)
+	}
+	d4 := register(t, db, a, "dev_4")
+	if c := claim(d4.ID, a, "gpu:GPU-2"); c.Key != "gpu:GPU-2" || !strings.Contains(c.Fraud, "fraud") {
+		t.Fatalf("the owner's new device on fraud hardware: %+v", c)
+	}
+	if c := claim(d3.ID, b, "gpu:GPU-2"); c.Key != "" || len(c.Review) != 1 {
+		t.Fatalf("another owner's device on fraud hardware: %+v", c)
+	}
+	if why, err := db.HardwareReview(ctx, d3.ID); err != nil || !strings.Contains(why, d2.ID) {
+		t.Fatalf("review: %q %v", why, err)
+	}
+	if why, _ := db.HardwareReview(ctx, d4.ID); why != "" {
+		t.Fatalf("the refused claim left a review: %q", why)
 	}
 }
 

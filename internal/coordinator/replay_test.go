@@ -1,0 +1,116 @@
+package coordinator_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/iognet/iog/api"
+	"github.com/iognet/iog/internal/coordinator"
+)
+
+// run starts a coordinator on dir's database and returns it with a function that stops it.
+func run(t *testing.T, dir string) (*coordinator.Coordinator, func()) {
+	t.Helper()
+	return runWith(t, coordinator.Config{DB: "sqlite:" + filepath.Join(dir, "iog.db"), Listen: "127.0.0.1:0",
+		DataDir: dir, HeartbeatInterval: time.Hour, SkipProofs: true, MeshRelay: "off"})
+}
+
+// runWith starts a coordinator with cfg; the function it returns (also run at cleanup) stops
+// it.
+func runWith(t *testing.T, cfg coordinator.Config) (*coordinator.Coordinator, func()) {
+	t.Helper()
+	c, err := coordinator.New(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+		c.Close()
+	}
+	t.Cleanup(stop)
+	return c, stop
+}
+
+// signedHello is a correctly signed hello of w, captured instead of sent.
+func signedHello(t *testing.T, w *api.Client, inv api.Inventory) (http.Header, []byte) {
+	t.Helper()
+	body, _ := json.Marshal(api.HelloRequest{Inventory: inv})
+	rt := &capture{}
+	signer := &api.Client{Base: w.Base, Key: w.Key, DeviceID: w.DeviceID, HTTP: &http.Client{Transport: rt}}
+	_ = signer.Do(t.Context(), "POST", "/v1/worker/hello", json.RawMessage(body), nil)
+	return rt.req.Header.Clone(), body
+}
+
+func sendRaw(t *testing.T, base string, hdr http.Header, body []byte) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(t.Context(), "POST", base+"/v1/worker/hello", bytes.NewReader(body))
+	req.Header = hdr.Clone()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestReplayAcrossRestartAndCoordinators: a signed request is accepted once, by the whole
+// network: not again after the coordinator restarts, and not by another coordinator on the
+// same database.
+func TestReplayAcrossRestartAndCoordinators(t *testing.T) {
+	dir := t.TempDir()
+	a, stopA := run(t, dir)
+	key, err := coordinator.ReadAdminKey(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := api.NewClient(a.URL(), key)
+	r, err := admin.CreateAccount(t.Context(), api.CreateAccountRequest{Name: "s", Roles: []string{"supplier"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{c: a, admin: admin}
+	w := e.device(t, api.NewClient(a.URL(), r.APIKey), cpuInventory("h-replay"))
+	b, _ := run(t, dir)
+
+	refused := func(t *testing.T, base string, hdr http.Header, body []byte) {
+		t.Helper()
+		if st, msg := sendRaw(t, base, hdr, body); st != http.StatusUnauthorized || !strings.Contains(msg, "replayed") {
+			t.Fatalf("replayed request: %d %s", st, msg)
+		}
+	}
+	t.Run("another coordinator on the same database", func(t *testing.T) {
+		hdr, body := signedHello(t, w, cpuInventory("h-replay"))
+		if st, msg := sendRaw(t, a.URL(), hdr, body); st != http.StatusOK {
+			t.Fatalf("first use: %d %s", st, msg)
+		}
+		refused(t, b.URL(), hdr, body)
+	})
+	t.Run("after a restart", func(t *testing.T) {
+		hdr, body := signedHello(t, w, cpuInventory("h-replay"))
+		if st, msg := sendRaw(t, a.URL(), hdr, body); st != http.StatusOK {
+			t.Fatalf("first use: %d %s", st, msg)
+		}
+		stopA()
+		a2, _ := run(t, dir)
+		refused(t, a2.URL(), hdr, body)
+	})
+}

@@ -1,0 +1,120 @@
+package coordinator_test
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/iognet/iog/api"
+	"github.com/iognet/iog/internal/iog"
+)
+
+// rewrite changes a request's headers on its way out (after the client signed it).
+type rewrite struct{ set map[string]string }
+
+func (r rewrite) RoundTrip(req *http.Request) (*http.Response, error) {
+	req = req.Clone(req.Context())
+	for k, v := range r.set {
+		req.Header.Set(k, v)
+	}
+	return http.DefaultTransport.RoundTrip(req)
+}
+
+// respell is the same base64 key with the two unused low bits of its last character set:
+// a lenient decoder reads the same 32 bytes.
+func respell(t *testing.T, canonical string) string {
+	t.Helper()
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+	i := len(canonical) - 2 // before the one "=" of a 32-byte key
+	v := strings.IndexByte(alphabet, canonical[i])
+	other := canonical[:i] + string(alphabet[v|1]) + canonical[i+1:]
+	if other == canonical {
+		t.Fatal("no other spelling")
+	}
+	if b, err := base64.StdEncoding.DecodeString(other); err != nil || !bytes.Equal(b, mustDecode(t, canonical)) {
+		t.Fatalf("the respelled key does not decode to the same bytes: %v", err)
+	}
+	return other
+}
+
+func mustDecode(t *testing.T, s string) []byte {
+	t.Helper()
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestOneKeyOneDevice: a key registers once, however its base64 is spelled.
+func TestOneKeyOneDevice(t *testing.T) {
+	e := start(t)
+	ctx := t.Context()
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	canonical := base64.StdEncoding.EncodeToString(pub)
+	register := func(spelling, host string) (api.RegisterResponse, error) {
+		jt, err := e.user.CreateJoinToken(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := &api.Client{Base: e.c.URL(), Key: priv, HTTP: &http.Client{Transport: rewrite{map[string]string{api.HeaderKey: spelling}}}}
+		return w.Register(ctx, api.RegisterRequest{JoinToken: jt.Token, Inventory: cpuInventory(host)})
+	}
+	first, err := register(canonical, "k1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = register(respell(t, canonical), "k2")
+	code(t, err, iog.ECONFLICT)
+	ds, err := e.user.Devices(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ds) != 1 || ds[0].ID != first.DeviceID {
+		t.Fatalf("devices after registering one key twice: %+v", ds)
+	}
+}
+
+// TestOldSigningFormatRefused: a request signed over the iog-v1 text, which does not name the
+// device, is refused with a message that says so.
+func TestOldSigningFormatRefused(t *testing.T) {
+	e := start(t)
+	ctx := t.Context()
+	w := e.device(t, e.user, cpuInventory("h-v1"))
+	body, _ := json.Marshal(api.HelloRequest{Inventory: cpuInventory("h-v1")})
+	ts := strconv.FormatInt(time.Now().Unix(), 10)
+	var n [16]byte
+	_, _ = rand.Read(n[:])
+	nonce := hex.EncodeToString(n[:])
+	sum := sha256.Sum256(body)
+	v1 := strings.Join([]string{"iog-v1", "POST", "/v1/worker/hello", hex.EncodeToString(sum[:]), ts, nonce}, "\n")
+	req, _ := http.NewRequestWithContext(ctx, "POST", e.c.URL()+"/v1/worker/hello", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(api.HeaderDevice, w.DeviceID)
+	req.Header.Set(api.HeaderTimestamp, ts)
+	req.Header.Set(api.HeaderNonce, nonce)
+	req.Header.Set(api.HeaderSignature, base64.StdEncoding.EncodeToString(ed25519.Sign(w.Key, []byte(v1))))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var ae api.Error
+	_ = json.NewDecoder(resp.Body).Decode(&ae)
+	if resp.StatusCode != http.StatusUnauthorized || ae.Code != iog.EUNAUTHORIZED || !strings.Contains(ae.Message, "iog-v1") {
+		t.Fatalf("an iog-v1 request: %d %s %q", resp.StatusCode, ae.Code, ae.Message)
+	}
+	// The current client's requests work.
+	if _, err := w.Hello(ctx, api.HelloRequest{Inventory: cpuInventory("h-v1")}); err != nil {
+		t.Fatal(err)
+	}
+}
