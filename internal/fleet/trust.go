@@ -15,7 +15,7 @@ import (
 )
 
 // TrustConfig configures proof of GPU, device verification and the idle-use policy
-// (DESIGN §6). Start from DefaultTrust or DevTrust; the zero value is replaced by DefaultTrust.
+// (docs/DESIGN.md §6). Start from DefaultTrust or DevTrust; the zero value is replaced by DefaultTrust.
 type TrustConfig struct {
 	// Table holds the per-class rates and the slack that make deadlines.
 	Table proof.Table

@@ -30,7 +30,7 @@ func (a Account) Has(r Role) bool {
 	return false
 }
 
-// DeviceStatus is a device's lifecycle state (DESIGN §4).
+// DeviceStatus is a device's lifecycle state (docs/DESIGN.md §4).
 type DeviceStatus string
 
 // Device statuses.

@@ -209,7 +209,7 @@ func (m *Market) Assignments(ctx context.Context, dev iog.Device) ([]api.Assignm
 	return out, nil
 }
 
-// nodeEnv is the environment every node gets (DESIGN §4).
+// nodeEnv is the environment every node gets (docs/DESIGN.md §4).
 func nodeEnv(c iog.Cluster, l iog.Lease, n int, head, meshIP string) []string {
 	env := []string{
 		"IOG_CLUSTER_ID=" + c.ID,

@@ -22,7 +22,7 @@ import (
 // and renter peers and the proxy count down from 254.
 const MaxMeshNodes = 240
 
-// meshState is the coordinator's mesh settings (DESIGN §7).
+// meshState is the coordinator's mesh settings (docs/DESIGN.md §7).
 type meshState struct {
 	mu      sync.Mutex
 	on      bool

@@ -285,7 +285,7 @@ func BenchmarkMeshTCP(b *testing.B) {
 		tool := "go"
 		if _, err := exec.LookPath("iperf3"); err == nil && os.Getenv("IOG_BENCH_GO") == "" {
 			// iperf3 in its own processes keeps the traffic generator off this process's two
-			// cores' Go scheduler, as in the measurements of DEPENDENCIES.md.
+			// cores' Go scheduler, as in the measurements of docs/DEPENDENCIES.md.
 			raw, over, tool = iperf(b, lab, na, nb, "10.98.0.2", d), iperf(b, lab, na, nb, mb.Address().String(), d), "iperf3"
 		}
 		b.ReportMetric(raw, "raw-Gbit/s")
