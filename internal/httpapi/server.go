@@ -109,6 +109,7 @@ const (
 	keyAccount ctxKey = iota
 	keySigned
 	keyAddr
+	keyRequest
 )
 
 // New builds the server and registers every route.
@@ -155,7 +156,7 @@ func (s *Server) OpenAPI() *huma.OpenAPI { return s.api.OpenAPI() }
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
 
 func writeError(w http.ResponseWriter, err error) {
-	e := fail(err)
+	e := traced(requestOf(nil, w), err)
 	var ae *apiError
 	if !errors.As(e, &ae) {
 		ae = &apiError{status: http.StatusInternalServerError, Code: iog.EINTERNAL, Message: e.Error()}
@@ -176,7 +177,9 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		s.lim.deadlines(w, r)
-		rec := &statusRecorder{ResponseWriter: w, code: 200}
+		req := s.newRequest(r)
+		w.Header().Set(HeaderRequestID, req.id)
+		rec := &statusRecorder{ResponseWriter: w, code: 200, req: req}
 		// The mux records the matched pattern on the request it is handed (served, below).
 		served := r
 		defer func() {
@@ -206,7 +209,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 				s.lim.anon.Charge(client)
 			}
 		}()
-		ctx := context.WithValue(r.Context(), keyAddr, r.RemoteAddr)
+		ctx := context.WithValue(context.WithValue(r.Context(), keyAddr, r.RemoteAddr), keyRequest, req)
 		cred, bucket := "", (*limit.Buckets)(nil)
 		switch {
 		case strings.HasPrefix(r.URL.Path, "/v1/worker/"):
@@ -266,6 +269,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 type statusRecorder struct {
 	http.ResponseWriter
 	code int
+	req  *request
 }
 
 func (r *statusRecorder) WriteHeader(code int) {
