@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"github.com/iognet/iog/internal/overlay"
 	"io"
 	"net"
 	"net/http"
@@ -20,7 +21,6 @@ import (
 
 	"github.com/iognet/iog/api"
 	"github.com/iognet/iog/internal/cli"
-	"github.com/iognet/iog/internal/mesh"
 	"github.com/iognet/iog/internal/netlab"
 )
 
@@ -556,7 +556,7 @@ func TestMeshAcrossNATAndRelay(t *testing.T) {
 				if err != nil {
 					return err
 				}
-				if strings.Contains(out, mesh.IfaceName(c1.ID)) {
+				if strings.Contains(out, overlay.IfaceName(c1.ID)) {
 					return fmt.Errorf("still there:\n%s", out)
 				}
 				if out, _ := w.lab.Output(ns, "ip", "route", "show"); strings.Contains(out, "100.64.") {
@@ -565,7 +565,7 @@ func TestMeshAcrossNATAndRelay(t *testing.T) {
 				return nil
 			})
 		}
-		if out, _ := w.lab.Output(w.ns["e"], "ip", "-o", "link", "show"); !strings.Contains(out, mesh.IfaceName(c2.ID)) {
+		if out, _ := w.lab.Output(w.ns["e"], "ip", "-o", "link", "show"); !strings.Contains(out, overlay.IfaceName(c2.ID)) {
 			t.Fatalf("the other cluster's interface went too:\n%s", out)
 		}
 		_ = pe
@@ -573,7 +573,7 @@ func TestMeshAcrossNATAndRelay(t *testing.T) {
 
 	// Nothing of the host's own network was touched.
 	out, _ := exec.Command("ip", "-o", "link", "show").CombinedOutput()
-	if strings.Contains(string(out), w.lab.Prefix) || strings.Contains(string(out), mesh.IfaceName(c1.ID)) || strings.Contains(string(out), mesh.IfaceName(c2.ID)) {
+	if strings.Contains(string(out), w.lab.Prefix) || strings.Contains(string(out), overlay.IfaceName(c1.ID)) || strings.Contains(string(out), overlay.IfaceName(c2.ID)) {
 		t.Fatalf("interfaces in the root namespace:\n%s", out)
 	}
 }

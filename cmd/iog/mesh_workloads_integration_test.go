@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"github.com/iognet/iog/internal/overlay"
 	"net"
 	"os"
 	"os/exec"
@@ -23,7 +24,6 @@ import (
 	"github.com/iognet/iog/api"
 	"github.com/iognet/iog/internal/executor"
 	"github.com/iognet/iog/internal/executor/executortest"
-	"github.com/iognet/iog/internal/mesh"
 )
 
 // dockerd starts a Docker engine of host h's own inside h's network namespace (own data root,
@@ -185,7 +185,7 @@ func TestMeshContainerCluster(t *testing.T) {
 		return nil
 	})
 	out := logsOf(t, cora, c.ID)
-	iface := mesh.IfaceName(c.ID)
+	iface := overlay.IfaceName(c.ID)
 	for r := 0; r < 2; r++ {
 		_, line, _ := strings.Cut(out, fmt.Sprintf("[%d] sees: ", r))
 		line, _, _ = strings.Cut(line, "\n")

@@ -220,3 +220,17 @@ func TestNoGenericPackageNames(t *testing.T) {
 		}
 	}
 }
+
+// The coordinator's business packages never link the worker-side data plane (WireGuard, the
+// gVisor netstack): what they need of the mesh is its address plan, internal/overlay.
+func TestCoordinatorLogicDoesNotLinkTheDataPlane(t *testing.T) {
+	all := pkgs(t)
+	for _, p := range []string{"internal/market", "internal/fleet", "internal/bank", "internal/store", "internal/sched", "internal/overlay"} {
+		d := deps(all, module+"/"+p)
+		for b := range d {
+			if b == module+"/internal/mesh" || strings.HasPrefix(b, "golang.zx2c4.com/wireguard") || strings.HasPrefix(b, "gvisor.dev/") {
+				t.Errorf("%s depends on %s; use internal/overlay for mesh addresses", p, b)
+			}
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/iognet/iog/internal/overlay"
 	"io"
 	"net"
 	"net/netip"
@@ -92,7 +93,7 @@ func pair(tb testing.TB, lab *netlab.Lab, a, b string, padding bool) (*mesh.Net,
 			if err != nil {
 				return err
 			}
-			n, err = mesh.Open(mesh.Config{Plane: mesh.Kernel{}, Name: name, Address: netip.PrefixFrom(mesh.Host(meshtest.Network, slot), 24),
+			n, err = mesh.Open(mesh.Config{Plane: mesh.Kernel{}, Name: name, Address: netip.PrefixFrom(overlay.Host(meshtest.Network, slot), 24),
 				PrivateKey: k, Padding: padding})
 			return err
 		})

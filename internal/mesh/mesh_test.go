@@ -24,26 +24,6 @@ func TestFakeConformance(t *testing.T) {
 	}
 }
 
-func TestAddressing(t *testing.T) {
-	for _, c := range []struct {
-		idx  int
-		want string
-	}{{0, "100.64.0.0/24"}, {1, "100.64.1.0/24"}, {256, "100.65.0.0/24"}, {16383, "100.127.255.0/24"}} {
-		if got := mesh.Network(c.idx).String(); got != c.want {
-			t.Errorf("Network(%d) = %s, want %s", c.idx, got, c.want)
-		}
-		if !mesh.Space.Contains(mesh.Network(c.idx).Addr()) {
-			t.Errorf("Network(%d) outside %s", c.idx, mesh.Space)
-		}
-	}
-	if got := mesh.Host(mesh.Network(3), 1).String(); got != "100.64.3.1" {
-		t.Errorf("node 0 of network 3 = %s", got)
-	}
-	if n := mesh.IfaceName("cl_abc"); len(n) != 11 || n[:3] != "iog" {
-		t.Errorf("iface name %q", n)
-	}
-}
-
 func TestKeys(t *testing.T) {
 	k, err := mesh.NewKey()
 	if err != nil {
