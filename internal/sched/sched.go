@@ -110,7 +110,18 @@ func Place(req Request, snapshot []Candidate) ([]Node, error) {
 			site[c.Site]++
 		}
 	}
-	sort.SliceStable(match, func(i, j int) bool {
+	ptrs := make([]*Candidate, len(match))
+	for i := range match {
+		ptrs[i] = &match[i]
+	}
+	return choose(req, ptrs, site), nil
+}
+
+// choose orders matches as placement prefers them (lower ask, then a site that holds more of
+// the matches, then higher reputation, then id) and takes the first req.Nodes; site counts the
+// matches at each site.
+func choose(req Request, match []*Candidate, site map[string]int) []Node {
+	sort.Slice(match, func(i, j int) bool {
 		a, b := match[i], match[j]
 		if a.Ask != b.Ask {
 			return a.Ask < b.Ask
@@ -132,7 +143,7 @@ func Place(req Request, snapshot []Candidate) ([]Node, error) {
 		}
 		out[i] = n
 	}
-	return out, nil
+	return out
 }
 
 func fits(req Request, c Candidate) bool {
