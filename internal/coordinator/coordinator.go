@@ -180,7 +180,7 @@ func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 	c.Bank = bank.New(bc)
 	c.History = history.New(history.Config{Store: db, Log: cfg.Log.With("part", "history"), Now: cfg.Now, Fine: cfg.TelemetryStep,
 		SnapshotEvery: cfg.SnapshotEvery, Stats: c.Bank.Stats, Lead: c.Bank.Lead,
-		Sweep: func(ctx context.Context) { c.Web.PruneSessions(ctx) }})
+		Sweep: func(ctx context.Context) { c.Web.PruneSessions(ctx); c.Market.PruneLogBatches(ctx) }})
 	c.Fleet = fleet.New(fleet.Config{OnTelemetry: c.History.Observe, Store: db, Log: cfg.Log, Now: cfg.Now, NewID: cfg.NewID, HeartbeatInterval: cfg.HeartbeatInterval, Dev: cfg.Dev,
 		OnDown: c.Market.DeviceDown, Trust: trust, SkipProofs: cfg.SkipProofs,
 		JoinTokensPerHour: cfg.Limits.JoinTokensPerHour, DevicesPerHour: cfg.Limits.DevicesPerHour,

@@ -234,11 +234,27 @@ func nodeEnv(c iog.Cluster, l iog.Lease, n int, head, meshIP string) []string {
 	return env
 }
 
-// AppendLogs stores output a worker sends for one of its leases (capped per node).
+// LogWindow is how long after a lease ended its worker may still ship output (a worker that
+// was offline when the node ended sends what it kept); after it the lease's log is closed and
+// the ids of its batches are forgotten (PruneLogBatches).
+const LogWindow = 24 * time.Hour
+
+// PruneLogBatches forgets the batch ids of leases whose log is closed; run by the leader.
+func (m *Market) PruneLogBatches(ctx context.Context) {
+	if _, err := m.db.PruneLogBatches(ctx, m.cfg.Now().Add(-LogWindow)); err != nil {
+		m.cfg.Log.Error("prune log batches", "err", err)
+	}
+}
+
+// AppendLogs stores output a worker sends for one of its leases (capped per node), until the
+// lease's log closes (LogWindow after it ended).
 func (m *Market) AppendLogs(ctx context.Context, dev iog.Device, leaseID string, r api.LogAppendRequest) error {
 	l, err := m.deviceLease(ctx, dev, leaseID)
 	if err != nil {
 		return err
+	}
+	if !l.State.Active() && !l.EndedAt.IsZero() && m.cfg.Now().Sub(l.EndedAt) > LogWindow {
+		return iog.Errorf(iog.ECONFLICT, "lease %s ended at %s; its log is closed", l.ID, l.EndedAt.UTC().Format(time.RFC3339))
 	}
 	have, err := m.db.LogBytes(ctx, l.ID)
 	if err != nil {
