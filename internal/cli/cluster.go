@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/iognet/iog/api"
+	"github.com/iognet/iog/api/wire"
 )
 
 // clusterTypes are the kinds of cluster a renter can ask for.
@@ -376,8 +377,7 @@ func (a *app) summary(w io.Writer, cl api.Cluster) {
 		nodeTable(w, cl)
 	}
 	fmt.Fprintf(w, "\nlogs:      iog cluster logs %s\n", cl.ID)
-	switch cl.State {
-	case "deploying", "running", "quoted":
+	if !wire.ClusterState(cl.State).Ended() {
 		fmt.Fprintf(w, "status:    iog cluster get %s\n", cl.ID)
 		fmt.Fprintf(w, "terminate: iog cluster terminate %s\n", cl.ID)
 	}
