@@ -106,3 +106,17 @@ func TestAdminCreditAndDebit(t *testing.T) {
 	}
 	e.verify(t)
 }
+
+// TestDeletedDeviceIsGone: a deleted device's signed requests are answered EGONE (final), so
+// its worker stops instead of retrying.
+func TestDeletedDeviceIsGone(t *testing.T) {
+	e := startMoney(t, 1)
+	w := e.workers[0]
+	if err := e.supplier.DeleteDevice(t.Context(), w.DeviceID); err != nil {
+		t.Fatal(err)
+	}
+	_, err := w.Heartbeat(t.Context(), api.HeartbeatRequest{Nonce: e.nonces[w.DeviceID], Telemetry: api.Telemetry{At: e.clk.Now()}})
+	code(t, err, iog.EGONE)
+	_, err = w.Hello(t.Context(), api.HelloRequest{Inventory: cpuInventory("hosta")})
+	code(t, err, iog.EGONE)
+}

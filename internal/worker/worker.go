@@ -115,6 +115,7 @@ type Worker struct {
 	cancel   context.CancelFunc
 	ready    chan struct{}
 	proofs   map[string]bool // challenges taken on, while the coordinator still offers them
+	gone     error           // the coordinator no longer knows this device: Run stops and returns it
 }
 
 // New checks the config and loads (or makes) the device key.
@@ -196,6 +197,9 @@ func (w *Worker) Run(ctx context.Context) error {
 		return err
 	}
 	if err := w.hello(ctx, inv); err != nil {
+		if w.isGone(err) {
+			return w.goneError(err)
+		}
 		return err
 	}
 	close(w.ready)
@@ -211,7 +215,35 @@ func (w *Worker) Run(ctx context.Context) error {
 			w.cfg.Log.Warn("mesh close", "err", err)
 		}
 	}
-	return nil
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.gone
+}
+
+// isGone reports whether the coordinator answered that this device is not registered with it
+// (deleted by its owner): final, so the worker stops rather than retrying forever.
+func (w *Worker) isGone(err error) bool {
+	var ae *api.Error
+	return errors.As(err, &ae) && ae.Code == "EGONE"
+}
+
+// goneError is what Run returns when the device is gone: what happened and what to do.
+func (w *Worker) goneError(err error) error {
+	return fmt.Errorf("worker: the coordinator no longer knows device %s, so this worker stops: %w (state dir %s)", w.cl.DeviceID, err, w.cfg.StateDir)
+}
+
+// stopGone stops Run because the device is gone: its workloads are stopped as on any exit.
+func (w *Worker) stopGone(err error) {
+	w.mu.Lock()
+	if w.gone == nil {
+		w.gone = w.goneError(err)
+		w.cfg.Log.Error("device gone; stopping", "err", w.gone)
+	}
+	cancel := w.cancel
+	w.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
 }
 
 // reap clears what an earlier run left: its leases' processes, containers and work
@@ -344,9 +376,15 @@ func (w *Worker) heartbeats(ctx context.Context, inv api.Inventory) {
 			w.mu.Unlock()
 		case ctx.Err() != nil:
 			return
+		case w.isGone(err):
+			w.stopGone(err)
+			return
 		case errors.As(err, &ae) && ae.Code == "EUNAUTHORIZED":
 			// The coordinator restarted or marked us down: start a new session.
-			if err := w.hello(ctx, inv); err != nil && ctx.Err() == nil {
+			if err := w.hello(ctx, inv); w.isGone(err) {
+				w.stopGone(err)
+				return
+			} else if err != nil && ctx.Err() == nil {
 				w.cfg.Log.Error("hello", "err", err)
 			}
 		default:
