@@ -492,7 +492,9 @@ func TestDeletedDeviceStopsTheWorker(t *testing.T) {
 	}}
 	w, err := New(Config{Coordinator: srv.URL, JoinToken: "jt", StateDir: t.TempDir(), PollWait: 200 * time.Millisecond,
 		Executors: map[string]Starter{"process": fake},
-		Inventory: func(context.Context) (api.Inventory, error) { return api.Inventory{Hostname: "h", OS: "linux", CPUThreads: 4, MemoryMiB: 4096}, nil }})
+		Inventory: func(context.Context) (api.Inventory, error) {
+			return api.Inventory{Hostname: "h", OS: "linux", CPUThreads: 4, MemoryMiB: 4096}, nil
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}
