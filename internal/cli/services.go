@@ -37,6 +37,7 @@ type CoordinatorOptions struct {
 	MeshRelay         string        // UDP address of the mesh relay ("" = the listen address, "off")
 	MeshPadding       bool
 	Limits            LimitOptions
+	Trust             TrustOptions
 }
 
 // LimitOptions are the bounds a coordinator puts on one client (docs/SECURITY.md); a rate or
@@ -145,7 +146,10 @@ written so that the other iog commands talk to this network.`,
 }
 
 func (a *app) coordinatorCmd() *cobra.Command {
-	var o CoordinatorOptions
+	var (
+		o        CoordinatorOptions
+		trustSet func() error
+	)
 	cmd := &cobra.Command{
 		Use:   "coordinator",
 		Short: "Run a coordinator: the API, market, scheduler and console",
@@ -168,6 +172,9 @@ func (a *app) coordinatorCmd() *cobra.Command {
 			if o.HeartbeatInterval <= 0 {
 				return usageErrorf("--heartbeat-interval must be positive")
 			}
+			if err := trustSet(); err != nil {
+				return err
+			}
 			return serve(cmd.Context(), "iog coordinator", a.svc.Coordinator, o, a.stdout)
 		},
 	}
@@ -181,6 +188,7 @@ func (a *app) coordinatorCmd() *cobra.Command {
 	f.StringVar(&o.MeshRelay, "mesh-relay", "", `UDP address of the cluster mesh's discovery and relay endpoint (default the --listen address; "off" for no mesh)`)
 	f.BoolVar(&o.MeshPadding, "mesh-padding", false, "ask mesh members to pad every packet to full size (hides sizes; costs bandwidth)")
 	limitFlags(cmd, &o.Limits)
+	trustSet = trustFlags(cmd, &o.Trust)
 	return cmd
 }
 
