@@ -171,7 +171,7 @@ func runWorker(ctx context.Context, o cli.WorkerOptions, w io.Writer) error {
 		Coordinator: o.Coordinator, JoinToken: o.JoinToken, StateDir: o.StateDir, Name: o.Name, Region: o.Region,
 		Executors: execs, Sampler: sampler, DataPlane: plane, Mesh: mm, Log: log,
 		Isolation: isolation, IsolationNote: note, WorkRoot: conf.WorkRoot, Reap: conf.Reap(docker),
-		PidsLimit: o.PidsLimit, DiskMiB: o.DiskMiB, MemoryMiB: o.MemoryMiB,
+		PidsLimit: o.PidsLimit, DiskMiB: o.DiskMiB, MemoryMiB: o.MemoryMiB, ProofMemoryMiB: o.ProofMemoryMiB,
 		Inventory: func(ctx context.Context) (api.Inventory, error) { return hwinfo.Detect(ctx, hwinfo.Options{}) },
 		// Proofs of GPU: GPU units on the GPUs (CUDA driver API), the CPU on all its threads.
 		Solver: &cuda.Auto{Threads: runtime.NumCPU()},

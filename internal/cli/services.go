@@ -81,6 +81,9 @@ type WorkerOptions struct {
 	PidsLimit int      // per lease; 0 = default
 	DiskMiB   int64    // per lease; 0 = default (90% of the free space)
 	MemoryMiB int64    // per lease; 0 = default (90% of the device's memory)
+	// ProofMemoryMiB caps the RAM a CPU proof of this device may take; 0: no cap of its own
+	// (the cgroup limit and half the available memory still bound it).
+	ProofMemoryMiB int64
 }
 
 // BenchOptions configure `iog bench`.
@@ -276,8 +279,8 @@ IOG_COORDINATOR and IOG_JOIN_TOKEN.`,
 			if o.Runtime == "runc" {
 				o.Runtime = ""
 			}
-			if o.PidsLimit < 0 || o.DiskMiB < 0 || o.MemoryMiB < 0 {
-				return usageErrorf("--pids-limit, --memory-mib and --disk-quota-mib must not be negative")
+			if o.PidsLimit < 0 || o.DiskMiB < 0 || o.MemoryMiB < 0 || o.ProofMemoryMiB < 0 {
+				return usageErrorf("--pids-limit, --memory-mib, --disk-quota-mib and --proof-memory-mib must not be negative")
 			}
 			if o.LeaseUIDs != "" {
 				if _, _, err := ParseUIDRange(o.LeaseUIDs); err != nil {
@@ -303,6 +306,7 @@ IOG_COORDINATOR and IOG_JOIN_TOKEN.`,
 	f.StringVar(&o.LeaseUIDs, "lease-uids", "", "uids (and gids) leases run as when the worker runs as root, FIRST-LAST (default 1900000000-1900065535)")
 	f.IntVar(&o.PidsLimit, "pids-limit", 0, "most processes and threads a lease may have; reaching it kills the lease (default 4096)")
 	f.Int64Var(&o.MemoryMiB, "memory-mib", 0, "most memory a lease may use, in MiB; over it the lease is killed (default 90% of the device's memory)")
+	f.Int64Var(&o.ProofMemoryMiB, "proof-memory-mib", 0, "most RAM a CPU proof of GPU may take, in MiB (always also bounded by the worker's cgroup limit and half the available memory)")
 	f.Int64Var(&o.DiskMiB, "disk-quota-mib", 0, "most disk a lease may use, in MiB; over it the lease is killed (default 90% of the free space when it starts)")
 	_ = cmd.RegisterFlagCompletionFunc("executor", cobra.FixedCompletions([]string{"process", "docker", "auto"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("sandbox", cobra.FixedCompletions([]string{"auto", "require", "off"}, cobra.ShellCompDirectiveNoFileComp))

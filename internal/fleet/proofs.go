@@ -303,6 +303,11 @@ func (f *Fleet) issueRound(ctx context.Context, ds []iog.Device, now time.Time) 
 		inv := inventoryOf(d)
 		class, units, gpu := "cpu", []string{"cpu"}, false
 		mem := inv.MemoryMiB << 20
+		if b := inv.ProofMemoryMiB << 20; b > 0 && 2*b < mem {
+			// A CPU proof fills half the memory it is sized for: sized for twice the worker's
+			// bound, it stays within it (docs/TRUST.md).
+			mem = 2 * b
+		}
 		if len(inv.GPUs) > 0 {
 			class, gpu, units = d.GPUModel, true, nil
 			mem = 0

@@ -8,6 +8,7 @@ import (
 
 	"github.com/iognet/iog/api"
 	"github.com/iognet/iog/internal/iog"
+	"github.com/iognet/iog/internal/proof"
 )
 
 func TestRetryNote(t *testing.T) {
@@ -77,5 +78,36 @@ func TestFailedProofStatesItsRetry(t *testing.T) {
 	f.trustTick(ctx)
 	if ch2 := f.ProofFor(status(t, f, d.ID)); ch2 == nil || ch2.ID == ch.ID {
 		t.Fatal("not challenged again at the stated time")
+	}
+}
+
+// TestCPUProofSizedWithinTheWorkersBound: a CPU device's challenge never asks for more RAM
+// than the bound its worker reported; without one it takes half the claimed memory.
+func TestCPUProofSizedWithinTheWorkersBound(t *testing.T) {
+	for _, c := range []struct {
+		bound, wantMax, wantMin int64 // MiB
+	}{
+		{0, 2048, 2000},
+		{512, 512, 500},
+		{8192, 2048, 2000}, // a bound above half the memory changes nothing
+	} {
+		f, clk, acct := newFleet(t)
+		f.cfg.Trust.Params = proof.ParamsFor
+		inv := host("m-a")
+		inv.ProofMemoryMiB = c.bound
+		d := join(t, f, acct, "key-a", inv)
+		if _, err := f.Hello(t.Context(), d, api.HelloRequest{Inventory: inv}, "10.0.0.1"); err != nil {
+			t.Fatal(err)
+		}
+		clk.Add(6 * time.Minute)
+		f.seen[d.ID] = clk.Now()
+		f.trustTick(t.Context())
+		ch := f.ProofFor(status(t, f, d.ID))
+		if ch == nil {
+			t.Fatalf("bound %d: no challenge", c.bound)
+		}
+		if mib := ch.Params.MemoryBytes >> 20; mib > c.wantMax || mib < c.wantMin {
+			t.Errorf("bound %d MiB: challenge takes %d MiB, want %d..%d", c.bound, mib, c.wantMin, c.wantMax)
+		}
 	}
 }

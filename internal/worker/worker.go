@@ -94,6 +94,11 @@ type Config struct {
 	// Solver answers proof-of-GPU challenges (proof/cuda for GPUs); nil: the CPU reference
 	// solver on the claimed threads.
 	Solver proof.Solver
+	// ProofMemoryMiB caps the RAM a CPU proof may take (0: no cap of the supplier's own);
+	// ProofBound reads the whole bound (default ReadProofBound(ProofMemoryMiB)). The bound is
+	// reported with the inventory, so that the coordinator sizes challenges within it.
+	ProofMemoryMiB int64
+	ProofBound     func() ProofBound
 }
 
 // Worker is one running agent.
@@ -141,6 +146,13 @@ func New(cfg Config) (*Worker, error) {
 	if cfg.PidsLimit <= 0 {
 		cfg.PidsLimit = 4096
 	}
+	if cfg.ProofMemoryMiB < 0 {
+		return nil, errors.New("worker: the proof memory cap must not be negative")
+	}
+	if cfg.ProofBound == nil {
+		capMiB := cfg.ProofMemoryMiB
+		cfg.ProofBound = func() ProofBound { return ReadProofBound(capMiB) }
+	}
 	if len(cfg.IsolationNote) > 500 {
 		cfg.IsolationNote = cfg.IsolationNote[:497] + "..." // the coordinator takes 512 bytes
 	}
@@ -185,6 +197,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		return fmt.Errorf("worker: detect hardware: %w", err)
 	}
 	inv.Isolation, inv.IsolationNote = w.cfg.Isolation, w.cfg.IsolationNote
+	inv.ProofMemoryMiB, _ = w.cfg.ProofBound().MiB()
 	w.mu.Lock()
 	w.inv = inv
 	w.mu.Unlock()
