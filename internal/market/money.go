@@ -174,18 +174,18 @@ func payment(l iog.Lease, c iog.Cluster, served int64, now time.Time) (iog.Amoun
 	if amt <= 0 {
 		return 0, nil, nil
 	}
-	booking, cfee, err := pricing.SupplierFee(amt, pricing.Currency(c.Currency))
+	fee, err := pricing.SupplierFeeStep(l.Settled, amt, pricing.Currency(c.Currency))
 	if err != nil {
 		return 0, nil, err
 	}
 	p := iog.Posting{Key: fmt.Sprintf("settle:%s:%d", l.ID, served), Cause: "lease:" + l.ID, Currency: c.Currency, At: now,
 		Memo:    fmt.Sprintf("minutes %d-%d of node %d", l.SettledMinutes, served, l.Rank),
 		Entries: []iog.Entry{{Account: iog.AccEscrow(c.ID), Amount: -amt}}}
-	if net := amt - booking - cfee; net > 0 {
+	if net := amt - fee; net > 0 {
 		p.Entries = append(p.Entries, iog.Entry{Account: iog.AccWallet(l.SupplierID), Amount: net})
 	}
-	if booking+cfee > 0 {
-		p.Entries = append(p.Entries, iog.Entry{Account: iog.AccTreasury, Amount: booking + cfee})
+	if fee > 0 {
+		p.Entries = append(p.Entries, iog.Entry{Account: iog.AccTreasury, Amount: fee})
 	}
 	return amt, []iog.Posting{p}, nil
 }
