@@ -111,3 +111,67 @@ func TestCPUProofSizedWithinTheWorkersBound(t *testing.T) {
 		}
 	}
 }
+
+// TestReputationAtUsesTheProofStateThen: a block's inputs are the device's proof state at the
+// block's end: a pass before it counts even when a later proof failed, and a later pass does
+// not hide an earlier one.
+func TestReputationAtUsesTheProofStateThen(t *testing.T) {
+	f, clk, acct := newFleet(t)
+	ctx := t.Context()
+	d := join(t, f, acct, "key-a", host("m-a"))
+	if _, err := f.Hello(ctx, d, api.HelloRequest{Inventory: host("m-a")}, "10.0.0.1"); err != nil {
+		t.Fatal(err)
+	}
+	prove := func(pass bool) time.Time {
+		t.Helper()
+		f.tr.mu.Lock()
+		f.tr.due[d.ID] = clk.Now()
+		f.tr.mu.Unlock()
+		f.seen[d.ID] = clk.Now()
+		f.trustTick(ctx)
+		if pass {
+			if res := answer(t, f, status(t, f, d.ID), false); res.Result != "passed" {
+				t.Fatalf("honest answer: %+v", res)
+			}
+		} else {
+			ch := f.ProofFor(status(t, f, d.ID))
+			if ch == nil {
+				t.Fatal("no challenge")
+			}
+			if _, err := f.StartProof(ctx, d, ch.ID); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.AnswerProof(ctx, d, ch.ID, api.ProofAnswer{Error: "gave up"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return clk.Now()
+	}
+	clk.Add(6 * time.Minute)
+	passed := prove(true)
+	clk.Add(30 * time.Minute)
+	blockEnd := clk.Now()
+	clk.Add(30 * time.Minute)
+	prove(false)
+	clk.Add(time.Minute)
+
+	then, err := f.ReputationAt(ctx, d.ID, blockEnd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now, err := f.ReputationAt(ctx, d.ID, clk.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if then == 0 || now != 0 {
+		t.Fatalf("reputation at the block's end %d (passed then), now %d (failed since)", then, now)
+	}
+	if !f.ProofPassedWithin(ctx, d.ID, blockEnd, 24*time.Hour) || f.ProofPassedWithin(ctx, d.ID, passed.Add(-time.Second), 24*time.Hour) {
+		t.Fatal("a pass is counted by the time it happened")
+	}
+	clk.Add(time.Hour)
+	prove(true) // a later pass must not hide the earlier one from the earlier block
+	if !f.ProofPassedWithin(ctx, d.ID, blockEnd, 24*time.Hour) {
+		t.Fatal("a later pass hid the pass before the block's end")
+	}
+}
