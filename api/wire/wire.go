@@ -10,6 +10,7 @@ const (
 	EINVALID           = "EINVALID"
 	ECONFLICT          = "ECONFLICT"
 	EUNAUTHORIZED      = "EUNAUTHORIZED"
+	EGONE              = "EGONE" // the device that signed is not (or no longer) registered: final
 	EFORBIDDEN         = "EFORBIDDEN"
 	EINSUFFICIENTFUNDS = "EINSUFFICIENT_FUNDS"
 	EUNAVAILABLE       = "EUNAVAILABLE"

@@ -19,6 +19,7 @@ import (
 	"github.com/iognet/iog/internal/coordinator"
 	"github.com/iognet/iog/internal/devnet"
 	"github.com/iognet/iog/internal/executor"
+	"github.com/iognet/iog/internal/fleet"
 	"github.com/iognet/iog/internal/httpapi"
 	"github.com/iognet/iog/internal/hwinfo"
 	"github.com/iognet/iog/internal/limit"
@@ -49,7 +50,7 @@ func runCoordinator(ctx context.Context, o cli.CoordinatorOptions, w io.Writer) 
 	lim := limits(o.Limits, o.Dev)
 	c, err := coordinator.New(ctx, coordinator.Config{DB: o.DB, Listen: o.Listen, DataDir: o.DataDir, Dev: o.Dev,
 		HeartbeatInterval: o.HeartbeatInterval, SettleEvery: o.SettleEvery, MeshRelay: o.MeshRelay, MeshPadding: o.MeshPadding, Log: log,
-		Limits: &lim})
+		Limits: &lim, Trust: trust(o.Trust, o.Dev)})
 	if err != nil {
 		return err
 	}
@@ -61,6 +62,33 @@ func runCoordinator(ctx context.Context, o cli.CoordinatorOptions, w io.Writer) 
 		_ = key
 	}
 	return c.Run(ctx)
+}
+
+// trust is the mode's proof-of-GPU settings with what the flags changed.
+func trust(o cli.TrustOptions, dev bool) *fleet.TrustConfig {
+	t := fleet.DefaultTrust()
+	if dev {
+		t = fleet.DevTrust()
+	}
+	if o.Probation != nil {
+		t.Probation = *o.Probation
+	}
+	if o.ProofRetry != nil {
+		t.RetryPending = *o.ProofRetry
+	}
+	if o.Reprove != nil {
+		t.Reprove = *o.Reprove
+	}
+	if o.ProofStartWindow != nil {
+		t.StartWindow = *o.ProofStartWindow
+	}
+	if o.ProofAllowance != nil {
+		t.Table.AllowanceMS = o.ProofAllowance.Milliseconds()
+	}
+	if o.ProofSlack != nil {
+		t.Table.Slack = *o.ProofSlack
+	}
+	return &t
 }
 
 // limits turns the --limit-* flags into the coordinator's limits.
@@ -143,7 +171,7 @@ func runWorker(ctx context.Context, o cli.WorkerOptions, w io.Writer) error {
 		Coordinator: o.Coordinator, JoinToken: o.JoinToken, StateDir: o.StateDir, Name: o.Name, Region: o.Region,
 		Executors: execs, Sampler: sampler, DataPlane: plane, Mesh: mm, Log: log,
 		Isolation: isolation, IsolationNote: note, WorkRoot: conf.WorkRoot, Reap: conf.Reap(docker),
-		PidsLimit: o.PidsLimit, DiskMiB: o.DiskMiB, MemoryMiB: o.MemoryMiB,
+		PidsLimit: o.PidsLimit, DiskMiB: o.DiskMiB, MemoryMiB: o.MemoryMiB, ProofMemoryMiB: o.ProofMemoryMiB,
 		Inventory: func(ctx context.Context) (api.Inventory, error) { return hwinfo.Detect(ctx, hwinfo.Options{}) },
 		// Proofs of GPU: GPU units on the GPUs (CUDA driver API), the CPU on all its threads.
 		Solver: &cuda.Auto{Threads: runtime.NumCPU()},

@@ -114,7 +114,7 @@ func (b *Bank) Wallet(ctx context.Context, acct iog.Account) (api.Wallet, error)
 // Deposit is the devnet faucet: money from the outside world into a wallet.
 func (b *Bank) Deposit(ctx context.Context, acct iog.Account, r api.DepositRequest) (api.Wallet, error) {
 	if !b.cfg.Dev {
-		return api.Wallet{}, iog.Errorf(iog.EUNAVAILABLE, "deposits arrive on chain through the settlement adapter, which is not built yet; the faucet runs only on a dev-mode coordinator")
+		return api.Wallet{}, iog.Errorf(iog.EUNAVAILABLE, "deposits arrive on chain through the settlement adapter, which is not built yet, and the faucet runs only on a dev-mode coordinator: an admin funds an account with `iog account credit ACCOUNT AMOUNT --currency IO|USDC --reason TEXT`")
 	}
 	c, err := iog.ParseCurrency(r.Currency)
 	if err != nil {

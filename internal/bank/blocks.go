@@ -115,7 +115,12 @@ func (b *Bank) produce(ctx context.Context, n int64, start, end, now time.Time) 
 		ps = append(ps, iog.Transfer(key("burn", "block", n), key("block", n), iog.IO, end, iog.AccTreasury, iog.AccBurn, t, "treasury burns IO fees"))
 	}
 	raw, _ := json.Marshal(detail)
-	_, err = b.db.RecordBlock(ctx, store.BlockRow{Number: n, Start: start, End: end, Emission: emission, Minted: blk.Minted, Detail: raw, CreatedAt: now}, ps...)
+	nominated := make([]string, len(blk.Shares))
+	for i, s := range blk.Shares {
+		nominated[i] = s.DeviceID
+	}
+	_, err = b.db.RecordBlock(ctx, store.BlockRow{Number: n, Start: start, End: end, Emission: emission, Minted: blk.Minted, Detail: raw, CreatedAt: now,
+		Nominated: nominated}, ps...)
 	if err == nil {
 		b.cfg.Log.Info("block", "number", n, "emission", emission, "minted", blk.Minted, "nominated", len(blk.Shares))
 	}

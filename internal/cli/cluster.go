@@ -242,11 +242,11 @@ func (a *app) clusterListCmd() *cobra.Command {
 			}
 			now := a.now()
 			tw := table(a.stdout)
-			row(tw, "ID", "NAME", "TYPE", "STATE", "NODES", "GPU", "CREATED", "EXPIRES")
+			row(tw, "ID", "NAME", "TYPE", "STATE", "NODES", "GPU", "CREATED", "EXPIRES", "PAID", "SPENT", "REFUNDABLE", "RATE")
 			for _, cl := range cls {
-				row(tw, cl.ID, orDash(cl.Spec.Name), cl.Spec.Type, stateLabel(cl),
+				row(tw, append([]string{cl.ID, orDash(cl.Spec.Name), cl.Spec.Type, stateLabel(cl),
 					fmt.Sprintf("%d/%d", running(cl), nodeCount(cl)), gpuSpec(cl.Spec),
-					ago(now, cl.CreatedAt), expires(now, cl))
+					ago(now, cl.CreatedAt), expires(now, cl)}, moneyCells(cl)...)...)
 			}
 			return tw.Flush()
 		},
@@ -292,6 +292,8 @@ func (a *app) clusterTerminateCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// Read first, so that what this terminate moved can be told from the totals.
+			before, _ := c.Cluster(cmd.Context(), args[0])
 			cl, err := c.TerminateCluster(cmd.Context(), args[0])
 			if err != nil {
 				return err
@@ -300,6 +302,7 @@ func (a *app) clusterTerminateCmd() *cobra.Command {
 				return printJSON(a.stdout, cl)
 			}
 			fmt.Fprintf(a.stdout, "cluster %s: %s\n", cl.ID, stateLabel(cl))
+			terminated(a.stdout, before, cl)
 			return nil
 		},
 	}
@@ -409,9 +412,7 @@ func (a *app) details(w io.Writer, cl api.Cluster) {
 	if cl.Spec.MaxPrice != "" {
 		row(tw, "Max price:", cl.Spec.MaxPrice+"/h")
 	}
-	if cl.Quote != nil {
-		row(tw, "Paid:", withCurrency(cl.Quote.Total, clusterCurrency(cl))+" into escrow ("+orDefault(cl.Quote.Commitment, "hourly")+" commitment)")
-	}
+	moneyRows(tw, cl)
 	row(tw, "Created:", formatTime(cl.CreatedAt))
 	if !cl.StartedAt.IsZero() {
 		row(tw, "Started:", formatTime(cl.StartedAt))

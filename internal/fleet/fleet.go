@@ -207,6 +207,8 @@ func validInventory(inv api.Inventory) error {
 		return iog.Errorf(iog.EINVALID, "inventory: cpu_threads %d out of range", inv.CPUThreads)
 	case inv.MemoryMiB < 1 || inv.MemoryMiB > 64<<20:
 		return iog.Errorf(iog.EINVALID, "inventory: memory_mib %d out of range", inv.MemoryMiB)
+	case inv.ProofMemoryMiB < 0 || inv.ProofMemoryMiB > 64<<20:
+		return iog.Errorf(iog.EINVALID, "inventory: proof_memory_mib %d out of range", inv.ProofMemoryMiB)
 	case len(inv.GPUs) > 256:
 		// Over the per-device limit (TrustConfig.MaxGPUs) joins blocked, with the reason; this
 		// bound only keeps absurd inventories out.

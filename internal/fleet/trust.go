@@ -337,8 +337,8 @@ func (f *Fleet) ReputationAt(ctx context.Context, deviceID string, at time.Time)
 // ProofPassedWithin reports whether the device passed a proof of GPU in the window before at
 // (block nomination asks for 24 hours).
 func (f *Fleet) ProofPassedWithin(ctx context.Context, deviceID string, at time.Time, window time.Duration) bool {
-	last, ok, err := f.db.LastPassedProof(ctx, deviceID)
-	return err == nil && ok && !last.After(at) && at.Sub(last) <= window
+	last, ok, err := f.db.LastPassedProofAt(ctx, deviceID, at)
+	return err == nil && ok && at.Sub(last) <= window
 }
 
 func (f *Fleet) reputationAt(ctx context.Context, d iog.Device, now time.Time) (reputation.Result, reputation.Inputs, error) {
@@ -356,13 +356,23 @@ func (f *Fleet) reputationAt(ctx context.Context, d iog.Device, now time.Time) (
 	if err != nil {
 		return reputation.Result{}, in, err
 	}
+	// Only what was known at now counts: a block's reputation is the device's state at the
+	// block's end, however late the block is produced.
 	for _, o := range po {
-		in.Proofs = append(in.Proofs, reputation.Outcome{At: o.At, OK: o.OK})
+		if !o.At.After(now) {
+			in.Proofs = append(in.Proofs, reputation.Outcome{At: o.At, OK: o.OK})
+		}
 	}
 	for _, o := range jo {
-		in.Jobs = append(in.Jobs, reputation.Outcome{At: o.At, OK: o.OK})
+		if !o.At.After(now) {
+			in.Jobs = append(in.Jobs, reputation.Outcome{At: o.At, OK: o.OK})
+		}
 	}
-	in.LastProofPassed, _ = f.lastOutcome(ctx, d.ID)
+	last, ok, err := f.db.LastCountedProofAt(ctx, d.ID, now)
+	if err != nil {
+		return reputation.Result{}, in, err
+	}
+	in.LastProofPassed = ok && last.Result == iog.ProofPassed
 	if d.Status == iog.DeviceBlocked {
 		in.LastProofPassed = false
 	}

@@ -14,6 +14,7 @@ const (
 	EINVALID           = wire.EINVALID
 	ECONFLICT          = wire.ECONFLICT
 	EUNAUTHORIZED      = wire.EUNAUTHORIZED
+	EGONE              = wire.EGONE // the device that signed is not (or no longer) registered: final
 	EFORBIDDEN         = wire.EFORBIDDEN
 	EINSUFFICIENTFUNDS = wire.EINSUFFICIENTFUNDS
 	EUNAVAILABLE       = wire.EUNAVAILABLE

@@ -386,7 +386,13 @@ func (m *Market) List(ctx context.Context, acct iog.Account) ([]api.Cluster, err
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, toAPI(c, leases))
+		v := toAPI(c, leases)
+		mv, err := m.Money(ctx, c, leases)
+		if err != nil {
+			return nil, err
+		}
+		v.Money = &mv
+		out = append(out, v)
 	}
 	return out, nil
 }

@@ -25,6 +25,10 @@ func (w *Worker) assignments(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
+			if w.isGone(err) {
+				w.stopGone(err)
+				return
+			}
 			w.cfg.Log.Warn("assignments", "err", err, "retry_in", delay)
 			t := time.NewTimer(delay/2 + time.Duration(rand.Int64N(int64(delay))))
 			select {

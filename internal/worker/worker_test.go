@@ -35,6 +35,8 @@ type fakeCoord struct {
 	requests int
 	// logDelay holds every log append this long (a slow coordinator).
 	logDelay time.Duration
+	// gone answers every request but register with 410 EGONE (the device was deleted).
+	gone bool
 }
 
 func newFakeCoord(t *testing.T, dev bool) (*fakeCoord, *httptest.Server) {
@@ -47,8 +49,15 @@ func newFakeCoord(t *testing.T, dev bool) (*fakeCoord, *httptest.Server) {
 func (f *fakeCoord) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	f.requests++
+	gone := f.gone
 	f.mu.Unlock()
 	reply := func(v any) { _ = json.NewEncoder(w).Encode(v) }
+	if gone && r.URL.Path != "/v1/worker/register" {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusGone)
+		reply(api.Error{Code: "EGONE", Message: "device dev-test is not registered with this coordinator"})
+		return
+	}
 	switch p := r.URL.Path; {
 	case p == "/v1/worker/register":
 		reply(api.RegisterResponse{DeviceID: "dev-test", Status: "ready"})
@@ -472,4 +481,62 @@ func FuzzCleanOutput(f *testing.F) {
 			t.Fatalf("cleanOutput grew %q to %q", s, out)
 		}
 	})
+}
+
+// TestDeletedDeviceStopsTheWorker: once the coordinator answers that the device is gone, Run
+// stops its nodes and returns an error that says so, instead of retrying forever.
+func TestDeletedDeviceStopsTheWorker(t *testing.T) {
+	f, srv := newFakeCoord(t, true)
+	fake := &executortest.Fake{Script: func(executor.Spec) executortest.Script {
+		return executortest.Script{RunUntilStopped: true}
+	}}
+	w, err := New(Config{Coordinator: srv.URL, JoinToken: "jt", StateDir: t.TempDir(), PollWait: 200 * time.Millisecond,
+		Executors: map[string]Starter{"process": fake},
+		Inventory: func(context.Context) (api.Inventory, error) {
+			return api.Inventory{Hostname: "h", OS: "linux", CPUThreads: 4, MemoryMiB: 4096}, nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- w.Run(t.Context()) }()
+	<-w.Ready()
+	f.assign(lease("l1", "process"))
+	poll(t, "l1 running", func() bool { r := f.last("l1"); return r != nil && r.State == "running" })
+	f.mu.Lock()
+	f.gone = true
+	f.mu.Unlock()
+	f.assign(lease("l1", "process")) // wakes the long-poll, which is now answered 410
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "no longer knows device dev-test") {
+			t.Fatalf("Run = %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the worker did not stop on EGONE")
+	}
+	select {
+	case <-fake.Task("l1").Done():
+	default:
+		t.Fatal("l1 still running after the worker stopped")
+	}
+}
+
+// TestDeletedDeviceRunError: Run's error names the device, the state dir and the cause.
+func TestDeletedDeviceRunError(t *testing.T) {
+	f, srv := newFakeCoord(t, true)
+	f.gone = true
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "device.id"), []byte("dev-test\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	w, err := New(Config{Coordinator: srv.URL, StateDir: dir, PollWait: 200 * time.Millisecond,
+		Inventory: func(context.Context) (api.Inventory, error) { return api.Inventory{Hostname: "h", OS: "linux"}, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = w.Run(t.Context())
+	if err == nil || !strings.Contains(err.Error(), "no longer knows device dev-test") || !strings.Contains(err.Error(), dir) {
+		t.Fatalf("Run = %v", err)
+	}
 }
