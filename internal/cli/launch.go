@@ -8,6 +8,7 @@ import (
 	"io"
 	"maps"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/iognet/iog/api"
+	"github.com/iognet/iog/internal/pack"
 	"github.com/iognet/iog/internal/task"
 )
 
@@ -54,8 +56,9 @@ type launchFlags struct {
 	dryRun  bool
 	schema  bool
 	detach  bool
-	workdir string
-	output  string
+	workdir    string
+	workdirMax string
+	output     string
 }
 
 func (a *app) launchCmd() *cobra.Command {
@@ -71,9 +74,13 @@ comes on stdin, so -y is required). Then the cluster is deployed, every node's o
 streamed with "[node K] " prefixes, and iog exits with the job's exit code: 0 when every node
 completed, else the first failing node's code (1 when none), with the reason on stderr.
 
+workdir: (or --workdir) is packed (respecting .gitignore and .iogignore, at most --workdir-max),
+uploaded once by content hash with progress, and unpacked into every node's work directory
+before its setup and run.
+
 Fields the coordinator cannot honour yet (resources.cpus, resources.memory, several GPU models,
-secrets, ports, outputs, workdir, type: array, retries, tasks) are refused by name rather than
-ignored; see docs/TASKS.md.`,
+secrets, ports, outputs, type: array, retries, tasks) are refused by name rather than ignored;
+see docs/TASKS.md.`,
 		Example: `  iog launch task.yaml
   iog launch --dry-run task.yaml
   iog launch -y -f - < task.yaml
@@ -104,8 +111,9 @@ ignored; see docs/TASKS.md.`,
 			if f.output != "" {
 				tf.Outputs = f.output
 			}
-			if tf.Workdir != "" {
-				return usageErrorf("%s: workdir: not supported by iog launch yet (the packer and blob store exist; the worker does not fetch them yet, see docs/TASKS.md)", name)
+			if f.workdir == "" && tf.Workdir != "" && name != "-" && !filepath.IsAbs(tf.Workdir) {
+				// A task file's workdir is relative to the file, as its other paths would be.
+				tf.Workdir = filepath.Join(filepath.Dir(name), tf.Workdir)
 			}
 			if tf.Outputs != "" {
 				return usageErrorf("%s: outputs: not supported by iog launch yet (see docs/TASKS.md)", name)
@@ -118,7 +126,18 @@ ignored; see docs/TASKS.md.`,
 				}
 				return usageErrorf("%v", err)
 			}
-			return a.launch(cmd.Context(), req, f, name == "-")
+			maxBytes, err := task.ParseSize(f.workdirMax)
+			if err != nil || maxBytes < 1 {
+				return usageErrorf("--workdir-max: %v", err)
+			}
+			var wd *packed
+			if tf.Workdir != "" {
+				if wd, err = a.packWorkdir(cmd.Context(), tf.Workdir, maxBytes); err != nil {
+					return usageErrorf("%s: workdir: %v", name, err)
+				}
+				defer os.Remove(wd.path)
+			}
+			return a.launch(cmd.Context(), tf, req, f, name == "-", wd)
 		},
 	}
 	fl := cmd.Flags()
@@ -127,7 +146,8 @@ ignored; see docs/TASKS.md.`,
 	fl.BoolVar(&f.dryRun, "dry-run", false, "print the plan and stop: nothing is deployed or paid")
 	fl.BoolVar(&f.schema, "schema", false, "print the JSON Schema of task files and exit")
 	fl.BoolVar(&f.detach, "detach", false, "return once the cluster is placed, without streaming its logs")
-	fl.StringVar(&f.workdir, "workdir", "", "directory to ship to every node (overrides workdir:; not supported yet)")
+	fl.StringVar(&f.workdir, "workdir", "", "directory to ship to every node (overrides workdir:)")
+	fl.StringVar(&f.workdirMax, "workdir-max", "512MiB", "refuse a workdir whose files add up to more than this")
 	fl.StringVar(&f.output, "output", "", "directory to collect from every node (overrides outputs:; not supported yet)")
 	return cmd
 }
@@ -153,7 +173,7 @@ func (a *app) taskSource(file string, args []string) (string, io.Reader, error) 
 }
 
 // launch shows the plan, asks, deploys and streams.
-func (a *app) launch(ctx context.Context, req api.CreateClusterRequest, f launchFlags, fromStdin bool) error {
+func (a *app) launch(ctx context.Context, tf task.File, req api.CreateClusterRequest, f launchFlags, fromStdin bool, wd *packed) error {
 	c, err := a.client()
 	if err != nil {
 		return err
@@ -162,7 +182,10 @@ func (a *app) launch(ctx context.Context, req api.CreateClusterRequest, f launch
 	if err != nil {
 		return fmt.Errorf("plan: %w", err)
 	}
-	a.plan(req, q)
+	a.plan(tf, req, q)
+	if wd != nil {
+		fmt.Fprintf(a.stdout, "\nWorkdir: %s: %d files, %s, packed to %s (sha256 %s)\n", wd.dir, wd.stats.Files, pack.Size(wd.stats.Bytes), pack.Size(wd.size), wd.hash[:12])
+	}
 	if f.dryRun {
 		fmt.Fprintln(a.stdout, "\n--dry-run: nothing deployed, nothing paid.")
 		return nil
@@ -179,6 +202,12 @@ func (a *app) launch(ctx context.Context, req api.CreateClusterRequest, f launch
 			fmt.Fprintln(a.stdout, "Not deployed; nothing paid.")
 			return nil
 		}
+	}
+	if wd != nil {
+		if err := a.upload(ctx, c, wd); err != nil {
+			return err
+		}
+		req.Workdir = wd.hash
 	}
 	cl, err := c.CreateCluster(ctx, req)
 	if err != nil {
@@ -222,7 +251,7 @@ func (a *app) waitEnd(ctx context.Context, c *api.Client, id string) error {
 }
 
 // plan prints what launch would deploy and what it costs.
-func (a *app) plan(req api.CreateClusterRequest, q api.Quote) {
+func (a *app) plan(tf task.File, req api.CreateClusterRequest, q api.Quote) {
 	w := a.stdout
 	tw := table(w)
 	row(tw, "Task:", orDefault(req.Name, "(unnamed)"))
@@ -236,13 +265,12 @@ func (a *app) plan(req api.CreateClusterRequest, q api.Quote) {
 		row(tw, "Isolation:", req.Isolation)
 	}
 	_ = tw.Flush()
-	if len(req.Command) > 0 {
-		fmt.Fprintln(w, "Command:")
-		cmd := req.Command[len(req.Command)-1]
-		if len(req.Command) != 3 || req.Command[0] != "sh" {
-			cmd = strings.Join(req.Command, " ")
+	for _, s := range []struct{ label, script string }{{"Setup:", tf.Setup}, {"Run:", tf.Run}} {
+		if s.script == "" {
+			continue
 		}
-		for l := range strings.SplitSeq(strings.TrimRight(cmd, "\n"), "\n") {
+		fmt.Fprintln(w, s.label)
+		for l := range strings.SplitSeq(strings.TrimRight(s.script, "\n"), "\n") {
 			fmt.Fprintln(w, "  "+l)
 		}
 	}

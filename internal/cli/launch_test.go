@@ -2,7 +2,10 @@ package cli
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -12,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/iognet/iog/api"
+	"github.com/iognet/iog/internal/pack"
 	"github.com/iognet/iog/internal/task"
 )
 
@@ -163,7 +167,8 @@ func TestLaunchRefusesBadTasks(t *testing.T) {
 		{"run: x\nnodes: -2\n", "task.yaml:2: nodes: -2: want 1 to"},
 		{"run: x\nnodez: 2\n", "task.yaml:2: nodez: unknown field"},
 		{"run: x\nresources:\n  cpus: 8\n", "resources.cpus: resources.cpus is not supported"},
-		{"run: x\nworkdir: .\n", "workdir: not supported"},
+		{"run: x\nworkdir: nothing-here\n", "workdir: workdir"},
+		{"run: x\nworkdir: /proc/self/fd/0\n", "workdir: workdir"},
 		{"run: x\noutputs: out\n", "outputs: not supported"},
 	} {
 		r := runCLI(t, f.env(t), Services{}, "launch", "-y", writeTask(t, tc.body))
@@ -237,5 +242,77 @@ commit: weekly
 	back, err := task.FromRequest(d.got[0]).Request()
 	if err != nil || !reflect.DeepEqual(back, want) {
 		t.Errorf("FromRequest: %#v, %v", back, err)
+	}
+}
+
+func TestLaunchUploadsWorkdirOnce(t *testing.T) {
+	l := &launchFake{end: clusterAt(6, "completed", "exited", "exited")}
+	var mu sync.Mutex
+	blobs := map[string][]byte{}
+	puts := 0
+	routes := l.routes()
+	routes["HEAD /v1/blobs/{hash}"] = func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		if _, ok := blobs[r.PathValue("hash")]; !ok {
+			w.WriteHeader(http.StatusNotFound)
+		}
+	}
+	routes["PUT /v1/blobs/{hash}"] = func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		h := sha256.Sum256(b)
+		if hex.EncodeToString(h[:]) != r.PathValue("hash") {
+			reply(w, http.StatusBadRequest, api.Error{Code: "EINVALID", Message: "hash"})
+			return
+		}
+		mu.Lock()
+		blobs[r.PathValue("hash")] = b
+		puts++
+		mu.Unlock()
+		reply(w, http.StatusCreated, api.Blob{Hash: r.PathValue("hash"), Size: int64(len(b))})
+	}
+	f := newFake(t, routes)
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "code"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, body := range map[string]string{"code/train.py": "print(1)", "code/.iogignore": "*.ckpt\n", "code/big.ckpt": "x", "task.yaml": "run: python3 train.py\nworkdir: code\n"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 2 {
+		r := runCLI(t, f.env(t), Services{}, "launch", "-y", filepath.Join(dir, "task.yaml"))
+		wantCode(t, r, exitOK)
+		wantContains(t, "stdout", r.stdout, "Workdir: "+filepath.Join(dir, "code")+": 2 files")
+		if i == 1 {
+			wantContains(t, "stdout", r.stdout, "already uploaded")
+		}
+	}
+	if puts != 1 || len(l.created) != 2 {
+		t.Fatalf("%d uploads, %d clusters; want 1, 2", puts, len(l.created))
+	}
+	h := l.created[0].Workdir
+	if _, ok := blobs[h]; !ok || l.created[1].Workdir != h {
+		t.Fatalf("clusters name workdirs %q, %q; uploaded %d blobs", h, l.created[1].Workdir, len(blobs))
+	}
+	// What was uploaded unpacks to the directory, less what .iogignore leaves out.
+	dst := filepath.Join(t.TempDir(), "w")
+	if _, err := pack.Unpack(t.Context(), bytes.NewReader(blobs[h]), dst, pack.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dst, "train.py")); err != nil || string(b) != "print(1)" {
+		t.Errorf("train.py: %q, %v", b, err)
+	}
+	if _, err := os.Stat(filepath.Join(dst, "big.ckpt")); err == nil {
+		t.Error("an ignored file was shipped")
+	}
+	// Over the cap: refused before anything is quoted or paid.
+	before := len(l.quotes)
+	r := runCLI(t, f.env(t), Services{}, "launch", "-y", "--workdir-max", "4", filepath.Join(dir, "task.yaml"))
+	wantCode(t, r, exitUsage)
+	wantContains(t, "stderr", r.stderr, "over the size cap")
+	if len(l.quotes) != before {
+		t.Error("a workdir over the cap was quoted")
 	}
 }
