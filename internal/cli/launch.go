@@ -51,11 +51,11 @@ func ended(state string) bool {
 }
 
 type launchFlags struct {
-	file    string
-	yes     bool
-	dryRun  bool
-	schema  bool
-	detach  bool
+	file       string
+	yes        bool
+	dryRun     bool
+	schema     bool
+	detach     bool
 	workdir    string
 	workdirMax string
 	output     string
