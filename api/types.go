@@ -101,6 +101,9 @@ type CreateClusterRequest struct {
 	// Empty: the type's default (process nodes in the sandbox, containers in Docker; on a
 	// dev-mode coordinator process nodes may also run bare).
 	Isolation string `json:"isolation,omitempty" enum:"sandbox,container,gvisor,"`
+	// Workdir is the SHA-256 of a tar.gz the caller uploaded (PUT /v1/blobs/{hash}); every
+	// node unpacks it into its work directory before its command starts.
+	Workdir string `json:"workdir,omitempty" maxLength:"64"`
 }
 
 // QuoteLine is one line of a quote.

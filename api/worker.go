@@ -101,6 +101,9 @@ type Assignment struct {
 	// Mesh is the node's overlay membership; nil when the cluster has no mesh or the device
 	// reported no data plane.
 	Mesh *Mesh `json:"mesh,omitempty"`
+	// Workdir is the SHA-256 of the cluster's work directory archive (GET
+	// /v1/worker/blobs/{hash}), unpacked into the node's work directory before it starts.
+	Workdir string `json:"workdir,omitempty"`
 }
 
 // Assignments is the full desired set for a device at a version.

@@ -133,6 +133,7 @@ Start a local network with "iog up", then deploy a cluster:
 		a.workerCmd(),
 		a.benchCmd(),
 		a.clusterCmd(),
+		a.launchCmd(),
 		a.deviceCmd(),
 		a.quoteCmd(),
 		a.walletCmd(),
@@ -222,6 +223,13 @@ func markRunErrors(c *cobra.Command) {
 
 // report prints err as one line on stderr and returns the exit code for it.
 func (a *app) report(cmd *cobra.Command, err error) int {
+	var je *jobExit
+	if errors.As(err, &je) {
+		if je.msg != "" {
+			fmt.Fprintf(a.stderr, "iog: %s\n", oneLine(je.msg))
+		}
+		return je.code
+	}
 	var u *usageError
 	var r *runError
 	if errors.As(err, &u) || !errors.As(err, &r) {

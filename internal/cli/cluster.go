@@ -26,6 +26,7 @@ func (a *app) clusterCmd() *cobra.Command {
 		a.clusterExtendCmd(),
 		a.clusterLogsCmd(),
 		a.clusterConnectCmd(),
+		a.clusterWaitCmd(),
 	)
 }
 
@@ -46,6 +47,7 @@ type createFlags struct {
 	env         []string
 	name        string
 	detach      bool
+	wait        bool
 	json        bool
 }
 
@@ -162,6 +164,9 @@ Every node gets IOG_CLUSTER_ID, IOG_NODE_RANK, IOG_NODE_COUNT, IOG_HEAD_ADDR and
 			} else {
 				a.summary(a.stdout, cl)
 			}
+			if f.wait && !f.detach {
+				return a.waitEnd(cmd.Context(), c, cl.ID)
+			}
 			if cl.State == "failed" {
 				return fmt.Errorf("cluster %s failed: %s", cl.ID, orDefault(cl.Reason, "no reason given"))
 			}
@@ -186,6 +191,7 @@ Every node gets IOG_CLUSTER_ID, IOG_NODE_RANK, IOG_NODE_COUNT, IOG_HEAD_ADDR and
 	fl.StringArrayVar(&f.env, "env", nil, "environment variable KEY=VALUE for every node (repeatable)")
 	fl.StringVar(&f.name, "name", "", "a name for the cluster")
 	fl.BoolVar(&f.detach, "detach", false, "return once the cluster is placed, without following it")
+	fl.BoolVar(&f.wait, "wait", false, "wait for the cluster to end and exit with its job's status (0 completed)")
 	fl.BoolVar(&f.json, "json", false, "print the cluster as JSON")
 	_ = cmd.MarkFlagRequired("type")
 	_ = cmd.MarkFlagRequired("nodes")

@@ -21,6 +21,7 @@ import (
 
 	"github.com/iognet/iog/internal/auth"
 	"github.com/iognet/iog/internal/bank"
+	"github.com/iognet/iog/internal/blob"
 	"github.com/iognet/iog/internal/fleet"
 	"github.com/iognet/iog/internal/history"
 	"github.com/iognet/iog/internal/httpapi"
@@ -71,6 +72,10 @@ type Config struct {
 	// Limits bound what one client can take; nil: DefaultLimits(), with loopback exempt from
 	// the per-address limits in dev mode (the devnet's workers share 127.0.0.1).
 	Limits *Limits
+	// BlobRetention is how long work directories are kept in the blob store under DataDir
+	// (default DefaultBlobRetention); BlobMax caps one (default httpapi.DefaultBlobMax).
+	BlobRetention time.Duration
+	BlobMax       int64
 }
 
 // Limits are every bound the coordinator puts on one client (docs/SECURITY.md).
@@ -117,6 +122,7 @@ type Coordinator struct {
 	History *history.Recorder
 	ln      net.Listener
 	srv     *http.Server
+	blobs   *blob.FS
 }
 
 // New opens the store, wires the services and binds the listener (so Addr is known before Run).
@@ -194,6 +200,13 @@ func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&metrics{db: db, fleet: c.Fleet, stats: c.Bank.Stats, now: cfg.Now, log: cfg.Log})
 	hc := httpapi.Config{Auth: c.Auth, Fleet: c.Fleet, Market: c.Market, Bank: c.Bank, Log: cfg.Log, Registry: reg, Limits: &cfg.Limits.HTTP}
+	if c.blobs, err = openBlobs(cfg); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if c.blobs != nil {
+		hc.Blobs, hc.BlobMax = c.blobs, cfg.BlobMax
+	}
 	if cfg.MeshRelay != "off" {
 		c.proxy = &meshProxy{m: c.Market, log: cfg.Log}
 		hc.Mesh, hc.Proxy = c.Market, c.proxy
@@ -293,6 +306,7 @@ func (c *Coordinator) Run(ctx context.Context) error {
 	g.Go(func() error { return c.Market.Run(gctx, c.cfg.SettleEvery, func() bool { return c.Bank.Lead(gctx) }) })
 	g.Go(func() error { return c.Bank.Run(gctx, c.cfg.SettleEvery) })
 	g.Go(func() error { return c.History.Run(gctx) })
+	g.Go(func() error { c.sweepBlobs(gctx); return nil })
 	g.Go(func() error {
 		<-gctx.Done()
 		// Give in-flight requests a moment; long-polls and connections that never sent a

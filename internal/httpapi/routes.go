@@ -121,6 +121,9 @@ func (s *Server) routes() {
 
 	// Clusters.
 	op(s, http.MethodPost, "/v1/clusters", "create-cluster", "Place and deploy a cluster", withAccount(func(ctx context.Context, a iog.Account, in *body[api.CreateClusterRequest]) (api.Cluster, error) {
+		if err := s.checkWorkdir(ctx, a, in.Body.Workdir); err != nil {
+			return api.Cluster{}, err
+		}
 		return m.Create(ctx, a, in.Body)
 	}))
 	op(s, http.MethodGet, "/v1/clusters", "list-clusters", "List your clusters", withAccount(func(ctx context.Context, a iog.Account, _ *empty) (struct {

@@ -87,6 +87,9 @@ type Config struct {
 	Registry *prometheus.Registry
 	// Limits bound what one client can take (limits.go); nil means DefaultLimits().
 	Limits *Limits
+	// Blobs stores work directories (blobs.go); without it the blob routes are absent.
+	Blobs   Blobs
+	BlobMax int64 // bytes per blob; 0 means DefaultBlobMax
 }
 
 // Server is an http.Handler.
@@ -144,6 +147,7 @@ func New(cfg Config) *Server {
 	s.routes()
 	s.moneyRoutes()
 	s.meshRoutes()
+	s.blobRoutes()
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}))
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
 	s.handler = s.authenticate(s.mux)

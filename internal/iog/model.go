@@ -119,6 +119,8 @@ type ClusterSpec struct {
 	// Isolation is the least isolation the renter asked for ("sandbox", "container",
 	// "gvisor"; "" = the type's default).
 	Isolation string `json:"isolation,omitempty"`
+	// Workdir is the SHA-256 of the work directory archive in the blob store ("" for none).
+	Workdir string `json:"workdir,omitempty"`
 }
 
 // Cluster is a renter's set of leased devices running one workload.

@@ -202,15 +202,15 @@ func (m *Market) Assignments(ctx context.Context, dev iog.Device) ([]api.Assignm
 		}
 		out = append(out, api.Assignment{
 			LeaseID: l.ID, ClusterID: c.ID, Type: c.Spec.Type, Rank: l.Rank, State: string(l.State),
-			Image: c.Spec.Image, Command: nodeCommand(c, l.Rank, meshIP, head), Env: nodeEnv(c, l, len(nodes), head, meshIP), GPUs: l.GPUs,
-			Mesh: mv,
+			Image: c.Spec.Image, Command: nodeCommand(c, l.Rank, meshIP, head), Env: nodeEnv(c, l, len(nodes), head, meshIP, mv), GPUs: l.GPUs,
+			Mesh: mv, Workdir: c.Spec.Workdir,
 		})
 	}
 	return out, nil
 }
 
 // nodeEnv is the environment every node gets (docs/DESIGN.md §4).
-func nodeEnv(c iog.Cluster, l iog.Lease, n int, head, meshIP string) []string {
+func nodeEnv(c iog.Cluster, l iog.Lease, n int, head, meshIP string, mv *api.Mesh) []string {
 	env := []string{
 		"IOG_CLUSTER_ID=" + c.ID,
 		"IOG_NODE_RANK=" + strconv.Itoa(l.Rank),
@@ -218,9 +218,11 @@ func nodeEnv(c iog.Cluster, l iog.Lease, n int, head, meshIP string) []string {
 		"IOG_HEAD_ADDR=" + head,
 		"IOG_MESH_IP=" + meshIP,
 		"IOG_LEASE_ID=" + l.ID,
+		"IOG_GPUS_PER_NODE=" + itoa(gpusPerNode(c, l)),
 	}
+	env = append(env, meshEnv(c, n, mv)...)
 	if c.Spec.Type == iog.TypeTorch {
-		env = append(env, "MASTER_ADDR="+head, "MASTER_PORT=29500", "WORLD_SIZE="+strconv.Itoa(n),
+		env = append(env, "MASTER_ADDR="+head, "MASTER_PORT="+itoa(masterPort(c.ID)), "WORLD_SIZE="+strconv.Itoa(n),
 			"RANK="+strconv.Itoa(l.Rank), "NODE_RANK="+strconv.Itoa(l.Rank), "LOCAL_RANK=0")
 	}
 	keys := make([]string, 0, len(c.Spec.Env))

@@ -1,0 +1,48 @@
+package coordinator
+
+import (
+	"context"
+	"path/filepath"
+	"time"
+
+	"github.com/iognet/iog/internal/blob"
+)
+
+// DefaultBlobRetention is how long a blob is kept after it was last uploaded.
+const DefaultBlobRetention = 7 * 24 * time.Hour
+
+// openBlobs opens the filesystem blob store under the data dir; nil without a data dir.
+func openBlobs(cfg Config) (*blob.FS, error) {
+	if cfg.DataDir == "" {
+		return nil, nil
+	}
+	return blob.NewFS(filepath.Join(cfg.DataDir, "blobs"))
+}
+
+// DataDir is where the coordinator keeps its files.
+func (c *Coordinator) DataDir() string { return c.cfg.DataDir }
+
+// sweepBlobs deletes, every hour, the blobs last uploaded longer than the retention ago.
+func (c *Coordinator) sweepBlobs(ctx context.Context) {
+	if c.blobs == nil {
+		return
+	}
+	keep := c.cfg.BlobRetention
+	if keep <= 0 {
+		keep = DefaultBlobRetention
+	}
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		if n, err := c.blobs.Sweep(ctx, c.cfg.Now().Add(-keep)); err != nil && ctx.Err() == nil {
+			c.cfg.Log.Error("sweep blobs", "err", err)
+		} else if n > 0 {
+			c.cfg.Log.Info("swept blobs", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
