@@ -222,6 +222,10 @@ func markRunErrors(c *cobra.Command) {
 
 // report prints err as one line on stderr and returns the exit code for it.
 func (a *app) report(cmd *cobra.Command, err error) int {
+	var es *exitStatus
+	if errors.As(err, &es) {
+		return es.code // a remote command's exit code (access.go), already reported by it
+	}
 	var u *usageError
 	var r *runError
 	if errors.As(err, &u) || !errors.As(err, &r) {

@@ -25,6 +25,10 @@ func (a *app) clusterCmd() *cobra.Command {
 		a.clusterExtendCmd(),
 		a.clusterLogsCmd(),
 		a.clusterConnectCmd(),
+		a.clusterExecCmd(),
+		a.clusterShellCmd(),
+		a.clusterCopyCmd(),
+		a.clusterEventsCmd(),
 	)
 }
 

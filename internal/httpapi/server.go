@@ -82,6 +82,8 @@ type Config struct {
 	// Mesh and Proxy serve the cluster mesh; without them its routes are absent.
 	Mesh  Mesh
 	Proxy NodeDialer
+	// Access serves sessions on nodes and clusters' events (access.go); nil: absent.
+	Access Access
 	Log   *slog.Logger
 	// Registry receives the API's metrics; nil makes a fresh one.
 	Registry *prometheus.Registry
@@ -143,6 +145,7 @@ func New(cfg Config) *Server {
 	s.routes()
 	s.moneyRoutes()
 	s.meshRoutes()
+	s.accessRoutes()
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}))
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
 	s.handler = s.authenticate(s.mux)
@@ -272,6 +275,9 @@ func (r *statusRecorder) WriteHeader(code int) {
 	r.code = code
 	r.ResponseWriter.WriteHeader(code)
 }
+
+// Unwrap lets http.ResponseController reach the connection (sessions hijack it).
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
 func (r *statusRecorder) Flush() {
 	if f, ok := r.ResponseWriter.(http.Flusher); ok {

@@ -1,0 +1,137 @@
+package devnet
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/iognet/iog/api"
+	"github.com/iognet/iog/internal/cli"
+	"github.com/iognet/iog/internal/iog"
+)
+
+func iogCLIAs(t *testing.T, d *Devnet, token string, stdin string, args ...string) (string, string, int) {
+	t.Helper()
+	env := map[string]string{"IOG_ADDR": d.Coord.URL(), "IOG_TOKEN": token, "HOME": t.TempDir()}
+	var out, errOut bytes.Buffer
+	code := cli.Run(context.Background(), args, func(k string) string { return env[k] }, strings.NewReader(stdin), &out, &errOut, cli.Services{})
+	return out.String(), errOut.String(), code
+}
+
+// TestSessionsOnTheDevnet: exec with exit codes and input, --all, cp of a file and a
+// directory both ways with checksums, the events, and the refusals.
+func TestSessionsOnTheDevnet(t *testing.T) {
+	d := start(t, 2)
+	out, errOut, code := iogCLI(t, d, "cluster", "create", "--type", "process", "--nodes", "2", "--json", "--", "sleep", "300")
+	if code != 0 {
+		t.Fatalf("create: %d %s %s", code, out, errOut)
+	}
+	var c api.Cluster
+	if err := json.Unmarshal([]byte(out), &c); err != nil {
+		t.Fatal(err)
+	}
+	c = waitCluster(t, d.Client, c.ID, func(c api.Cluster) bool {
+		for _, n := range c.Nodes {
+			if n.State != "running" {
+				return false
+			}
+		}
+		return len(c.Nodes) == 2
+	})
+
+	// exec: output, stderr, exit code, the node's environment and work directory, stdin.
+	out, errOut, code = iogCLIAs(t, d, d.Token, "from-stdin\n", "cluster", "exec", c.ID+":1", "--",
+		"sh", "-c", `echo "rank $IOG_NODE_RANK in $(basename $PWD)"; cat; echo to-stderr >&2; exit 42`)
+	if code != 42 || !strings.Contains(out, "rank 1 in ") || !strings.Contains(out, "from-stdin") || !strings.Contains(errOut, "to-stderr") {
+		t.Fatalf("exec: exit %d, out %q, err %q", code, out, errOut)
+	}
+	out, errOut, code = iogCLI(t, d, "cluster", "exec", c.ID, "--all", "--", "sh", "-c", `echo hi $IOG_NODE_RANK; exit $IOG_NODE_RANK`)
+	if code != 1 || !strings.Contains(out, "[node 0] hi 0") || !strings.Contains(out, "[node 1] hi 1") || !strings.Contains(errOut, "[node 1] exit code 1") {
+		t.Fatalf("exec --all: exit %d, out %q, err %q", code, out, errOut)
+	}
+
+	// cp: a 32 MiB file up and back, and a directory.
+	dir := t.TempDir()
+	big := make([]byte, 32<<20)
+	_, _ = rand.Read(big)
+	if err := os.WriteFile(filepath.Join(dir, "big.bin"), big, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, errOut, code = iogCLI(t, d, "cluster", "cp", filepath.Join(dir, "big.bin"), c.ID+":0:in/big.bin"); code != 0 {
+		t.Fatalf("cp up: %d %s %s", code, out, errOut)
+	}
+	if out, errOut, code = iogCLI(t, d, "cluster", "cp", c.ID+":0:in/big.bin", filepath.Join(dir, "back.bin")); code != 0 {
+		t.Fatalf("cp down: %d %s %s", code, out, errOut)
+	}
+	back, err := os.ReadFile(filepath.Join(dir, "back.bin"))
+	if err != nil || sha256.Sum256(back) != sha256.Sum256(big) {
+		t.Fatalf("the file came back different (%d bytes, %v)", len(back), err)
+	}
+	if !strings.Contains(errOut, "copied 32.0 MiB") {
+		t.Errorf("cp reports %q", errOut)
+	}
+	os.MkdirAll(filepath.Join(dir, "tree", "sub"), 0o755)
+	os.WriteFile(filepath.Join(dir, "tree", "sub", "a.txt"), []byte("A"), 0o644)
+	if out, errOut, code = iogCLI(t, d, "cluster", "cp", filepath.Join(dir, "tree"), c.ID+":1:/tmp/"); code != 0 {
+		t.Fatalf("cp dir up: %d %s %s", code, out, errOut)
+	}
+	if out, errOut, code = iogCLI(t, d, "cluster", "cp", c.ID+":1:/tmp/tree", filepath.Join(dir, "tree2")); code != 0 {
+		t.Fatalf("cp dir down: %d %s %s", code, out, errOut)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "tree2", "sub", "a.txt")); err != nil || string(b) != "A" {
+		t.Fatalf("dir round trip: %q %v", b, err)
+	}
+
+	// Every session is in the events: who, which node, what.
+	out, _, code = iogCLI(t, d, "cluster", "events", c.ID, "--json")
+	var evs api.ClusterEvents
+	if code != 0 || json.Unmarshal([]byte(out), &evs) != nil {
+		t.Fatalf("events: %d %s", code, out)
+	}
+	kinds := map[string]int{}
+	for _, e := range evs.Events {
+		if e.AccountID != c.OwnerID || e.At.IsZero() {
+			t.Errorf("event %+v", e)
+		}
+		kinds[e.Kind]++
+	}
+	if kinds["session-exec"] != 3 || kinds["session-cp-to"] != 2 || kinds["session-cp-from"] != 2 {
+		t.Errorf("events %v", kinds)
+	}
+
+	// Refusals: another account (even one that may read clusters), no credential at all.
+	_, key, err := d.Coord.Auth.CreateAccount(t.Context(), "other", []iog.Role{iog.RoleRenter})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, errOut, code = iogCLIAs(t, d, key, "", "cluster", "exec", c.ID, "--", "id"); code != 1 || !strings.Contains(errOut, "ENOTFOUND") {
+		t.Errorf("another account's exec: %d %q %q", code, out, errOut)
+	}
+	req, _ := http.NewRequest(http.MethodGet, d.Coord.URL()+"/v1/clusters/"+c.ID+"/nodes/0/session", nil)
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", api.SessionProtocol)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("a session without a credential: %d", resp.StatusCode)
+	}
+
+	// A session ends with its node, and none opens on an ended cluster.
+	if _, err := d.Client.TerminateCluster(t.Context(), c.ID); err != nil {
+		t.Fatal(err)
+	}
+	waitCluster(t, d.Client, c.ID, func(c api.Cluster) bool { return iog.ClusterState(c.State).Ended() })
+	if _, errOut, code = iogCLI(t, d, "cluster", "exec", c.ID, "--", "true"); code != 1 || !strings.Contains(errOut, "ECONFLICT") {
+		t.Errorf("exec on an ended cluster: %d %q", code, errOut)
+	}
+}
