@@ -82,13 +82,13 @@ type Config struct {
 	// Mesh and Proxy serve the cluster mesh; without them its routes are absent.
 	Mesh  Mesh
 	Proxy NodeDialer
-	// Access serves sessions on nodes and clusters' events (access.go); nil: absent.
-	Access Access
 	Log   *slog.Logger
 	// Registry receives the API's metrics; nil makes a fresh one.
 	Registry *prometheus.Registry
 	// Limits bound what one client can take (limits.go); nil means DefaultLimits().
 	Limits *Limits
+	// Access serves sessions on nodes and clusters' events (access.go); nil: absent.
+	Access Access
 }
 
 // Server is an http.Handler.
