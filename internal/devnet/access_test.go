@@ -57,6 +57,12 @@ func TestSessionsOnTheDevnet(t *testing.T) {
 		t.Fatalf("exec --all: exit %d, out %q, err %q", code, out, errOut)
 	}
 
+	// A terminal, when asked for one.
+	out, errOut, code = iogCLI(t, d, "cluster", "exec", c.ID, "-t", "--", "sh", "-c", `test -t 0 && echo has-a-tty; exit 3`)
+	if code != 3 || !strings.Contains(out, "has-a-tty") {
+		t.Fatalf("exec -t: exit %d, out %q, err %q", code, out, errOut)
+	}
+
 	// cp: a 32 MiB file up and back, and a directory.
 	dir := t.TempDir()
 	big := make([]byte, 32<<20)
@@ -102,7 +108,7 @@ func TestSessionsOnTheDevnet(t *testing.T) {
 		}
 		kinds[e.Kind]++
 	}
-	if kinds["session-exec"] != 3 || kinds["session-cp-to"] != 2 || kinds["session-cp-from"] != 2 {
+	if kinds["session-exec"] != 4 || kinds["session-cp-to"] != 2 || kinds["session-cp-from"] != 2 {
 		t.Errorf("events %v", kinds)
 	}
 

@@ -50,8 +50,6 @@ func (t *dockerTask) Exec(ctx context.Context, s ExecSpec) (Session, error) {
 			_, _ = io.Copy(at.Conn, s.Stdin)
 			_ = at.CloseWrite()
 		}()
-	} else {
-		_ = at.CloseWrite()
 	}
 	go func() {
 		if s.TTY {
@@ -131,7 +129,13 @@ func (ds *dockerSession) Close() error {
 	ds.once.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), engineTimeout)
 		defer cancel()
-		if r, err := ds.t.d.cli.ExecInspect(ctx, ds.id, client.ExecInspectOptions{}); err == nil && r.Running && r.PID > 1 {
+		// The engine reports the pid a moment after the exec starts.
+		r, err := ds.t.d.cli.ExecInspect(ctx, ds.id, client.ExecInspectOptions{})
+		for i := 0; i < 50 && err == nil && r.Running && r.PID == 0; i++ {
+			time.Sleep(20 * time.Millisecond)
+			r, err = ds.t.d.cli.ExecInspect(ctx, ds.id, client.ExecInspectOptions{})
+		}
+		if err == nil && r.Running && r.PID > 1 {
 			// Only a process in the container's own cgroup: a pid the engine reports is
 			// never trusted to be one of ours otherwise.
 			if b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(r.PID), "cgroup")); err == nil && strings.Contains(string(b), ds.t.id) {

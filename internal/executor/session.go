@@ -249,6 +249,7 @@ func (t *processTask) findInit() (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("executor: exec: %w", err)
 	}
+	init := 0
 	for _, pid := range pids {
 		b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "status"))
 		if err != nil {
@@ -257,12 +258,24 @@ func (t *processTask) findInit() (int, error) {
 		for line := range strings.SplitSeq(string(b), "\n") {
 			if f, ok := strings.CutPrefix(line, "NSpid:"); ok {
 				if fs := strings.Fields(f); len(fs) > 1 && fs[len(fs)-1] == "1" {
-					return pid, nil
+					init = pid
 				}
 			}
 		}
 	}
-	return 0, errors.New("executor: exec: the sandbox has no init process (the node is ending)")
+	if init == 0 {
+		return 0, errors.New("executor: exec: the sandbox has no init process (the node is ending)")
+	}
+	// Ready once bubblewrap has set the sandbox up: its maps written and the workload started.
+	if m, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(init), "gid_map")); err != nil || len(strings.TrimSpace(string(m))) == 0 {
+		return 0, errors.New("executor: exec: the sandbox is not set up yet")
+	}
+	for _, pid := range pids {
+		if _, ppid := statOf(pid); ppid == init {
+			return init, nil
+		}
+	}
+	return 0, errors.New("executor: exec: the sandbox's workload has not started yet")
 }
 
 type processSession struct {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/iognet/iog/internal/executor"
+	"github.com/iognet/iog/internal/executor/executortest"
 )
 
 type syncBuf struct {
@@ -122,5 +123,55 @@ func TestSandboxSession(t *testing.T) {
 	}
 	if _, err := ex.Exec(t.Context(), executor.ExecSpec{Command: []string{"true"}}); err == nil {
 		t.Error("exec into an ended node started")
+	}
+}
+
+// TestDockerSession: a session in a container runs as the container's user with its
+// environment, passes stdin, stdout, stderr and the exit code; a TTY session gets a terminal.
+func TestDockerSession(t *testing.T) {
+	image := executortest.ImportBusybox(t)
+	d := newDocker(t)
+	h := newHost(t)
+	d.Host = h
+	lease := "dsess-" + suffix()
+	task, err := d.Start(t.Context(), executor.Spec{LeaseID: lease, Owner: "dev-sess-" + suffix(), Image: image,
+		Command: []string{"sleep", "300"}, Dir: h.WorkDir(lease), Env: []string{"IOG_MESH_IP=100.64.0.9"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = task.Stop(context.Background()) })
+	ex := task.(executor.Execer)
+	var out, errb syncBuf
+	s, err := ex.Exec(t.Context(), executor.ExecSpec{Command: []string{"sh", "-c", `id -u; echo $IOG_MESH_IP; cat; echo e >&2; exit 5`},
+		Stdin: strings.NewReader("in\n"), Stdout: &out, Stderr: &errb})
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, err := s.Wait(t.Context())
+	if err != nil || code != 5 {
+		t.Fatalf("exit %d %v: %q %q", code, err, out.String(), errb.String())
+	}
+	lines := strings.Split(out.String(), "\n")
+	if len(lines) < 3 || lines[0] == "0" || lines[1] != "100.64.0.9" || lines[2] != "in" || errb.String() != "e\n" {
+		t.Errorf("out %q err %q", out.String(), errb.String())
+	}
+	var tout syncBuf
+	s, err = ex.Exec(t.Context(), executor.ExecSpec{Command: []string{"sh", "-c", "test -t 0 && echo tty; sleep 1"}, TTY: true, Cols: 90, Rows: 20, Stdout: &tout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Resize(100, 30); err != nil {
+		t.Errorf("resize: %v", err)
+	}
+	if code, err := s.Wait(t.Context()); err != nil || code != 0 || !strings.Contains(tout.String(), "tty") {
+		t.Errorf("tty: %d %v %q", code, err, tout.String())
+	}
+	// A session is killed when it is closed, and with its container.
+	s, err = ex.Exec(t.Context(), executor.ExecSpec{Command: []string{"sleep", "300"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
 	}
 }
