@@ -109,4 +109,3 @@ func TestSessionRelay(t *testing.T) {
 }
 
 func errOf(_ io.ReadWriteCloser, err error) error { return err }
-
