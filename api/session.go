@@ -32,6 +32,9 @@ const (
 	FrameStderr   = '2' // worker → renter
 	FrameExit     = 'x' // worker → renter, last: the exit code as decimal text
 	FrameError    = '!' // either way, last: why the session could not go on
+	// FrameReady answers a "port" session's open: the worker reached the port, and from here
+	// on the stream carries the TCP connection's bytes both ways, without frames.
+	FrameReady = 'k'
 )
 
 // MaxFrame is the largest frame payload either side sends or accepts.
@@ -51,12 +54,20 @@ type SessionOpen struct {
 	Cols    int      `json:"cols,omitempty"`
 	Rows    int      `json:"rows,omitempty"`
 	// Kind is what the session is for, as recorded in the cluster's events: "exec",
-	// "shell", "cp-to" or "cp-from".
+	// "shell", "cp-to", "cp-from", or "port" (a TCP connection to Port on the node, as its
+	// workload sees it; Command is then empty).
 	Kind string `json:"kind"`
+	Port int  `json:"port,omitempty"`
 }
 
 // Check bounds the request.
 func (o SessionOpen) Check() error {
+	if o.Kind == "port" {
+		if o.Port < 1 || o.Port > 65535 || len(o.Command) > 0 || len(o.Env) > 0 || o.TTY {
+			return errors.New("a port session names a port (1-65535) and nothing else")
+		}
+		return nil
+	}
 	if len(o.Command) == 0 || o.Command[0] == "" {
 		return errors.New("no command")
 	}
@@ -243,4 +254,31 @@ func (c *Client) SessionRequests(ctx context.Context, wait time.Duration) ([]Ses
 // AttachSession is the worker's end of a session.
 func (c *Client) AttachSession(ctx context.Context, id string) (io.ReadWriteCloser, error) {
 	return c.upgrade(ctx, "/v1/worker/sessions/"+url.PathEscape(id))
+}
+
+// PortError is a port session the worker could not connect.
+type PortError struct{ Reason string }
+
+func (e *PortError) Error() string { return e.Reason }
+
+// OpenPort connects to a TCP port of node rank, as its workload sees it, through the
+// coordinator and the node's worker; the answer carries the connection's bytes both ways.
+func (c *Client) OpenPort(ctx context.Context, clusterID string, rank, port int) (io.ReadWriteCloser, error) {
+	conn, err := c.OpenSession(ctx, clusterID, rank, SessionOpen{Kind: "port", Port: port})
+	if err != nil {
+		return nil, err
+	}
+	typ, p, err := ReadFrame(conn)
+	switch {
+	case err != nil:
+		conn.Close()
+		return nil, fmt.Errorf("port %d: the session ended: %w", port, err)
+	case typ == FrameReady:
+		return conn, nil
+	case typ == FrameError:
+		conn.Close()
+		return nil, &PortError{Reason: string(p)}
+	}
+	conn.Close()
+	return nil, fmt.Errorf("port %d: unexpected frame %q", port, typ)
 }

@@ -28,6 +28,7 @@ func (a *app) clusterCmd() *cobra.Command {
 		a.clusterExecCmd(),
 		a.clusterShellCmd(),
 		a.clusterCopyCmd(),
+		a.clusterForwardCmd(),
 		a.clusterEventsCmd(),
 	)
 }

@@ -6,11 +6,16 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
+	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/iognet/iog/api"
 	"github.com/iognet/iog/internal/cli"
@@ -140,4 +145,77 @@ func TestSessionsOnTheDevnet(t *testing.T) {
 	if _, errOut, code = iogCLI(t, d, "cluster", "exec", c.ID, "--", "true"); code != 1 || !strings.Contains(errOut, "ECONFLICT") {
 		t.Errorf("exec on an ended cluster: %d %q", code, errOut)
 	}
+}
+
+// TestPortsOnTheDevnet: a node's port is reached through the coordinator and the worker
+// (bytes both ways: HTTP here, a WebSocket alike), and, in the sandbox, a port of the
+// supplier's host that no process of the node holds is refused.
+func TestPortsOnTheDevnet(t *testing.T) {
+	d := start(t, 1)
+	port := freePort(t)
+	cl, err := d.Client.CreateCluster(t.Context(), api.CreateClusterRequest{Type: "process", Nodes: 1, Command: []string{"sh", "-c",
+		"mkdir -p www && echo hello-port > www/index.html && exec busybox httpd -f -p 127.0.0.1:" + strconv.Itoa(port) + " -h www"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitCluster(t, d.Client, cl.ID, func(c api.Cluster) bool { return c.Nodes[0].State == "running" })
+	var body string
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		body, err = httpGetOver(t, d.Client, cl.ID, port)
+		if err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond) // httpd may not listen yet
+	}
+	if err != nil || !strings.Contains(body, "hello-port") {
+		t.Fatalf("GET through the port: %q %v", body, err)
+	}
+	// Not listening: refused at once with the reason.
+	start := time.Now()
+	_, err = d.Client.OpenPort(t.Context(), cl.ID, 0, freePort(t))
+	var pe *api.PortError
+	if !errors.As(err, &pe) || time.Since(start) > 10*time.Second {
+		t.Fatalf("a closed port: %v after %v", err, time.Since(start))
+	}
+	if os.Geteuid() == 0 {
+		// The host's own service: the worker reaches it only for a bare (dev) node.
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		_, err = d.Client.OpenPort(t.Context(), cl.ID, 0, l.Addr().(*net.TCPAddr).Port)
+		if !errors.As(err, &pe) || !strings.Contains(pe.Reason, "nothing of the node listens") {
+			t.Fatalf("a port of the supplier's host: %v", err)
+		}
+	}
+	evs, err := d.Client.ClusterEvents(t.Context(), cl.ID)
+	if err != nil || len(evs) == 0 || evs[0].Kind != "session-port" || evs[0].Detail != "port "+strconv.Itoa(port) {
+		t.Fatalf("events %+v %v", evs, err)
+	}
+}
+
+func freePort(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func httpGetOver(t *testing.T, c *api.Client, id string, port int) (string, error) {
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	conn, err := c.OpenPort(ctx, id, 0, port)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, "GET /index.html HTTP/1.0\r\nHost: x\r\n\r\n"); err != nil {
+		return "", err
+	}
+	b, err := io.ReadAll(conn)
+	return string(b), err
 }

@@ -263,6 +263,9 @@ func (s *Server) session(w http.ResponseWriter, r *http.Request, ac Access, b *s
 		return
 	}
 	detail := iog.CleanText(strings.Join(o.Command, " "), 200)
+	if o.Kind == "port" {
+		detail = "port " + strconv.Itoa(o.Port)
+	}
 	if o.TTY {
 		detail = "tty: " + detail
 	}
@@ -303,8 +306,12 @@ func (s *Server) session(w http.ResponseWriter, r *http.Request, ac Access, b *s
 	}
 }
 
+// closeWrite passes one side's end on to the other: a half-close where the connection has
+// one, else (the listener's connections wrap theirs) the end of the connection.
 func closeWrite(c net.Conn) {
 	if cw, ok := c.(interface{ CloseWrite() error }); ok {
 		_ = cw.CloseWrite()
+		return
 	}
+	_ = c.Close()
 }

@@ -103,11 +103,15 @@ func (w *Worker) serveSession(ctx context.Context, r api.SessionRequest) {
 		send(api.FrameError, []byte("bad session request: "+err.Error()))
 		return
 	}
-	ex, ok := task.(executor.Execer)
 	if task == nil {
 		send(api.FrameError, []byte("the node is not running on this device"))
 		return
 	}
+	if o.Kind == "port" {
+		w.servePort(ctx, task, o.Port, conn, send)
+		return
+	}
+	ex, ok := task.(executor.Execer)
 	if !ok {
 		send(api.FrameError, []byte("this device's executor cannot start sessions"))
 		return
@@ -170,4 +174,30 @@ func (w *Worker) serveSession(ctx context.Context, r api.SessionRequest) {
 		return
 	}
 	send(api.FrameExit, []byte(strconv.Itoa(code)))
+}
+
+// servePort joins the session to a TCP connection to the node's port, dialled where the
+// workload runs (executor.PortDialer); the stream carries raw bytes after FrameReady.
+func (w *Worker) servePort(ctx context.Context, task executor.Task, port int, conn io.ReadWriteCloser, send func(byte, []byte)) {
+	pd, ok := task.(executor.PortDialer)
+	if !ok {
+		send(api.FrameError, []byte("this device's executor cannot reach ports"))
+		return
+	}
+	tc, err := pd.DialPort(ctx, port)
+	if err != nil {
+		send(api.FrameError, []byte("port "+strconv.Itoa(port)+": "+err.Error()))
+		return
+	}
+	defer tc.Close()
+	send(api.FrameReady, nil)
+	go func() {
+		_, _ = io.Copy(tc, conn)
+		if cw, ok := tc.(interface{ CloseWrite() error }); ok {
+			_ = cw.CloseWrite()
+		}
+	}()
+	stop := context.AfterFunc(ctx, func() { tc.Close() })
+	defer stop()
+	_, _ = io.Copy(conn, tc)
 }
