@@ -57,7 +57,7 @@ type SessionOpen struct {
 	// "shell", "cp-to", "cp-from", or "port" (a TCP connection to Port on the node, as its
 	// workload sees it; Command is then empty).
 	Kind string `json:"kind"`
-	Port int  `json:"port,omitempty"`
+	Port int    `json:"port,omitempty"`
 }
 
 // Check bounds the request.
