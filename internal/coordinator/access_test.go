@@ -3,6 +3,8 @@ package coordinator_test
 import (
 	"encoding/json"
 	"io"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -109,3 +111,23 @@ func TestSessionRelay(t *testing.T) {
 }
 
 func errOf(_ io.ReadWriteCloser, err error) error { return err }
+
+// TestProxyUnreachableNode: the mesh proxy answers 502 with the reason within 5 s (plus
+// margin for a loaded machine) when the node never answers, not after TCP's retries.
+func TestProxyUnreachableNode(t *testing.T) {
+	node, _, _, user, clusterID, _ := meshCluster(t) // the node registered a key but runs no WireGuard
+	_ = node
+	start := time.Now()
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, user.Base+"/v1/clusters/"+clusterID+"/proxy/0/8888/", nil)
+	req.Header.Set("Authorization", "Bearer "+user.Token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var e api.Error
+	_ = json.NewDecoder(resp.Body).Decode(&e)
+	if took := time.Since(start); resp.StatusCode != http.StatusBadGateway || !strings.Contains(e.Message, "unreachable") || took > 8*time.Second {
+		t.Fatalf("proxy to an unreachable node: %d %+v after %v", resp.StatusCode, e, took)
+	}
+}
