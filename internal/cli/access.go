@@ -204,7 +204,7 @@ func (a *app) sessionTo(ctx context.Context, c *api.Client, id string, rank int,
 		}()
 	}
 	go func() {
-		buf := make([]byte, 32<<10)
+		buf := make([]byte, api.MaxFrame)
 		for {
 			n, err := stdin.Read(buf)
 			if n > 0 {
