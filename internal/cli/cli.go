@@ -230,6 +230,10 @@ func (a *app) report(cmd *cobra.Command, err error) int {
 		}
 		return je.code
 	}
+	var es *exitStatus
+	if errors.As(err, &es) {
+		return es.code // a remote command's exit code (access.go), already reported by it
+	}
 	var u *usageError
 	var r *runError
 	if errors.As(err, &u) || !errors.As(err, &r) {

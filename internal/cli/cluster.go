@@ -27,6 +27,11 @@ func (a *app) clusterCmd() *cobra.Command {
 		a.clusterLogsCmd(),
 		a.clusterConnectCmd(),
 		a.clusterWaitCmd(),
+		a.clusterExecCmd(),
+		a.clusterShellCmd(),
+		a.clusterCopyCmd(),
+		a.clusterForwardCmd(),
+		a.clusterEventsCmd(),
 	)
 }
 

@@ -204,7 +204,7 @@ func (a *app) launch(ctx context.Context, tf task.File, req api.CreateClusterReq
 		}
 	}
 	if wd != nil {
-		if err := a.upload(ctx, c, wd); err != nil {
+		if err := a.uploadWorkdir(ctx, c, wd); err != nil {
 			return err
 		}
 		req.Workdir = wd.hash

@@ -54,8 +54,8 @@ func (c *countWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// upload sends the archive unless the coordinator already holds it for the caller.
-func (a *app) upload(ctx context.Context, c *api.Client, p *packed) error {
+// uploadWorkdir sends the archive unless the coordinator already holds it for the caller.
+func (a *app) uploadWorkdir(ctx context.Context, c *api.Client, p *packed) error {
 	has, err := c.HasBlob(ctx, p.hash)
 	if err != nil {
 		return fmt.Errorf("workdir upload: %w", err)

@@ -220,7 +220,7 @@ func (p *Process) run(cmd *exec.Cmd, s Spec, sc *sandboxed) (*processTask, error
 	if grace <= 0 {
 		grace = DefaultGrace
 	}
-	t := &processTask{lease: s.LeaseID, grace: grace, sc: sc, done: make(chan struct{})}
+	t := &processTask{lease: s.LeaseID, grace: grace, sc: sc, done: make(chan struct{}), env: cmd.Env, dir: s.Dir, diskMiB: s.DiskMiB}
 	// The kernel sends the parent-death signal when the thread that started
 	// the child ends, not the process: keep that thread until the child has.
 	started := make(chan error, 1)
@@ -353,6 +353,10 @@ type processTask struct {
 	pgid  int // the started process: the group leader, or the sandbox's shim (then bubblewrap)
 	grace time.Duration
 	sc    *sandboxed // nil when bare
+	// What a session (Exec) needs of the workload: its environment, work directory and disk quota.
+	env     []string
+	dir     string
+	diskMiB int64
 
 	mu     sync.Mutex
 	exited bool   // the leader has been reaped: its pgid may no longer be ours to signal

@@ -90,6 +90,8 @@ type Config struct {
 	// Blobs stores work directories (blobs.go); without it the blob routes are absent.
 	Blobs   Blobs
 	BlobMax int64 // bytes per blob; 0 means DefaultBlobMax
+	// Access serves sessions on nodes and clusters' events (access.go); nil: absent.
+	Access Access
 }
 
 // Server is an http.Handler.
@@ -148,6 +150,7 @@ func New(cfg Config) *Server {
 	s.moneyRoutes()
 	s.meshRoutes()
 	s.blobRoutes()
+	s.accessRoutes()
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}))
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
 	s.handler = s.authenticate(s.mux)
@@ -280,6 +283,9 @@ func (r *statusRecorder) WriteHeader(code int) {
 	r.code = code
 	r.ResponseWriter.WriteHeader(code)
 }
+
+// Unwrap lets http.ResponseController reach the connection (sessions hijack it).
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
 func (r *statusRecorder) Flush() {
 	if f, ok := r.ResponseWriter.(http.Flusher); ok {

@@ -221,6 +221,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	var loops sync.WaitGroup
 	loops.Go(func() { w.heartbeats(ctx, inv) })
 	loops.Go(func() { w.assignments(ctx) })
+	loops.Go(func() { w.sessions(ctx) })
 	<-ctx.Done()
 	loops.Wait() // nothing new starts from here on
 	w.stopAll()

@@ -1,0 +1,94 @@
+package coordinator
+
+import (
+	"context"
+	"time"
+
+	"github.com/iognet/iog/api"
+	"github.com/iognet/iog/internal/iog"
+	"github.com/iognet/iog/internal/market"
+	"github.com/iognet/iog/internal/store"
+)
+
+// access implements httpapi.Access over the market (who owns what, what runs) and the
+// store (the clusters' events).
+type access struct {
+	m   *market.Market
+	db  *store.DB
+	now func() time.Time
+}
+
+// owned returns the cluster if acct owns it. Unlike reading a cluster, reaching its nodes is
+// for its owner alone: an admin is refused too.
+func (a *access) owned(ctx context.Context, acct iog.Account, clusterID string) (api.Cluster, error) {
+	c, err := a.m.Get(ctx, acct, clusterID, "", 0)
+	if err != nil {
+		return api.Cluster{}, err
+	}
+	if c.OwnerID != acct.ID {
+		return api.Cluster{}, iog.Errorf(iog.EFORBIDDEN, "only the owner of cluster %s can reach its nodes", clusterID)
+	}
+	return c, nil
+}
+
+func (a *access) SessionNode(ctx context.Context, acct iog.Account, clusterID string, rank int) (string, string, error) {
+	c, err := a.owned(ctx, acct, clusterID)
+	if err != nil {
+		return "", "", err
+	}
+	if iog.ClusterState(c.State).Ended() {
+		return "", "", iog.Errorf(iog.ECONFLICT, "cluster %s has ended (%s)", clusterID, c.State)
+	}
+	for _, n := range c.Nodes {
+		if n.Rank != rank {
+			continue
+		}
+		if n.State != string(iog.LeaseRunning) {
+			return "", "", iog.Errorf(iog.ECONFLICT, "node %d of cluster %s is %s, not running", rank, clusterID, n.State)
+		}
+		return n.LeaseID, n.DeviceID, nil
+	}
+	return "", "", iog.Errorf(iog.ENOTFOUND, "cluster %s has no node %d", clusterID, rank)
+}
+
+func (a *access) SessionLive(ctx context.Context, acct iog.Account, clusterID, leaseID string) (bool, error) {
+	c, err := a.owned(ctx, acct, clusterID)
+	if err != nil {
+		if iog.ErrorCode(err) == iog.EINTERNAL {
+			return false, err
+		}
+		return false, nil
+	}
+	if iog.ClusterState(c.State).Ended() {
+		return false, nil
+	}
+	for _, n := range c.Nodes {
+		if n.LeaseID == leaseID {
+			return n.State == string(iog.LeaseRunning), nil
+		}
+	}
+	return false, nil
+}
+
+func (a *access) RecordEvent(ctx context.Context, clusterID string, e api.ClusterEvent) error {
+	if e.At.IsZero() {
+		e.At = a.now()
+	}
+	return a.db.AddClusterEvent(ctx, store.ClusterEvent{ClusterID: clusterID, At: e.At, AccountID: e.AccountID,
+		Kind: e.Kind, Node: e.Rank, Detail: e.Detail})
+}
+
+func (a *access) Events(ctx context.Context, acct iog.Account, clusterID string) ([]api.ClusterEvent, error) {
+	if _, err := a.m.Get(ctx, acct, clusterID, "", 0); err != nil {
+		return nil, err
+	}
+	evs, err := a.db.ClusterEvents(ctx, clusterID)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]api.ClusterEvent, 0, len(evs))
+	for _, e := range evs {
+		out = append(out, api.ClusterEvent{At: e.At, AccountID: e.AccountID, Kind: e.Kind, Rank: e.Node, Detail: e.Detail})
+	}
+	return out, nil
+}
