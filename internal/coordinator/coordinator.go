@@ -165,22 +165,16 @@ func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 	if !cfg.SkipProofs {
 		// Trust feeds block rewards: a passed proof in the last 24 h, the reputation score, and
 		// the idle-use policy's veto (fleet/trust.go, fleet/idle.go).
-		bc.ProofPassed = func(ctx context.Context, id string, at time.Time) bool {
+		bc.ProofPassed = func(ctx context.Context, id string, at time.Time) (bool, error) {
 			return c.Fleet.ProofPassedWithin(ctx, id, at, 24*time.Hour)
 		}
-		bc.Reputation = func(ctx context.Context, id string, at time.Time) int64 {
+		bc.Reputation = func(ctx context.Context, id string, at time.Time) (int64, error) {
 			r, err := c.Fleet.ReputationAt(ctx, id, at)
-			if err != nil {
-				return 0
-			}
-			return int64(r)
+			return int64(r), err
 		}
-		bc.Nominable = func(ctx context.Context, id string) (bool, string) {
+		bc.Nominable = func(ctx context.Context, id string) (bool, string, error) {
 			flagged, why, err := c.Fleet.IdleFlagged(ctx, id)
-			if err != nil {
-				return false, err.Error()
-			}
-			return !flagged, why
+			return !flagged, why, err
 		}
 	}
 	c.Bank = bank.New(bc)

@@ -166,12 +166,20 @@ func TestReputationAtUsesTheProofStateThen(t *testing.T) {
 	if then == 0 || now != 0 {
 		t.Fatalf("reputation at the block's end %d (passed then), now %d (failed since)", then, now)
 	}
-	if !f.ProofPassedWithin(ctx, d.ID, blockEnd, 24*time.Hour) || f.ProofPassedWithin(ctx, d.ID, passed.Add(-time.Second), 24*time.Hour) {
+	within := func(at time.Time) bool {
+		t.Helper()
+		ok, err := f.ProofPassedWithin(ctx, d.ID, at, 24*time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	if !within(blockEnd) || within(passed.Add(-time.Second)) {
 		t.Fatal("a pass is counted by the time it happened")
 	}
 	clk.Add(time.Hour)
 	prove(true) // a later pass must not hide the earlier one from the earlier block
-	if !f.ProofPassedWithin(ctx, d.ID, blockEnd, 24*time.Hour) {
+	if !within(blockEnd) {
 		t.Fatal("a later pass hid the pass before the block's end")
 	}
 }

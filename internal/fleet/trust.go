@@ -336,9 +336,12 @@ func (f *Fleet) ReputationAt(ctx context.Context, deviceID string, at time.Time)
 
 // ProofPassedWithin reports whether the device passed a proof of GPU in the window before at
 // (block nomination asks for 24 hours).
-func (f *Fleet) ProofPassedWithin(ctx context.Context, deviceID string, at time.Time, window time.Duration) bool {
+func (f *Fleet) ProofPassedWithin(ctx context.Context, deviceID string, at time.Time, window time.Duration) (bool, error) {
 	last, ok, err := f.db.LastPassedProofAt(ctx, deviceID, at)
-	return err == nil && ok && at.Sub(last) <= window
+	if err != nil {
+		return false, err
+	}
+	return ok && at.Sub(last) <= window, nil
 }
 
 func (f *Fleet) reputationAt(ctx context.Context, d iog.Device, now time.Time) (reputation.Result, reputation.Inputs, error) {
