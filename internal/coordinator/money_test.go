@@ -47,13 +47,17 @@ type moneyEnv struct {
 
 // startMoney runs a coordinator on a fake clock with its loops idle: the test drives billing,
 // blocks and liveness by hand, so every amount is exact.
+// moneyDB is the database the money tests run on: SQLite here; TestMoneyOnPostgres runs them
+// again on PostgreSQL.
+var moneyDB = func(t *testing.T, dir string) string { return "sqlite:" + filepath.Join(dir, "iog.db") }
+
 func startMoney(t *testing.T, devices int) *moneyEnv {
 	t.Helper()
 	var n atomic.Int64
 	ids := func(prefix string) string { return fmt.Sprintf("%s_%016d", prefix, n.Add(1)) }
 	dir := t.TempDir()
 	clk := &clock{t: time.Date(2026, 11, 21, 7, 0, 0, 0, time.UTC)}
-	c, err := coordinator.New(t.Context(), coordinator.Config{DB: "sqlite:" + filepath.Join(dir, "iog.db"), Listen: "127.0.0.1:0",
+	c, err := coordinator.New(t.Context(), coordinator.Config{DB: moneyDB(t, dir), Listen: "127.0.0.1:0",
 		DataDir: dir, HeartbeatInterval: time.Hour, SettleEvery: time.Hour, MinUptime: time.Hour, Now: clk.Now, NewID: ids,
 		SkipProofs: true}) // these tests are about money; trust_test.go runs the proofs
 	if err != nil {
