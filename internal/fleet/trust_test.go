@@ -146,11 +146,6 @@ func TestLifecycle(t *testing.T) {
 	if c := status(t, f, clone.ID); c.Status != iog.DeviceBlocked || !strings.Contains(c.StatusReason, "proved it first") {
 		t.Fatalf("clone after the original proved: %s %s", c.Status, c.StatusReason)
 	}
-	if ok, why, _ := f.Nominable(ctx, d.ID, clk.Now()); ok {
-		t.Fatal("a pending device is nominable")
-	} else if why == "" {
-		t.Fatal("no reason")
-	}
 	clk.Add(time.Hour)
 	f.trustTick(ctx)
 	if d = status(t, f, d.ID); d.Status != iog.DeviceReady {
