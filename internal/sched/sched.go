@@ -136,20 +136,29 @@ func choose(req Request, match []*Candidate, site map[string]int) []Node {
 	})
 	out := make([]Node, req.Nodes)
 	for i := range out {
-		c := match[i]
-		n := Node{DeviceID: c.ID}
-		if req.GPUsPerNode > 0 && len(c.GPUs) >= req.GPUsPerNode {
-			n.GPUs = append([]string(nil), c.GPUs[:req.GPUsPerNode]...)
-		}
-		out[i] = n
+		out[i] = nodeOf(req, match[i])
 	}
 	return out
+}
+
+// nodeOf is a chosen device with the GPUs the request grants on it.
+func nodeOf(req Request, c *Candidate) Node {
+	n := Node{DeviceID: c.ID}
+	if req.GPUsPerNode > 0 && len(c.GPUs) >= req.GPUsPerNode {
+		n.GPUs = append([]string(nil), c.GPUs[:req.GPUsPerNode]...)
+	}
+	return n
 }
 
 func fits(req Request, c Candidate) bool {
 	if req.GPUModel != "" && !ModelMatches(c.GPUModel, req.GPUModel) {
 		return false
 	}
+	return fitsBesidesModel(req, c)
+}
+
+// fitsBesidesModel is fits for a device whose GPU model is known to match.
+func fitsBesidesModel(req Request, c Candidate) bool {
 	if req.GPUsPerNode > 0 && c.GPUCount < req.GPUsPerNode {
 		return false
 	}
