@@ -13,6 +13,7 @@ import (
 
 	"github.com/iognet/iog/api"
 	"github.com/iognet/iog/internal/iog"
+	"github.com/iognet/iog/internal/iogtest"
 	"github.com/iognet/iog/internal/ledger"
 	"github.com/iognet/iog/internal/store"
 	"github.com/iognet/iog/internal/watch"
@@ -22,22 +23,10 @@ import (
 // the store's hook (called before every write of a cluster's or a lease's state), on a fake
 // clock: no sleeps, the same order every run.
 
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *fakeClock) Set(t time.Time) {
-	c.mu.Lock()
-	c.t = t
-	c.mu.Unlock()
-}
-
 type outEnv struct {
 	m      *Market
 	db     *store.DB
-	clk    *fakeClock
+	clk    *iogtest.Clock
 	renter iog.Account
 	devs   []iog.Device
 	// hooks is called by the store before each cluster or lease write (see barrier).
@@ -53,7 +42,7 @@ func newOutEnv(t *testing.T, n int) *outEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	e := &outEnv{db: db, clk: &fakeClock{t: time.Date(2026, 11, 21, 7, 0, 0, 0, time.UTC)}}
+	e := &outEnv{db: db, clk: iogtest.NewClock(time.Date(2026, 11, 21, 7, 0, 0, 0, time.UTC))}
 	db.SetHook(func(ctx context.Context, op, id string) {
 		if h := e.hooks.Load(); h != nil {
 			(*h)(ctx, op, id)
