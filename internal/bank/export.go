@@ -145,4 +145,3 @@ func (b *Bank) ownAccounts(ctx context.Context, acct iog.Account) ([]string, err
 	}
 	return out, nil
 }
-
