@@ -34,3 +34,22 @@ func lockDataDir(dir string) (*os.File, error) {
 	_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 	return f, nil
 }
+
+// freeMiB is the space an unprivileged user may still use on the filesystem holding path (or
+// its nearest existing parent).
+func freeMiB(path string) (int64, error) {
+	for path != "" && path != "." {
+		var st syscall.Statfs_t
+		if err := syscall.Statfs(path, &st); err == nil {
+			return int64(st.Bavail) * int64(st.Bsize) >> 20, nil
+		} else if !os.IsNotExist(err) {
+			return 0, err
+		}
+		parent := filepath.Dir(path)
+		if parent == path {
+			break
+		}
+		path = parent
+	}
+	return 0, fmt.Errorf("no such directory")
+}

@@ -35,6 +35,7 @@ func services(getenv func(string) string) cli.Services {
 		Coordinator: runCoordinator,
 		Worker:      runWorker,
 		Bench:       bench,
+		Doctor:      doctor,
 	}
 }
 

@@ -320,6 +320,7 @@ IOG_COORDINATOR and IOG_JOIN_TOKEN.`,
 	_ = cmd.RegisterFlagCompletionFunc("executor", cobra.FixedCompletions([]string{"process", "docker", "auto"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("sandbox", cobra.FixedCompletions([]string{"auto", "require", "off"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("runtime", cobra.FixedCompletions([]string{"runc", "runsc"}, cobra.ShellCompDirectiveNoFileComp))
+	cmd.AddCommand(a.workerDoctorCmd(), a.workerInstallCmd())
 	return cmd
 }
 
