@@ -89,6 +89,9 @@ func trust(o cli.TrustOptions, dev bool) *fleet.TrustConfig {
 	if o.ProofSlack != nil {
 		t.Table.Slack = *o.ProofSlack
 	}
+	if o.FirstProofDelay != nil {
+		t.JoinDelayMin, t.JoinDelayMax = *o.FirstProofDelay/5, *o.FirstProofDelay
+	}
 	return &t
 }
 
