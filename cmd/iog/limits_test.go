@@ -31,16 +31,17 @@ func TestTrustFlagDefaults(t *testing.T) {
 	probation, retry, reprove, start, allowance, slack := cli.DefaultTrustOptions()
 	d := fleet.DefaultTrust()
 	if d.Probation != probation || d.RetryPending != retry || d.Reprove != reprove || d.StartWindow != start ||
-		d.Table.AllowanceMS != allowance.Milliseconds() || d.Table.Slack != slack {
+		d.Table.AllowanceMS != allowance.Milliseconds() || d.Table.Slack != slack || d.JoinDelayMin != time.Minute || d.JoinDelayMax != 5*time.Minute {
 		t.Fatalf("flag defaults %v %v %v %v %v %v are not the coordinator's %+v", probation, retry, reprove, start, allowance, slack, d)
 	}
 	prod, dev := trust(cli.TrustOptions{}, false), trust(cli.TrustOptions{}, true)
 	if prod.Probation != d.Probation || dev.Probation != fleet.DevTrust().Probation || dev.StartWindow != fleet.DevTrust().StartWindow {
 		t.Fatal("no flag changed the mode's settings")
 	}
-	p, s := 2*time.Hour, 6.0
-	got := trust(cli.TrustOptions{Probation: &p, ProofSlack: &s}, false)
-	if got.Probation != p || got.Table.Slack != s || got.RetryPending != d.RetryPending || got.StartWindow != d.StartWindow {
+	p, s, fd := 2*time.Hour, 6.0, 10*time.Second
+	got := trust(cli.TrustOptions{Probation: &p, ProofSlack: &s, FirstProofDelay: &fd}, false)
+	if got.Probation != p || got.Table.Slack != s || got.RetryPending != d.RetryPending || got.StartWindow != d.StartWindow ||
+		got.JoinDelayMin != 2*time.Second || got.JoinDelayMax != fd {
 		t.Fatalf("flags gave %+v", got)
 	}
 }

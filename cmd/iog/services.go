@@ -35,6 +35,7 @@ func services(getenv func(string) string) cli.Services {
 		Coordinator: runCoordinator,
 		Worker:      runWorker,
 		Bench:       bench,
+		Doctor:      doctor,
 	}
 }
 
@@ -87,6 +88,9 @@ func trust(o cli.TrustOptions, dev bool) *fleet.TrustConfig {
 	}
 	if o.ProofSlack != nil {
 		t.Table.Slack = *o.ProofSlack
+	}
+	if o.FirstProofDelay != nil {
+		t.JoinDelayMin, t.JoinDelayMax = *o.FirstProofDelay/5, *o.FirstProofDelay
 	}
 	return &t
 }
@@ -218,24 +222,37 @@ func up(ctx context.Context, o cli.UpOptions, w io.Writer, getenv func(string) s
 	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
 		return err
 	}
+	lock, err := lockDataDir(o.DataDir)
+	if err != nil {
+		return err
+	}
+	if lock != nil {
+		defer lock.Close()
+	}
+	// With --json, stdout carries only the JSON summary; what is said along the way goes to
+	// stderr.
+	say := w
+	if o.JSON {
+		say = os.Stderr
+	}
 	lf, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		return err
 	}
 	defer lf.Close()
-	fmt.Fprintf(w, "starting iog devnet in %s (logs: %s)\n", o.DataDir, logPath)
+	fmt.Fprintf(say, "starting iog devnet in %s (logs: %s)\n", o.DataDir, logPath)
 	d, err := devnet.Start(ctx, devnet.Config{DataDir: o.DataDir, Listen: o.Listen, Workers: o.Workers,
 		Log: logger(lf, false, slog.LevelInfo), Adversaries: o.Adversaries})
 	if err != nil {
 		return err
 	}
 	defer func() {
-		fmt.Fprintln(w, "stopping workers and coordinator...")
+		fmt.Fprintln(say, "stopping workers and coordinator...")
 		if err := d.Close(); err != nil {
-			fmt.Fprintf(w, "stopped with errors: %v\n", err)
+			fmt.Fprintf(say, "stopped with errors: %v\n", err)
 			return
 		}
-		fmt.Fprintln(w, "stopped cleanly; run `iog up` again to carry on with the same data")
+		fmt.Fprintln(say, "stopped cleanly; run `iog up` again to carry on with the same data")
 	}()
 	cfgPath := o.ConfigPath
 	if cfgPath == "" {
@@ -268,11 +285,14 @@ func up(ctx context.Context, o cli.UpOptions, w io.Writer, getenv func(string) s
 	}
 	if !o.NoDemo {
 		c, logs, err := demo(ctx, d.Client)
-		if err != nil {
-			return fmt.Errorf("demo cluster: %w", err)
+		if err != nil && ctx.Err() == nil {
+			// The network is up and usable without its demo: it keeps running.
+			summary.DemoError = err.Error()
+			fmt.Fprintf(say, "demo:        the demo cluster failed: %v; the network keeps running\n", err)
+		} else if err == nil {
+			summary.Demo = &c
 		}
-		summary.Demo = &c
-		if !o.JSON {
+		if err == nil && !o.JSON {
 			fmt.Fprintf(w, "demo:        cluster %s ran on %d nodes: %s\n", c.ID, len(c.Nodes), c.State)
 			for _, line := range strings.Split(strings.TrimSpace(logs), "\n") {
 				fmt.Fprintf(w, "             %s\n", line)
@@ -302,6 +322,8 @@ type upSummary struct {
 	Config  string       `json:"config"`
 	Devices []api.Device `json:"devices"`
 	Demo    *api.Cluster `json:"demo,omitempty"`
+	// DemoError says why the demo failed; the network runs on regardless.
+	DemoError string `json:"demo_error,omitempty"`
 }
 
 // demo runs a 2-node job and returns the cluster and its output.

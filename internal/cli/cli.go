@@ -33,6 +33,7 @@ type Services struct {
 	Coordinator func(ctx context.Context, o CoordinatorOptions, stdout io.Writer) error
 	Worker      func(ctx context.Context, o WorkerOptions, stdout io.Writer) error
 	Bench       func(ctx context.Context, o BenchOptions, stdout io.Writer) error
+	Doctor      func(ctx context.Context, o DoctorOptions, stdout io.Writer) error
 }
 
 // Run executes the CLI; returns the process exit code. It never calls os.Exit and never reads

@@ -54,6 +54,7 @@ type createFlags struct {
 	detach      bool
 	wait        bool
 	json        bool
+	waitCap     time.Duration // --wait-for-capacity
 }
 
 // isEnvKey reports whether k is a portable environment variable name.
@@ -152,7 +153,10 @@ Every node gets IOG_CLUSTER_ID, IOG_NODE_RANK, IOG_NODE_COUNT, IOG_HEAD_ADDR and
 			if err != nil {
 				return err
 			}
-			cl, err := c.CreateCluster(cmd.Context(), req)
+			if f.waitCap < 0 || f.waitCap > MaxWaitForCapacity {
+				return usageErrorf("--wait-for-capacity %s: want 0 (off) to %s", f.waitCap, MaxWaitForCapacity)
+			}
+			cl, err := a.createWaiting(cmd.Context(), c, req, f.waitCap)
 			if err != nil {
 				return fmt.Errorf("create cluster: %w", err)
 			}
@@ -198,6 +202,7 @@ Every node gets IOG_CLUSTER_ID, IOG_NODE_RANK, IOG_NODE_COUNT, IOG_HEAD_ADDR and
 	fl.BoolVar(&f.detach, "detach", false, "return once the cluster is placed, without following it")
 	fl.BoolVar(&f.wait, "wait", false, "wait for the cluster to end and exit with its job's status (0 completed)")
 	fl.BoolVar(&f.json, "json", false, "print the cluster as JSON")
+	fl.DurationVar(&f.waitCap, "wait-for-capacity", 0, "when no devices fit now, keep trying this long (like 5m) instead of failing; 0: fail at once")
 	_ = cmd.MarkFlagRequired("type")
 	_ = cmd.MarkFlagRequired("nodes")
 	_ = cmd.RegisterFlagCompletionFunc("type", cobra.FixedCompletions(clusterTypes(), cobra.ShellCompDirectiveNoFileComp))

@@ -14,6 +14,9 @@ import (
 	"github.com/spf13/cobra"
 )
 
+// DemoNodes is how many nodes (so workers) the demo cluster of `iog up` needs.
+const DemoNodes = 2
+
 // UpOptions configure `iog up`: a coordinator, local workers and the console in one process.
 type UpOptions struct {
 	DataDir string // default ./iog-data
@@ -133,6 +136,12 @@ written so that the other iog commands talk to this network.`,
 			}
 			if o.Workers < 0 {
 				return usageErrorf("--workers must not be negative")
+			}
+			if o.Workers < 1 {
+				return usageErrorf("--workers must be at least 1: a network without a worker has nothing to rent")
+			}
+			if !o.NoDemo && o.Workers < DemoNodes {
+				return usageErrorf("--workers %d: the demo cluster needs %d workers; start %d or more, or pass --no-demo", o.Workers, DemoNodes, DemoNodes)
 			}
 			o.ConfigPath = ConfigPath(a.getenv)
 			return serve(cmd.Context(), "iog up", a.svc.Up, o, a.stdout)
@@ -311,6 +320,7 @@ IOG_COORDINATOR and IOG_JOIN_TOKEN.`,
 	_ = cmd.RegisterFlagCompletionFunc("executor", cobra.FixedCompletions([]string{"process", "docker", "auto"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("sandbox", cobra.FixedCompletions([]string{"auto", "require", "off"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("runtime", cobra.FixedCompletions([]string{"runc", "runsc"}, cobra.ShellCompDirectiveNoFileComp))
+	cmd.AddCommand(a.workerDoctorCmd(), a.workerInstallCmd())
 	return cmd
 }
 

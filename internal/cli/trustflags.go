@@ -16,6 +16,7 @@ type TrustOptions struct {
 	ProofStartWindow *time.Duration // how long a device has to start a challenge
 	ProofAllowance   *time.Duration // added to every proof deadline for the round trip
 	ProofSlack       *float64       // deadline = allowance + slack x the class's expected time
+	FirstProofDelay  *time.Duration // a joined device's first challenge comes between a fifth of it and it after its hello
 }
 
 // DefaultTrustOptions are the production values the flags show (cmd/iog checks they are the
@@ -35,6 +36,8 @@ func trustFlags(cmd *cobra.Command, o *TrustOptions) func() error {
 	f.DurationVar(&start, "proof-start-window", start, "how long a device has to start a challenge after it is issued (--dev: 5s)")
 	f.DurationVar(&allowance, "proof-allowance", allowance, "time added to every proof deadline for the network round trip (--dev: 50ms)")
 	f.Float64Var(&slack, "proof-slack", slack, "a proof's deadline is the allowance plus this many times its class's expected time (--dev: 10)")
+	first := 5 * time.Minute
+	f.DurationVar(&first, "first-proof-delay", first, "a joined device's first challenge comes at a random time between a fifth of this and this after its first hello (--dev: 1.5s to 2.5s)")
 	return func() error {
 		durs := []struct {
 			name     string
@@ -47,6 +50,7 @@ func trustFlags(cmd *cobra.Command, o *TrustOptions) func() error {
 			{"reprove", reprove, time.Minute, 30 * 24 * time.Hour, &o.Reprove},
 			{"proof-start-window", start, time.Second, 10 * time.Minute, &o.ProofStartWindow},
 			{"proof-allowance", allowance, 0, time.Minute, &o.ProofAllowance},
+			{"first-proof-delay", first, time.Second, time.Hour, &o.FirstProofDelay},
 		}
 		for _, d := range durs {
 			if !f.Changed(d.name) {

@@ -2,7 +2,9 @@ package httpapi
 
 import (
 	"context"
+	"io"
 	"net/http"
+	"time"
 
 	"github.com/iognet/iog/api"
 	"github.com/iognet/iog/internal/iog"
@@ -25,11 +27,13 @@ type Bank interface {
 	Appeal(ctx context.Context, acct iog.Account, id string, uphold bool) (api.Slash, error)
 	Stats(ctx context.Context) (api.NetworkStats, error)
 	Adjust(ctx context.Context, admin iog.Account, account, kind string, r api.AdjustRequest) (api.Adjustment, error)
+	ExportLedger(ctx context.Context, acct iog.Account, since time.Time, format string, w io.Writer) error
 }
 
 // moneyRoutes is the money part of /v1.
 func (s *Server) moneyRoutes() {
 	b, m, f := s.cfg.Bank, s.cfg.Market, s.cfg.Fleet
+	s.ledgerRoutes()
 	op(s, http.MethodGet, "/v1/wallet", "wallet", "Balances, unclaimed rewards and payout address", withAccount(func(ctx context.Context, a iog.Account, _ *empty) (api.Wallet, error) {
 		return b.Wallet(ctx, a)
 	}))
