@@ -104,6 +104,9 @@ type CreateClusterRequest struct {
 	// Workdir is the SHA-256 of a tar.gz the caller uploaded (PUT /v1/blobs/{hash}); every
 	// node unpacks it into its work directory before its command starts.
 	Workdir string `json:"workdir,omitempty" maxLength:"64"`
+	// Outputs is a directory, relative to the work directory, that every node uploads (as a
+	// tar.gz blob) when its command exits: GET /v1/clusters/{id}/outputs lists them.
+	Outputs string `json:"outputs,omitempty" maxLength:"1024"`
 }
 
 // QuoteLine is one line of a quote.

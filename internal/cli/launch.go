@@ -79,7 +79,7 @@ uploaded once by content hash with progress, and unpacked into every node's work
 before its setup and run.
 
 Fields the coordinator cannot honour yet (resources.cpus, resources.memory, several GPU models,
-secrets, ports, outputs, type: array, retries, tasks) are refused by name rather than ignored;
+secrets, ports, type: array, retries, tasks) are refused by name rather than ignored;
 see docs/TASKS.md.`,
 		Example: `  iog launch task.yaml
   iog launch --dry-run task.yaml
@@ -115,9 +115,6 @@ see docs/TASKS.md.`,
 				// A task file's workdir is relative to the file, as its other paths would be.
 				tf.Workdir = filepath.Join(filepath.Dir(name), tf.Workdir)
 			}
-			if tf.Outputs != "" {
-				return usageErrorf("%s: outputs: not supported by iog launch yet (see docs/TASKS.md)", name)
-			}
 			req, err := tf.Request()
 			if err != nil {
 				var te *task.Error
@@ -148,7 +145,7 @@ see docs/TASKS.md.`,
 	fl.BoolVar(&f.detach, "detach", false, "return once the cluster is placed, without streaming its logs")
 	fl.StringVar(&f.workdir, "workdir", "", "directory to ship to every node (overrides workdir:)")
 	fl.StringVar(&f.workdirMax, "workdir-max", "512MiB", "refuse a workdir whose files add up to more than this")
-	fl.StringVar(&f.output, "output", "", "directory to collect from every node (overrides outputs:; not supported yet)")
+	fl.StringVar(&f.output, "output", "", "directory (in the work directory) every node uploads when it exits (overrides outputs:)")
 	return cmd
 }
 
@@ -346,6 +343,7 @@ func createArgs(r api.CreateClusterRequest) []string {
 	str("tier", r.Tier)
 	str("image", r.Image)
 	str("isolation", r.Isolation)
+	str("output", r.Outputs)
 	for _, k := range slices.Sorted(maps.Keys(r.Env)) {
 		args = append(args, "--env", k+"="+r.Env[k])
 	}

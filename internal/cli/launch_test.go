@@ -169,7 +169,7 @@ func TestLaunchRefusesBadTasks(t *testing.T) {
 		{"run: x\nresources:\n  cpus: 8\n", "resources.cpus: resources.cpus is not supported"},
 		{"run: x\nworkdir: nothing-here\n", "workdir: workdir"},
 		{"run: x\nworkdir: /proc/self/fd/0\n", "workdir: workdir"},
-		{"run: x\noutputs: out\n", "outputs: not supported"},
+		{"run: x\noutputs: ../out\n", "task.yaml:2: outputs: \"../out\": want a directory inside the work directory"},
 	} {
 		r := runCLI(t, f.env(t), Services{}, "launch", "-y", writeTask(t, tc.body))
 		wantCode(t, r, exitUsage)
@@ -223,6 +223,7 @@ env: {A: "1", B: "x=y"}
 hours: 5
 currency: usdc
 commit: weekly
+outputs: results/final
 `))
 	if err != nil {
 		t.Fatal(err)

@@ -22,7 +22,8 @@ func openBlobs(cfg Config) (*blob.FS, error) {
 // DataDir is where the coordinator keeps its files.
 func (c *Coordinator) DataDir() string { return c.cfg.DataDir }
 
-// sweepBlobs deletes, every hour, the blobs last uploaded longer than the retention ago.
+// sweepBlobs deletes, every hour, the blobs last uploaded longer than the retention ago, and
+// the records of outputs as old.
 func (c *Coordinator) sweepBlobs(ctx context.Context) {
 	if c.blobs == nil {
 		return
@@ -34,7 +35,11 @@ func (c *Coordinator) sweepBlobs(ctx context.Context) {
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
 	for {
-		if n, err := c.blobs.Sweep(ctx, c.cfg.Now().Add(-keep)); err != nil && ctx.Err() == nil {
+		cutoff := c.cfg.Now().Add(-keep)
+		if _, err := c.Market.SweepOutputs(ctx, cutoff); err != nil && ctx.Err() == nil {
+			c.cfg.Log.Error("sweep outputs", "err", err)
+		}
+		if n, err := c.blobs.Sweep(ctx, cutoff); err != nil && ctx.Err() == nil {
 			c.cfg.Log.Error("sweep blobs", "err", err)
 		} else if n > 0 {
 			c.cfg.Log.Info("swept blobs", "count", n)

@@ -76,6 +76,8 @@ type Config struct {
 	// (default DefaultBlobRetention); BlobMax caps one (default httpapi.DefaultBlobMax).
 	BlobRetention time.Duration
 	BlobMax       int64
+	// OutputMax caps one node's outputs (default httpapi.DefaultOutputMax).
+	OutputMax int64
 }
 
 // Limits are every bound the coordinator puts on one client (docs/SECURITY.md).
@@ -205,7 +207,7 @@ func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 		return nil, err
 	}
 	if c.blobs != nil {
-		hc.Blobs, hc.BlobMax = c.blobs, cfg.BlobMax
+		hc.Blobs, hc.BlobMax, hc.Outputs, hc.OutputMax = c.blobs, cfg.BlobMax, c.Market, cfg.OutputMax
 	}
 	if cfg.MeshRelay != "off" {
 		c.proxy = &meshProxy{m: c.Market, log: cfg.Log}

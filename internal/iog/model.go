@@ -122,6 +122,8 @@ type ClusterSpec struct {
 	Isolation string `json:"isolation,omitempty"`
 	// Workdir is the SHA-256 of the work directory archive in the blob store ("" for none).
 	Workdir string `json:"workdir,omitempty"`
+	// Outputs is the directory, relative to the work directory, each node uploads when it ends.
+	Outputs string `json:"outputs,omitempty"`
 }
 
 // Cluster is a renter's set of leased devices running one workload.

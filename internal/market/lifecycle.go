@@ -203,7 +203,7 @@ func (m *Market) Assignments(ctx context.Context, dev iog.Device) ([]api.Assignm
 		out = append(out, api.Assignment{
 			LeaseID: l.ID, ClusterID: c.ID, Type: c.Spec.Type, Rank: l.Rank, State: string(l.State),
 			Image: c.Spec.Image, Command: nodeCommand(c, l.Rank, meshIP, head), Env: nodeEnv(c, l, len(nodes), head, meshIP, mv), GPUs: l.GPUs,
-			Mesh: mv, Workdir: c.Spec.Workdir,
+			Mesh: mv, Workdir: c.Spec.Workdir, Outputs: c.Spec.Outputs,
 		})
 	}
 	return out, nil

@@ -11,7 +11,6 @@ import (
 // Request is the cluster a task file asks for: what `iog cluster create` would send with the
 // same flags. The fields the coordinator cannot honour yet are refused here by name, rather
 // than dropped: a renter who asks for 8 CPUs must not get a node without them unknowingly.
-// workdir and outputs are not part of the request; the launcher handles them.
 func (f File) Request() (api.CreateClusterRequest, error) {
 	r := api.CreateClusterRequest{
 		Name:       f.Name,
@@ -25,6 +24,7 @@ func (f File) Request() (api.CreateClusterRequest, error) {
 		Commitment: f.Commit,
 		Tier:       f.Resources.Tier,
 		Isolation:  f.Isolation,
+		Outputs:    f.Outputs,
 	}
 	models, perNode, err := f.Resources.Models()
 	if err != nil {
@@ -88,6 +88,7 @@ func FromRequest(r api.CreateClusterRequest) File {
 		Currency:  r.Currency,
 		Commit:    r.Commitment,
 		Resources: Resources{Region: r.Region, Tier: r.Tier, MaxPrice: r.MaxPrice},
+		Outputs:   r.Outputs,
 	}
 	if len(r.Env) > 0 {
 		f.Env = maps.Clone(r.Env)
