@@ -26,6 +26,8 @@ func (a *app) clusterCmd() *cobra.Command {
 		a.clusterLogsCmd(),
 		a.clusterConnectCmd(),
 		a.clusterWaitCmd(),
+		a.clusterFilesCmd(),
+		a.clusterDownloadCmd(),
 	)
 }
 

@@ -221,7 +221,11 @@ func (a *app) launch(ctx context.Context, tf task.File, req api.CreateClusterReq
 	if ctx.Err() != nil {
 		return &interrupted{msg: fmt.Sprintf("stopped following; cluster %s carries on (iog cluster terminate %s ends it)", cl.ID, cl.ID)}
 	}
-	return a.waitEnd(ctx, c, cl.ID)
+	err = a.waitEnd(ctx, c, cl.ID)
+	if req.Outputs != "" {
+		fmt.Fprintf(a.stdout, "outputs:   iog cluster files %s; iog cluster download %s\n", cl.ID, cl.ID)
+	}
+	return err
 }
 
 // waitEnd waits for a cluster to end and returns its job status.

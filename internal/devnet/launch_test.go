@@ -3,6 +3,7 @@ package devnet
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -58,5 +59,68 @@ run: |
 	out, errOut, code = iogCLI(t, d, "launch", "-y", filepath.Join(dir, "run-fails.yaml"))
 	if code != 3 || !strings.Contains(errOut, "exited with code 3") {
 		t.Errorf("failing run: exit %d\n%s\n%s", code, out, errOut)
+	}
+}
+
+// Outputs: every node's outputs directory comes back through the blob store, listed by
+// `cluster files` and unpacked per node by `cluster download`.
+func TestLaunchCollectsOutputs(t *testing.T) {
+	d := start(t, 2)
+	dir := t.TempDir()
+	task := filepath.Join(dir, "task.yaml")
+	body := `nodes: 2
+outputs: out
+run: |
+  mkdir -p out/sub
+  echo "rows of node $IOG_NODE_RANK" > out/part-$IOG_NODE_RANK.csv
+  echo deep > out/sub/x.txt
+`
+	if err := os.WriteFile(task, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := iogCLI(t, d, "launch", "-y", task)
+	if code != 0 {
+		t.Fatalf("launch: exit %d\n%s\n%s", code, out, errOut)
+	}
+	id := ""
+	for _, l := range strings.Split(out, "\n") {
+		if rest, ok := strings.CutPrefix(l, "cluster "); ok && strings.HasPrefix(rest, "cl_") {
+			id, _, _ = strings.Cut(rest, ":")
+			break
+		}
+	}
+	if id == "" || !strings.Contains(out, "iog cluster download "+id) {
+		t.Fatalf("no cluster id or download hint in:\n%s", out)
+	}
+	if !strings.Contains(errOut, "outputs collected") {
+		t.Errorf("the nodes did not say their outputs were collected:\n%s", errOut)
+	}
+	out, errOut, code = iogCLI(t, d, "cluster", "files", id)
+	if code != 0 || !strings.Contains(out, "\n0 ") || !strings.Contains(out, "\n1 ") {
+		t.Fatalf("files: exit %d\n%s\n%s", code, out, errOut)
+	}
+	dest := filepath.Join(t.TempDir(), "results")
+	if out, errOut, code = iogCLI(t, d, "cluster", "download", id, dest); code != 0 {
+		t.Fatalf("download: exit %d\n%s\n%s", code, out, errOut)
+	}
+	for rank := range 2 {
+		r := strconv.Itoa(rank)
+		b, err := os.ReadFile(filepath.Join(dest, "node-"+r, "part-"+r+".csv"))
+		if err != nil || string(b) != "rows of node "+r+"\n" {
+			t.Errorf("node %d: %q, %v", rank, b, err)
+		}
+		if b, err := os.ReadFile(filepath.Join(dest, "node-"+r, "sub", "x.txt")); err != nil || string(b) != "deep\n" {
+			t.Errorf("node %d sub/x.txt: %q, %v", rank, b, err)
+		}
+	}
+	one := filepath.Join(t.TempDir(), "one")
+	if _, errOut, code = iogCLI(t, d, "cluster", "download", "--node", "1", id, one); code != 0 {
+		t.Fatalf("download --node 1: %d %s", code, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(one, "part-1.csv")); err != nil {
+		t.Errorf("download --node 1: %v", err)
+	}
+	if _, errOut, code = iogCLI(t, d, "cluster", "download", "--node", "1", id, one); code == 0 || !strings.Contains(errOut, "exists already") {
+		t.Errorf("download over an existing directory: %d %s", code, errOut)
 	}
 }
