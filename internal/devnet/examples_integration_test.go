@@ -120,3 +120,31 @@ func TestExampleInference(t *testing.T) {
 		t.Errorf("accuracy %.4f < 0.9", acc)
 	}
 }
+
+// Reinforcement learning over 4 nodes: a learner and 3 rollout workers solve CartPole.
+func TestExampleRL(t *testing.T) {
+	needTorch(t)
+	d := start(t, 4)
+	id, out, _ := launchExample(t, d, "rl")
+	m := regexp.MustCompile(`\[node 0\] solved at iteration (\d+): mean episode length ([0-9.]+)`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("not solved:\n%s", out)
+	}
+	t.Logf("rl: solved at iteration %s, mean episode length %s", m[1], m[2])
+	for r := 1; r <= 3; r++ {
+		if !strings.Contains(out, "[node "+strconv.Itoa(r)+"] rollout worker "+strconv.Itoa(r)+": done") {
+			t.Errorf("rollout worker %d did not take part:\n%s", r, out)
+		}
+	}
+	dest := filepath.Join(t.TempDir(), "rl")
+	if _, errOut, code := iogCLI(t, d, "cluster", "download", "--node", "0", id, dest); code != 0 {
+		t.Fatalf("download: %s", errOut)
+	}
+	var res struct {
+		Solved     bool    `json:"solved"`
+		MeanLength float64 `json:"mean_length"`
+	}
+	if b, err := os.ReadFile(filepath.Join(dest, "result.json")); err != nil || json.Unmarshal(b, &res) != nil || !res.Solved || res.MeanLength < 195 {
+		t.Errorf("result.json %q (%v)", b, err)
+	}
+}
