@@ -78,8 +78,11 @@ workdir: (or --workdir) is packed (respecting .gitignore and .iogignore, at most
 uploaded once by content hash with progress, and unpacked into every node's work directory
 before its setup and run.
 
+secrets: go only to the nodes (never shown; a secret without a value is taken from this
+shell's environment) and are scrubbed when the cluster ends.
+
 Fields the coordinator cannot honour yet (resources.cpus, resources.memory, several GPU models,
-secrets, ports, type: array, retries, tasks) are refused by name rather than ignored;
+ports, type: array, retries, tasks) are refused by name rather than ignored;
 see docs/TASKS.md.`,
 		Example: `  iog launch task.yaml
   iog launch --dry-run task.yaml
@@ -122,6 +125,14 @@ see docs/TASKS.md.`,
 					te.File = name
 				}
 				return usageErrorf("%v", err)
+			}
+			for k, v := range req.Secrets {
+				if v == "" {
+					// SkyPilot's way: a secret without a value comes from the local environment.
+					if req.Secrets[k] = a.getenv(k); req.Secrets[k] == "" {
+						return usageErrorf("%s: secrets.%s has no value, and %s is not set here", name, k, k)
+					}
+				}
 			}
 			maxBytes, err := task.ParseSize(f.workdirMax)
 			if err != nil || maxBytes < 1 {
@@ -175,7 +186,9 @@ func (a *app) launch(ctx context.Context, tf task.File, req api.CreateClusterReq
 	if err != nil {
 		return err
 	}
-	q, err := c.Quote(ctx, req)
+	priced := req
+	priced.Secrets = nil // a quote needs no secrets
+	q, err := c.Quote(ctx, priced)
 	if err != nil {
 		return fmt.Errorf("plan: %w", err)
 	}

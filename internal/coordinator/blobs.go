@@ -23,7 +23,8 @@ func openBlobs(cfg Config) (*blob.FS, error) {
 func (c *Coordinator) DataDir() string { return c.cfg.DataDir }
 
 // sweepBlobs deletes, every hour, the blobs last uploaded longer than the retention ago, and
-// the records of outputs as old.
+// the records of outputs as old; and scrubs the secrets an ended cluster still holds (after
+// a crash between its end and its scrub).
 func (c *Coordinator) sweepBlobs(ctx context.Context) {
 	if c.blobs == nil {
 		return
@@ -35,6 +36,9 @@ func (c *Coordinator) sweepBlobs(ctx context.Context) {
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
 	for {
+		if _, err := c.Market.ScrubEndedSecrets(ctx); err != nil && ctx.Err() == nil {
+			c.cfg.Log.Error("scrub secrets", "err", err)
+		}
 		cutoff := c.cfg.Now().Add(-keep)
 		if _, err := c.Market.SweepOutputs(ctx, cutoff); err != nil && ctx.Err() == nil {
 			c.cfg.Log.Error("sweep outputs", "err", err)

@@ -124,6 +124,9 @@ type ClusterSpec struct {
 	Workdir string `json:"workdir,omitempty"`
 	// Outputs is the directory, relative to the work directory, each node uploads when it ends.
 	Outputs string `json:"outputs,omitempty"`
+	// Secrets are environment variables only the nodes see: never shown, scrubbed from the
+	// stored spec when the cluster ends.
+	Secrets map[string]string `json:"secrets,omitempty"`
 }
 
 // Cluster is a renter's set of leased devices running one workload.

@@ -233,6 +233,9 @@ func nodeEnv(c iog.Cluster, l iog.Lease, n int, head, meshIP string, mv *api.Mes
 	for _, k := range keys {
 		env = append(env, k+"="+c.Spec.Env[k])
 	}
+	for _, k := range secretNames(c.Spec) {
+		env = append(env, k+"="+c.Spec.Secrets[k])
+	}
 	return env
 }
 

@@ -44,7 +44,6 @@ func (f File) Request() (api.CreateClusterRequest, error) {
 		{f.Type == "array", "type: array"},
 		{f.Resources.CPUs != 0, "resources.cpus"},
 		{f.Resources.Memory != "", "resources.memory"},
-		{len(f.Secrets) > 0, "secrets"},
 		{len(f.Ports) > 0, "ports"},
 		{f.Retries != 0, "retries"},
 		{f.Tasks != 0, "tasks"},
@@ -56,6 +55,9 @@ func (f File) Request() (api.CreateClusterRequest, error) {
 	}
 	if len(f.Env) > 0 {
 		r.Env = maps.Clone(f.Env)
+	}
+	if len(f.Secrets) > 0 {
+		r.Secrets = maps.Clone(f.Secrets)
 	}
 	r.Command = f.Command()
 	return r, nil
@@ -92,6 +94,9 @@ func FromRequest(r api.CreateClusterRequest) File {
 	}
 	if len(r.Env) > 0 {
 		f.Env = maps.Clone(r.Env)
+	}
+	if len(r.Secrets) > 0 {
+		f.Secrets = maps.Clone(r.Secrets)
 	}
 	if r.GPUModel != "" {
 		f.Resources.GPU = r.GPUModel
