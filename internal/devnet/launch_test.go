@@ -3,9 +3,11 @@ package devnet
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // iog launch through the real CLI: the work directory travels through the blob store to every
@@ -122,5 +124,52 @@ run: |
 	}
 	if _, errOut, code = iogCLI(t, d, "cluster", "download", "--node", "1", id, one); code == 0 || !strings.Contains(errOut, "exists already") {
 		t.Errorf("download over an existing directory: %d %s", code, errOut)
+	}
+}
+
+// A terminated node's outputs are still collected (best effort, within minutes of its end).
+func TestTerminatedNodeOutputsAreCollected(t *testing.T) {
+	d := start(t, 1)
+	out, errOut, code := iogCLI(t, d, "cluster", "create", "--type", "process", "--nodes", "1", "--output", "out", "--json", "--",
+		"sh", "-c", "mkdir -p out && echo checkpoint > out/ckpt.txt && echo written && sleep 300")
+	if code != 0 {
+		t.Fatalf("create: %d %s", code, errOut)
+	}
+	id := regexp.MustCompile(`"id": ?"(cl_[a-z0-9]+)"`).FindStringSubmatch(out)
+	if id == nil {
+		t.Fatalf("no id in %s", out)
+	}
+	// Wait until the node has written its checkpoint, then end the cluster.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		logs, _, _ := iogCLI(t, d, "cluster", "logs", id[1])
+		if strings.Contains(logs, "written") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the node never wrote its checkpoint:\n%s", logs)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if _, errOut, code := iogCLI(t, d, "cluster", "terminate", id[1]); code != 0 {
+		t.Fatalf("terminate: %s", errOut)
+	}
+	deadline = time.Now().Add(60 * time.Second)
+	for {
+		files, _, _ := iogCLI(t, d, "cluster", "files", id[1])
+		if strings.Contains(files, "\n0 ") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the terminated node's outputs never came:\n%s", files)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	dest := filepath.Join(t.TempDir(), "o")
+	if _, errOut, code := iogCLI(t, d, "cluster", "download", "--node", "0", id[1], dest); code != 0 {
+		t.Fatalf("download: %s", errOut)
+	}
+	if b, err := os.ReadFile(filepath.Join(dest, "ckpt.txt")); err != nil || string(b) != "checkpoint\n" {
+		t.Errorf("ckpt.txt: %q %v", b, err)
 	}
 }
