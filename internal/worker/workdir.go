@@ -41,6 +41,9 @@ func (w *Worker) workdir(ctx context.Context, hash, dir string) error {
 		return err
 	}
 	defer f.Close()
+	if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
+		return err
+	}
 	if _, err := pack.Unpack(ctx, f, dir, pack.Options{MaxBytes: maxWorkdirBytes}); err != nil {
 		return err
 	}
