@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/iognet/iog/api"
+	"github.com/iognet/iog/internal/blob"
 	"github.com/iognet/iog/internal/cli"
 	"github.com/iognet/iog/internal/coordinator"
 	"github.com/iognet/iog/internal/devnet"
@@ -47,9 +48,17 @@ func logger(w io.Writer, json bool, level slog.Level) *slog.Logger {
 func runCoordinator(ctx context.Context, o cli.CoordinatorOptions, w io.Writer) error {
 	log := logger(os.Stderr, !o.Dev, slog.LevelInfo)
 	lim := limits(o.Limits, o.Dev)
+	var s3 *blob.S3Config
+	if o.BlobStore != "" {
+		cfg, err := blob.ParseS3URL(o.BlobStore, os.Getenv)
+		if err != nil {
+			return err
+		}
+		s3 = &cfg
+	}
 	c, err := coordinator.New(ctx, coordinator.Config{DB: o.DB, Listen: o.Listen, DataDir: o.DataDir, Dev: o.Dev,
 		HeartbeatInterval: o.HeartbeatInterval, SettleEvery: o.SettleEvery, MeshRelay: o.MeshRelay, MeshPadding: o.MeshPadding, Log: log,
-		Limits: &lim})
+		Limits: &lim, BlobS3: s3})
 	if err != nil {
 		return err
 	}

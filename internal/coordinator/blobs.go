@@ -11,8 +11,12 @@ import (
 // DefaultBlobRetention is how long a blob is kept after it was last uploaded.
 const DefaultBlobRetention = 7 * 24 * time.Hour
 
-// openBlobs opens the filesystem blob store under the data dir; nil without a data dir.
-func openBlobs(cfg Config) (*blob.FS, error) {
+// openBlobs opens the S3 blob store if one is configured, else the filesystem one under the
+// data dir; nil without either.
+func openBlobs(cfg Config) (blob.Store, error) {
+	if cfg.BlobS3 != nil {
+		return blob.NewS3(*cfg.BlobS3)
+	}
 	if cfg.DataDir == "" {
 		return nil, nil
 	}

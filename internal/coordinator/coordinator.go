@@ -78,6 +78,9 @@ type Config struct {
 	BlobMax       int64
 	// OutputMax caps one node's outputs (default httpapi.DefaultOutputMax).
 	OutputMax int64
+	// BlobS3 keeps blobs in an S3-compatible bucket (coordinators sharing a PostgreSQL
+	// database must share their blobs too); nil: the filesystem under DataDir.
+	BlobS3 *blob.S3Config
 }
 
 // Limits are every bound the coordinator puts on one client (docs/SECURITY.md).
@@ -124,7 +127,7 @@ type Coordinator struct {
 	History *history.Recorder
 	ln      net.Listener
 	srv     *http.Server
-	blobs   *blob.FS
+	blobs   blob.Store
 }
 
 // New opens the store, wires the services and binds the listener (so Addr is known before Run).
