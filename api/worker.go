@@ -104,6 +104,8 @@ type Assignment struct {
 	// Workdir is the SHA-256 of the cluster's work directory archive (GET
 	// /v1/worker/blobs/{hash}), unpacked into the node's work directory before it starts.
 	Workdir string `json:"workdir,omitempty"`
+	// Outputs is the directory (relative to the work directory) to upload when the node ends.
+	Outputs string `json:"outputs,omitempty"`
 }
 
 // Assignments is the full desired set for a device at a version.

@@ -32,6 +32,8 @@ func (a *app) clusterCmd() *cobra.Command {
 		a.clusterCopyCmd(),
 		a.clusterForwardCmd(),
 		a.clusterEventsCmd(),
+		a.clusterFilesCmd(),
+		a.clusterDownloadCmd(),
 	)
 }
 
@@ -50,6 +52,7 @@ type createFlags struct {
 	image       string
 	isolation   string
 	env         []string
+	output      string
 	name        string
 	detach      bool
 	wait        bool
@@ -98,6 +101,7 @@ func (f *createFlags) request(command []string) (api.CreateClusterRequest, error
 		MaxPrice:    f.maxPrice,
 		Image:       f.image,
 		Command:     command,
+		Outputs:     f.output,
 	}
 	if err := checkRequest(&r, f.typ, f.currency, f.commit, f.tier); err != nil {
 		return r, err
@@ -199,6 +203,7 @@ Every node gets IOG_CLUSTER_ID, IOG_NODE_RANK, IOG_NODE_COUNT, IOG_HEAD_ADDR and
 	fl.StringVar(&f.isolation, "isolation", "", "least isolation for every node: sandbox, container or gvisor (default: process nodes in the worker's sandbox, images in containers; see `iog device get`)")
 	fl.StringArrayVar(&f.env, "env", nil, "environment variable KEY=VALUE for every node (repeatable)")
 	fl.StringVar(&f.name, "name", "", "a name for the cluster")
+	fl.StringVar(&f.output, "output", "", "directory, in each node's work directory, uploaded when the node exits (see `iog cluster files`)")
 	fl.BoolVar(&f.detach, "detach", false, "return once the cluster is placed, without following it")
 	fl.BoolVar(&f.wait, "wait", false, "wait for the cluster to end and exit with its job's status (0 completed)")
 	fl.BoolVar(&f.json, "json", false, "print the cluster as JSON")

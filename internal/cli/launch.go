@@ -78,8 +78,11 @@ workdir: (or --workdir) is packed (respecting .gitignore and .iogignore, at most
 uploaded once by content hash with progress, and unpacked into every node's work directory
 before its setup and run.
 
+secrets: go only to the nodes (never shown; a secret without a value is taken from this
+shell's environment) and are scrubbed when the cluster ends.
+
 Fields the coordinator cannot honour yet (resources.cpus, resources.memory, several GPU models,
-secrets, ports, outputs, type: array, retries, tasks) are refused by name rather than ignored;
+ports, type: array, retries, tasks) are refused by name rather than ignored;
 see docs/TASKS.md.`,
 		Example: `  iog launch task.yaml
   iog launch --dry-run task.yaml
@@ -115,9 +118,6 @@ see docs/TASKS.md.`,
 				// A task file's workdir is relative to the file, as its other paths would be.
 				tf.Workdir = filepath.Join(filepath.Dir(name), tf.Workdir)
 			}
-			if tf.Outputs != "" {
-				return usageErrorf("%s: outputs: not supported by iog launch yet (see docs/TASKS.md)", name)
-			}
 			req, err := tf.Request()
 			if err != nil {
 				var te *task.Error
@@ -125,6 +125,14 @@ see docs/TASKS.md.`,
 					te.File = name
 				}
 				return usageErrorf("%v", err)
+			}
+			for k, v := range req.Secrets {
+				if v == "" {
+					// SkyPilot's way: a secret without a value comes from the local environment.
+					if req.Secrets[k] = a.getenv(k); req.Secrets[k] == "" {
+						return usageErrorf("%s: secrets.%s has no value, and %s is not set here", name, k, k)
+					}
+				}
 			}
 			maxBytes, err := task.ParseSize(f.workdirMax)
 			if err != nil || maxBytes < 1 {
@@ -148,7 +156,7 @@ see docs/TASKS.md.`,
 	fl.BoolVar(&f.detach, "detach", false, "return once the cluster is placed, without streaming its logs")
 	fl.StringVar(&f.workdir, "workdir", "", "directory to ship to every node (overrides workdir:)")
 	fl.StringVar(&f.workdirMax, "workdir-max", "512MiB", "refuse a workdir whose files add up to more than this")
-	fl.StringVar(&f.output, "output", "", "directory to collect from every node (overrides outputs:; not supported yet)")
+	fl.StringVar(&f.output, "output", "", "directory (in the work directory) every node uploads when it exits (overrides outputs:)")
 	return cmd
 }
 
@@ -178,7 +186,9 @@ func (a *app) launch(ctx context.Context, tf task.File, req api.CreateClusterReq
 	if err != nil {
 		return err
 	}
-	q, err := c.Quote(ctx, req)
+	priced := req
+	priced.Secrets = nil // a quote needs no secrets
+	q, err := c.Quote(ctx, priced)
 	if err != nil {
 		return fmt.Errorf("plan: %w", err)
 	}
@@ -224,7 +234,11 @@ func (a *app) launch(ctx context.Context, tf task.File, req api.CreateClusterReq
 	if ctx.Err() != nil {
 		return &interrupted{msg: fmt.Sprintf("stopped following; cluster %s carries on (iog cluster terminate %s ends it)", cl.ID, cl.ID)}
 	}
-	return a.waitEnd(ctx, c, cl.ID)
+	err = a.waitEnd(ctx, c, cl.ID)
+	if req.Outputs != "" {
+		fmt.Fprintf(a.stdout, "outputs:   iog cluster files %s; iog cluster download %s\n", cl.ID, cl.ID)
+	}
+	return err
 }
 
 // waitEnd waits for a cluster to end and returns its job status.
@@ -346,6 +360,7 @@ func createArgs(r api.CreateClusterRequest) []string {
 	str("tier", r.Tier)
 	str("image", r.Image)
 	str("isolation", r.Isolation)
+	str("output", r.Outputs)
 	for _, k := range slices.Sorted(maps.Keys(r.Env)) {
 		args = append(args, "--env", k+"="+r.Env[k])
 	}

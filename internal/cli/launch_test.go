@@ -169,7 +169,7 @@ func TestLaunchRefusesBadTasks(t *testing.T) {
 		{"run: x\nresources:\n  cpus: 8\n", "resources.cpus: resources.cpus is not supported"},
 		{"run: x\nworkdir: nothing-here\n", "workdir: workdir"},
 		{"run: x\nworkdir: /proc/self/fd/0\n", "workdir: workdir"},
-		{"run: x\noutputs: out\n", "outputs: not supported"},
+		{"run: x\noutputs: ../out\n", "task.yaml:2: outputs: \"../out\": want a directory inside the work directory"},
 	} {
 		r := runCLI(t, f.env(t), Services{}, "launch", "-y", writeTask(t, tc.body))
 		wantCode(t, r, exitUsage)
@@ -223,6 +223,7 @@ env: {A: "1", B: "x=y"}
 hours: 5
 currency: usdc
 commit: weekly
+outputs: results/final
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -315,4 +316,29 @@ func TestLaunchUploadsWorkdirOnce(t *testing.T) {
 	if len(l.quotes) != before {
 		t.Error("a workdir over the cap was quoted")
 	}
+}
+
+// Secrets go to the cluster, not to the quote, and are never printed; one without a value
+// comes from the local environment.
+func TestLaunchSecrets(t *testing.T) {
+	l := &launchFake{end: clusterAt(6, "completed", "exited", "exited")}
+	f := newFake(t, l.routes())
+	env := f.env(t)
+	env["HF_TOKEN"] = "from-the-shell"
+	task := writeTask(t, "run: x\nsecrets:\n  API_KEY: inline-secret\n  HF_TOKEN: \"\"\n")
+	r := runCLI(t, env, Services{}, "launch", "-y", task)
+	wantCode(t, r, exitOK)
+	if len(l.created) != 1 || l.created[0].Secrets["API_KEY"] != "inline-secret" || l.created[0].Secrets["HF_TOKEN"] != "from-the-shell" {
+		t.Fatalf("created %+v", l.created)
+	}
+	if len(l.quotes[0].Secrets) != 0 {
+		t.Errorf("the quote was sent the secrets")
+	}
+	if strings.Contains(r.stdout+r.stderr, "inline-secret") || strings.Contains(r.stdout+r.stderr, "from-the-shell") {
+		t.Errorf("a secret was printed:\n%s%s", r.stdout, r.stderr)
+	}
+	delete(env, "HF_TOKEN")
+	r = runCLI(t, env, Services{}, "launch", "-y", task)
+	wantCode(t, r, exitUsage)
+	wantContains(t, "stderr", r.stderr, "secrets.HF_TOKEN has no value")
 }

@@ -76,6 +76,11 @@ type Config struct {
 	// (default DefaultBlobRetention); BlobMax caps one (default httpapi.DefaultBlobMax).
 	BlobRetention time.Duration
 	BlobMax       int64
+	// OutputMax caps one node's outputs (default httpapi.DefaultOutputMax).
+	OutputMax int64
+	// BlobS3 keeps blobs in an S3-compatible bucket (coordinators sharing a PostgreSQL
+	// database must share their blobs too); nil: the filesystem under DataDir.
+	BlobS3 *blob.S3Config
 }
 
 // Limits are every bound the coordinator puts on one client (docs/SECURITY.md).
@@ -122,7 +127,7 @@ type Coordinator struct {
 	History *history.Recorder
 	ln      net.Listener
 	srv     *http.Server
-	blobs   *blob.FS
+	blobs   blob.Store
 }
 
 // New opens the store, wires the services and binds the listener (so Addr is known before Run).
@@ -199,7 +204,7 @@ func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 		return nil, err
 	}
 	if c.blobs != nil {
-		hc.Blobs, hc.BlobMax = c.blobs, cfg.BlobMax
+		hc.Blobs, hc.BlobMax, hc.Outputs, hc.OutputMax = c.blobs, cfg.BlobMax, c.Market, cfg.OutputMax
 	}
 	if cfg.MeshRelay != "off" {
 		c.proxy = &meshProxy{m: c.Market, log: cfg.Log}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/iognet/iog/api"
@@ -16,6 +17,22 @@ import (
 
 // DefaultBlobMax caps one blob: a 512 MiB work directory, packed, with room for tar headers.
 const DefaultBlobMax = 600 << 20
+
+// DefaultOutputMax caps one node's outputs archive.
+const DefaultOutputMax = 8 << 30
+
+// Outputs is what the API needs to accept and list nodes' outputs.
+type Outputs interface {
+	OutputOwner(ctx context.Context, dev iog.Device, leaseID string) (string, error)
+	RecordOutput(ctx context.Context, dev iog.Device, leaseID, hash string, size int64) error
+	Outputs(ctx context.Context, acct iog.Account, clusterID string) ([]api.Output, error)
+}
+
+// streamsBody reports whether r is an upload whose body the handler streams (and checks
+// against the hash in its path) rather than one read whole before authentication.
+func streamsBody(r *http.Request) bool {
+	return r.Method == http.MethodPut && strings.HasPrefix(r.URL.Path, "/v1/worker/leases/") && strings.Contains(r.URL.Path, "/outputs/")
+}
 
 // blobTimeout bounds one blob transfer (the usual 30 s deadlines are for JSON).
 const blobTimeout = time.Hour
@@ -70,6 +87,56 @@ func (s *Server) blobRoutes() {
 		// The same answer as for a blob that does not exist: a device learns nothing of others'.
 		writeError(w, blob.ErrNotFound)
 	})
+	if s.cfg.Outputs == nil {
+		return
+	}
+	s.mux.HandleFunc("PUT /v1/worker/leases/{id}/outputs/{hash}", s.putOutput)
+	op(s, http.MethodGet, "/v1/clusters/{id}/outputs", "cluster-outputs", "What each node left in its outputs directory", withAccount(func(ctx context.Context, a iog.Account, in *idPath) (api.Outputs, error) {
+		os, err := s.cfg.Outputs.Outputs(ctx, a, in.ID)
+		return api.Outputs{Outputs: os}, err
+	}))
+}
+
+func (s *Server) putOutput(w http.ResponseWriter, r *http.Request) {
+	d, err := device(r.Context())
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	lease, hash := r.PathValue("id"), r.PathValue("hash")
+	if !blob.ValidHash(hash) {
+		writeError(w, iog.Errorf(iog.EINVALID, "outputs name %q: want the lower-case hex SHA-256 of the bytes", hash))
+		return
+	}
+	max := s.cfg.OutputMax
+	if max <= 0 {
+		max = DefaultOutputMax
+	}
+	if r.ContentLength > max {
+		writeError(w, blob.TooLarge(max))
+		return
+	}
+	owner, err := s.cfg.Outputs.OutputOwner(r.Context(), d, lease)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	info, err := s.cfg.Blobs.Put(r.Context(), hash, r.Body, max)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if err := s.cfg.Blobs.Own(r.Context(), hash, owner); err != nil {
+		writeError(w, err)
+		return
+	}
+	if err := s.cfg.Outputs.RecordOutput(r.Context(), d, lease, hash, info.Size); err != nil {
+		writeError(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusCreated)
+	_ = json.NewEncoder(w).Encode(api.Blob{Hash: info.Hash, Size: info.Size})
 }
 
 func (s *Server) blobMax() int64 {

@@ -87,9 +87,12 @@ type Config struct {
 	Registry *prometheus.Registry
 	// Limits bound what one client can take (limits.go); nil means DefaultLimits().
 	Limits *Limits
-	// Blobs stores work directories (blobs.go); without it the blob routes are absent.
-	Blobs   Blobs
-	BlobMax int64 // bytes per blob; 0 means DefaultBlobMax
+	// Blobs stores work directories and outputs (blobs.go); without it the blob routes are
+	// absent. Outputs records the outputs (usually the Market).
+	Blobs     Blobs
+	BlobMax   int64 // bytes per uploaded blob; 0 means DefaultBlobMax
+	Outputs   Outputs
+	OutputMax int64 // bytes per node's outputs; 0 means DefaultOutputMax
 	// Access serves sessions on nodes and clusters' events (access.go); nil: absent.
 	Access Access
 }
@@ -220,7 +223,14 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 		cred, bucket := "", (*limit.Buckets)(nil)
 		switch {
 		case strings.HasPrefix(r.URL.Path, "/v1/worker/"):
-			body, err := io.ReadAll(http.MaxBytesReader(rec, r.Body, MaxBody))
+			// A streamed upload is signed as empty: its path names the hash its bytes must
+			// have, and its handler checks them (blobs.go).
+			stream := streamsBody(r)
+			var body []byte
+			var err error
+			if !stream {
+				body, err = io.ReadAll(http.MaxBytesReader(rec, r.Body, MaxBody))
+			}
 			if err != nil {
 				writeError(rec, iog.Errorf(iog.EINVALID, "request body over %d bytes", MaxBody))
 				return
@@ -243,7 +253,9 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 				authenticated, cred, bucket = true, "device:"+signed.Device.ID, s.lim.devices
 			}
 			ctx = context.WithValue(ctx, keySigned, signed)
-			r.Body = io.NopCloser(bytes.NewReader(body))
+			if !stream {
+				r.Body = io.NopCloser(bytes.NewReader(body))
+			}
 		case strings.HasPrefix(r.URL.Path, "/v1/") || r.URL.Path == "/v1":
 			acct, err := s.cfg.Auth.User(ctx, r)
 			if err != nil {

@@ -121,6 +121,11 @@ type ClusterSpec struct {
 	Isolation string `json:"isolation,omitempty"`
 	// Workdir is the SHA-256 of the work directory archive in the blob store ("" for none).
 	Workdir string `json:"workdir,omitempty"`
+	// Outputs is the directory, relative to the work directory, each node uploads when it ends.
+	Outputs string `json:"outputs,omitempty"`
+	// Secrets are environment variables only the nodes see: never shown, scrubbed from the
+	// stored spec when the cluster ends.
+	Secrets map[string]string `json:"secrets,omitempty"`
 }
 
 // Cluster is a renter's set of leased devices running one workload.

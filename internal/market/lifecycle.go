@@ -203,7 +203,7 @@ func (m *Market) Assignments(ctx context.Context, dev iog.Device) ([]api.Assignm
 		out = append(out, api.Assignment{
 			LeaseID: l.ID, ClusterID: c.ID, Type: c.Spec.Type, Rank: l.Rank, State: string(l.State),
 			Image: c.Spec.Image, Command: nodeCommand(c, l.Rank, meshIP, head), Env: nodeEnv(c, l, len(nodes), head, meshIP, mv), GPUs: l.GPUs,
-			Mesh: mv, Workdir: c.Spec.Workdir,
+			Mesh: mv, Workdir: c.Spec.Workdir, Outputs: c.Spec.Outputs,
 		})
 	}
 	return out, nil
@@ -232,6 +232,9 @@ func nodeEnv(c iog.Cluster, l iog.Lease, n int, head, meshIP string, mv *api.Mes
 	sort.Strings(keys)
 	for _, k := range keys {
 		env = append(env, k+"="+c.Spec.Env[k])
+	}
+	for _, k := range secretNames(c.Spec) {
+		env = append(env, k+"="+c.Spec.Secrets[k])
 	}
 	return env
 }

@@ -11,7 +11,6 @@ import (
 // Request is the cluster a task file asks for: what `iog cluster create` would send with the
 // same flags. The fields the coordinator cannot honour yet are refused here by name, rather
 // than dropped: a renter who asks for 8 CPUs must not get a node without them unknowingly.
-// workdir and outputs are not part of the request; the launcher handles them.
 func (f File) Request() (api.CreateClusterRequest, error) {
 	r := api.CreateClusterRequest{
 		Name:       f.Name,
@@ -25,6 +24,7 @@ func (f File) Request() (api.CreateClusterRequest, error) {
 		Commitment: f.Commit,
 		Tier:       f.Resources.Tier,
 		Isolation:  f.Isolation,
+		Outputs:    f.Outputs,
 	}
 	models, perNode, err := f.Resources.Models()
 	if err != nil {
@@ -44,7 +44,6 @@ func (f File) Request() (api.CreateClusterRequest, error) {
 		{f.Type == "array", "type: array"},
 		{f.Resources.CPUs != 0, "resources.cpus"},
 		{f.Resources.Memory != "", "resources.memory"},
-		{len(f.Secrets) > 0, "secrets"},
 		{len(f.Ports) > 0, "ports"},
 		{f.Retries != 0, "retries"},
 		{f.Tasks != 0, "tasks"},
@@ -56,6 +55,9 @@ func (f File) Request() (api.CreateClusterRequest, error) {
 	}
 	if len(f.Env) > 0 {
 		r.Env = maps.Clone(f.Env)
+	}
+	if len(f.Secrets) > 0 {
+		r.Secrets = maps.Clone(f.Secrets)
 	}
 	r.Command = f.Command()
 	return r, nil
@@ -88,9 +90,13 @@ func FromRequest(r api.CreateClusterRequest) File {
 		Currency:  r.Currency,
 		Commit:    r.Commitment,
 		Resources: Resources{Region: r.Region, Tier: r.Tier, MaxPrice: r.MaxPrice},
+		Outputs:   r.Outputs,
 	}
 	if len(r.Env) > 0 {
 		f.Env = maps.Clone(r.Env)
+	}
+	if len(r.Secrets) > 0 {
+		f.Secrets = maps.Clone(r.Secrets)
 	}
 	if r.GPUModel != "" {
 		f.Resources.GPU = r.GPUModel

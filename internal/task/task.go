@@ -284,6 +284,9 @@ func (f *File) validate() error {
 	if err := checkPath("outputs", f.Outputs); err != nil {
 		return err
 	}
+	if o := f.Outputs; o != "" && (strings.HasPrefix(o, "/") || o == ".." || strings.HasPrefix(o, "../") || strings.Contains(o, "/../") || strings.HasSuffix(o, "/..")) {
+		return invalid("outputs", "%q: want a directory inside the work directory, like out", o)
+	}
 	if len(f.Setup) > maxScriptLen {
 		return invalid("setup", "longer than %d bytes; put it in a script in the workdir", maxScriptLen)
 	}

@@ -128,7 +128,6 @@ func TestRequestRefusesUnsupported(t *testing.T) {
 		{"run: x\nresources:\n  cpus: 8\n", "resources.cpus"},
 		{"run: x\nresources:\n  memory: 64GiB\n", "resources.memory"},
 		{"run: x\nresources:\n  gpu: A100,H100\n", "resources.gpu"},
-		{"run: x\nsecrets:\n  TOKEN: s3cret\n", "secrets"},
 		{"run: x\nports: [8080]\n", "ports"},
 		{"run: x\ntype: array\nretries: 2\n", "type"},
 	} {
@@ -153,6 +152,7 @@ func TestRoundTrip(t *testing.T) {
 		"type: container\nimage: busybox\nnodes: 3\n",
 		"run: python train.py\nsetup: pip install x\nresources:\n  gpu: any:2\n",
 		"run: x\nresources:\n  gpu: RTX-4090\n  region: us\n  tier: ultra\n  max_price: '1'\nenv:\n  A: b c\n",
+		"run: x\nsecrets:\n  TOKEN: s3cret\n",
 	} {
 		f, err := Parse("t.yaml", strings.NewReader(in))
 		if err != nil {

@@ -185,6 +185,7 @@ func (w *Worker) start(ctx context.Context, a api.Assignment) {
 		w.cfg.Log.Error("clean up node", "lease", a.LeaseID, "err", serr)
 	}
 	cancel()
+	w.collectOutputs(ctx, a, dir, logs)
 	if reason := task.Killed(); reason != "" {
 		logs.system(reason)
 		r := api.LeaseStatusRequest{State: "failed", Message: reason}

@@ -7,11 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/iognet/iog/api"
 	"github.com/iognet/iog/internal/pack"
 )
 
@@ -38,6 +41,9 @@ func (w *Worker) workdir(ctx context.Context, hash, dir string) error {
 		return err
 	}
 	defer f.Close()
+	if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
+		return err
+	}
 	if _, err := pack.Unpack(ctx, f, dir, pack.Options{MaxBytes: maxWorkdirBytes}); err != nil {
 		return err
 	}
@@ -94,4 +100,73 @@ func (w *Worker) sweepWorkdirs(cache string, now time.Time) {
 			_ = os.Remove(filepath.Join(cache, e.Name()))
 		}
 	}
+}
+
+// maxOutputBytes bounds what one node's outputs may add up to (the coordinator's default cap).
+const maxOutputBytes = 8 << 30
+
+// collectOutputs uploads the node's outputs directory, if the cluster has one, saying in the
+// node's log what happened. It runs once the workload is gone, so nothing changes the
+// directory while it is packed; links leading out of it are refused, never followed.
+func (w *Worker) collectOutputs(ctx context.Context, a api.Assignment, dir string, logs *shipper) {
+	if a.Outputs == "" {
+		return
+	}
+	b, err := w.uploadOutputs(ctx, a, dir)
+	if err != nil {
+		logs.system("outputs not collected: " + err.Error())
+		return
+	}
+	logs.system(fmt.Sprintf("outputs collected: %s (%s)", pack.Size(b.Size), b.Hash[:12]))
+}
+
+func (w *Worker) uploadOutputs(ctx context.Context, a api.Assignment, dir string) (api.Blob, error) {
+	rel := filepath.Clean(filepath.FromSlash(a.Outputs))
+	if filepath.IsAbs(rel) || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return api.Blob{}, fmt.Errorf("%q is not inside the work directory", a.Outputs)
+	}
+	realDir, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return api.Blob{}, err
+	}
+	src, err := filepath.EvalSymlinks(filepath.Join(dir, rel))
+	if errors.Is(err, fs.ErrNotExist) {
+		return api.Blob{}, fmt.Errorf("the node made no %s directory", a.Outputs)
+	}
+	if err != nil {
+		return api.Blob{}, err
+	}
+	if r, err := filepath.Rel(realDir, src); err != nil || r == ".." || strings.HasPrefix(r, ".."+string(filepath.Separator)) {
+		return api.Blob{}, fmt.Errorf("%s leads outside the work directory", a.Outputs)
+	}
+	tmpDir := filepath.Join(w.cfg.StateDir, "outputs")
+	if err := os.MkdirAll(tmpDir, 0o700); err != nil {
+		return api.Blob{}, err
+	}
+	tmp, err := os.CreateTemp(tmpDir, "out-*.tar.gz")
+	if err != nil {
+		return api.Blob{}, err
+	}
+	defer os.Remove(tmp.Name())
+	defer tmp.Close()
+	h := sha256.New()
+	cw := &countingWriter{w: io.MultiWriter(tmp, h)}
+	if _, err := pack.Pack(ctx, src, cw, pack.Options{MaxBytes: maxOutputBytes}); err != nil {
+		return api.Blob{}, err
+	}
+	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+		return api.Blob{}, err
+	}
+	return w.cl.PutOutput(ctx, a.LeaseID, hex.EncodeToString(h.Sum(nil)), tmp, cw.n)
+}
+
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
