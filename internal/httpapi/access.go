@@ -28,6 +28,10 @@ type Access interface {
 	RecordEvent(ctx context.Context, clusterID string, e api.ClusterEvent) error
 	// Events lists a cluster's events for its owner.
 	Events(ctx context.Context, acct iog.Account, clusterID string) ([]api.ClusterEvent, error)
+	// SSH public keys of the caller's account.
+	SSHKeys(ctx context.Context, acct iog.Account) ([]api.SSHKey, error)
+	AddSSHKey(ctx context.Context, acct iog.Account, key string) (api.SSHKey, error)
+	RemoveSSHKey(ctx context.Context, acct iog.Account, fingerprint string) error
 }
 
 // Session timings.
@@ -124,6 +128,21 @@ func (s *Server) accessRoutes() {
 		return
 	}
 	b := newSessionBroker()
+	op(s, http.MethodGet, "/v1/me/ssh-keys", "list-ssh-keys", "Your SSH public keys", withAccount(func(ctx context.Context, a iog.Account, _ *empty) (api.SSHKeys, error) {
+		ks, err := ac.SSHKeys(ctx, a)
+		if ks == nil {
+			ks = []api.SSHKey{}
+		}
+		return api.SSHKeys{Keys: ks}, err
+	}))
+	op(s, http.MethodPost, "/v1/me/ssh-keys", "add-ssh-key", "Add an SSH public key: your clusters' nodes accept it", withAccount(func(ctx context.Context, a iog.Account, in *body[api.AddSSHKeyRequest]) (api.SSHKey, error) {
+		return ac.AddSSHKey(ctx, a, in.Body.Key)
+	}))
+	op(s, http.MethodDelete, "/v1/me/ssh-keys/{fingerprint}", "remove-ssh-key", "Remove an SSH public key", withAccount(func(ctx context.Context, a iog.Account, in *struct {
+		Fingerprint string `path:"fingerprint" maxLength:"128"`
+	}) (struct{}, error) {
+		return struct{}{}, ac.RemoveSSHKey(ctx, a, in.Fingerprint)
+	}))
 	op(s, http.MethodGet, "/v1/clusters/{id}/events", "cluster-events", "Who reached the cluster's nodes, and when", withAccount(func(ctx context.Context, a iog.Account, in *idPath) (api.ClusterEvents, error) {
 		evs, err := ac.Events(ctx, a, in.ID)
 		if evs == nil {
@@ -260,6 +279,26 @@ func (s *Server) session(w http.ResponseWriter, r *http.Request, ac Access, b *s
 	}
 	if err != nil {
 		refuse("bad session request: " + err.Error())
+		return
+	}
+	// The keys an ssh session accepts are the owner's, never the caller's say.
+	o.AuthorizedKeys = nil
+	if o.Kind == "ssh" {
+		ks, err := ac.SSHKeys(ctx, acct)
+		if err != nil {
+			refuse("could not read your SSH keys: " + err.Error())
+			return
+		}
+		if len(ks) == 0 {
+			refuse("your account has no SSH keys: add one with iog account ssh-key add ~/.ssh/id_ed25519.pub")
+			return
+		}
+		for _, k := range ks {
+			o.AuthorizedKeys = append(o.AuthorizedKeys, k.Key)
+		}
+	}
+	if payload, err = json.Marshal(o); err != nil {
+		refuse("bad session request")
 		return
 	}
 	detail := iog.CleanText(strings.Join(o.Command, " "), 200)
