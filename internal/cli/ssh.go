@@ -131,8 +131,8 @@ func (a *app) clusterSSHConfigCmd() *cobra.Command {
 "iog cluster ssh-proxy": plain ssh, scp (scp -O where the node has no sftp-server),
 rsync (where the node has rsync) and VS Code's Remote-SSH then reach the node's sandbox or
 container with the keys on your account (iog account ssh-key add). With --write, the
-entries go to ~/.ssh/iog/<cluster>.conf, "Include iog/*.conf" is put at the top of
-~/.ssh/config once, and the files of your clusters that have ended are removed. Host keys
+entries go to ~/.ssh/iog/<cluster>.conf, "Include ~/.ssh/iog/*.conf" (as an absolute
+path) is put at the top of ~/.ssh/config once, and the files of your clusters that have ended are removed. Host keys
 are not checked for these hosts: the connection is the coordinator's authenticated session
 to the node's worker, and each worker makes a new host key when it starts.`,
 		Example: `  iog account ssh-key add ~/.ssh/id_ed25519.pub
@@ -176,7 +176,7 @@ to the node's worker, and each worker makes a new host key when it starts.`,
 			if err := os.WriteFile(filepath.Join(dir, cl.ID+".conf"), []byte(b.String()), 0o600); err != nil {
 				return err
 			}
-			if err := ensureInclude(filepath.Join(home, ".ssh", "config")); err != nil {
+			if err := ensureInclude(filepath.Join(home, ".ssh", "config"), filepath.Join(dir, "*.conf")); err != nil {
 				return err
 			}
 			// Entries of clusters that have ended go.
@@ -212,10 +212,14 @@ func isEnded(state string) bool {
 	return false
 }
 
-// ensureInclude puts "Include iog/*.conf" at the top of ~/.ssh/config unless it is there:
-// an Include after a Host line would belong to that host.
-func ensureInclude(path string) error {
-	const line = "Include iog/*.conf"
+// ensureInclude puts "Include <pattern>" at the top of ~/.ssh/config unless it is there (an
+// Include after a Host line would belong to that host). The pattern is absolute: OpenSSH
+// takes a relative one from the home directory of the passwd entry, not $HOME.
+func ensureInclude(path, pattern string) error {
+	line := "Include " + pattern
+	if strings.ContainsAny(pattern, " \t\"") {
+		line = "Include " + strconv.Quote(pattern)
+	}
 	b, err := os.ReadFile(path)
 	if err != nil && !os.IsNotExist(err) {
 		return err

@@ -83,6 +83,20 @@ func TestSandboxSession(t *testing.T) {
 		t.Errorf("work dir file: %q %v", b, err)
 	}
 
+	// Neither input it never reads nor a background child holding its output keeps a
+	// session from ending.
+	never, _ := io.Pipe()
+	var bg syncBuf
+	s, err = ex.Exec(t.Context(), executor.ExecSpec{Command: []string{"sh", "-c", "sleep 100 & echo bg"}, Stdin: never, Stdout: &bg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wctx, wcancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer wcancel()
+	if code, err := s.Wait(wctx); code != 0 || err != nil || bg.String() != "bg\n" {
+		t.Fatalf("session with a background child and unread input: %d %v %q", code, err, bg.String())
+	}
+
 	// A TTY session: a terminal, its size, input, and Ctrl-C reaching the foreground job only.
 	pr, pw := io.Pipe()
 	var tout syncBuf
