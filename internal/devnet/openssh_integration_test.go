@@ -17,7 +17,7 @@ import (
 
 // TestOpenSSHThroughIog: plain OpenSSH (Debian's openssh-client) reaches a node through the
 // entries `iog cluster ssh-config --write` makes: exec with its exit code, and 8 MiB both ways
-// through ssh's standard streams with its checksum.
+// through ssh's standard streams and with scp -O, with its checksum.
 func TestOpenSSHThroughIog(t *testing.T) {
 	sshBin, err := exec.LookPath("ssh")
 	if err != nil {
@@ -75,8 +75,7 @@ func TestOpenSSHThroughIog(t *testing.T) {
 	}
 	data := make([]byte, 8<<20)
 	_, _ = rand.Read(data)
-	// Files through plain ssh's standard streams, both ways. (scp does not work yet: the
-	// lease's uid has no passwd entry in the sandbox, which scp insists on; docs/ACCESS.md.)
+	// Files through plain ssh's standard streams, both ways.
 	up := exec.CommandContext(t.Context(), sshBin, append(opts, host, "cat > data.bin")...)
 	up.Env = env
 	up.Stdin = bytes.NewReader(data)
@@ -92,6 +91,17 @@ func TestOpenSSHThroughIog(t *testing.T) {
 		t.Fatalf("ssh download: %v", err)
 	}
 	f.Close()
+	// And scp (-O: the legacy protocol; this node has no sftp-server).
+	if out, code := run("scp", append(append([]string{"-O"}, opts...), back, host+":scp.bin")...); code != 0 {
+		t.Fatalf("scp up: %s", out)
+	}
+	back2 := filepath.Join(home, "back2.bin")
+	if out, code := run("scp", append(append([]string{"-O"}, opts...), host+":scp.bin", back2)...); code != 0 {
+		t.Fatalf("scp down: %s", out)
+	}
+	if b, err := os.ReadFile(back2); err != nil || sha256.Sum256(b) != sha256.Sum256(data) {
+		t.Fatalf("scp round trip differs (%d bytes, %v)", len(b), err)
+	}
 	b, err := os.ReadFile(back)
 	if err != nil || sha256.Sum256(b) != sha256.Sum256(data) {
 		t.Fatalf("scp round trip differs (%d bytes, %v)", len(b), err)

@@ -71,6 +71,16 @@ func TestSandboxSession(t *testing.T) {
 		t.Errorf("stderr %q", errb.String())
 	}
 
+	// The lease's uid has a name (scp, git and others insist), its home the work directory.
+	var who syncBuf
+	s, err = ex.Exec(t.Context(), executor.ExecSpec{Command: []string{"sh", "-c", `id -un; getent passwd "$(id -u)" | cut -d: -f6`}, Stdout: &who})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, err := s.Wait(t.Context()); code != 0 || err != nil || who.String() != "iog\n"+executor.SandboxWorkDir+"\n" {
+		t.Errorf("the lease's user: %d %v %q", code, err, who.String())
+	}
+
 	// A file written by the session is in the lease's work directory, owned by its uid.
 	s, err = ex.Exec(t.Context(), executor.ExecSpec{Command: []string{"sh", "-c", "echo hi > f"}})
 	if err != nil {
