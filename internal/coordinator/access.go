@@ -43,14 +43,19 @@ func (a *access) SessionNode(ctx context.Context, acct iog.Account, clusterID st
 	if iog.ClusterState(c.State).Ended() {
 		return "", "", iog.Errorf(iog.ECONFLICT, "cluster %s has ended (%s)", clusterID, c.State)
 	}
+	// A replaced node leaves its ended lease in the list next to its replacement's.
+	state := ""
 	for _, n := range c.Nodes {
 		if n.Rank != rank {
 			continue
 		}
-		if n.State != string(iog.LeaseRunning) {
-			return "", "", iog.Errorf(iog.ECONFLICT, "node %d of cluster %s is %s, not running", rank, clusterID, n.State)
+		if n.State == string(iog.LeaseRunning) {
+			return n.LeaseID, n.DeviceID, nil
 		}
-		return n.LeaseID, n.DeviceID, nil
+		state = n.State
+	}
+	if state != "" {
+		return "", "", iog.Errorf(iog.ECONFLICT, "node %d of cluster %s is %s, not running", rank, clusterID, state)
 	}
 	return "", "", iog.Errorf(iog.ENOTFOUND, "cluster %s has no node %d", clusterID, rank)
 }
