@@ -192,6 +192,7 @@ func (t *processTask) Exec(ctx context.Context, s ExecSpec) (Session, error) {
 			started <- err
 			return
 		}
+		ps.sid = cmd.Process.Pid // before the waiter below can need it
 		started <- nil
 		err := cmd.Wait()
 		ps.code, ps.err = -1, nil
@@ -221,7 +222,6 @@ func (t *processTask) Exec(ctx context.Context, s ExecSpec) (Session, error) {
 		}
 		return nil, fmt.Errorf("executor: exec in %s: %w", t.lease, err)
 	}
-	ps.sid = cmd.Process.Pid
 	for _, f := range ps.childEnds {
 		// The child holds its copies; ours of its ends go, so that its exit is our EOF. The
 		// stdin writer and the output readers stay ours.
