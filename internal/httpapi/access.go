@@ -44,12 +44,36 @@ const (
 	liveEvery = 5 * time.Second
 )
 
+// MaxSessionsPerAccount bounds the sessions (pending or joined) one account holds open on
+// one coordinator: each holds two connections and two goroutines here.
+const MaxSessionsPerAccount = 64
+
 // sessionBroker pairs renters' session connections with their workers' in this process.
 // Both must reach the same coordinator: with several, a worker long-polls one (docs/ACCESS.md).
 type sessionBroker struct {
 	mu      sync.Mutex
 	pending map[string]*pendingSession // by session id
 	wake    map[string]chan struct{}   // by device: closed when a session is added
+	open    map[string]int             // sessions per account
+}
+
+// hold counts a session against its account, or says it has too many.
+func (b *sessionBroker) hold(account string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.open[account] >= MaxSessionsPerAccount {
+		return false
+	}
+	b.open[account]++
+	return true
+}
+
+func (b *sessionBroker) release(account string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.open[account]--; b.open[account] <= 0 {
+		delete(b.open, account)
+	}
 }
 
 type pendingSession struct {
@@ -64,7 +88,7 @@ type hijacked struct {
 }
 
 func newSessionBroker() *sessionBroker {
-	return &sessionBroker{pending: map[string]*pendingSession{}, wake: map[string]chan struct{}{}}
+	return &sessionBroker{pending: map[string]*pendingSession{}, wake: map[string]chan struct{}{}, open: map[string]int{}}
 }
 
 func (b *sessionBroker) add(device, lease string) *pendingSession {
@@ -241,6 +265,11 @@ func (s *Server) session(w http.ResponseWriter, r *http.Request, ac Access, b *s
 		writeError(w, err)
 		return
 	}
+	if !b.hold(acct.ID) {
+		writeError(w, iog.Limited(time.Second, "account %s holds %d sessions open already", acct.ID, MaxSessionsPerAccount))
+		return
+	}
+	defer b.release(acct.ID)
 	p := b.add(dev, lease)
 	defer b.remove(p.id)
 	var worker hijacked
