@@ -149,7 +149,9 @@ func TestSessionCap(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	for range httpapi.MaxSessionsPerAccount {
-		go func() { _, _ = e.user.OpenSession(ctx, cl.ID, 0, api.SessionOpen{Command: []string{"true"}, Kind: "exec"}) }()
+		go func() {
+			_, _ = e.user.OpenSession(ctx, cl.ID, 0, api.SessionOpen{Command: []string{"true"}, Kind: "exec"})
+		}()
 	}
 	// The worker is never told to attach: all of them wait. Once they are all held, one more
 	// is refused.
