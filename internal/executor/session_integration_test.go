@@ -52,7 +52,7 @@ func TestSandboxSession(t *testing.T) {
 
 	var out, errb syncBuf
 	s, err := ex.Exec(t.Context(), executor.ExecSpec{
-		Command: []string{"sh", "-c", `id -u; pwd; echo $IOG_MESH_IP; grep NoNewPrivs /proc/self/status; ls /var/lib/iog 2>&1 | head -1; cat /proc/1/cmdline | tr '\0' ' '; echo; echo oops >&2; exit 7`},
+		Command: []string{"sh", "-c", `id -u; pwd; echo $IOG_MESH_IP; grep -E "NoNewPrivs|CapBnd|CapEff|CapPrm|Groups" /proc/self/status | tr '\n' ' '; echo; ls /var/lib/iog 2>&1 | head -1; cat /proc/1/cmdline | tr '\0' ' '; echo; echo oops >&2; exit 7`},
 		Stdout:  &out, Stderr: &errb,
 	})
 	if err != nil {
@@ -64,7 +64,9 @@ func TestSandboxSession(t *testing.T) {
 	}
 	lines := strings.Split(out.String(), "\n")
 	if len(lines) < 6 || lines[0] == "0" || lines[1] != executor.SandboxWorkDir || lines[2] != "100.64.0.1" ||
-		!strings.Contains(lines[3], "1") || !strings.Contains(lines[5], "bwrap") {
+		!strings.Contains(lines[3], "NoNewPrivs:\t1") || !strings.Contains(lines[5], "bwrap") ||
+		!strings.Contains(lines[3], "CapEff:\t0000000000000000") ||
+		!strings.Contains(lines[3], "CapPrm:\t0000000000000000") || !strings.Contains(lines[3], "Groups:\t ") && !strings.Contains(lines[3], "Groups:\t\t") {
 		t.Errorf("the session is not in the lease's sandbox:\n%s", out.String())
 	}
 	if strings.TrimSpace(errb.String()) != "oops" {
