@@ -58,10 +58,20 @@ type SessionOpen struct {
 	// workload sees it; Command is then empty).
 	Kind string `json:"kind"`
 	Port int    `json:"port,omitempty"`
+	// AuthorizedKeys are the public keys an "ssh" session's server end accepts (authorized_keys
+	// lines). The coordinator sets them from the owner's account; what a client sends is
+	// replaced.
+	AuthorizedKeys []string `json:"authorized_keys,omitempty"`
 }
 
 // Check bounds the request.
 func (o SessionOpen) Check() error {
+	if o.Kind == "ssh" {
+		if len(o.Command) > 0 || len(o.Env) > 0 || o.TTY || o.Port != 0 {
+			return errors.New("an ssh session carries nothing but keys")
+		}
+		return nil
+	}
 	if o.Kind == "port" {
 		if o.Port < 1 || o.Port > 65535 || len(o.Command) > 0 || len(o.Env) > 0 || o.TTY {
 			return errors.New("a port session names a port (1-65535) and nothing else")
@@ -256,7 +266,7 @@ func (c *Client) AttachSession(ctx context.Context, id string) (io.ReadWriteClos
 	return c.upgrade(ctx, "/v1/worker/sessions/"+url.PathEscape(id))
 }
 
-// PortError is a port session the worker could not connect.
+// PortError is a port or ssh session the worker (or the coordinator) refused, with why.
 type PortError struct{ Reason string }
 
 func (e *PortError) Error() string { return e.Reason }
@@ -264,7 +274,18 @@ func (e *PortError) Error() string { return e.Reason }
 // OpenPort connects to a TCP port of node rank, as its workload sees it, through the
 // coordinator and the node's worker; the answer carries the connection's bytes both ways.
 func (c *Client) OpenPort(ctx context.Context, clusterID string, rank, port int) (io.ReadWriteCloser, error) {
-	conn, err := c.OpenSession(ctx, clusterID, rank, SessionOpen{Kind: "port", Port: port})
+	return c.openStream(ctx, clusterID, rank, SessionOpen{Kind: "port", Port: port})
+}
+
+// OpenSSH connects to the SSH server end the node's worker runs for the session: the answer
+// carries an SSH connection (what OpenSSH's ProxyCommand needs).
+func (c *Client) OpenSSH(ctx context.Context, clusterID string, rank int) (io.ReadWriteCloser, error) {
+	return c.openStream(ctx, clusterID, rank, SessionOpen{Kind: "ssh"})
+}
+
+// openStream opens a session whose worker answers FrameReady and then raw bytes.
+func (c *Client) openStream(ctx context.Context, clusterID string, rank int, o SessionOpen) (io.ReadWriteCloser, error) {
+	conn, err := c.OpenSession(ctx, clusterID, rank, o)
 	if err != nil {
 		return nil, err
 	}
@@ -272,7 +293,7 @@ func (c *Client) OpenPort(ctx context.Context, clusterID string, rank, port int)
 	switch {
 	case err != nil:
 		conn.Close()
-		return nil, fmt.Errorf("port %d: the session ended: %w", port, err)
+		return nil, fmt.Errorf("%s: the session ended: %w", o.Kind, err)
 	case typ == FrameReady:
 		return conn, nil
 	case typ == FrameError:
@@ -280,5 +301,41 @@ func (c *Client) OpenPort(ctx context.Context, clusterID string, rank, port int)
 		return nil, &PortError{Reason: string(p)}
 	}
 	conn.Close()
-	return nil, fmt.Errorf("port %d: unexpected frame %q", port, typ)
+	return nil, fmt.Errorf("%s: unexpected frame %q", o.Kind, typ)
+}
+
+// SSHKey is a public key on the caller's account; the nodes of its clusters accept it for
+// SSH (iog cluster ssh-config).
+type SSHKey struct {
+	Fingerprint string    `json:"fingerprint"`
+	Key         string    `json:"key"`
+	Comment     string    `json:"comment,omitempty"`
+	CreatedAt   time.Time `json:"created_at"`
+}
+
+// AddSSHKeyRequest carries one line of an authorized_keys file ("ssh-ed25519 AAAA... comment").
+type AddSSHKeyRequest struct {
+	Key string `json:"key" maxLength:"16384"`
+}
+
+// SSHKeys lists an account's keys.
+type SSHKeys struct {
+	Keys []SSHKey `json:"keys"`
+}
+
+// AddSSHKey adds a public key to the caller's account.
+func (c *Client) AddSSHKey(ctx context.Context, key string) (SSHKey, error) {
+	var out SSHKey
+	return out, c.Do(ctx, http.MethodPost, "/v1/me/ssh-keys", AddSSHKeyRequest{Key: key}, &out)
+}
+
+// SSHKeys lists the caller's public keys.
+func (c *Client) SSHKeys(ctx context.Context) ([]SSHKey, error) {
+	var out SSHKeys
+	return out.Keys, c.Do(ctx, http.MethodGet, "/v1/me/ssh-keys", nil, &out)
+}
+
+// RemoveSSHKey removes one of the caller's keys by fingerprint.
+func (c *Client) RemoveSSHKey(ctx context.Context, fingerprint string) error {
+	return c.Do(ctx, http.MethodDelete, "/v1/me/ssh-keys/"+url.PathEscape(fingerprint), nil, nil)
 }

@@ -31,6 +31,8 @@ func (a *app) clusterCmd() *cobra.Command {
 		a.clusterShellCmd(),
 		a.clusterCopyCmd(),
 		a.clusterForwardCmd(),
+		a.clusterSSHConfigCmd(),
+		a.clusterSSHProxyCmd(),
 		a.clusterEventsCmd(),
 		a.clusterFilesCmd(),
 		a.clusterDownloadCmd(),

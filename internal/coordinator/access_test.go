@@ -1,6 +1,7 @@
 package coordinator_test
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/iognet/iog/api"
+	"github.com/iognet/iog/internal/httpapi"
 )
 
 // TestSessionRelay: the owner's session reaches the device running the node and no other; the
@@ -130,4 +132,43 @@ func TestProxyUnreachableNode(t *testing.T) {
 	if took := time.Since(start); resp.StatusCode != http.StatusBadGateway || !strings.Contains(e.Message, "unreachable") || took > 8*time.Second {
 		t.Fatalf("proxy to an unreachable node: %d %+v after %v", resp.StatusCode, e, took)
 	}
+}
+
+// TestSessionCap: an account holds at most httpapi.MaxSessionsPerAccount sessions open on a
+// coordinator; the next is refused with 429 at once.
+func TestSessionCap(t *testing.T) {
+	e := start(t)
+	w := e.device(t, e.other, cpuInventory("a"))
+	cl, err := e.user.CreateCluster(t.Context(), api.CreateClusterRequest{Type: "process", Nodes: 1, Command: []string{"sleep", "60"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.LeaseStatus(t.Context(), cl.Nodes[0].LeaseID, api.LeaseStatusRequest{State: "running"}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	for range httpapi.MaxSessionsPerAccount {
+		go func() {
+			_, _ = e.user.OpenSession(ctx, cl.ID, 0, api.SessionOpen{Command: []string{"true"}, Kind: "exec"})
+		}()
+	}
+	// The worker is never told to attach: all of them wait. Once they are all held, one more
+	// is refused.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		reqs, err := w.SessionRequests(t.Context(), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(reqs) == httpapi.MaxSessionsPerAccount {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d sessions pending", len(reqs))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	_, err = e.user.OpenSession(t.Context(), cl.ID, 0, api.SessionOpen{Command: []string{"true"}, Kind: "exec"})
+	code(t, err, "ERATE_LIMITED")
 }

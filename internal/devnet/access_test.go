@@ -138,9 +138,34 @@ func TestSessionsOnTheDevnet(t *testing.T) {
 	}
 
 	// A session ends with its node, and none opens on an ended cluster.
+	conn, err := d.Client.OpenSession(t.Context(), c.ID, 0, api.SessionOpen{Command: []string{"sleep", "300"}, Kind: "exec"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ended := make(chan string, 1)
+	go func() {
+		for {
+			typ, p, err := api.ReadFrame(conn)
+			if err != nil {
+				ended <- "cut: " + err.Error()
+				return
+			}
+			if typ == api.FrameExit || typ == api.FrameError {
+				ended <- string(typ) + " " + string(p)
+				return
+			}
+		}
+	}()
 	if _, err := d.Client.TerminateCluster(t.Context(), c.ID); err != nil {
 		t.Fatal(err)
 	}
+	select {
+	case how := <-ended:
+		t.Logf("the running session ended with the cluster: %s", how)
+	case <-time.After(20 * time.Second):
+		t.Fatal("a session outlived its cluster by 20 s")
+	}
+	conn.Close()
 	waitCluster(t, d.Client, c.ID, func(c api.Cluster) bool { return iog.ClusterState(c.State).Ended() })
 	if _, errOut, code = iogCLI(t, d, "cluster", "exec", c.ID, "--", "true"); code != 1 || !strings.Contains(errOut, "ECONFLICT") {
 		t.Errorf("exec on an ended cluster: %d %q", code, errOut)

@@ -135,11 +135,52 @@ func (t *processTask) Exec(ctx context.Context, s ExecSpec) (Session, error) {
 		}
 		copiers.Go(func() { _, _ = io.Copy(orDiscard(s.Stdout), ptm) }) // EIO once every holder of the slave is gone
 	} else {
-		cmd.Stdin = s.Stdin
-		if s.Stdin == nil {
-			cmd.Stdin = eofReader{}
+		// Pipes of our own, not exec's copiers: Wait must not wait for input the process no
+		// longer reads (a remote scp that died before its peer sent anything), nor for output
+		// a background child holds open; the rest of the session is killed first.
+		var parentEnds, childEnds []*os.File
+		pipe := func() (*os.File, *os.File, error) {
+			r, w, err := os.Pipe()
+			if err == nil {
+				parentEnds, childEnds = append(parentEnds, r, w), append(childEnds, r, w)
+			}
+			return r, w, err
 		}
-		cmd.Stdout, cmd.Stderr = orDiscard(s.Stdout), orDiscard(s.Stderr)
+		closeAll := func() {
+			for _, f := range parentEnds {
+				_ = f.Close()
+			}
+		}
+		if s.Stdin != nil {
+			r, w, err := pipe()
+			if err != nil {
+				return nil, err
+			}
+			cmd.Stdin = r
+			ps.stdinW = w
+			go func() {
+				_, _ = io.Copy(w, s.Stdin)
+				_ = w.Close()
+			}()
+		}
+		for _, out := range []struct {
+			w   io.Writer
+			dst **os.File
+		}{{s.Stdout, &ps.outR}, {s.Stderr, &ps.errR}} {
+			r, w, err := pipe()
+			if err != nil {
+				closeAll()
+				return nil, err
+			}
+			*out.dst = r
+			if out.w == s.Stdout {
+				cmd.Stdout = w
+			} else {
+				cmd.Stderr = w
+			}
+			copiers.Go(func() { _, _ = io.Copy(orDiscard(out.w), r) })
+		}
+		ps.childEnds = childEnds
 	}
 	started := make(chan error, 1)
 	go func() {
@@ -151,6 +192,7 @@ func (t *processTask) Exec(ctx context.Context, s ExecSpec) (Session, error) {
 			started <- err
 			return
 		}
+		ps.sid = cmd.Process.Pid // before the waiter below can need it
 		started <- nil
 		err := cmd.Wait()
 		ps.code, ps.err = -1, nil
@@ -166,6 +208,8 @@ func (t *processTask) Exec(ctx context.Context, s ExecSpec) (Session, error) {
 		ps.killRest()
 		if ps.pty != nil {
 			waitOrClose(&copiers, ps.pty)
+		} else {
+			drainOrClose(&copiers, ps.outR, ps.errR)
 		}
 		close(ps.done)
 	}()
@@ -173,9 +217,18 @@ func (t *processTask) Exec(ctx context.Context, s ExecSpec) (Session, error) {
 		if ps.pty != nil {
 			_ = ps.pty.Close()
 		}
+		for _, f := range ps.childEnds {
+			_ = f.Close()
+		}
 		return nil, fmt.Errorf("executor: exec in %s: %w", t.lease, err)
 	}
-	ps.sid = cmd.Process.Pid
+	for _, f := range ps.childEnds {
+		// The child holds its copies; ours of its ends go, so that its exit is our EOF. The
+		// stdin writer and the output readers stay ours.
+		if f != ps.stdinW && f != ps.outR && f != ps.errR {
+			_ = f.Close()
+		}
+	}
 	if t.sc != nil && s.TTY {
 		go ps.findInner()
 	}
@@ -204,9 +257,23 @@ func waitOrClose(copiers *sync.WaitGroup, ptm *os.File) {
 	_ = ptm.Close()
 }
 
-type eofReader struct{}
-
-func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
+// drainOrClose waits for the output copiers, closing the readers if output still flows after
+// the session's processes are gone.
+func drainOrClose(copiers *sync.WaitGroup, readers ...*os.File) {
+	drained := make(chan struct{})
+	go func() { copiers.Wait(); close(drained) }()
+	select {
+	case <-drained:
+	case <-time.After(drainTimeout):
+		for _, r := range readers {
+			_ = r.Close()
+		}
+		<-drained
+	}
+	for _, r := range readers {
+		_ = r.Close()
+	}
+}
 
 // enterArgv is the shim (cgroup, OOM score, file size limit) followed by
 // nsenter into the sandbox of init and setpriv to the lease's uid.
@@ -285,6 +352,9 @@ type processSession struct {
 
 	mu    sync.Mutex
 	inner int // in the sandbox with a TTY: the session nsenter's child leads
+
+	stdinW, outR, errR *os.File   // without a TTY: our ends of its pipes
+	childEnds          []*os.File // every end made, closed after the start where the child's
 
 	done chan struct{}
 	code int

@@ -52,7 +52,7 @@ func TestSandboxSession(t *testing.T) {
 
 	var out, errb syncBuf
 	s, err := ex.Exec(t.Context(), executor.ExecSpec{
-		Command: []string{"sh", "-c", `id -u; pwd; echo $IOG_MESH_IP; grep NoNewPrivs /proc/self/status; ls /var/lib/iog 2>&1 | head -1; cat /proc/1/cmdline | tr '\0' ' '; echo; echo oops >&2; exit 7`},
+		Command: []string{"sh", "-c", `id -u; pwd; echo $IOG_MESH_IP; grep -E "NoNewPrivs|CapBnd|CapEff|CapPrm|Groups" /proc/self/status | tr '\n' ' '; echo; ls /var/lib/iog 2>&1 | head -1; cat /proc/1/cmdline | tr '\0' ' '; echo; echo oops >&2; exit 7`},
 		Stdout:  &out, Stderr: &errb,
 	})
 	if err != nil {
@@ -64,11 +64,23 @@ func TestSandboxSession(t *testing.T) {
 	}
 	lines := strings.Split(out.String(), "\n")
 	if len(lines) < 6 || lines[0] == "0" || lines[1] != executor.SandboxWorkDir || lines[2] != "100.64.0.1" ||
-		!strings.Contains(lines[3], "1") || !strings.Contains(lines[5], "bwrap") {
+		!strings.Contains(lines[3], "NoNewPrivs:\t1") || !strings.Contains(lines[5], "bwrap") ||
+		!strings.Contains(lines[3], "CapEff:\t0000000000000000") ||
+		!strings.Contains(lines[3], "CapPrm:\t0000000000000000") || !strings.Contains(lines[3], "Groups:\t ") && !strings.Contains(lines[3], "Groups:\t\t") {
 		t.Errorf("the session is not in the lease's sandbox:\n%s", out.String())
 	}
 	if strings.TrimSpace(errb.String()) != "oops" {
 		t.Errorf("stderr %q", errb.String())
+	}
+
+	// The lease's uid has a name (scp, git and others insist), its home the work directory.
+	var who syncBuf
+	s, err = ex.Exec(t.Context(), executor.ExecSpec{Command: []string{"sh", "-c", `id -un; getent passwd "$(id -u)" | cut -d: -f6`}, Stdout: &who})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, err := s.Wait(t.Context()); code != 0 || err != nil || who.String() != "iog\n"+executor.SandboxWorkDir+"\n" {
+		t.Errorf("the lease's user: %d %v %q", code, err, who.String())
 	}
 
 	// A file written by the session is in the lease's work directory, owned by its uid.
@@ -81,6 +93,20 @@ func TestSandboxSession(t *testing.T) {
 	}
 	if b, err := os.ReadFile(h.WorkDir(lease) + "/f"); err != nil || string(b) != "hi\n" {
 		t.Errorf("work dir file: %q %v", b, err)
+	}
+
+	// Neither input it never reads nor a background child holding its output keeps a
+	// session from ending.
+	never, _ := io.Pipe()
+	var bg syncBuf
+	s, err = ex.Exec(t.Context(), executor.ExecSpec{Command: []string{"sh", "-c", "sleep 100 & echo bg"}, Stdin: never, Stdout: &bg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wctx, wcancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer wcancel()
+	if code, err := s.Wait(wctx); code != 0 || err != nil || bg.String() != "bg\n" {
+		t.Fatalf("session with a background child and unread input: %d %v %q", code, err, bg.String())
 	}
 
 	// A TTY session: a terminal, its size, input, and Ctrl-C reaching the foreground job only.

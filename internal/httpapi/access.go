@@ -28,6 +28,10 @@ type Access interface {
 	RecordEvent(ctx context.Context, clusterID string, e api.ClusterEvent) error
 	// Events lists a cluster's events for its owner.
 	Events(ctx context.Context, acct iog.Account, clusterID string) ([]api.ClusterEvent, error)
+	// SSH public keys of the caller's account.
+	SSHKeys(ctx context.Context, acct iog.Account) ([]api.SSHKey, error)
+	AddSSHKey(ctx context.Context, acct iog.Account, key string) (api.SSHKey, error)
+	RemoveSSHKey(ctx context.Context, acct iog.Account, fingerprint string) error
 }
 
 // Session timings.
@@ -40,12 +44,36 @@ const (
 	liveEvery = 5 * time.Second
 )
 
+// MaxSessionsPerAccount bounds the sessions (pending or joined) one account holds open on
+// one coordinator: each holds two connections and two goroutines here.
+const MaxSessionsPerAccount = 64
+
 // sessionBroker pairs renters' session connections with their workers' in this process.
 // Both must reach the same coordinator: with several, a worker long-polls one (docs/ACCESS.md).
 type sessionBroker struct {
 	mu      sync.Mutex
 	pending map[string]*pendingSession // by session id
 	wake    map[string]chan struct{}   // by device: closed when a session is added
+	open    map[string]int             // sessions per account
+}
+
+// hold counts a session against its account, or says it has too many.
+func (b *sessionBroker) hold(account string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.open[account] >= MaxSessionsPerAccount {
+		return false
+	}
+	b.open[account]++
+	return true
+}
+
+func (b *sessionBroker) release(account string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.open[account]--; b.open[account] <= 0 {
+		delete(b.open, account)
+	}
 }
 
 type pendingSession struct {
@@ -60,7 +88,7 @@ type hijacked struct {
 }
 
 func newSessionBroker() *sessionBroker {
-	return &sessionBroker{pending: map[string]*pendingSession{}, wake: map[string]chan struct{}{}}
+	return &sessionBroker{pending: map[string]*pendingSession{}, wake: map[string]chan struct{}{}, open: map[string]int{}}
 }
 
 func (b *sessionBroker) add(device, lease string) *pendingSession {
@@ -124,6 +152,21 @@ func (s *Server) accessRoutes() {
 		return
 	}
 	b := newSessionBroker()
+	op(s, http.MethodGet, "/v1/me/ssh-keys", "list-ssh-keys", "Your SSH public keys", withAccount(func(ctx context.Context, a iog.Account, _ *empty) (api.SSHKeys, error) {
+		ks, err := ac.SSHKeys(ctx, a)
+		if ks == nil {
+			ks = []api.SSHKey{}
+		}
+		return api.SSHKeys{Keys: ks}, err
+	}))
+	op(s, http.MethodPost, "/v1/me/ssh-keys", "add-ssh-key", "Add an SSH public key: your clusters' nodes accept it", withAccount(func(ctx context.Context, a iog.Account, in *body[api.AddSSHKeyRequest]) (api.SSHKey, error) {
+		return ac.AddSSHKey(ctx, a, in.Body.Key)
+	}))
+	op(s, http.MethodDelete, "/v1/me/ssh-keys/{fingerprint}", "remove-ssh-key", "Remove an SSH public key", withAccount(func(ctx context.Context, a iog.Account, in *struct {
+		Fingerprint string `path:"fingerprint" maxLength:"128"`
+	}) (struct{}, error) {
+		return struct{}{}, ac.RemoveSSHKey(ctx, a, in.Fingerprint)
+	}))
 	op(s, http.MethodGet, "/v1/clusters/{id}/events", "cluster-events", "Who reached the cluster's nodes, and when", withAccount(func(ctx context.Context, a iog.Account, in *idPath) (api.ClusterEvents, error) {
 		evs, err := ac.Events(ctx, a, in.ID)
 		if evs == nil {
@@ -222,6 +265,11 @@ func (s *Server) session(w http.ResponseWriter, r *http.Request, ac Access, b *s
 		writeError(w, err)
 		return
 	}
+	if !b.hold(acct.ID) {
+		writeError(w, iog.Limited(time.Second, "account %s holds %d sessions open already", acct.ID, MaxSessionsPerAccount))
+		return
+	}
+	defer b.release(acct.ID)
 	p := b.add(dev, lease)
 	defer b.remove(p.id)
 	var worker hijacked
@@ -260,6 +308,26 @@ func (s *Server) session(w http.ResponseWriter, r *http.Request, ac Access, b *s
 	}
 	if err != nil {
 		refuse("bad session request: " + err.Error())
+		return
+	}
+	// The keys an ssh session accepts are the owner's, never the caller's say.
+	o.AuthorizedKeys = nil
+	if o.Kind == "ssh" {
+		ks, err := ac.SSHKeys(ctx, acct)
+		if err != nil {
+			refuse("could not read your SSH keys: " + err.Error())
+			return
+		}
+		if len(ks) == 0 {
+			refuse("your account has no SSH keys: add one with iog account ssh-key add ~/.ssh/id_ed25519.pub")
+			return
+		}
+		for _, k := range ks {
+			o.AuthorizedKeys = append(o.AuthorizedKeys, k.Key)
+		}
+	}
+	if payload, err = json.Marshal(o); err != nil {
+		refuse("bad session request")
 		return
 	}
 	detail := iog.CleanText(strings.Join(o.Command, " "), 200)

@@ -111,6 +111,13 @@ func (w *Worker) serveSession(ctx context.Context, r api.SessionRequest) {
 		w.servePort(ctx, task, o.Port, conn, send)
 		return
 	}
+	if o.Kind == "ssh" {
+		send(api.FrameReady, nil)
+		if err := w.serveSSH(ctx, task, o.AuthorizedKeys, streamConn{conn}); err != nil {
+			w.cfg.Log.Info("ssh session", "session", r.ID, "lease", r.LeaseID, "err", err)
+		}
+		return
+	}
 	ex, ok := task.(executor.Execer)
 	if !ok {
 		send(api.FrameError, []byte("this device's executor cannot start sessions"))
