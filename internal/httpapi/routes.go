@@ -27,7 +27,7 @@ func op[I, O any](s *Server, method, path, id, summary string, h func(context.Co
 	}, func(ctx context.Context, in *I) (*O, error) {
 		out, err := h(ctx, in)
 		if err != nil {
-			return nil, traced(requestOf(ctx, nil), err)
+			return nil, traced(requestOf(ctx), err)
 		}
 		return out, nil
 	})

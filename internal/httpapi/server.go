@@ -166,7 +166,7 @@ func (s *Server) OpenAPI() *huma.OpenAPI { return s.api.OpenAPI() }
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
 
 func writeError(w http.ResponseWriter, err error) {
-	e := traced(requestOf(nil, w), err)
+	e := traced(requestAt(w), err)
 	var ae *apiError
 	if !errors.As(e, &ae) {
 		ae = &apiError{status: http.StatusInternalServerError, Code: iog.EINTERNAL, Message: e.Error()}

@@ -25,14 +25,14 @@ func (s *Server) newRequest(r *http.Request) *request {
 	return &request{id: iog.NewID("req"), method: r.Method, path: r.URL.Path, log: s.cfg.Log}
 }
 
-// requestOf is the request a context (of a handler) or a writer (the server's recorder) belongs
-// to; nil outside the server.
-func requestOf(ctx context.Context, w http.ResponseWriter) *request {
-	if ctx != nil {
-		if q, ok := ctx.Value(keyRequest).(*request); ok {
-			return q
-		}
-	}
+// requestOf is the request a handler's context belongs to; nil outside the server.
+func requestOf(ctx context.Context) *request {
+	q, _ := ctx.Value(keyRequest).(*request)
+	return q
+}
+
+// requestAt is the request the server's recorder writes the answer of; nil for another writer.
+func requestAt(w http.ResponseWriter) *request {
 	if rec, ok := w.(*statusRecorder); ok {
 		return rec.req
 	}
