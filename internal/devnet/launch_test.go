@@ -1,6 +1,7 @@
 package devnet
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -8,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/iognet/iog/internal/iogtest"
 )
 
 // iog launch through the real CLI: the work directory travels through the blob store to every
@@ -140,31 +143,21 @@ func TestTerminatedNodeOutputsAreCollected(t *testing.T) {
 		t.Fatalf("no id in %s", out)
 	}
 	// Wait until the node has written its checkpoint, then end the cluster.
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		logs, _, _ := iogCLI(t, d, "cluster", "logs", id[1])
-		if strings.Contains(logs, "written") {
-			break
+	iogtest.Poll(t, 60*time.Second, "the node's checkpoint", func() error {
+		if logs, _, _ := iogCLI(t, d, "cluster", "logs", id[1]); !strings.Contains(logs, "written") {
+			return fmt.Errorf("logs so far: %q", logs)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the node never wrote its checkpoint:\n%s", logs)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return nil
+	})
 	if _, errOut, code := iogCLI(t, d, "cluster", "terminate", id[1]); code != 0 {
 		t.Fatalf("terminate: %s", errOut)
 	}
-	deadline = time.Now().Add(60 * time.Second)
-	for {
-		files, _, _ := iogCLI(t, d, "cluster", "files", id[1])
-		if strings.Contains(files, "\n0 ") {
-			break
+	iogtest.Poll(t, 60*time.Second, "the terminated node's outputs", func() error {
+		if files, _, _ := iogCLI(t, d, "cluster", "files", id[1]); !strings.Contains(files, "\n0 ") {
+			return fmt.Errorf("files: %q", files)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the terminated node's outputs never came:\n%s", files)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return nil
+	})
 	dest := filepath.Join(t.TempDir(), "o")
 	if _, errOut, code := iogCLI(t, d, "cluster", "download", "--node", "0", id[1], dest); code != 0 {
 		t.Fatalf("download: %s", errOut)
