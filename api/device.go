@@ -50,6 +50,10 @@ type Inventory struct {
 	// IsolationNote says why a level is missing, e.g. "process sandbox: the worker is not
 	// root".
 	IsolationNote string `json:"isolation_note,omitempty" maxLength:"512"`
+	// ProofMemoryMiB is the most RAM a CPU proof may take on this host when the worker started
+	// (its cgroup limit, the supplier's cap, a share of the available memory); 0: unbounded.
+	// The coordinator sizes a CPU device's challenges within it.
+	ProofMemoryMiB int64 `json:"proof_memory_mib,omitempty"`
 }
 
 // GPUTelemetry is one GPU's sample.

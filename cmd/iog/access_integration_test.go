@@ -13,6 +13,7 @@ import (
 
 	"github.com/iognet/iog/api"
 	"github.com/iognet/iog/internal/executor/executortest"
+	"github.com/iognet/iog/internal/iogtest"
 )
 
 // TestProductionSessions: a renter's session on a production worker (a separate `iog worker`
@@ -28,7 +29,7 @@ func TestProductionSessions(t *testing.T) {
 			t.Fatalf("create: %v", err)
 		}
 		defer func() { _, _ = w.renter.TerminateCluster(t.Context(), c.ID) }()
-		poll(t, 90*time.Second, "cluster "+c.ID+" runs", func() error {
+		iogtest.Poll(t, 90*time.Second, "cluster "+c.ID+" runs", func() error {
 			if c, err = w.renter.Cluster(t.Context(), c.ID); err != nil {
 				return err
 			}

@@ -15,10 +15,12 @@ import (
 	"time"
 
 	"github.com/iognet/iog/api"
+	"github.com/iognet/iog/internal/blob"
 	"github.com/iognet/iog/internal/cli"
 	"github.com/iognet/iog/internal/coordinator"
 	"github.com/iognet/iog/internal/devnet"
 	"github.com/iognet/iog/internal/executor"
+	"github.com/iognet/iog/internal/fleet"
 	"github.com/iognet/iog/internal/httpapi"
 	"github.com/iognet/iog/internal/hwinfo"
 	"github.com/iognet/iog/internal/limit"
@@ -34,6 +36,7 @@ func services(getenv func(string) string) cli.Services {
 		Coordinator: runCoordinator,
 		Worker:      runWorker,
 		Bench:       bench,
+		Doctor:      doctor,
 	}
 }
 
@@ -47,9 +50,17 @@ func logger(w io.Writer, json bool, level slog.Level) *slog.Logger {
 func runCoordinator(ctx context.Context, o cli.CoordinatorOptions, w io.Writer) error {
 	log := logger(os.Stderr, !o.Dev, slog.LevelInfo)
 	lim := limits(o.Limits, o.Dev)
+	var s3 *blob.S3Config
+	if o.BlobStore != "" {
+		cfg, err := blob.ParseS3URL(o.BlobStore, os.Getenv)
+		if err != nil {
+			return err
+		}
+		s3 = &cfg
+	}
 	c, err := coordinator.New(ctx, coordinator.Config{DB: o.DB, Listen: o.Listen, DataDir: o.DataDir, Dev: o.Dev,
 		HeartbeatInterval: o.HeartbeatInterval, SettleEvery: o.SettleEvery, MeshRelay: o.MeshRelay, MeshPadding: o.MeshPadding, Log: log,
-		Limits: &lim})
+		Limits: &lim, Trust: trust(o.Trust, o.Dev), BlobS3: s3})
 	if err != nil {
 		return err
 	}
@@ -61,6 +72,36 @@ func runCoordinator(ctx context.Context, o cli.CoordinatorOptions, w io.Writer) 
 		_ = key
 	}
 	return c.Run(ctx)
+}
+
+// trust is the mode's proof-of-GPU settings with what the flags changed.
+func trust(o cli.TrustOptions, dev bool) *fleet.TrustConfig {
+	t := fleet.DefaultTrust()
+	if dev {
+		t = fleet.DevTrust()
+	}
+	if o.Probation != nil {
+		t.Probation = *o.Probation
+	}
+	if o.ProofRetry != nil {
+		t.RetryPending = *o.ProofRetry
+	}
+	if o.Reprove != nil {
+		t.Reprove = *o.Reprove
+	}
+	if o.ProofStartWindow != nil {
+		t.StartWindow = *o.ProofStartWindow
+	}
+	if o.ProofAllowance != nil {
+		t.Table.AllowanceMS = o.ProofAllowance.Milliseconds()
+	}
+	if o.ProofSlack != nil {
+		t.Table.Slack = *o.ProofSlack
+	}
+	if o.FirstProofDelay != nil {
+		t.JoinDelayMin, t.JoinDelayMax = *o.FirstProofDelay/5, *o.FirstProofDelay
+	}
+	return &t
 }
 
 // limits turns the --limit-* flags into the coordinator's limits.
@@ -143,7 +184,7 @@ func runWorker(ctx context.Context, o cli.WorkerOptions, w io.Writer) error {
 		Coordinator: o.Coordinator, JoinToken: o.JoinToken, StateDir: o.StateDir, Name: o.Name, Region: o.Region,
 		Executors: execs, Sampler: sampler, DataPlane: plane, Mesh: mm, Log: log,
 		Isolation: isolation, IsolationNote: note, WorkRoot: conf.WorkRoot, Reap: conf.Reap(docker),
-		PidsLimit: o.PidsLimit, DiskMiB: o.DiskMiB, MemoryMiB: o.MemoryMiB,
+		PidsLimit: o.PidsLimit, DiskMiB: o.DiskMiB, MemoryMiB: o.MemoryMiB, ProofMemoryMiB: o.ProofMemoryMiB,
 		Inventory: func(ctx context.Context) (api.Inventory, error) { return hwinfo.Detect(ctx, hwinfo.Options{}) },
 		// Proofs of GPU: GPU units on the GPUs (CUDA driver API), the CPU on all its threads.
 		Solver: &cuda.Auto{Threads: runtime.NumCPU()},
@@ -190,24 +231,37 @@ func up(ctx context.Context, o cli.UpOptions, w io.Writer, getenv func(string) s
 	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
 		return err
 	}
+	lock, err := lockDataDir(o.DataDir)
+	if err != nil {
+		return err
+	}
+	if lock != nil {
+		defer lock.Close()
+	}
+	// With --json, stdout carries only the JSON summary; what is said along the way goes to
+	// stderr.
+	say := w
+	if o.JSON {
+		say = os.Stderr
+	}
 	lf, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		return err
 	}
 	defer lf.Close()
-	fmt.Fprintf(w, "starting iog devnet in %s (logs: %s)\n", o.DataDir, logPath)
+	fmt.Fprintf(say, "starting iog devnet in %s (logs: %s)\n", o.DataDir, logPath)
 	d, err := devnet.Start(ctx, devnet.Config{DataDir: o.DataDir, Listen: o.Listen, Workers: o.Workers,
 		Log: logger(lf, false, slog.LevelInfo), Adversaries: o.Adversaries})
 	if err != nil {
 		return err
 	}
 	defer func() {
-		fmt.Fprintln(w, "stopping workers and coordinator...")
+		fmt.Fprintln(say, "stopping workers and coordinator...")
 		if err := d.Close(); err != nil {
-			fmt.Fprintf(w, "stopped with errors: %v\n", err)
+			fmt.Fprintf(say, "stopped with errors: %v\n", err)
 			return
 		}
-		fmt.Fprintln(w, "stopped cleanly; run `iog up` again to carry on with the same data")
+		fmt.Fprintln(say, "stopped cleanly; run `iog up` again to carry on with the same data")
 	}()
 	cfgPath := o.ConfigPath
 	if cfgPath == "" {
@@ -240,11 +294,14 @@ func up(ctx context.Context, o cli.UpOptions, w io.Writer, getenv func(string) s
 	}
 	if !o.NoDemo {
 		c, logs, err := demo(ctx, d.Client)
-		if err != nil {
-			return fmt.Errorf("demo cluster: %w", err)
+		if err != nil && ctx.Err() == nil {
+			// The network is up and usable without its demo: it keeps running.
+			summary.DemoError = err.Error()
+			fmt.Fprintf(say, "demo:        the demo cluster failed: %v; the network keeps running\n", err)
+		} else if err == nil {
+			summary.Demo = &c
 		}
-		summary.Demo = &c
-		if !o.JSON {
+		if err == nil && !o.JSON {
 			fmt.Fprintf(w, "demo:        cluster %s ran on %d nodes: %s\n", c.ID, len(c.Nodes), c.State)
 			for _, line := range strings.Split(strings.TrimSpace(logs), "\n") {
 				fmt.Fprintf(w, "             %s\n", line)
@@ -274,6 +331,8 @@ type upSummary struct {
 	Config  string       `json:"config"`
 	Devices []api.Device `json:"devices"`
 	Demo    *api.Cluster `json:"demo,omitempty"`
+	// DemoError says why the demo failed; the network runs on regardless.
+	DemoError string `json:"demo_error,omitempty"`
 }
 
 // demo runs a 2-node job and returns the cluster and its output.

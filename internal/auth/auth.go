@@ -107,7 +107,8 @@ func (a *Auth) Device(ctx context.Context, r *http.Request, body []byte) (Signed
 	if id := r.Header.Get(api.HeaderDevice); id != "" {
 		d, err := a.db.Device(ctx, id)
 		if iog.ErrorCode(err) == iog.ENOTFOUND {
-			return Signed{}, iog.Errorf(iog.EUNAUTHORIZED, "unknown device %s", id)
+			// Final, unlike the other refusals here: the worker stops instead of retrying.
+			return Signed{}, iog.Errorf(iog.EGONE, "device %s is not registered with this coordinator (its owner deleted it, or it joined another coordinator): to offer this machine again, remove device.id and device.key from the worker's state dir and join with a new token (iog device token)", id)
 		}
 		if err != nil {
 			return Signed{}, err

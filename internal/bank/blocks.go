@@ -115,7 +115,12 @@ func (b *Bank) produce(ctx context.Context, n int64, start, end, now time.Time) 
 		ps = append(ps, iog.Transfer(key("burn", "block", n), key("block", n), iog.IO, end, iog.AccTreasury, iog.AccBurn, t, "treasury burns IO fees"))
 	}
 	raw, _ := json.Marshal(detail)
-	_, err = b.db.RecordBlock(ctx, store.BlockRow{Number: n, Start: start, End: end, Emission: emission, Minted: blk.Minted, Detail: raw, CreatedAt: now}, ps...)
+	nominated := make([]string, len(blk.Shares))
+	for i, s := range blk.Shares {
+		nominated[i] = s.DeviceID
+	}
+	_, err = b.db.RecordBlock(ctx, store.BlockRow{Number: n, Start: start, End: end, Emission: emission, Minted: blk.Minted, Detail: raw, CreatedAt: now,
+		Nominated: nominated}, ps...)
 	if err == nil {
 		b.cfg.Log.Info("block", "number", n, "emission", emission, "minted", blk.Minted, "nominated", len(blk.Shares))
 	}
@@ -136,8 +141,14 @@ func (b *Bank) nominate(ctx context.Context, d iog.Device, start, end time.Time)
 	case d.UpSince.IsZero() || end.Sub(d.UpSince) < b.cfg.MinUptime:
 		return in, fmt.Sprintf("uptime under %s", b.cfg.MinUptime), nil
 	}
-	if b.cfg.ProofPassed != nil && !b.cfg.ProofPassed(ctx, d.ID, end) {
-		return in, "no passed proof of GPU in the last 24 h", nil
+	if b.cfg.ProofPassed != nil {
+		ok, err := b.cfg.ProofPassed(ctx, d.ID, end)
+		if err != nil {
+			return in, "", fmt.Errorf("proofs: %w", err)
+		}
+		if !ok {
+			return in, "no passed proof of GPU in the last 24 h", nil
+		}
 	}
 	stake, err := b.db.Balance(ctx, iog.AccStake(d.ID), iog.IO)
 	if err != nil {
@@ -154,7 +165,11 @@ func (b *Bank) nominate(ctx context.Context, d iog.Device, start, end time.Time)
 		return in, "owner has no payout address", nil
 	}
 	if b.cfg.Nominable != nil {
-		if ok, why := b.cfg.Nominable(ctx, d.ID); !ok {
+		ok, why, err := b.cfg.Nominable(ctx, d.ID)
+		if err != nil {
+			return in, "", fmt.Errorf("idle policy: %w", err)
+		}
+		if !ok {
 			return in, why, nil
 		}
 	}
@@ -162,7 +177,9 @@ func (b *Bank) nominate(ctx context.Context, d iog.Device, start, end time.Time)
 		return in, "", err
 	}
 	if b.cfg.Reputation != nil {
-		in.ReputationPermille = b.cfg.Reputation(ctx, d.ID, end)
+		if in.ReputationPermille, err = b.cfg.Reputation(ctx, d.ID, end); err != nil {
+			return in, "", fmt.Errorf("reputation: %w", err)
+		}
 	}
 	return in, "", nil
 }

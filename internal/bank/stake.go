@@ -123,6 +123,9 @@ func (b *Bank) stakeStatus(ctx context.Context, d iog.Device) (api.StakeStatus, 
 	min := MinStake(d.GPUModel, d.GPUCount)
 	out := api.StakeStatus{DeviceID: d.ID, Staked: staked.String(), Minimum: min.String(), Sufficient: staked >= min,
 		Held: held.String(), Unclaimed: unclaimed.String(), Cooling: []api.Withdrawal{}, NominatedIn: -1}
+	if out.NominatedIn, err = b.db.LastNominatedBlock(ctx, d.ID); err != nil {
+		return out, err
+	}
 	ws, err := b.db.AllWithdrawals(ctx, d.ID, 50)
 	if err != nil {
 		return out, err

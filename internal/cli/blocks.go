@@ -140,16 +140,27 @@ func blockView(w io.Writer, b api.Block) error {
 }
 
 func (a *app) ledgerCmd() *cobra.Command {
-	var asJSON bool
+	var (
+		asJSON bool
+		from   string
+	)
 	verify := &cobra.Command{
-		Use:   "verify",
-		Short: "Check every ledger invariant; exits 1 if any is broken (admin)",
+		Use:   "verify [--from FILE]",
+		Short: "Check every ledger invariant; exits 1 if any is broken (admin, or anyone --from an export)",
 		Long: `Check every invariant of the ledger: per-currency conservation against mint and burn,
 balanced postings, no orphan entries, no negative balances, and escrow equal to what open
 clusters still hold. Prints each check and "ok", or every problem found, and exits 1 when
-there is any.`,
+there is any.
+
+With --from FILE it checks an export ("iog ledger export") here, from the file alone, without
+asking the coordinator: it recomputes every balance from the postings, every block's emission
+against the schedule and what it minted, the fees of every charge and settlement against
+their formulas, and every lease's settlements against the minutes it served.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if from != "" {
+				return a.verifyFile(from, asJSON)
+			}
 			c, err := a.client()
 			if err != nil {
 				return err
@@ -172,7 +183,8 @@ there is any.`,
 		},
 	}
 	verify.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
-	return group("ledger", "Inspect the double-entry ledger", verify)
+	verify.Flags().StringVar(&from, "from", "", "check this export file (iog ledger export) instead of asking the coordinator")
+	return group("ledger", "Inspect, export and check the double-entry ledger", verify, a.ledgerExportCmd())
 }
 
 // ledgerView prints each invariant checked and "ok" when all hold, or else every problem,

@@ -33,6 +33,7 @@ type Services struct {
 	Coordinator func(ctx context.Context, o CoordinatorOptions, stdout io.Writer) error
 	Worker      func(ctx context.Context, o WorkerOptions, stdout io.Writer) error
 	Bench       func(ctx context.Context, o BenchOptions, stdout io.Writer) error
+	Doctor      func(ctx context.Context, o DoctorOptions, stdout io.Writer) error
 }
 
 // Run executes the CLI; returns the process exit code. It never calls os.Exit and never reads
@@ -133,6 +134,7 @@ Start a local network with "iog up", then deploy a cluster:
 		a.workerCmd(),
 		a.benchCmd(),
 		a.clusterCmd(),
+		a.launchCmd(),
 		a.deviceCmd(),
 		a.quoteCmd(),
 		a.walletCmd(),
@@ -222,6 +224,13 @@ func markRunErrors(c *cobra.Command) {
 
 // report prints err as one line on stderr and returns the exit code for it.
 func (a *app) report(cmd *cobra.Command, err error) int {
+	var je *jobExit
+	if errors.As(err, &je) {
+		if je.msg != "" {
+			fmt.Fprintf(a.stderr, "iog: %s\n", oneLine(je.msg))
+		}
+		return je.code
+	}
 	var es *exitStatus
 	if errors.As(err, &es) {
 		return es.code // a remote command's exit code (access.go), already reported by it

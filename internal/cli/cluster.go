@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/iognet/iog/api"
+	"github.com/iognet/iog/api/wire"
 )
 
 // clusterTypes are the kinds of cluster a renter can ask for.
@@ -25,6 +26,7 @@ func (a *app) clusterCmd() *cobra.Command {
 		a.clusterExtendCmd(),
 		a.clusterLogsCmd(),
 		a.clusterConnectCmd(),
+		a.clusterWaitCmd(),
 		a.clusterExecCmd(),
 		a.clusterShellCmd(),
 		a.clusterCopyCmd(),
@@ -32,6 +34,8 @@ func (a *app) clusterCmd() *cobra.Command {
 		a.clusterSSHConfigCmd(),
 		a.clusterSSHProxyCmd(),
 		a.clusterEventsCmd(),
+		a.clusterFilesCmd(),
+		a.clusterDownloadCmd(),
 	)
 }
 
@@ -50,9 +54,12 @@ type createFlags struct {
 	image       string
 	isolation   string
 	env         []string
+	output      string
 	name        string
 	detach      bool
+	wait        bool
 	json        bool
+	waitCap     time.Duration // --wait-for-capacity
 }
 
 // isEnvKey reports whether k is a portable environment variable name.
@@ -96,6 +103,7 @@ func (f *createFlags) request(command []string) (api.CreateClusterRequest, error
 		MaxPrice:    f.maxPrice,
 		Image:       f.image,
 		Command:     command,
+		Outputs:     f.output,
 	}
 	if err := checkRequest(&r, f.typ, f.currency, f.commit, f.tier); err != nil {
 		return r, err
@@ -151,7 +159,10 @@ Every node gets IOG_CLUSTER_ID, IOG_NODE_RANK, IOG_NODE_COUNT, IOG_HEAD_ADDR and
 			if err != nil {
 				return err
 			}
-			cl, err := c.CreateCluster(cmd.Context(), req)
+			if f.waitCap < 0 || f.waitCap > MaxWaitForCapacity {
+				return usageErrorf("--wait-for-capacity %s: want 0 (off) to %s", f.waitCap, MaxWaitForCapacity)
+			}
+			cl, err := a.createWaiting(cmd.Context(), c, req, f.waitCap)
 			if err != nil {
 				return fmt.Errorf("create cluster: %w", err)
 			}
@@ -167,6 +178,9 @@ Every node gets IOG_CLUSTER_ID, IOG_NODE_RANK, IOG_NODE_COUNT, IOG_HEAD_ADDR and
 				}
 			} else {
 				a.summary(a.stdout, cl)
+			}
+			if f.wait && !f.detach {
+				return a.waitEnd(cmd.Context(), c, cl.ID)
 			}
 			if cl.State == "failed" {
 				return fmt.Errorf("cluster %s failed: %s", cl.ID, orDefault(cl.Reason, "no reason given"))
@@ -191,8 +205,11 @@ Every node gets IOG_CLUSTER_ID, IOG_NODE_RANK, IOG_NODE_COUNT, IOG_HEAD_ADDR and
 	fl.StringVar(&f.isolation, "isolation", "", "least isolation for every node: sandbox, container or gvisor (default: process nodes in the worker's sandbox, images in containers; see `iog device get`)")
 	fl.StringArrayVar(&f.env, "env", nil, "environment variable KEY=VALUE for every node (repeatable)")
 	fl.StringVar(&f.name, "name", "", "a name for the cluster")
+	fl.StringVar(&f.output, "output", "", "directory, in each node's work directory, uploaded when the node exits (see `iog cluster files`)")
 	fl.BoolVar(&f.detach, "detach", false, "return once the cluster is placed, without following it")
+	fl.BoolVar(&f.wait, "wait", false, "wait for the cluster to end and exit with its job's status (0 completed)")
 	fl.BoolVar(&f.json, "json", false, "print the cluster as JSON")
+	fl.DurationVar(&f.waitCap, "wait-for-capacity", 0, "when no devices fit now, keep trying this long (like 5m) instead of failing; 0: fail at once")
 	_ = cmd.MarkFlagRequired("type")
 	_ = cmd.MarkFlagRequired("nodes")
 	_ = cmd.RegisterFlagCompletionFunc("type", cobra.FixedCompletions(clusterTypes(), cobra.ShellCompDirectiveNoFileComp))
@@ -248,11 +265,11 @@ func (a *app) clusterListCmd() *cobra.Command {
 			}
 			now := a.now()
 			tw := table(a.stdout)
-			row(tw, "ID", "NAME", "TYPE", "STATE", "NODES", "GPU", "CREATED", "EXPIRES")
+			row(tw, "ID", "NAME", "TYPE", "STATE", "NODES", "GPU", "CREATED", "EXPIRES", "PAID", "SPENT", "REFUNDABLE", "RATE")
 			for _, cl := range cls {
-				row(tw, cl.ID, orDash(cl.Spec.Name), cl.Spec.Type, stateLabel(cl),
+				row(tw, append([]string{cl.ID, orDash(cl.Spec.Name), cl.Spec.Type, stateLabel(cl),
 					fmt.Sprintf("%d/%d", running(cl), nodeCount(cl)), gpuSpec(cl.Spec),
-					ago(now, cl.CreatedAt), expires(now, cl))
+					ago(now, cl.CreatedAt), expires(now, cl)}, moneyCells(cl)...)...)
 			}
 			return tw.Flush()
 		},
@@ -298,6 +315,8 @@ func (a *app) clusterTerminateCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// Read first, so that what this terminate moved can be told from the totals.
+			before, _ := c.Cluster(cmd.Context(), args[0])
 			cl, err := c.TerminateCluster(cmd.Context(), args[0])
 			if err != nil {
 				return err
@@ -306,6 +325,7 @@ func (a *app) clusterTerminateCmd() *cobra.Command {
 				return printJSON(a.stdout, cl)
 			}
 			fmt.Fprintf(a.stdout, "cluster %s: %s\n", cl.ID, stateLabel(cl))
+			terminated(a.stdout, before, cl)
 			return nil
 		},
 	}
@@ -383,8 +403,7 @@ func (a *app) summary(w io.Writer, cl api.Cluster) {
 		nodeTable(w, cl)
 	}
 	fmt.Fprintf(w, "\nlogs:      iog cluster logs %s\n", cl.ID)
-	switch cl.State {
-	case "deploying", "running", "quoted":
+	if !wire.ClusterState(cl.State).Ended() {
 		fmt.Fprintf(w, "status:    iog cluster get %s\n", cl.ID)
 		fmt.Fprintf(w, "terminate: iog cluster terminate %s\n", cl.ID)
 	}
@@ -416,9 +435,7 @@ func (a *app) details(w io.Writer, cl api.Cluster) {
 	if cl.Spec.MaxPrice != "" {
 		row(tw, "Max price:", cl.Spec.MaxPrice+"/h")
 	}
-	if cl.Quote != nil {
-		row(tw, "Paid:", withCurrency(cl.Quote.Total, clusterCurrency(cl))+" into escrow ("+orDefault(cl.Quote.Commitment, "hourly")+" commitment)")
-	}
+	moneyRows(tw, cl)
 	row(tw, "Created:", formatTime(cl.CreatedAt))
 	if !cl.StartedAt.IsZero() {
 		row(tw, "Started:", formatTime(cl.StartedAt))

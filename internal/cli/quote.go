@@ -194,6 +194,8 @@ func (a *app) clusterExtendCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// Read first, so that what this extend charged can be told from the totals.
+			before, _ := c.Cluster(cmd.Context(), args[0])
 			cl, err := c.ExtendCluster(cmd.Context(), args[0], hours)
 			if err != nil {
 				return fmt.Errorf("extend cluster: %w", err)
@@ -202,6 +204,7 @@ func (a *app) clusterExtendCmd() *cobra.Command {
 				return printJSON(a.stdout, cl)
 			}
 			fmt.Fprintf(a.stdout, "cluster %s extended by %d h; expires %s (%s)\n", cl.ID, hours, formatTime(cl.ExpiresAt), until(a.now(), cl.ExpiresAt))
+			extended(a.stdout, before, cl)
 			return nil
 		},
 	}

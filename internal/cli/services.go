@@ -14,6 +14,9 @@ import (
 	"github.com/spf13/cobra"
 )
 
+// DemoNodes is how many nodes (so workers) the demo cluster of `iog up` needs.
+const DemoNodes = 2
+
 // UpOptions configure `iog up`: a coordinator, local workers and the console in one process.
 type UpOptions struct {
 	DataDir string // default ./iog-data
@@ -37,6 +40,8 @@ type CoordinatorOptions struct {
 	MeshRelay         string        // UDP address of the mesh relay ("" = the listen address, "off")
 	MeshPadding       bool
 	Limits            LimitOptions
+	Trust             TrustOptions
+	BlobStore         string // "" (files under DataDir) or s3://BUCKET?endpoint=URL&region=R
 }
 
 // LimitOptions are the bounds a coordinator puts on one client (docs/SECURITY.md); a rate or
@@ -80,6 +85,9 @@ type WorkerOptions struct {
 	PidsLimit int      // per lease; 0 = default
 	DiskMiB   int64    // per lease; 0 = default (90% of the free space)
 	MemoryMiB int64    // per lease; 0 = default (90% of the device's memory)
+	// ProofMemoryMiB caps the RAM a CPU proof of this device may take; 0: no cap of its own
+	// (the cgroup limit and half the available memory still bound it).
+	ProofMemoryMiB int64
 }
 
 // BenchOptions configure `iog bench`.
@@ -130,6 +138,12 @@ written so that the other iog commands talk to this network.`,
 			if o.Workers < 0 {
 				return usageErrorf("--workers must not be negative")
 			}
+			if o.Workers < 1 {
+				return usageErrorf("--workers must be at least 1: a network without a worker has nothing to rent")
+			}
+			if !o.NoDemo && o.Workers < DemoNodes {
+				return usageErrorf("--workers %d: the demo cluster needs %d workers; start %d or more, or pass --no-demo", o.Workers, DemoNodes, DemoNodes)
+			}
 			o.ConfigPath = ConfigPath(a.getenv)
 			return serve(cmd.Context(), "iog up", a.svc.Up, o, a.stdout)
 		},
@@ -145,7 +159,10 @@ written so that the other iog commands talk to this network.`,
 }
 
 func (a *app) coordinatorCmd() *cobra.Command {
-	var o CoordinatorOptions
+	var (
+		o        CoordinatorOptions
+		trustSet func() error
+	)
 	cmd := &cobra.Command{
 		Use:   "coordinator",
 		Short: "Run a coordinator: the API, market, scheduler and console",
@@ -168,6 +185,9 @@ func (a *app) coordinatorCmd() *cobra.Command {
 			if o.HeartbeatInterval <= 0 {
 				return usageErrorf("--heartbeat-interval must be positive")
 			}
+			if err := trustSet(); err != nil {
+				return err
+			}
 			return serve(cmd.Context(), "iog coordinator", a.svc.Coordinator, o, a.stdout)
 		},
 	}
@@ -180,7 +200,9 @@ func (a *app) coordinatorCmd() *cobra.Command {
 	f.DurationVar(&o.SettleEvery, "settle-every", 10*time.Second, "how often leases are settled and due blocks produced")
 	f.StringVar(&o.MeshRelay, "mesh-relay", "", `UDP address of the cluster mesh's discovery and relay endpoint (default the --listen address; "off" for no mesh)`)
 	f.BoolVar(&o.MeshPadding, "mesh-padding", false, "ask mesh members to pad every packet to full size (hides sizes; costs bandwidth)")
+	f.StringVar(&o.BlobStore, "blob-store", "", "where work directories and outputs are kept: s3://BUCKET?endpoint=URL&region=REGION, with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY set (default: files under --data-dir)")
 	limitFlags(cmd, &o.Limits)
+	trustSet = trustFlags(cmd, &o.Trust)
 	return cmd
 }
 
@@ -268,8 +290,8 @@ IOG_COORDINATOR and IOG_JOIN_TOKEN.`,
 			if o.Runtime == "runc" {
 				o.Runtime = ""
 			}
-			if o.PidsLimit < 0 || o.DiskMiB < 0 || o.MemoryMiB < 0 {
-				return usageErrorf("--pids-limit, --memory-mib and --disk-quota-mib must not be negative")
+			if o.PidsLimit < 0 || o.DiskMiB < 0 || o.MemoryMiB < 0 || o.ProofMemoryMiB < 0 {
+				return usageErrorf("--pids-limit, --memory-mib, --disk-quota-mib and --proof-memory-mib must not be negative")
 			}
 			if o.LeaseUIDs != "" {
 				if _, _, err := ParseUIDRange(o.LeaseUIDs); err != nil {
@@ -295,10 +317,12 @@ IOG_COORDINATOR and IOG_JOIN_TOKEN.`,
 	f.StringVar(&o.LeaseUIDs, "lease-uids", "", "uids (and gids) leases run as when the worker runs as root, FIRST-LAST (default 1900000000-1900065535)")
 	f.IntVar(&o.PidsLimit, "pids-limit", 0, "most processes and threads a lease may have; reaching it kills the lease (default 4096)")
 	f.Int64Var(&o.MemoryMiB, "memory-mib", 0, "most memory a lease may use, in MiB; over it the lease is killed (default 90% of the device's memory)")
+	f.Int64Var(&o.ProofMemoryMiB, "proof-memory-mib", 0, "most RAM a CPU proof of GPU may take, in MiB (always also bounded by the worker's cgroup limit and half the available memory)")
 	f.Int64Var(&o.DiskMiB, "disk-quota-mib", 0, "most disk a lease may use, in MiB; over it the lease is killed (default 90% of the free space when it starts)")
 	_ = cmd.RegisterFlagCompletionFunc("executor", cobra.FixedCompletions([]string{"process", "docker", "auto"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("sandbox", cobra.FixedCompletions([]string{"auto", "require", "off"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("runtime", cobra.FixedCompletions([]string{"runc", "runsc"}, cobra.ShellCompDirectiveNoFileComp))
+	cmd.AddCommand(a.workerDoctorCmd(), a.workerInstallCmd())
 	return cmd
 }
 

@@ -18,7 +18,8 @@ import (
 // scenario plays a random but seeded sequence of money operations against a coordinator on a
 // fake clock — deposits, quotes and deploys, extends, nodes that start, exit, fail and get
 // lost, early terminations, billing passes, blocks, stakes, withdrawals and slashes — and
-// checks `ledger verify` after every step. Some steps extend one cluster from several
+// checks `ledger verify`, and `ledger verify --from` an export against the database, after
+// every step. Some steps extend one cluster from several
 // goroutines at once (the expiry must move by every extend that succeeded); with racy, a
 // terminate races them, so the postings depend on the interleaving (no replay). It returns the
 // postings it caused.
@@ -128,6 +129,8 @@ func scenario(t *testing.T, seed uint64, steps int, racy bool) []iog.Posting {
 		if !r.OK {
 			t.Fatalf("seed %d step %d (op %d): ledger verify: %v", seed, step, op, r.Problems)
 		}
+		// And anyone's check of the export agrees with the database (export_test.go).
+		checkExport(t, e, fmt.Sprintf("seed %d step %d (op %d)", seed, step, op))
 	}
 	ps, err := e.c.Store.Postings(ctx, store.PostingFilter{Limit: 1 << 20})
 	if err != nil {

@@ -31,12 +31,14 @@ type trustState struct {
 	probation map[string]time.Time // pending devices waiting out probation
 	rep       map[string]int       // cached reputation per mille
 	idle      map[string]*idleTrack
+	misses    map[string]int // proofs in a row a device did not pass (in memory; a restart forgives)
 	lastSweep time.Time
 }
 
 func newTrustState() *trustState {
 	return &trustState{due: map[string]time.Time{}, open: map[string]*openProof{}, byDevice: map[string]*openProof{},
-		rounds: map[string]*round{}, probation: map[string]time.Time{}, rep: map[string]int{}, idle: map[string]*idleTrack{}}
+		rounds: map[string]*round{}, probation: map[string]time.Time{}, rep: map[string]int{}, idle: map[string]*idleTrack{},
+		misses: map[string]int{}}
 }
 
 type openProof struct {
@@ -75,6 +77,33 @@ func (f *Fleet) ProofFor(d iog.Device) *api.ProofChallenge {
 	return nil
 }
 
+// MaxRetryBackoff bounds how far retries of a device that keeps failing are spread: the
+// delay doubles with each proof in a row it does not pass, up to this many times
+// TrustConfig.RetryPending (15 min: 15, 30, 60, 120, 240 min). A real device that failed once
+// is retried soon; one that never passes (a fake, a sybil's share) costs ever less.
+const MaxRetryBackoff = 16
+
+// retryDelay is the mean delay before device id's next challenge after a proof it did not pass,
+// counting that one.
+func (f *Fleet) retryDelay(id string) time.Duration {
+	f.tr.mu.Lock()
+	f.tr.misses[id]++
+	n := f.tr.misses[id]
+	f.tr.mu.Unlock()
+	mult := 1
+	for i := 1; i < n && mult < MaxRetryBackoff; i++ {
+		mult *= 2
+	}
+	return f.cfg.Trust.RetryPending * time.Duration(mult)
+}
+
+// passed forgets a device's failures in a row.
+func (f *Fleet) passed(id string) {
+	f.tr.mu.Lock()
+	delete(f.tr.misses, id)
+	f.tr.mu.Unlock()
+}
+
 func jitter(mean time.Duration) time.Duration {
 	if mean <= 0 {
 		return 0
@@ -83,13 +112,34 @@ func jitter(mean time.Duration) time.Duration {
 	return mean/2 + time.Duration(mrand.Int64N(int64(mean)))
 }
 
-// schedule sets when a device is next challenged (unless it is due sooner already).
-func (f *Fleet) schedule(id string, at time.Time) {
+// schedule sets when a device is next challenged (unless it is due sooner already), and
+// returns when that is.
+func (f *Fleet) schedule(id string, at time.Time) time.Time {
 	f.tr.mu.Lock()
 	defer f.tr.mu.Unlock()
 	if cur, ok := f.tr.due[id]; !ok || at.Before(cur) {
 		f.tr.due[id] = at
 	}
+	return f.tr.due[id]
+}
+
+// retryNote says exactly when a device is challenged again: "retry at 14:05 UTC, in 15 min"
+// (seconds when it is under a minute away).
+func retryNote(at, now time.Time) string {
+	d := at.Sub(now)
+	if d < time.Minute {
+		return fmt.Sprintf("retry at %s UTC, in %d s", at.UTC().Format("15:04:05"), max(0, int64((d+time.Second-1)/time.Second)))
+	}
+	mins := int64((d + 30*time.Second) / time.Minute)
+	in := fmt.Sprintf("%d min", mins)
+	if mins >= 60 {
+		in = fmt.Sprintf("%d h %d min", mins/60, mins%60)
+	}
+	day := ""
+	if y1, m1, d1 := at.UTC().Date(); y1 != now.UTC().Year() || m1 != now.UTC().Month() || d1 != now.UTC().Day() {
+		day = at.UTC().Format("Jan 2 ")
+	}
+	return fmt.Sprintf("retry at %s%s UTC, in %s", day, at.UTC().Format("15:04"), in)
 }
 
 // scheduleHello plans the first challenge of a device that said hello.
@@ -282,6 +332,11 @@ func (f *Fleet) issueRound(ctx context.Context, ds []iog.Device, now time.Time) 
 		inv := inventoryOf(d)
 		class, units, gpu := "cpu", []string{"cpu"}, false
 		mem := inv.MemoryMiB << 20
+		if b := inv.ProofMemoryMiB << 20; b > 0 && 2*b < mem {
+			// A CPU proof fills half the memory it is sized for: sized for twice the worker's
+			// bound, it stays within it (docs/TRUST.md).
+			mem = 2 * b
+		}
 		if len(inv.GPUs) > 0 {
 			class, gpu, units = d.GPUModel, true, nil
 			mem = 0
@@ -566,13 +621,13 @@ func (f *Fleet) afterProof(ctx context.Context, d iog.Device, p iog.Proof, now t
 		}
 	case iog.ProofFailed, iog.ProofMissed:
 		why := "proof " + p.ID + " " + string(p.Result) + ": " + p.Reason
+		retry := retryNote(f.schedule(d.ID, now.Add(jitter(f.retryDelay(d.ID)))), now)
 		switch d.Status {
 		case iog.DeviceReady:
-			_, err = f.db.SetDeviceStatus(ctx, d.ID, iog.DevicePending, why+"; off the market until it passes again", now, iog.DeviceReady)
+			_, err = f.db.SetDeviceStatus(ctx, d.ID, iog.DevicePending, why+"; off the market until it passes again: "+retry, now, iog.DeviceReady)
 		case iog.DevicePending:
-			_, err = f.db.SetDeviceStatus(ctx, d.ID, iog.DevicePending, why+"; challenged again soon", now, iog.DevicePending)
+			_, err = f.db.SetDeviceStatus(ctx, d.ID, iog.DevicePending, why+"; "+retry, now, iog.DevicePending)
 		}
-		f.schedule(d.ID, now.Add(jitter(c.RetryPending)))
 	case iog.ProofVoid:
 		f.schedule(d.ID, now.Add(jitter(c.Reprove)))
 	}
@@ -593,9 +648,9 @@ func (f *Fleet) closeRound(ctx context.Context, rd *round, now time.Time) {
 		}
 		if rd.notPass > 0 {
 			if d.Status == iog.DevicePending {
-				why := fmt.Sprintf("passed its proof, but %d of the %d devices challenged with it at the same instant (same owner or address) did not; waiting for a clean round", rd.notPass, rd.size)
+				retry := retryNote(f.schedule(id, now.Add(jitter(f.retryDelay(id)))), now)
+				why := fmt.Sprintf("passed its proof, but %d of the %d devices challenged with it at the same instant (same owner or address) did not; waiting for a clean round: %s", rd.notPass, rd.size, retry)
 				_, _ = f.db.SetDeviceStatus(ctx, id, iog.DevicePending, why, now, iog.DevicePending)
-				f.schedule(id, now.Add(jitter(c.RetryPending)))
 			} else {
 				f.schedule(id, now.Add(jitter(c.Reprove)))
 			}
@@ -622,6 +677,7 @@ func (f *Fleet) closeRound(ctx context.Context, rd *round, now time.Time) {
 			f.cfg.Log.Error("device trust", "device", id, "err", err)
 			continue
 		}
+		f.passed(id)
 		f.schedule(id, now.Add(jitter(c.Reprove)))
 		if now.Before(tr.ProbationUntil) {
 			why := "passed its proof of GPU; on probation until " + tr.ProbationUntil.UTC().Format(time.RFC3339)

@@ -23,6 +23,8 @@ func statusOf(code string) int {
 		return http.StatusConflict
 	case iog.EUNAUTHORIZED:
 		return http.StatusUnauthorized
+	case iog.EGONE:
+		return http.StatusGone
 	case iog.EFORBIDDEN:
 		return http.StatusForbidden
 	case iog.EINSUFFICIENTFUNDS:
@@ -46,6 +48,8 @@ func codeOf(status int) string {
 		return iog.ENOTFOUND
 	case status == http.StatusUnauthorized:
 		return iog.EUNAUTHORIZED
+	case status == http.StatusGone:
+		return iog.EGONE
 	case status == http.StatusForbidden:
 		return iog.EFORBIDDEN
 	case status == http.StatusConflict:

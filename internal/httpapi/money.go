@@ -2,7 +2,9 @@ package httpapi
 
 import (
 	"context"
+	"io"
 	"net/http"
+	"time"
 
 	"github.com/iognet/iog/api"
 	"github.com/iognet/iog/internal/iog"
@@ -24,17 +26,28 @@ type Bank interface {
 	Slashes(ctx context.Context, acct iog.Account) ([]api.Slash, error)
 	Appeal(ctx context.Context, acct iog.Account, id string, uphold bool) (api.Slash, error)
 	Stats(ctx context.Context) (api.NetworkStats, error)
+	Adjust(ctx context.Context, admin iog.Account, account, kind string, r api.AdjustRequest) (api.Adjustment, error)
+	ExportLedger(ctx context.Context, acct iog.Account, since time.Time, format string, w io.Writer) error
 }
 
 // moneyRoutes is the money part of /v1.
 func (s *Server) moneyRoutes() {
 	b, m, f := s.cfg.Bank, s.cfg.Market, s.cfg.Fleet
+	s.ledgerRoutes()
 	op(s, http.MethodGet, "/v1/wallet", "wallet", "Balances, unclaimed rewards and payout address", withAccount(func(ctx context.Context, a iog.Account, _ *empty) (api.Wallet, error) {
 		return b.Wallet(ctx, a)
 	}))
 	op(s, http.MethodPost, "/v1/wallet/deposit", "deposit", "Add funds (devnet faucet)", withAccount(func(ctx context.Context, a iog.Account, in *body[api.DepositRequest]) (api.Wallet, error) {
 		return b.Deposit(ctx, a, in.Body)
 	}))
+	for _, kind := range []string{"credit", "debit"} {
+		op(s, http.MethodPost, "/v1/accounts/{id}/"+kind, kind+"-account", "Move money between an account's wallet and the outside world, with a reason (admin)", withAccount(func(ctx context.Context, a iog.Account, in *struct {
+			ID   string `path:"id" maxLength:"64"`
+			Body api.AdjustRequest
+		}) (api.Adjustment, error) {
+			return b.Adjust(ctx, a, in.ID, kind, in.Body)
+		}))
+	}
 	op(s, http.MethodPut, "/v1/wallet/payout-address", "set-payout-address", "Set the Solana payout address", withAccount(func(ctx context.Context, a iog.Account, in *body[api.PayoutAddressRequest]) (api.Wallet, error) {
 		return b.SetPayoutAddress(ctx, a, in.Body.Address)
 	}))

@@ -60,17 +60,15 @@ func clusterMoney(c iog.Cluster, leases []iog.Lease, ps []iog.Posting, now time.
 		Spent: spent.String(), Refunded: refunded.String(), RefundableNow: refundable.String(), RatePerHour: rate.String(), At: now}, err
 }
 
-// leaseSpent is what a lease's minutes served by now cost: settled, plus the minutes that the
-// next settlement pass will pay, never more than its prepaid share.
+// leaseSpent is what a lease's minutes served by now cost if the renter ended the cluster now:
+// settled, plus the minutes that the next settlement pass will pay, and for a commitment ended
+// before its paid end at least the undiscounted rate (endTotal); never more than its prepaid
+// share. Refundable now is the rest, exactly what a terminate now returns.
 func leaseSpent(l iog.Lease, c iog.Cluster, now time.Time) iog.Amount {
 	if l.Closed {
 		return l.Settled
 	}
-	s := l.Settled
-	if served := servedMinutes(l, c, now); served > l.SettledMinutes {
-		s += minutesCost(l.PricePerHour, l.SettledMinutes, served)
-	}
-	return min(s, l.Prepaid)
+	return endTotal(l, c, max(servedMinutes(l, c, now), l.SettledMinutes), !c.State.Ended(), now)
 }
 
 // ExtensionPrice is what buying more hours of a cluster costs now.

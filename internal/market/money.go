@@ -167,25 +167,31 @@ func servedMinutes(l iog.Lease, c iog.Cluster, now time.Time) int64 {
 // payment is what pays a lease's supplier for minutes [l.SettledMinutes, served): its gross
 // amount (never more than the lease still holds) and the posting, net of the supplier's fee.
 func payment(l iog.Lease, c iog.Cluster, served int64, now time.Time) (iog.Amount, []iog.Posting, error) {
-	amt := minutesCost(l.PricePerHour, l.SettledMinutes, served)
+	return paymentTo(l, c, served, l.Settled+minutesCost(l.PricePerHour, l.SettledMinutes, served), fmt.Sprintf("settle:%s:%d", l.ID, served),
+		fmt.Sprintf("minutes %d-%d of node %d", l.SettledMinutes, served, l.Rank), now)
+}
+
+// paymentTo is payment for a lease whose minutes up to served cost total in all, posted
+// under key with memo.
+func paymentTo(l iog.Lease, c iog.Cluster, served int64, total iog.Amount, key, memo string, now time.Time) (iog.Amount, []iog.Posting, error) {
+	amt := total - l.Settled
 	if l.Settled+amt > l.Prepaid {
 		amt = l.Prepaid - l.Settled
 	}
 	if amt <= 0 {
 		return 0, nil, nil
 	}
-	booking, cfee, err := pricing.SupplierFee(amt, pricing.Currency(c.Currency))
+	fee, err := pricing.SupplierFeeStep(l.Settled, amt, pricing.Currency(c.Currency))
 	if err != nil {
 		return 0, nil, err
 	}
-	p := iog.Posting{Key: fmt.Sprintf("settle:%s:%d", l.ID, served), Cause: "lease:" + l.ID, Currency: c.Currency, At: now,
-		Memo:    fmt.Sprintf("minutes %d-%d of node %d", l.SettledMinutes, served, l.Rank),
+	p := iog.Posting{Key: key, Cause: "lease:" + l.ID, Currency: c.Currency, At: now, Memo: memo,
 		Entries: []iog.Entry{{Account: iog.AccEscrow(c.ID), Amount: -amt}}}
-	if net := amt - booking - cfee; net > 0 {
+	if net := amt - fee; net > 0 {
 		p.Entries = append(p.Entries, iog.Entry{Account: iog.AccWallet(l.SupplierID), Amount: net})
 	}
-	if booking+cfee > 0 {
-		p.Entries = append(p.Entries, iog.Entry{Account: iog.AccTreasury, Amount: booking + cfee})
+	if fee > 0 {
+		p.Entries = append(p.Entries, iog.Entry{Account: iog.AccTreasury, Amount: fee})
 	}
 	return amt, []iog.Posting{p}, nil
 }
@@ -194,15 +200,33 @@ func payment(l iog.Lease, c iog.Cluster, served int64, now time.Time) (iog.Amoun
 // served up to its end (never past the cluster's paid end), and what is left of its prepaid
 // share goes back to the renter. The store runs it inside the transaction that ends (or
 // closes) the lease, so the end, the payment and the refund happen once, together.
-func closer(now time.Time) store.Closer {
+func closer(now time.Time) store.Closer { return closerEnding(now, false) }
+
+// closerEnding is closer for an end the renter chose (forfeit: a terminate, or its workload
+// exiting): a node of a daily or weekly commitment that ends before the paid end costs at
+// least the undiscounted rate for the minutes it served (endTotal).
+func closerEnding(now time.Time, forfeit bool) store.Closer {
 	return func(l iog.Lease, c iog.Cluster) (store.Settlement, error) {
 		st := store.Settlement{Minutes: l.SettledMinutes, Amount: l.Settled}
-		if served := servedMinutes(l, c, now); served > l.SettledMinutes {
+		served := servedMinutes(l, c, now)
+		if served > l.SettledMinutes {
 			amt, ps, err := payment(l, c, served, now)
 			if err != nil {
 				return st, err
 			}
 			st.Minutes, st.Amount, st.Postings = served, l.Settled+amt, ps
+		}
+		if total := endTotal(l, c, served, forfeit, now); total > st.Amount {
+			// The forfeited discount, in a posting of its own (its minutes may be settled already).
+			paid := l
+			paid.Settled, paid.SettledMinutes = st.Amount, st.Minutes
+			amt, ps, err := paymentTo(paid, c, served, total, "settle:"+l.ID+":commitment",
+				fmt.Sprintf("node %d: %d minutes of a %s commitment ended early, at the undiscounted rate", l.Rank, served, c.Spec.Commitment), now)
+			if err != nil {
+				return st, err
+			}
+			st.Amount += amt
+			st.Postings = append(st.Postings, ps...)
 		}
 		if rest := l.Prepaid - st.Amount; rest > 0 {
 			st.Postings = append(st.Postings, iog.Transfer("refund:"+l.ID, "lease:"+l.ID, c.Currency, now, iog.AccEscrow(c.ID), iog.AccWallet(c.OwnerID), rest,
@@ -210,6 +234,35 @@ func closer(now time.Time) store.Closer {
 		}
 		return st, nil
 	}
+}
+
+// undiscountedRate is the hourly rate of a node of a daily or weekly commitment without its
+// discount (rounded up, so it is never under the hourly price); ok is false for a node with no
+// discount: an hourly cluster's, or a replacement (priced hourly, hired after the cluster).
+func undiscountedRate(l iog.Lease, c iog.Cluster) (iog.Amount, bool) {
+	disc, err := pricing.Discount(pricing.Commitment(c.Spec.Commitment), c.Spec.Hours)
+	if err != nil || disc <= 0 || disc >= 1000 || !l.CreatedAt.Equal(c.CreatedAt) {
+		return 0, false
+	}
+	r, err := l.PricePerHour.Mul(1000)
+	if err != nil {
+		return 0, false
+	}
+	return (r + iog.Amount(999-disc)) / iog.Amount(1000-disc), true
+}
+
+// endTotal is what a lease's minutes up to served cost in all when it ends at now: its rate for
+// the minutes, and, when the renter ends a commitment before its paid end (forfeit), at least
+// the undiscounted rate for them; never more than its prepaid share. The supplier is paid the
+// difference: the discount was the price of the commitment the renter did not keep.
+func endTotal(l iog.Lease, c iog.Cluster, served int64, forfeit bool, now time.Time) iog.Amount {
+	total := l.Settled + minutesCost(l.PricePerHour, l.SettledMinutes, served)
+	if forfeit && now.Before(c.ExpiresAt) {
+		if r, ok := undiscountedRate(l, c); ok {
+			total = max(total, minutesCost(r, 0, served))
+		}
+	}
+	return min(total, l.Prepaid)
 }
 
 // settle pays a running lease's supplier for the minutes served since the last settlement, and

@@ -268,7 +268,7 @@ func (m *Market) answerLoss(ctx context.Context, c iog.Cluster, lost iog.Lease, 
 // watches its devices and itself.
 func (m *Market) endCluster(ctx context.Context, id string, rev int64, st iog.ClusterState, reason string) (bool, error) {
 	now := m.cfg.Now()
-	ended, ok, err := m.db.EndCluster(ctx, id, store.ClusterEnd{State: st, Reason: reason, At: now, Rev: rev, Lease: iog.LeaseStopped, Close: closer(now)})
+	ended, ok, err := m.db.EndCluster(ctx, id, store.ClusterEnd{State: st, Reason: reason, At: now, Rev: rev, Lease: iog.LeaseStopped, Close: closerEnding(now, st == iog.ClusterTerminated)})
 	if err != nil || !ok {
 		return ok, err
 	}
@@ -278,6 +278,7 @@ func (m *Market) endCluster(ctx context.Context, id string, rev int64, st iog.Cl
 	}
 	m.cfg.Devices.Bump(devs...)
 	m.clusters.Bump(id, id+"/logs")
+	m.scrubSecrets(ctx, id)
 	m.cfg.Log.Info("cluster ended", "cluster", id, "state", st, "reason", reason)
 	return true, nil
 }
@@ -285,7 +286,7 @@ func (m *Market) endCluster(ctx context.Context, id string, rev int64, st iog.Cl
 // endLease ends one active lease with its last payment and its refund, then reacts to it in
 // its cluster. It reports whether this call ended it.
 func (m *Market) endLease(ctx context.Context, l iog.Lease, e store.LeaseEnd) (bool, error) {
-	ok, err := m.db.EndLease(ctx, l.ID, e, closer(e.At))
+	ok, err := m.db.EndLease(ctx, l.ID, e, closerEnding(e.At, e.State == iog.LeaseExited))
 	if err != nil {
 		return false, err
 	}

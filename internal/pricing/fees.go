@@ -7,7 +7,7 @@ import (
 	"github.com/iognet/iog/internal/iog"
 )
 
-// Fees in parts per million of the amount they are charged on (DESIGN §5). Fee revenue goes to
+// Fees in parts per million of the amount they are charged on (docs/DESIGN.md §5). Fee revenue goes to
 // the treasury, which buys back and burns IO.
 const (
 	BookingFeePPM = 2_500  // 0.25%, charged to the renter and, separately, to the supplier
@@ -65,6 +65,47 @@ func SupplierFee(gross iog.Amount, c Currency) (booking, currencyFee iog.Amount,
 		return 0, 0, err
 	}
 	return booking, min(currencyFee, gross-booking), nil
+}
+
+// SupplierFeeStep is the supplier's fee on one settlement of a lease: the fee on everything
+// settled so far (before + amount) less the fee on what was settled before, at the combined
+// published rate (0.25%, 2.25% in USDC), each rounded up. Over a lease the fees therefore add
+// up to its total gross at the published rate, rounded up once, however it was cut into
+// settlements; and one step never takes more than its amount.
+func SupplierFeeStep(before, amount iog.Amount, c Currency) (iog.Amount, error) {
+	if before < 0 || amount < 0 {
+		return 0, iog.Errorf(iog.EINVALID, "fees on a negative amount")
+	}
+	after, err := add("the settled total", before, amount)
+	if err != nil {
+		return 0, err
+	}
+	to, err := SupplierFeeOn(after, c)
+	if err != nil {
+		return 0, err
+	}
+	from, err := SupplierFeeOn(before, c)
+	if err != nil {
+		return 0, err
+	}
+	return to - from, nil
+}
+
+// SupplierFeeOn is the supplier's fee on a lease's gross total at the combined published rate
+// (BookingFeePPM, plus USDCFeePPM in USDC), rounded up.
+func SupplierFeeOn(gross iog.Amount, c Currency) (iog.Amount, error) {
+	if !c.valid() {
+		return 0, iog.Errorf(iog.EINVALID, "unknown currency %q: want IO or USDC", string(c))
+	}
+	ppm := int64(BookingFeePPM)
+	if c == USDC {
+		ppm += USDCFeePPM
+	}
+	f, ok := mulDiv(int64(gross), ppm, 1_000_000, up)
+	if !ok {
+		return 0, overflow("the supplier's fee")
+	}
+	return iog.Amount(f), nil
 }
 
 func fees(amount iog.Amount, c Currency) (booking, currencyFee iog.Amount, err error) {

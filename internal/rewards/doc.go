@@ -9,9 +9,10 @@
 // (EmissionBlocks = 175,200 blocks); the other 500M (LaunchSupply) exists at launch. Block n is
 // in month n / 730. Month 0 emits FirstEmission = floor(40,000,000 IO / 8760) = 4,566.210045 IO
 // per block (8% a year of the launch supply); each later month emits its predecessor's per-block
-// amount x 9898 / 10000, floored (a fall of 1.02% a month). From block 175,200 on nothing is
-// emitted. The whole schedule sums to 298,893,381.026840 IO, just under the cap; Capped still cuts
-// any block that would carry the cumulative emission past EmissionCap.
+// amount x 989849 / 1000000, floored (0.989849: the factor io.net's published figures imply;
+// its text rounds the fall to 1.02% a month). From block 175,200 on nothing is emitted. The
+// uncapped schedule sums to 1,061.068440 IO over the cap; Capped cuts the blocks that would
+// carry the cumulative emission past EmissionCap, so 20 years emit exactly 300M IO.
 //
 // # Score
 //

@@ -96,7 +96,7 @@ func TestDocsMatchCode(t *testing.T) {
 	}
 	for _, m := range []int64{0, 1, 2, 12, 24, 60, 120, 180, 239} {
 		n := m * BlocksPerMonth
-		want = append(want, fmt.Sprintf("| %d | %s | %s | %s |", m, grouped(n), inIO(int64(Emission(n))), inIO(int64(Emission(n))*BlocksPerMonth)))
+		want = append(want, fmt.Sprintf("| %d | %s | %s | %s ", m, grouped(n), inIO(int64(Emission(n))), inIO(int64(Emission(n))*BlocksPerMonth)))
 	}
 	for _, y := range []int64{1, 2, 5, 10, 15, 20} {
 		n := y * BlocksPerYear
@@ -104,10 +104,16 @@ func TestDocsMatchCode(t *testing.T) {
 		want = append(want, fmt.Sprintf("| %d | %s | %s | %s |", y, grouped(n), inIO(int64(c)), inIO(int64(LaunchSupply+c))))
 	}
 	total := Cumulative(EmissionBlocks)
+	var uncapped iog.Amount
+	for m := int64(0); m < EmissionBlocks/BlocksPerMonth; m++ {
+		uncapped += Emission(m*BlocksPerMonth) * BlocksPerMonth
+	}
 	want = append(want,
 		"**"+inIO(int64(FirstEmission))+" IO**",
 		"The schedule sums to "+inIO(int64(total))+" IO",
-		inIO(int64(EmissionCap-total))+" IO of the cap is never emitted",
+		"The uncapped schedule sums to "+inIO(int64(uncapped))+" IO",
+		"the cut takes\n  "+inIO(int64(uncapped-EmissionCap))+" IO off the end",
+		"block 175,197 mints "+inIO(int64(Capped(EmissionBlocks-3)))+" IO instead of "+inIO(int64(Emission(EmissionBlocks-3))),
 		"| Supply at launch (`LaunchSupply`) | "+grouped(int64(LaunchSupply/iog.Unit))+" |",
 		"| Emitted by blocks, at most (`EmissionCap`) | "+grouped(int64(EmissionCap/iog.Unit))+" |",
 		"| Total cap (`TotalCap`) | "+grouped(int64(TotalCap/iog.Unit))+" |",

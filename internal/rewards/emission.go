@@ -2,7 +2,7 @@ package rewards
 
 import "github.com/iognet/iog/internal/iog"
 
-// Supply, in micro-IO (DESIGN §5).
+// Supply, in micro-IO (docs/DESIGN.md §5).
 const (
 	LaunchSupply iog.Amount = 500_000_000 * iog.Unit // in circulation at launch
 	EmissionCap  iog.Amount = 300_000_000 * iog.Unit // the most that blocks ever mint
@@ -17,17 +17,20 @@ const (
 	// FirstEmission is block 0's emission: 8% a year of the launch supply, spread over the hours
 	// of a year and floored: 40_000_000 IO / 8760 = 4_566.210045 IO.
 	FirstEmission iog.Amount = LaunchSupply * 8 / 100 / BlocksPerYear
-	// Each month's per-block emission is the last month's x MonthlyKeep / 10000, floored:
-	// a fall of 1.02% a month.
-	MonthlyKeep = 9898
+	// Each month's per-block emission is the last month's x MonthlyKeep / KeepDenominator,
+	// floored: 0.989849, the monthly factor io.net's published figures imply (300M IO over 20
+	// years from 8% a year of the launch supply), a fall of 1.0151% a month where io.net's text
+	// rounds it to 1.02% (docs/REWARDS.md).
+	MonthlyKeep     = 989_849
+	KeepDenominator = 1_000_000
 )
 
 // monthEmission is the per-block emission of month m, for 0 <= m < 240: FirstEmission
-// multiplied by 9898/10000 m times, flooring after each month. At most 239 steps.
+// multiplied by MonthlyKeep/KeepDenominator m times, flooring after each month. At most 239 steps.
 func monthEmission(m int64) iog.Amount {
 	e := FirstEmission
 	for range m {
-		e = e * MonthlyKeep / 10000 // e < 2^33, so e * 9898 fits easily
+		e = e * MonthlyKeep / KeepDenominator // e < 2^33, so e * 989849 < 2^53 fits
 	}
 	return e
 }
@@ -50,14 +53,14 @@ func Cumulative(n int64) iog.Amount {
 	for m := int64(0); m*BlocksPerMonth < n; m++ {
 		blocks := min(n-m*BlocksPerMonth, BlocksPerMonth)
 		sum += e * iog.Amount(blocks) // the whole schedule sums below 300M IO: no overflow
-		e = e * MonthlyKeep / 10000
+		e = e * MonthlyKeep / KeepDenominator
 	}
 	return min(sum, EmissionCap)
 }
 
 // Capped is what block n may mint: its Emission, cut so that the cumulative emission never
-// passes EmissionCap. (The schedule sums to just under the cap, so the cut is a guard that does not
-// bite; see docs/REWARDS.md.)
+// passes EmissionCap. (The schedule sums to 1,061.068440 IO over the cap, so the cut takes
+// that much off the last blocks of year 20; see docs/REWARDS.md.)
 func Capped(n int64) iog.Amount {
 	return max(min(Emission(n), EmissionCap-Cumulative(n)), 0)
 }

@@ -129,3 +129,12 @@ func (s *DB) JoinTokenOwner(ctx context.Context, hash string) (string, error) {
 	}
 	return owner, nil
 }
+
+// AccountByID finds an account by its id.
+func (s *DB) AccountByID(ctx context.Context, id string) (iog.Account, error) {
+	a, err := scanAccount(s.db.QueryRowContext(ctx, `SELECT `+accountCols+` FROM accounts a WHERE a.id = $1`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return a, notFound("account", id)
+	}
+	return a, err
+}

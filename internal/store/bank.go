@@ -101,14 +101,51 @@ type BlockRow struct {
 	Minted    iog.Amount
 	Detail    []byte
 	CreatedAt time.Time
+	// Nominated are the devices the block nominated: their last_nominated_block moves to it
+	// (never back: blocks caught up out of order leave the latest).
+	Nominated []string
 }
 
-// RecordBlock stores a block and applies its postings (emission, burns), atomically and once:
-// a block that is already there is a no-op (false).
+// RecordBlock stores a block, applies its postings (emission, burns) and marks its nominated
+// devices, atomically and once: a block that is already there is a no-op (false).
 func (s *DB) RecordBlock(ctx context.Context, b BlockRow, postings ...iog.Posting) (bool, error) {
-	return s.guarded(ctx, "record block", `INSERT INTO blocks (number, start_at, end_at, emission, minted, detail, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (number) DO NOTHING`,
-		[]any{b.Number, ms(b.Start), ms(b.End), int64(b.Emission), int64(b.Minted), string(b.Detail), ms(b.CreatedAt)}, postings...)
+	done := false
+	err := s.tx(ctx, func(q querier) error {
+		done = false
+		res, err := q.ExecContext(ctx, `INSERT INTO blocks (number, start_at, end_at, emission, minted, detail, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (number) DO NOTHING`,
+			b.Number, ms(b.Start), ms(b.End), int64(b.Emission), int64(b.Minted), string(b.Detail), ms(b.CreatedAt))
+		if err != nil {
+			return fmt.Errorf("store: record block: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return nil
+		}
+		if err := applyPostings(ctx, q, postings); err != nil {
+			return err
+		}
+		for _, id := range b.Nominated {
+			if _, err := q.ExecContext(ctx, `UPDATE devices SET last_nominated_block = $1 WHERE id = $2 AND last_nominated_block < $1`, b.Number, id); err != nil {
+				return fmt.Errorf("store: last nominated block: %w", err)
+			}
+		}
+		done = true
+		return nil
+	})
+	return done, err
+}
+
+// LastNominatedBlock is the last block a device was nominated for; -1: never.
+func (s *DB) LastNominatedBlock(ctx context.Context, deviceID string) (int64, error) {
+	var n int64
+	err := s.db.QueryRowContext(ctx, `SELECT last_nominated_block FROM devices WHERE id = $1`, deviceID).Scan(&n)
+	if errors.Is(err, sql.ErrNoRows) {
+		return -1, notFound("device", deviceID)
+	}
+	if err != nil {
+		return -1, fmt.Errorf("store: last nominated block: %w", err)
+	}
+	return n, nil
 }
 
 func (s *DB) blocksWhere(ctx context.Context, where string, args ...any) ([]BlockRow, error) {
@@ -294,7 +331,9 @@ type Leader struct {
 	conn *sql.Conn
 }
 
-// leaderLockID is the advisory lock key ("iog" in ASCII).
+// leaderLockID is the advisory lock's first key ("iog" in ASCII); the second is a hash of the
+// schema, so that networks kept in different schemas of one database each have their own
+// leader (advisory locks are per database, not per schema).
 const leaderLockID = 0x696f67
 
 // NewLeader returns an election over the store.
@@ -319,7 +358,7 @@ func (l *Leader) Lead(ctx context.Context) bool {
 		return false
 	}
 	var ok bool
-	if err := c.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1)`, leaderLockID).Scan(&ok); err != nil || !ok {
+	if err := c.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1::int, hashtext(current_schema()))`, leaderLockID).Scan(&ok); err != nil || !ok {
 		c.Close()
 		return false
 	}

@@ -219,6 +219,31 @@ func (s *DB) Proof(ctx context.Context, id string) (iog.Proof, error) {
 	return ps[0], nil
 }
 
+// LastPassedProofAt is when the device last passed a proof answered by at.
+func (s *DB) LastPassedProofAt(ctx context.Context, deviceID string, at time.Time) (time.Time, bool, error) {
+	var v sql.NullInt64
+	err := s.db.QueryRowContext(ctx, `SELECT MAX(answered_at) FROM proofs WHERE device_id = $1 AND result = $2 AND answered_at > 0 AND answered_at <= $3`,
+		deviceID, string(iog.ProofPassed), ms(at)).Scan(&v)
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("store: last passed proof: %w", err)
+	}
+	if !v.Valid || v.Int64 == 0 {
+		return time.Time{}, false, nil
+	}
+	return tm(v.Int64), true, nil
+}
+
+// LastCountedProofAt is the latest proof issued by at whose result counts (passed, failed,
+// missed, fraud): a device's proof state at that time. ok is false when there is none.
+func (s *DB) LastCountedProofAt(ctx context.Context, deviceID string, at time.Time) (iog.Proof, bool, error) {
+	ps, err := s.proofsWhere(ctx, `device_id = $1 AND issued_at <= $2 AND result IN ($3, $4, $5, $6) ORDER BY issued_at DESC, id DESC LIMIT 1`,
+		deviceID, ms(at), string(iog.ProofPassed), string(iog.ProofFailed), string(iog.ProofMissed), string(iog.ProofFraud))
+	if err != nil || len(ps) == 0 {
+		return iog.Proof{}, false, err
+	}
+	return ps[0], true, nil
+}
+
 // DeviceProofs returns a device's latest proofs, oldest first.
 func (s *DB) DeviceProofs(ctx context.Context, deviceID string, limit int) ([]iog.Proof, error) {
 	ps, err := s.proofsWhere(ctx, `device_id = $1 ORDER BY issued_at DESC, id DESC LIMIT $2`, deviceID, limit)

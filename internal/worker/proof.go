@@ -23,6 +23,12 @@ func ParamsOf(p api.ProofParams) proof.Params {
 // each unit's answer as soon as it is ready. A solver that cannot run (no NVIDIA driver, not
 // enough memory) gives up with its reason, which the device's proof history shows.
 func Prove(ctx context.Context, cl *api.Client, ch api.ProofChallenge, s proof.Solver) (api.ProofResult, error) {
+	return prove(ctx, cl, ch, s, nil)
+}
+
+// prove is Prove with a check that runs before anything is reserved: a non-nil refusal is
+// sent as the answer (the proof fails with it) and nothing is prepared.
+func prove(ctx context.Context, cl *api.Client, ch api.ProofChallenge, s proof.Solver, refuse error) (api.ProofResult, error) {
 	if s == nil {
 		s = proof.CPUSolver{Threads: ch.Threads}
 	}
@@ -33,8 +39,11 @@ func Prove(ctx context.Context, cl *api.Client, ch api.ProofChallenge, s proof.S
 			_ = r.Close()
 		}
 	}()
-	var prepErr error
+	prepErr := refuse
 	for _, u := range ch.Units {
+		if prepErr != nil {
+			break
+		}
 		r, err := s.Prepare(ctx, p, u)
 		if err != nil {
 			prepErr = fmt.Errorf("unit %s: %w", u, err)
@@ -108,7 +117,7 @@ func (w *Worker) prove(ctx context.Context, ch *api.ProofChallenge) {
 	w.proofs[ch.ID] = true
 	w.mu.Unlock()
 	w.wg.Go(func() {
-		res, err := Prove(ctx, w.cl, *ch, w.cfg.Solver)
+		res, err := prove(ctx, w.cl, *ch, w.cfg.Solver, w.proofMemory(*ch))
 		if err != nil {
 			if ctx.Err() == nil {
 				w.cfg.Log.Warn("proof of GPU", "proof", ch.ID, "err", err)
@@ -117,4 +126,31 @@ func (w *Worker) prove(ctx context.Context, ch *api.ProofChallenge) {
 		}
 		w.cfg.Log.Info("proof of GPU", "proof", ch.ID, "result", res.Result, "reason", res.Reason)
 	})
+}
+
+// proofMemory says what a challenge is about to take and checks it against the bound on a CPU
+// proof's RAM (ProofBound, read now: free memory changes); over it, the proof is refused with
+// the reason, which the device's status then shows, instead of taking the memory.
+func (w *Worker) proofMemory(ch api.ProofChallenge) error {
+	mib := ch.Params.MemoryBytes >> 20
+	var gpus, cpu int
+	for _, u := range ch.Units {
+		if u == "cpu" {
+			cpu++
+		} else {
+			gpus++
+		}
+	}
+	if gpus > 0 {
+		w.cfg.Log.Info("proof of GPU: about to take GPU memory", "proof", ch.ID, "mib_per_gpu", mib, "gpus", gpus)
+	}
+	if cpu == 0 {
+		return nil
+	}
+	bound, why := w.cfg.ProofBound().MiB()
+	w.cfg.Log.Info("proof of GPU: about to take RAM for the CPU proof", "proof", ch.ID, "mib", mib, "bound_mib", bound, "bound_by", why)
+	if bound > 0 && mib > bound {
+		return fmt.Errorf("the challenge needs %d MiB of RAM, over this host's bound of %d MiB (%s); not taken", mib, bound, why)
+	}
+	return nil
 }

@@ -14,11 +14,13 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/iognet/iog/api"
+	"github.com/iognet/iog/api/wire"
 	"github.com/iognet/iog/internal/executor"
 	"github.com/iognet/iog/internal/proof"
 )
@@ -94,6 +96,11 @@ type Config struct {
 	// Solver answers proof-of-GPU challenges (proof/cuda for GPUs); nil: the CPU reference
 	// solver on the claimed threads.
 	Solver proof.Solver
+	// ProofMemoryMiB caps the RAM a CPU proof may take (0: no cap of the supplier's own);
+	// ProofBound reads the whole bound (default ReadProofBound(ProofMemoryMiB)). The bound is
+	// reported with the inventory, so that the coordinator sizes challenges within it.
+	ProofMemoryMiB int64
+	ProofBound     func() ProofBound
 }
 
 // Worker is one running agent.
@@ -115,6 +122,7 @@ type Worker struct {
 	cancel   context.CancelFunc
 	ready    chan struct{}
 	proofs   map[string]bool // challenges taken on, while the coordinator still offers them
+	gone     error           // the coordinator no longer knows this device: Run stops and returns it
 }
 
 // New checks the config and loads (or makes) the device key.
@@ -139,6 +147,13 @@ func New(cfg Config) (*Worker, error) {
 	}
 	if cfg.PidsLimit <= 0 {
 		cfg.PidsLimit = 4096
+	}
+	if cfg.ProofMemoryMiB < 0 {
+		return nil, errors.New("worker: the proof memory cap must not be negative")
+	}
+	if cfg.ProofBound == nil {
+		capMiB := cfg.ProofMemoryMiB
+		cfg.ProofBound = func() ProofBound { return ReadProofBound(capMiB) }
 	}
 	if len(cfg.IsolationNote) > 500 {
 		cfg.IsolationNote = cfg.IsolationNote[:497] + "..." // the coordinator takes 512 bytes
@@ -184,6 +199,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		return fmt.Errorf("worker: detect hardware: %w", err)
 	}
 	inv.Isolation, inv.IsolationNote = w.cfg.Isolation, w.cfg.IsolationNote
+	inv.ProofMemoryMiB, _ = w.cfg.ProofBound().MiB()
 	w.mu.Lock()
 	w.inv = inv
 	w.mu.Unlock()
@@ -196,6 +212,9 @@ func (w *Worker) Run(ctx context.Context) error {
 		return err
 	}
 	if err := w.hello(ctx, inv); err != nil {
+		if w.isGone(err) {
+			return w.goneError(err)
+		}
 		return err
 	}
 	close(w.ready)
@@ -212,7 +231,35 @@ func (w *Worker) Run(ctx context.Context) error {
 			w.cfg.Log.Warn("mesh close", "err", err)
 		}
 	}
-	return nil
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.gone
+}
+
+// isGone reports whether the coordinator answered that this device is not registered with it
+// (deleted by its owner): final, so the worker stops rather than retrying forever.
+func (w *Worker) isGone(err error) bool {
+	var ae *api.Error
+	return errors.As(err, &ae) && ae.Code == "EGONE"
+}
+
+// goneError is what Run returns when the device is gone: what happened and what to do.
+func (w *Worker) goneError(err error) error {
+	return fmt.Errorf("worker: the coordinator no longer knows device %s, so this worker stops: %w (state dir %s)", w.cl.DeviceID, err, w.cfg.StateDir)
+}
+
+// stopGone stops Run because the device is gone: its workloads are stopped as on any exit.
+func (w *Worker) stopGone(err error) {
+	w.mu.Lock()
+	if w.gone == nil {
+		w.gone = w.goneError(err)
+		w.cfg.Log.Error("device gone; stopping", "err", w.gone)
+	}
+	cancel := w.cancel
+	w.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
 }
 
 // reap clears what an earlier run left: its leases' processes, containers and work
@@ -277,10 +324,14 @@ func (w *Worker) hello(ctx context.Context, inv api.Inventory) error {
 		if w.cfg.Mesh != nil {
 			plane = w.cfg.Mesh.DataPlane()
 		}
-		r, err := w.cl.Hello(ctx, api.HelloRequest{Inventory: inv, DataPlane: plane, Version: "dev"})
+		r, err := w.cl.Hello(ctx, api.HelloRequest{Inventory: inv, DataPlane: plane, Version: buildVersion(), Protocol: wire.Protocol})
 		if err != nil {
 			return err
 		}
+		if r.Protocol == 0 {
+			r.Protocol = 2 // a coordinator from before versioning
+		}
+		w.cfg.Log.Info("hello", "status", r.Status, "protocol", min(r.Protocol, wire.Protocol))
 		w.mu.Lock()
 		w.dev = r.Dev
 		w.nonce = r.Nonce
@@ -288,6 +339,14 @@ func (w *Worker) hello(ctx context.Context, inv api.Inventory) error {
 		w.mu.Unlock()
 		return nil
 	})
+}
+
+// buildVersion is the worker binary's module version ("devel" for a local build).
+func buildVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "devel"
 }
 
 func (w *Worker) heartbeatInterval() time.Duration {
@@ -345,9 +404,15 @@ func (w *Worker) heartbeats(ctx context.Context, inv api.Inventory) {
 			w.mu.Unlock()
 		case ctx.Err() != nil:
 			return
+		case w.isGone(err):
+			w.stopGone(err)
+			return
 		case errors.As(err, &ae) && ae.Code == "EUNAUTHORIZED":
 			// The coordinator restarted or marked us down: start a new session.
-			if err := w.hello(ctx, inv); err != nil && ctx.Err() == nil {
+			if err := w.hello(ctx, inv); w.isGone(err) {
+				w.stopGone(err)
+				return
+			} else if err != nil && ctx.Err() == nil {
 				w.cfg.Log.Error("hello", "err", err)
 			}
 		default:

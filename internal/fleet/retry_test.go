@@ -1,0 +1,230 @@
+package fleet
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/iognet/iog/api"
+	"github.com/iognet/iog/internal/iog"
+	"github.com/iognet/iog/internal/proof"
+)
+
+func TestRetryNote(t *testing.T) {
+	now := time.Date(2026, 11, 21, 13, 50, 0, 0, time.UTC)
+	for _, c := range []struct {
+		in   time.Duration
+		want string
+	}{
+		{15 * time.Minute, "retry at 14:05 UTC, in 15 min"},
+		{14*time.Minute + 31*time.Second, "retry at 14:04 UTC, in 15 min"},
+		{1500 * time.Millisecond, "retry at 13:50:01 UTC, in 2 s"},
+		{2*time.Hour + 5*time.Minute, "retry at 15:55 UTC, in 2 h 5 min"},
+		{11 * time.Hour, "retry at Nov 22 00:50 UTC, in 11 h 0 min"},
+	} {
+		if got := retryNote(now.Add(c.in), now); got != c.want {
+			t.Errorf("retryNote(+%s) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
+
+// TestFailedProofStatesItsRetry: a device whose proof failed says when it is challenged again,
+// and that is when it is.
+func TestFailedProofStatesItsRetry(t *testing.T) {
+	f, clk, acct := newFleet(t)
+	ctx := t.Context()
+	d := join(t, f, acct, "key-a", host("m-a"))
+	if _, err := f.Hello(ctx, d, api.HelloRequest{Inventory: host("m-a")}, "10.0.0.1"); err != nil {
+		t.Fatal(err)
+	}
+	clk.Add(6 * time.Minute)
+	f.seen[d.ID] = clk.Now()
+	f.trustTick(ctx)
+	ch := f.ProofFor(status(t, f, d.ID))
+	if ch == nil {
+		t.Fatal("no challenge")
+	}
+	if _, err := f.StartProof(ctx, d, ch.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.AnswerProof(ctx, d, ch.ID, api.ProofAnswer{Error: "not enough memory"}); err != nil {
+		t.Fatal(err)
+	}
+	d = status(t, f, d.ID)
+	f.tr.mu.Lock()
+	due := f.tr.due[d.ID]
+	f.tr.mu.Unlock()
+	want := retryNote(due, clk.Now())
+	if d.Status != iog.DevicePending || !strings.HasSuffix(d.StatusReason, "; "+want) {
+		t.Fatalf("after a failed proof: %s %q, want it to end %q", d.Status, d.StatusReason, want)
+	}
+	if in := due.Sub(clk.Now()); in < 7*time.Minute+30*time.Second || in >= 22*time.Minute+30*time.Second {
+		t.Fatalf("retry in %s, want 15 min ± half", in)
+	}
+	var hh, mm, mins int
+	if _, err := fmt.Sscanf(want, "retry at %d:%d UTC, in %d min", &hh, &mm, &mins); err != nil {
+		t.Fatalf("%q: %v", want, err)
+	}
+	// Not due a second before the stated time; due at it.
+	clk.Add(due.Sub(clk.Now()) - time.Second)
+	f.seen[d.ID] = clk.Now()
+	f.trustTick(ctx)
+	if ch2 := f.ProofFor(status(t, f, d.ID)); ch2 != nil && ch2.ID != ch.ID {
+		t.Fatal("challenged again before the stated time")
+	}
+	clk.Add(time.Second)
+	f.seen[d.ID] = clk.Now()
+	f.trustTick(ctx)
+	if ch2 := f.ProofFor(status(t, f, d.ID)); ch2 == nil || ch2.ID == ch.ID {
+		t.Fatal("not challenged again at the stated time")
+	}
+}
+
+// TestCPUProofSizedWithinTheWorkersBound: a CPU device's challenge never asks for more RAM
+// than the bound its worker reported; without one it takes half the claimed memory.
+func TestCPUProofSizedWithinTheWorkersBound(t *testing.T) {
+	for _, c := range []struct {
+		bound, wantMax, wantMin int64 // MiB
+	}{
+		{0, 2048, 2000},
+		{512, 512, 500},
+		{8192, 2048, 2000}, // a bound above half the memory changes nothing
+	} {
+		f, clk, acct := newFleet(t)
+		f.cfg.Trust.Params = proof.ParamsFor
+		inv := host("m-a")
+		inv.ProofMemoryMiB = c.bound
+		d := join(t, f, acct, "key-a", inv)
+		if _, err := f.Hello(t.Context(), d, api.HelloRequest{Inventory: inv}, "10.0.0.1"); err != nil {
+			t.Fatal(err)
+		}
+		clk.Add(6 * time.Minute)
+		f.seen[d.ID] = clk.Now()
+		f.trustTick(t.Context())
+		ch := f.ProofFor(status(t, f, d.ID))
+		if ch == nil {
+			t.Fatalf("bound %d: no challenge", c.bound)
+		}
+		if mib := ch.Params.MemoryBytes >> 20; mib > c.wantMax || mib < c.wantMin {
+			t.Errorf("bound %d MiB: challenge takes %d MiB, want %d..%d", c.bound, mib, c.wantMin, c.wantMax)
+		}
+	}
+}
+
+// TestReputationAtUsesTheProofStateThen: a block's inputs are the device's proof state at the
+// block's end: a pass before it counts even when a later proof failed, and a later pass does
+// not hide an earlier one.
+func TestReputationAtUsesTheProofStateThen(t *testing.T) {
+	f, clk, acct := newFleet(t)
+	ctx := t.Context()
+	d := join(t, f, acct, "key-a", host("m-a"))
+	if _, err := f.Hello(ctx, d, api.HelloRequest{Inventory: host("m-a")}, "10.0.0.1"); err != nil {
+		t.Fatal(err)
+	}
+	prove := func(pass bool) time.Time {
+		t.Helper()
+		f.tr.mu.Lock()
+		f.tr.due[d.ID] = clk.Now()
+		f.tr.mu.Unlock()
+		f.seen[d.ID] = clk.Now()
+		f.trustTick(ctx)
+		if pass {
+			if res := answer(t, f, status(t, f, d.ID), false); res.Result != "passed" {
+				t.Fatalf("honest answer: %+v", res)
+			}
+		} else {
+			ch := f.ProofFor(status(t, f, d.ID))
+			if ch == nil {
+				t.Fatal("no challenge")
+			}
+			if _, err := f.StartProof(ctx, d, ch.ID); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.AnswerProof(ctx, d, ch.ID, api.ProofAnswer{Error: "gave up"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return clk.Now()
+	}
+	clk.Add(6 * time.Minute)
+	passed := prove(true)
+	clk.Add(30 * time.Minute)
+	blockEnd := clk.Now()
+	clk.Add(30 * time.Minute)
+	prove(false)
+	clk.Add(time.Minute)
+
+	then, err := f.ReputationAt(ctx, d.ID, blockEnd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now, err := f.ReputationAt(ctx, d.ID, clk.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if then == 0 || now != 0 {
+		t.Fatalf("reputation at the block's end %d (passed then), now %d (failed since)", then, now)
+	}
+	within := func(at time.Time) bool {
+		t.Helper()
+		ok, err := f.ProofPassedWithin(ctx, d.ID, at, 24*time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	if !within(blockEnd) || within(passed.Add(-time.Second)) {
+		t.Fatal("a pass is counted by the time it happened")
+	}
+	clk.Add(time.Hour)
+	prove(true) // a later pass must not hide the earlier one from the earlier block
+	if !within(blockEnd) {
+		t.Fatal("a later pass hid the pass before the block's end")
+	}
+}
+
+// TestRetriesBackOff: each proof in a row that a device does not pass doubles the mean delay
+// before its next one, up to MaxRetryBackoff times RetryPending; a pass starts over.
+func TestRetriesBackOff(t *testing.T) {
+	f, clk, acct := newFleet(t)
+	ctx := t.Context()
+	d := join(t, f, acct, "key-a", host("m-a"))
+	if _, err := f.Hello(ctx, d, api.HelloRequest{Inventory: host("m-a")}, "10.0.0.1"); err != nil {
+		t.Fatal(err)
+	}
+	clk.Add(6 * time.Minute)
+	mean := f.cfg.Trust.RetryPending
+	fail := func() time.Duration {
+		t.Helper()
+		f.seen[d.ID] = clk.Now()
+		f.trustTick(ctx)
+		ch := f.ProofFor(status(t, f, d.ID))
+		if ch == nil {
+			t.Fatal("no challenge when due")
+		}
+		if _, err := f.StartProof(ctx, d, ch.ID); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.AnswerProof(ctx, d, ch.ID, api.ProofAnswer{Error: "gave up"}); err != nil {
+			t.Fatal(err)
+		}
+		f.tr.mu.Lock()
+		due := f.tr.due[d.ID]
+		f.tr.mu.Unlock()
+		in := due.Sub(clk.Now())
+		clk.Add(in)
+		return in
+	}
+	for i, mult := range []time.Duration{1, 2, 4, 8, 16, 16, 16} {
+		in := fail()
+		if in < mult*mean/2 || in >= mult*mean*3/2 {
+			t.Fatalf("failure %d: retry in %s, want %d x %s ± half", i+1, in, mult, mean)
+		}
+	}
+	// A pass forgets the failures.
+	f.passed(d.ID)
+	if in := fail(); in >= mean*3/2 {
+		t.Fatalf("after a pass, the next failure's retry is in %s, want about %s", in, mean)
+	}
+}
