@@ -20,6 +20,7 @@ import (
 	"github.com/iognet/iog/api"
 	"github.com/iognet/iog/internal/cli"
 	"github.com/iognet/iog/internal/iog"
+	"github.com/iognet/iog/internal/iogtest"
 )
 
 func iogCLIAs(t *testing.T, d *Devnet, token string, stdin string, args ...string) (string, string, int) {
@@ -185,14 +186,10 @@ func TestPortsOnTheDevnet(t *testing.T) {
 	}
 	waitCluster(t, d.Client, cl.ID, func(c api.Cluster) bool { return c.Nodes[0].State == "running" })
 	var body string
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	iogtest.Poll(t, 20*time.Second, "GET through the port (httpd may not listen yet)", func() error {
 		body, err = httpGetOver(t, d.Client, cl.ID, port)
-		if err == nil || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(200 * time.Millisecond) // httpd may not listen yet
-	}
+		return err
+	})
 	if err != nil || !strings.Contains(body, "hello-port") {
 		t.Fatalf("GET through the port: %q %v", body, err)
 	}
