@@ -3,7 +3,10 @@
 package main
 
 import (
+	"crypto/rand"
+	"crypto/sha256"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -78,5 +81,68 @@ func TestProductionSessions(t *testing.T) {
 			out := session(t, api.CreateClusterRequest{Type: "container", Nodes: 1, Image: w.image, Command: []string{"sleep", "300"}}, w.escapeArgs("/escape"))
 			executortest.CheckEscape(t, out, slices.Concat(executortest.EscapeAttempts, []string{"no_new_privs", "nested user namespace", "write " + w.state})...)
 		})
+	}
+}
+
+// TestSessionsThroughNAT: a worker behind a masquerading NAT, with no inbound port, serves a
+// renter's exec session and a copy of 16 MiB through the coordinator (network namespaces).
+func TestSessionsThroughNAT(t *testing.T) {
+	w := setup(t)
+	ctx := t.Context()
+	acct, err := w.admin.CreateAccount(ctx, api.CreateAccountRequest{Name: "ada", Roles: []string{"renter", "supplier"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ada := w.client(acct.APIKey)
+	if _, err := ada.Deposit(ctx, api.DepositRequest{Currency: "IO", Amount: "1000", Key: "access-test"}); err != nil {
+		t.Fatal(err)
+	}
+	w.worker(t, ada, "d") // behind n's NAT
+	c := w.running(t, ada, api.CreateClusterRequest{Type: "process", Nodes: 1, Command: []string{"sleep", "300"}})
+	run := func(o api.SessionOpen, stdin []byte) (string, int) {
+		t.Helper()
+		conn, err := ada.OpenSession(ctx, c.ID, 0, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		go func() {
+			for len(stdin) > 0 {
+				n := min(len(stdin), api.MaxFrame)
+				if api.WriteFrame(conn, api.FrameStdin, stdin[:n]) != nil {
+					return
+				}
+				stdin = stdin[n:]
+			}
+			_ = api.WriteFrame(conn, api.FrameStdinEOF, nil)
+		}()
+		var out strings.Builder
+		for {
+			typ, p, err := api.ReadFrame(conn)
+			if err != nil {
+				t.Fatalf("session: %v", err)
+			}
+			switch typ {
+			case api.FrameStdout:
+				out.Write(p)
+			case api.FrameError:
+				t.Fatalf("session refused: %s", p)
+			case api.FrameExit:
+				code, _ := strconv.Atoi(string(p))
+				return out.String(), code
+			}
+		}
+	}
+	if out, code := run(api.SessionOpen{Kind: "exec", Command: []string{"sh", "-c", "ip -4 -o addr show 2>/dev/null | grep -c 192.168.99.2; exit 7"}}, nil); code != 7 || strings.TrimSpace(out) != "1" {
+		t.Fatalf("exec behind the NAT: exit %d, %q", code, out)
+	}
+	data := make([]byte, 16<<20)
+	_, _ = rand.Read(data)
+	if _, code := run(api.SessionOpen{Kind: "cp-to", Command: []string{"sh", "-c", "cat > f"}}, data); code != 0 {
+		t.Fatalf("upload: %d", code)
+	}
+	out, code := run(api.SessionOpen{Kind: "cp-from", Command: []string{"cat", "f"}}, nil)
+	if code != 0 || sha256.Sum256([]byte(out)) != sha256.Sum256(data) {
+		t.Fatalf("download: exit %d, %d bytes, checksum differs", code, len(out))
 	}
 }

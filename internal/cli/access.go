@@ -91,8 +91,9 @@ the cluster's events (iog cluster events).`,
 func (a *app) clusterShellCmd() *cobra.Command {
 	var node int
 	cmd := &cobra.Command{
-		Use:   "shell CLUSTER[:NODE] [--node K]",
-		Short: "Open an interactive shell on a node, inside its sandbox or container",
+		Use:     "shell CLUSTER[:NODE] [--node K]",
+		Aliases: []string{"ssh"},
+		Short:   "Open an interactive shell on a node, inside its sandbox or container",
 		Long: `Open an interactive shell (with a terminal: resizing, Ctrl-C and job control work) on a
 running node of your cluster, where its workload runs. It works through NAT: the worker
 connects out to the coordinator, which joins it to this session. Exit the shell to end

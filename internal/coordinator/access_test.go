@@ -3,6 +3,7 @@ package coordinator_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/iognet/iog/api"
 	"github.com/iognet/iog/internal/httpapi"
+	"github.com/iognet/iog/internal/iogtest"
 )
 
 // TestSessionRelay: the owner's session reaches the device running the node and no other; the
@@ -155,20 +157,13 @@ func TestSessionCap(t *testing.T) {
 	}
 	// The worker is never told to attach: all of them wait. Once they are all held, one more
 	// is refused.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	iogtest.Poll(t, 10*time.Second, "every session pending", func() error {
 		reqs, err := w.SessionRequests(t.Context(), 0)
-		if err != nil {
-			t.Fatal(err)
+		if err == nil && len(reqs) != httpapi.MaxSessionsPerAccount {
+			err = fmt.Errorf("%d sessions pending", len(reqs))
 		}
-		if len(reqs) == httpapi.MaxSessionsPerAccount {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d sessions pending", len(reqs))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return err
+	})
 	_, err = e.user.OpenSession(t.Context(), cl.ID, 0, api.SessionOpen{Command: []string{"true"}, Kind: "exec"})
 	code(t, err, "ERATE_LIMITED")
 }
