@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/iognet/iog/api"
+	"github.com/iognet/iog/api/wire"
 	"github.com/iognet/iog/internal/blob"
 	"github.com/iognet/iog/internal/cli"
 	"github.com/iognet/iog/internal/coordinator"
@@ -343,7 +344,7 @@ func demo(ctx context.Context, cl *api.Client) (api.Cluster, string, error) {
 	}
 	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	for c.State == "deploying" || c.State == "running" {
+	for !wire.ClusterState(c.State).Ended() {
 		if c, err = cl.WaitCluster(wctx, c.ID, c.Revision, 10*time.Second); err != nil {
 			return c, "", err
 		}

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/iognet/iog/api"
+	"github.com/iognet/iog/api/wire"
 )
 
 // exitStatus ends the CLI with a remote command's exit code, having printed nothing more.
@@ -257,7 +258,7 @@ func (a *app) execAll(ctx context.Context, c *api.Client, id string, command []s
 	failed := 0
 	ran := 0
 	for _, n := range cl.Nodes {
-		if n.State != "running" {
+		if wire.LeaseState(n.State) != wire.LeaseRunning {
 			continue
 		}
 		ran++

@@ -182,7 +182,7 @@ Every node gets IOG_CLUSTER_ID, IOG_NODE_RANK, IOG_NODE_COUNT, IOG_HEAD_ADDR and
 			if f.wait && !f.detach {
 				return a.waitEnd(cmd.Context(), c, cl.ID)
 			}
-			if cl.State == "failed" {
+			if wire.ClusterState(cl.State) == wire.ClusterFailed {
 				return fmt.Errorf("cluster %s failed: %s", cl.ID, orDefault(cl.Reason, "no reason given"))
 			}
 			return nil
@@ -337,7 +337,7 @@ func (a *app) clusterTerminateCmd() *cobra.Command {
 func running(cl api.Cluster) int {
 	n := 0
 	for _, nd := range cl.Nodes {
-		if nd.State == "running" {
+		if wire.LeaseState(nd.State) == wire.LeaseRunning {
 			n++
 		}
 	}
@@ -353,7 +353,7 @@ func nodeCount(cl api.Cluster) int {
 }
 
 func stateLabel(cl api.Cluster) string {
-	if cl.Degraded && cl.State == "running" {
+	if cl.Degraded && wire.ClusterState(cl.State) == wire.ClusterRunning {
 		return "running (degraded)"
 	}
 	return orDash(cl.State)

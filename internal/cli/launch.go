@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/iognet/iog/api"
+	"github.com/iognet/iog/api/wire"
 	"github.com/iognet/iog/internal/pack"
 	"github.com/iognet/iog/internal/task"
 )
@@ -32,7 +33,7 @@ func (e *jobExit) Error() string { return e.msg }
 // jobStatus is the exit code of a cluster's job and, when not 0, why: 0 for a completed
 // cluster; for any other end, the first non-zero exit code of a node (by rank), else 1.
 func jobStatus(cl api.Cluster) *jobExit {
-	if cl.State == "completed" {
+	if wire.ClusterState(cl.State) == wire.ClusterCompleted {
 		return &jobExit{code: 0}
 	}
 	code := 1
@@ -47,7 +48,7 @@ func jobStatus(cl api.Cluster) *jobExit {
 
 // ended reports whether a cluster state is final.
 func ended(state string) bool {
-	return state == "completed" || state == "failed" || state == "terminated"
+	return wire.ClusterState(state).Ended()
 }
 
 type launchFlags struct {

@@ -3,9 +3,10 @@ package cli
 import (
 	"context"
 	"fmt"
-	"github.com/iognet/iog/api/wire"
 	"io"
 	"time"
+
+	"github.com/iognet/iog/api/wire"
 
 	"github.com/schollz/progressbar/v3"
 

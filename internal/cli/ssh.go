@@ -186,11 +186,11 @@ to the node's worker, and each worker makes a new host key when it starts.`,
 				if !ok || id == cl.ID {
 					continue
 				}
-				if other, err := c.Cluster(cmd.Context(), id); err == nil && isEnded(other.State) {
+				if other, err := c.Cluster(cmd.Context(), id); err == nil && ended(other.State) {
 					_ = os.Remove(filepath.Join(dir, e.Name()))
 				}
 			}
-			if isEnded(cl.State) {
+			if ended(cl.State) {
 				_ = os.Remove(filepath.Join(dir, cl.ID+".conf"))
 				fmt.Fprintf(a.stdout, "cluster %s has ended: no entries\n", cl.ID)
 				return nil
@@ -202,14 +202,6 @@ to the node's worker, and each worker makes a new host key when it starts.`,
 	cmd.Flags().BoolVar(&write, "write", false, "write the entries under ~/.ssh instead of printing them")
 	cmd.Flags().StringVar(&iog, "iog", "", "the iog binary for ProxyCommand (default this one)")
 	return cmd
-}
-
-func isEnded(state string) bool {
-	switch state {
-	case "completed", "terminated", "failed":
-		return true
-	}
-	return false
 }
 
 // ensureInclude puts "Include <pattern>" at the top of ~/.ssh/config unless it is there (an

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/iognet/iog/api"
+	"github.com/iognet/iog/api/wire"
 	"github.com/iognet/iog/internal/executor"
 )
 
@@ -76,10 +77,10 @@ func (w *Worker) reconcile(ctx context.Context, want []api.Assignment) {
 			continue
 		}
 		switch a.State {
-		case "assigned":
+		case string(wire.LeaseAssigned):
 			w.tasks[id] = &node{a: a}
 			start = append(start, a)
-		case "running":
+		case string(wire.LeaseRunning):
 			w.done[id] = true
 			lost = append(lost, id)
 		}
@@ -93,7 +94,7 @@ func (w *Worker) reconcile(ctx context.Context, want []api.Assignment) {
 	}
 	for _, id := range lost {
 		w.wg.Go(func() {
-			w.report(ctx, id, api.LeaseStatusRequest{State: "failed", Message: "the worker restarted and the node's workload was lost"})
+			w.report(ctx, id, api.LeaseStatusRequest{State: string(wire.LeaseFailed), Message: "the worker restarted and the node's workload was lost"})
 		})
 	}
 	for _, a := range start {
@@ -116,7 +117,7 @@ func (w *Worker) start(ctx context.Context, a api.Assignment) {
 	dir := filepath.Join(w.cfg.WorkRoot, a.LeaseID)
 	fail := func(msg string) {
 		logs.system(msg)
-		w.finish(ctx, a.LeaseID, dir, logs, api.LeaseStatusRequest{State: "failed", Message: msg})
+		w.finish(ctx, a.LeaseID, dir, logs, api.LeaseStatusRequest{State: string(wire.LeaseFailed), Message: msg})
 	}
 	if ex == nil {
 		fail(fmt.Sprintf("this device cannot run %s clusters (no %s executor)", a.Type, typ))
@@ -176,7 +177,7 @@ func (w *Worker) start(ctx context.Context, a api.Assignment) {
 	if stopping {
 		_ = task.Stop(context.WithoutCancel(ctx))
 	}
-	w.report(ctx, a.LeaseID, api.LeaseStatusRequest{State: "running"})
+	w.report(ctx, a.LeaseID, api.LeaseStatusRequest{State: string(wire.LeaseRunning)})
 	w.wg.Go(func() { logs.run(ctx) })
 	code, err := task.Wait(context.WithoutCancel(ctx))
 	// Whatever the workload left (a container, processes) goes with its node.
@@ -188,7 +189,7 @@ func (w *Worker) start(ctx context.Context, a api.Assignment) {
 	w.collectOutputs(ctx, a, dir, logs)
 	if reason := task.Killed(); reason != "" {
 		logs.system(reason)
-		r := api.LeaseStatusRequest{State: "failed", Message: reason}
+		r := api.LeaseStatusRequest{State: string(wire.LeaseFailed), Message: reason}
 		if code >= 0 {
 			r.ExitCode = &code
 		}
@@ -196,10 +197,10 @@ func (w *Worker) start(ctx context.Context, a api.Assignment) {
 		return
 	}
 	if err != nil && code < 0 {
-		w.finish(ctx, a.LeaseID, dir, logs, api.LeaseStatusRequest{State: "failed", Message: "wait: " + err.Error()})
+		w.finish(ctx, a.LeaseID, dir, logs, api.LeaseStatusRequest{State: string(wire.LeaseFailed), Message: "wait: " + err.Error()})
 		return
 	}
-	w.finish(ctx, a.LeaseID, dir, logs, api.LeaseStatusRequest{State: "exited", ExitCode: &code})
+	w.finish(ctx, a.LeaseID, dir, logs, api.LeaseStatusRequest{State: string(wire.LeaseExited), ExitCode: &code})
 }
 
 func orElse(s, alt string) string {
@@ -327,8 +328,8 @@ func (w *Worker) report(ctx context.Context, id string, r api.LeaseStatusRequest
 		var cancel context.CancelFunc
 		rctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
 		defer cancel()
-		if r.State == "exited" || r.State == "running" {
-			r = api.LeaseStatusRequest{State: "stopped", Message: "the worker shut down"}
+		if r.State == string(wire.LeaseExited) || r.State == string(wire.LeaseRunning) {
+			r = api.LeaseStatusRequest{State: string(wire.LeaseStopped), Message: "the worker shut down"}
 		}
 	}
 	err := w.retry(rctx, "report", func() error { return w.cl.LeaseStatus(rctx, id, r) })

@@ -240,7 +240,7 @@ func (w *Worker) Run(ctx context.Context) error {
 // (deleted by its owner): final, so the worker stops rather than retrying forever.
 func (w *Worker) isGone(err error) bool {
 	var ae *api.Error
-	return errors.As(err, &ae) && ae.Code == "EGONE"
+	return errors.As(err, &ae) && ae.Code == wire.EGONE
 }
 
 // goneError is what Run returns when the device is gone: what happened and what to do.
@@ -407,7 +407,7 @@ func (w *Worker) heartbeats(ctx context.Context, inv api.Inventory) {
 		case w.isGone(err):
 			w.stopGone(err)
 			return
-		case errors.As(err, &ae) && ae.Code == "EUNAUTHORIZED":
+		case errors.As(err, &ae) && ae.Code == wire.EUNAUTHORIZED:
 			// The coordinator restarted or marked us down: start a new session.
 			if err := w.hello(ctx, inv); w.isGone(err) {
 				w.stopGone(err)
