@@ -101,6 +101,17 @@ type CreateClusterRequest struct {
 	// Empty: the type's default (process nodes in the sandbox, containers in Docker; on a
 	// dev-mode coordinator process nodes may also run bare).
 	Isolation string `json:"isolation,omitempty" enum:"sandbox,container,gvisor,"`
+	// Workdir is the SHA-256 of a tar.gz the caller uploaded (PUT /v1/blobs/{hash}); every
+	// node unpacks it into its work directory before its command starts.
+	Workdir string `json:"workdir,omitempty" maxLength:"64"`
+	// Outputs is a directory, relative to the work directory, that every node uploads (as a
+	// tar.gz blob) when its command exits: GET /v1/clusters/{id}/outputs lists them.
+	Outputs string `json:"outputs,omitempty" maxLength:"1024"`
+	// Secrets are environment variables sent only to the nodes: a cluster's spec never shows
+	// them (SecretNames lists their names), and they are scrubbed when the cluster ends.
+	Secrets map[string]string `json:"secrets,omitempty"`
+	// SecretNames is set in answers only: the names of the cluster's secrets.
+	SecretNames []string `json:"secret_names,omitempty" readOnly:"true"`
 }
 
 // QuoteLine is one line of a quote.

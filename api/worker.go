@@ -53,7 +53,10 @@ type RegisterResponse struct {
 type HelloRequest struct {
 	Inventory Inventory `json:"inventory"`
 	DataPlane string    `json:"data_plane,omitempty" maxLength:"32"`
-	Version   string    `json:"version,omitempty" maxLength:"64"`
+	// Version is the worker's build (its module version, or "devel"), for operators' eyes.
+	Version string `json:"version,omitempty" maxLength:"64"`
+	// Protocol is the worker protocol version it speaks (wire.Protocol); absent before 3.
+	Protocol int `json:"protocol,omitempty" minimum:"0" maximum:"1000000"`
 }
 
 // HelloResponse gives the first heartbeat nonce and the cadence.
@@ -65,6 +68,9 @@ type HelloResponse struct {
 	// process nodes without a sandbox (the devnet, `iog worker --sandbox off`) does so only
 	// for such a coordinator; for any other it refuses them.
 	Dev bool `json:"dev,omitempty"`
+	// Protocol is the version the coordinator speaks (wire.Protocol): a worker newer than the
+	// coordinator uses only what that version knows.
+	Protocol int `json:"protocol,omitempty"`
 }
 
 // HeartbeatRequest answers the last server nonce and carries telemetry.
@@ -95,6 +101,11 @@ type Assignment struct {
 	// Mesh is the node's overlay membership; nil when the cluster has no mesh or the device
 	// reported no data plane.
 	Mesh *Mesh `json:"mesh,omitempty"`
+	// Workdir is the SHA-256 of the cluster's work directory archive (GET
+	// /v1/worker/blobs/{hash}), unpacked into the node's work directory before it starts.
+	Workdir string `json:"workdir,omitempty"`
+	// Outputs is the directory (relative to the work directory) to upload when the node ends.
+	Outputs string `json:"outputs,omitempty"`
 }
 
 // Assignments is the full desired set for a device at a version.

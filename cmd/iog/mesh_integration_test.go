@@ -18,9 +18,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/iognet/iog/internal/overlay"
+
 	"github.com/iognet/iog/api"
 	"github.com/iognet/iog/internal/cli"
-	"github.com/iognet/iog/internal/mesh"
+	"github.com/iognet/iog/internal/iogtest"
 	"github.com/iognet/iog/internal/netlab"
 )
 
@@ -86,22 +88,6 @@ func testNode() int {
 	signal.Notify(ch, syscall.SIGTERM, os.Interrupt)
 	<-ch
 	return 0
-}
-
-// poll retries ok until it holds or the deadline passes.
-func poll(t *testing.T, d time.Duration, what string, ok func() error) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := ok()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %v", what, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 type proc struct {
@@ -218,7 +204,7 @@ func setup(t *testing.T) *world {
 		"--heartbeat-interval", "1s", "--dev")
 	w.coord = "http://10.99.0.2:7070"
 	var key string
-	poll(t, 30*time.Second, "coordinator up", func() error {
+	iogtest.Poll(t, 30*time.Second, "coordinator up", func() error {
 		b, err := os.ReadFile(filepath.Join(coordDir, "admin.key"))
 		if err != nil {
 			return err
@@ -280,7 +266,7 @@ func (w *world) workerWith(t *testing.T, owner *api.Client, h string, env []stri
 		"--state-dir", state, "--work-root", work, "--name", h, "--data-plane", "tun", "--sandbox", "off"}, flags...)
 	p := start(t, w.lab, w.ns[h], "worker-"+h, env, args...)
 	var id string
-	poll(t, 90*time.Second, "worker "+h+" registered and proved", func() error {
+	iogtest.Poll(t, 90*time.Second, "worker "+h+" registered and proved", func() error {
 		b, err := os.ReadFile(filepath.Join(state, "device.id"))
 		id = strings.TrimSpace(string(b))
 		if err != nil || id == "" {
@@ -304,7 +290,7 @@ func (w *world) running(t *testing.T, cl *api.Client, req api.CreateClusterReque
 	if err != nil {
 		t.Fatal(err)
 	}
-	poll(t, 60*time.Second, "cluster running", func() error {
+	iogtest.Poll(t, 60*time.Second, "cluster running", func() error {
 		c, err = cl.Cluster(t.Context(), c.ID)
 		if err != nil {
 			return err
@@ -385,7 +371,7 @@ func TestMeshAcrossNATAndRelay(t *testing.T) {
 	}
 	// The head's workload serves on its mesh IP; the others fetch from it over the mesh.
 	var network string
-	poll(t, 60*time.Second, "nodes 1 and 2 fetch node 0's file over the mesh", func() error {
+	iogtest.Poll(t, 60*time.Second, "nodes 1 and 2 fetch node 0's file over the mesh", func() error {
 		out := logsOf(t, ada, c1.ID)
 		if i := strings.Index(out, "serving file from node 0 at "); i >= 0 {
 			ip := strings.Fields(out[i+len("serving file from node 0 at "):])[0]
@@ -407,14 +393,14 @@ func TestMeshAcrossNATAndRelay(t *testing.T) {
 					continue
 				}
 				ns, ip := w.ns[rankHost[src]], meshIP(network, dst)
-				poll(t, 20*time.Second, fmt.Sprintf("ping node %d from node %d", dst, src), func() error {
+				iogtest.Poll(t, 20*time.Second, fmt.Sprintf("ping node %d from node %d", dst, src), func() error {
 					out, err := w.lab.Output(ns, "ping", "-c", "1", "-W", "1", ip)
 					if err != nil {
 						return fmt.Errorf("%v: %s", err, out)
 					}
 					return nil
 				})
-				poll(t, 20*time.Second, fmt.Sprintf("tcp to node %d from node %d", dst, src), func() error {
+				iogtest.Poll(t, 20*time.Second, fmt.Sprintf("tcp to node %d from node %d", dst, src), func() error {
 					body, err := get(ns, ip+":8080")
 					if err == nil && body != fmt.Sprintf("file from node %d at %s", dst, ip) {
 						return fmt.Errorf("got %q", body)
@@ -426,7 +412,7 @@ func TestMeshAcrossNATAndRelay(t *testing.T) {
 	})
 
 	t.Run("the NATed host goes direct, the UDP-blocked host through the relay", func(t *testing.T) {
-		poll(t, 20*time.Second, "a's direct path to d through the NAT", func() error {
+		iogtest.Poll(t, 20*time.Second, "a's direct path to d through the NAT", func() error {
 			if strings.Contains(workers["a"].text(), `"to":"10.99.3.2:`) {
 				return nil
 			}
@@ -436,7 +422,7 @@ func TestMeshAcrossNATAndRelay(t *testing.T) {
 			t.Fatalf("b went direct with its UDP blocked:\n%s", lastLines(workers["b"].text(), 20))
 		}
 		blockUDP(t, w.lab, w.ns["b"], "-D")
-		poll(t, 20*time.Second, "b switches from the relay to a direct path", func() error {
+		iogtest.Poll(t, 20*time.Second, "b switches from the relay to a direct path", func() error {
 			if strings.Contains(workers["b"].text(), `"to":"10.99.1.2:`) || strings.Contains(workers["b"].text(), `"to":"10.99.3.2:`) {
 				return nil
 			}
@@ -448,7 +434,7 @@ func TestMeshAcrossNATAndRelay(t *testing.T) {
 	pe, _ := w.worker(t, ada, "e")
 	c2 := w.running(t, ada, api.CreateClusterRequest{Name: "other", Type: "process", Nodes: 1, Command: []string{os.Args[0], "__node"}})
 	t.Run("another cluster's node cannot reach them", func(t *testing.T) {
-		poll(t, 30*time.Second, "second cluster serving", func() error {
+		iogtest.Poll(t, 30*time.Second, "second cluster serving", func() error {
 			if !strings.Contains(logsOf(t, ada, c2.ID), "serving") {
 				return fmt.Errorf("not serving yet")
 			}
@@ -467,7 +453,7 @@ func TestMeshAcrossNATAndRelay(t *testing.T) {
 	t.Run("renter connect reaches the head over the mesh", func(t *testing.T) {
 		p := start(t, w.lab, w.ns["u"], "connect", []string{"IOG_ADDR=" + w.coord, "IOG_TOKEN=" + acct.APIKey, "HOME=" + w.dir},
 			"cluster", "connect", c1.ID, "-L", "127.0.0.1:18080:0:8080")
-		poll(t, 30*time.Second, "renter reaches node 0 through the forwarded port", func() error {
+		iogtest.Poll(t, 30*time.Second, "renter reaches node 0 through the forwarded port", func() error {
 			body, err := get(w.ns["u"], "127.0.0.1:18080")
 			if err == nil && !strings.HasPrefix(body, "file from node 0") {
 				return fmt.Errorf("got %q", body)
@@ -491,7 +477,7 @@ func TestMeshAcrossNATAndRelay(t *testing.T) {
 			b, _ := io.ReadAll(resp.Body)
 			return resp.StatusCode, string(b), nil
 		}
-		poll(t, 30*time.Second, "proxy to node 1", func() error {
+		iogtest.Poll(t, 30*time.Second, "proxy to node 1", func() error {
 			code, body, err := fetch(acct.APIKey)
 			if err == nil && (code != 200 || !strings.HasPrefix(body, "file from node 1")) {
 				return fmt.Errorf("%d %q", code, body)
@@ -519,7 +505,7 @@ func TestMeshAcrossNATAndRelay(t *testing.T) {
 		_ = workers[lostHost].cmd.Process.Kill()
 		_ = workers[lostHost].cmd.Wait()
 		var lostAt time.Time
-		poll(t, 30*time.Second, "node 2 lost", func() error {
+		iogtest.Poll(t, 30*time.Second, "node 2 lost", func() error {
 			c, err := ada.Cluster(ctx, c1.ID)
 			if err != nil {
 				return err
@@ -534,7 +520,7 @@ func TestMeshAcrossNATAndRelay(t *testing.T) {
 		})
 		for _, r := range []int{0, 1} {
 			p := workers[rankHost[r]]
-			poll(t, 2*time.Second, fmt.Sprintf("node %d drops node 2 within 2 s", r), func() error {
+			iogtest.Poll(t, 2*time.Second, fmt.Sprintf("node %d drops node 2 within 2 s", r), func() error {
 				want := fmt.Sprint(atoi(before[r]) - 1)
 				if got := peersField(lastPeers(p.text())); got != want {
 					return fmt.Errorf("node %d has %s peers, want %s", r, got, want)
@@ -551,12 +537,12 @@ func TestMeshAcrossNATAndRelay(t *testing.T) {
 		}
 		for _, r := range []int{0, 1} {
 			ns := w.ns[rankHost[r]]
-			poll(t, 10*time.Second, "interface gone on "+ns, func() error {
+			iogtest.Poll(t, 10*time.Second, "interface gone on "+ns, func() error {
 				out, err := w.lab.Output(ns, "ip", "-o", "link", "show")
 				if err != nil {
 					return err
 				}
-				if strings.Contains(out, mesh.IfaceName(c1.ID)) {
+				if strings.Contains(out, overlay.IfaceName(c1.ID)) {
 					return fmt.Errorf("still there:\n%s", out)
 				}
 				if out, _ := w.lab.Output(ns, "ip", "route", "show"); strings.Contains(out, "100.64.") {
@@ -565,7 +551,7 @@ func TestMeshAcrossNATAndRelay(t *testing.T) {
 				return nil
 			})
 		}
-		if out, _ := w.lab.Output(w.ns["e"], "ip", "-o", "link", "show"); !strings.Contains(out, mesh.IfaceName(c2.ID)) {
+		if out, _ := w.lab.Output(w.ns["e"], "ip", "-o", "link", "show"); !strings.Contains(out, overlay.IfaceName(c2.ID)) {
 			t.Fatalf("the other cluster's interface went too:\n%s", out)
 		}
 		_ = pe
@@ -573,7 +559,7 @@ func TestMeshAcrossNATAndRelay(t *testing.T) {
 
 	// Nothing of the host's own network was touched.
 	out, _ := exec.Command("ip", "-o", "link", "show").CombinedOutput()
-	if strings.Contains(string(out), w.lab.Prefix) || strings.Contains(string(out), mesh.IfaceName(c1.ID)) || strings.Contains(string(out), mesh.IfaceName(c2.ID)) {
+	if strings.Contains(string(out), w.lab.Prefix) || strings.Contains(string(out), overlay.IfaceName(c1.ID)) || strings.Contains(string(out), overlay.IfaceName(c2.ID)) {
 		t.Fatalf("interfaces in the root namespace:\n%s", out)
 	}
 }

@@ -18,12 +18,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/iognet/iog/internal/overlay"
+
 	"github.com/moby/moby/client"
 
 	"github.com/iognet/iog/api"
 	"github.com/iognet/iog/internal/executor"
 	"github.com/iognet/iog/internal/executor/executortest"
-	"github.com/iognet/iog/internal/mesh"
+	"github.com/iognet/iog/internal/iogtest"
 )
 
 // dockerd starts a Docker engine of host h's own inside h's network namespace (own data root,
@@ -84,7 +86,7 @@ func (w *world) dockerd(t *testing.T, h string) string {
 		t.Fatal(err)
 	}
 	defer cli.Close()
-	poll(t, 60*time.Second, "dockerd in "+h+" answers", func() error {
+	iogtest.Poll(t, 60*time.Second, "dockerd in "+h+" answers", func() error {
 		if cmd.ProcessState != nil {
 			return errors.New("dockerd exited")
 		}
@@ -174,7 +176,7 @@ func TestMeshContainerCluster(t *testing.T) {
 	c := w.running(t, cora, api.CreateClusterRequest{Name: "containers", Type: "container", Nodes: 2,
 		Image: executortest.BusyboxImage, Command: []string{"sh", "-c", containerNode}})
 	var ip0 string
-	poll(t, 90*time.Second, "node 1's container fetches node 0's file over the mesh", func() error {
+	iogtest.Poll(t, 90*time.Second, "node 1's container fetches node 0's file over the mesh", func() error {
 		out := logsOf(t, cora, c.ID)
 		if i := strings.Index(out, "[0] serving on "); i >= 0 {
 			ip0 = strings.TrimSuffix(strings.Fields(out[i+len("[0] serving on "):])[0], ":8080")
@@ -185,7 +187,7 @@ func TestMeshContainerCluster(t *testing.T) {
 		return nil
 	})
 	out := logsOf(t, cora, c.ID)
-	iface := mesh.IfaceName(c.ID)
+	iface := overlay.IfaceName(c.ID)
 	for r := 0; r < 2; r++ {
 		_, line, _ := strings.Cut(out, fmt.Sprintf("[%d] sees: ", r))
 		line, _, _ = strings.Cut(line, "\n")
@@ -222,14 +224,14 @@ func TestMeshContainerCluster(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer cli.Close()
-		poll(t, 30*time.Second, "node's container removed on "+h, func() error {
+		iogtest.Poll(t, 30*time.Second, "node's container removed on "+h, func() error {
 			_, err := cli.ContainerInspect(ctx, executor.ContainerName(n.LeaseID), client.ContainerInspectOptions{})
 			if err == nil {
 				return errors.New("still there")
 			}
 			return nil
 		})
-		poll(t, 10*time.Second, "mesh interface gone on "+h, func() error {
+		iogtest.Poll(t, 10*time.Second, "mesh interface gone on "+h, func() error {
 			out, err := w.lab.Output(w.ns[h], "ip", "-o", "link", "show")
 			if err != nil {
 				return err
@@ -391,7 +393,7 @@ func TestMeshRayCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	poll(t, 90*time.Second, "the ray job completes", func() error {
+	iogtest.Poll(t, 90*time.Second, "the ray job completes", func() error {
 		c, err = rhea.Cluster(ctx, c.ID)
 		if err != nil {
 			return err

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/iognet/iog/api"
+	"github.com/iognet/iog/internal/iogtest"
 	"github.com/iognet/iog/internal/netlab"
 	"github.com/iognet/iog/internal/store/storetest"
 )
@@ -245,7 +246,7 @@ func TestReadmeRealNetwork(t *testing.T) {
 				t.Fatalf("the README's coordinator line changed: %s", s.line)
 			}
 			background("c", "coordinator", line+" --heartbeat-interval 2s --probation 0s --first-proof-delay 5s --proof-retry 10s --proof-slack 20")
-			poll(t, 60*time.Second, "coordinator up with its admin key", func() error {
+			iogtest.Poll(t, 60*time.Second, "coordinator up with its admin key", func() error {
 				b, err := os.ReadFile(filepath.Join(work, "iog-data", "admin.key"))
 				if err != nil {
 					return err
@@ -292,7 +293,7 @@ func TestReadmeRealNetwork(t *testing.T) {
 				}
 				machineSteps = nil
 				supc := client(sup)
-				poll(t, 10*time.Minute, "both devices ready", func() error {
+				iogtest.Poll(t, 10*time.Minute, "both devices ready", func() error {
 					ds, err := supc.Devices(t.Context())
 					if err != nil {
 						return err

@@ -22,6 +22,7 @@ import (
 	"github.com/iognet/iog/internal/coordinator"
 	"github.com/iognet/iog/internal/executor/executortest"
 	"github.com/iognet/iog/internal/iog"
+	"github.com/iognet/iog/internal/iogtest"
 )
 
 // The production worker, as a renter meets it: `iog worker` (this test binary, as a separate
@@ -165,7 +166,7 @@ func (w *prodWorld) startWorker(t *testing.T, extra ...string) {
 			w.top.Logf("--- worker log %s:\n%s", log, lastLines(string(b), 30))
 		}
 	})
-	poll(t, 60*time.Second, "the worker's device ready", func() error {
+	iogtest.Poll(t, 60*time.Second, "the worker's device ready", func() error {
 		b, err := os.ReadFile(filepath.Join(w.state, "device.id"))
 		if err != nil {
 			return err
@@ -200,7 +201,7 @@ func (w *prodWorld) run(t *testing.T, req api.CreateClusterRequest) (api.Cluster
 	if err != nil {
 		t.Fatalf("create: %v", err)
 	}
-	poll(t, 90*time.Second, "cluster "+c.ID+" ends", func() error {
+	iogtest.Poll(t, 90*time.Second, "cluster "+c.ID+" ends", func() error {
 		if c, err = w.renter.Cluster(t.Context(), c.ID); err != nil {
 			return err
 		}
@@ -211,7 +212,7 @@ func (w *prodWorld) run(t *testing.T, req api.CreateClusterRequest) (api.Cluster
 	})
 	out := logsOf(t, w.renter, c.ID)
 	// The device is free again once the lease has ended on both sides.
-	poll(t, 30*time.Second, "the device free", func() error {
+	iogtest.Poll(t, 30*time.Second, "the device free", func() error {
 		d, err := w.renter.Device(t.Context(), w.device)
 		if err == nil && d.Status != "ready" {
 			err = fmt.Errorf("device is %s", d.Status)
@@ -341,7 +342,7 @@ func TestProductionWorkerSandbox(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			poll(t, 60*time.Second, "the node running on the host", func() error {
+			iogtest.Poll(t, 60*time.Second, "the node running on the host", func() error {
 				c, err := w.renter.Cluster(t.Context(), c.ID)
 				if err != nil {
 					return err
@@ -355,7 +356,7 @@ func TestProductionWorkerSandbox(t *testing.T) {
 				t.Fatal(err)
 			}
 			waitExit(w.worker, 10*time.Second)
-			poll(t, 30*time.Second, "every lease process gone with the worker", func() error {
+			iogtest.Poll(t, 30*time.Second, "every lease process gone with the worker", func() error {
 				if ps := leaseProcs(); len(ps) > 0 {
 					return fmt.Errorf("still running as lease uids: %v", ps)
 				}
@@ -363,7 +364,7 @@ func TestProductionWorkerSandbox(t *testing.T) {
 			})
 			// A restarted worker clears what was left and the coordinator hears the node was lost.
 			w.startWorker(t)
-			poll(t, 60*time.Second, "the lost node reported", func() error {
+			iogtest.Poll(t, 60*time.Second, "the lost node reported", func() error {
 				if c, err = w.renter.Cluster(t.Context(), c.ID); err != nil {
 					return err
 				}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/iognet/iog/api"
+	"github.com/iognet/iog/internal/blob"
 	"github.com/iognet/iog/internal/cli"
 	"github.com/iognet/iog/internal/coordinator"
 	"github.com/iognet/iog/internal/devnet"
@@ -49,9 +50,17 @@ func logger(w io.Writer, json bool, level slog.Level) *slog.Logger {
 func runCoordinator(ctx context.Context, o cli.CoordinatorOptions, w io.Writer) error {
 	log := logger(os.Stderr, !o.Dev, slog.LevelInfo)
 	lim := limits(o.Limits, o.Dev)
+	var s3 *blob.S3Config
+	if o.BlobStore != "" {
+		cfg, err := blob.ParseS3URL(o.BlobStore, os.Getenv)
+		if err != nil {
+			return err
+		}
+		s3 = &cfg
+	}
 	c, err := coordinator.New(ctx, coordinator.Config{DB: o.DB, Listen: o.Listen, DataDir: o.DataDir, Dev: o.Dev,
 		HeartbeatInterval: o.HeartbeatInterval, SettleEvery: o.SettleEvery, MeshRelay: o.MeshRelay, MeshPadding: o.MeshPadding, Log: log,
-		Limits: &lim, Trust: trust(o.Trust, o.Dev)})
+		Limits: &lim, Trust: trust(o.Trust, o.Dev), BlobS3: s3})
 	if err != nil {
 		return err
 	}

@@ -76,12 +76,14 @@ func deps(all map[string][]string, p string) map[string]bool {
 	return seen
 }
 
+// The wire types import only the standard library; the domain imports only that and the wire's
+// vocabulary (its codes and states are the wire's: api/wire).
 func TestStdlibOnly(t *testing.T) {
 	all := pkgs(t)
-	for _, p := range []string{module + "/api", module + "/internal/iog"} {
+	for p, also := range map[string]string{module + "/api": module + "/api/wire", module + "/api/wire": "", module + "/internal/iog": module + "/api/wire"} {
 		for _, imp := range all[p] {
-			if !stdlib(imp) {
-				t.Errorf("%s imports %s; it may import only the standard library", p, imp)
+			if !stdlib(imp) && imp != also {
+				t.Errorf("%s imports %s; it may import only the standard library (and %q)", p, imp, also)
 			}
 		}
 	}
@@ -217,6 +219,20 @@ func TestNoGenericPackageNames(t *testing.T) {
 		switch base {
 		case "util", "utils", "common", "helper", "helpers", "types", "models", "pkg", "misc":
 			t.Errorf("package %s: name it for what it provides", p)
+		}
+	}
+}
+
+// The coordinator's business packages never link the worker-side data plane (WireGuard, the
+// gVisor netstack): what they need of the mesh is its address plan, internal/overlay.
+func TestCoordinatorLogicDoesNotLinkTheDataPlane(t *testing.T) {
+	all := pkgs(t)
+	for _, p := range []string{"internal/market", "internal/fleet", "internal/bank", "internal/store", "internal/sched", "internal/overlay"} {
+		d := deps(all, module+"/"+p)
+		for b := range d {
+			if b == module+"/internal/mesh" || strings.HasPrefix(b, "golang.zx2c4.com/wireguard") || strings.HasPrefix(b, "gvisor.dev/") {
+				t.Errorf("%s depends on %s; use internal/overlay for mesh addresses", p, b)
+			}
 		}
 	}
 }

@@ -39,14 +39,16 @@ type Config struct {
 	// MinUptime is the nonce-answered uptime a device needs to be nominated (default 5 h).
 	MinUptime time.Duration
 	// ProofPassed reports whether a device passed a proof of GPU within the window before at;
-	// nil means proofs are not part of nomination (yet).
-	ProofPassed func(ctx context.Context, deviceID string, at time.Time) bool
-	// Reputation gives a device's reputation in per-mille; nil means 1000 for everyone.
-	Reputation func(ctx context.Context, deviceID string, at time.Time) int64
+	// nil means proofs are not part of nomination (yet). An error leaves the device out of the
+	// block as "could not be evaluated", logged: never a silent no.
+	ProofPassed func(ctx context.Context, deviceID string, at time.Time) (bool, error)
+	// Reputation gives a device's reputation in per-mille; nil means 1000 for everyone. An
+	// error is never a reputation of 0: the device is left out as "could not be evaluated".
+	Reputation func(ctx context.Context, deviceID string, at time.Time) (int64, error)
 	// NewID makes ids (default iog.NewID); deterministic in replay tests.
 	NewID func(prefix string) string
 	// Nominable lets the trust side veto a device (idle-use policy); nil vetoes nothing.
-	Nominable func(ctx context.Context, deviceID string) (bool, string)
+	Nominable func(ctx context.Context, deviceID string) (bool, string, error)
 }
 
 // Bank is safe for concurrent use.

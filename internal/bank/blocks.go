@@ -141,8 +141,14 @@ func (b *Bank) nominate(ctx context.Context, d iog.Device, start, end time.Time)
 	case d.UpSince.IsZero() || end.Sub(d.UpSince) < b.cfg.MinUptime:
 		return in, fmt.Sprintf("uptime under %s", b.cfg.MinUptime), nil
 	}
-	if b.cfg.ProofPassed != nil && !b.cfg.ProofPassed(ctx, d.ID, end) {
-		return in, "no passed proof of GPU in the last 24 h", nil
+	if b.cfg.ProofPassed != nil {
+		ok, err := b.cfg.ProofPassed(ctx, d.ID, end)
+		if err != nil {
+			return in, "", fmt.Errorf("proofs: %w", err)
+		}
+		if !ok {
+			return in, "no passed proof of GPU in the last 24 h", nil
+		}
 	}
 	stake, err := b.db.Balance(ctx, iog.AccStake(d.ID), iog.IO)
 	if err != nil {
@@ -159,7 +165,11 @@ func (b *Bank) nominate(ctx context.Context, d iog.Device, start, end time.Time)
 		return in, "owner has no payout address", nil
 	}
 	if b.cfg.Nominable != nil {
-		if ok, why := b.cfg.Nominable(ctx, d.ID); !ok {
+		ok, why, err := b.cfg.Nominable(ctx, d.ID)
+		if err != nil {
+			return in, "", fmt.Errorf("idle policy: %w", err)
+		}
+		if !ok {
 			return in, why, nil
 		}
 	}
@@ -167,7 +177,9 @@ func (b *Bank) nominate(ctx context.Context, d iog.Device, start, end time.Time)
 		return in, "", err
 	}
 	if b.cfg.Reputation != nil {
-		in.ReputationPermille = b.cfg.Reputation(ctx, d.ID, end)
+		if in.ReputationPermille, err = b.cfg.Reputation(ctx, d.ID, end); err != nil {
+			return in, "", fmt.Errorf("reputation: %w", err)
+		}
 	}
 	return in, "", nil
 }

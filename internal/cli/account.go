@@ -59,7 +59,7 @@ func (a *app) accountCmd() *cobra.Command {
 	create.Flags().StringSliceVar(&rs, "role", nil, "role: renter, supplier or admin (repeatable)")
 	create.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	_ = create.RegisterFlagCompletionFunc("role", cobra.FixedCompletions(roles(), cobra.ShellCompDirectiveNoFileComp))
-	return group("account", "Manage accounts and fund them", create, a.accountAdjustCmd("credit"), a.accountAdjustCmd("debit"))
+	return group("account", "Manage accounts, fund them, and register SSH keys", create, a.accountAdjustCmd("credit"), a.accountAdjustCmd("debit"), a.sshKeyCmd())
 }
 
 func (a *app) whoamiCmd() *cobra.Command {

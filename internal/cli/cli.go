@@ -134,6 +134,7 @@ Start a local network with "iog up", then deploy a cluster:
 		a.workerCmd(),
 		a.benchCmd(),
 		a.clusterCmd(),
+		a.launchCmd(),
 		a.deviceCmd(),
 		a.quoteCmd(),
 		a.walletCmd(),
@@ -223,6 +224,17 @@ func markRunErrors(c *cobra.Command) {
 
 // report prints err as one line on stderr and returns the exit code for it.
 func (a *app) report(cmd *cobra.Command, err error) int {
+	var je *jobExit
+	if errors.As(err, &je) {
+		if je.msg != "" {
+			fmt.Fprintf(a.stderr, "iog: %s\n", oneLine(je.msg))
+		}
+		return je.code
+	}
+	var es *exitStatus
+	if errors.As(err, &es) {
+		return es.code // a remote command's exit code (access.go), already reported by it
+	}
 	var u *usageError
 	var r *runError
 	if errors.As(err, &u) || !errors.As(err, &r) {

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/iognet/iog/api"
+	"github.com/iognet/iog/api/wire"
 )
 
 // clusterTypes are the kinds of cluster a renter can ask for.
@@ -25,6 +26,16 @@ func (a *app) clusterCmd() *cobra.Command {
 		a.clusterExtendCmd(),
 		a.clusterLogsCmd(),
 		a.clusterConnectCmd(),
+		a.clusterWaitCmd(),
+		a.clusterExecCmd(),
+		a.clusterShellCmd(),
+		a.clusterCopyCmd(),
+		a.clusterForwardCmd(),
+		a.clusterSSHConfigCmd(),
+		a.clusterSSHProxyCmd(),
+		a.clusterEventsCmd(),
+		a.clusterFilesCmd(),
+		a.clusterDownloadCmd(),
 	)
 }
 
@@ -43,8 +54,10 @@ type createFlags struct {
 	image       string
 	isolation   string
 	env         []string
+	output      string
 	name        string
 	detach      bool
+	wait        bool
 	json        bool
 	waitCap     time.Duration // --wait-for-capacity
 }
@@ -90,6 +103,7 @@ func (f *createFlags) request(command []string) (api.CreateClusterRequest, error
 		MaxPrice:    f.maxPrice,
 		Image:       f.image,
 		Command:     command,
+		Outputs:     f.output,
 	}
 	if err := checkRequest(&r, f.typ, f.currency, f.commit, f.tier); err != nil {
 		return r, err
@@ -165,6 +179,9 @@ Every node gets IOG_CLUSTER_ID, IOG_NODE_RANK, IOG_NODE_COUNT, IOG_HEAD_ADDR and
 			} else {
 				a.summary(a.stdout, cl)
 			}
+			if f.wait && !f.detach {
+				return a.waitEnd(cmd.Context(), c, cl.ID)
+			}
 			if cl.State == "failed" {
 				return fmt.Errorf("cluster %s failed: %s", cl.ID, orDefault(cl.Reason, "no reason given"))
 			}
@@ -188,7 +205,9 @@ Every node gets IOG_CLUSTER_ID, IOG_NODE_RANK, IOG_NODE_COUNT, IOG_HEAD_ADDR and
 	fl.StringVar(&f.isolation, "isolation", "", "least isolation for every node: sandbox, container or gvisor (default: process nodes in the worker's sandbox, images in containers; see `iog device get`)")
 	fl.StringArrayVar(&f.env, "env", nil, "environment variable KEY=VALUE for every node (repeatable)")
 	fl.StringVar(&f.name, "name", "", "a name for the cluster")
+	fl.StringVar(&f.output, "output", "", "directory, in each node's work directory, uploaded when the node exits (see `iog cluster files`)")
 	fl.BoolVar(&f.detach, "detach", false, "return once the cluster is placed, without following it")
+	fl.BoolVar(&f.wait, "wait", false, "wait for the cluster to end and exit with its job's status (0 completed)")
 	fl.BoolVar(&f.json, "json", false, "print the cluster as JSON")
 	fl.DurationVar(&f.waitCap, "wait-for-capacity", 0, "when no devices fit now, keep trying this long (like 5m) instead of failing; 0: fail at once")
 	_ = cmd.MarkFlagRequired("type")
@@ -384,8 +403,7 @@ func (a *app) summary(w io.Writer, cl api.Cluster) {
 		nodeTable(w, cl)
 	}
 	fmt.Fprintf(w, "\nlogs:      iog cluster logs %s\n", cl.ID)
-	switch cl.State {
-	case "deploying", "running", "quoted":
+	if !wire.ClusterState(cl.State).Ended() {
 		fmt.Fprintf(w, "status:    iog cluster get %s\n", cl.ID)
 		fmt.Fprintf(w, "terminate: iog cluster terminate %s\n", cl.ID)
 	}

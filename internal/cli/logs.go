@@ -26,7 +26,9 @@ func (a *app) clusterLogsCmd() *cobra.Command {
 		Short: "Print a cluster's output",
 		Long: `Print the output of a cluster's nodes. With all nodes, every line is prefixed with
 "[node K] ". Standard error (and iog's own messages about the nodes) go to stderr.
-With --follow, keep printing new output until every node has ended, or until interrupted.`,
+With --follow, keep printing new output until every node has ended, or until interrupted,
+then exit with the job's status: 0 when the cluster completed, else the first failing node's
+exit code (1 when none) with the reason on stderr.`,
 		Example: `  iog cluster logs cl_123
   iog cluster logs cl_123 --node 0 --follow`,
 		Args: cobra.ExactArgs(1),
@@ -38,7 +40,11 @@ With --follow, keep printing new output until every node has ended, or until int
 			if err != nil {
 				return err
 			}
-			return a.logs(cmd.Context(), c, args[0], node, follow)
+			err = a.logs(cmd.Context(), c, args[0], node, follow)
+			if err != nil || !follow || cmd.Context().Err() != nil {
+				return err // an interrupted --follow is a clean end: the cluster carries on
+			}
+			return a.waitEnd(cmd.Context(), c, args[0])
 		},
 	}
 	cmd.Flags().IntVar(&node, "node", -1, "only this node's output (default all nodes)")

@@ -204,7 +204,10 @@ func TestClusterLogs(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			l := &logPages{pages: tt.pages}
-			f := newFake(t, map[string]http.HandlerFunc{"GET /v1/clusters/{id}/logs": l.handler})
+			f := newFake(t, map[string]http.HandlerFunc{"GET /v1/clusters/{id}/logs": l.handler,
+				"GET /v1/clusters/{id}": func(w http.ResponseWriter, r *http.Request) {
+					reply(w, http.StatusOK, clusterAt(9, "completed", "exited"))
+				}})
 			// The test app's clock moves a minute per reading, so an empty page never waits.
 			a, stdout, stderr := testApp(t, f.env(t))
 			code := a.run(append([]string{"cluster", "logs", "cl_1"}, tt.args...))

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"github.com/iognet/iog/api/wire"
 	"io"
 	"time"
 
@@ -16,11 +17,7 @@ const waitStep = 10 * time.Second
 
 // settled reports whether a cluster has left deployment: it runs, or it has ended.
 func settled(state string) bool {
-	switch state {
-	case "", "quoted", "deploying":
-		return false
-	}
-	return true
+	return state != "" && wire.ClusterState(state) != wire.ClusterDeploying
 }
 
 // follow long-polls the cluster until it is running or has ended, showing progress on stdout

@@ -41,6 +41,7 @@ type CoordinatorOptions struct {
 	MeshPadding       bool
 	Limits            LimitOptions
 	Trust             TrustOptions
+	BlobStore         string // "" (files under DataDir) or s3://BUCKET?endpoint=URL&region=R
 }
 
 // LimitOptions are the bounds a coordinator puts on one client (docs/SECURITY.md); a rate or
@@ -199,6 +200,7 @@ func (a *app) coordinatorCmd() *cobra.Command {
 	f.DurationVar(&o.SettleEvery, "settle-every", 10*time.Second, "how often leases are settled and due blocks produced")
 	f.StringVar(&o.MeshRelay, "mesh-relay", "", `UDP address of the cluster mesh's discovery and relay endpoint (default the --listen address; "off" for no mesh)`)
 	f.BoolVar(&o.MeshPadding, "mesh-padding", false, "ask mesh members to pad every packet to full size (hides sizes; costs bandwidth)")
+	f.StringVar(&o.BlobStore, "blob-store", "", "where work directories and outputs are kept: s3://BUCKET?endpoint=URL&region=REGION, with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY set (default: files under --data-dir)")
 	limitFlags(cmd, &o.Limits)
 	trustSet = trustFlags(cmd, &o.Trust)
 	return cmd

@@ -498,3 +498,47 @@ func grepLines(s, sub string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// An admin credits an account from the admin page, as `iog account credit` does: posted once
+// even when the form is sent twice, refused to anyone else, and in the ledger with the reason.
+func TestConsoleAdminCredits(t *testing.T) {
+	e := startMoney(t, 0)
+	adm := newBrowser(t, e.c.URL())
+	adm.login(e.admin.Token)
+	page := adm.get("/admin")
+	key := regexp.MustCompile(`name="key" value="([^"]+)"`).FindStringSubmatch(page)
+	tok := csrfField.FindStringSubmatch(page)
+	if key == nil || tok == nil {
+		t.Fatal("no credit form on the admin page")
+	}
+	before := e.bal(t, iog.AccWallet(e.renterID))
+	form := url.Values{"csrf": {tok[1]}, "key": {key[1]}, "kind": {"credit"}, "amount": {"25.5"}, "currency": {"IO"}, "reason": {"invoice <42>"}}
+	for range 2 {
+		code, body, _ := adm.do(http.MethodPost, "/admin/accounts/"+e.renterID+"/adjust", form)
+		if code != http.StatusOK || !strings.Contains(body, "credit of 25.500000 IO") {
+			t.Fatalf("credit: %d %s", code, body)
+		}
+	}
+	if got := e.bal(t, iog.AccWallet(e.renterID)) - before; got != 25_500_000 {
+		t.Fatalf("credited %s, want 25.5 once", got)
+	}
+	// A renter's session cannot post it.
+	ren := newBrowser(t, e.c.URL())
+	ren.login(e.renter.Token)
+	rt := csrfField.FindStringSubmatch(ren.get("/console"))
+	code, _, _ := ren.do(http.MethodPost, "/admin/accounts/"+e.renterID+"/adjust", url.Values{"csrf": {rt[1]}, "kind": {"credit"}, "amount": {"1"}, "currency": {"IO"}, "reason": {"x"}})
+	if code != http.StatusForbidden {
+		t.Fatalf("a renter posting a credit: %d", code)
+	}
+	// Bad input is said on the page, nothing posted.
+	page = adm.get("/admin")
+	tok = csrfField.FindStringSubmatch(page)
+	code, body, _ := adm.do(http.MethodPost, "/admin/accounts/"+e.renterID+"/adjust", url.Values{"csrf": {tok[1]}, "kind": {"credit"}, "amount": {"-3"}, "currency": {"IO"}, "reason": {"x"}})
+	if code != http.StatusBadRequest || !strings.Contains(body, "above 0") {
+		t.Fatalf("a negative credit: %d", code)
+	}
+	if got := e.bal(t, iog.AccWallet(e.renterID)) - before; got != 25_500_000 {
+		t.Fatalf("balance moved by a refused credit: %s", got)
+	}
+	e.verify(t)
+}

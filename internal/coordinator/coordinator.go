@@ -21,6 +21,7 @@ import (
 
 	"github.com/iognet/iog/internal/auth"
 	"github.com/iognet/iog/internal/bank"
+	"github.com/iognet/iog/internal/blob"
 	"github.com/iognet/iog/internal/fleet"
 	"github.com/iognet/iog/internal/history"
 	"github.com/iognet/iog/internal/httpapi"
@@ -71,6 +72,15 @@ type Config struct {
 	// Limits bound what one client can take; nil: DefaultLimits(), with loopback exempt from
 	// the per-address limits in dev mode (the devnet's workers share 127.0.0.1).
 	Limits *Limits
+	// BlobRetention is how long work directories are kept in the blob store under DataDir
+	// (default DefaultBlobRetention); BlobMax caps one (default httpapi.DefaultBlobMax).
+	BlobRetention time.Duration
+	BlobMax       int64
+	// OutputMax caps one node's outputs (default httpapi.DefaultOutputMax).
+	OutputMax int64
+	// BlobS3 keeps blobs in an S3-compatible bucket (coordinators sharing a PostgreSQL
+	// database must share their blobs too); nil: the filesystem under DataDir.
+	BlobS3 *blob.S3Config
 }
 
 // Limits are every bound the coordinator puts on one client (docs/SECURITY.md).
@@ -117,6 +127,7 @@ type Coordinator struct {
 	History *history.Recorder
 	ln      net.Listener
 	srv     *http.Server
+	blobs   blob.Store
 }
 
 // New opens the store, wires the services and binds the listener (so Addr is known before Run).
@@ -159,28 +170,22 @@ func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 	if !cfg.SkipProofs {
 		// Trust feeds block rewards: a passed proof in the last 24 h, the reputation score, and
 		// the idle-use policy's veto (fleet/trust.go, fleet/idle.go).
-		bc.ProofPassed = func(ctx context.Context, id string, at time.Time) bool {
+		bc.ProofPassed = func(ctx context.Context, id string, at time.Time) (bool, error) {
 			return c.Fleet.ProofPassedWithin(ctx, id, at, 24*time.Hour)
 		}
-		bc.Reputation = func(ctx context.Context, id string, at time.Time) int64 {
+		bc.Reputation = func(ctx context.Context, id string, at time.Time) (int64, error) {
 			r, err := c.Fleet.ReputationAt(ctx, id, at)
-			if err != nil {
-				return 0
-			}
-			return int64(r)
+			return int64(r), err
 		}
-		bc.Nominable = func(ctx context.Context, id string) (bool, string) {
+		bc.Nominable = func(ctx context.Context, id string) (bool, string, error) {
 			flagged, why, err := c.Fleet.IdleFlagged(ctx, id)
-			if err != nil {
-				return false, err.Error()
-			}
-			return !flagged, why
+			return !flagged, why, err
 		}
 	}
 	c.Bank = bank.New(bc)
 	c.History = history.New(history.Config{Store: db, Log: cfg.Log.With("part", "history"), Now: cfg.Now, Fine: cfg.TelemetryStep,
 		SnapshotEvery: cfg.SnapshotEvery, Stats: c.Bank.Stats, Lead: c.Bank.Lead,
-		Sweep: func(ctx context.Context) { c.Web.PruneSessions(ctx) }})
+		Sweep: func(ctx context.Context) { c.Web.PruneSessions(ctx); c.Market.PruneLogBatches(ctx) }})
 	c.Fleet = fleet.New(fleet.Config{OnTelemetry: c.History.Observe, Store: db, Log: cfg.Log, Now: cfg.Now, NewID: cfg.NewID, HeartbeatInterval: cfg.HeartbeatInterval, Dev: cfg.Dev,
 		OnDown: c.Market.DeviceDown, Trust: trust, SkipProofs: cfg.SkipProofs,
 		JoinTokensPerHour: cfg.Limits.JoinTokensPerHour, DevicesPerHour: cfg.Limits.DevicesPerHour,
@@ -194,10 +199,18 @@ func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&metrics{db: db, fleet: c.Fleet, stats: c.Bank.Stats, now: cfg.Now, log: cfg.Log})
 	hc := httpapi.Config{Auth: c.Auth, Fleet: c.Fleet, Market: c.Market, Bank: c.Bank, Log: cfg.Log, Registry: reg, Limits: &cfg.Limits.HTTP}
+	if c.blobs, err = openBlobs(cfg); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if c.blobs != nil {
+		hc.Blobs, hc.BlobMax, hc.Outputs, hc.OutputMax = c.blobs, cfg.BlobMax, c.Market, cfg.OutputMax
+	}
 	if cfg.MeshRelay != "off" {
 		c.proxy = &meshProxy{m: c.Market, log: cfg.Log}
 		hc.Mesh, hc.Proxy = c.Market, c.proxy
 	}
+	hc.Access = &access{m: c.Market, db: db, now: cfg.Now}
 	c.API = httpapi.New(hc)
 	if c.Web, err = web.New(web.Config{Store: db, Fleet: c.Fleet, Market: c.Market, Bank: c.Bank, Accounts: c.Auth, History: c.History,
 		Log: cfg.Log.With("part", "web"), Now: cfg.Now, PublicURL: cfg.PublicURL, Registry: reg}); err != nil {
@@ -293,6 +306,7 @@ func (c *Coordinator) Run(ctx context.Context) error {
 	g.Go(func() error { return c.Market.Run(gctx, c.cfg.SettleEvery, func() bool { return c.Bank.Lead(gctx) }) })
 	g.Go(func() error { return c.Bank.Run(gctx, c.cfg.SettleEvery) })
 	g.Go(func() error { return c.History.Run(gctx) })
+	g.Go(func() error { c.sweepBlobs(gctx); return nil })
 	g.Go(func() error {
 		<-gctx.Done()
 		// Give in-flight requests a moment; long-polls and connections that never sent a

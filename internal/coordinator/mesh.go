@@ -66,8 +66,14 @@ func (p *meshProxy) DialNode(ctx context.Context, acct iog.Account, clusterID st
 	if err != nil {
 		return nil, err
 	}
-	return s.DialNode(ctx, rank, port)
+	// An unreachable node is reported within the dial's bound, not after TCP's retries.
+	dctx, cancel := context.WithTimeout(ctx, proxyDialTimeout)
+	defer cancel()
+	return s.DialNode(dctx, rank, port)
 }
+
+// proxyDialTimeout bounds reaching a node's port through the mesh.
+const proxyDialTimeout = 5 * time.Second
 
 func (p *meshProxy) session(ctx context.Context, acct iog.Account, clusterID string) (*mesh.Session, error) {
 	p.mu.Lock()

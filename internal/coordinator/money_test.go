@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,25 +16,13 @@ import (
 	"github.com/iognet/iog/api"
 	"github.com/iognet/iog/internal/coordinator"
 	"github.com/iognet/iog/internal/iog"
+	"github.com/iognet/iog/internal/iogtest"
 	"github.com/iognet/iog/internal/rewards"
 )
 
-// clock is a settable time for the whole coordinator.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 type moneyEnv struct {
 	c        *coordinator.Coordinator
-	clk      *clock
+	clk      *iogtest.Clock
 	admin    *api.Client
 	renter   *api.Client
 	renterID string
@@ -47,13 +34,17 @@ type moneyEnv struct {
 
 // startMoney runs a coordinator on a fake clock with its loops idle: the test drives billing,
 // blocks and liveness by hand, so every amount is exact.
+// moneyDB is the database the money tests run on: SQLite here; TestMoneyOnPostgres runs them
+// again on PostgreSQL.
+var moneyDB = func(t *testing.T, dir string) string { return "sqlite:" + filepath.Join(dir, "iog.db") }
+
 func startMoney(t *testing.T, devices int) *moneyEnv {
 	t.Helper()
 	var n atomic.Int64
 	ids := func(prefix string) string { return fmt.Sprintf("%s_%016d", prefix, n.Add(1)) }
 	dir := t.TempDir()
-	clk := &clock{t: time.Date(2026, 11, 21, 7, 0, 0, 0, time.UTC)}
-	c, err := coordinator.New(t.Context(), coordinator.Config{DB: "sqlite:" + filepath.Join(dir, "iog.db"), Listen: "127.0.0.1:0",
+	clk := iogtest.NewClock(time.Date(2026, 11, 21, 7, 0, 0, 0, time.UTC))
+	c, err := coordinator.New(t.Context(), coordinator.Config{DB: moneyDB(t, dir), Listen: "127.0.0.1:0",
 		DataDir: dir, HeartbeatInterval: time.Hour, SettleEvery: time.Hour, MinUptime: time.Hour, Now: clk.Now, NewID: ids,
 		SkipProofs: true}) // these tests are about money; trust_test.go runs the proofs
 	if err != nil {

@@ -17,7 +17,7 @@ import (
 )
 
 // AdversaryKinds are the misbehaving workers a devnet can start, each under its own supplier
-// account (DESIGN §6; docs/TRUST.md says what each must run into):
+// account (docs/DESIGN.md §6; docs/TRUST.md says what each must run into):
 //
 //   - spoof: claims 8 x H100-80GB it does not have, answers with the CPU solver;
 //   - wrong: answers challenges with made-up matrix rows;

@@ -19,6 +19,7 @@ import (
 
 	"github.com/iognet/iog/internal/executor"
 	"github.com/iognet/iog/internal/executor/executortest"
+	"github.com/iognet/iog/internal/iogtest"
 )
 
 // Containers as a production worker runs them: with a Host (lease uids, the work directory
@@ -145,7 +146,7 @@ func TestDockerWorkDirOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = task.Stop(context.Background()) })
-	waitFor(t, func() bool { return strings.Count(out.String(), "\n") >= 2 })
+	iogtest.Until(t, 30*time.Second, "two lines of output", func() bool { return strings.Count(out.String(), "\n") >= 2 })
 	info, err := cli.ContainerInspect(t.Context(), executor.ContainerName(lease), client.ContainerInspectOptions{})
 	if err != nil {
 		t.Fatal(err)

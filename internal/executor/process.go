@@ -118,11 +118,14 @@ func (p *Process) startSandboxed(ctx context.Context, s Spec) (*processTask, err
 	if err := prepareWorkDir(s.Dir, id); err != nil {
 		return nil, err
 	}
+	if sc.etc, err = writeLeaseIdentity(s.Dir, id); err != nil {
+		return nil, err
+	}
 	sc.cg, err = sb.host.cg.create(sb.host.leases, s.LeaseID, cgroupLimits{MemoryBytes: s.MemoryMiB << 20, Pids: s.PidsLimit, CPUs: s.CPUs}, int(id.UID))
 	if err != nil {
 		return nil, err
 	}
-	a := sandboxArgs{devices: devices, command: s.Command}
+	a := sandboxArgs{devices: devices, command: s.Command, etc: sc.etc}
 	if s.DiskMiB > 0 {
 		a.fsizeBlocks = s.DiskMiB << 11 // 512-byte blocks, as ulimit -f counts
 	}
@@ -158,11 +161,15 @@ type sandboxed struct {
 	id    *LeaseID
 	cg    *leaseCgroup
 	watch limitWatch
+	etc   string // the lease's passwd and group (writeLeaseIdentity)
 }
 
 // cleanup kills what is left of the task and gives its uid back once
 // nothing runs as it.
 func (sc *sandboxed) cleanup() error {
+	if sc.etc != "" {
+		_ = os.RemoveAll(sc.etc)
+	}
 	if sc.cg != nil {
 		if err := sc.cg.kill(); err != nil {
 			return err // the uid stays taken: something of the lease may still run as it
@@ -220,7 +227,7 @@ func (p *Process) run(cmd *exec.Cmd, s Spec, sc *sandboxed) (*processTask, error
 	if grace <= 0 {
 		grace = DefaultGrace
 	}
-	t := &processTask{lease: s.LeaseID, grace: grace, sc: sc, done: make(chan struct{})}
+	t := &processTask{lease: s.LeaseID, grace: grace, sc: sc, done: make(chan struct{}), env: cmd.Env, dir: s.Dir, diskMiB: s.DiskMiB}
 	// The kernel sends the parent-death signal when the thread that started
 	// the child ends, not the process: keep that thread until the child has.
 	started := make(chan error, 1)
@@ -353,6 +360,10 @@ type processTask struct {
 	pgid  int // the started process: the group leader, or the sandbox's shim (then bubblewrap)
 	grace time.Duration
 	sc    *sandboxed // nil when bare
+	// What a session (Exec) needs of the workload: its environment, work directory and disk quota.
+	env     []string
+	dir     string
+	diskMiB int64
 
 	mu     sync.Mutex
 	exited bool   // the leader has been reaped: its pgid may no longer be ours to signal

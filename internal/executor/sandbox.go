@@ -182,6 +182,7 @@ type sandboxArgs struct {
 	procs       []string // v1: cgroup.procs files the shim joins
 	fsizeBlocks int64    // RLIMIT_FSIZE in 512-byte blocks; 0: unlimited
 	devices     []string // device nodes bound in (GPUs)
+	etc         string   // a directory with the lease's passwd and group; "": the host's
 	command     []string
 }
 
@@ -229,6 +230,9 @@ func (s *Sandbox) argv(a sandboxArgs) []string {
 		} else {
 			out = append(out, "--ro-bind", "/dev/null", h)
 		}
+	}
+	if a.etc != "" {
+		out = append(out, "--ro-bind", filepath.Join(a.etc, "passwd"), "/etc/passwd", "--ro-bind", filepath.Join(a.etc, "group"), "/etc/group")
 	}
 	out = append(out, "--proc", "/proc", "--dev", "/dev")
 	for _, d := range a.devices {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/iognet/iog/internal/executor"
 	"github.com/iognet/iog/internal/executor/executortest"
+	"github.com/iognet/iog/internal/iogtest"
 )
 
 // These tests build the production process sandbox: they need root, bubblewrap and cgroups
@@ -256,7 +257,7 @@ func TestSandboxLeasesApart(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = ta.Stop(context.Background()) })
-	waitFor(t, func() bool { return strings.Contains(aOut.String(), "ready") })
+	iogtest.Until(t, 30*time.Second, "the condition", func() bool { return strings.Contains(aOut.String(), "ready") })
 	b, bOut := spec("apart-b", `id -u; cat `+filepath.Join(a.Dir, "note")+` && echo READ-A; ls `+h.WorkRoot()+` && echo LISTED; ps -e 2>/dev/null | grep -c sleep; ls /proc | grep -c '^[0-9]'`)
 	tb, err := p.Start(t.Context(), b)
 	if err != nil {
@@ -279,16 +280,5 @@ func TestSandboxLeasesApart(t *testing.T) {
 	fields := strings.Fields(out)
 	if n, err := strconv.Atoi(fields[len(fields)-1]); err != nil || n > 4 {
 		t.Errorf("lease b sees more processes than its own:\n%s", out)
-	}
-}
-
-func waitFor(t *testing.T, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatal("timed out")
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }

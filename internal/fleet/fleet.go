@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/iognet/iog/api"
+	"github.com/iognet/iog/api/wire"
 	"github.com/iognet/iog/internal/auth"
 	"github.com/iognet/iog/internal/iog"
 	"github.com/iognet/iog/internal/pricing"
@@ -294,6 +295,9 @@ func newNonce() string {
 // Hello starts a worker session: it refreshes the inventory and address, brings a down device
 // back, and hands out the first heartbeat nonce.
 func (f *Fleet) Hello(ctx context.Context, d iog.Device, req api.HelloRequest, addr string) (api.HelloResponse, error) {
+	if err := checkProtocol(req.Protocol); err != nil {
+		return api.HelloResponse{}, err
+	}
 	if err := validInventory(req.Inventory); err != nil {
 		return api.HelloResponse{}, err
 	}
@@ -344,7 +348,21 @@ func (f *Fleet) Hello(ctx context.Context, d iog.Device, req api.HelloRequest, a
 		f.scheduleHello(d.ID, st, now)
 	}
 	f.hub.Bump(d.ID)
-	return api.HelloResponse{Nonce: n, HeartbeatInterval: f.cfg.HeartbeatInterval.Milliseconds(), Status: string(st), Dev: f.cfg.Dev}, nil
+	return api.HelloResponse{Nonce: n, HeartbeatInterval: f.cfg.HeartbeatInterval.Milliseconds(), Status: string(st), Dev: f.cfg.Dev,
+		Protocol: wire.Protocol}, nil
+}
+
+// checkProtocol refuses a worker older than wire.MinProtocol with what to do about it. A worker
+// that names no version predates versioning: it signed iog-v2 (or auth would have refused it),
+// so it speaks 2.
+func checkProtocol(v int) error {
+	if v == 0 {
+		v = 2
+	}
+	if v < wire.MinProtocol {
+		return iog.Errorf(iog.EINVALID, "this worker speaks protocol %d; this coordinator serves workers of protocol %d to %d: upgrade iog on the device", v, wire.MinProtocol, wire.Protocol)
+	}
+	return nil
 }
 
 // comeBack turns a down device ready again (or paused, if its owner paused it).

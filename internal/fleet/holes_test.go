@@ -7,6 +7,7 @@ import (
 
 	"github.com/iognet/iog/api"
 	"github.com/iognet/iog/internal/iog"
+	"github.com/iognet/iog/internal/iogtest"
 	"github.com/iognet/iog/internal/pricing"
 	"github.com/iognet/iog/internal/proof"
 )
@@ -105,7 +106,7 @@ func account(t *testing.T, f *Fleet, id string) iog.Account {
 
 // challenge moves the clock past the join delay and runs the trust loop until d has a
 // challenge, with its group heard from meanwhile.
-func challenge(t *testing.T, f *Fleet, clk *clock, d iog.Device, group ...iog.Device) {
+func challenge(t *testing.T, f *Fleet, clk *iogtest.Clock, d iog.Device, group ...iog.Device) {
 	t.Helper()
 	for range 5 {
 		clk.Add(6 * time.Minute)

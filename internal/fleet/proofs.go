@@ -31,12 +31,14 @@ type trustState struct {
 	probation map[string]time.Time // pending devices waiting out probation
 	rep       map[string]int       // cached reputation per mille
 	idle      map[string]*idleTrack
+	misses    map[string]int // proofs in a row a device did not pass (in memory; a restart forgives)
 	lastSweep time.Time
 }
 
 func newTrustState() *trustState {
 	return &trustState{due: map[string]time.Time{}, open: map[string]*openProof{}, byDevice: map[string]*openProof{},
-		rounds: map[string]*round{}, probation: map[string]time.Time{}, rep: map[string]int{}, idle: map[string]*idleTrack{}}
+		rounds: map[string]*round{}, probation: map[string]time.Time{}, rep: map[string]int{}, idle: map[string]*idleTrack{},
+		misses: map[string]int{}}
 }
 
 type openProof struct {
@@ -73,6 +75,33 @@ func (f *Fleet) ProofFor(d iog.Device) *api.ProofChallenge {
 		return op.challenge()
 	}
 	return nil
+}
+
+// MaxRetryBackoff bounds how far retries of a device that keeps failing are spread: the
+// delay doubles with each proof in a row it does not pass, up to this many times
+// TrustConfig.RetryPending (15 min: 15, 30, 60, 120, 240 min). A real device that failed once
+// is retried soon; one that never passes (a fake, a sybil's share) costs ever less.
+const MaxRetryBackoff = 16
+
+// retryDelay is the mean delay before device id's next challenge after a proof it did not pass,
+// counting that one.
+func (f *Fleet) retryDelay(id string) time.Duration {
+	f.tr.mu.Lock()
+	f.tr.misses[id]++
+	n := f.tr.misses[id]
+	f.tr.mu.Unlock()
+	mult := 1
+	for i := 1; i < n && mult < MaxRetryBackoff; i++ {
+		mult *= 2
+	}
+	return f.cfg.Trust.RetryPending * time.Duration(mult)
+}
+
+// passed forgets a device's failures in a row.
+func (f *Fleet) passed(id string) {
+	f.tr.mu.Lock()
+	delete(f.tr.misses, id)
+	f.tr.mu.Unlock()
 }
 
 func jitter(mean time.Duration) time.Duration {
@@ -592,7 +621,7 @@ func (f *Fleet) afterProof(ctx context.Context, d iog.Device, p iog.Proof, now t
 		}
 	case iog.ProofFailed, iog.ProofMissed:
 		why := "proof " + p.ID + " " + string(p.Result) + ": " + p.Reason
-		retry := retryNote(f.schedule(d.ID, now.Add(jitter(c.RetryPending))), now)
+		retry := retryNote(f.schedule(d.ID, now.Add(jitter(f.retryDelay(d.ID)))), now)
 		switch d.Status {
 		case iog.DeviceReady:
 			_, err = f.db.SetDeviceStatus(ctx, d.ID, iog.DevicePending, why+"; off the market until it passes again: "+retry, now, iog.DeviceReady)
@@ -619,7 +648,7 @@ func (f *Fleet) closeRound(ctx context.Context, rd *round, now time.Time) {
 		}
 		if rd.notPass > 0 {
 			if d.Status == iog.DevicePending {
-				retry := retryNote(f.schedule(id, now.Add(jitter(c.RetryPending))), now)
+				retry := retryNote(f.schedule(id, now.Add(jitter(f.retryDelay(id)))), now)
 				why := fmt.Sprintf("passed its proof, but %d of the %d devices challenged with it at the same instant (same owner or address) did not; waiting for a clean round: %s", rd.notPass, rd.size, retry)
 				_, _ = f.db.SetDeviceStatus(ctx, id, iog.DevicePending, why, now, iog.DevicePending)
 			} else {
@@ -648,6 +677,7 @@ func (f *Fleet) closeRound(ctx context.Context, rd *round, now time.Time) {
 			f.cfg.Log.Error("device trust", "device", id, "err", err)
 			continue
 		}
+		f.passed(id)
 		f.schedule(id, now.Add(jitter(c.Reprove)))
 		if now.Before(tr.ProbationUntil) {
 			why := "passed its proof of GPU; on probation until " + tr.ProbationUntil.UTC().Format(time.RFC3339)

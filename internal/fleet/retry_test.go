@@ -166,12 +166,65 @@ func TestReputationAtUsesTheProofStateThen(t *testing.T) {
 	if then == 0 || now != 0 {
 		t.Fatalf("reputation at the block's end %d (passed then), now %d (failed since)", then, now)
 	}
-	if !f.ProofPassedWithin(ctx, d.ID, blockEnd, 24*time.Hour) || f.ProofPassedWithin(ctx, d.ID, passed.Add(-time.Second), 24*time.Hour) {
+	within := func(at time.Time) bool {
+		t.Helper()
+		ok, err := f.ProofPassedWithin(ctx, d.ID, at, 24*time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	if !within(blockEnd) || within(passed.Add(-time.Second)) {
 		t.Fatal("a pass is counted by the time it happened")
 	}
 	clk.Add(time.Hour)
 	prove(true) // a later pass must not hide the earlier one from the earlier block
-	if !f.ProofPassedWithin(ctx, d.ID, blockEnd, 24*time.Hour) {
+	if !within(blockEnd) {
 		t.Fatal("a later pass hid the pass before the block's end")
+	}
+}
+
+// TestRetriesBackOff: each proof in a row that a device does not pass doubles the mean delay
+// before its next one, up to MaxRetryBackoff times RetryPending; a pass starts over.
+func TestRetriesBackOff(t *testing.T) {
+	f, clk, acct := newFleet(t)
+	ctx := t.Context()
+	d := join(t, f, acct, "key-a", host("m-a"))
+	if _, err := f.Hello(ctx, d, api.HelloRequest{Inventory: host("m-a")}, "10.0.0.1"); err != nil {
+		t.Fatal(err)
+	}
+	clk.Add(6 * time.Minute)
+	mean := f.cfg.Trust.RetryPending
+	fail := func() time.Duration {
+		t.Helper()
+		f.seen[d.ID] = clk.Now()
+		f.trustTick(ctx)
+		ch := f.ProofFor(status(t, f, d.ID))
+		if ch == nil {
+			t.Fatal("no challenge when due")
+		}
+		if _, err := f.StartProof(ctx, d, ch.ID); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.AnswerProof(ctx, d, ch.ID, api.ProofAnswer{Error: "gave up"}); err != nil {
+			t.Fatal(err)
+		}
+		f.tr.mu.Lock()
+		due := f.tr.due[d.ID]
+		f.tr.mu.Unlock()
+		in := due.Sub(clk.Now())
+		clk.Add(in)
+		return in
+	}
+	for i, mult := range []time.Duration{1, 2, 4, 8, 16, 16, 16} {
+		in := fail()
+		if in < mult*mean/2 || in >= mult*mean*3/2 {
+			t.Fatalf("failure %d: retry in %s, want %d x %s ± half", i+1, in, mult, mean)
+		}
+	}
+	// A pass forgets the failures.
+	f.passed(d.ID)
+	if in := fail(); in >= mean*3/2 {
+		t.Fatalf("after a pass, the next failure's retry is in %s, want about %s", in, mean)
 	}
 }

@@ -15,7 +15,7 @@ import (
 )
 
 // TrustConfig configures proof of GPU, device verification and the idle-use policy
-// (DESIGN §6). Start from DefaultTrust or DevTrust; the zero value is replaced by DefaultTrust.
+// (docs/DESIGN.md §6). Start from DefaultTrust or DevTrust; the zero value is replaced by DefaultTrust.
 type TrustConfig struct {
 	// Table holds the per-class rates and the slack that make deadlines.
 	Table proof.Table
@@ -287,32 +287,6 @@ func (f *Fleet) LastPassedProof(ctx context.Context, deviceID string) (time.Time
 	return f.db.LastPassedProof(ctx, deviceID)
 }
 
-// Nominable is the trust side of block-reward nomination: the device is not blocked or
-// unverified, passed a proof of GPU in the 24 hours before now, and is not flagged by the
-// idle-use policy. Stake, uptime and the payout wallet are checked by the rewards code.
-func (f *Fleet) Nominable(ctx context.Context, deviceID string, now time.Time) (bool, string, error) {
-	d, err := f.db.Device(ctx, deviceID)
-	if err != nil {
-		return false, "", err
-	}
-	switch d.Status {
-	case iog.DeviceBlocked, iog.DevicePending, iog.DeviceUnsupported, iog.DeviceInactive:
-		return false, "device is " + string(d.Status) + ": " + d.StatusReason, nil
-	}
-	at, ok, err := f.db.LastPassedProof(ctx, deviceID)
-	if err != nil {
-		return false, "", err
-	}
-	if !ok || now.Sub(at) > 24*time.Hour {
-		return false, "no passed proof of GPU in the last 24 hours", nil
-	}
-	flagged, why, err := f.IdleFlagged(ctx, deviceID)
-	if err != nil || flagged {
-		return false, why, err
-	}
-	return true, "", nil
-}
-
 // Reputation computes a device's score from its record now, and caches it for placement.
 func (f *Fleet) Reputation(ctx context.Context, d iog.Device) (reputation.Result, reputation.Inputs, error) {
 	r, in, err := f.reputationAt(ctx, d, f.cfg.Now())
@@ -336,9 +310,12 @@ func (f *Fleet) ReputationAt(ctx context.Context, deviceID string, at time.Time)
 
 // ProofPassedWithin reports whether the device passed a proof of GPU in the window before at
 // (block nomination asks for 24 hours).
-func (f *Fleet) ProofPassedWithin(ctx context.Context, deviceID string, at time.Time, window time.Duration) bool {
+func (f *Fleet) ProofPassedWithin(ctx context.Context, deviceID string, at time.Time, window time.Duration) (bool, error) {
 	last, ok, err := f.db.LastPassedProofAt(ctx, deviceID, at)
-	return err == nil && ok && at.Sub(last) <= window
+	if err != nil {
+		return false, err
+	}
+	return ok && at.Sub(last) <= window, nil
 }
 
 func (f *Fleet) reputationAt(ctx context.Context, d iog.Device, now time.Time) (reputation.Result, reputation.Inputs, error) {

@@ -15,7 +15,7 @@ import (
 	"github.com/iognet/iog/internal/store"
 )
 
-// Defaults (DESIGN §8: liveness and telemetry are kept in memory and flushed in batches).
+// Defaults (docs/DESIGN.md §8: liveness and telemetry are kept in memory and flushed in batches).
 const (
 	DefaultFine              = time.Minute
 	DefaultCoarse            = time.Hour

@@ -4,30 +4,13 @@ import (
 	"context"
 	"math"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/iognet/iog/api"
+	"github.com/iognet/iog/internal/iogtest"
 	"github.com/iognet/iog/internal/store"
 )
-
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 func open(t *testing.T) *store.DB {
 	db, err := store.Open(t.Context(), "sqlite:"+filepath.Join(t.TempDir(), "iog.db"))
@@ -43,16 +26,16 @@ var t0 = time.Date(2026, 11, 21, 6, 0, 0, 0, time.UTC)
 // Heartbeats only touch memory; a flush writes each closed bucket once, summed.
 func TestHeartbeatsAreBucketedInMemoryAndWrittenInBatches(t *testing.T) {
 	db := open(t)
-	clk := &clock{t: t0}
-	r := New(Config{Store: db, Now: clk.now, Fine: time.Minute})
+	clk := iogtest.NewClock(t0)
+	r := New(Config{Store: db, Now: clk.Now, Fine: time.Minute})
 	tel := api.Telemetry{CPUPercent: 50, MemUsedMiB: 1024, GPUs: []api.GPUTelemetry{
 		{UtilPercent: 100, TempC: 70, PowerW: 300, MemUsedMiB: 1000}, {UtilPercent: 0, TempC: 50, PowerW: 100, MemUsedMiB: 0}}}
 	for i := range 6 { // a heartbeat every 10 s for a minute, from 100 devices
 		for d := range 100 {
-			r.Observe(dev(d), tel, clk.now())
+			r.Observe(dev(d), tel, clk.Now())
 		}
 		if i < 5 {
-			clk.add(10 * time.Second)
+			clk.Add(10 * time.Second)
 		}
 	}
 	if err := r.Flush(t.Context(), false); err != nil {
@@ -61,7 +44,7 @@ func TestHeartbeatsAreBucketedInMemoryAndWrittenInBatches(t *testing.T) {
 	if ps, _ := db.Telemetry(t.Context(), dev(0), time.Minute, t0); len(ps) != 0 {
 		t.Fatalf("an open bucket was written: %+v", ps)
 	}
-	clk.add(20 * time.Second) // the minute is over
+	clk.Add(20 * time.Second) // the minute is over
 	if err := r.Flush(t.Context(), false); err != nil {
 		t.Fatal(err)
 	}
@@ -83,8 +66,8 @@ func dev(i int) string { return "dev_" + string(rune('a'+i/26)) + string(rune('a
 
 func TestHostileTelemetryIsBounded(t *testing.T) {
 	db := open(t)
-	clk := &clock{t: t0}
-	r := New(Config{Store: db, Now: clk.now, Fine: time.Minute})
+	clk := iogtest.NewClock(t0)
+	r := New(Config{Store: db, Now: clk.Now, Fine: time.Minute})
 	r.Observe("d", api.Telemetry{CPUPercent: math.NaN(), MemUsedMiB: -5, GPUs: []api.GPUTelemetry{{UtilPercent: 1e300, TempC: -40, PowerW: math.Inf(1), MemUsedMiB: 1 << 50}}}, t0)
 	r.Observe("d", api.Telemetry{CPUPercent: 1e18}, t0.Add(time.Second))
 	r.Observe("d", api.Telemetry{CPUPercent: 10}, t0.Add(-time.Hour)) // late: its bucket is gone
@@ -103,16 +86,16 @@ func TestHostileTelemetryIsBounded(t *testing.T) {
 
 func TestMaintainRollsUpSnapshotsAndPrunes(t *testing.T) {
 	db := open(t)
-	clk := &clock{t: t0}
+	clk := iogtest.NewClock(t0)
 	stats := api.NetworkStats{Connected: 4, Rentable: 2, Hired: 1, Pending: 1, GPUsByModel: map[string]int64{"H100-80GB": 8, "RTX-4090": 1},
 		Clusters: map[string]int64{"running": 2, "deploying": 1, "completed": 5}}
 	swept := 0
-	r := New(Config{Store: db, Now: clk.now, Fine: time.Minute, Coarse: time.Hour, FineRetention: 2 * time.Hour, CoarseRetention: 24 * time.Hour,
+	r := New(Config{Store: db, Now: clk.Now, Fine: time.Minute, Coarse: time.Hour, FineRetention: 2 * time.Hour, CoarseRetention: 24 * time.Hour,
 		SnapshotEvery: 5 * time.Minute, Stats: func(context.Context) (api.NetworkStats, error) { return stats, nil },
 		Sweep: func(context.Context) { swept++ }})
 	for m := range 150 { // two and a half hours, a sample a minute
-		r.Observe("d", api.Telemetry{CPUPercent: float64(m % 2 * 100)}, clk.now())
-		clk.add(time.Minute)
+		r.Observe("d", api.Telemetry{CPUPercent: float64(m % 2 * 100)}, clk.Now())
+		clk.Add(time.Minute)
 		if err := r.Flush(t.Context(), false); err != nil {
 			t.Fatal(err)
 		}
@@ -128,8 +111,8 @@ func TestMaintainRollsUpSnapshotsAndPrunes(t *testing.T) {
 		t.Fatalf("coarse points %+v", hours)
 	}
 	fine, _ := db.Telemetry(t.Context(), "d", time.Minute, time.Time{})
-	if len(fine) == 0 || fine[0].At.Before(clk.now().Add(-2*time.Hour)) {
-		t.Fatalf("fine points older than their retention remain: first at %v, now %v", fine[0].At, clk.now())
+	if len(fine) == 0 || fine[0].At.Before(clk.Now().Add(-2*time.Hour)) {
+		t.Fatalf("fine points older than their retention remain: first at %v, now %v", fine[0].At, clk.Now())
 	}
 	snaps, err := db.Snapshots(t.Context(), time.Time{})
 	if err != nil {

@@ -91,6 +91,12 @@ func (l *limiter) deadlines(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := time.Now()
+	if strings.Contains(r.URL.Path, "/blobs/") {
+		// A blob of hundreds of MiB streams for longer than a JSON request may take.
+		_ = rc.SetReadDeadline(now.Add(blobTimeout))
+		_ = rc.SetWriteDeadline(now.Add(blobTimeout))
+		return
+	}
 	_ = rc.SetReadDeadline(now.Add(l.cfg.ReadTimeout))
 	_ = rc.SetWriteDeadline(now.Add(l.cfg.WriteTimeout + time.Duration(waitMS(r))*time.Millisecond))
 }

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"encoding/json"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -100,10 +101,15 @@ func (s *Server) proxy() http.Handler {
 			IdleConnTimeout:     30 * time.Second,
 		},
 		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
-			if iog.ErrorCode(err) == iog.EINTERNAL {
-				err = iog.Errorf(iog.EUNAVAILABLE, "node unreachable over the mesh: %v", err)
+			if iog.ErrorCode(err) != iog.EINTERNAL {
+				writeError(w, err) // refused: not the owner, no such node
+				return
 			}
-			writeError(w, err)
+			// The node did not answer: a gateway's failure, with the reason.
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusBadGateway)
+			_ = json.NewEncoder(w).Encode(apiError{status: http.StatusBadGateway, Code: iog.EUNAVAILABLE,
+				Message: "node unreachable over the mesh: " + err.Error()})
 		},
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

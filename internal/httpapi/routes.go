@@ -27,7 +27,7 @@ func op[I, O any](s *Server, method, path, id, summary string, h func(context.Co
 	}, func(ctx context.Context, in *I) (*O, error) {
 		out, err := h(ctx, in)
 		if err != nil {
-			return nil, fail(err)
+			return nil, traced(requestOf(ctx, nil), err)
 		}
 		return out, nil
 	})
@@ -121,6 +121,9 @@ func (s *Server) routes() {
 
 	// Clusters.
 	op(s, http.MethodPost, "/v1/clusters", "create-cluster", "Place and deploy a cluster", withAccount(func(ctx context.Context, a iog.Account, in *body[api.CreateClusterRequest]) (api.Cluster, error) {
+		if err := s.checkWorkdir(ctx, a, in.Body.Workdir); err != nil {
+			return api.Cluster{}, err
+		}
 		return m.Create(ctx, a, in.Body)
 	}))
 	op(s, http.MethodGet, "/v1/clusters", "list-clusters", "List your clusters", withAccount(func(ctx context.Context, a iog.Account, _ *empty) (struct {

@@ -87,6 +87,14 @@ type Config struct {
 	Registry *prometheus.Registry
 	// Limits bound what one client can take (limits.go); nil means DefaultLimits().
 	Limits *Limits
+	// Blobs stores work directories and outputs (blobs.go); without it the blob routes are
+	// absent. Outputs records the outputs (usually the Market).
+	Blobs     Blobs
+	BlobMax   int64 // bytes per uploaded blob; 0 means DefaultBlobMax
+	Outputs   Outputs
+	OutputMax int64 // bytes per node's outputs; 0 means DefaultOutputMax
+	// Access serves sessions on nodes and clusters' events (access.go); nil: absent.
+	Access Access
 }
 
 // Server is an http.Handler.
@@ -109,6 +117,7 @@ const (
 	keyAccount ctxKey = iota
 	keySigned
 	keyAddr
+	keyRequest
 )
 
 // New builds the server and registers every route.
@@ -143,6 +152,8 @@ func New(cfg Config) *Server {
 	s.routes()
 	s.moneyRoutes()
 	s.meshRoutes()
+	s.blobRoutes()
+	s.accessRoutes()
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}))
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
 	s.handler = s.authenticate(s.mux)
@@ -155,7 +166,7 @@ func (s *Server) OpenAPI() *huma.OpenAPI { return s.api.OpenAPI() }
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
 
 func writeError(w http.ResponseWriter, err error) {
-	e := fail(err)
+	e := traced(requestOf(nil, w), err)
 	var ae *apiError
 	if !errors.As(e, &ae) {
 		ae = &apiError{status: http.StatusInternalServerError, Code: iog.EINTERNAL, Message: e.Error()}
@@ -176,7 +187,9 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		s.lim.deadlines(w, r)
-		rec := &statusRecorder{ResponseWriter: w, code: 200}
+		req := s.newRequest(r)
+		w.Header().Set(HeaderRequestID, req.id)
+		rec := &statusRecorder{ResponseWriter: w, code: 200, req: req}
 		// The mux records the matched pattern on the request it is handed (served, below).
 		served := r
 		defer func() {
@@ -206,11 +219,18 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 				s.lim.anon.Charge(client)
 			}
 		}()
-		ctx := context.WithValue(r.Context(), keyAddr, r.RemoteAddr)
+		ctx := context.WithValue(context.WithValue(r.Context(), keyAddr, r.RemoteAddr), keyRequest, req)
 		cred, bucket := "", (*limit.Buckets)(nil)
 		switch {
 		case strings.HasPrefix(r.URL.Path, "/v1/worker/"):
-			body, err := io.ReadAll(http.MaxBytesReader(rec, r.Body, MaxBody))
+			// A streamed upload is signed as empty: its path names the hash its bytes must
+			// have, and its handler checks them (blobs.go).
+			stream := streamsBody(r)
+			var body []byte
+			var err error
+			if !stream {
+				body, err = io.ReadAll(http.MaxBytesReader(rec, r.Body, MaxBody))
+			}
 			if err != nil {
 				writeError(rec, iog.Errorf(iog.EINVALID, "request body over %d bytes", MaxBody))
 				return
@@ -233,7 +253,9 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 				authenticated, cred, bucket = true, "device:"+signed.Device.ID, s.lim.devices
 			}
 			ctx = context.WithValue(ctx, keySigned, signed)
-			r.Body = io.NopCloser(bytes.NewReader(body))
+			if !stream {
+				r.Body = io.NopCloser(bytes.NewReader(body))
+			}
 		case strings.HasPrefix(r.URL.Path, "/v1/") || r.URL.Path == "/v1":
 			acct, err := s.cfg.Auth.User(ctx, r)
 			if err != nil {
@@ -266,12 +288,16 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 type statusRecorder struct {
 	http.ResponseWriter
 	code int
+	req  *request
 }
 
 func (r *statusRecorder) WriteHeader(code int) {
 	r.code = code
 	r.ResponseWriter.WriteHeader(code)
 }
+
+// Unwrap lets http.ResponseController reach the connection (sessions hijack it).
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
 func (r *statusRecorder) Flush() {
 	if f, ok := r.ResponseWriter.(http.Flusher); ok {

@@ -4,20 +4,22 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/iognet/iog/api/wire"
 )
 
-// Error codes users see; the HTTP layer maps each to one status code.
+// Error codes users see (the wire's, api/wire); the HTTP layer maps each to one status code.
 const (
-	ENOTFOUND          = "ENOTFOUND"
-	EINVALID           = "EINVALID"
-	ECONFLICT          = "ECONFLICT"
-	EUNAUTHORIZED      = "EUNAUTHORIZED"
-	EGONE              = "EGONE" // the device that signed is not (or no longer) registered: final
-	EFORBIDDEN         = "EFORBIDDEN"
-	EINSUFFICIENTFUNDS = "EINSUFFICIENT_FUNDS"
-	EUNAVAILABLE       = "EUNAVAILABLE"
-	ERATELIMITED       = "ERATE_LIMITED" // too many requests; RetryAfter says when to try again
-	EINTERNAL          = "EINTERNAL"
+	ENOTFOUND          = wire.ENOTFOUND
+	EINVALID           = wire.EINVALID
+	ECONFLICT          = wire.ECONFLICT
+	EUNAUTHORIZED      = wire.EUNAUTHORIZED
+	EGONE              = wire.EGONE // the device that signed is not (or no longer) registered: final
+	EFORBIDDEN         = wire.EFORBIDDEN
+	EINSUFFICIENTFUNDS = wire.EINSUFFICIENTFUNDS
+	EUNAVAILABLE       = wire.EUNAVAILABLE
+	ERATELIMITED       = wire.ERATELIMITED // too many requests; RetryAfter says when to try again
+	EINTERNAL          = wire.EINTERNAL
 )
 
 // Error is an error a user can act on: a code and a readable message.

@@ -1,6 +1,10 @@
 package iog
 
-import "time"
+import (
+	"time"
+
+	"github.com/iognet/iog/api/wire"
+)
 
 // Role is what an account may do.
 type Role string
@@ -30,19 +34,19 @@ func (a Account) Has(r Role) bool {
 	return false
 }
 
-// DeviceStatus is a device's lifecycle state (DESIGN §4).
-type DeviceStatus string
+// DeviceStatus is a device's lifecycle state (docs/DESIGN.md §4, docs/STATES.md): the wire's.
+type DeviceStatus = wire.DeviceStatus
 
 // Device statuses.
 const (
-	DevicePending     DeviceStatus = "pending"
-	DeviceReady       DeviceStatus = "ready"
-	DeviceHired       DeviceStatus = "hired"
-	DevicePaused      DeviceStatus = "paused"
-	DeviceDown        DeviceStatus = "down"
-	DeviceBlocked     DeviceStatus = "blocked"
-	DeviceUnsupported DeviceStatus = "unsupported"
-	DeviceInactive    DeviceStatus = "inactive"
+	DevicePending     = wire.DevicePending
+	DeviceReady       = wire.DeviceReady
+	DeviceHired       = wire.DeviceHired
+	DevicePaused      = wire.DevicePaused
+	DeviceDown        = wire.DeviceDown
+	DeviceBlocked     = wire.DeviceBlocked
+	DeviceUnsupported = wire.DeviceUnsupported
+	DeviceInactive    = wire.DeviceInactive
 )
 
 // Device is one machine (or, on the devnet, one share of a machine) that a worker runs on.
@@ -77,21 +81,16 @@ type DeviceEvent struct {
 }
 
 // ClusterState is a cluster's lifecycle state.
-type ClusterState string
+type ClusterState = wire.ClusterState
 
-// Cluster states.
+// Cluster states (Ended reports whether one is final).
 const (
-	ClusterDeploying  ClusterState = "deploying"
-	ClusterRunning    ClusterState = "running"
-	ClusterCompleted  ClusterState = "completed"
-	ClusterTerminated ClusterState = "terminated"
-	ClusterFailed     ClusterState = "failed"
+	ClusterDeploying  = wire.ClusterDeploying
+	ClusterRunning    = wire.ClusterRunning
+	ClusterCompleted  = wire.ClusterCompleted
+	ClusterTerminated = wire.ClusterTerminated
+	ClusterFailed     = wire.ClusterFailed
 )
-
-// Ended reports whether the state is final.
-func (s ClusterState) Ended() bool {
-	return s == ClusterCompleted || s == ClusterTerminated || s == ClusterFailed
-}
 
 // Cluster types.
 const (
@@ -120,6 +119,13 @@ type ClusterSpec struct {
 	// Isolation is the least isolation the renter asked for ("sandbox", "container",
 	// "gvisor"; "" = the type's default).
 	Isolation string `json:"isolation,omitempty"`
+	// Workdir is the SHA-256 of the work directory archive in the blob store ("" for none).
+	Workdir string `json:"workdir,omitempty"`
+	// Outputs is the directory, relative to the work directory, each node uploads when it ends.
+	Outputs string `json:"outputs,omitempty"`
+	// Secrets are environment variables only the nodes see: never shown, scrubbed from the
+	// stored spec when the cluster ends.
+	Secrets map[string]string `json:"secrets,omitempty"`
 }
 
 // Cluster is a renter's set of leased devices running one workload.
@@ -142,20 +148,17 @@ type Cluster struct {
 }
 
 // LeaseState is one node's state.
-type LeaseState string
+type LeaseState = wire.LeaseState
 
-// Lease states. A lease is active (holds its device) while assigned, starting or running.
+// Lease states. A lease is active (holds its device) while assigned or running (Active).
 const (
-	LeaseAssigned LeaseState = "assigned"
-	LeaseRunning  LeaseState = "running"
-	LeaseExited   LeaseState = "exited"
-	LeaseFailed   LeaseState = "failed"
-	LeaseStopped  LeaseState = "stopped"
-	LeaseLost     LeaseState = "lost"
+	LeaseAssigned = wire.LeaseAssigned
+	LeaseRunning  = wire.LeaseRunning
+	LeaseExited   = wire.LeaseExited
+	LeaseFailed   = wire.LeaseFailed
+	LeaseStopped  = wire.LeaseStopped
+	LeaseLost     = wire.LeaseLost
 )
-
-// Active reports whether a lease in this state still holds its device.
-func (s LeaseState) Active() bool { return s == LeaseAssigned || s == LeaseRunning }
 
 // Lease is one node of a cluster: one device for the cluster's lifetime.
 type Lease struct {

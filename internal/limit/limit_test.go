@@ -2,26 +2,15 @@ package limit
 
 import (
 	"net"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/iognet/iog/internal/iogtest"
 )
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 func TestBuckets(t *testing.T) {
-	clk := &clock{t: time.Unix(1_800_000_000, 0)}
-	b := NewBuckets(Rate{PerSec: 2, Burst: 3}, clk.now)
+	clk := iogtest.NewClock(time.Unix(1_800_000_000, 0))
+	b := NewBuckets(Rate{PerSec: 2, Burst: 3}, clk.Now)
 	for i := range 3 {
 		if ok, _ := b.Take("a"); !ok {
 			t.Fatalf("take %d of a burst of 3 refused", i)
@@ -34,7 +23,7 @@ func TestBuckets(t *testing.T) {
 	if ok, _ := b.Take("b"); !ok {
 		t.Fatal("another key shares a's bucket")
 	}
-	clk.add(500 * time.Millisecond)
+	clk.Add(500 * time.Millisecond)
 	if ok, _ := b.Take("a"); !ok {
 		t.Fatal("refilled token refused")
 	}
@@ -59,7 +48,7 @@ func TestBuckets(t *testing.T) {
 	for i := range 2000 {
 		b.Take(string(rune(i)))
 	}
-	clk.add(time.Minute)
+	clk.Add(time.Minute)
 	b.Take("trigger")
 	b.mu.Lock()
 	n := len(b.m)
@@ -67,7 +56,7 @@ func TestBuckets(t *testing.T) {
 	if n > 10 {
 		t.Fatalf("%d buckets kept after they refilled", n)
 	}
-	if ok, _ := NewBuckets(Rate{}, clk.now).Take("x"); !ok {
+	if ok, _ := NewBuckets(Rate{}, clk.Now).Take("x"); !ok {
 		t.Fatal("a zero rate limits")
 	}
 }

@@ -202,15 +202,15 @@ func (m *Market) Assignments(ctx context.Context, dev iog.Device) ([]api.Assignm
 		}
 		out = append(out, api.Assignment{
 			LeaseID: l.ID, ClusterID: c.ID, Type: c.Spec.Type, Rank: l.Rank, State: string(l.State),
-			Image: c.Spec.Image, Command: nodeCommand(c, l.Rank, meshIP, head), Env: nodeEnv(c, l, len(nodes), head, meshIP), GPUs: l.GPUs,
-			Mesh: mv,
+			Image: c.Spec.Image, Command: nodeCommand(c, l.Rank, meshIP, head), Env: nodeEnv(c, l, len(nodes), head, meshIP, mv), GPUs: l.GPUs,
+			Mesh: mv, Workdir: c.Spec.Workdir, Outputs: c.Spec.Outputs,
 		})
 	}
 	return out, nil
 }
 
-// nodeEnv is the environment every node gets (DESIGN §4).
-func nodeEnv(c iog.Cluster, l iog.Lease, n int, head, meshIP string) []string {
+// nodeEnv is the environment every node gets (docs/DESIGN.md §4).
+func nodeEnv(c iog.Cluster, l iog.Lease, n int, head, meshIP string, mv *api.Mesh) []string {
 	env := []string{
 		"IOG_CLUSTER_ID=" + c.ID,
 		"IOG_NODE_RANK=" + strconv.Itoa(l.Rank),
@@ -218,9 +218,11 @@ func nodeEnv(c iog.Cluster, l iog.Lease, n int, head, meshIP string) []string {
 		"IOG_HEAD_ADDR=" + head,
 		"IOG_MESH_IP=" + meshIP,
 		"IOG_LEASE_ID=" + l.ID,
+		"IOG_GPUS_PER_NODE=" + itoa(gpusPerNode(c, l)),
 	}
+	env = append(env, meshEnv(c, n, mv)...)
 	if c.Spec.Type == iog.TypeTorch {
-		env = append(env, "MASTER_ADDR="+head, "MASTER_PORT=29500", "WORLD_SIZE="+strconv.Itoa(n),
+		env = append(env, "MASTER_ADDR="+head, "MASTER_PORT="+itoa(masterPort(c.ID)), "WORLD_SIZE="+strconv.Itoa(n),
 			"RANK="+strconv.Itoa(l.Rank), "NODE_RANK="+strconv.Itoa(l.Rank), "LOCAL_RANK=0")
 	}
 	keys := make([]string, 0, len(c.Spec.Env))
@@ -231,14 +233,33 @@ func nodeEnv(c iog.Cluster, l iog.Lease, n int, head, meshIP string) []string {
 	for _, k := range keys {
 		env = append(env, k+"="+c.Spec.Env[k])
 	}
+	for _, k := range secretNames(c.Spec) {
+		env = append(env, k+"="+c.Spec.Secrets[k])
+	}
 	return env
 }
 
-// AppendLogs stores output a worker sends for one of its leases (capped per node).
+// LogWindow is how long after a lease ended its worker may still ship output (a worker that
+// was offline when the node ended sends what it kept); after it the lease's log is closed and
+// the ids of its batches are forgotten (PruneLogBatches).
+const LogWindow = 24 * time.Hour
+
+// PruneLogBatches forgets the batch ids of leases whose log is closed; run by the leader.
+func (m *Market) PruneLogBatches(ctx context.Context) {
+	if _, err := m.db.PruneLogBatches(ctx, m.cfg.Now().Add(-LogWindow)); err != nil {
+		m.cfg.Log.Error("prune log batches", "err", err)
+	}
+}
+
+// AppendLogs stores output a worker sends for one of its leases (capped per node), until the
+// lease's log closes (LogWindow after it ended).
 func (m *Market) AppendLogs(ctx context.Context, dev iog.Device, leaseID string, r api.LogAppendRequest) error {
 	l, err := m.deviceLease(ctx, dev, leaseID)
 	if err != nil {
 		return err
+	}
+	if !l.State.Active() && !l.EndedAt.IsZero() && m.cfg.Now().Sub(l.EndedAt) > LogWindow {
+		return iog.Errorf(iog.ECONFLICT, "lease %s ended at %s; its log is closed", l.ID, l.EndedAt.UTC().Format(time.RFC3339))
 	}
 	have, err := m.db.LogBytes(ctx, l.ID)
 	if err != nil {

@@ -77,12 +77,24 @@ func New(cfg Config) *Market {
 
 var envKey = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
+var workdirHash = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
 // validate checks a request and returns the normalised spec.
 func (m *Market) validate(ctx context.Context, r api.CreateClusterRequest) (iog.ClusterSpec, error) {
 	s := iog.ClusterSpec{
 		Name: strings.TrimSpace(r.Name), Type: r.Type, Nodes: r.Nodes, GPUModel: strings.TrimSpace(r.GPUModel),
 		GPUsPerNode: r.GPUsPerNode, Region: strings.TrimSpace(r.Region), Hours: r.Hours, Image: r.Image,
-		Command: r.Command, Env: r.Env, Isolation: r.Isolation,
+		Command: r.Command, Env: r.Env, Isolation: r.Isolation, Workdir: r.Workdir,
+		Outputs: r.Outputs, Secrets: r.Secrets,
+	}
+	if err := validOutputs(s.Outputs); err != nil {
+		return s, err
+	}
+	if err := validSecrets(s.Secrets, s.Env); err != nil {
+		return s, err
+	}
+	if s.Workdir != "" && !workdirHash.MatchString(s.Workdir) {
+		return s, iog.Errorf(iog.EINVALID, "workdir %q: want the lower-case hex SHA-256 of an uploaded blob", s.Workdir)
 	}
 	switch s.Type {
 	case iog.TypeProcess, iog.TypeTorch:
@@ -404,7 +416,7 @@ func toAPI(c iog.Cluster, leases []iog.Lease) api.Cluster {
 		Spec: api.CreateClusterRequest{Name: c.Spec.Name, Type: c.Spec.Type, Nodes: c.Spec.Nodes, GPUModel: c.Spec.GPUModel,
 			GPUsPerNode: c.Spec.GPUsPerNode, Region: c.Spec.Region, Hours: c.Spec.Hours, Image: c.Spec.Image,
 			Command: c.Spec.Command, Env: c.Spec.Env, Currency: string(c.Spec.Currency), Commitment: c.Spec.Commitment, Tier: c.Spec.Tier,
-			Isolation: c.Spec.Isolation},
+			Isolation: c.Spec.Isolation, Workdir: c.Spec.Workdir, Outputs: c.Spec.Outputs, SecretNames: secretNames(c.Spec)},
 		Nodes: []api.Node{},
 	}
 	if c.Spec.MaxPrice > 0 {

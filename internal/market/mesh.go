@@ -14,7 +14,7 @@ import (
 
 	"github.com/iognet/iog/api"
 	"github.com/iognet/iog/internal/iog"
-	"github.com/iognet/iog/internal/mesh"
+	"github.com/iognet/iog/internal/overlay"
 	"github.com/iognet/iog/internal/relay"
 )
 
@@ -22,7 +22,7 @@ import (
 // and renter peers and the proxy count down from 254.
 const MaxMeshNodes = 240
 
-// meshState is the coordinator's mesh settings (DESIGN §7).
+// meshState is the coordinator's mesh settings (docs/DESIGN.md §7).
 type meshState struct {
 	mu      sync.Mutex
 	on      bool
@@ -72,9 +72,9 @@ func (m *Market) meshView(ctx context.Context, c iog.Cluster, nodes []iog.Lease,
 			active[l.ID] = l.Rank
 		}
 	}
-	network := mesh.Network(idx)
+	network := overlay.Network(idx)
 	_, relayAddr, padding := m.meshSettings()
-	v := &api.Mesh{Network: network.String(), Address: mesh.Host(network, slot).String(), Relay: relayAddr, Padding: padding, Peers: []api.MeshPeer{}}
+	v := &api.Mesh{Network: network.String(), Address: overlay.Host(network, slot).String(), Relay: relayAddr, Padding: padding, Peers: []api.MeshPeer{}}
 	for _, mb := range members {
 		if (lease != "" && mb.LeaseID == lease) || (memberID != "" && mb.ID == memberID) {
 			v.PublicKey, v.MemberID = mb.PublicKey, mb.ID
@@ -88,7 +88,7 @@ func (m *Market) meshView(ctx context.Context, c iog.Cluster, nodes []iog.Lease,
 			}
 			p.Rank, p.Name = rank, "node "+strconv.Itoa(rank)
 		}
-		addr := mesh.Host(network, mb.Slot)
+		addr := overlay.Host(network, mb.Slot)
 		p.Address = addr.String()
 		p.AllowedIPs = []string{netip.PrefixFrom(addr, 32).String()}
 		// Only the address the relay saw the member's probes come from: the addresses a member
@@ -142,7 +142,7 @@ func newMember(c iog.Cluster, kind string, slot int, key, lease string, endpoint
 }
 
 func checkJoin(r api.MeshJoinRequest) ([]string, error) {
-	if _, err := mesh.ParseKey(r.PublicKey); err != nil {
+	if err := overlay.CheckKey(r.PublicKey); err != nil {
 		return nil, iog.Errorf(iog.EINVALID, "public_key must be a WireGuard public key (32 bytes, base64)")
 	}
 	var eps []string
@@ -222,7 +222,7 @@ func (m *Market) MeshConnect(ctx context.Context, acct iog.Account, clusterID, k
 		for _, x := range members {
 			used[x.Slot] = true
 		}
-		slot := mesh.MaxSlot
+		slot := overlay.MaxSlot
 		for slot > c.Spec.Nodes && used[slot] {
 			slot--
 		}
@@ -389,5 +389,5 @@ func meshHead(v *api.Mesh) string {
 	if err != nil {
 		return ""
 	}
-	return mesh.Host(p, 1).String()
+	return overlay.Host(p, 1).String()
 }

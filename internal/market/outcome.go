@@ -278,6 +278,7 @@ func (m *Market) endCluster(ctx context.Context, id string, rev int64, st iog.Cl
 	}
 	m.cfg.Devices.Bump(devs...)
 	m.clusters.Bump(id, id+"/logs")
+	m.scrubSecrets(ctx, id)
 	m.cfg.Log.Info("cluster ended", "cluster", id, "state", st, "reason", reason)
 	return true, nil
 }

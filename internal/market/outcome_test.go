@@ -13,6 +13,7 @@ import (
 
 	"github.com/iognet/iog/api"
 	"github.com/iognet/iog/internal/iog"
+	"github.com/iognet/iog/internal/iogtest"
 	"github.com/iognet/iog/internal/ledger"
 	"github.com/iognet/iog/internal/store"
 	"github.com/iognet/iog/internal/watch"
@@ -22,22 +23,10 @@ import (
 // the store's hook (called before every write of a cluster's or a lease's state), on a fake
 // clock: no sleeps, the same order every run.
 
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *fakeClock) Set(t time.Time) {
-	c.mu.Lock()
-	c.t = t
-	c.mu.Unlock()
-}
-
 type outEnv struct {
 	m      *Market
 	db     *store.DB
-	clk    *fakeClock
+	clk    *iogtest.Clock
 	renter iog.Account
 	devs   []iog.Device
 	// hooks is called by the store before each cluster or lease write (see barrier).
@@ -53,7 +42,7 @@ func newOutEnv(t *testing.T, n int) *outEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	e := &outEnv{db: db, clk: &fakeClock{t: time.Date(2026, 11, 21, 7, 0, 0, 0, time.UTC)}}
+	e := &outEnv{db: db, clk: iogtest.NewClock(time.Date(2026, 11, 21, 7, 0, 0, 0, time.UTC))}
 	db.SetHook(func(ctx context.Context, op, id string) {
 		if h := e.hooks.Load(); h != nil {
 			(*h)(ctx, op, id)
@@ -653,5 +642,48 @@ func TestLogBatchStoredOnce(t *testing.T) {
 	}
 	if len(logs.Chunks) != 1 {
 		t.Fatalf("%d chunks stored for one batch sent 3 times", len(logs.Chunks))
+	}
+}
+
+// TestLogClosesAfterTheWindow: a worker may ship a node's output for LogWindow after the node
+// ended; then the log is closed and the batch ids are forgotten, so the table does not grow
+// forever and a late retry cannot store a batch twice.
+func TestLogClosesAfterTheWindow(t *testing.T) {
+	e := newOutEnv(t, 1)
+	c := e.create(t, api.CreateClusterRequest{Type: "process", Nodes: 1, Hours: 1}, true)
+	n := c.Nodes[0]
+	req := api.LogAppendRequest{Batch: "w1-1", Chunks: []api.LogAppend{{Stream: "stdout", Data: "hello\n", At: e.clk.Now()}}}
+	if err := e.m.AppendLogs(t.Context(), e.device(t, n.DeviceID), n.LeaseID, req); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.m.Terminate(t.Context(), e.renter, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	// Within the window: a late batch is still taken.
+	e.clk.Set(e.clk.Now().Add(LogWindow - time.Minute))
+	req.Batch = "w1-2"
+	if err := e.m.AppendLogs(t.Context(), e.device(t, n.DeviceID), n.LeaseID, req); err != nil {
+		t.Fatalf("a batch within the window: %v", err)
+	}
+	count := func() int {
+		var k int
+		if err := e.db.SQL().QueryRowContext(t.Context(), `SELECT COUNT(*) FROM log_batches WHERE lease_id = $1`, n.LeaseID).Scan(&k); err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	e.m.PruneLogBatches(t.Context())
+	if k := count(); k != 2 {
+		t.Fatalf("%d batch ids kept within the window, want 2", k)
+	}
+	// After it: refused, and the ids go.
+	e.clk.Set(e.clk.Now().Add(2 * time.Minute))
+	req.Batch = "w1-3"
+	if err := e.m.AppendLogs(t.Context(), e.device(t, n.DeviceID), n.LeaseID, req); iog.ErrorCode(err) != iog.ECONFLICT {
+		t.Fatalf("a batch after the window: %v, want ECONFLICT", err)
+	}
+	e.m.PruneLogBatches(t.Context())
+	if k := count(); k != 0 {
+		t.Fatalf("%d batch ids left after the window", k)
 	}
 }

@@ -7,7 +7,7 @@ import (
 	"github.com/iognet/iog/internal/iog"
 )
 
-// Ray's ports (DEPENDENCIES.md). They are reached over the cluster mesh only: the head binds
+// Ray's ports (docs/DEPENDENCIES.md). They are reached over the cluster mesh only: the head binds
 // the GCS and the dashboard to its mesh IP, and a supplier's host firewall keeps the rest of
 // Ray's sockets (some bind every interface) off the host's other interfaces (docs/MESH.md).
 const (
@@ -27,7 +27,7 @@ const meshDataPlane = "tun"
 // reachesMesh reports whether workloads on a device reach mesh IPs, as Ray's nodes must.
 func reachesMesh(d iog.Device) bool { return d.DataPlane == meshDataPlane }
 
-// rayCommand is what a node of a ray cluster runs (DESIGN §4), given its own and the head's
+// rayCommand is what a node of a ray cluster runs (docs/DESIGN.md §4), given its own and the head's
 // mesh IPs. Node 0 runs the head on its mesh IP; with a renter's command it then waits for the
 // head to answer and runs the command there as the Ray driver (RAY_ADDRESS set), and the node
 // exits with the command's code. Every other node waits for the head and joins it by the head's

@@ -14,7 +14,7 @@ import (
 // replaced; with less, the cluster carries on degraded and the lost node's share is refunded.
 const MinReplaceTime = 2 * time.Minute
 
-// replace tries to put a new device in the place of a lost node (DESIGN §4): same rank, same
+// replace tries to put a new device in the place of a lost node (docs/DESIGN.md §4): same rank, same
 // requirements, a device the cluster has not used yet. The renter pays for the time left at the
 // new device's rate (the lost node's unspent share was refunded when it ended). The new lease
 // is added only if the cluster is still at c.Rev, with why (and the device) as its reason. It

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/iognet/iog/internal/overlay"
 	"io"
 	"net"
 	"net/netip"
@@ -92,7 +93,7 @@ func pair(tb testing.TB, lab *netlab.Lab, a, b string, padding bool) (*mesh.Net,
 			if err != nil {
 				return err
 			}
-			n, err = mesh.Open(mesh.Config{Plane: mesh.Kernel{}, Name: name, Address: netip.PrefixFrom(mesh.Host(meshtest.Network, slot), 24),
+			n, err = mesh.Open(mesh.Config{Plane: mesh.Kernel{}, Name: name, Address: netip.PrefixFrom(overlay.Host(meshtest.Network, slot), 24),
 				PrivateKey: k, Padding: padding})
 			return err
 		})
@@ -285,7 +286,7 @@ func BenchmarkMeshTCP(b *testing.B) {
 		tool := "go"
 		if _, err := exec.LookPath("iperf3"); err == nil && os.Getenv("IOG_BENCH_GO") == "" {
 			// iperf3 in its own processes keeps the traffic generator off this process's two
-			// cores' Go scheduler, as in the measurements of DEPENDENCIES.md.
+			// cores' Go scheduler, as in the measurements of docs/DEPENDENCIES.md.
 			raw, over, tool = iperf(b, lab, na, nb, "10.98.0.2", d), iperf(b, lab, na, nb, mb.Address().String(), d), "iperf3"
 		}
 		b.ReportMetric(raw, "raw-Gbit/s")

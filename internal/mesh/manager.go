@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/iognet/iog/internal/overlay"
 	"log/slog"
 	"net/netip"
 	"sync"
@@ -59,7 +60,7 @@ func (m *Manager) Join(ctx context.Context, a api.Assignment, register func(ctx 
 	if err != nil {
 		return err
 	}
-	n, err := Open(Config{Plane: m.Plane, Name: IfaceName(a.ClusterID), Address: addr, PrivateKey: key, Padding: a.Mesh.Padding,
+	n, err := Open(Config{Plane: m.Plane, Name: overlay.IfaceName(a.ClusterID), Address: addr, PrivateKey: key, Padding: a.Mesh.Padding,
 		Log: m.log().With("cluster", a.ClusterID)})
 	if err != nil {
 		return err

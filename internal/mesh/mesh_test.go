@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/iognet/iog/internal/iogtest"
 	"github.com/iognet/iog/internal/mesh"
 	"github.com/iognet/iog/internal/mesh/meshtest"
 	"github.com/iognet/iog/internal/relay"
@@ -21,26 +22,6 @@ func TestFakeConformance(t *testing.T) {
 	meshtest.Run(t, f)
 	if len(f.Links()) != 0 || f.Opened() == 0 {
 		t.Fatalf("links left open: %v (opened %d)", f.Links(), f.Opened())
-	}
-}
-
-func TestAddressing(t *testing.T) {
-	for _, c := range []struct {
-		idx  int
-		want string
-	}{{0, "100.64.0.0/24"}, {1, "100.64.1.0/24"}, {256, "100.65.0.0/24"}, {16383, "100.127.255.0/24"}} {
-		if got := mesh.Network(c.idx).String(); got != c.want {
-			t.Errorf("Network(%d) = %s, want %s", c.idx, got, c.want)
-		}
-		if !mesh.Space.Contains(mesh.Network(c.idx).Addr()) {
-			t.Errorf("Network(%d) outside %s", c.idx, mesh.Space)
-		}
-	}
-	if got := mesh.Host(mesh.Network(3), 1).String(); got != "100.64.3.1" {
-		t.Errorf("node 0 of network 3 = %s", got)
-	}
-	if n := mesh.IfaceName("cl_abc"); len(n) != 11 || n[:3] != "iog" {
-		t.Errorf("iface name %q", n)
 	}
 }
 
@@ -78,17 +59,6 @@ func relayFor(t *testing.T, members map[string]relay.ID) *relay.Server {
 	return srv
 }
 
-func waitFor(t *testing.T, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // Two members with no direct endpoints talk through the relay; once each learns the other's
 // address, the path turns direct and the relay stops carrying their traffic.
 func TestRelayThenDirect(t *testing.T) {
@@ -102,7 +72,7 @@ func TestRelayThenDirect(t *testing.T) {
 	if err := b.SetRelay(srv.Addr(), "tok-b"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "observed endpoints", func() bool { return a.Observed().IsValid() && b.Observed().IsValid() })
+	iogtest.Until(t, 20*time.Second, "observed endpoints", func() bool { return a.Observed().IsValid() && b.Observed().IsValid() })
 	peer := func(n *mesh.Net, id relay.ID, eps ...netip.AddrPort) mesh.Peer {
 		return mesh.Peer{Name: n.Address().String(), PublicKey: n.PublicKey(), MemberID: id,
 			AllowedIPs: []netip.Prefix{netip.PrefixFrom(n.Address(), 32)}, Endpoints: eps}
@@ -127,7 +97,7 @@ func TestRelayThenDirect(t *testing.T) {
 	if err := b.SetPeers([]mesh.Peer{peer(a, idA, a.Observed())}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "direct paths", func() bool {
+	iogtest.Until(t, 20*time.Second, "direct paths", func() bool {
 		return a.Paths()[b.PublicKey()].Direct && b.Paths()[a.PublicKey()].Direct
 	})
 	before := srv.Relayed(idA, idB)
@@ -250,7 +220,7 @@ func TestCrossingHandshakesAfterStall(t *testing.T) {
 			_, _ = c.Write([]byte("x"))
 			c.Close()
 		}
-		waitFor(t, "both initiations held", func() bool {
+		iogtest.Until(t, 20*time.Second, "both initiations held", func() bool {
 			return link.initiations(meshtest.Loopback(a)) > 0 && link.initiations(meshtest.Loopback(b)) > 0
 		})
 		link.release()

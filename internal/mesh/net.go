@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"github.com/iognet/iog/internal/overlay"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -187,7 +188,7 @@ func (n *Net) LocalEndpoints() []netip.AddrPort {
 			continue
 		}
 		ip := p.Addr()
-		if !ip.Is4() || ip.IsLoopback() || ip.IsLinkLocalUnicast() || Space.Contains(ip) {
+		if !ip.Is4() || ip.IsLoopback() || ip.IsLinkLocalUnicast() || overlay.Space.Contains(ip) {
 			continue
 		}
 		out = append(out, netip.AddrPortFrom(ip, n.port))

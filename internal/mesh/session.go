@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/iognet/iog/internal/overlay"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -171,10 +172,10 @@ func (s *Session) NodeAddr(rank int) (netip.Addr, error) {
 	if err != nil {
 		return netip.Addr{}, err
 	}
-	if rank < 0 || rank+1 >= MaxSlot {
+	if rank < 0 || rank+1 >= overlay.MaxSlot {
 		return netip.Addr{}, iog.Errorf(iog.EINVALID, "no node %d", rank)
 	}
-	return Host(network, rank+1), nil
+	return overlay.Host(network, rank+1), nil
 }
 
 // DialNode opens a TCP connection to a port of node rank over the mesh.

@@ -7,7 +7,7 @@ import (
 	"github.com/iognet/iog/internal/iog"
 )
 
-// Fees in parts per million of the amount they are charged on (DESIGN §5). Fee revenue goes to
+// Fees in parts per million of the amount they are charged on (docs/DESIGN.md §5). Fee revenue goes to
 // the treasury, which buys back and burns IO.
 const (
 	BookingFeePPM = 2_500  // 0.25%, charged to the renter and, separately, to the supplier

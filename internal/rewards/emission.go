@@ -2,7 +2,7 @@ package rewards
 
 import "github.com/iognet/iog/internal/iog"
 
-// Supply, in micro-IO (DESIGN §5).
+// Supply, in micro-IO (docs/DESIGN.md §5).
 const (
 	LaunchSupply iog.Amount = 500_000_000 * iog.Unit // in circulation at launch
 	EmissionCap  iog.Amount = 300_000_000 * iog.Unit // the most that blocks ever mint

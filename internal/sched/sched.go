@@ -110,7 +110,18 @@ func Place(req Request, snapshot []Candidate) ([]Node, error) {
 			site[c.Site]++
 		}
 	}
-	sort.SliceStable(match, func(i, j int) bool {
+	ptrs := make([]*Candidate, len(match))
+	for i := range match {
+		ptrs[i] = &match[i]
+	}
+	return choose(req, ptrs, site), nil
+}
+
+// choose orders matches as placement prefers them (lower ask, then a site that holds more of
+// the matches, then higher reputation, then id) and takes the first req.Nodes; site counts the
+// matches at each site.
+func choose(req Request, match []*Candidate, site map[string]int) []Node {
+	sort.Slice(match, func(i, j int) bool {
 		a, b := match[i], match[j]
 		if a.Ask != b.Ask {
 			return a.Ask < b.Ask
@@ -125,20 +136,29 @@ func Place(req Request, snapshot []Candidate) ([]Node, error) {
 	})
 	out := make([]Node, req.Nodes)
 	for i := range out {
-		c := match[i]
-		n := Node{DeviceID: c.ID}
-		if req.GPUsPerNode > 0 && len(c.GPUs) >= req.GPUsPerNode {
-			n.GPUs = append([]string(nil), c.GPUs[:req.GPUsPerNode]...)
-		}
-		out[i] = n
+		out[i] = nodeOf(req, match[i])
 	}
-	return out, nil
+	return out
+}
+
+// nodeOf is a chosen device with the GPUs the request grants on it.
+func nodeOf(req Request, c *Candidate) Node {
+	n := Node{DeviceID: c.ID}
+	if req.GPUsPerNode > 0 && len(c.GPUs) >= req.GPUsPerNode {
+		n.GPUs = append([]string(nil), c.GPUs[:req.GPUsPerNode]...)
+	}
+	return n
 }
 
 func fits(req Request, c Candidate) bool {
 	if req.GPUModel != "" && !ModelMatches(c.GPUModel, req.GPUModel) {
 		return false
 	}
+	return fitsBesidesModel(req, c)
+}
+
+// fitsBesidesModel is fits for a device whose GPU model is known to match.
+func fitsBesidesModel(req Request, c Candidate) bool {
 	if req.GPUsPerNode > 0 && c.GPUCount < req.GPUsPerNode {
 		return false
 	}

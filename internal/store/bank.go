@@ -331,7 +331,9 @@ type Leader struct {
 	conn *sql.Conn
 }
 
-// leaderLockID is the advisory lock key ("iog" in ASCII).
+// leaderLockID is the advisory lock's first key ("iog" in ASCII); the second is a hash of the
+// schema, so that networks kept in different schemas of one database each have their own
+// leader (advisory locks are per database, not per schema).
 const leaderLockID = 0x696f67
 
 // NewLeader returns an election over the store.
@@ -356,7 +358,7 @@ func (l *Leader) Lead(ctx context.Context) bool {
 		return false
 	}
 	var ok bool
-	if err := c.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1)`, leaderLockID).Scan(&ok); err != nil || !ok {
+	if err := c.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1::int, hashtext(current_schema()))`, leaderLockID).Scan(&ok); err != nil || !ok {
 		c.Close()
 		return false
 	}

@@ -174,6 +174,16 @@ func (s *DB) ActiveLeases(ctx context.Context, deviceID string) ([]iog.Lease, er
 	return s.leaseWhere(ctx, `device_id = $1 AND active = 1 ORDER BY created_at`, deviceID)
 }
 
+// PruneLogBatches forgets the batch ids of leases that ended before before (their logs are
+// closed: market.LogWindow) and returns how many were deleted.
+func (s *DB) PruneLogBatches(ctx context.Context, before time.Time) (int64, error) {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM log_batches WHERE lease_id IN (SELECT id FROM leases WHERE active = 0 AND ended_at > 0 AND ended_at < $1)`, ms(before))
+	if err != nil {
+		return 0, fmt.Errorf("store: prune log batches: %w", err)
+	}
+	return res.RowsAffected()
+}
+
 // AppendLogs appends output chunks of a lease to its cluster's log. A batch id already stored
 // for the lease (a retry) stores nothing again.
 func (s *DB) AppendLogs(ctx context.Context, clusterID, leaseID string, rank int, batch string, chunks []iog.LogChunk) error {

@@ -39,6 +39,9 @@ type adminData struct {
 	Health   health
 	Created  *api.CreateAccountResponse
 	Notice   string
+	// AdjustKey names the credits and debits posted from this page, so that a form sent twice
+	// (a double click, a reload) posts once.
+	AdjustKey string
 }
 
 // maxAccounts bounds the admin's account list.
@@ -50,7 +53,7 @@ func (s *Server) admin(w http.ResponseWriter, r *http.Request, u *user) error {
 
 func (s *Server) showAdmin(w http.ResponseWriter, r *http.Request, u *user, code int, created *api.CreateAccountResponse, notice string) error {
 	ctx := r.Context()
-	d := adminData{Created: created, Notice: notice}
+	d := adminData{Created: created, Notice: notice, AdjustKey: iog.NewID("web")}
 	var err error
 	if d.Accounts, err = s.cfg.Store.Accounts(ctx, maxAccounts); err != nil {
 		return err
@@ -139,6 +142,17 @@ func (s *Server) createAccount(w http.ResponseWriter, r *http.Request, u *user) 
 		created.Account.Roles = append(created.Account.Roles, string(x))
 	}
 	return s.showAdmin(w, r, u, http.StatusOK, created, "")
+}
+
+// adjust credits or debits an account (bank.Adjust: the same call as `iog account credit`).
+func (s *Server) adjust(w http.ResponseWriter, r *http.Request, u *user) error {
+	kind := r.PostFormValue("kind")
+	a, err := s.cfg.Bank.Adjust(r.Context(), u.Account, r.PathValue("id"), kind, api.AdjustRequest{Currency: r.PostFormValue("currency"),
+		Amount: strings.TrimSpace(r.PostFormValue("amount")), Reason: r.PostFormValue("reason"), Key: r.PostFormValue("key")})
+	if err != nil {
+		return s.showAdmin(w, r, u, status(err), nil, s.message(r, err))
+	}
+	return s.showAdmin(w, r, u, http.StatusOK, nil, fmt.Sprintf("%s of %s %s to account %s recorded (posting %s); its wallet holds %s %s", a.Kind, a.Amount, a.Currency, a.AccountID, a.PostingKey, a.Balance, a.Currency))
 }
 
 func (s *Server) appeal(w http.ResponseWriter, r *http.Request, u *user) error {

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/iognet/iog/internal/task"
+
 	"github.com/iognet/iog/api"
 	"github.com/iognet/iog/internal/iog"
 	"github.com/iognet/iog/internal/market"
@@ -21,6 +23,9 @@ type deployForm struct {
 	Type, Name, GPUModel, GPUsPerNode, Nodes, Region, Tier string
 	Hours, Commitment, Currency, MaxPrice                  string
 	Image, Command, Env                                    string
+	// Task is a task file pasted in (the same YAML as `iog launch`); when given, it is the
+	// request and the fields above are not read.
+	Task string
 }
 
 type deployData struct {
@@ -195,7 +200,31 @@ func (s *Server) form(r *http.Request) (api.CreateClusterRequest, deployData, er
 		return api.CreateClusterRequest{}, deployData{}, err
 	}
 	req, f, errs := parseDeploy(r, models)
+	if text := r.PostFormValue("task"); strings.TrimSpace(text) != "" {
+		f.Task = text
+		req, errs = taskRequest(text)
+	}
 	return req, deployData{Form: f, Errors: errs, Models: models, Regions: regions}, nil
+}
+
+// taskRequest is the request of a task file pasted into the wizard, or what is wrong with it
+// (under the "task" field).
+func taskRequest(text string) (api.CreateClusterRequest, map[string]string) {
+	errs := map[string]string{}
+	tf, err := task.Parse("task file", strings.NewReader(text))
+	if err != nil {
+		errs["task"] = err.Error()
+		return api.CreateClusterRequest{}, errs
+	}
+	if tf.Workdir != "" {
+		errs["task"] = "workdir: the console cannot upload a directory; deploy this task with `iog launch`, or drop workdir"
+		return api.CreateClusterRequest{}, errs
+	}
+	req, err := tf.Request()
+	if err != nil {
+		errs["task"] = err.Error()
+	}
+	return req, errs
 }
 
 // quote answers the wizard's live quote (an htmx swap): every line, or the errors next to

@@ -77,6 +77,7 @@ type Bank interface {
 	Verify(ctx context.Context, acct iog.Account) (api.LedgerReport, error)
 	Slashes(ctx context.Context, acct iog.Account) ([]api.Slash, error)
 	Appeal(ctx context.Context, acct iog.Account, id string, uphold bool) (api.Slash, error)
+	Adjust(ctx context.Context, admin iog.Account, account, kind string, r api.AdjustRequest) (api.Adjustment, error)
 	Stats(ctx context.Context) (api.NetworkStats, error)
 }
 
@@ -294,6 +295,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /admin", s.authed(iog.RoleAdmin, s.admin))
 	m.HandleFunc("POST /admin/accounts", s.authed(iog.RoleAdmin, s.createAccount))
 	m.HandleFunc("POST /admin/slashes/{id}/appeal", s.authed(iog.RoleAdmin, s.appeal))
+	m.HandleFunc("POST /admin/accounts/{id}/adjust", s.authed(iog.RoleAdmin, s.adjust))
 
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, nil, iog.Errorf(iog.ENOTFOUND, "no page at %s", r.URL.Path))

@@ -146,3 +146,24 @@ func TestChartEscapesNames(t *testing.T) {
 		t.Fatalf("chart markup:\n%s", out)
 	}
 }
+
+// A task file pasted into the wizard is the request; what is wrong with it, a workdir (which
+// only `iog launch` can upload) included, is said under its field.
+func TestDeployFormTakesATaskFile(t *testing.T) {
+	req, errs := taskRequest("name: t\nnodes: 3\nhours: 2\nresources:\n  gpu: RTX-4090:1\nenv:\n  A: \"1\"\nsetup: echo set\nrun: echo hi\n")
+	if len(errs) != 0 || req.Name != "t" || req.Nodes != 3 || req.Hours != 2 || req.GPUModel != "RTX-4090" || req.GPUsPerNode != 1 || req.Env["A"] != "1" ||
+		len(req.Command) != 3 || !strings.Contains(req.Command[2], "echo set") || !strings.Contains(req.Command[2], "echo hi") {
+		t.Fatalf("req %+v errs %v", req, errs)
+	}
+	for text, want := range map[string]string{
+		"nodes: -1\nrun: x\n":               "nodes",
+		"nodez: 2\nrun: x\n":                "nodez",
+		"workdir: .\nrun: x\n":              "iog launch",
+		"run: [unclosed\n":                  "task file",
+		"nodes: 1\nrun: x\nports: [8888]\n": "ports",
+	} {
+		if _, errs := taskRequest(text); !strings.Contains(errs["task"], want) {
+			t.Errorf("%q: error %q, want it to name %q", text, errs["task"], want)
+		}
+	}
+}

@@ -128,7 +128,12 @@ func (w *Worker) start(ctx context.Context, a api.Assignment) {
 			"), and outside dev mode a process node runs only in one; use a container cluster")
 		return
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if a.Workdir != "" {
+		if err := w.workdir(ctx, a.Workdir, dir); err != nil {
+			fail("work directory: " + err.Error())
+			return
+		}
+	} else if err := os.MkdirAll(dir, 0o700); err != nil {
 		fail("make work dir: " + err.Error())
 		return
 	}
@@ -180,6 +185,7 @@ func (w *Worker) start(ctx context.Context, a api.Assignment) {
 		w.cfg.Log.Error("clean up node", "lease", a.LeaseID, "err", serr)
 	}
 	cancel()
+	w.collectOutputs(ctx, a, dir, logs)
 	if reason := task.Killed(); reason != "" {
 		logs.system(reason)
 		r := api.LeaseStatusRequest{State: "failed", Message: reason}

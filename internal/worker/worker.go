@@ -14,11 +14,13 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/iognet/iog/api"
+	"github.com/iognet/iog/api/wire"
 	"github.com/iognet/iog/internal/executor"
 	"github.com/iognet/iog/internal/proof"
 )
@@ -219,6 +221,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	var loops sync.WaitGroup
 	loops.Go(func() { w.heartbeats(ctx, inv) })
 	loops.Go(func() { w.assignments(ctx) })
+	loops.Go(func() { w.sessions(ctx) })
 	<-ctx.Done()
 	loops.Wait() // nothing new starts from here on
 	w.stopAll()
@@ -321,10 +324,14 @@ func (w *Worker) hello(ctx context.Context, inv api.Inventory) error {
 		if w.cfg.Mesh != nil {
 			plane = w.cfg.Mesh.DataPlane()
 		}
-		r, err := w.cl.Hello(ctx, api.HelloRequest{Inventory: inv, DataPlane: plane, Version: "dev"})
+		r, err := w.cl.Hello(ctx, api.HelloRequest{Inventory: inv, DataPlane: plane, Version: buildVersion(), Protocol: wire.Protocol})
 		if err != nil {
 			return err
 		}
+		if r.Protocol == 0 {
+			r.Protocol = 2 // a coordinator from before versioning
+		}
+		w.cfg.Log.Info("hello", "status", r.Status, "protocol", min(r.Protocol, wire.Protocol))
 		w.mu.Lock()
 		w.dev = r.Dev
 		w.nonce = r.Nonce
@@ -332,6 +339,14 @@ func (w *Worker) hello(ctx context.Context, inv api.Inventory) error {
 		w.mu.Unlock()
 		return nil
 	})
+}
+
+// buildVersion is the worker binary's module version ("devel" for a local build).
+func buildVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "devel"
 }
 
 func (w *Worker) heartbeatInterval() time.Duration {

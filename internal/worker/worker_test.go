@@ -18,6 +18,7 @@ import (
 	"github.com/iognet/iog/api"
 	"github.com/iognet/iog/internal/executor"
 	"github.com/iognet/iog/internal/executor/executortest"
+	"github.com/iognet/iog/internal/iogtest"
 )
 
 // fakeCoord is the coordinator's side of the worker protocol, scripted by the test.
@@ -159,17 +160,6 @@ func (f *fakeCoord) last(id string) *api.LeaseStatusRequest {
 	return &rs[len(rs)-1]
 }
 
-func poll(t *testing.T, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // startWorker runs a worker against srv with the given executors; it returns the worker and
 // a stop that cancels it and returns Run's error once Run has returned.
 func startWorker(t *testing.T, srv *httptest.Server, cfg Config) (*Worker, func() error) {
@@ -231,7 +221,7 @@ func TestRunWaitsForItsGoroutines(t *testing.T) {
 	_, stop := startWorker(t, srv, Config{Executors: map[string]Starter{"process": fake}})
 	f.assign(lease("l1", "process"), lease("l2", "process"), lease("l3", "process"))
 	for _, id := range []string{"l1", "l2", "l3"} {
-		poll(t, id+" running", func() bool { r := f.last(id); return r != nil && r.State == "running" })
+		iogtest.Until(t, 30*time.Second, id+" running", func() bool { r := f.last(id); return r != nil && r.State == "running" })
 	}
 	if err := stop(); err != nil {
 		t.Fatalf("Run: %v", err)
@@ -259,19 +249,19 @@ func TestWorkerForgetsEndedLeases(t *testing.T) {
 	for i := range 50 {
 		id := fmt.Sprintf("l%d", i)
 		f.assign(lease(id, "process"))
-		poll(t, id+" exited", func() bool { r := f.last(id); return r != nil && r.State == "exited" })
+		iogtest.Until(t, 30*time.Second, id+" exited", func() bool { r := f.last(id); return r != nil && r.State == "exited" })
 		// The coordinator has not taken the report in yet: it still assigns the lease as running.
 		a := lease(id, "process")
 		a.State = "running"
 		f.assign(a)
-		poll(t, "the worker to see "+id+" as running", func() bool {
+		iogtest.Until(t, 30*time.Second, "the worker to see "+id+" as running", func() bool {
 			w.mu.Lock()
 			defer w.mu.Unlock()
 			return w.done[id]
 		})
 	}
 	f.assign()
-	poll(t, "the ended leases forgotten", func() bool {
+	iogtest.Until(t, 30*time.Second, "the ended leases forgotten", func() bool {
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		return len(w.done) == 0 && len(w.tasks) == 0
@@ -295,9 +285,9 @@ func TestLimitKillReachesTheLease(t *testing.T) {
 	fake := &executortest.Fake{}
 	startWorker(t, srv, Config{Executors: map[string]Starter{"process": fake}})
 	f.assign(lease("l1", "process"))
-	poll(t, "running", func() bool { r := f.last("l1"); return r != nil && r.State == "running" })
+	iogtest.Until(t, 30*time.Second, "running", func() bool { r := f.last("l1"); return r != nil && r.State == "running" })
 	fake.Task("l1").Kill(137, "killed: memory limit of 64 MiB exceeded")
-	poll(t, "failed", func() bool { r := f.last("l1"); return r != nil && r.State != "running" })
+	iogtest.Until(t, 30*time.Second, "failed", func() bool { r := f.last("l1"); return r != nil && r.State != "running" })
 	r := f.last("l1")
 	if r.State != "failed" || r.Message != "killed: memory limit of 64 MiB exceeded" || r.ExitCode == nil || *r.ExitCode != 137 {
 		t.Errorf("report %+v", r)
@@ -325,7 +315,7 @@ func TestProcessNodesNeedTheSandboxOutsideDev(t *testing.T) {
 			}
 			f.assign(lease("l1", "process"), lease("l2", "torch"))
 			for _, id := range []string{"l1", "l2"} {
-				poll(t, id+" reported", func() bool { return f.last(id) != nil })
+				iogtest.Until(t, 30*time.Second, id+" reported", func() bool { return f.last(id) != nil })
 				r := f.last(id)
 				if dev && r.State != "running" {
 					t.Errorf("%s on a dev coordinator: %+v", id, r)
@@ -356,7 +346,7 @@ func TestWorkDirs(t *testing.T) {
 		t.Errorf("leftover work dir: %v", err)
 	}
 	f.assign(lease("l1", "process"))
-	poll(t, "running", func() bool { r := f.last("l1"); return r != nil && r.State == "running" })
+	iogtest.Until(t, 30*time.Second, "running", func() bool { r := f.last("l1"); return r != nil && r.State == "running" })
 	dir := fake.Task("l1").Spec.Dir
 	if dir != filepath.Join(state, "leases", "l1") {
 		t.Errorf("work dir %q", dir)
@@ -365,7 +355,7 @@ func TestWorkDirs(t *testing.T) {
 		t.Fatalf("work dir missing while the node runs: %v", err)
 	}
 	fake.Task("l1").Exit(0)
-	poll(t, "exited", func() bool { r := f.last("l1"); return r != nil && r.State == "exited" })
+	iogtest.Until(t, 30*time.Second, "exited", func() bool { r := f.last("l1"); return r != nil && r.State == "exited" })
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
 		t.Errorf("work dir left after the node ended: %v", err)
 	}
@@ -385,14 +375,14 @@ func TestLogFlood(t *testing.T) {
 	f.logDelay = 50 * time.Millisecond
 	f.mu.Unlock()
 	f.assign(lease("l1", "process"))
-	poll(t, "running", func() bool { r := f.last("l1"); return r != nil && r.State == "running" })
+	iogtest.Until(t, 30*time.Second, "running", func() bool { r := f.last("l1"); return r != nil && r.State == "running" })
 	out := fake.Task("l1").Spec.Stdout
 	line := strings.Repeat("x", 1023) + "\n"
 	for range 20 << 10 { // 20 MiB
 		_, _ = out.Write([]byte(line))
 	}
 	fake.Task("l1").Exit(0)
-	poll(t, "exited", func() bool { r := f.last("l1"); return r != nil && r.State == "exited" })
+	iogtest.Until(t, 30*time.Second, "exited", func() bool { r := f.last("l1"); return r != nil && r.State == "exited" })
 	got := f.logsOf("l1")
 	if len(got) > maxLogPerNode {
 		t.Errorf("shipped %d bytes, more than the %d a node may hold", len(got), maxLogPerNode)
@@ -502,7 +492,7 @@ func TestDeletedDeviceStopsTheWorker(t *testing.T) {
 	go func() { done <- w.Run(t.Context()) }()
 	<-w.Ready()
 	f.assign(lease("l1", "process"))
-	poll(t, "l1 running", func() bool { r := f.last("l1"); return r != nil && r.State == "running" })
+	iogtest.Until(t, 30*time.Second, "l1 running", func() bool { r := f.last("l1"); return r != nil && r.State == "running" })
 	f.mu.Lock()
 	f.gone = true
 	f.mu.Unlock()

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/iognet/iog/internal/executor"
+	"github.com/iognet/iog/internal/iogtest"
 )
 
 // Starter is what the suite needs of an executor.
@@ -340,23 +341,18 @@ func mustChecker(t *testing.T, ex Starter) Checker {
 	return c
 }
 
-// poll calls cond until it holds or the suite's timeout passes.
+// poll calls cond until it holds or the suite's timeout passes (iogtest.Poll); an error from
+// cond fails the test at once.
 func poll(t *testing.T, cond func() (bool, error), msg func() string) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
+	iogtest.Poll(t, timeout, "executor", func() error {
 		ok, err := cond()
 		if err != nil {
 			t.Fatalf("%s: %v", msg(), err)
 		}
-		if ok {
-			return
+		if !ok {
+			return errors.New(msg())
 		}
-		if time.Now().After(deadline) {
-			t.Fatal(msg())
-		}
-		<-tick.C
-	}
+		return nil
+	})
 }

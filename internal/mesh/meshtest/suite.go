@@ -3,6 +3,7 @@ package meshtest
 import (
 	"bufio"
 	"context"
+	"github.com/iognet/iog/internal/overlay"
 	"io"
 	"net"
 	"net/netip"
@@ -49,7 +50,7 @@ func Member(t *testing.T, plane mesh.Plane, name string, slot int) *mesh.Net {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := mesh.Open(mesh.Config{Plane: plane, Name: name, Address: netip.PrefixFrom(mesh.Host(Network, slot), 24), PrivateKey: k})
+	n, err := mesh.Open(mesh.Config{Plane: plane, Name: name, Address: netip.PrefixFrom(overlay.Host(Network, slot), 24), PrivateKey: k})
 	if err != nil {
 		t.Fatal(err)
 	}

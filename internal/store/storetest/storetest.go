@@ -28,6 +28,8 @@ func Run(t *testing.T, open func(t *testing.T) *store.DB) {
 	t.Run("mesh networks and members", func(t *testing.T) { mesh(t, open(t)) })
 	t.Run("web console", func(t *testing.T) { Web(t, open) })
 	t.Run("holes", func(t *testing.T) { Holes(t, open) })
+	t.Run("cluster outputs", func(t *testing.T) { outputs(t, open(t)) })
+	t.Run("access", func(t *testing.T) { Access(t, open) })
 	t.Run("ledger export and nominated blocks", func(t *testing.T) { exportAndBlocks(t, open(t)) })
 }
 

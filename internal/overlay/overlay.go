@@ -1,8 +1,14 @@
-package mesh
+// Package overlay is the address plan of the cluster meshes, shared by the coordinator (which
+// allocates networks and slots) and the worker and CLI (which bring interfaces up): pure
+// arithmetic and key formats, with no network code, so that the market does not link
+// WireGuard or gVisor to count addresses.
+package overlay
 
 import (
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"net/netip"
 )
 
@@ -34,4 +40,13 @@ func Host(network netip.Prefix, slot int) netip.Addr {
 func IfaceName(clusterID string) string {
 	h := sha256.Sum256([]byte(clusterID))
 	return "iog" + hex.EncodeToString(h[:4])
+}
+
+// CheckKey checks the base64 form of a WireGuard (Curve25519) key: 32 bytes.
+func CheckKey(s string) error {
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil || len(b) != 32 {
+		return errors.New("a WireGuard key is 32 bytes in base64")
+	}
+	return nil
 }

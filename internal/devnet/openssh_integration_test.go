@@ -1,0 +1,120 @@
+//go:build integration
+
+package devnet
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/iognet/iog/api"
+)
+
+// TestOpenSSHThroughIog: plain OpenSSH (Debian's openssh-client) reaches a node through the
+// entries `iog cluster ssh-config --write` makes: exec with its exit code, and 8 MiB both ways
+// through ssh's standard streams and with scp -O, with its checksum.
+func TestOpenSSHThroughIog(t *testing.T) {
+	sshBin, err := exec.LookPath("ssh")
+	if err != nil {
+		t.Skip("needs openssh-client (apt-get install openssh-client)")
+	}
+	d := start(t, 1)
+	bin := filepath.Join(t.TempDir(), "iog")
+	build := exec.CommandContext(t.Context(), "go", "build", "-o", bin, "./cmd/iog")
+	build.Dir = "../.."
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	home := t.TempDir()
+	env := append(os.Environ(), "HOME="+home, "IOG_ADDR="+d.Coord.URL(), "IOG_TOKEN="+d.Token)
+	run := func(name string, args ...string) (string, int) {
+		t.Helper()
+		cmd := exec.CommandContext(t.Context(), name, args...)
+		cmd.Env = env
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		err := cmd.Run()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		return out.String(), code
+	}
+	key := filepath.Join(home, ".ssh", "id_ed25519")
+	os.MkdirAll(filepath.Dir(key), 0o700)
+	if out, code := run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key); code != 0 {
+		t.Fatalf("ssh-keygen: %s", out)
+	}
+	if out, code := run(bin, "account", "ssh-key", "add", key+".pub"); code != 0 {
+		t.Fatalf("ssh-key add: %s", out)
+	}
+	cl, err := d.Client.CreateCluster(t.Context(), api.CreateClusterRequest{Type: "process", Nodes: 1, Command: []string{"sleep", "300"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitCluster(t, d.Client, cl.ID, func(c api.Cluster) bool { return c.Nodes[0].State == "running" })
+	if out, code := run(bin, "cluster", "ssh-config", cl.ID, "--write", "--iog", bin); code != 0 {
+		t.Fatalf("ssh-config: %s", out)
+	}
+	host := "iog-" + cl.ID + "-0"
+	// OpenSSH finds ~ in the passwd entry, not $HOME: name the config and the key.
+	opts := []string{"-F", filepath.Join(home, ".ssh", "config"), "-i", key, "-o", "BatchMode=yes"}
+	if b, err := os.ReadFile(filepath.Join(home, ".ssh", "config")); err != nil || !strings.HasPrefix(string(b), "Include "+filepath.Join(home, ".ssh", "iog")) {
+		t.Fatalf("~/.ssh/config: %q %v", b, err)
+	}
+	out, code := run(sshBin, append(opts, host, `echo "hello from rank $IOG_NODE_RANK in $PWD"; exit 4`)...)
+	if code != 4 || !strings.Contains(out, "hello from rank 0") {
+		t.Fatalf("ssh: exit %d %q", code, out)
+	}
+	data := make([]byte, 8<<20)
+	_, _ = rand.Read(data)
+	// Files through plain ssh's standard streams, both ways.
+	up := exec.CommandContext(t.Context(), sshBin, append(opts, host, "cat > data.bin")...)
+	up.Env = env
+	up.Stdin = bytes.NewReader(data)
+	if out, err := up.CombinedOutput(); err != nil {
+		t.Fatalf("ssh upload: %v %s", err, out)
+	}
+	back := filepath.Join(home, "back.bin")
+	down := exec.CommandContext(t.Context(), sshBin, append(opts, host, "cat data.bin")...)
+	down.Env = env
+	f, _ := os.Create(back)
+	down.Stdout = f
+	if err := down.Run(); err != nil {
+		t.Fatalf("ssh download: %v", err)
+	}
+	f.Close()
+	// And scp (-O: the legacy protocol; this node has no sftp-server).
+	if out, code := run("scp", append(append([]string{"-O"}, opts...), back, host+":scp.bin")...); code != 0 {
+		t.Fatalf("scp up: %s", out)
+	}
+	back2 := filepath.Join(home, "back2.bin")
+	if out, code := run("scp", append(append([]string{"-O"}, opts...), host+":scp.bin", back2)...); code != 0 {
+		t.Fatalf("scp down: %s", out)
+	}
+	if b, err := os.ReadFile(back2); err != nil || sha256.Sum256(b) != sha256.Sum256(data) {
+		t.Fatalf("scp round trip differs (%d bytes, %v)", len(b), err)
+	}
+	b, err := os.ReadFile(back)
+	if err != nil || sha256.Sum256(b) != sha256.Sum256(data) {
+		t.Fatalf("scp round trip differs (%d bytes, %v)", len(b), err)
+	}
+	// The ended cluster's entries go at the next write.
+	if _, err := d.Client.TerminateCluster(t.Context(), cl.ID); err != nil {
+		t.Fatal(err)
+	}
+	waitCluster(t, d.Client, cl.ID, func(c api.Cluster) bool { return c.State == "terminated" })
+	if out, code := run(bin, "cluster", "ssh-config", cl.ID, "--write", "--iog", bin); code != 0 || !strings.Contains(out, "has ended") {
+		t.Fatalf("ssh-config after the end: %s", out)
+	}
+	if _, err := os.Stat(filepath.Join(home, ".ssh", "iog", cl.ID+".conf")); !os.IsNotExist(err) {
+		t.Fatalf("entries of an ended cluster stay: %v", err)
+	}
+}

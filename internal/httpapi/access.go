@@ -1,0 +1,385 @@
+package httpapi
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/iognet/iog/api"
+	"github.com/iognet/iog/internal/iog"
+)
+
+// Access is what the API needs to reach nodes: who may, and the record of who did.
+type Access interface {
+	// SessionNode returns the lease and device of node rank of a cluster acct owns; the node
+	// must be running.
+	SessionNode(ctx context.Context, acct iog.Account, clusterID string, rank int) (leaseID, deviceID string, err error)
+	// SessionLive reports whether a session on that lease may go on: the cluster has not
+	// ended and the node still runs.
+	SessionLive(ctx context.Context, acct iog.Account, clusterID, leaseID string) (bool, error)
+	// RecordEvent adds to the cluster's events.
+	RecordEvent(ctx context.Context, clusterID string, e api.ClusterEvent) error
+	// Events lists a cluster's events for its owner.
+	Events(ctx context.Context, acct iog.Account, clusterID string) ([]api.ClusterEvent, error)
+	// SSH public keys of the caller's account.
+	SSHKeys(ctx context.Context, acct iog.Account) ([]api.SSHKey, error)
+	AddSSHKey(ctx context.Context, acct iog.Account, key string) (api.SSHKey, error)
+	RemoveSSHKey(ctx context.Context, acct iog.Account, fingerprint string) error
+}
+
+// Session timings.
+const (
+	// attachWait bounds how long a renter's session waits for the worker to attach.
+	attachWait = 15 * time.Second
+	// openWait bounds how long the renter may take to send its open frame.
+	openWait = 10 * time.Second
+	// liveEvery is how often a running session checks that its node still runs.
+	liveEvery = 5 * time.Second
+)
+
+// MaxSessionsPerAccount bounds the sessions (pending or joined) one account holds open on
+// one coordinator: each holds two connections and two goroutines here.
+const MaxSessionsPerAccount = 64
+
+// sessionBroker pairs renters' session connections with their workers' in this process.
+// Both must reach the same coordinator: with several, a worker long-polls one (docs/ACCESS.md).
+type sessionBroker struct {
+	mu      sync.Mutex
+	pending map[string]*pendingSession // by session id
+	wake    map[string]chan struct{}   // by device: closed when a session is added
+	open    map[string]int             // sessions per account
+}
+
+// hold counts a session against its account, or says it has too many.
+func (b *sessionBroker) hold(account string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.open[account] >= MaxSessionsPerAccount {
+		return false
+	}
+	b.open[account]++
+	return true
+}
+
+func (b *sessionBroker) release(account string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.open[account]--; b.open[account] <= 0 {
+		delete(b.open, account)
+	}
+}
+
+type pendingSession struct {
+	id, device, lease string
+	claimed           bool
+	attach            chan hijacked // the worker's connection, once
+}
+
+type hijacked struct {
+	conn net.Conn
+	r    *bufio.Reader
+}
+
+func newSessionBroker() *sessionBroker {
+	return &sessionBroker{pending: map[string]*pendingSession{}, wake: map[string]chan struct{}{}, open: map[string]int{}}
+}
+
+func (b *sessionBroker) add(device, lease string) *pendingSession {
+	p := &pendingSession{id: iog.NewID("ses"), device: device, lease: lease, attach: make(chan hijacked, 1)}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.pending[p.id] = p
+	if ch, ok := b.wake[device]; ok {
+		close(ch)
+		delete(b.wake, device)
+	}
+	return p
+}
+
+func (b *sessionBroker) remove(id string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.pending, id)
+}
+
+// waiting returns the device's unclaimed sessions, or a channel closed when one arrives.
+func (b *sessionBroker) waiting(device string) ([]api.SessionRequest, <-chan struct{}) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []api.SessionRequest
+	for _, p := range b.pending {
+		if p.device == device && !p.claimed {
+			out = append(out, api.SessionRequest{ID: p.id, LeaseID: p.lease})
+		}
+	}
+	if len(out) > 0 {
+		return out, nil
+	}
+	ch, ok := b.wake[device]
+	if !ok {
+		ch = make(chan struct{})
+		b.wake[device] = ch
+	}
+	return nil, ch
+}
+
+// claim hands session id to its device once.
+func (b *sessionBroker) claim(device, id string) (*pendingSession, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	p, ok := b.pending[id]
+	if !ok || p.device != device {
+		return nil, iog.Errorf(iog.ENOTFOUND, "no session %s waits for this device", id)
+	}
+	if p.claimed {
+		return nil, iog.Errorf(iog.ECONFLICT, "session %s is already attached", id)
+	}
+	p.claimed = true
+	return p, nil
+}
+
+// accessRoutes: sessions (renter and worker ends) and the cluster's events.
+func (s *Server) accessRoutes() {
+	ac := s.cfg.Access
+	if ac == nil {
+		return
+	}
+	b := newSessionBroker()
+	op(s, http.MethodGet, "/v1/me/ssh-keys", "list-ssh-keys", "Your SSH public keys", withAccount(func(ctx context.Context, a iog.Account, _ *empty) (api.SSHKeys, error) {
+		ks, err := ac.SSHKeys(ctx, a)
+		if ks == nil {
+			ks = []api.SSHKey{}
+		}
+		return api.SSHKeys{Keys: ks}, err
+	}))
+	op(s, http.MethodPost, "/v1/me/ssh-keys", "add-ssh-key", "Add an SSH public key: your clusters' nodes accept it", withAccount(func(ctx context.Context, a iog.Account, in *body[api.AddSSHKeyRequest]) (api.SSHKey, error) {
+		return ac.AddSSHKey(ctx, a, in.Body.Key)
+	}))
+	op(s, http.MethodDelete, "/v1/me/ssh-keys/{fingerprint}", "remove-ssh-key", "Remove an SSH public key", withAccount(func(ctx context.Context, a iog.Account, in *struct {
+		Fingerprint string `path:"fingerprint" maxLength:"128"`
+	}) (struct{}, error) {
+		return struct{}{}, ac.RemoveSSHKey(ctx, a, in.Fingerprint)
+	}))
+	op(s, http.MethodGet, "/v1/clusters/{id}/events", "cluster-events", "Who reached the cluster's nodes, and when", withAccount(func(ctx context.Context, a iog.Account, in *idPath) (api.ClusterEvents, error) {
+		evs, err := ac.Events(ctx, a, in.ID)
+		if evs == nil {
+			evs = []api.ClusterEvent{}
+		}
+		return api.ClusterEvents{Events: evs}, err
+	}))
+	op(s, http.MethodGet, "/v1/worker/sessions", "worker-sessions", "Long-poll the sessions waiting for this device", withDevice(func(ctx context.Context, d iog.Device, in *struct {
+		WaitMS int64 `query:"wait_ms" minimum:"0" maximum:"60000"`
+	}) (api.SessionRequests, error) {
+		t := time.NewTimer(waitFor(in.WaitMS))
+		defer t.Stop()
+		for {
+			reqs, wake := b.waiting(d.ID)
+			if reqs != nil {
+				return api.SessionRequests{Sessions: reqs}, nil
+			}
+			select {
+			case <-wake:
+			case <-t.C:
+				return api.SessionRequests{Sessions: []api.SessionRequest{}}, nil
+			case <-ctx.Done():
+				return api.SessionRequests{}, ctx.Err()
+			}
+		}
+	}))
+	// Not OpenAPI operations (they switch protocols), but under /v1 and so behind authenticate.
+	s.mux.HandleFunc("GET /v1/worker/sessions/{sid}", func(w http.ResponseWriter, r *http.Request) {
+		d, err := device(r.Context())
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		if !isUpgrade(r) {
+			writeError(w, iog.Errorf(iog.EINVALID, "a session needs Upgrade: %s", api.SessionProtocol))
+			return
+		}
+		p, err := b.claim(d.ID, r.PathValue("sid"))
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		h, err := switchProtocols(w)
+		if err != nil {
+			return
+		}
+		p.attach <- h
+	})
+	s.mux.HandleFunc("GET /v1/clusters/{id}/nodes/{rank}/session", func(w http.ResponseWriter, r *http.Request) {
+		s.session(w, r, ac, b)
+	})
+}
+
+func isUpgrade(r *http.Request) bool {
+	return strings.EqualFold(r.Header.Get("Upgrade"), api.SessionProtocol) &&
+		strings.Contains(strings.ToLower(r.Header.Get("Connection")), "upgrade")
+}
+
+// switchProtocols takes the connection over and answers 101.
+func switchProtocols(w http.ResponseWriter) (hijacked, error) {
+	conn, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		writeError(w, iog.Errorf(iog.EINTERNAL, "cannot switch protocols: %v", err))
+		return hijacked{}, err
+	}
+	_ = conn.SetDeadline(time.Time{}) // none left over from the request's
+	_, err = io.WriteString(conn, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: "+api.SessionProtocol+"\r\n\r\n")
+	if err != nil {
+		conn.Close()
+		return hijacked{}, err
+	}
+	return hijacked{conn: conn, r: brw.Reader}, nil
+}
+
+// session is the renter's end: check the caller owns the node, ask its worker to attach,
+// then join the two connections, after recording the session in the cluster's events.
+func (s *Server) session(w http.ResponseWriter, r *http.Request, ac Access, b *sessionBroker) {
+	ctx := r.Context()
+	acct, err := account(ctx)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	clusterID := r.PathValue("id")
+	rank, err := strconv.Atoi(r.PathValue("rank"))
+	if err != nil || rank < 0 || rank > 4096 || len(clusterID) > 64 {
+		writeError(w, iog.Errorf(iog.EINVALID, "session path is /v1/clusters/{id}/nodes/{rank}/session"))
+		return
+	}
+	if !isUpgrade(r) {
+		writeError(w, iog.Errorf(iog.EINVALID, "a session needs Upgrade: %s", api.SessionProtocol))
+		return
+	}
+	lease, dev, err := ac.SessionNode(ctx, acct, clusterID, rank)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if !b.hold(acct.ID) {
+		writeError(w, iog.Limited(time.Second, "account %s holds %d sessions open already", acct.ID, MaxSessionsPerAccount))
+		return
+	}
+	defer b.release(acct.ID)
+	p := b.add(dev, lease)
+	defer b.remove(p.id)
+	var worker hijacked
+	t := time.NewTimer(attachWait)
+	select {
+	case worker = <-p.attach:
+		t.Stop()
+	case <-t.C:
+		writeError(w, iog.Errorf(iog.EUNAVAILABLE, "the worker of node %d did not attach within %v (it may be offline, or long-polling another coordinator)", rank, attachWait))
+		return
+	case <-ctx.Done():
+		return
+	}
+	defer worker.conn.Close()
+	user, err := switchProtocols(w)
+	if err != nil {
+		return
+	}
+	defer user.conn.Close()
+	refuse := func(msg string) {
+		_ = api.WriteFrame(user.conn, api.FrameError, []byte(msg))
+		_ = api.WriteFrame(worker.conn, api.FrameError, []byte(msg))
+	}
+	_ = user.conn.SetReadDeadline(time.Now().Add(openWait))
+	typ, payload, err := api.ReadFrame(user.r)
+	_ = user.conn.SetReadDeadline(time.Time{})
+	var o api.SessionOpen
+	if err == nil && typ != api.FrameOpen {
+		err = io.ErrUnexpectedEOF
+	}
+	if err == nil {
+		err = json.Unmarshal(payload, &o)
+	}
+	if err == nil {
+		err = o.Check()
+	}
+	if err != nil {
+		refuse("bad session request: " + err.Error())
+		return
+	}
+	// The keys an ssh session accepts are the owner's, never the caller's say.
+	o.AuthorizedKeys = nil
+	if o.Kind == "ssh" {
+		ks, err := ac.SSHKeys(ctx, acct)
+		if err != nil {
+			refuse("could not read your SSH keys: " + err.Error())
+			return
+		}
+		if len(ks) == 0 {
+			refuse("your account has no SSH keys: add one with iog account ssh-key add ~/.ssh/id_ed25519.pub")
+			return
+		}
+		for _, k := range ks {
+			o.AuthorizedKeys = append(o.AuthorizedKeys, k.Key)
+		}
+	}
+	if payload, err = json.Marshal(o); err != nil {
+		refuse("bad session request")
+		return
+	}
+	detail := iog.CleanText(strings.Join(o.Command, " "), 200)
+	if o.Kind == "port" {
+		detail = "port " + strconv.Itoa(o.Port)
+	}
+	if o.TTY {
+		detail = "tty: " + detail
+	}
+	// No record, no session.
+	if err := ac.RecordEvent(ctx, clusterID, api.ClusterEvent{AccountID: acct.ID, Kind: "session-" + o.Kind, Rank: rank, Detail: detail}); err != nil {
+		refuse("the session could not be recorded: " + err.Error())
+		return
+	}
+	if err := api.WriteFrame(worker.conn, api.FrameOpen, payload); err != nil {
+		refuse("the worker went away")
+		return
+	}
+	// Join the two until either side ends, or the node does.
+	done := make(chan struct{}, 2)
+	go func() { _, _ = io.Copy(worker.conn, user.r); closeWrite(worker.conn); done <- struct{}{} }()
+	go func() { _, _ = io.Copy(user.conn, worker.r); closeWrite(user.conn); done <- struct{}{} }()
+	live := time.NewTicker(liveEvery)
+	defer live.Stop()
+	ended := 0
+	for ended < 2 {
+		select {
+		case <-done:
+			ended++
+			if ended == 1 {
+				// One side is done; the other gets a moment to finish its frames.
+				t := time.AfterFunc(30*time.Second, func() { user.conn.Close(); worker.conn.Close() })
+				defer t.Stop()
+			}
+		case <-live.C:
+			lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			ok, err := ac.SessionLive(lctx, acct, clusterID, lease)
+			cancel()
+			if err == nil && !ok {
+				user.conn.Close()
+				worker.conn.Close()
+			}
+		}
+	}
+}
+
+// closeWrite passes one side's end on to the other: a half-close where the connection has
+// one, else (the listener's connections wrap theirs) the end of the connection.
+func closeWrite(c net.Conn) {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+		return
+	}
+	_ = c.Close()
+}

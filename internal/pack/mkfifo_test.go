@@ -1,0 +1,5 @@
+package pack
+
+import "syscall"
+
+func mkfifo(p string) error { return syscall.Mkfifo(p, 0o644) }

@@ -1,0 +1,5 @@
+//go:build !unix
+
+package pack
+
+const noFollow = 0

@@ -1,0 +1,215 @@
+package sched
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"slices"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/iognet/iog/internal/iog"
+)
+
+var (
+	propModels   = []string{"H100-80GB", "H100-94GB", "A100-80GB", "A100-40GB", "RTX-4090", "", "H100-80GB-SXM"}
+	propRegions  = []string{"eu", "us", "EU", "ap", ""}
+	propTiers    = []string{"low", "standard", "high", "ultra", ""}
+	propStatuses = []iog.DeviceStatus{iog.DeviceReady, iog.DeviceReady, iog.DeviceReady, iog.DeviceHired, iog.DevicePending, iog.DeviceDown}
+	propIso      = [][]string{{"sandbox"}, {"none"}, {"container", "sandbox"}, {"container", "gvisor", "sandbox"}}
+)
+
+func randomDevice(r *rand.Rand, id string, sites int) Candidate {
+	c := dev(id, propStatuses[r.IntN(len(propStatuses))], propModels[r.IntN(len(propModels))], r.IntN(9),
+		propRegions[r.IntN(len(propRegions))], iog.Amount(1+r.IntN(4))*iog.Unit/2, "")
+	if r.IntN(5) > 0 {
+		c.Site = fmt.Sprintf("s%d", r.IntN(sites))
+	}
+	c.Reputation = r.IntN(3) * 400
+	c.Tier = propTiers[r.IntN(len(propTiers))]
+	c.Isolation = propIso[r.IntN(len(propIso))]
+	return c
+}
+
+func randomRequest(r *rand.Rand) Request {
+	req := Request{Nodes: 1 + r.IntN(6), GPUsPerNode: r.IntN(3)}
+	if r.IntN(3) > 0 {
+		req.GPUModel = []string{"H100", "H100-80GB", "a100-40gb", "RTX-4090", "H100-80GB-SXM", "B200"}[r.IntN(6)]
+	}
+	if r.IntN(2) == 0 {
+		req.Region = propRegions[r.IntN(4)]
+	}
+	if r.IntN(3) == 0 {
+		req.MaxPrice = iog.Amount(1+r.IntN(4)) * iog.Unit / 2
+	}
+	if r.IntN(3) == 0 {
+		req.Tier = propTiers[r.IntN(4)]
+	}
+	if r.IntN(2) == 0 {
+		req.Isolation, req.IsolationWhy = []string{"sandbox", "gvisor"}[r.IntN(2):], "needs a sandbox"
+	}
+	return req
+}
+
+// The index answers exactly as Place over the same snapshot, through random puts and removes:
+// the same devices in the same order, the same GPUs, the same errors.
+func TestIndexPlacesAsPlace(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for round := range 40 {
+		x := NewIndex()
+		snap := map[string]Candidate{}
+		n, sites := 1+r.IntN(300), 1+r.IntN(40)
+		for i := range n {
+			c := randomDevice(r, fmt.Sprintf("d%03d", i), sites)
+			snap[c.ID] = c
+			x.Put(c)
+		}
+		snapshot := func() []Candidate {
+			out := make([]Candidate, 0, len(snap))
+			for _, c := range snap {
+				out = append(out, c)
+			}
+			// Place must not depend on the snapshot's order either.
+			r.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
+			return out
+		}
+		for step := range 60 {
+			switch r.IntN(4) {
+			case 0: // a device changes (status, ask, site ...)
+				id := fmt.Sprintf("d%03d", r.IntN(n))
+				c := randomDevice(r, id, sites)
+				snap[id] = c
+				x.Put(c)
+			case 1: // a device goes
+				id := fmt.Sprintf("d%03d", r.IntN(n))
+				delete(snap, id)
+				x.Remove(id)
+			}
+			req := randomRequest(r)
+			want, werr := Place(req, snapshot())
+			got, gerr := x.Place(req, snapshot)
+			if fmt.Sprint(werr) != fmt.Sprint(gerr) || !reflect.DeepEqual(want, got) {
+				t.Fatalf("round %d step %d: %+v\nPlace: %v %v\nIndex: %v %v", round, step, req, want, werr, got, gerr)
+			}
+		}
+		ready := 0
+		for _, c := range snap {
+			if c.Status == iog.DeviceReady {
+				ready++
+			}
+		}
+		if x.Len() != ready {
+			t.Fatalf("round %d: index holds %d devices, %d are ready", round, x.Len(), ready)
+		}
+	}
+}
+
+// benchFleet is n ready devices spread like a real network: a few GPU classes, regions and
+// tiers, sites of a few devices each, asks on a grid so that ties are common.
+func benchFleet(n int) []Candidate {
+	r := rand.New(rand.NewPCG(3, 4))
+	models := []string{"H100-80GB", "A100-80GB", "A100-40GB", "RTX-4090", "L40S", "RTX-3090", ""}
+	regions := []string{"eu", "us", "ap", "sa"}
+	out := make([]Candidate, n)
+	for i := range out {
+		m := models[r.IntN(len(models))]
+		gpus := 0
+		if m != "" {
+			gpus = []int{1, 1, 2, 4, 8}[r.IntN(5)]
+		}
+		c := dev(fmt.Sprintf("dev_%07d", i), iog.DeviceReady, m, gpus, regions[r.IntN(len(regions))],
+			iog.Amount(50+r.IntN(200))*iog.Unit/100, fmt.Sprintf("site%d", r.IntN(n/4+1)))
+		c.Reputation, c.Tier, c.Isolation = r.IntN(1001), propTiers[r.IntN(4)], []string{"container", "sandbox"}
+		out[i] = c
+	}
+	return out
+}
+
+func benchRequests(n int) []Request {
+	r := rand.New(rand.NewPCG(5, 6))
+	models := []string{"H100-80GB", "A100", "RTX-4090", "L40S", ""}
+	out := make([]Request, n)
+	for i := range out {
+		req := Request{Nodes: 1 + r.IntN(16), GPUModel: models[r.IntN(len(models))]}
+		if req.GPUModel != "" {
+			req.GPUsPerNode = []int{1, 1, 2, 4}[r.IntN(4)]
+		}
+		if r.IntN(2) == 0 {
+			req.Region = []string{"eu", "us", "ap", "sa"}[r.IntN(4)]
+		}
+		if r.IntN(4) == 0 {
+			req.Tier = "high"
+		}
+		out[i] = req
+	}
+	return out
+}
+
+// BenchmarkIndexPlace measures placement decisions over 10k, 100k and 1M ready devices with
+// mixed requests of 1–16 nodes, and prints decisions/s and the p50/p99 latency of one decision.
+// (The devices placed are not removed: every decision sees the same fleet.) Compare
+// BenchmarkPlace, today's sort of every matching device.
+func BenchmarkIndexPlace(b *testing.B) {
+	for _, n := range []int{10_000, 100_000, 1_000_000} {
+		b.Run(fmt.Sprintf("devices=%d", n), func(b *testing.B) {
+			fleet := benchFleet(n)
+			x := NewIndex()
+			start := time.Now()
+			for _, c := range fleet {
+				x.Put(c)
+			}
+			b.Logf("index of %d devices built in %s", n, time.Since(start).Round(time.Millisecond))
+			reqs := benchRequests(1024)
+			snapshot := func() []Candidate { return fleet }
+			lat := make([]time.Duration, 0, b.N)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				t0 := time.Now()
+				if _, err := x.Place(reqs[i%len(reqs)], snapshot); err != nil {
+					b.Fatal(err)
+				}
+				lat = append(lat, time.Since(t0))
+			}
+			b.StopTimer()
+			report(b, lat)
+		})
+	}
+}
+
+// BenchmarkPlace is today's placement (a sort of every matching device) for comparison.
+func BenchmarkPlace(b *testing.B) {
+	for _, n := range []int{10_000, 100_000, 1_000_000} {
+		b.Run(fmt.Sprintf("devices=%d", n), func(b *testing.B) {
+			fleet := benchFleet(n)
+			reqs := benchRequests(1024)
+			lat := make([]time.Duration, 0, b.N)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				t0 := time.Now()
+				if _, err := Place(reqs[i%len(reqs)], fleet); err != nil {
+					b.Fatal(err)
+				}
+				lat = append(lat, time.Since(t0))
+			}
+			b.StopTimer()
+			report(b, lat)
+		})
+	}
+}
+
+func report(b *testing.B, lat []time.Duration) {
+	if len(lat) == 0 {
+		return
+	}
+	var total time.Duration
+	for _, d := range lat {
+		total += d
+	}
+	sorted := slices.Clone(lat)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i] < sorted[j] })
+	p := func(q float64) time.Duration { return sorted[min(len(sorted)-1, int(q*float64(len(sorted))))] }
+	b.ReportMetric(float64(len(lat))/total.Seconds(), "decisions/s")
+	b.ReportMetric(float64(p(0.50).Microseconds()), "p50-µs")
+	b.ReportMetric(float64(p(0.99).Microseconds()), "p99-µs")
+}

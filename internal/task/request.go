@@ -1,0 +1,130 @@
+package task
+
+import (
+	"fmt"
+	"maps"
+	"strings"
+
+	"github.com/iognet/iog/api"
+)
+
+// Request is the cluster a task file asks for: what `iog cluster create` would send with the
+// same flags. The fields the coordinator cannot honour yet are refused here by name, rather
+// than dropped: a renter who asks for 8 CPUs must not get a node without them unknowingly.
+func (f File) Request() (api.CreateClusterRequest, error) {
+	r := api.CreateClusterRequest{
+		Name:       f.Name,
+		Type:       f.Type,
+		Nodes:      f.Nodes,
+		Region:     f.Resources.Region,
+		Hours:      f.Hours,
+		MaxPrice:   f.Resources.MaxPrice,
+		Image:      f.Image,
+		Currency:   f.Currency,
+		Commitment: f.Commit,
+		Tier:       f.Resources.Tier,
+		Isolation:  f.Isolation,
+		Outputs:    f.Outputs,
+	}
+	models, perNode, err := f.Resources.Models()
+	if err != nil {
+		return r, err
+	}
+	switch {
+	case len(models) > 1:
+		return r, invalid("resources.gpu", "%q: more than one GPU model is not supported by the coordinator yet; pick one", f.Resources.GPU)
+	case len(models) == 1:
+		r.GPUModel = models[0]
+	}
+	r.GPUsPerNode = perNode
+	for _, u := range []struct {
+		set   bool
+		field string
+	}{
+		{f.Type == "array", "type: array"},
+		{f.Resources.CPUs != 0, "resources.cpus"},
+		{f.Resources.Memory != "", "resources.memory"},
+		{len(f.Ports) > 0, "ports"},
+		{f.Retries != 0, "retries"},
+		{f.Tasks != 0, "tasks"},
+	} {
+		if u.set {
+			field, _, _ := strings.Cut(u.field, ":")
+			return r, invalid(field, "%s is not supported by `iog launch` yet (see docs/TASKS.md)", u.field)
+		}
+	}
+	if len(f.Env) > 0 {
+		r.Env = maps.Clone(f.Env)
+	}
+	if len(f.Secrets) > 0 {
+		r.Secrets = maps.Clone(f.Secrets)
+	}
+	r.Command = f.Command()
+	return r, nil
+}
+
+// Command is what each node runs: run in sh, after setup (in its own `sh -e`, so that the first
+// failing line of setup stops it and the node exits with its code and says so on stderr).
+func (f File) Command() []string {
+	if f.Run == "" {
+		return nil
+	}
+	if f.Setup == "" {
+		return []string{"sh", "-c", f.Run}
+	}
+	script := "sh -ec " + Quote(f.Setup) +
+		` || { rc=$?; echo "iog: setup failed with exit code $rc" >&2; exit $rc; }` + "\n" + f.Run
+	return []string{"sh", "-c", script}
+}
+
+// FromRequest is the task file of a `cluster create` request: the reverse of Request, for a
+// file that a flag-made cluster can be written down as.
+func FromRequest(r api.CreateClusterRequest) File {
+	f := File{
+		Name:      r.Name,
+		Type:      r.Type,
+		Nodes:     r.Nodes,
+		Image:     r.Image,
+		Isolation: r.Isolation,
+		Hours:     r.Hours,
+		Currency:  r.Currency,
+		Commit:    r.Commitment,
+		Resources: Resources{Region: r.Region, Tier: r.Tier, MaxPrice: r.MaxPrice},
+		Outputs:   r.Outputs,
+	}
+	if len(r.Env) > 0 {
+		f.Env = maps.Clone(r.Env)
+	}
+	if len(r.Secrets) > 0 {
+		f.Secrets = maps.Clone(r.Secrets)
+	}
+	if r.GPUModel != "" {
+		f.Resources.GPU = r.GPUModel
+		if r.GPUsPerNode > 0 {
+			f.Resources.GPU += fmt.Sprintf(":%d", r.GPUsPerNode)
+		}
+	} else if r.GPUsPerNode > 0 {
+		f.Resources.GPU = fmt.Sprintf("any:%d", r.GPUsPerNode)
+	}
+	switch {
+	case len(r.Command) == 3 && r.Command[0] == "sh" && r.Command[1] == "-c":
+		f.Run = r.Command[2]
+	case len(r.Command) > 0:
+		q := make([]string, len(r.Command))
+		for i, a := range r.Command {
+			q[i] = Quote(a)
+		}
+		f.Run = strings.Join(q, " ")
+	}
+	return f
+}
+
+// Quote quotes s for a POSIX shell, leaving plain words as they are.
+func Quote(s string) string {
+	if s != "" && !strings.ContainsFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./=:,+@%", r))
+	}) {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
