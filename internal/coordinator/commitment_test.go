@@ -1,6 +1,8 @@
 package coordinator_test
 
 import (
+	"crypto/ed25519"
+	"crypto/rand"
 	"testing"
 	"time"
 
@@ -80,4 +82,65 @@ func TestCommitmentEndedEarlyCostsAtLeastHourly(t *testing.T) {
 	if got, want := amt(t, earn.Leases["IO"]), e.bal(t, iog.AccWallet(e.supID)); got != want {
 		t.Fatalf("earnings %s, supplier wallet %s", got, want)
 	}
+}
+
+// TestEarningsOfAnAccountThatRentsItsOwnDevice: an account that is both renter and supplier
+// earns its settlements, never its own refunds.
+func TestEarningsOfAnAccountThatRentsItsOwnDevice(t *testing.T) {
+	e := startMoney(t, 0)
+	ctx := t.Context()
+	r, err := e.admin.CreateAccount(ctx, api.CreateAccountRequest{Name: "both", Roles: []string{"renter", "supplier"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	both := api.NewClient(e.c.URL(), r.APIKey)
+	e.supplier, e.supID = both, r.Account.ID
+	e.renter, e.renterID = both, r.Account.ID
+	e.workers = append(e.workers, e.join(t, both, "hostz"))
+	e.fund(t, e.renterID, 1000*iog.Unit)
+	c, err := both.CreateCluster(ctx, api.CreateClusterRequest{Type: "process", Nodes: 1, Hours: 4, Command: []string{"x"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.worker(c.Nodes[0].DeviceID).LeaseStatus(ctx, c.Nodes[0].LeaseID, api.LeaseStatusRequest{State: "running"}); err != nil {
+		t.Fatal(err)
+	}
+	e.clk.Add(60*time.Minute + 10*time.Second)
+	e.heartbeatAll(t)
+	if _, err := both.TerminateCluster(ctx, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	earn, err := both.Earnings(ctx, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	per := amt(t, c.Quote.Devices[0].PerHour)
+	fee := (per*2500 + 999_999) / 1_000_000
+	if got := amt(t, earn.Leases["IO"]); got != per-fee {
+		t.Fatalf("earnings %s; one hour at %s/h less the 0.25%% fee is %s (the refund of 3 h must not count)", got, per, per-fee)
+	}
+	e.verify(t)
+}
+
+// join registers a CPU device of owner and says hello, as startMoney's devices do.
+func (e *moneyEnv) join(t *testing.T, owner *api.Client, host string) *api.Client {
+	t.Helper()
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	jt, err := owner.CreateJoinToken(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &api.Client{Base: e.c.URL(), Key: priv, Now: e.clk.Now}
+	inv := cpuInventory(host)
+	r, err := w.Register(t.Context(), api.RegisterRequest{JoinToken: jt.Token, Inventory: inv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.DeviceID = r.DeviceID
+	h, err := w.Hello(t.Context(), api.HelloRequest{Inventory: inv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.nonces[w.DeviceID] = h.Nonce
+	return w
 }

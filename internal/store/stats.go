@@ -47,7 +47,7 @@ func (s *DB) NetworkCounts(ctx context.Context, now time.Time) (NetworkCounts, e
 	if err := group(`SELECT state, COUNT(*) FROM clusters GROUP BY state`, n.ClustersByState); err != nil {
 		return n, err
 	}
-	if err := s.db.QueryRowContext(ctx, `SELECT COALESCE(SUM(CASE WHEN ended_at > 0 THEN ended_at ELSE $1 END - started_at), 0) / 1000
+	if err := s.db.QueryRowContext(ctx, `SELECT CAST(COALESCE(SUM(CASE WHEN ended_at > 0 THEN ended_at ELSE $1 END - started_at), 0) AS BIGINT) / 1000
 		FROM leases WHERE started_at > 0`, ms(now)).Scan(&n.ComputeSeconds); err != nil {
 		return n, fmt.Errorf("store: compute seconds: %w", err)
 	}

@@ -30,6 +30,7 @@ func Run(t *testing.T, open func(t *testing.T) *store.DB) {
 	t.Run("holes", func(t *testing.T) { Holes(t, open) })
 	t.Run("cluster outputs", func(t *testing.T) { outputs(t, open(t)) })
 	t.Run("access", func(t *testing.T) { Access(t, open) })
+	t.Run("ledger export and nominated blocks", func(t *testing.T) { exportAndBlocks(t, open(t)) })
 }
 
 var t0 = time.Date(2026, 11, 21, 6, 0, 0, 0, time.UTC)
