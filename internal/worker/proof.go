@@ -3,7 +3,9 @@ package worker
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -117,6 +119,25 @@ func (w *Worker) prove(ctx context.Context, ch *api.ProofChallenge) {
 	w.proofs[ch.ID] = true
 	w.mu.Unlock()
 	w.wg.Go(func() {
+		// A production host proves with one device at a time (the devnet's workers share a
+		// host by design and prove small challenges: they do not wait for each other).
+		w.mu.Lock()
+		dev := w.dev
+		w.mu.Unlock()
+		if slices.Contains(ch.Units, "cpu") && !dev {
+			release, err := lockHostProofs(ctx, hostProofLockPath(), ch.StartBy.Add(-time.Second))
+			switch {
+			case err == nil:
+				defer release()
+			case errors.Is(err, errProofBusy) || ctx.Err() != nil:
+				if ctx.Err() == nil {
+					w.cfg.Log.Warn("proof of GPU: not started", "proof", ch.ID, "err", err, "then", "the coordinator challenges it again later")
+				}
+				return
+			default: // no lock file to be had: prove anyway, and say so
+				w.cfg.Log.Warn("proof of GPU: proving without the host's proof lock", "proof", ch.ID, "err", err)
+			}
+		}
 		res, err := prove(ctx, w.cl, *ch, w.cfg.Solver, w.proofMemory(*ch))
 		if err != nil {
 			if ctx.Err() == nil {
