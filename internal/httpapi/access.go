@@ -145,79 +145,86 @@ func (b *sessionBroker) claim(device, id string) (*pendingSession, error) {
 	return p, nil
 }
 
-// accessRoutes: sessions (renter and worker ends) and the cluster's events.
-func (s *Server) accessRoutes() {
-	ac := s.cfg.Access
-	if ac == nil {
+// The access part of /v1: sessions (renter and worker ends) and the cluster's events.
+
+type removeSSHKeyIn struct {
+	Fingerprint string `path:"fingerprint" maxLength:"128"`
+}
+
+type workerSessionsIn struct {
+	WaitMS int64 `query:"wait_ms" minimum:"0" maximum:"60000"`
+}
+
+func (s *Server) listSSHKeys(ctx context.Context, a iog.Account, _ *empty) (api.SSHKeys, error) {
+	ks, err := s.cfg.Access.SSHKeys(ctx, a)
+	if ks == nil {
+		ks = []api.SSHKey{}
+	}
+	return api.SSHKeys{Keys: ks}, err
+}
+
+func (s *Server) addSSHKey(ctx context.Context, a iog.Account, in *body[api.AddSSHKeyRequest]) (api.SSHKey, error) {
+	return s.cfg.Access.AddSSHKey(ctx, a, in.Body.Key)
+}
+
+func (s *Server) removeSSHKey(ctx context.Context, a iog.Account, in *removeSSHKeyIn) (struct{}, error) {
+	return struct{}{}, s.cfg.Access.RemoveSSHKey(ctx, a, in.Fingerprint)
+}
+
+func (s *Server) clusterEvents(ctx context.Context, a iog.Account, in *idPath) (api.ClusterEvents, error) {
+	evs, err := s.cfg.Access.Events(ctx, a, in.ID)
+	if evs == nil {
+		evs = []api.ClusterEvent{}
+	}
+	return api.ClusterEvents{Events: evs}, err
+}
+
+func (s *Server) workerSessions(ctx context.Context, d iog.Device, in *workerSessionsIn) (api.SessionRequests, error) {
+	b := s.sessions
+	t := time.NewTimer(waitFor(in.WaitMS))
+	defer t.Stop()
+	for {
+		reqs, wake := b.waiting(d.ID)
+		if reqs != nil {
+			return api.SessionRequests{Sessions: reqs}, nil
+		}
+		select {
+		case <-wake:
+		case <-t.C:
+			return api.SessionRequests{Sessions: []api.SessionRequest{}}, nil
+		case <-ctx.Done():
+			return api.SessionRequests{}, ctx.Err()
+		}
+	}
+}
+
+// workerSession is the worker's end of a session: it switches protocols (not an OpenAPI
+// operation), and is under /v1/worker/ and so signed like every worker route.
+func (s *Server) workerSession(w http.ResponseWriter, r *http.Request) {
+	d, err := device(r.Context())
+	if err != nil {
+		writeError(w, err)
 		return
 	}
-	b := newSessionBroker()
-	op(s, http.MethodGet, "/v1/me/ssh-keys", "list-ssh-keys", "Your SSH public keys", withAccount(func(ctx context.Context, a iog.Account, _ *empty) (api.SSHKeys, error) {
-		ks, err := ac.SSHKeys(ctx, a)
-		if ks == nil {
-			ks = []api.SSHKey{}
-		}
-		return api.SSHKeys{Keys: ks}, err
-	}))
-	op(s, http.MethodPost, "/v1/me/ssh-keys", "add-ssh-key", "Add an SSH public key: your clusters' nodes accept it", withAccount(func(ctx context.Context, a iog.Account, in *body[api.AddSSHKeyRequest]) (api.SSHKey, error) {
-		return ac.AddSSHKey(ctx, a, in.Body.Key)
-	}))
-	op(s, http.MethodDelete, "/v1/me/ssh-keys/{fingerprint}", "remove-ssh-key", "Remove an SSH public key", withAccount(func(ctx context.Context, a iog.Account, in *struct {
-		Fingerprint string `path:"fingerprint" maxLength:"128"`
-	}) (struct{}, error) {
-		return struct{}{}, ac.RemoveSSHKey(ctx, a, in.Fingerprint)
-	}))
-	op(s, http.MethodGet, "/v1/clusters/{id}/events", "cluster-events", "Who reached the cluster's nodes, and when", withAccount(func(ctx context.Context, a iog.Account, in *idPath) (api.ClusterEvents, error) {
-		evs, err := ac.Events(ctx, a, in.ID)
-		if evs == nil {
-			evs = []api.ClusterEvent{}
-		}
-		return api.ClusterEvents{Events: evs}, err
-	}))
-	op(s, http.MethodGet, "/v1/worker/sessions", "worker-sessions", "Long-poll the sessions waiting for this device", withDevice(func(ctx context.Context, d iog.Device, in *struct {
-		WaitMS int64 `query:"wait_ms" minimum:"0" maximum:"60000"`
-	}) (api.SessionRequests, error) {
-		t := time.NewTimer(waitFor(in.WaitMS))
-		defer t.Stop()
-		for {
-			reqs, wake := b.waiting(d.ID)
-			if reqs != nil {
-				return api.SessionRequests{Sessions: reqs}, nil
-			}
-			select {
-			case <-wake:
-			case <-t.C:
-				return api.SessionRequests{Sessions: []api.SessionRequest{}}, nil
-			case <-ctx.Done():
-				return api.SessionRequests{}, ctx.Err()
-			}
-		}
-	}))
-	// Not OpenAPI operations (they switch protocols), but under /v1 and so behind authenticate.
-	s.mux.HandleFunc("GET /v1/worker/sessions/{sid}", func(w http.ResponseWriter, r *http.Request) {
-		d, err := device(r.Context())
-		if err != nil {
-			writeError(w, err)
-			return
-		}
-		if !isUpgrade(r) {
-			writeError(w, iog.Errorf(iog.EINVALID, "a session needs Upgrade: %s", api.SessionProtocol))
-			return
-		}
-		p, err := b.claim(d.ID, r.PathValue("sid"))
-		if err != nil {
-			writeError(w, err)
-			return
-		}
-		h, err := switchProtocols(w)
-		if err != nil {
-			return
-		}
-		p.attach <- h
-	})
-	s.mux.HandleFunc("GET /v1/clusters/{id}/nodes/{rank}/session", func(w http.ResponseWriter, r *http.Request) {
-		s.session(w, r, ac, b)
-	})
+	if !isUpgrade(r) {
+		writeError(w, iog.Errorf(iog.EINVALID, "a session needs Upgrade: %s", api.SessionProtocol))
+		return
+	}
+	p, err := s.sessions.claim(d.ID, r.PathValue("sid"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	h, err := switchProtocols(w)
+	if err != nil {
+		return
+	}
+	p.attach <- h
+}
+
+// nodeSession is the renter's end of a session (session, below).
+func (s *Server) nodeSession(w http.ResponseWriter, r *http.Request) {
+	s.session(w, r, s.cfg.Access, s.sessions)
 }
 
 func isUpgrade(r *http.Request) bool {

@@ -45,56 +45,51 @@ type Blobs interface {
 	Owns(ctx context.Context, hash, owner string) (bool, error)
 }
 
-// blobRoutes serve work directories (and, later, outputs) by content hash: renters upload and
+// The blob routes serve work directories and outputs by content hash: renters upload and
 // read back their own; a device reads only the work directory of a lease it holds. They
 // stream, so they sit on the mux beside the JSON operations, behind the same authentication.
-func (s *Server) blobRoutes() {
-	if s.cfg.Blobs == nil {
+
+// getBlob sends a renter one of their own blobs.
+func (s *Server) getBlob(w http.ResponseWriter, r *http.Request) {
+	a, err := account(r.Context())
+	if err != nil {
+		writeError(w, err)
 		return
 	}
-	s.mux.HandleFunc("PUT /v1/blobs/{hash}", s.putBlob)
-	s.mux.HandleFunc("GET /v1/blobs/{hash}", func(w http.ResponseWriter, r *http.Request) {
-		a, err := account(r.Context())
-		if err != nil {
-			writeError(w, err)
-			return
-		}
-		hash := r.PathValue("hash")
-		if ok, err := s.cfg.Blobs.Owns(r.Context(), hash, a.ID); err != nil || !ok {
-			writeError(w, errors.Join(err, blob.ErrNotFound))
-			return
-		}
-		s.sendBlob(w, r, hash)
-	})
-	s.mux.HandleFunc("GET /v1/worker/blobs/{hash}", func(w http.ResponseWriter, r *http.Request) {
-		d, err := device(r.Context())
-		if err != nil {
-			writeError(w, err)
-			return
-		}
-		hash := r.PathValue("hash")
-		as, err := s.cfg.Market.Assignments(r.Context(), d)
-		if err != nil {
-			writeError(w, err)
-			return
-		}
-		for _, a := range as {
-			if a.Workdir == hash {
-				s.sendBlob(w, r, hash)
-				return
-			}
-		}
-		// The same answer as for a blob that does not exist: a device learns nothing of others'.
-		writeError(w, blob.ErrNotFound)
-	})
-	if s.cfg.Outputs == nil {
+	hash := r.PathValue("hash")
+	if ok, err := s.cfg.Blobs.Owns(r.Context(), hash, a.ID); err != nil || !ok {
+		writeError(w, errors.Join(err, blob.ErrNotFound))
 		return
 	}
-	s.mux.HandleFunc("PUT /v1/worker/leases/{id}/outputs/{hash}", s.putOutput)
-	op(s, http.MethodGet, "/v1/clusters/{id}/outputs", "cluster-outputs", "What each node left in its outputs directory", withAccount(func(ctx context.Context, a iog.Account, in *idPath) (api.Outputs, error) {
-		os, err := s.cfg.Outputs.Outputs(ctx, a, in.ID)
-		return api.Outputs{Outputs: os}, err
-	}))
+	s.sendBlob(w, r, hash)
+}
+
+// workerBlob sends a device the work directory of a lease it holds.
+func (s *Server) workerBlob(w http.ResponseWriter, r *http.Request) {
+	d, err := device(r.Context())
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	hash := r.PathValue("hash")
+	as, err := s.cfg.Market.Assignments(r.Context(), d)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	for _, a := range as {
+		if a.Workdir == hash {
+			s.sendBlob(w, r, hash)
+			return
+		}
+	}
+	// The same answer as for a blob that does not exist: a device learns nothing of others'.
+	writeError(w, blob.ErrNotFound)
+}
+
+func (s *Server) clusterOutputs(ctx context.Context, a iog.Account, in *idPath) (api.Outputs, error) {
+	os, err := s.cfg.Outputs.Outputs(ctx, a, in.ID)
+	return api.Outputs{Outputs: os}, err
 }
 
 func (s *Server) putOutput(w http.ResponseWriter, r *http.Request) {

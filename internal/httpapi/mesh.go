@@ -27,45 +27,44 @@ type NodeDialer interface {
 	DialNode(ctx context.Context, acct iog.Account, clusterID string, rank, port int) (net.Conn, error)
 }
 
-// meshRoutes is the mesh part of /v1: workers register their WireGuard keys, renters connect
-// their machines, and owners reach web UIs on their nodes through the proxy.
-func (s *Server) meshRoutes() {
-	ms := s.cfg.Mesh
-	if ms == nil {
-		return
-	}
-	op(s, http.MethodPost, "/v1/worker/leases/{id}/mesh", "worker-mesh-join", "Register a node's WireGuard public key", withDevice(func(ctx context.Context, d iog.Device, in *struct {
-		ID   string `path:"id" maxLength:"64"`
-		Body api.MeshJoinRequest
-	}) (api.MeshJoinResponse, error) {
-		return ms.MeshJoin(ctx, d, in.ID, in.Body)
-	}))
-	op(s, http.MethodPost, "/v1/clusters/{id}/mesh/peers", "mesh-connect", "Join your machine to a cluster's mesh as a WireGuard peer", withAccount(func(ctx context.Context, a iog.Account, in *struct {
-		ID   string `path:"id" maxLength:"64"`
-		Body api.MeshJoinRequest
-	}) (api.MeshJoinResponse, error) {
-		return ms.MeshConnect(ctx, a, in.ID, iog.MeshRenter, in.Body)
-	}))
-	op(s, http.MethodGet, "/v1/clusters/{id}/mesh/peers/{member}", "mesh-view", "A connected peer's view of the mesh; with known, waits for it to change", withAccount(func(ctx context.Context, a iog.Account, in *struct {
-		ID     string `path:"id" maxLength:"64"`
-		Member string `path:"member" maxLength:"64"`
-		Known  string `query:"known" maxLength:"64"`
-		WaitMS int64  `query:"wait_ms" minimum:"0" maximum:"60000"`
-	}) (api.Mesh, error) {
-		return ms.MeshView(ctx, a, in.ID, in.Member, in.Known, waitFor(in.WaitMS))
-	}))
-	op(s, http.MethodDelete, "/v1/clusters/{id}/mesh/peers/{member}", "mesh-leave", "Disconnect a peer from a cluster's mesh", withAccount(func(ctx context.Context, a iog.Account, in *struct {
-		ID     string `path:"id" maxLength:"64"`
-		Member string `path:"member" maxLength:"64"`
-	}) (struct{}, error) {
-		return struct{}{}, ms.MeshLeave(ctx, a, in.ID, in.Member)
-	}))
-	if s.cfg.Proxy != nil {
-		// Not an OpenAPI operation (any method, any path below), but under /v1 and so behind
-		// authenticate like every other route.
-		s.mux.Handle("/v1/clusters/{id}/proxy/{node}/{port}/{rest...}", s.proxy())
-		s.mux.Handle("/v1/clusters/{id}/proxy/{node}/{port}", s.proxy())
-	}
+// The mesh part of /v1: workers register their WireGuard keys, renters connect their
+// machines, and owners reach web UIs on their nodes through the proxy.
+
+type meshJoinIn struct {
+	ID   string `path:"id" maxLength:"64"`
+	Body api.MeshJoinRequest
+}
+
+type meshViewIn struct {
+	ID     string `path:"id" maxLength:"64"`
+	Member string `path:"member" maxLength:"64"`
+	Known  string `query:"known" maxLength:"64"`
+	WaitMS int64  `query:"wait_ms" minimum:"0" maximum:"60000"`
+}
+
+type meshLeaveIn struct {
+	ID     string `path:"id" maxLength:"64"`
+	Member string `path:"member" maxLength:"64"`
+}
+
+const meshConnectSummary = "Join your machine to a cluster's mesh as a WireGuard peer"
+
+const meshViewSummary = "A connected peer's view of the mesh; with known, waits for it to change"
+
+func (s *Server) workerMeshJoin(ctx context.Context, d iog.Device, in *meshJoinIn) (api.MeshJoinResponse, error) {
+	return s.cfg.Mesh.MeshJoin(ctx, d, in.ID, in.Body)
+}
+
+func (s *Server) meshConnect(ctx context.Context, a iog.Account, in *meshJoinIn) (api.MeshJoinResponse, error) {
+	return s.cfg.Mesh.MeshConnect(ctx, a, in.ID, iog.MeshRenter, in.Body)
+}
+
+func (s *Server) meshView(ctx context.Context, a iog.Account, in *meshViewIn) (api.Mesh, error) {
+	return s.cfg.Mesh.MeshView(ctx, a, in.ID, in.Member, in.Known, waitFor(in.WaitMS))
+}
+
+func (s *Server) meshLeave(ctx context.Context, a iog.Account, in *meshLeaveIn) (struct{}, error) {
+	return struct{}{}, s.cfg.Mesh.MeshLeave(ctx, a, in.ID, in.Member)
 }
 
 type proxyTarget struct {

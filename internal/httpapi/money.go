@@ -3,7 +3,6 @@ package httpapi
 import (
 	"context"
 	"io"
-	"net/http"
 	"time"
 
 	"github.com/iognet/iog/api"
@@ -30,100 +29,132 @@ type Bank interface {
 	ExportLedger(ctx context.Context, acct iog.Account, since time.Time, format string, w io.Writer) error
 }
 
-// moneyRoutes is the money part of /v1.
-func (s *Server) moneyRoutes() {
-	b, m, f := s.cfg.Bank, s.cfg.Market, s.cfg.Fleet
-	s.ledgerRoutes()
-	op(s, http.MethodGet, "/v1/wallet", "wallet", "Balances, unclaimed rewards and payout address", withAccount(func(ctx context.Context, a iog.Account, _ *empty) (api.Wallet, error) {
-		return b.Wallet(ctx, a)
-	}))
-	op(s, http.MethodPost, "/v1/wallet/deposit", "deposit", "Add funds (devnet faucet)", withAccount(func(ctx context.Context, a iog.Account, in *body[api.DepositRequest]) (api.Wallet, error) {
-		return b.Deposit(ctx, a, in.Body)
-	}))
-	for _, kind := range []string{"credit", "debit"} {
-		op(s, http.MethodPost, "/v1/accounts/{id}/"+kind, kind+"-account", "Move money between an account's wallet and the outside world, with a reason (admin)", withAccount(func(ctx context.Context, a iog.Account, in *struct {
-			ID   string `path:"id" maxLength:"64"`
-			Body api.AdjustRequest
-		}) (api.Adjustment, error) {
-			return b.Adjust(ctx, a, in.ID, kind, in.Body)
-		}))
-	}
-	op(s, http.MethodPut, "/v1/wallet/payout-address", "set-payout-address", "Set the Solana payout address", withAccount(func(ctx context.Context, a iog.Account, in *body[api.PayoutAddressRequest]) (api.Wallet, error) {
-		return b.SetPayoutAddress(ctx, a, in.Body.Address)
-	}))
-	op(s, http.MethodPost, "/v1/wallet/claim", "claim-rewards", "Move block rewards into the wallet", withAccount(func(ctx context.Context, a iog.Account, _ *empty) (api.Wallet, error) {
-		return b.Claim(ctx, a)
-	}))
-	op(s, http.MethodGet, "/v1/earnings", "earnings", "What your devices earned", withAccount(func(ctx context.Context, a iog.Account, in *struct {
-		Device  string `query:"device" maxLength:"64"`
-		Cluster string `query:"cluster" maxLength:"64"`
-	}) (api.Earnings, error) {
-		return b.Earnings(ctx, a, in.Device, in.Cluster)
-	}))
-	op(s, http.MethodPost, "/v1/quotes", "quote", "Price a cluster, every line shown", withAccount(func(ctx context.Context, a iog.Account, in *body[api.CreateClusterRequest]) (api.Quote, error) {
-		return m.Quote(ctx, a, in.Body)
-	}))
-	op(s, http.MethodPost, "/v1/clusters/{id}/extend", "extend-cluster", "Buy more hours", withAccount(func(ctx context.Context, a iog.Account, in *struct {
-		ID   string `path:"id" maxLength:"64"`
-		Body api.ExtendRequest
-	}) (api.Cluster, error) {
-		return m.Extend(ctx, a, in.ID, in.Body.Hours)
-	}))
-	op(s, http.MethodPut, "/v1/devices/{id}/price", "set-device-price", "Set a device's ask per hour", withAccount(func(ctx context.Context, a iog.Account, in *struct {
-		ID   string `path:"id" maxLength:"64"`
-		Body api.PriceRequest
-	}) (api.Device, error) {
-		return f.SetPrice(ctx, a, in.ID, in.Body)
-	}))
-	op(s, http.MethodPost, "/v1/stake", "add-stake", "Stake IO on a device", withAccount(func(ctx context.Context, a iog.Account, in *body[api.StakeRequest]) (api.StakeStatus, error) {
-		return b.AddStake(ctx, a, in.Body)
-	}))
-	op(s, http.MethodPost, "/v1/stake/withdraw", "withdraw-stake", "Start the cooldown of some stake", withAccount(func(ctx context.Context, a iog.Account, in *body[api.StakeRequest]) (api.StakeStatus, error) {
-		return b.WithdrawStake(ctx, a, in.Body)
-	}))
-	op(s, http.MethodGet, "/v1/stake", "stake", "Stake of your devices", withAccount(func(ctx context.Context, a iog.Account, in *struct {
-		Device string `query:"device" maxLength:"64"`
-	}) (struct {
+type adjustIn struct {
+	ID   string `path:"id" maxLength:"64"`
+	Body api.AdjustRequest
+}
+
+type earningsIn struct {
+	Device  string `query:"device" maxLength:"64"`
+	Cluster string `query:"cluster" maxLength:"64"`
+}
+
+type extendIn struct {
+	ID   string `path:"id" maxLength:"64"`
+	Body api.ExtendRequest
+}
+
+type priceIn struct {
+	ID   string `path:"id" maxLength:"64"`
+	Body api.PriceRequest
+}
+
+type stakesIn struct {
+	Device string `query:"device" maxLength:"64"`
+}
+
+type blocksIn struct {
+	Limit int `query:"limit" minimum:"0" maximum:"1000"`
+}
+
+type blockIn struct {
+	ID int64 `path:"id" minimum:"0"`
+}
+
+type appealIn struct {
+	ID   string `path:"id" maxLength:"64"`
+	Body api.AppealRequest
+}
+
+// Aliases, not types: their OpenAPI schemas keep the names the operations give them.
+type (
+	stakeList = struct {
 		Stakes []api.StakeStatus `json:"stakes"`
-	}, error) {
-		ss, err := b.Stakes(ctx, a, in.Device)
-		return struct {
-			Stakes []api.StakeStatus `json:"stakes"`
-		}{ss}, err
-	}))
-	op(s, http.MethodGet, "/v1/blocks", "blocks", "Recent hourly blocks", withAccount(func(ctx context.Context, _ iog.Account, in *struct {
-		Limit int `query:"limit" minimum:"0" maximum:"1000"`
-	}) (struct {
+	}
+	blockList = struct {
 		Blocks []api.Block `json:"blocks"`
-	}, error) {
-		bs, err := b.Blocks(ctx, in.Limit)
-		return struct {
-			Blocks []api.Block `json:"blocks"`
-		}{bs}, err
-	}))
-	op(s, http.MethodGet, "/v1/blocks/{id}", "block", "One block with every input", withAccount(func(ctx context.Context, _ iog.Account, in *struct {
-		ID int64 `path:"id" minimum:"0"`
-	}) (api.Block, error) {
-		return b.Block(ctx, in.ID)
-	}))
-	op(s, http.MethodGet, "/v1/network", "network", "Public aggregates: proven supply, hires, compute hours, blocks", withAccount(func(ctx context.Context, _ iog.Account, _ *empty) (api.NetworkStats, error) {
-		return b.Stats(ctx)
-	}))
-	op(s, http.MethodGet, "/v1/ledger/verify", "verify-ledger", "Check every ledger invariant (admin)", withAccount(func(ctx context.Context, a iog.Account, _ *empty) (api.LedgerReport, error) {
-		return b.Verify(ctx, a)
-	}))
-	op(s, http.MethodGet, "/v1/slashes", "slashes", "Slashes (admin: all)", withAccount(func(ctx context.Context, a iog.Account, _ *empty) (struct {
+	}
+	slashList = struct {
 		Slashes []api.Slash `json:"slashes"`
-	}, error) {
-		ss, err := b.Slashes(ctx, a)
-		return struct {
-			Slashes []api.Slash `json:"slashes"`
-		}{ss}, err
-	}))
-	op(s, http.MethodPost, "/v1/slashes/{id}/appeal", "appeal-slash", "Uphold or reject an appeal (admin)", withAccount(func(ctx context.Context, a iog.Account, in *struct {
-		ID   string `path:"id" maxLength:"64"`
-		Body api.AppealRequest
-	}) (api.Slash, error) {
-		return b.Appeal(ctx, a, in.ID, in.Body.Uphold)
-	}))
+	}
+)
+
+const adjustSummary = "Move money between an account's wallet and the outside world, with a reason (admin)"
+
+func (s *Server) wallet(ctx context.Context, a iog.Account, _ *empty) (api.Wallet, error) {
+	return s.cfg.Bank.Wallet(ctx, a)
+}
+
+func (s *Server) deposit(ctx context.Context, a iog.Account, in *body[api.DepositRequest]) (api.Wallet, error) {
+	return s.cfg.Bank.Deposit(ctx, a, in.Body)
+}
+
+// adjust credits or debits an account (kind is "credit" or "debit").
+func (s *Server) adjust(kind string) func(context.Context, iog.Account, *adjustIn) (api.Adjustment, error) {
+	return func(ctx context.Context, a iog.Account, in *adjustIn) (api.Adjustment, error) {
+		return s.cfg.Bank.Adjust(ctx, a, in.ID, kind, in.Body)
+	}
+}
+
+func (s *Server) setPayoutAddress(ctx context.Context, a iog.Account, in *body[api.PayoutAddressRequest]) (api.Wallet, error) {
+	return s.cfg.Bank.SetPayoutAddress(ctx, a, in.Body.Address)
+}
+
+func (s *Server) claimRewards(ctx context.Context, a iog.Account, _ *empty) (api.Wallet, error) {
+	return s.cfg.Bank.Claim(ctx, a)
+}
+
+func (s *Server) earnings(ctx context.Context, a iog.Account, in *earningsIn) (api.Earnings, error) {
+	return s.cfg.Bank.Earnings(ctx, a, in.Device, in.Cluster)
+}
+
+func (s *Server) quote(ctx context.Context, a iog.Account, in *body[api.CreateClusterRequest]) (api.Quote, error) {
+	return s.cfg.Market.Quote(ctx, a, in.Body)
+}
+
+func (s *Server) extendCluster(ctx context.Context, a iog.Account, in *extendIn) (api.Cluster, error) {
+	return s.cfg.Market.Extend(ctx, a, in.ID, in.Body.Hours)
+}
+
+func (s *Server) setDevicePrice(ctx context.Context, a iog.Account, in *priceIn) (api.Device, error) {
+	return s.cfg.Fleet.SetPrice(ctx, a, in.ID, in.Body)
+}
+
+func (s *Server) addStake(ctx context.Context, a iog.Account, in *body[api.StakeRequest]) (api.StakeStatus, error) {
+	return s.cfg.Bank.AddStake(ctx, a, in.Body)
+}
+
+func (s *Server) withdrawStake(ctx context.Context, a iog.Account, in *body[api.StakeRequest]) (api.StakeStatus, error) {
+	return s.cfg.Bank.WithdrawStake(ctx, a, in.Body)
+}
+
+func (s *Server) stakes(ctx context.Context, a iog.Account, in *stakesIn) (stakeList, error) {
+	ss, err := s.cfg.Bank.Stakes(ctx, a, in.Device)
+	return stakeList{ss}, err
+}
+
+func (s *Server) blocks(ctx context.Context, _ iog.Account, in *blocksIn) (blockList, error) {
+	bs, err := s.cfg.Bank.Blocks(ctx, in.Limit)
+	return blockList{bs}, err
+}
+
+func (s *Server) block(ctx context.Context, _ iog.Account, in *blockIn) (api.Block, error) {
+	return s.cfg.Bank.Block(ctx, in.ID)
+}
+
+func (s *Server) network(ctx context.Context, _ iog.Account, _ *empty) (api.NetworkStats, error) {
+	return s.cfg.Bank.Stats(ctx)
+}
+
+func (s *Server) verifyLedger(ctx context.Context, a iog.Account, _ *empty) (api.LedgerReport, error) {
+	return s.cfg.Bank.Verify(ctx, a)
+}
+
+func (s *Server) slashes(ctx context.Context, a iog.Account, _ *empty) (slashList, error) {
+	ss, err := s.cfg.Bank.Slashes(ctx, a)
+	return slashList{ss}, err
+}
+
+func (s *Server) appealSlash(ctx context.Context, a iog.Account, in *appealIn) (api.Slash, error) {
+	return s.cfg.Bank.Appeal(ctx, a, in.ID, in.Body.Uphold)
 }

@@ -1,4 +1,4 @@
-// Package httpapi is the coordinator's HTTP surface: the whole /v1 API (routes.go), its
+// Package httpapi is the coordinator's HTTP surface: the whole /v1 API (listed in routes.go), its
 // authentication (API keys for people, signatures for devices), OpenAPI 3.1 at /openapi.json,
 // Prometheus metrics at /metrics, and the one mapping from error codes to HTTP statuses.
 package httpapi
@@ -19,7 +19,6 @@ import (
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/iognet/iog/api"
 	"github.com/iognet/iog/internal/auth"
@@ -107,6 +106,10 @@ type Server struct {
 	latency *prometheus.HistogramVec
 	limited *prometheus.CounterVec
 	lim     *limiter
+	// sessions pairs renters' and workers' ends of sessions (access.go).
+	sessions *sessionBroker
+	// listed is every route in the order routes registered it (TestRoutesListedOnce).
+	listed []route
 }
 
 var setHumaError sync.Once
@@ -130,7 +133,7 @@ func New(cfg Config) *Server {
 		cfg.Registry = prometheus.NewRegistry()
 		cfg.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
-	s := &Server{cfg: cfg, mux: http.NewServeMux()}
+	s := &Server{cfg: cfg, mux: http.NewServeMux(), sessions: newSessionBroker()}
 	s.reqs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "iog_http_requests_total", Help: "HTTP requests by route and status class."}, []string{"route", "code"})
 	s.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "iog_http_request_seconds", Help: "HTTP request latency by route.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}, []string{"route"})
 	s.limited = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "iog_http_limited_total", Help: "Requests refused with 429, by the limit that refused them."}, []string{"limit"})
@@ -150,12 +153,6 @@ func New(cfg Config) *Server {
 	}
 	s.api = humago.New(s.mux, hc)
 	s.routes()
-	s.moneyRoutes()
-	s.meshRoutes()
-	s.blobRoutes()
-	s.accessRoutes()
-	s.mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}))
-	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
 	s.handler = s.authenticate(s.mux)
 	return s
 }
