@@ -5,13 +5,18 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/netip"
+	"net/url"
 	"os"
 	"os/exec"
 	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/iognet/iog/internal/relay"
 
 	"github.com/moby/moby/client"
 
@@ -41,6 +46,7 @@ type probes struct {
 	now         func() time.Time
 	freeMiB     func(path string) (int64, error)
 	proofBound  func() worker.ProofBound
+	udpEcho     func(ctx context.Context, addr string) (netip.AddrPort, error) // the relay's answer: our address
 }
 
 func realProbes() probes {
@@ -91,7 +97,52 @@ func realProbes() probes {
 			return http.ParseTime(resp.Header.Get("Date"))
 		},
 		proofBound: func() worker.ProofBound { return worker.ReadProofBound(0) },
+		udpEcho:    udpEcho,
 	}
+}
+
+// udpEcho asks the coordinator's relay at addr (host:port) for the address it sees this host
+// from, three times at most.
+func udpEcho(ctx context.Context, addr string) (netip.AddrPort, error) {
+	conn, err := net.Dial("udp", addr)
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	defer conn.Close()
+	buf := make([]byte, 256)
+	for range 3 {
+		if ctx.Err() != nil {
+			return netip.AddrPort{}, ctx.Err()
+		}
+		if _, err := conn.Write(relay.Echo()); err != nil {
+			return netip.AddrPort{}, err
+		}
+		_ = conn.SetReadDeadline(time.Now().Add(1500 * time.Millisecond))
+		n, err := conn.Read(buf)
+		if err != nil {
+			continue
+		}
+		if ap, err := relay.ParseEchoOK(buf[:n]); err == nil {
+			return ap, nil
+		}
+	}
+	return netip.AddrPort{}, fmt.Errorf("no answer from UDP %s within 4.5 s", addr)
+}
+
+// relayAddr is where a coordinator's mesh relay listens by default: its HTTP address, on UDP.
+func relayAddr(coordinator string) (string, error) {
+	u, err := url.Parse(coordinator)
+	if err != nil || u.Hostname() == "" {
+		return "", fmt.Errorf("coordinator URL %q has no host", coordinator)
+	}
+	port := u.Port()
+	if port == "" {
+		port = "80"
+		if u.Scheme == "https" {
+			port = "443"
+		}
+	}
+	return net.JoinHostPort(u.Hostname(), port), nil
 }
 
 // doctorChecks looks at what a worker needs on this machine, each with what to do about it.
@@ -195,7 +246,15 @@ func doctorChecks(ctx context.Context, o cli.DoctorOptions, p probes) []check {
 			add("clock", "ok", "within %s of the coordinator's (%s)", skew.Round(time.Second)+time.Second, o.Coordinator)
 		}
 	}
-	add("UDP", "skip", "not checked: the mesh finds its paths (direct, or the coordinator's relay) when a cluster starts")
+	if o.Coordinator == "" {
+		add("UDP", "skip", "no --coordinator given: the relay's UDP port not checked")
+	} else if addr, err := relayAddr(o.Coordinator); err != nil {
+		add("UDP", "skip", "%v", err)
+	} else if seen, err := p.udpEcho(ctx, addr); err != nil {
+		add("UDP", "warn", "%v: the cluster mesh cannot reach the coordinator's relay from here (a firewall dropping UDP, or a coordinator whose --mesh-relay is on another address); nodes still connect directly where the network lets them", err)
+	} else {
+		add("UDP", "ok", "the coordinator's relay at %s answers; it sees this host as %s", addr, seen)
+	}
 	if free, err := p.freeMiB(o.StateDir); err != nil {
 		add("disk", "warn", "free space of %s unknown: %v", o.StateDir, err)
 	} else if free < 10<<10 {

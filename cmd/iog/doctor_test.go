@@ -3,9 +3,13 @@ package main
 import (
 	"context"
 	"errors"
+	"net"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/iognet/iog/internal/relay"
 
 	"github.com/iognet/iog/api"
 	"github.com/iognet/iog/internal/cli"
@@ -32,6 +36,9 @@ func fakeProbes() probes {
 		now:         func() time.Time { return now },
 		freeMiB:     func(string) (int64, error) { return 500 << 10, nil },
 		proofBound:  func() worker.ProofBound { return worker.ProofBound{AvailableMiB: 60000} },
+		udpEcho: func(context.Context, string) (netip.AddrPort, error) {
+			return netip.MustParseAddrPort("203.0.113.7:41641"), nil
+		},
 	}
 }
 
@@ -55,8 +62,15 @@ func TestDoctor(t *testing.T) {
 	if c := statusOf(cs, "GPU container runtime"); c.Status != "ok" {
 		t.Fatalf("nvidia runtime: %+v", c)
 	}
-	if c := statusOf(cs, "UDP"); c.Status != "skip" || !strings.Contains(c.Detail, "not checked") {
-		t.Fatalf("UDP is claimed checked: %+v", c)
+	if c := statusOf(cs, "UDP"); c.Status != "ok" || !strings.Contains(c.Detail, "203.0.113.7:41641") || !strings.Contains(c.Detail, "c:7070") {
+		t.Fatalf("UDP: %+v", c)
+	}
+	p := fakeProbes()
+	p.udpEcho = func(context.Context, string) (netip.AddrPort, error) {
+		return netip.AddrPort{}, errors.New("no answer")
+	}
+	if c := statusOf(doctorChecks(t.Context(), o, p), "UDP"); c.Status != "warn" || !strings.Contains(c.Detail, "no answer") {
+		t.Fatalf("UDP without an answer: %+v", c)
 	}
 
 	for _, tc := range []struct {
@@ -92,5 +106,37 @@ func TestDoctor(t *testing.T) {
 	var sb strings.Builder
 	if err := printChecks(&sb, []check{{Name: "x", Status: "fail", Detail: "d"}}, false); err == nil {
 		t.Fatal("a failed check does not fail the doctor")
+	}
+}
+
+// The doctor's UDP check against a real relay on loopback: the echo comes back with the
+// address the relay saw, and a port where nothing answers gives an error.
+func TestDoctorUDPEcho(t *testing.T) {
+	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := relay.New(conn, relay.Config{Members: func(context.Context) ([]relay.Entry, error) { return nil, nil }})
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go func() { _ = srv.Serve(ctx) }()
+	addr, err := relayAddr("http://" + srv.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen, err := udpEcho(t.Context(), addr)
+	if err != nil || !seen.Addr().IsLoopback() {
+		t.Fatalf("echo: %v %v", seen, err)
+	}
+	dead, _ := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	quiet := dead.LocalAddr().String()
+	dead.Close()
+	if _, err := udpEcho(t.Context(), quiet); err == nil {
+		t.Fatal("an echo to a closed port was answered")
+	}
+	for in, want := range map[string]string{"https://c.example": "c.example:443", "http://c.example": "c.example:80", "http://10.0.0.1:7070/": "10.0.0.1:7070"} {
+		if got, err := relayAddr(in); err != nil || got != want {
+			t.Errorf("relayAddr(%q) = %q %v, want %q", in, got, err, want)
+		}
 	}
 }

@@ -542,3 +542,75 @@ func TestConsoleAdminCredits(t *testing.T) {
 	}
 	e.verify(t)
 }
+
+// The Explorer's public export of blocks: anyone can fetch it, it holds every block's inputs
+// and shares as the API gives them, and nothing of the accounts behind the devices.
+func TestExplorerBlocksExport(t *testing.T) {
+	e := startMoney(t, 1)
+	ctx := t.Context()
+	e.fund(t, e.supID, 10_000*iog.Unit)
+	dev := e.workers[0].DeviceID
+	if _, err := e.supplier.AddStake(ctx, api.StakeRequest{DeviceID: dev, Amount: "300"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.supplier.SetPayoutAddress(ctx, "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA"); err != nil {
+		t.Fatal(err)
+	}
+	for range 6 {
+		e.clk.Add(30 * time.Minute)
+		e.heartbeatAll(t)
+	}
+	if err := e.c.Bank.Tick(ctx); err != nil {
+		t.Fatal(err)
+	}
+	anon := newBrowser(t, e.c.URL())
+	code, body, h := anon.do(http.MethodGet, "/explorer/blocks.jsonl?from=0&count=1000", nil)
+	if code != http.StatusOK || !strings.HasPrefix(h.Get("Content-Type"), "application/x-ndjson") {
+		t.Fatalf("export: %d %s", code, h.Get("Content-Type"))
+	}
+	if strings.Contains(body, e.supID) || strings.Contains(body, `"owner_id"`) {
+		t.Fatal("the public export names the account behind a device")
+	}
+	lines := strings.Split(strings.TrimSpace(body), "\n")
+	blocks, _ := e.supplier.Blocks(ctx, 100)
+	if len(lines) != len(blocks) || len(lines) < 2 {
+		t.Fatalf("%d lines, %d blocks", len(lines), len(blocks))
+	}
+	rewarded := false
+	for i, l := range lines {
+		var b struct {
+			Number   int64
+			Emission string
+			Shares   []struct {
+				DeviceID      string `json:"device_id"`
+				Score         string
+				RewardMicroIO int64 `json:"reward_micro_io"`
+			}
+		}
+		if err := json.Unmarshal([]byte(l), &b); err != nil || b.Number != int64(i) {
+			t.Fatalf("line %d: %v %q", i, err, l)
+		}
+		want, err := e.supplier.Block(ctx, b.Number)
+		if err != nil || want.Emission != b.Emission || len(want.Shares) != len(b.Shares) {
+			t.Fatalf("block %d: export %+v, API %+v", b.Number, b, want)
+		}
+		for j, s := range b.Shares {
+			if s.DeviceID != want.Shares[j].DeviceID || s.Score != want.Shares[j].Score || s.RewardMicroIO != want.Shares[j].RewardMicroIO {
+				t.Fatalf("block %d share %d: %+v vs %+v", b.Number, j, s, want.Shares[j])
+			}
+			rewarded = rewarded || s.DeviceID == dev && s.RewardMicroIO > 0
+		}
+	}
+	if !rewarded {
+		t.Fatal("the staked device has no reward in the export")
+	}
+	for _, bad := range []string{"?count=0", "?count=1001", "?from=-1", "?from=x"} {
+		if code, _, _ := anon.do(http.MethodGet, "/explorer/blocks.jsonl"+bad, nil); code != http.StatusBadRequest {
+			t.Errorf("%s: %d, want 400", bad, code)
+		}
+	}
+	// The default is the newest blocks.
+	if code, body, _ := anon.do(http.MethodGet, "/explorer/blocks.jsonl", nil); code != http.StatusOK || len(strings.Split(strings.TrimSpace(body), "\n")) != len(blocks) {
+		t.Fatalf("default export: %d, %d lines", code, len(strings.Split(strings.TrimSpace(body), "\n")))
+	}
+}

@@ -21,7 +21,39 @@ const (
 	TypePing    byte = 0xE5 // member <-> member, direct path check (see internal/mesh)
 	TypePong    byte = 0xE6
 	TypePad     byte = 0xE7 // padding, dropped on receipt
+	TypeEcho    byte = 0xE8 // anyone -> relay: [hdr][at least EchoLen bytes]; `iog worker doctor`
+	TypeEchoOK  byte = 0xE9 // relay -> sender: [hdr][observed address, binary]
 )
+
+// EchoLen is the smallest echo request the relay answers: as large as any answer, so that the
+// relay never sends more than it received (no amplification for a forged source address).
+const EchoLen = 32
+
+// Echo is an echo request: the way a host checks that UDP reaches the relay and comes back,
+// and learns the address the relay sees it from.
+func Echo() []byte {
+	b := make([]byte, HeaderLen+EchoLen)
+	PutHeader(b, TypeEcho)
+	return b
+}
+
+// EchoOK answers an echo with the address it came from.
+func EchoOK(observed netip.AddrPort) []byte {
+	a, _ := observed.MarshalBinary()
+	b := make([]byte, HeaderLen, HeaderLen+len(a))
+	PutHeader(b, TypeEchoOK)
+	return append(b, a...)
+}
+
+// ParseEchoOK reads the observed address from a TypeEchoOK packet.
+func ParseEchoOK(b []byte) (netip.AddrPort, error) {
+	var ap netip.AddrPort
+	if Type(b) != TypeEchoOK {
+		return ap, errors.New("relay: not an echo answer")
+	}
+	err := ap.UnmarshalBinary(b[HeaderLen:])
+	return ap, err
+}
 
 // HeaderLen is the length of the common header; RelayHeaderLen adds the member id.
 const (

@@ -214,6 +214,10 @@ func (s *Server) handle(ctx context.Context, b []byte, from netip.AddrPort) {
 		s.probe(ctx, tok, c, from)
 	case TypeSend:
 		s.forward(b, from)
+	case TypeEcho:
+		if len(b) >= HeaderLen+EchoLen {
+			_, _ = s.conn.WriteToUDPAddrPort(EchoOK(from), from)
+		}
 	}
 }
 

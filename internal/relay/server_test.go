@@ -224,3 +224,37 @@ func TestUnknownTokensFromMemory(t *testing.T) {
 		t.Fatal("relayed between members of an ended cluster")
 	}
 }
+
+// Anyone may check that UDP reaches the relay and comes back (`iog worker doctor`): an echo is
+// answered with the address it came from, never with more bytes than it brought, and a short
+// one is not answered at all.
+func TestEcho(t *testing.T) {
+	srv := New(listen(t), Config{Members: func(context.Context) ([]Entry, error) { return nil, nil }})
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go func() { _ = srv.Serve(ctx) }()
+	to := net.UDPAddrFromAddrPort(srv.Addr())
+	c := listen(t)
+	short := Echo()[:HeaderLen+EchoLen-1]
+	if _, err := c.WriteToUDP(short, to); err != nil {
+		t.Fatal(err)
+	}
+	req := Echo()
+	if _, err := c.WriteToUDP(req, to); err != nil {
+		t.Fatal(err)
+	}
+	b := read(t, c) // the first answer is the full echo's: the short one got none
+	got, err := ParseEchoOK(b)
+	if err != nil || got != c.LocalAddr().(*net.UDPAddr).AddrPort() {
+		t.Fatalf("echo answer %v %v, want %v", got, err, c.LocalAddr())
+	}
+	if len(b) > len(req) {
+		t.Fatalf("the answer (%d bytes) is larger than the request (%d)", len(b), len(req))
+	}
+	// Had the short echo been answered, its answer would have come first and the full one's
+	// would follow at once (one socket, in order): nothing more may arrive.
+	_ = c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+	if n, err := c.Read(make([]byte, 2048)); err == nil {
+		t.Fatalf("a second answer (%d bytes): the short echo was answered", n)
+	}
+}

@@ -260,6 +260,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /{$}", s.public(s.explorer))
 	m.HandleFunc("GET /explorer", s.public(s.explorer))
 	m.HandleFunc("GET /explorer/blocks", s.public(s.blocks))
+	m.HandleFunc("GET /explorer/blocks.jsonl", s.public(s.blocksExport))
 	m.HandleFunc("GET /explorer/blocks/{n}", s.public(s.block))
 	m.HandleFunc("GET /explorer/devices", s.public(s.devices))
 	m.HandleFunc("GET /explorer/devices/{id}", s.public(s.publicDevice))
