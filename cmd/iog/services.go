@@ -6,11 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/url"
 	"os"
 	"path/filepath"
-	"runtime"
-	"slices"
 	"strings"
 	"time"
 
@@ -23,10 +20,7 @@ import (
 	"github.com/iognet/iog/internal/executor"
 	"github.com/iognet/iog/internal/fleet"
 	"github.com/iognet/iog/internal/httpapi"
-	"github.com/iognet/iog/internal/hwinfo"
 	"github.com/iognet/iog/internal/limit"
-	"github.com/iognet/iog/internal/mesh"
-	"github.com/iognet/iog/internal/proof/cuda"
 	"github.com/iognet/iog/internal/worker"
 )
 
@@ -122,29 +116,6 @@ func limits(o cli.LimitOptions, dev bool) coordinator.Limits {
 }
 
 func runWorker(ctx context.Context, o cli.WorkerOptions, w io.Writer) error {
-	log := logger(os.Stderr, true, slog.LevelInfo)
-	execs := map[string]worker.Starter{}
-	var docker *executor.Docker
-	noDocker := ""
-	if o.Executor == "docker" || o.Executor == "auto" || o.Executor == "" {
-		dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		d, err := executor.NewDocker(dctx, o.DockerHost)
-		cancel()
-		switch {
-		case err == nil:
-			defer d.Close()
-			docker = d
-			execs["container"] = d
-		case o.Executor == "docker":
-			return err
-		default:
-			log.Info("container clusters disabled on this device", "reason", err)
-			noDocker = "containers: " + err.Error()
-		}
-	}
-	if o.Runtime != "" && docker == nil {
-		return fmt.Errorf("worker: --runtime %s needs a Docker engine: %s", o.Runtime, orElse(noDocker, "--executor process"))
-	}
 	ids := executor.IDs{}
 	if o.LeaseUIDs != "" {
 		first, count, err := cli.ParseUIDRange(o.LeaseUIDs)
@@ -153,50 +124,21 @@ func runWorker(ctx context.Context, o cli.WorkerOptions, w io.Writer) error {
 		}
 		ids = executor.IDs{First: first, Count: count, LockDir: executor.DefaultIDs.LockDir}
 	}
-	conf, err := worker.Confine(ctx, worker.IsolationOptions{StateDir: o.StateDir, Sandbox: o.Sandbox, Runtime: o.Runtime,
-		ReadOnly: o.SandboxRO, Hide: cliConfigDirs(), IDs: ids, WorkRoot: o.WorkRoot, Docker: docker, Log: log})
-	if err != nil {
-		return err
-	}
-	defer conf.Close()
-	if conf.Process != nil && (o.Executor == "process" || o.Executor == "auto" || o.Executor == "") {
-		execs["process"] = conf.Process
-	}
-	if len(execs) == 0 {
-		return fmt.Errorf("worker: this device can run no nodes: %s", strings.Join(slices.DeleteFunc([]string{conf.Note, noDocker}, func(s string) bool { return s == "" }), "; "))
-	}
-	note := conf.Note
-	if noDocker != "" {
-		note = strings.TrimPrefix(note+"; "+noDocker, "; ")
-	}
-	isolation := conf.Isolation
-	if _, ok := execs["process"]; !ok {
-		isolation = slices.DeleteFunc(slices.Clone(isolation), func(l string) bool {
-			return l == worker.IsolationSandbox || l == worker.IsolationNone
-		})
-	}
-	mm, plane, err := meshFor(o, log)
-	if err != nil {
-		return err
-	}
-	sampler := hwinfo.NewSampler(hwinfo.Options{})
-	defer sampler.Close()
-	wk, err := worker.New(worker.Config{
+	wk, release, err := worker.Assemble(ctx, worker.Options{
 		Coordinator: o.Coordinator, JoinToken: o.JoinToken, StateDir: o.StateDir, Name: o.Name, Region: o.Region,
-		Executors: execs, Sampler: sampler, DataPlane: plane, Mesh: mm, Log: log,
-		Isolation: isolation, IsolationNote: note, WorkRoot: conf.WorkRoot, Reap: conf.Reap(docker),
+		Executor: o.Executor, DockerHost: o.DockerHost, DataPlane: o.DataPlane,
+		Sandbox: o.Sandbox, Runtime: o.Runtime, ReadOnly: o.SandboxRO, Hide: cliConfigDirs(), IDs: ids, WorkRoot: o.WorkRoot,
 		PidsLimit: o.PidsLimit, DiskMiB: o.DiskMiB, MemoryMiB: o.MemoryMiB, ProofMemoryMiB: o.ProofMemoryMiB,
-		Inventory: func(ctx context.Context) (api.Inventory, error) { return hwinfo.Detect(ctx, hwinfo.Options{}) },
-		// Proofs of GPU: GPU units on the GPUs (CUDA driver API), the CPU on all its threads.
-		Solver: &cuda.Auto{Threads: runtime.NumCPU()},
+		Log: logger(os.Stderr, true, slog.LevelInfo),
 	})
 	if err != nil {
 		return err
 	}
+	defer release()
 	go func() {
 		select {
 		case <-wk.Ready():
-			fmt.Fprintf(w, "iog worker running as device %s, connected to %s (isolation: %s)\n", wk.DeviceID(), o.Coordinator, strings.Join(isolation, ", "))
+			fmt.Fprintf(w, "iog worker running as device %s, connected to %s (isolation: %s)\n", wk.DeviceID(), o.Coordinator, strings.Join(wk.Isolation(), ", "))
 		case <-ctx.Done():
 		}
 	}()
@@ -396,33 +338,4 @@ func bench(ctx context.Context, o cli.BenchOptions, w io.Writer) error {
 	b, _ := json.Marshal(r)
 	fmt.Fprintln(w, string(b))
 	return nil
-}
-
-// meshFor picks the worker's mesh data plane: the kernel TUN where this process may make one
-// (processes and containers then reach mesh IPs), else the userspace netstack.
-func meshFor(o cli.WorkerOptions, log *slog.Logger) (worker.Mesher, string, error) {
-	var plane mesh.Plane
-	switch o.DataPlane {
-	case "none":
-		return nil, "none", nil
-	case "tun":
-		if err := mesh.KernelAvailable(); err != nil {
-			return nil, "", err
-		}
-		plane = mesh.Kernel{}
-	case "netstack":
-		plane = mesh.Netstack{}
-	default:
-		if err := mesh.KernelAvailable(); err != nil {
-			log.Info("cluster mesh on the userspace netstack: workloads cannot reach mesh IPs", "reason", err)
-			plane = mesh.Netstack{}
-		} else {
-			plane = mesh.Kernel{}
-		}
-	}
-	host := ""
-	if u, err := url.Parse(o.Coordinator); err == nil {
-		host = u.Hostname()
-	}
-	return &mesh.Manager{Plane: plane, APIHost: host, Log: log.With("part", "mesh")}, plane.Name(), nil
 }

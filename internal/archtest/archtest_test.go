@@ -203,6 +203,42 @@ func TestOnlyEntryPointsAssemble(t *testing.T) {
 	}
 }
 
+// A worker process is assembled in one place, worker.Assemble, for `iog worker` and the devnet
+// alike: no other production code builds one from its parts (worker.New, worker.Confine).
+func TestOneWorkerAssembly(t *testing.T) {
+	root := filepath.Join("..", "..")
+	bad := regexp.MustCompile(`\bworker\.(New|Confine)\(`)
+	err := filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if name := d.Name(); path != root && (strings.HasPrefix(name, ".") || name == "testdata" || name == "node_modules" ||
+				path == filepath.Join(root, "internal", "worker")) {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for i, line := range strings.Split(string(b), "\n") {
+			code, _, _ := strings.Cut(line, "//")
+			if bad.MatchString(code) {
+				t.Errorf("%s:%d builds a worker from its parts; use worker.Assemble: %s", path, i+1, strings.TrimSpace(line))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestCLITalksOnlyThroughTheAPI(t *testing.T) {
 	all := pkgs(t)
 	d := deps(all, module+"/internal/cli")

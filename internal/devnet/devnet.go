@@ -18,7 +18,6 @@ import (
 
 	"github.com/iognet/iog/api"
 	"github.com/iognet/iog/internal/coordinator"
-	"github.com/iognet/iog/internal/executor"
 	"github.com/iognet/iog/internal/fleet"
 	"github.com/iognet/iog/internal/hwinfo"
 	"github.com/iognet/iog/internal/iog"
@@ -34,7 +33,7 @@ type Config struct {
 	HeartbeatInterval time.Duration
 	Log               *slog.Logger
 	// Executors overrides the executors each worker gets (tests); default: process, plus
-	// docker when an engine answers.
+	// docker when an engine answers (worker.Assemble).
 	Executors func(i int) map[string]worker.Starter
 	// Inventory overrides hardware detection (tests); default: hwinfo.Detect split n ways.
 	Inventory func(ctx context.Context, i int) (api.Inventory, error)
@@ -71,8 +70,7 @@ type Devnet struct {
 	wwg           sync.WaitGroup // the workers
 	mu            sync.Mutex
 	errs          []error
-	dockers       []*executor.Docker
-	confs         []*worker.Confinement
+	releases      []func() error // the workers' (worker.Assemble)
 	adversaries   []*Adversary
 }
 
@@ -243,54 +241,28 @@ func (d *Devnet) newWorker(ctx context.Context, i int) (*worker.Worker, error) {
 			return hwinfo.Split(host, d.cfg.Workers, i), nil
 		}
 	}
-	wc := worker.Config{
-		Coordinator: d.Coord.URL(), JoinToken: token, StateDir: dir, Name: "local-" + strconv.Itoa(i),
-		Region: "local", Inventory: func(ctx context.Context) (api.Inventory, error) { return inv(ctx, i) },
-		Sampler: hwinfo.NewSampler(hwinfo.Options{}), DataPlane: "none", PollWait: d.cfg.PollWait,
-		Log: d.cfg.Log.With("part", "worker", "worker", i),
+	o := worker.Options{
+		Coordinator: d.Coord.URL(), JoinToken: token, StateDir: dir, Name: "local-" + strconv.Itoa(i), Region: "local",
+		Inventory: func(ctx context.Context) (api.Inventory, error) { return inv(ctx, i) },
+		// A network of one's own on one host: no mesh, proofs on each worker's share of the
+		// CPU, and process nodes bare where this process cannot build the sandbox (not root).
+		DataPlane: "none", CPUProofs: true, Sandbox: d.cfg.Sandbox, AllowBare: true, DockerWait: 2 * time.Second,
+		PollWait: d.cfg.PollWait, Log: d.cfg.Log.With("part", "worker", "worker", i),
 	}
 	if d.cfg.HTTP != nil {
-		wc.HTTP = d.cfg.HTTP(i)
+		o.HTTP = d.cfg.HTTP(i)
 	}
 	if d.cfg.Executors != nil {
-		wc.Executors = d.cfg.Executors(i)
-	} else if err := d.confine(ctx, &wc); err != nil {
-		return nil, err
+		o.Executors = d.cfg.Executors(i)
 	}
-	return worker.New(wc)
-}
-
-// confine gives a worker the executors a real one would have: a process executor (sandboxed
-// where this process may build the sandbox) and Docker when an engine answers.
-func (d *Devnet) confine(ctx context.Context, wc *worker.Config) error {
-	dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	dk, err := executor.NewDocker(dctx, "")
-	cancel()
+	w, release, err := worker.Assemble(ctx, o)
 	if err != nil {
-		d.cfg.Log.Info("container clusters unavailable on this devnet", "reason", err)
-		dk = nil
-	}
-	// The devnet is a network of one's own: process nodes may run bare where this process
-	// cannot build the sandbox (not root).
-	conf, err := worker.Confine(ctx, worker.IsolationOptions{StateDir: wc.StateDir, Sandbox: d.cfg.Sandbox, Docker: dk, AllowBare: true, Log: wc.Log})
-	if err != nil {
-		if dk != nil {
-			_ = dk.Close()
-		}
-		return fmt.Errorf("devnet: %w", err)
+		return nil, fmt.Errorf("devnet: %w", err)
 	}
 	d.mu.Lock()
-	d.confs = append(d.confs, conf)
-	if dk != nil {
-		d.dockers = append(d.dockers, dk)
-	}
+	d.releases = append(d.releases, release)
 	d.mu.Unlock()
-	wc.Executors = map[string]worker.Starter{"process": conf.Process}
-	if dk != nil {
-		wc.Executors["container"] = dk
-	}
-	wc.Isolation, wc.IsolationNote, wc.WorkRoot, wc.Reap = conf.Isolation, conf.Note, conf.WorkRoot, conf.Reap(dk)
-	return nil
+	return w, nil
 }
 
 // Close stops the workers (their workloads too), then the coordinator.
@@ -300,11 +272,8 @@ func (d *Devnet) Close() error {
 	d.wwg.Wait()
 	d.cancel()
 	d.wg.Wait()
-	for _, dk := range d.dockers {
-		_ = dk.Close()
-	}
-	for _, c := range d.confs {
-		d.note(c.Close())
+	for _, release := range d.releases {
+		d.note(release())
 	}
 	err := d.Coord.Close()
 	d.mu.Lock()
