@@ -272,3 +272,15 @@ func TestCoordinatorLogicDoesNotLinkTheDataPlane(t *testing.T) {
 		}
 	}
 }
+
+// The market and the fleet do not know each other's packages: they share the device hub and
+// the reputation board that the coordinator makes (the fleet reports a device down through a
+// function it is given).
+func TestMarketAndFleetAreIndependent(t *testing.T) {
+	all := pkgs(t)
+	for p, other := range map[string]string{"internal/market": "internal/fleet", "internal/fleet": "internal/market"} {
+		if deps(all, module+"/"+p)[module+"/"+other] {
+			t.Errorf("%s depends on %s", p, other)
+		}
+	}
+}

@@ -30,7 +30,9 @@ import (
 	"github.com/iognet/iog/internal/limit"
 	"github.com/iognet/iog/internal/market"
 	"github.com/iognet/iog/internal/relay"
+	"github.com/iognet/iog/internal/reputation"
 	"github.com/iognet/iog/internal/store"
+	"github.com/iognet/iog/internal/watch"
 	"github.com/iognet/iog/internal/web"
 )
 
@@ -157,8 +159,12 @@ func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 	}
 	c := &Coordinator{cfg: cfg, Store: db}
 	c.Auth = auth.New(db, cfg.Now, cfg.NewID)
+	// The fleet and the market share the per-device hub and the reputation board, made here,
+	// so that the market needs nothing of the fleet (the fleet tells the market of devices
+	// going down).
+	hub, scores := watch.New(cfg.Now().UnixMilli()), &reputation.Board{}
 	c.Market = market.New(market.Config{Store: db, Log: cfg.Log, Now: cfg.Now, NewID: cfg.NewID, KnownModels: hwinfo.KnownModels(), Dev: cfg.Dev,
-		Reputation: func(id string) int { return c.Fleet.ReputationPerMille(id) }})
+		Devices: hub, Reputation: scores.PerMille})
 	bc := bank.Config{Store: db, Log: cfg.Log, Now: cfg.Now, NewID: cfg.NewID, Dev: cfg.Dev, MinUptime: cfg.MinUptime}
 	trust := fleet.DefaultTrust()
 	if cfg.Dev {
@@ -187,14 +193,13 @@ func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 		SnapshotEvery: cfg.SnapshotEvery, Stats: c.Bank.Stats, Lead: c.Bank.Lead,
 		Sweep: func(ctx context.Context) { c.Web.PruneSessions(ctx); c.Market.PruneLogBatches(ctx) }})
 	c.Fleet = fleet.New(fleet.Config{OnTelemetry: c.History.Observe, Store: db, Log: cfg.Log, Now: cfg.Now, NewID: cfg.NewID, HeartbeatInterval: cfg.HeartbeatInterval, Dev: cfg.Dev,
-		OnDown: c.Market.DeviceDown, Trust: trust, SkipProofs: cfg.SkipProofs,
+		Hub: hub, Scores: scores, OnDown: c.Market.DeviceDown, Trust: trust, SkipProofs: cfg.SkipProofs,
 		JoinTokensPerHour: cfg.Limits.JoinTokensPerHour, DevicesPerHour: cfg.Limits.DevicesPerHour,
 		OnFraud: func(ctx context.Context, id, reason string) {
 			if err := c.Bank.Slash(ctx, id, reason); err != nil {
 				cfg.Log.Error("slash after fraud", "device", id, "err", err)
 			}
 		}})
-	c.Market.SetDeviceHub(c.Fleet.Hub())
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&metrics{db: db, fleet: c.Fleet, stats: c.Bank.Stats, now: cfg.Now, log: cfg.Log})

@@ -20,6 +20,7 @@ import (
 	"github.com/iognet/iog/internal/auth"
 	"github.com/iognet/iog/internal/iog"
 	"github.com/iognet/iog/internal/pricing"
+	"github.com/iognet/iog/internal/reputation"
 	"github.com/iognet/iog/internal/store"
 	"github.com/iognet/iog/internal/watch"
 )
@@ -39,6 +40,12 @@ type Config struct {
 	Dev bool
 	// NewID makes ids (default iog.NewID); deterministic in replay tests.
 	NewID func(prefix string) string
+	// Hub is the per-device assignment version hub, shared with the market (nil: the fleet
+	// makes its own).
+	Hub *watch.Hub
+	// Scores receives each device's reputation as the fleet computes it, for placement to read
+	// (nil: the fleet keeps its own).
+	Scores *reputation.Board
 	// OnDown is called when a device is marked down, so the market can react.
 	OnDown func(ctx context.Context, deviceID, reason string)
 	// OnFraud is called when a device is blocked as fraud (a wrong proof answer), so that its
@@ -90,9 +97,15 @@ func New(cfg Config) *Fleet {
 		cfg.Trust = DefaultTrust()
 	}
 	f := &Fleet{
-		cfg: cfg, db: cfg.Store, hub: watch.New(cfg.Now().UnixMilli()),
+		cfg: cfg, db: cfg.Store, hub: cfg.Hub,
 		seen: map[string]time.Time{}, dirty: map[string]time.Time{}, nonce: map[string]string{},
 		tel: map[string]api.Telemetry{}, sessions: map[string]bool{}, tr: newTrustState(),
+	}
+	if f.hub == nil {
+		f.hub = watch.New(cfg.Now().UnixMilli())
+	}
+	if f.cfg.Scores == nil {
+		f.cfg.Scores = &reputation.Board{}
 	}
 	if cfg.Trust.Calibrate && !cfg.SkipProofs {
 		if err := f.calibrate(context.Background()); err != nil {

@@ -29,7 +29,6 @@ type trustState struct {
 	byDevice  map[string]*openProof
 	rounds    map[string]*round
 	probation map[string]time.Time // pending devices waiting out probation
-	rep       map[string]int       // cached reputation per mille
 	idle      map[string]*idleTrack
 	misses    map[string]int // proofs in a row a device did not pass (in memory; a restart forgives)
 	lastSweep time.Time
@@ -37,7 +36,7 @@ type trustState struct {
 
 func newTrustState() *trustState {
 	return &trustState{due: map[string]time.Time{}, open: map[string]*openProof{}, byDevice: map[string]*openProof{},
-		rounds: map[string]*round{}, probation: map[string]time.Time{}, rep: map[string]int{}, idle: map[string]*idleTrack{},
+		rounds: map[string]*round{}, probation: map[string]time.Time{}, idle: map[string]*idleTrack{},
 		misses: map[string]int{}}
 }
 

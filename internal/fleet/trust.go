@@ -291,9 +291,7 @@ func (f *Fleet) LastPassedProof(ctx context.Context, deviceID string) (time.Time
 func (f *Fleet) Reputation(ctx context.Context, d iog.Device) (reputation.Result, reputation.Inputs, error) {
 	r, in, err := f.reputationAt(ctx, d, f.cfg.Now())
 	if err == nil {
-		f.tr.mu.Lock()
-		f.tr.rep[d.ID] = r.PerMille
-		f.tr.mu.Unlock()
+		f.cfg.Scores.Set(d.ID, r.PerMille)
 	}
 	return r, in, err
 }
@@ -371,9 +369,7 @@ func (f *Fleet) reputationAt(ctx context.Context, d iog.Device, now time.Time) (
 
 // ReputationPerMille is the cached score placement uses (0 until first computed).
 func (f *Fleet) ReputationPerMille(deviceID string) int {
-	f.tr.mu.Lock()
-	defer f.tr.mu.Unlock()
-	return f.tr.rep[deviceID]
+	return f.cfg.Scores.PerMille(deviceID)
 }
 
 // uptime is how long in [from, to) the device was not down or inactive, of how long it existed.

@@ -334,10 +334,6 @@ func (m *Market) newID(prefix string) string {
 	return iog.NewID(prefix)
 }
 
-// SetDeviceHub sets the per-device assignment hub (owned by the fleet, which is built after
-// the market because it calls back into it).
-func (m *Market) SetDeviceHub(h *watch.Hub) { m.cfg.Devices = h }
-
 // View returns a cluster with its nodes and revision.
 func (m *Market) View(ctx context.Context, id string) (api.Cluster, error) {
 	c, err := m.db.Cluster(ctx, id)

@@ -114,3 +114,16 @@ func FuzzScore(f *testing.F) {
 		}
 	})
 }
+
+func TestBoard(t *testing.T) {
+	var b Board
+	if b.PerMille("d") != 0 {
+		t.Fatal("an empty board has a score")
+	}
+	b.Set("d", 870)
+	b.Set("e", 10)
+	b.Set("d", 900)
+	if b.PerMille("d") != 900 || b.PerMille("e") != 10 {
+		t.Fatalf("d %d e %d", b.PerMille("d"), b.PerMille("e"))
+	}
+}
