@@ -3,13 +3,13 @@ package cli
 import (
 	"fmt"
 	"runtime"
-	"runtime/debug"
 	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/iognet/iog/api"
+	"github.com/iognet/iog/internal/iog"
 )
 
 // roles are the account roles an admin can grant.
@@ -101,21 +101,10 @@ type versionInfo struct {
 	Arch    string `json:"arch"`
 }
 
-// buildVersion reads the version the Go toolchain stamped into the binary.
+// buildVersion is the binary's version, with the toolchain and platform.
 func buildVersion() versionInfo {
-	v := versionInfo{Version: "dev", Go: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH}
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return v
-	}
-	if bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		v.Version = bi.Main.Version
-	}
-	for _, s := range bi.Settings {
-		if s.Key == "vcs.revision" {
-			v.Commit = s.Value
-		}
-	}
+	v := versionInfo{Go: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH}
+	v.Version, v.Commit = iog.BuildVersion()
 	return v
 }
 

@@ -548,21 +548,7 @@ func TestConsoleAdminCredits(t *testing.T) {
 func TestExplorerBlocksExport(t *testing.T) {
 	e := startMoney(t, 1)
 	ctx := t.Context()
-	e.fund(t, e.supID, 10_000*iog.Unit)
-	dev := e.workers[0].DeviceID
-	if _, err := e.supplier.AddStake(ctx, api.StakeRequest{DeviceID: dev, Amount: "300"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.supplier.SetPayoutAddress(ctx, "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA"); err != nil {
-		t.Fatal(err)
-	}
-	for range 6 {
-		e.clk.Add(30 * time.Minute)
-		e.heartbeatAll(t)
-	}
-	if err := e.c.Bank.Tick(ctx); err != nil {
-		t.Fatal(err)
-	}
+	dev := e.earnBlocks(t)
 	anon := newBrowser(t, e.c.URL())
 	code, body, h := anon.do(http.MethodGet, "/explorer/blocks.jsonl?from=0&count=1000", nil)
 	if code != http.StatusOK || !strings.HasPrefix(h.Get("Content-Type"), "application/x-ndjson") {

@@ -15,21 +15,7 @@ import (
 func TestStakesRewardsClaimsAndAppeals(t *testing.T) {
 	e := startMoney(t, 1)
 	ctx := t.Context()
-	e.fund(t, e.supID, 10_000*iog.Unit)
-	dev := e.workers[0].DeviceID
-	if _, err := e.supplier.AddStake(ctx, api.StakeRequest{DeviceID: dev, Amount: "300"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.supplier.SetPayoutAddress(ctx, "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA"); err != nil {
-		t.Fatal(err)
-	}
-	for range 6 {
-		e.clk.Add(30 * time.Minute)
-		e.heartbeatAll(t)
-	}
-	if err := e.c.Bank.Tick(ctx); err != nil {
-		t.Fatal(err)
-	}
+	dev := e.earnBlocks(t)
 	st, err := e.supplier.Stake(ctx, dev)
 	if err != nil || len(st) != 1 {
 		t.Fatalf("stakes: %+v %v", st, err)
@@ -82,4 +68,27 @@ func TestStakesRewardsClaimsAndAppeals(t *testing.T) {
 	_, err = e.admin.DecideAppeal(ctx, ss[0].ID, false)
 	code(t, err, iog.ECONFLICT)
 	e.verify(t)
+}
+
+// earnBlocks stakes 300 IO on the first worker's device, gives its owner a payout address and
+// runs 3 hours of heartbeats and blocks, so that the device earns rewards; it returns the device.
+func (e *moneyEnv) earnBlocks(t *testing.T) string {
+	t.Helper()
+	ctx := t.Context()
+	e.fund(t, e.supID, 10_000*iog.Unit)
+	dev := e.workers[0].DeviceID
+	if _, err := e.supplier.AddStake(ctx, api.StakeRequest{DeviceID: dev, Amount: "300"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.supplier.SetPayoutAddress(ctx, "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA"); err != nil {
+		t.Fatal(err)
+	}
+	for range 6 {
+		e.clk.Add(30 * time.Minute)
+		e.heartbeatAll(t)
+	}
+	if err := e.c.Bank.Tick(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return dev
 }

@@ -89,11 +89,7 @@ func (f *Fleet) retryDelay(id string) time.Duration {
 	f.tr.misses[id]++
 	n := f.tr.misses[id]
 	f.tr.mu.Unlock()
-	mult := 1
-	for i := 1; i < n && mult < MaxRetryBackoff; i++ {
-		mult *= 2
-	}
-	return f.cfg.Trust.RetryPending * time.Duration(mult)
+	return f.cfg.Trust.RetryPending * time.Duration(min(1<<min(n-1, 30), MaxRetryBackoff))
 }
 
 // passed forgets a device's failures in a row.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/iognet/iog/api"
 	"github.com/iognet/iog/internal/iog"
+	"github.com/iognet/iog/internal/iogtest"
 	"github.com/iognet/iog/internal/proof"
 )
 
@@ -39,22 +40,8 @@ func TestFailedProofStatesItsRetry(t *testing.T) {
 		t.Fatal(err)
 	}
 	clk.Add(6 * time.Minute)
-	f.seen[d.ID] = clk.Now()
-	f.trustTick(ctx)
-	ch := f.ProofFor(status(t, f, d.ID))
-	if ch == nil {
-		t.Fatal("no challenge")
-	}
-	if _, err := f.StartProof(ctx, d, ch.ID); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.AnswerProof(ctx, d, ch.ID, api.ProofAnswer{Error: "not enough memory"}); err != nil {
-		t.Fatal(err)
-	}
+	ch, due := failProof(t, f, clk, d, "not enough memory")
 	d = status(t, f, d.ID)
-	f.tr.mu.Lock()
-	due := f.tr.due[d.ID]
-	f.tr.mu.Unlock()
 	want := retryNote(due, clk.Now())
 	if d.Status != iog.DevicePending || !strings.HasSuffix(d.StatusReason, "; "+want) {
 		t.Fatalf("after a failed proof: %s %q, want it to end %q", d.Status, d.StatusReason, want)
@@ -197,21 +184,7 @@ func TestRetriesBackOff(t *testing.T) {
 	mean := f.cfg.Trust.RetryPending
 	fail := func() time.Duration {
 		t.Helper()
-		f.seen[d.ID] = clk.Now()
-		f.trustTick(ctx)
-		ch := f.ProofFor(status(t, f, d.ID))
-		if ch == nil {
-			t.Fatal("no challenge when due")
-		}
-		if _, err := f.StartProof(ctx, d, ch.ID); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := f.AnswerProof(ctx, d, ch.ID, api.ProofAnswer{Error: "gave up"}); err != nil {
-			t.Fatal(err)
-		}
-		f.tr.mu.Lock()
-		due := f.tr.due[d.ID]
-		f.tr.mu.Unlock()
+		_, due := failProof(t, f, clk, d, "gave up")
 		in := due.Sub(clk.Now())
 		clk.Add(in)
 		return in
@@ -227,4 +200,26 @@ func TestRetriesBackOff(t *testing.T) {
 	if in := fail(); in >= mean*3/2 {
 		t.Fatalf("after a pass, the next failure's retry is in %s, want about %s", in, mean)
 	}
+}
+
+// failProof runs the trust loop now with d seen, takes the challenge it issues d, starts it and
+// answers it with the solver's error why; it returns the challenge and when d is due again.
+func failProof(t *testing.T, f *Fleet, clk *iogtest.Clock, d iog.Device, why string) (*api.ProofChallenge, time.Time) {
+	t.Helper()
+	ctx := t.Context()
+	f.seen[d.ID] = clk.Now()
+	f.trustTick(ctx)
+	ch := f.ProofFor(status(t, f, d.ID))
+	if ch == nil {
+		t.Fatal("no challenge when due")
+	}
+	if _, err := f.StartProof(ctx, d, ch.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.AnswerProof(ctx, d, ch.ID, api.ProofAnswer{Error: why}); err != nil {
+		t.Fatal(err)
+	}
+	f.tr.mu.Lock()
+	defer f.tr.mu.Unlock()
+	return ch, f.tr.due[d.ID]
 }

@@ -7,7 +7,9 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
-	"errors"
+	"fmt"
+
+	"github.com/iognet/iog/internal/overlay"
 )
 
 // Key is a Curve25519 key as WireGuard uses it.
@@ -67,10 +69,10 @@ func (k Key) hex() string { return hex.EncodeToString(k[:]) }
 // ParseKey reads the base64 form.
 func ParseKey(s string) (Key, error) {
 	var k Key
-	b, err := base64.StdEncoding.DecodeString(s)
-	if err != nil || len(b) != len(k) {
-		return k, errors.New("mesh: a key is 32 bytes in base64")
+	if err := overlay.CheckKey(s); err != nil {
+		return k, fmt.Errorf("mesh: %w", err)
 	}
+	b, _ := base64.StdEncoding.DecodeString(s)
 	copy(k[:], b)
 	return k, nil
 }

@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"slices"
 	"sync"
 	"time"
@@ -22,6 +21,7 @@ import (
 	"github.com/iognet/iog/api"
 	"github.com/iognet/iog/api/wire"
 	"github.com/iognet/iog/internal/executor"
+	"github.com/iognet/iog/internal/iog"
 	"github.com/iognet/iog/internal/proof"
 )
 
@@ -324,7 +324,7 @@ func (w *Worker) hello(ctx context.Context, inv api.Inventory) error {
 		if w.cfg.Mesh != nil {
 			plane = w.cfg.Mesh.DataPlane()
 		}
-		r, err := w.cl.Hello(ctx, api.HelloRequest{Inventory: inv, DataPlane: plane, Version: buildVersion(), Protocol: wire.Protocol})
+		r, err := w.cl.Hello(ctx, api.HelloRequest{Inventory: inv, DataPlane: plane, Version: version(), Protocol: wire.Protocol})
 		if err != nil {
 			return err
 		}
@@ -341,12 +341,10 @@ func (w *Worker) hello(ctx context.Context, inv api.Inventory) error {
 	})
 }
 
-// buildVersion is the worker binary's module version ("devel" for a local build).
-func buildVersion() string {
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		return bi.Main.Version
-	}
-	return "devel"
+// version is the worker binary's module version, for the coordinator's operators.
+func version() string {
+	v, _ := iog.BuildVersion()
+	return v
 }
 
 func (w *Worker) heartbeatInterval() time.Duration {
