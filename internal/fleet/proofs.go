@@ -643,7 +643,8 @@ func (f *Fleet) closeRound(ctx context.Context, rd *round, now time.Time) {
 		}
 		if rd.notPass > 0 {
 			if d.Status == iog.DevicePending {
-				retry := retryNote(f.schedule(id, now.Add(jitter(f.retryDelay(id)))), now)
+				// It passed: the round's other devices are what failed, so no backoff of its own.
+				retry := retryNote(f.schedule(id, now.Add(jitter(c.RetryPending))), now)
 				why := fmt.Sprintf("passed its proof, but %d of the %d devices challenged with it at the same instant (same owner or address) did not; waiting for a clean round: %s", rd.notPass, rd.size, retry)
 				_, _ = f.db.SetDeviceStatus(ctx, id, iog.DevicePending, why, now, iog.DevicePending)
 			} else {
