@@ -218,7 +218,7 @@ func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 	hc.Access = &access{m: c.Market, db: db, now: cfg.Now}
 	c.API = httpapi.New(hc)
 	if c.Web, err = web.New(web.Config{Store: db, Fleet: c.Fleet, Market: c.Market, Bank: c.Bank, Accounts: c.Auth, History: c.History,
-		Log: cfg.Log.With("part", "web"), Now: cfg.Now, PublicURL: cfg.PublicURL, Registry: reg}); err != nil {
+		Log: cfg.Log.With("part", "web"), Now: cfg.Now, PublicURL: cfg.PublicURL, Registry: reg, Blobs: c.blobs}); err != nil {
 		db.Close()
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/iognet/iog/internal/blob"
 	"github.com/iognet/iog/internal/task"
 
 	"github.com/iognet/iog/api"
@@ -26,6 +27,8 @@ type deployForm struct {
 	// Task is a task file pasted in (the same YAML as `iog launch`); when given, it is the
 	// request and the fields above are not read.
 	Task string
+	// Workdir is the hash of a work directory uploaded from the form (uploadWorkdir).
+	Workdir string
 }
 
 type deployData struct {
@@ -194,30 +197,59 @@ func (s *Server) deployPage(w http.ResponseWriter, r *http.Request, u *user) err
 }
 
 // form reads the wizard's form: the request, and the page's data with the errors by field.
-func (s *Server) form(r *http.Request) (api.CreateClusterRequest, deployData, error) {
+func (s *Server) form(r *http.Request, u *user) (api.CreateClusterRequest, deployData, error) {
 	models, regions, err := s.choices(r.Context())
 	if err != nil {
 		return api.CreateClusterRequest{}, deployData{}, err
 	}
 	req, f, errs := parseDeploy(r, models)
+	f.Workdir = strings.TrimSpace(r.PostFormValue("workdir"))
 	if text := r.PostFormValue("task"); strings.TrimSpace(text) != "" {
 		f.Task = text
-		req, errs = taskRequest(text)
+		req, errs = taskRequest(text, f.Workdir != "")
+	}
+	if f.Workdir != "" {
+		if msg, err := s.ownWorkdir(r.Context(), u.Account, f.Workdir); err != nil {
+			return req, deployData{}, err
+		} else if msg != "" {
+			errs["workdir"] = msg
+		}
+		req.Workdir = f.Workdir
 	}
 	return req, deployData{Form: f, Errors: errs, Models: models, Regions: regions}, nil
 }
 
+// ownWorkdir says what is wrong with a work directory the form names: it must be one the
+// account uploaded (the API's rule for `cluster create`).
+func (s *Server) ownWorkdir(ctx context.Context, acct iog.Account, hash string) (string, error) {
+	if !blob.ValidHash(hash) {
+		return "not an uploaded work directory; choose the directory again", nil
+	}
+	if s.cfg.Blobs == nil {
+		return "this coordinator has no blob store, so clusters cannot have a work directory", nil
+	}
+	ok, err := s.cfg.Blobs.Owns(ctx, hash, acct.ID)
+	if err != nil {
+		return "", err
+	}
+	if !ok {
+		return "no such upload of yours (it may have expired); choose the directory again", nil
+	}
+	return "", nil
+}
+
 // taskRequest is the request of a task file pasted into the wizard, or what is wrong with it
-// (under the "task" field).
-func taskRequest(text string) (api.CreateClusterRequest, map[string]string) {
+// (under the "task" field). A `workdir:` in it needs the directory uploaded with the form
+// (uploaded): a browser cannot read a path on the renter's disk.
+func taskRequest(text string, uploaded bool) (api.CreateClusterRequest, map[string]string) {
 	errs := map[string]string{}
 	tf, err := task.Parse("task file", strings.NewReader(text))
 	if err != nil {
 		errs["task"] = err.Error()
 		return api.CreateClusterRequest{}, errs
 	}
-	if tf.Workdir != "" {
-		errs["task"] = "workdir: the console cannot upload a directory; deploy this task with `iog launch`, or drop workdir"
+	if tf.Workdir != "" && !uploaded {
+		errs["task"] = "workdir: " + tf.Workdir + ": choose that directory under Work directory above (a browser cannot read a path), or drop workdir"
 		return api.CreateClusterRequest{}, errs
 	}
 	req, err := tf.Request()
@@ -230,7 +262,7 @@ func taskRequest(text string) (api.CreateClusterRequest, map[string]string) {
 // quote answers the wizard's live quote (an htmx swap): every line, or the errors next to
 // their fields (swapped out of band).
 func (s *Server) quote(w http.ResponseWriter, r *http.Request, u *user) error {
-	req, d, err := s.form(r)
+	req, d, err := s.form(r, u)
 	if err != nil {
 		return err
 	}
@@ -248,7 +280,7 @@ func (s *Server) quote(w http.ResponseWriter, r *http.Request, u *user) error {
 }
 
 func (s *Server) deploy(w http.ResponseWriter, r *http.Request, u *user) error {
-	req, d, err := s.form(r)
+	req, d, err := s.form(r, u)
 	if err != nil {
 		return err
 	}

@@ -74,8 +74,14 @@ func (s *Server) public(h handler) http.HandlerFunc {
 }
 
 // authed serves a page that needs a session and, unless role is "", that role. A POST must
-// carry the session's CSRF token.
+// carry the session's CSRF token, and its body is a form of at most maxForm bytes.
 func (s *Server) authed(role iog.Role, h handler) http.HandlerFunc {
+	return s.authedUpTo(role, maxForm, h)
+}
+
+// authedUpTo is authed for a POST whose body may be up to limit bytes (an upload, which must
+// carry its CSRF token in the X-CSRF-Token header, since its body is read as it streams).
+func (s *Server) authedUpTo(role iog.Role, limit int64, h handler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		u := s.current(r)
 		if u == nil {
@@ -91,7 +97,7 @@ func (s *Server) authed(role iog.Role, h handler) http.HandlerFunc {
 			return
 		}
 		if r.Method == http.MethodPost {
-			r.Body = http.MaxBytesReader(w, r.Body, maxForm)
+			r.Body = http.MaxBytesReader(w, r.Body, limit)
 			if !sameToken(formToken(r), u.Session.CSRF) {
 				s.fail(w, r, u, iog.Errorf(iog.EFORBIDDEN, "the form's CSRF token is missing or stale; reload the page and try again"))
 				return

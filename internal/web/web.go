@@ -106,6 +106,12 @@ type Config struct {
 	Registry prometheus.Registerer
 	// Started is when the coordinator started (admin health).
 	Started time.Time
+	// Blobs is where the deploy form's work directories go (nil: the form cannot take one);
+	// WorkdirMax caps one directory's files (default pack.DefaultMaxBytes, as `iog launch`).
+	Blobs      Blobs
+	WorkdirMax int64
+	// TempDir holds an upload's files while they are packed ("" for the system's).
+	TempDir string
 	// ExplorerTTL is how long the public Explorer's figures are reused (default 5 s; negative:
 	// never, as the benchmark measures).
 	ExplorerTTL time.Duration
@@ -270,6 +276,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /console/deploy", s.authed(iog.RoleRenter, s.deployPage))
 	m.HandleFunc("POST /console/deploy", s.authed(iog.RoleRenter, s.deploy))
 	m.HandleFunc("POST /console/quote", s.authed(iog.RoleRenter, s.quote))
+	m.HandleFunc("POST /console/workdir", s.authedUpTo(iog.RoleRenter, s.workdirMax()+uploadOverhead, s.uploadWorkdir))
 	m.HandleFunc("GET /console/clusters/{id}", s.authed(iog.RoleRenter, s.cluster))
 	m.HandleFunc("GET /console/clusters/{id}/live", s.authed(iog.RoleRenter, s.clusterLive))
 	m.HandleFunc("GET /console/clusters/{id}/logs/stream", s.authed(iog.RoleRenter, s.logStream))

@@ -6,8 +6,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"io/fs"
+	"mime/multipart"
+	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -147,23 +150,50 @@ func TestChartEscapesNames(t *testing.T) {
 	}
 }
 
-// A task file pasted into the wizard is the request; what is wrong with it, a workdir (which
-// only `iog launch` can upload) included, is said under its field.
+// A task file pasted into the wizard is the request; what is wrong with it, a workdir not
+// chosen in the form included, is said under its field.
 func TestDeployFormTakesATaskFile(t *testing.T) {
-	req, errs := taskRequest("name: t\nnodes: 3\nhours: 2\nresources:\n  gpu: RTX-4090:1\nenv:\n  A: \"1\"\nsetup: echo set\nrun: echo hi\n")
+	req, errs := taskRequest("name: t\nnodes: 3\nhours: 2\nresources:\n  gpu: RTX-4090:1\nenv:\n  A: \"1\"\nsetup: echo set\nrun: echo hi\n", false)
 	if len(errs) != 0 || req.Name != "t" || req.Nodes != 3 || req.Hours != 2 || req.GPUModel != "RTX-4090" || req.GPUsPerNode != 1 || req.Env["A"] != "1" ||
 		len(req.Command) != 3 || !strings.Contains(req.Command[2], "echo set") || !strings.Contains(req.Command[2], "echo hi") {
 		t.Fatalf("req %+v errs %v", req, errs)
 	}
 	for text, want := range map[string]string{
-		"nodes: -1\nrun: x\n":               "nodes",
-		"nodez: 2\nrun: x\n":                "nodez",
-		"workdir: .\nrun: x\n":              "iog launch",
-		"run: [unclosed\n":                  "task file",
-		"nodes: 1\nrun: x\nports: [8888]\n": "ports",
+		"nodes: -1\nrun: x\n":                       "nodes",
+		"nodez: 2\nrun: x\n":                        "nodez",
+		"workdir: .\nrun: x\n":                      "Work directory",
+		"run: [unclosed\n":                          "task file",
+		"nodes: 1\nrun: x\nresources:\n  cpus: 8\n": "resources.cpus",
 	} {
-		if _, errs := taskRequest(text); !strings.Contains(errs["task"], want) {
+		if _, errs := taskRequest(text, false); !strings.Contains(errs["task"], want) {
 			t.Errorf("%q: error %q, want it to name %q", text, errs["task"], want)
+		}
+	}
+	// With the directory uploaded in the form, a workdir is what it names.
+	if _, errs := taskRequest("workdir: .\nrun: x\n", true); len(errs) != 0 {
+		t.Errorf("workdir with an upload: %v", errs)
+	}
+}
+
+// A work directory's files are capped as they stream in, whatever the request says.
+func TestWorkdirUploadCap(t *testing.T) {
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	for _, name := range []string{"a/one.txt", "two.txt"} {
+		w, _ := mw.CreateFormFile("file", name)
+		w.Write([]byte("123456"))
+	}
+	mw.Close()
+	r := httptest.NewRequest(http.MethodPost, "/console/workdir", &body)
+	r.Header.Set("Content-Type", mw.FormDataContentType())
+	_, _, err := receiveFiles(r, filepath.Join(t.TempDir(), "d"), 10)
+	if err == nil || !strings.Contains(err.Error(), "more than 10 B") {
+		t.Fatalf("over the cap: %v", err)
+	}
+	for p, ok := range map[string]bool{"a/b.py": true, "a.py": true, "": false, "a/../b": false, "./a": false, "a/": false,
+		"a\x00b": false, "a\nb": false, strings.Repeat("a/", 65) + "b": false, strings.Repeat("x", 1025): false, "\xff": false} {
+		if _, err := uploadPath(p); (err == nil) != ok {
+			t.Errorf("uploadPath(%q): %v", p, err)
 		}
 	}
 }
