@@ -36,9 +36,9 @@ type Store interface {
 	Open(ctx context.Context, hash string) (io.ReadCloser, Info, error)
 	Stat(ctx context.Context, hash string) (Info, error)
 	Delete(ctx context.Context, hash string) error
-	// Sweep deletes the blobs last written before cutoff (with their owners), returning how
-	// many.
-	Sweep(ctx context.Context, cutoff time.Time) (int, error)
+	// Sweep deletes the blobs last written before cutoff (with their owners), except those
+	// keep holds (a running cluster's work directory), returning how many.
+	Sweep(ctx context.Context, cutoff time.Time, keep map[string]bool) (int, error)
 	// Own records that the account owner may read the blob (it uploaded it); Owns asks.
 	Own(ctx context.Context, hash, owner string) error
 	Owns(ctx context.Context, hash, owner string) (bool, error)

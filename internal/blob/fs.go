@@ -137,7 +137,7 @@ func (s *FS) Delete(ctx context.Context, hash string) error {
 }
 
 // Sweep implements Store.
-func (s *FS) Sweep(ctx context.Context, cutoff time.Time) (int, error) {
+func (s *FS) Sweep(ctx context.Context, cutoff time.Time, keep map[string]bool) (int, error) {
 	n := 0
 	err := filepath.WalkDir(filepath.Join(s.dir, "data"), func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
@@ -147,7 +147,7 @@ func (s *FS) Sweep(ctx context.Context, cutoff time.Time) (int, error) {
 			return err
 		}
 		fi, err := d.Info()
-		if err != nil || !fi.ModTime().Before(cutoff) || !ValidHash(d.Name()) {
+		if err != nil || !fi.ModTime().Before(cutoff) || !ValidHash(d.Name()) || keep[d.Name()] {
 			return nil
 		}
 		if err := s.Delete(ctx, d.Name()); err == nil {

@@ -224,7 +224,7 @@ func (s *S3) list(ctx context.Context, prefix string) ([]s3Object, error) {
 }
 
 // Sweep implements Store.
-func (s *S3) Sweep(ctx context.Context, cutoff time.Time) (int, error) {
+func (s *S3) Sweep(ctx context.Context, cutoff time.Time, keep map[string]bool) (int, error) {
 	objs, err := s.list(ctx, "data/")
 	if err != nil {
 		return 0, err
@@ -232,7 +232,7 @@ func (s *S3) Sweep(ctx context.Context, cutoff time.Time) (int, error) {
 	n := 0
 	for _, o := range objs {
 		hash := strings.TrimPrefix(o.Key, "data/")
-		if !ValidHash(hash) || !o.LastModified.Before(cutoff) {
+		if !ValidHash(hash) || !o.LastModified.Before(cutoff) || keep[hash] {
 			continue
 		}
 		if err := s.Delete(ctx, hash); err != nil && !errors.Is(err, ErrNotFound) {

@@ -26,6 +26,23 @@ func openBlobs(cfg Config) (blob.Store, error) {
 // DataDir is where the coordinator keeps its files.
 func (c *Coordinator) DataDir() string { return c.cfg.DataDir }
 
+// sweepBlobsOnce deletes the blobs last uploaded before cutoff, except the work directories of
+// clusters that have not ended (a node placed later, as a replacement or for another task,
+// still fetches it). Without the list of those, it deletes nothing.
+func (c *Coordinator) sweepBlobsOnce(ctx context.Context, cutoff time.Time) (int, error) {
+	open, err := c.Store.OpenClusters(ctx)
+	if err != nil {
+		return 0, err
+	}
+	keep := make(map[string]bool, len(open))
+	for _, cl := range open {
+		if cl.Spec.Workdir != "" {
+			keep[cl.Spec.Workdir] = true
+		}
+	}
+	return c.blobs.Sweep(ctx, cutoff, keep)
+}
+
 // sweepBlobs deletes, every hour, the blobs last uploaded longer than the retention ago, and
 // the records of outputs as old; and scrubs the secrets an ended cluster still holds (after
 // a crash between its end and its scrub).
@@ -47,7 +64,7 @@ func (c *Coordinator) sweepBlobs(ctx context.Context) {
 		if _, err := c.Market.SweepOutputs(ctx, cutoff); err != nil && ctx.Err() == nil {
 			c.cfg.Log.Error("sweep outputs", "err", err)
 		}
-		if n, err := c.blobs.Sweep(ctx, cutoff); err != nil && ctx.Err() == nil {
+		if n, err := c.sweepBlobsOnce(ctx, cutoff); err != nil && ctx.Err() == nil {
 			c.cfg.Log.Error("sweep blobs", "err", err)
 		} else if n > 0 {
 			c.cfg.Log.Info("swept blobs", "count", n)

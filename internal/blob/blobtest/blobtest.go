@@ -131,10 +131,16 @@ func Run(t *testing.T, open func(t *testing.T) blob.Store) {
 		if _, err := s.Put(t.Context(), sum, bytes.NewReader(data), 1<<20); err != nil {
 			t.Fatal(err)
 		}
-		if n, err := s.Sweep(t.Context(), time.Now().Add(-time.Hour)); n != 0 || err != nil {
+		if n, err := s.Sweep(t.Context(), time.Now().Add(-time.Hour), nil); n != 0 || err != nil {
 			t.Errorf("swept a fresh blob: %d %v", n, err)
 		}
-		if n, err := s.Sweep(t.Context(), time.Now().Add(time.Hour)); n != 1 || err != nil {
+		if n, err := s.Sweep(t.Context(), time.Now().Add(time.Hour), map[string]bool{sum: true}); n != 0 || err != nil {
+			t.Errorf("swept a blob a running cluster still names: %d %v", n, err)
+		}
+		if _, err := s.Stat(t.Context(), sum); err != nil {
+			t.Errorf("a kept blob is gone: %v", err)
+		}
+		if n, err := s.Sweep(t.Context(), time.Now().Add(time.Hour), nil); n != 1 || err != nil {
 			t.Errorf("sweep of an old blob: %d %v", n, err)
 		}
 		if _, err := s.Stat(t.Context(), sum); !errors.Is(err, blob.ErrNotFound) {
