@@ -106,6 +106,15 @@ func Assemble(ctx context.Context, o Options) (w *Worker, release func() error, 
 	if cfg.Mesh, cfg.DataPlane, err = meshFor(o); err != nil {
 		return nil, nil, err
 	}
+	if cfg.DataPlane == "tun" {
+		// Nodes share the host's network with a kernel mesh: torch's rendezvous port is
+		// firewalled to the mesh interface (PortGuard).
+		if g, err := newIPTablesGuard(); err != nil {
+			cfg.GuardNote = err.Error()
+		} else {
+			cfg.Guard = g
+		}
+	}
 	sampler := hwinfo.NewSampler(hwinfo.Options{})
 	closers = append(closers, func() error { _ = sampler.Close(); return nil })
 	cfg.Sampler = sampler

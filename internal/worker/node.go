@@ -153,6 +153,13 @@ func (w *Worker) start(ctx context.Context, a api.Assignment) {
 	if a.Mesh != nil && plane != "" && plane != "tun" {
 		logs.system("this device's cluster mesh runs on the userspace " + plane + " data plane: the workload cannot reach mesh IPs")
 	}
+	if port, iface := rendezvousPort(a.Env), meshIface(a.Env); a.Mesh != nil && plane == "tun" && port > 0 && iface != "" {
+		if release, err := w.guard(ctx, a.LeaseID, iface, port); err != nil {
+			logs.system(fmt.Sprintf("the rendezvous port MASTER_PORT=%d is open on all of this host's addresses, not only the mesh: %v", port, err))
+		} else {
+			defer release()
+		}
+	}
 	spec := executor.Spec{
 		LeaseID: a.LeaseID, Owner: w.cl.DeviceID, Image: a.Image, Command: a.Command, Env: a.Env, Dir: dir,
 		GPUs: a.GPUs, Stdout: logs.writer("stdout"), Stderr: logs.writer("stderr"),
@@ -201,6 +208,14 @@ func (w *Worker) start(ctx context.Context, a api.Assignment) {
 		return
 	}
 	w.finish(ctx, a.LeaseID, dir, logs, api.LeaseStatusRequest{State: string(wire.LeaseExited), ExitCode: &code})
+}
+
+// guard limits a node's rendezvous port to its mesh interface (Config.Guard).
+func (w *Worker) guard(ctx context.Context, lease, iface string, port int) (func(), error) {
+	if w.cfg.Guard == nil {
+		return nil, errors.New(orElse(w.cfg.GuardNote, "this worker has no firewall guard"))
+	}
+	return w.cfg.Guard.Guard(ctx, w.cl.DeviceID, lease, iface, port)
 }
 
 func orElse(s, alt string) string {

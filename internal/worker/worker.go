@@ -88,6 +88,11 @@ type Config struct {
 	DataPlane string
 	// Mesh joins nodes to their cluster's overlay; nil: no mesh (DataPlane is reported).
 	Mesh Mesher
+	// Guard limits a torch node's rendezvous port to the mesh when the node shares the host's
+	// network (the kernel data plane); nil: no guard, for the reason GuardNote gives, which
+	// the node's log then says.
+	Guard     PortGuard
+	GuardNote string
 	Log  *slog.Logger
 	Now  func() time.Time
 	HTTP *http.Client
@@ -268,6 +273,11 @@ func (w *Worker) reap(ctx context.Context) error {
 	if w.cfg.Reap != nil {
 		if err := w.cfg.Reap(ctx, w.cl.DeviceID); err != nil {
 			return fmt.Errorf("worker: clear what the last run left: %w", err)
+		}
+	}
+	if w.cfg.Guard != nil {
+		if err := w.cfg.Guard.Clean(ctx, w.cl.DeviceID); err != nil {
+			return fmt.Errorf("worker: remove the firewall rules the last run left: %w", err)
 		}
 	}
 	ents, err := os.ReadDir(w.cfg.WorkRoot)
