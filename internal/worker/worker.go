@@ -93,9 +93,9 @@ type Config struct {
 	// the node's log then says.
 	Guard     PortGuard
 	GuardNote string
-	Log  *slog.Logger
-	Now  func() time.Time
-	HTTP *http.Client
+	Log       *slog.Logger
+	Now       func() time.Time
+	HTTP      *http.Client
 	// PollWait is how long one assignments long-poll may wait (default 25s).
 	PollWait time.Duration
 	// Solver answers proof-of-GPU challenges (proof/cuda for GPUs); nil: the CPU reference
