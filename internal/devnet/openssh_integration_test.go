@@ -4,20 +4,28 @@ package devnet
 
 import (
 	"bytes"
+	"fmt"
+	"io"
+	"net/http"
 	"crypto/rand"
 	"crypto/sha256"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/iognet/iog/api"
+	"github.com/iognet/iog/internal/iogtest"
 )
 
 // TestOpenSSHThroughIog: plain OpenSSH (Debian's openssh-client) reaches a node through the
 // entries `iog cluster ssh-config --write` makes: exec with its exit code, and 8 MiB both ways
-// through ssh's standard streams and with scp -O, with its checksum.
+// through ssh's standard streams and with scp (legacy and sftp), with its checksum; rsync of a
+// directory both ways; and a local forward (ssh -L, as VS Code Remote-SSH uses) to a server
+// inside the node.
 func TestOpenSSHThroughIog(t *testing.T) {
 	sshBin, err := exec.LookPath("ssh")
 	if err != nil {
@@ -106,6 +114,59 @@ func TestOpenSSHThroughIog(t *testing.T) {
 	if err != nil || sha256.Sum256(b) != sha256.Sum256(data) {
 		t.Fatalf("scp round trip differs (%d bytes, %v)", len(b), err)
 	}
+	// scp's default (sftp) protocol, served by the host's sftp-server in the node's sandbox.
+	back3 := filepath.Join(home, "back3.bin")
+	if out, code := run("scp", append(append([]string{}, opts...), host+":scp.bin", back3)...); code != 0 {
+		t.Fatalf("scp over sftp: %s", out)
+	}
+	if b, err := os.ReadFile(back3); err != nil || sha256.Sum256(b) != sha256.Sum256(data) {
+		t.Fatalf("scp over sftp differs (%d bytes, %v)", len(b), err)
+	}
+	// rsync over ssh, a directory both ways; a second run sends nothing new.
+	src := filepath.Join(home, "tree")
+	for name, body := range map[string]string{"a.txt": "alpha\n", "sub/b.txt": "beta\n", "sub/deep/c.bin": string(data[:1<<20])} {
+		os.MkdirAll(filepath.Dir(filepath.Join(src, name)), 0o755)
+		if err := os.WriteFile(filepath.Join(src, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rsh := strings.Join(append([]string{sshBin}, opts...), " ")
+	if out, code := run("rsync", "-a", "--stats", "-e", rsh, src+"/", host+":tree/"); code != 0 || !strings.Contains(out, "Number of regular files transferred: 3") {
+		t.Fatalf("rsync up: exit %d\n%s", code, out)
+	}
+	if out, code := run("rsync", "-a", "--stats", "-e", rsh, src+"/", host+":tree/"); code != 0 || !strings.Contains(out, "Number of regular files transferred: 0") {
+		t.Fatalf("rsync again: exit %d\n%s", code, out)
+	}
+	dst := filepath.Join(home, "tree-back")
+	if out, code := run("rsync", "-a", "-e", rsh, host+":tree/", dst+"/"); code != 0 {
+		t.Fatalf("rsync down: exit %d\n%s", code, out)
+	}
+	if b, err := os.ReadFile(filepath.Join(dst, "sub/deep/c.bin")); err != nil || !bytes.Equal(b, data[:1<<20]) {
+		t.Fatalf("rsync round trip differs (%d bytes, %v)", len(b), err)
+	}
+	// A local forward to a port inside the node (what VS Code Remote-SSH does with its server).
+	if out, code := run(sshBin, append(opts, host, `setsid -f python3 -m http.server --bind 127.0.0.1 18731 >/dev/null 2>&1; sleep 1; echo started`)...); code != 0 {
+		t.Fatalf("start a server in the node: %s", out)
+	}
+	lport := strconv.Itoa(freePort(t))
+	fwd := exec.CommandContext(t.Context(), sshBin, append(opts, "-N", "-o", "ExitOnForwardFailure=yes", "-L", lport+":127.0.0.1:18731", host)...)
+	fwd.Env = env
+	if err := fwd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = fwd.Process.Kill(); _ = fwd.Wait() }()
+	iogtest.Poll(t, 60*time.Second, "a page through ssh -L", func() error {
+		resp, err := http.Get("http://127.0.0.1:" + lport + "/tree/a.txt")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 || string(b) != "alpha\n" {
+			return fmt.Errorf("%d %q", resp.StatusCode, b)
+		}
+		return nil
+	})
 	// The ended cluster's entries go at the next write.
 	if _, err := d.Client.TerminateCluster(t.Context(), cl.ID); err != nil {
 		t.Fatal(err)
@@ -118,3 +179,4 @@ func TestOpenSSHThroughIog(t *testing.T) {
 		t.Fatalf("entries of an ended cluster stay: %v", err)
 	}
 }
+
