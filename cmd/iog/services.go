@@ -19,6 +19,7 @@ import (
 	"github.com/iognet/iog/internal/devnet"
 	"github.com/iognet/iog/internal/executor"
 	"github.com/iognet/iog/internal/fleet"
+	"github.com/iognet/iog/internal/fleetbench"
 	"github.com/iognet/iog/internal/httpapi"
 	"github.com/iognet/iog/internal/limit"
 	"github.com/iognet/iog/internal/worker"
@@ -310,8 +311,11 @@ func demo(ctx context.Context, cl *api.Client) (api.Cluster, string, error) {
 }
 
 func bench(ctx context.Context, o cli.BenchOptions, w io.Writer) error {
+	if o.Kind == "fleet" {
+		return benchFleet(ctx, o, w)
+	}
 	if o.Kind != "create" {
-		return fmt.Errorf("unknown benchmark %q: want create", o.Kind)
+		return fmt.Errorf("unknown benchmark %q: want create or fleet", o.Kind)
 	}
 	dir, err := os.MkdirTemp("", "iog-bench-")
 	if err != nil {
@@ -337,5 +341,28 @@ func bench(ctx context.Context, o cli.BenchOptions, w io.Writer) error {
 	}
 	b, _ := json.Marshal(r)
 	fmt.Fprintln(w, string(b))
+	return nil
+}
+
+// benchFleet is `iog bench fleet` (internal/fleetbench), with this binary as the coordinator.
+func benchFleet(ctx context.Context, o cli.BenchOptions, w io.Writer) error {
+	bin, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	fo := fleetbench.Options{Bin: bin, Devices: o.Devices, Interval: o.Interval, Duration: o.Duration, DB: o.DB, Silent: o.Silent}
+	if !o.JSON {
+		fo.Progress = func(s string) { fmt.Fprintln(w, s) }
+	}
+	r, err := fleetbench.Run(ctx, fo)
+	if err != nil {
+		return err
+	}
+	if o.JSON {
+		b, _ := json.Marshal(r)
+		_, err = fmt.Fprintln(w, string(b))
+		return err
+	}
+	fleetbench.Print(w, r)
 	return nil
 }

@@ -54,6 +54,10 @@ func TestUsageErrors(t *testing.T) {
 		{"too few for the demo", []string{"up", "--workers", "1"}, "the demo cluster needs 2 workers; start 2 or more, or pass --no-demo"},
 		{"bench runs", []string{"bench", "create", "--runs", "0"}, "--runs must be at least 1"},
 		{"bench unknown kind", []string{"bench", "destroy"}, `unknown command "destroy" for "iog bench"`},
+		{"bench fleet devices", []string{"bench", "fleet", "--devices", "0"}, "--devices must be from 1 to 2,000,000"},
+		{"bench fleet interval", []string{"bench", "fleet", "--interval", "10ms"}, "--interval must be at least 100ms"},
+		{"bench fleet duration", []string{"bench", "fleet", "--interval", "10s", "--duration", "5s"}, "--duration must be at least one --interval"},
+		{"bench fleet silent", []string{"bench", "fleet", "--devices", "5", "--silent", "6"}, "--silent must be from 0 to --devices"},
 		{"completion shell", []string{"completion", "tcsh"}, `unknown command "tcsh" for "iog completion"`},
 	}
 	for _, tt := range tests {

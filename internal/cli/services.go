@@ -92,10 +92,17 @@ type WorkerOptions struct {
 
 // BenchOptions configure `iog bench`.
 type BenchOptions struct {
-	Kind  string // "create"
+	Kind  string // "create" or "fleet"
 	Runs  int    // default 20
 	Nodes int    // default 4
 	JSON  bool
+	// Fleet: simulated devices, their heartbeat interval, how long the load runs, the
+	// coordinator's database ("" for a temporary SQLite) and how many go silent.
+	Devices  int
+	Interval time.Duration
+	Duration time.Duration
+	DB       string
+	Silent   int
 }
 
 const (
@@ -363,5 +370,42 @@ machine-readable.`,
 	f.IntVar(&o.Runs, "runs", 20, "number of clusters to deploy")
 	f.IntVar(&o.Nodes, "nodes", 4, "nodes per cluster")
 	f.BoolVar(&o.JSON, "json", false, "print results as JSON")
-	return group("bench", "Benchmarks", create)
+	var fo BenchOptions
+	fleet := &cobra.Command{
+		Use:   "fleet",
+		Short: "Measure what one coordinator sustains: heartbeats, latency, liveness, CPU and memory per device",
+		Long: `Start a coordinator process, join --devices simulated devices that speak the real signed
+worker protocol (a join token each, register, hello) from many loopback addresses, make them
+heartbeat every --interval for --duration, silence --silent of them two thirds into the run, and
+print the heartbeats per second sustained against the target (devices / interval), the latency
+percentiles, how long after its last beat each silent device was marked down (goal: interval×3
++ 5 s), and the coordinator's CPU (cores) and memory per device. The simulator runs on the same
+machine and takes CPU too: the machine's load average is printed with the figures. With --db
+postgres://..., use a scratch database: the devices stay in it.`,
+		Example: `  iog bench fleet --devices 10000 --interval 15s --duration 60s
+  iog bench fleet --devices 100000 --interval 15s --db postgres://iog@localhost/iog_bench --json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			switch {
+			case fo.Devices < 1 || fo.Devices > 2_000_000:
+				return usageErrorf("--devices must be from 1 to 2,000,000")
+			case fo.Interval < 100*time.Millisecond:
+				return usageErrorf("--interval must be at least 100ms")
+			case fo.Duration < fo.Interval:
+				return usageErrorf("--duration must be at least one --interval")
+			case fo.Silent < 0 || fo.Silent > fo.Devices:
+				return usageErrorf("--silent must be from 0 to --devices")
+			}
+			fo.Kind = "fleet"
+			return serve(cmd.Context(), "iog bench", a.svc.Bench, fo, a.stdout)
+		},
+	}
+	ff := fleet.Flags()
+	ff.IntVar(&fo.Devices, "devices", 1000, "simulated devices")
+	ff.DurationVar(&fo.Interval, "interval", 15*time.Second, "heartbeat interval (the coordinator's --heartbeat-interval)")
+	ff.DurationVar(&fo.Duration, "duration", time.Minute, "how long the heartbeat load runs once every device has joined")
+	ff.StringVar(&fo.DB, "db", "", "the coordinator's database: postgres://... (a scratch one) or sqlite:PATH (default: SQLite in a temporary directory)")
+	ff.IntVar(&fo.Silent, "silent", 10, "devices that stop beating, to measure how soon they are marked down")
+	ff.BoolVar(&fo.JSON, "json", false, "print results as JSON")
+	return group("bench", "Benchmarks", create, fleet)
 }

@@ -1,0 +1,580 @@
+// Package fleetbench is `iog bench fleet`: it starts a coordinator process, joins N simulated
+// devices that speak the real signed worker protocol (a join token each, register, hello) from
+// many loopback addresses, makes them heartbeat at the configured interval, silences a few to
+// measure how soon they are marked down, and prints what the coordinator sustained: beats per
+// second against the target, latency percentiles, liveness lag, and the coordinator's CPU and
+// memory per device (docs/SCALE.md).
+package fleetbench
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"maps"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/iognet/iog/api"
+)
+
+// Options configure a run.
+type Options struct {
+	// Bin is the iog binary the coordinator runs from (its own process, so that its CPU and
+	// memory are its own).
+	Bin      string
+	Devices  int           // simulated devices (default 1,000)
+	Interval time.Duration // heartbeat interval of the coordinator and the devices (default 15 s)
+	Duration time.Duration // how long the load runs once every device has joined (default 2 intervals)
+	// DB is the coordinator's database ("" for SQLite in a temporary directory); use a scratch
+	// database: the devices stay in it.
+	DB string
+	// Silent devices stop beating two thirds into the run; the coordinator should mark each
+	// down within Interval×3 + 5 s (default 10).
+	Silent int
+	// Joiners and Senders are the simulator's concurrency (defaults 32 and 512).
+	Joiners, Senders int
+	// Progress receives a line now and then (nil: none).
+	Progress func(string)
+}
+
+// Result is what a run measured.
+type Result struct {
+	Devices    int     `json:"devices"`
+	IntervalS  float64 `json:"interval_s"`
+	DurationS  float64 `json:"duration_s"`
+	JoinPerS   float64 `json:"joins_per_s"`
+	TargetPerS float64 `json:"target_beats_per_s"`
+	BeatsPerS  float64 `json:"beats_per_s"`
+	Beats      int64   `json:"beats"`
+	Errors     int64   `json:"errors"`
+	// Late counts beats the simulator could not even send on time (every sender busy
+	// waiting for the coordinator): the coordinator is behind.
+	Late int64 `json:"late"`
+	// Rehellos counts beats answered "call hello again" (the coordinator had marked the device
+	// down: its beats came too late), after which the device said hello again.
+	Rehellos int64 `json:"rehellos"`
+	// ErrorKinds counts the errors by message (the first 20 kinds).
+	ErrorKinds map[string]int64 `json:"error_kinds,omitempty"`
+	P50MS float64 `json:"p50_ms"`
+	P99MS float64 `json:"p99_ms"`
+	MaxMS float64 `json:"max_ms"`
+	// LivenessLagS is, for the silent devices, the longest time from a device's last beat to
+	// the coordinator answering that it is down; LivenessGoalS is Interval×3 + 5 s. Down
+	// counts the silent devices seen down.
+	LivenessLagS  float64 `json:"liveness_lag_s"`
+	LivenessGoalS float64 `json:"liveness_goal_s"`
+	Silent        int     `json:"silent"`
+	Down          int     `json:"down"`
+	// CoordinatorCores is the coordinator process's CPU time over the load phase's wall time;
+	// RSSPerDeviceKB its resident memory grown since before the devices joined, per device.
+	CoordinatorCores float64 `json:"coordinator_cores"`
+	RSSMiB           float64 `json:"coordinator_rss_mib"`
+	RSSPerDeviceKB   float64 `json:"rss_per_device_kb"`
+	Load             string  `json:"loadavg"`
+}
+
+type device struct {
+	cl    *api.Client
+	mu    sync.Mutex
+	nonce string
+	inv   api.Inventory
+	last  time.Time // last beat the coordinator accepted
+	quiet atomic.Bool
+}
+
+// Run runs the benchmark.
+func Run(ctx context.Context, o Options) (Result, error) {
+	if o.Devices <= 0 {
+		o.Devices = 1000
+	}
+	if o.Interval <= 0 {
+		o.Interval = 15 * time.Second
+	}
+	if o.Duration <= 0 {
+		o.Duration = 2 * o.Interval
+	}
+	if o.Silent < 0 || o.Silent > o.Devices {
+		return Result{}, fmt.Errorf("--silent %d: want 0 to --devices", o.Silent)
+	}
+	if o.Joiners <= 0 {
+		o.Joiners = 32
+	}
+	if o.Senders <= 0 {
+		o.Senders = 512
+	}
+	say := o.Progress
+	if say == nil {
+		say = func(string) {}
+	}
+	r := Result{Devices: o.Devices, IntervalS: o.Interval.Seconds(), DurationS: o.Duration.Seconds(), Silent: o.Silent,
+		LivenessGoalS: (3*o.Interval + 5*time.Second).Seconds()}
+	dir, err := os.MkdirTemp("", "iog-bench-fleet-")
+	if err != nil {
+		return r, err
+	}
+	defer os.RemoveAll(dir)
+	co, err := startCoordinator(ctx, o, dir)
+	if err != nil {
+		return r, err
+	}
+	defer co.stop()
+	say(fmt.Sprintf("coordinator %s (pid %d), database %s", co.url, co.cmd.Process.Pid, orElse(o.DB, "SQLite in "+dir)))
+	rss0, _ := rssKB(co.cmd.Process.Pid)
+
+	// Many loopback source addresses, as a fleet has many; each has its own connections.
+	clients := make([]*http.Client, 64)
+	for i := range clients {
+		src := &net.TCPAddr{IP: net.IPv4(127, 0, byte(1+i/250), byte(1+i%250))}
+		d := &net.Dialer{LocalAddr: src, Timeout: 10 * time.Second}
+		clients[i] = &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{DialContext: d.DialContext,
+			MaxIdleConns: 0, MaxIdleConnsPerHost: o.Senders, IdleConnTimeout: time.Minute}}
+	}
+	admin := &api.Client{Base: co.url, Token: co.adminKey, HTTP: clients[0]}
+	acct, err := admin.CreateAccount(ctx, api.CreateAccountRequest{Name: "bench-supplier", Roles: []string{"supplier"}})
+	if err != nil {
+		return r, fmt.Errorf("make the supplier account: %w", err)
+	}
+	supplier := &api.Client{Base: co.url, Token: acct.APIKey, HTTP: clients[0]}
+
+	// Join.
+	devs := make([]*device, o.Devices)
+	var joined, next atomic.Int64
+	var joinErr error
+	var once sync.Once
+	start := time.Now()
+	jctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for range o.Joiners {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= o.Devices || jctx.Err() != nil {
+					return
+				}
+				d, err := join(jctx, supplier, co.url, clients[i%len(clients)], i)
+				if err != nil {
+					once.Do(func() { joinErr = fmt.Errorf("join device %d: %w", i, err); cancel() })
+					return
+				}
+				devs[i] = d
+				joined.Add(1)
+			}
+		})
+	}
+	stopTick := ticker(5*time.Second, func() {
+		n := joined.Load()
+		say(fmt.Sprintf("joined %d/%d devices (%.0f/s)", n, o.Devices, float64(n)/time.Since(start).Seconds()))
+	})
+	wg.Wait()
+	stopTick()
+	cancel()
+	if joinErr != nil {
+		return r, joinErr
+	}
+	r.JoinPerS = float64(o.Devices) / time.Since(start).Seconds()
+	say(fmt.Sprintf("%d devices joined in %s (%.0f/s); heartbeats every %s for %s", o.Devices, time.Since(start).Round(time.Second), r.JoinPerS, o.Interval, o.Duration))
+
+	// Load: beats paced evenly over the interval, each device once per interval.
+	r.TargetPerS = float64(o.Devices) / o.Interval.Seconds()
+	work := make(chan *device, o.Senders)
+	var beats, errs, late, rehellos atomic.Int64
+	var kindsMu sync.Mutex
+	kinds := map[string]int64{}
+	lat := make([][]float32, o.Senders)
+	lctx, lcancel := context.WithCancel(ctx)
+	defer lcancel()
+	var senders sync.WaitGroup
+	for s := range o.Senders {
+		senders.Go(func() {
+			for d := range work {
+				t0 := time.Now()
+				again, err := beat(lctx, d)
+				if again {
+					rehellos.Add(1)
+				}
+				if err != nil {
+					if lctx.Err() == nil {
+						errs.Add(1)
+						kindsMu.Lock()
+						if m := errorKind(err); kinds[m] > 0 || len(kinds) < 20 {
+							kinds[m]++
+						}
+						kindsMu.Unlock()
+					}
+					continue
+				}
+				lat[s] = append(lat[s], float32(time.Since(t0).Seconds()*1000))
+				beats.Add(1)
+			}
+		})
+	}
+	cpu0, _ := cpuTicks(co.cmd.Process.Pid)
+	t0 := time.Now()
+	silenceAt := t0.Add(o.Duration * 2 / 3)
+	end := t0.Add(o.Duration)
+	gap := o.Interval / time.Duration(o.Devices)
+	stopTick = ticker(5*time.Second, func() {
+		el := time.Since(t0).Seconds()
+		say(fmt.Sprintf("%.0f s: %d beats (%.0f/s of %.0f/s), %d errors, %d late", el, beats.Load(), float64(beats.Load())/el, r.TargetPerS, errs.Load(), late.Load()))
+	})
+	silenced := false
+	i := 0
+pace:
+	for due := t0; ; due = due.Add(gap) {
+		if now := time.Now(); due.After(now) {
+			select {
+			case <-time.After(due.Sub(now)):
+			case <-ctx.Done():
+				break pace
+			}
+		}
+		if time.Now().After(end) {
+			break
+		}
+		if !silenced && time.Now().After(silenceAt) {
+			for _, d := range devs[:o.Silent] {
+				d.quiet.Store(true)
+			}
+			silenced = true
+		}
+		d := devs[i%len(devs)]
+		i++
+		if d.quiet.Load() {
+			continue
+		}
+		select {
+		case work <- d:
+		default:
+			late.Add(1) // every sender is waiting on the coordinator
+			select {
+			case work <- d:
+			case <-ctx.Done():
+				break pace
+			}
+		}
+	}
+	wall := time.Since(t0)
+	cpu1, _ := cpuTicks(co.cmd.Process.Pid)
+	rss1, _ := rssKB(co.cmd.Process.Pid)
+	stopTick()
+	r.Beats, r.Errors, r.Late, r.Rehellos = beats.Load(), errs.Load(), late.Load(), rehellos.Load()
+	kindsMu.Lock()
+	if len(kinds) > 0 {
+		r.ErrorKinds = maps.Clone(kinds)
+	}
+	kindsMu.Unlock()
+	r.BeatsPerS = float64(r.Beats) / wall.Seconds()
+	r.CoordinatorCores = float64(cpu1-cpu0) / clockTicks / wall.Seconds()
+	r.RSSMiB = float64(rss1) / 1024
+	r.RSSPerDeviceKB = float64(rss1-rss0) / float64(o.Devices)
+	var all []float32
+	for _, l := range lat {
+		all = append(all, l...)
+	}
+	slices.Sort(all)
+	if n := len(all); n > 0 {
+		r.P50MS, r.P99MS, r.MaxMS = float64(all[n/2]), float64(all[min(n-1, n*99/100)]), float64(all[n-1])
+	}
+
+	// Liveness: the silent devices, while the rest keep beating.
+	if o.Silent > 0 {
+		if !silenced {
+			for _, d := range devs[:o.Silent] {
+				d.quiet.Store(true)
+			}
+		}
+		say(fmt.Sprintf("waiting for the %d silent devices to be marked down (goal %.0f s after their last beat)", o.Silent, r.LivenessGoalS))
+		keep := make(chan struct{})
+		go func() { // the others keep their load meanwhile
+			defer close(keep)
+			others := devs[o.Silent:]
+			if len(others) == 0 {
+				return
+			}
+			step := o.Interval / time.Duration(len(others))
+			for j := 0; ; j++ {
+				select {
+				case work <- others[j%len(others)]:
+				case <-lctx.Done():
+					return
+				}
+				select {
+				case <-time.After(step):
+				case <-lctx.Done():
+					return
+				}
+			}
+		}()
+		r.Down, r.LivenessLagS = watchDown(ctx, supplier, devs[:o.Silent], time.Duration(r.LivenessGoalS*float64(time.Second))+2*o.Interval)
+		lcancel()
+		<-keep
+	}
+	close(work)
+	senders.Wait()
+	r.Load = loadavg()
+	return r, nil
+}
+
+// join makes one simulated device: a join token, register, hello.
+func join(ctx context.Context, supplier *api.Client, base string, hc *http.Client, i int) (*device, error) {
+	tok, err := supplier.CreateJoinToken(ctx)
+	if err != nil {
+		return nil, err
+	}
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	cl := &api.Client{Base: base, Key: key, HTTP: hc}
+	inv := api.Inventory{Hostname: fmt.Sprintf("bench-%07d", i), OS: "linux", Arch: "amd64", CPUModel: "bench", CPUCores: 2, CPUThreads: 4,
+		MemoryMiB: 8192, DiskMiB: 100_000, Isolation: []string{"sandbox", "container"}}
+	reg, err := cl.Register(ctx, api.RegisterRequest{JoinToken: tok.Token, Name: inv.Hostname, Region: "bench", Inventory: inv})
+	if err != nil {
+		return nil, err
+	}
+	cl.DeviceID = reg.DeviceID
+	h, err := cl.Hello(ctx, api.HelloRequest{Inventory: inv})
+	if err != nil {
+		return nil, err
+	}
+	return &device{cl: cl, inv: inv, nonce: h.Nonce, last: time.Now()}, nil
+}
+
+// beat sends one heartbeat with the nonce the coordinator gave last. A coordinator that lost
+// the device's session (it was marked down, or restarted) asks for a new hello, as a worker
+// then sends: rehello is set when it did.
+func beat(ctx context.Context, d *device) (rehello bool, err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	resp, err := d.cl.Heartbeat(ctx, api.HeartbeatRequest{Nonce: d.nonce})
+	var ae *api.Error
+	if errors.As(err, &ae) && ae.Code == "EUNAUTHORIZED" && strings.Contains(ae.Message, "hello") {
+		h, herr := d.cl.Hello(ctx, api.HelloRequest{Inventory: d.inv})
+		if herr != nil {
+			return true, herr
+		}
+		d.nonce, d.last = h.Nonce, time.Now()
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	d.nonce, d.last = resp.Nonce, time.Now()
+	return false, nil
+}
+
+// errorKind is an error's message without what differs between devices (ids, addresses).
+func errorKind(err error) string {
+	var ae *api.Error
+	if errors.As(err, &ae) {
+		return ae.Code + ": " + idLike.ReplaceAllString(ae.Message, "…")
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return "timeout"
+	}
+	return idLike.ReplaceAllString(err.Error(), "…")
+}
+
+var idLike = regexp.MustCompile(`\b(dv|ls|cl)_[0-9a-z]+|127\.\d+\.\d+\.\d+:\d+|:\d{4,5}\b`)
+
+// watchDown polls the silent devices until each is down, returning how many were and the
+// longest time from a device's last beat to the answer that it is down.
+func watchDown(ctx context.Context, supplier *api.Client, silent []*device, limit time.Duration) (int, float64) {
+	down := make([]bool, len(silent))
+	var worst time.Duration
+	n := 0
+	deadline := time.Now().Add(limit)
+	for n < len(silent) && time.Now().Before(deadline) && ctx.Err() == nil {
+		for k, d := range silent {
+			if down[k] {
+				continue
+			}
+			dv, err := supplier.Device(ctx, d.cl.DeviceID)
+			if err == nil && dv.Status == "down" {
+				down[k] = true
+				n++
+				d.mu.Lock()
+				worst = max(worst, time.Since(d.last))
+				d.mu.Unlock()
+			}
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	return n, worst.Seconds()
+}
+
+type coordinator struct {
+	cmd      *exec.Cmd
+	url      string
+	adminKey string
+	log      *os.File
+}
+
+// startCoordinator runs `iog coordinator` with the per-client limits off (the simulator is
+// one client with many devices) and the first proofs an hour away (a run is shorter, or its
+// figures include them).
+func startCoordinator(ctx context.Context, o Options, dir string) (*coordinator, error) {
+	if o.Bin == "" {
+		return nil, errors.New("no iog binary to run the coordinator from")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	addr := l.Addr().String()
+	l.Close()
+	db := o.DB
+	if db == "" {
+		db = "sqlite:" + filepath.Join(dir, "iog.db")
+	}
+	logf, err := os.Create(filepath.Join(dir, "coordinator.log"))
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(o.Bin, "coordinator", "--listen", addr, "--data-dir", dir, "--db", db,
+		"--heartbeat-interval", o.Interval.String(), "--mesh-relay", "off", "--first-proof-delay", "1h",
+		"--limit-account-rate", "0", "--limit-anon-rate", "0", "--limit-device-rate", "0", "--limit-conns", "0",
+		"--limit-conns-per-addr", "0", "--limit-devices-per-hour", "0", "--limit-join-tokens-per-hour", "0", "--limit-exempt-loopback")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return nil, err
+	}
+	co := &coordinator{cmd: cmd, url: "http://" + addr, log: logf}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		b, err := os.ReadFile(filepath.Join(dir, "admin.key"))
+		if err == nil && len(b) > 0 {
+			co.adminKey = strings.TrimSpace(string(b))
+			if _, err := (&api.Client{Base: co.url, Token: co.adminKey}).Me(ctx); err == nil {
+				return co, nil
+			}
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			co.stop()
+			tail, _ := os.ReadFile(logf.Name())
+			return nil, fmt.Errorf("the coordinator did not start within 60 s:\n%s", lastLines(string(tail), 20))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (c *coordinator) stop() {
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = c.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		_ = c.cmd.Process.Kill()
+		<-done
+	}
+	c.log.Close()
+}
+
+// clockTicks is USER_HZ, the unit of /proc/PID/stat's CPU times (100 on every Linux port).
+const clockTicks = 100
+
+// cpuTicks is a process's user and system CPU time in clock ticks.
+func cpuTicks(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name may hold spaces: the fields start after its closing parenthesis.
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
+	}
+	u, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	return u + st, errors.Join(err1, err2)
+}
+
+// rssKB is a process's resident set size in KiB.
+func rssKB(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			return strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("/proc/%d/status: no VmRSS", pid)
+}
+
+func loadavg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// ticker calls f every d until the returned stop is called.
+func ticker(d time.Duration, f func()) (stop func()) {
+	t := time.NewTicker(d)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-t.C:
+				f()
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() { t.Stop(); close(done) }
+}
+
+func orElse(s, alt string) string {
+	if s == "" {
+		return alt
+	}
+	return s
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Print writes a result for people.
+func Print(w io.Writer, r Result) {
+	fmt.Fprintf(w, "devices %d, heartbeat interval %.0f s, load %.0f s, machine load %s\n", r.Devices, r.IntervalS, r.DurationS, r.Load)
+	fmt.Fprintf(w, "joins:       %.0f devices/s\n", r.JoinPerS)
+	fmt.Fprintf(w, "heartbeats:  %.0f/s sustained of %.0f/s wanted (%d beats, %d errors, %d sent late, %d answered \"hello again\")\n",
+		r.BeatsPerS, r.TargetPerS, r.Beats, r.Errors, r.Late, r.Rehellos)
+	for k, n := range r.ErrorKinds {
+		fmt.Fprintf(w, "  %6d × %s\n", n, k)
+	}
+	fmt.Fprintf(w, "latency:     p50 %.1f ms, p99 %.1f ms, max %.1f ms\n", r.P50MS, r.P99MS, r.MaxMS)
+	if r.Silent > 0 {
+		fmt.Fprintf(w, "liveness:    %d of %d silent devices down, the last %.1f s after its last beat (goal %.0f s)\n", r.Down, r.Silent, r.LivenessLagS, r.LivenessGoalS)
+	}
+	fmt.Fprintf(w, "coordinator: %.2f cores, RSS %.0f MiB, %.1f KB per device\n", r.CoordinatorCores, r.RSSMiB, r.RSSPerDeviceKB)
+}
