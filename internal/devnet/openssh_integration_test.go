@@ -4,11 +4,11 @@ package devnet
 
 import (
 	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"net/http"
-	"crypto/rand"
-	"crypto/sha256"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -179,4 +179,3 @@ func TestOpenSSHThroughIog(t *testing.T) {
 		t.Fatalf("entries of an ended cluster stay: %v", err)
 	}
 }
-

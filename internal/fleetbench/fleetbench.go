@@ -13,9 +13,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
-	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -69,9 +69,9 @@ type Result struct {
 	Rehellos int64 `json:"rehellos"`
 	// ErrorKinds counts the errors by message (the first 20 kinds).
 	ErrorKinds map[string]int64 `json:"error_kinds,omitempty"`
-	P50MS float64 `json:"p50_ms"`
-	P99MS float64 `json:"p99_ms"`
-	MaxMS float64 `json:"max_ms"`
+	P50MS      float64          `json:"p50_ms"`
+	P99MS      float64          `json:"p99_ms"`
+	MaxMS      float64          `json:"max_ms"`
 	// LivenessLagS is, for the silent devices, the longest time from a device's last beat to
 	// the coordinator answering that it is down; LivenessGoalS is Interval×3 + 5 s. Down
 	// counts the silent devices seen down.
