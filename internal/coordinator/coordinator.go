@@ -157,6 +157,31 @@ func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The listener, and beside it the mesh's UDP socket, are bound first: the market makes the
+	// relay server on that socket (nothing is wired in after construction).
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("coordinator: listen on %s: %w", cfg.Listen, err)
+	}
+	var mesh *market.MeshConfig
+	if cfg.MeshRelay != "off" {
+		conn, hand, err := listenRelay(cfg.MeshRelay, ln.Addr())
+		if err != nil {
+			ln.Close()
+			db.Close()
+			return nil, err
+		}
+		mesh = &market.MeshConfig{Conn: conn, Relay: hand, Padding: cfg.MeshPadding}
+	}
+	fail := func(err error) (*Coordinator, error) {
+		if mesh != nil {
+			mesh.Conn.Close()
+		}
+		ln.Close()
+		db.Close()
+		return nil, err
+	}
 	c := &Coordinator{cfg: cfg, Store: db}
 	c.Auth = auth.New(db, cfg.Now, cfg.NewID)
 	// The fleet and the market share the per-device hub and the reputation board, made here,
@@ -164,7 +189,7 @@ func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 	// going down).
 	hub, scores := watch.New(cfg.Now().UnixMilli()), &reputation.Board{}
 	c.Market = market.New(market.Config{Store: db, Log: cfg.Log, Now: cfg.Now, NewID: cfg.NewID, KnownModels: hwinfo.KnownModels(), Dev: cfg.Dev,
-		Devices: hub, Reputation: scores.PerMille})
+		Devices: hub, Reputation: scores.PerMille, Mesh: mesh})
 	bc := bank.Config{Store: db, Log: cfg.Log, Now: cfg.Now, NewID: cfg.NewID, Dev: cfg.Dev, MinUptime: cfg.MinUptime}
 	trust := fleet.DefaultTrust()
 	if cfg.Dev {
@@ -205,50 +230,30 @@ func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 		&metrics{db: db, fleet: c.Fleet, stats: c.Bank.Stats, now: cfg.Now, log: cfg.Log})
 	hc := httpapi.Config{Auth: c.Auth, Fleet: c.Fleet, Market: c.Market, Bank: c.Bank, Log: cfg.Log, Registry: reg, Limits: &cfg.Limits.HTTP}
 	if c.blobs, err = openBlobs(cfg); err != nil {
-		db.Close()
-		return nil, err
+		return fail(err)
 	}
 	if c.blobs != nil {
 		hc.Blobs, hc.BlobMax, hc.Outputs, hc.OutputMax = c.blobs, cfg.BlobMax, c.Market, cfg.OutputMax
 	}
-	if cfg.MeshRelay != "off" {
-		c.proxy = &meshProxy{m: c.Market, log: cfg.Log}
+	if c.Relay = c.Market.Relay(); c.Relay != nil {
+		local := c.Relay.Addr()
+		if local.Addr().IsUnspecified() {
+			local = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), local.Port())
+		}
+		c.proxy = &meshProxy{m: c.Market, relay: local, log: cfg.Log}
 		hc.Mesh, hc.Proxy = c.Market, c.proxy
 	}
 	hc.Access = &access{m: c.Market, db: db, now: cfg.Now}
 	c.API = httpapi.New(hc)
 	if c.Web, err = web.New(web.Config{Store: db, Fleet: c.Fleet, Market: c.Market, Bank: c.Bank, Accounts: c.Auth, History: c.History,
 		Log: cfg.Log.With("part", "web"), Now: cfg.Now, PublicURL: cfg.PublicURL, Registry: reg}); err != nil {
-		db.Close()
-		return nil, err
+		return fail(err)
 	}
 	if err = c.bootstrap(ctx); err != nil {
-		db.Close()
-		return nil, err
-	}
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("coordinator: listen on %s: %w", cfg.Listen, err)
+		return fail(err)
 	}
 	lim := cfg.Limits
 	c.ln = &limit.Listener{Listener: ln, Max: lim.Conns, PerAddr: lim.ConnsPerAddr, Exempt: lim.HTTP.Exempt}
-	if cfg.MeshRelay != "off" {
-		conn, hand, err := listenRelay(cfg.MeshRelay, ln.Addr())
-		if err != nil {
-			ln.Close()
-			db.Close()
-			return nil, err
-		}
-		c.Relay = relay.New(conn, relay.Config{Members: c.Market.LiveMeshMembers, Observed: c.Market.MeshObserved, Log: cfg.Log.With("part", "relay")})
-		c.Market.SetRelay(c.Relay)
-		c.Market.EnableMesh(hand, cfg.MeshPadding)
-		local := c.Relay.Addr()
-		if local.Addr().IsUnspecified() {
-			local = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), local.Port())
-		}
-		c.proxy.relay = local
-	}
 	// Bodies and answers have deadlines per route class (httpapi.Limits); headers and idle
 	// connections have theirs here.
 	c.srv = &http.Server{Handler: c.Web.Wrap(c.API), ReadHeaderTimeout: lim.ReadHeaderTimeout, IdleTimeout: lim.IdleTimeout, MaxHeaderBytes: 64 << 10}
