@@ -200,28 +200,38 @@ func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 	}
 	if !cfg.SkipProofs {
 		// Trust feeds block rewards: a passed proof in the last 24 h, the reputation score, and
-		// the idle-use policy's veto (fleet/trust.go, fleet/idle.go).
+		// the idle-use policy's veto (fleet/trust.go, fleet/idle.go), read from the store by a
+		// fleet.Record made before the bank, as the fleet is made after it.
+		rec := fleet.NewRecord(db)
 		bc.ProofPassed = func(ctx context.Context, id string, at time.Time) (bool, error) {
-			return c.Fleet.ProofPassedWithin(ctx, id, at, 24*time.Hour)
+			return rec.ProofPassedWithin(ctx, id, at, 24*time.Hour)
 		}
 		bc.Reputation = func(ctx context.Context, id string, at time.Time) (int64, error) {
-			r, err := c.Fleet.ReputationAt(ctx, id, at)
+			r, err := rec.ReputationAt(ctx, id, at)
 			return int64(r), err
 		}
 		bc.Nominable = func(ctx context.Context, id string) (bool, string, error) {
-			flagged, why, err := c.Fleet.IdleFlagged(ctx, id)
+			flagged, why, err := rec.IdleFlagged(ctx, id)
 			return !flagged, why, err
 		}
 	}
-	c.Bank = bank.New(bc)
+	mk, bk := c.Market, bank.New(bc)
+	c.Bank = bk
+	// The leader's housekeeping, with the history's: expired console sessions (refused anyway;
+	// this keeps the table small), and the batch ids of closed logs.
+	sweep := func(ctx context.Context) {
+		if _, err := db.PruneSessions(ctx, cfg.Now()); err != nil {
+			cfg.Log.With("part", "web").Error("prune console sessions", "err", err)
+		}
+		mk.PruneLogBatches(ctx)
+	}
 	c.History = history.New(history.Config{Store: db, Log: cfg.Log.With("part", "history"), Now: cfg.Now, Fine: cfg.TelemetryStep,
-		SnapshotEvery: cfg.SnapshotEvery, Stats: c.Bank.Stats, Lead: c.Bank.Lead,
-		Sweep: func(ctx context.Context) { c.Web.PruneSessions(ctx); c.Market.PruneLogBatches(ctx) }})
+		SnapshotEvery: cfg.SnapshotEvery, Stats: bk.Stats, Lead: bk.Lead, Sweep: sweep})
 	c.Fleet = fleet.New(fleet.Config{OnTelemetry: c.History.Observe, Store: db, Log: cfg.Log, Now: cfg.Now, NewID: cfg.NewID, HeartbeatInterval: cfg.HeartbeatInterval, Dev: cfg.Dev,
-		Hub: hub, Scores: scores, OnDown: c.Market.DeviceDown, Trust: trust, SkipProofs: cfg.SkipProofs,
+		Hub: hub, Scores: scores, OnDown: mk.DeviceDown, Trust: trust, SkipProofs: cfg.SkipProofs,
 		JoinTokensPerHour: cfg.Limits.JoinTokensPerHour, DevicesPerHour: cfg.Limits.DevicesPerHour,
 		OnFraud: func(ctx context.Context, id, reason string) {
-			if err := c.Bank.Slash(ctx, id, reason); err != nil {
+			if err := bk.Slash(ctx, id, reason); err != nil {
 				cfg.Log.Error("slash after fraud", "device", id, "err", err)
 			}
 		}})
