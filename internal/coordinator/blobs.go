@@ -40,11 +40,11 @@ func (c *Coordinator) sweepBlobs(ctx context.Context) {
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
 	for {
-		if _, err := c.Market.ScrubEndedSecrets(ctx); err != nil && ctx.Err() == nil {
+		if _, err := c.market.ScrubEndedSecrets(ctx); err != nil && ctx.Err() == nil {
 			c.cfg.Log.Error("scrub secrets", "err", err)
 		}
 		cutoff := c.cfg.Now().Add(-keep)
-		if _, err := c.Market.SweepOutputs(ctx, cutoff); err != nil && ctx.Err() == nil {
+		if _, err := c.market.SweepOutputs(ctx, cutoff); err != nil && ctx.Err() == nil {
 			c.cfg.Log.Error("sweep outputs", "err", err)
 		}
 		if n, err := c.blobs.Sweep(ctx, cutoff); err != nil && ctx.Err() == nil {
