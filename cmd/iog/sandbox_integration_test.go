@@ -86,7 +86,7 @@ func prodSetup(t *testing.T) *prodWorld {
 	}
 	for _, cur := range []iog.Currency{iog.IO, iog.USDC} {
 		p := iog.Transfer("fund:"+string(cur), "deposit:test", cur, time.Now(), iog.AccExternal, iog.AccWallet(acct.Account.ID), 10000*iog.Unit, "test")
-		if _, err := c.Store.Post(t.Context(), p); err != nil {
+		if _, err := c.Testing().Store().Post(t.Context(), p); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -61,7 +61,7 @@ func runCoordinator(ctx context.Context, o cli.CoordinatorOptions, w io.Writer) 
 		return err
 	}
 	defer c.Close()
-	fmt.Fprintf(w, "iog coordinator listening on %s (store: %s)\n", c.URL(), c.Store.Engine())
+	fmt.Fprintf(w, "iog coordinator listening on %s (store: %s)\n", c.URL(), c.Engine())
 	fmt.Fprintf(w, "console: %s (Explorer public; log in with an API key for the renter console, supplier dashboard and admin)\n", c.ConsoleURL())
 	if key, err := coordinator.ReadAdminKey(o.DataDir); err == nil {
 		fmt.Fprintf(w, "admin API key is in %s/admin.key\n", o.DataDir)

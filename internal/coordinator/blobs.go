@@ -30,7 +30,7 @@ func (c *Coordinator) DataDir() string { return c.cfg.DataDir }
 // clusters that have not ended (a node placed later, as a replacement or for another task,
 // still fetches it). Without the list of those, it deletes nothing.
 func (c *Coordinator) sweepBlobsOnce(ctx context.Context, cutoff time.Time) (int, error) {
-	open, err := c.Store.OpenClusters(ctx)
+	open, err := c.db.OpenClusters(ctx)
 	if err != nil {
 		return 0, err
 	}
@@ -57,11 +57,11 @@ func (c *Coordinator) sweepBlobs(ctx context.Context) {
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
 	for {
-		if _, err := c.Market.ScrubEndedSecrets(ctx); err != nil && ctx.Err() == nil {
+		if _, err := c.market.ScrubEndedSecrets(ctx); err != nil && ctx.Err() == nil {
 			c.cfg.Log.Error("scrub secrets", "err", err)
 		}
 		cutoff := c.cfg.Now().Add(-keep)
-		if _, err := c.Market.SweepOutputs(ctx, cutoff); err != nil && ctx.Err() == nil {
+		if _, err := c.market.SweepOutputs(ctx, cutoff); err != nil && ctx.Err() == nil {
 			c.cfg.Log.Error("sweep outputs", "err", err)
 		}
 		if n, err := c.sweepBlobsOnce(ctx, cutoff); err != nil && ctx.Err() == nil {

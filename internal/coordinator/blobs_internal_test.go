@@ -31,14 +31,14 @@ func TestBlobSweepKeepsLiveWorkdirs(t *testing.T) {
 		return hash
 	}
 	live, old := put("the running cluster's workdir"), put("nobody's")
-	admin, err := c.Store.AccountByName(ctx, "admin")
+	admin, err := c.db.AccountByName(ctx, "admin")
 	if err != nil {
 		t.Fatal(err)
 	}
 	now := time.Now()
 	cl := iog.Cluster{ID: "cl_live", OwnerID: admin.ID, State: iog.ClusterRunning, CreatedAt: now, ExpiresAt: now.Add(time.Hour),
 		Spec: iog.ClusterSpec{Type: "process", Nodes: 1, Workdir: live}}
-	if err := c.Store.CreateCluster(ctx, cl, nil); err != nil {
+	if err := c.db.CreateCluster(ctx, cl, nil); err != nil {
 		t.Fatal(err)
 	}
 	later := now.Add(8 * 24 * time.Hour) // past the retention of both
@@ -51,7 +51,7 @@ func TestBlobSweepKeepsLiveWorkdirs(t *testing.T) {
 	if _, err := c.blobs.Stat(ctx, old); err == nil {
 		t.Fatal("an old blob no cluster names was kept")
 	}
-	if _, err := c.Store.SQL().ExecContext(ctx, `UPDATE clusters SET state = $1 WHERE id = $2`, string(iog.ClusterCompleted), cl.ID); err != nil {
+	if _, err := c.db.SQL().ExecContext(ctx, `UPDATE clusters SET state = $1 WHERE id = $2`, string(iog.ClusterCompleted), cl.ID); err != nil {
 		t.Fatal(err)
 	}
 	if n, err := c.sweepBlobsOnce(ctx, later); err != nil || n != 1 {

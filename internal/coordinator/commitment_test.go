@@ -32,7 +32,7 @@ func TestCommitmentEndedEarlyCostsAtLeastHourly(t *testing.T) {
 		}
 		e.clk.Add(time.Hour)
 		e.heartbeatAll(t)
-		if err := e.c.Market.Settle(ctx); err != nil {
+		if err := e.c.Testing().Settle(ctx); err != nil {
 			t.Fatal(err)
 		}
 		e.clk.Add(time.Hour + 10*time.Second)

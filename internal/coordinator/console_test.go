@@ -157,7 +157,7 @@ func TestConsoleMoneyEqualsAPIAndLedger(t *testing.T) {
 	}
 	for _, settled := range []bool{false, true} { // spent is the same before and after the settlement pass
 		if settled {
-			if err := e.c.Market.Settle(ctx); err != nil {
+			if err := e.c.Testing().Settle(ctx); err != nil {
 				t.Fatal(err)
 			}
 		}

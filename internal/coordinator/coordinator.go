@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/iognet/iog/api"
 	"github.com/iognet/iog/internal/auth"
 	"github.com/iognet/iog/internal/bank"
 	"github.com/iognet/iog/internal/blob"
@@ -111,28 +112,33 @@ func DevLimits() Limits {
 	return l
 }
 
-// Coordinator is a running control plane.
+// Coordinator is a running control plane. Its parts are its own: callers use its methods and
+// its HTTP API; tests also have Testing.
 type Coordinator struct {
 	cfg    Config
-	Store  *store.DB
-	Auth   *auth.Auth
-	Fleet  *fleet.Fleet
-	Market *market.Market
-	// Relay is the mesh's UDP discovery and relay endpoint (nil with MeshRelay "off").
-	Relay *relay.Server
+	db     *store.DB
+	auth   *auth.Auth
+	fleet  *fleet.Fleet
+	market *market.Market
+	// relay is the mesh's UDP discovery and relay endpoint, made by the market (nil with
+	// MeshRelay "off").
+	relay *relay.Server
 	proxy *meshProxy
-	Bank  *bank.Bank
-	API   *httpapi.Server
-	// Web is the console: Explorer, renter console, supplier dashboard and admin pages.
-	Web *web.Server
-	// History keeps telemetry and network snapshots for the console's charts.
-	History *history.Recorder
+	bank  *bank.Bank
+	api   *httpapi.Server
+	// web is the console: Explorer, renter console, supplier dashboard and admin pages.
+	web *web.Server
+	// history keeps telemetry and network snapshots for the console's charts.
+	history *history.Recorder
 	ln      net.Listener
 	srv     *http.Server
 	blobs   blob.Store
 }
 
-// New opens the store, wires the services and binds the listener (so Addr is known before Run).
+// New opens the store, binds the listener (so Addr is known before Run) and the mesh's UDP
+// socket beside it, and makes the parts in the order they need each other, each from parts
+// already made: nothing is wired in after construction, and no closure reads a part made
+// after it (internal/archtest holds both).
 func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
@@ -157,14 +163,38 @@ func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Coordinator{cfg: cfg, Store: db}
-	c.Auth = auth.New(db, cfg.Now, cfg.NewID)
+	// The listener, and beside it the mesh's UDP socket, are bound first: the market makes the
+	// relay server on that socket.
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("coordinator: listen on %s: %w", cfg.Listen, err)
+	}
+	var mesh *market.MeshConfig
+	if cfg.MeshRelay != "off" {
+		conn, hand, err := listenRelay(cfg.MeshRelay, ln.Addr())
+		if err != nil {
+			ln.Close()
+			db.Close()
+			return nil, err
+		}
+		mesh = &market.MeshConfig{Conn: conn, Relay: hand, Padding: cfg.MeshPadding}
+	}
+	fail := func(err error) (*Coordinator, error) {
+		if mesh != nil {
+			mesh.Conn.Close()
+		}
+		ln.Close()
+		db.Close()
+		return nil, err
+	}
+	au := auth.New(db, cfg.Now, cfg.NewID)
 	// The fleet and the market share the per-device hub and the reputation board, made here,
 	// so that the market needs nothing of the fleet (the fleet tells the market of devices
 	// going down).
 	hub, scores := watch.New(cfg.Now().UnixMilli()), &reputation.Board{}
-	c.Market = market.New(market.Config{Store: db, Log: cfg.Log, Now: cfg.Now, NewID: cfg.NewID, KnownModels: hwinfo.KnownModels(), Dev: cfg.Dev,
-		Devices: hub, Reputation: scores.PerMille})
+	mk := market.New(market.Config{Store: db, Log: cfg.Log, Now: cfg.Now, NewID: cfg.NewID, KnownModels: hwinfo.KnownModels(), Dev: cfg.Dev,
+		Devices: hub, Reputation: scores.PerMille, Mesh: mesh})
 	bc := bank.Config{Store: db, Log: cfg.Log, Now: cfg.Now, NewID: cfg.NewID, Dev: cfg.Dev, MinUptime: cfg.MinUptime}
 	trust := fleet.DefaultTrust()
 	if cfg.Dev {
@@ -175,97 +205,90 @@ func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 	}
 	if !cfg.SkipProofs {
 		// Trust feeds block rewards: a passed proof in the last 24 h, the reputation score, and
-		// the idle-use policy's veto (fleet/trust.go, fleet/idle.go).
+		// the idle-use policy's veto (fleet/trust.go, fleet/idle.go), read from the store by a
+		// fleet.Record made before the bank, as the fleet is made after it.
+		rec := fleet.NewRecord(db)
 		bc.ProofPassed = func(ctx context.Context, id string, at time.Time) (bool, error) {
-			return c.Fleet.ProofPassedWithin(ctx, id, at, 24*time.Hour)
+			return rec.ProofPassedWithin(ctx, id, at, 24*time.Hour)
 		}
 		bc.Reputation = func(ctx context.Context, id string, at time.Time) (int64, error) {
-			r, err := c.Fleet.ReputationAt(ctx, id, at)
+			r, err := rec.ReputationAt(ctx, id, at)
 			return int64(r), err
 		}
 		bc.Nominable = func(ctx context.Context, id string) (bool, string, error) {
-			flagged, why, err := c.Fleet.IdleFlagged(ctx, id)
+			flagged, why, err := rec.IdleFlagged(ctx, id)
 			return !flagged, why, err
 		}
 	}
-	c.Bank = bank.New(bc)
-	c.History = history.New(history.Config{Store: db, Log: cfg.Log.With("part", "history"), Now: cfg.Now, Fine: cfg.TelemetryStep,
-		SnapshotEvery: cfg.SnapshotEvery, Stats: c.Bank.Stats, Lead: c.Bank.Lead,
-		Sweep: func(ctx context.Context) { c.Web.PruneSessions(ctx); c.Market.PruneLogBatches(ctx) }})
-	c.Fleet = fleet.New(fleet.Config{OnTelemetry: c.History.Observe, Store: db, Log: cfg.Log, Now: cfg.Now, NewID: cfg.NewID, HeartbeatInterval: cfg.HeartbeatInterval, Dev: cfg.Dev,
-		Hub: hub, Scores: scores, OnDown: c.Market.DeviceDown, Trust: trust, SkipProofs: cfg.SkipProofs,
+	bk := bank.New(bc)
+	// The leader's housekeeping, with the history's: expired console sessions (refused anyway;
+	// this keeps the table small), and the batch ids of closed logs.
+	sweep := func(ctx context.Context) {
+		if _, err := db.PruneSessions(ctx, cfg.Now()); err != nil {
+			cfg.Log.With("part", "web").Error("prune console sessions", "err", err)
+		}
+		mk.PruneLogBatches(ctx)
+	}
+	hist := history.New(history.Config{Store: db, Log: cfg.Log.With("part", "history"), Now: cfg.Now, Fine: cfg.TelemetryStep,
+		SnapshotEvery: cfg.SnapshotEvery, Stats: bk.Stats, Lead: bk.Lead, Sweep: sweep})
+	fl := fleet.New(fleet.Config{OnTelemetry: hist.Observe, Store: db, Log: cfg.Log, Now: cfg.Now, NewID: cfg.NewID, HeartbeatInterval: cfg.HeartbeatInterval, Dev: cfg.Dev,
+		Hub: hub, Scores: scores, OnDown: mk.DeviceDown, Trust: trust, SkipProofs: cfg.SkipProofs,
 		JoinTokensPerHour: cfg.Limits.JoinTokensPerHour, DevicesPerHour: cfg.Limits.DevicesPerHour,
 		OnFraud: func(ctx context.Context, id, reason string) {
-			if err := c.Bank.Slash(ctx, id, reason); err != nil {
+			if err := bk.Slash(ctx, id, reason); err != nil {
 				cfg.Log.Error("slash after fraud", "device", id, "err", err)
 			}
 		}})
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		&metrics{db: db, fleet: c.Fleet, stats: c.Bank.Stats, now: cfg.Now, log: cfg.Log})
-	hc := httpapi.Config{Auth: c.Auth, Fleet: c.Fleet, Market: c.Market, Bank: c.Bank, Log: cfg.Log, Registry: reg, Limits: &cfg.Limits.HTTP}
-	if c.blobs, err = openBlobs(cfg); err != nil {
-		db.Close()
-		return nil, err
-	}
-	if c.blobs != nil {
-		hc.Blobs, hc.BlobMax, hc.Outputs, hc.OutputMax = c.blobs, cfg.BlobMax, c.Market, cfg.OutputMax
-	}
-	if cfg.MeshRelay != "off" {
-		c.proxy = &meshProxy{m: c.Market, log: cfg.Log}
-		hc.Mesh, hc.Proxy = c.Market, c.proxy
-	}
-	hc.Access = &access{m: c.Market, db: db, now: cfg.Now}
-	c.API = httpapi.New(hc)
-	if c.Web, err = web.New(web.Config{Store: db, Fleet: c.Fleet, Market: c.Market, Bank: c.Bank, Accounts: c.Auth, History: c.History,
-		Log: cfg.Log.With("part", "web"), Now: cfg.Now, PublicURL: cfg.PublicURL, Registry: reg, Blobs: c.blobs}); err != nil {
-		db.Close()
-		return nil, err
-	}
-	if err = c.bootstrap(ctx); err != nil {
-		db.Close()
-		return nil, err
-	}
-	ln, err := net.Listen("tcp", cfg.Listen)
+		&metrics{db: db, fleet: fl, stats: bk.Stats, now: cfg.Now, log: cfg.Log})
+	hc := httpapi.Config{Auth: au, Fleet: fl, Market: mk, Bank: bk, Log: cfg.Log, Registry: reg, Limits: &cfg.Limits.HTTP}
+	blobs, err := openBlobs(cfg)
 	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("coordinator: listen on %s: %w", cfg.Listen, err)
+		return fail(err)
 	}
-	lim := cfg.Limits
-	c.ln = &limit.Listener{Listener: ln, Max: lim.Conns, PerAddr: lim.ConnsPerAddr, Exempt: lim.HTTP.Exempt}
-	if cfg.MeshRelay != "off" {
-		conn, hand, err := listenRelay(cfg.MeshRelay, ln.Addr())
-		if err != nil {
-			ln.Close()
-			db.Close()
-			return nil, err
-		}
-		c.Relay = relay.New(conn, relay.Config{Members: c.Market.LiveMeshMembers, Observed: c.Market.MeshObserved, Log: cfg.Log.With("part", "relay")})
-		c.Market.SetRelay(c.Relay)
-		c.Market.EnableMesh(hand, cfg.MeshPadding)
-		local := c.Relay.Addr()
+	if blobs != nil {
+		hc.Blobs, hc.BlobMax, hc.Outputs, hc.OutputMax = blobs, cfg.BlobMax, mk, cfg.OutputMax
+	}
+	var proxy *meshProxy
+	if rl := mk.Relay(); rl != nil {
+		local := rl.Addr()
 		if local.Addr().IsUnspecified() {
 			local = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), local.Port())
 		}
-		c.proxy.relay = local
+		proxy = &meshProxy{m: mk, relay: local, log: cfg.Log}
+		hc.Mesh, hc.Proxy = mk, proxy
 	}
-	// Bodies and answers have deadlines per route class (httpapi.Limits); headers and idle
-	// connections have theirs here.
-	c.srv = &http.Server{Handler: c.Web.Wrap(c.API), ReadHeaderTimeout: lim.ReadHeaderTimeout, IdleTimeout: lim.IdleTimeout, MaxHeaderBytes: 64 << 10}
+	hc.Access = &access{m: mk, db: db, now: cfg.Now}
+	srv := httpapi.New(hc)
+	ws, err := web.New(web.Config{Store: db, Fleet: fl, Market: mk, Bank: bk, Accounts: au, History: hist,
+		Log: cfg.Log.With("part", "web"), Now: cfg.Now, PublicURL: cfg.PublicURL, Registry: reg, Blobs: blobs})
+	if err != nil {
+		return fail(err)
+	}
+	lim := cfg.Limits
+	c := &Coordinator{cfg: cfg, db: db, auth: au, fleet: fl, market: mk, relay: mk.Relay(), proxy: proxy, bank: bk, api: srv, web: ws,
+		history: hist, blobs: blobs, ln: &limit.Listener{Listener: ln, Max: lim.Conns, PerAddr: lim.ConnsPerAddr, Exempt: lim.HTTP.Exempt},
+		// Bodies and answers have deadlines per route class (httpapi.Limits); headers and idle
+		// connections have theirs here.
+		srv: &http.Server{Handler: ws.Wrap(srv), ReadHeaderTimeout: lim.ReadHeaderTimeout, IdleTimeout: lim.IdleTimeout, MaxHeaderBytes: 64 << 10}}
+	if err = c.bootstrap(ctx); err != nil {
+		return fail(err)
+	}
 	return c, nil
 }
 
 // bootstrap makes the first admin account on an empty database and writes its key to
 // DataDir/admin.key (0600), so that an operator can create the other accounts.
 func (c *Coordinator) bootstrap(ctx context.Context) error {
-	_, err := c.Store.AccountByName(ctx, "admin")
+	_, err := c.db.AccountByName(ctx, "admin")
 	if err == nil {
 		return nil
 	}
 	if iog.ErrorCode(err) != iog.ENOTFOUND {
 		return err
 	}
-	_, key, err := c.Auth.CreateAccount(ctx, "admin", []iog.Role{iog.RoleAdmin})
+	_, key, err := c.auth.CreateAccount(ctx, "admin", []iog.Role{iog.RoleAdmin})
 	if err != nil {
 		return err
 	}
@@ -303,14 +326,14 @@ func (c *Coordinator) Run(ctx context.Context) error {
 		}
 		return err
 	})
-	g.Go(func() error { return c.Fleet.Run(gctx) })
-	if c.Relay != nil {
-		g.Go(func() error { return c.Relay.Serve(gctx) })
+	g.Go(func() error { return c.fleet.Run(gctx) })
+	if c.relay != nil {
+		g.Go(func() error { return c.relay.Serve(gctx) })
 		g.Go(func() error { c.proxy.reap(gctx); return nil })
 	}
-	g.Go(func() error { return c.Market.Run(gctx, c.cfg.SettleEvery, func() bool { return c.Bank.Lead(gctx) }) })
-	g.Go(func() error { return c.Bank.Run(gctx, c.cfg.SettleEvery) })
-	g.Go(func() error { return c.History.Run(gctx) })
+	g.Go(func() error { return c.market.Run(gctx, c.cfg.SettleEvery, func() bool { return c.bank.Lead(gctx) }) })
+	g.Go(func() error { return c.bank.Run(gctx, c.cfg.SettleEvery) })
+	g.Go(func() error { return c.history.Run(gctx) })
 	g.Go(func() error { c.sweepBlobs(gctx); return nil })
 	g.Go(func() error {
 		<-gctx.Done()
@@ -328,8 +351,23 @@ func (c *Coordinator) Run(ctx context.Context) error {
 
 // Close releases the store. Call after Run returns.
 func (c *Coordinator) Close() error {
-	c.Bank.Close()
-	return c.Store.Close()
+	c.bank.Close()
+	return c.db.Close()
+}
+
+// Engine is the store's engine: "sqlite" or "postgres".
+func (c *Coordinator) Engine() string { return c.db.Engine() }
+
+// CreateAccount makes an account with the roles and returns it with its API key, as an admin
+// does through the API (the devnet makes its own accounts this way).
+func (c *Coordinator) CreateAccount(ctx context.Context, name string, roles []iog.Role) (iog.Account, string, error) {
+	return c.auth.CreateAccount(ctx, name, roles)
+}
+
+// Deposit credits an account from the faucet, as its owner does through the API (dev mode
+// only; the devnet funds its local account this way).
+func (c *Coordinator) Deposit(ctx context.Context, acct iog.Account, r api.DepositRequest) (api.Wallet, error) {
+	return c.bank.Deposit(ctx, acct, r)
 }
 
 // ReadAdminKey returns the bootstrap admin key from a data dir.

@@ -68,7 +68,7 @@ func fund(t *testing.T, c *coordinator.Coordinator, accountID string, amt iog.Am
 	t.Helper()
 	for _, cur := range []iog.Currency{iog.IO, iog.USDC} {
 		p := iog.Transfer("test-fund:"+accountID+":"+string(cur), "deposit:"+accountID, cur, time.Now(), iog.AccExternal, iog.AccWallet(accountID), amt, "test")
-		if _, err := c.Store.Post(t.Context(), p); err != nil {
+		if _, err := c.Testing().Store().Post(t.Context(), p); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -122,7 +122,7 @@ func errorsAs(err error, target **api.Error) bool {
 // signature: each must be refused with EUNAUTHORIZED.
 func TestEveryRouteIsAuthenticated(t *testing.T) {
 	e := start(t)
-	doc := e.c.API.OpenAPI()
+	doc := e.c.Testing().OpenAPI()
 	n := 0
 	for path, item := range doc.Paths {
 		for method, op := range map[string]any{"GET": item.Get, "POST": item.Post, "PATCH": item.Patch, "DELETE": item.Delete, "PUT": item.Put} {

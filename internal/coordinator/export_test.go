@@ -40,7 +40,7 @@ func checkExport(t *testing.T, e *moneyEnv, what string) {
 	if !rep.OK {
 		t.Fatalf("%s: ledger verify --from the export: %v", what, rep.Problems)
 	}
-	db, err := e.c.Store.Balances(t.Context(), "")
+	db, err := e.c.Testing().Store().Balances(t.Context(), "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +68,7 @@ func checkExport(t *testing.T, e *moneyEnv, what string) {
 	}
 	for _, c := range []iog.Currency{iog.IO, iog.USDC} {
 		w := iog.AccWallet(e.renterID) + "/" + string(c)
-		bal, _ := e.c.Store.Balance(t.Context(), iog.AccWallet(e.renterID), c)
+		bal, _ := e.c.Testing().Store().Balance(t.Context(), iog.AccWallet(e.renterID), c)
 		if own.Balances[w] != bal {
 			t.Fatalf("%s: the renter's export recomputes %s as %s; the database has %s", what, w, own.Balances[w], bal)
 		}
@@ -97,7 +97,7 @@ func TestLedgerExportVerify(t *testing.T) {
 		}
 		e.clk.Add(47 * time.Minute)
 		e.heartbeatAll(t)
-		if err := e.c.Market.Settle(ctx); err != nil {
+		if err := e.c.Testing().Settle(ctx); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := e.renter.ExtendCluster(ctx, c.ID, 2); err != nil {

@@ -38,7 +38,7 @@ func TestAdminCreditAndDebit(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, acc := range []string{wallet, iog.AccExternal} {
-		lines, err := e.c.Store.AccountLines(ctx, acc, 10)
+		lines, err := e.c.Testing().Store().AccountLines(ctx, acc, 10)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -62,7 +62,7 @@ func TestAdminCreditAndDebit(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if b, _ := e.c.Store.Balance(ctx, wallet, iog.USDC); b != 7*iog.Unit {
+	if b, _ := e.c.Testing().Store().Balance(ctx, wallet, iog.USDC); b != 7*iog.Unit {
 		t.Fatalf("USDC balance %s after the same keyed credit twice, want 7", b)
 	}
 

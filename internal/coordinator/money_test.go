@@ -95,14 +95,14 @@ func startMoney(t *testing.T, devices int) *moneyEnv {
 func (e *moneyEnv) fund(t *testing.T, accountID string, amt iog.Amount) {
 	t.Helper()
 	p := iog.Transfer("fund:"+accountID+":"+e.clk.Now().String(), "deposit:"+accountID, iog.IO, e.clk.Now(), iog.AccExternal, iog.AccWallet(accountID), amt, "test")
-	if _, err := e.c.Store.Post(t.Context(), p); err != nil {
+	if _, err := e.c.Testing().Store().Post(t.Context(), p); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func (e *moneyEnv) bal(t *testing.T, account string) iog.Amount {
 	t.Helper()
-	b, err := e.c.Store.Balance(t.Context(), account, iog.IO)
+	b, err := e.c.Testing().Store().Balance(t.Context(), account, iog.IO)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,10 +209,10 @@ func TestMoneyLifecycle(t *testing.T) {
 	}
 	// 30 minutes later the suppliers have been paid for exactly 30 minutes, minus their fee.
 	e.clk.Add(30*time.Minute + 20*time.Second)
-	if err := e.c.Market.Settle(ctx); err != nil {
+	if err := e.c.Testing().Settle(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.c.Market.Settle(ctx); err != nil { // a second pass pays nothing more
+	if err := e.c.Testing().Settle(ctx); err != nil { // a second pass pays nothing more
 		t.Fatal(err)
 	}
 	per := amt(t, c.Quote.Devices[0].PerHour)
@@ -255,7 +255,7 @@ func TestMoneyLifecycle(t *testing.T) {
 	e.heartbeatAll(t)
 	e.clk.Add(3*time.Hour + time.Minute)
 	e.heartbeatAll(t)
-	e.c.Fleet.CheckLiveness(ctx)
+	e.c.Testing().CheckLiveness(ctx)
 	got, err := e.renter.Cluster(ctx, c2.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -266,11 +266,11 @@ func TestMoneyLifecycle(t *testing.T) {
 	if e.bal(t, iog.AccWallet(e.renterID)) <= beforeLoss {
 		t.Fatalf("no refund for the lost node")
 	}
-	if err := e.c.Market.Settle(ctx); err != nil {
+	if err := e.c.Testing().Settle(ctx); err != nil {
 		t.Fatal(err)
 	}
 	e.verify(t)
-	if err := e.c.Market.Reconcile(ctx); err != nil {
+	if err := e.c.Testing().Reconcile(ctx); err != nil {
 		t.Fatal(err)
 	}
 	e.verify(t)
@@ -338,7 +338,7 @@ func TestStakeBlocksSlashing(t *testing.T) {
 		e.clk.Add(30 * time.Minute)
 		e.heartbeatAll(t)
 	}
-	if err := e.c.Bank.Tick(ctx); err != nil {
+	if err := e.c.Testing().BankTick(ctx); err != nil {
 		t.Fatal(err)
 	}
 	blocks, err := e.supplier.Blocks(ctx, 10)
@@ -370,7 +370,7 @@ func TestStakeBlocksSlashing(t *testing.T) {
 	}
 	e.verify(t)
 	// Blocks are produced once: another tick adds nothing.
-	if err := e.c.Bank.Tick(ctx); err != nil {
+	if err := e.c.Testing().BankTick(ctx); err != nil {
 		t.Fatal(err)
 	}
 	again, _ := e.supplier.Blocks(ctx, 10)
@@ -389,7 +389,7 @@ func TestStakeBlocksSlashing(t *testing.T) {
 	}
 	e.clk.Add(14*24*time.Hour + time.Second)
 	e.heartbeatAll(t)
-	if err := e.c.Bank.Tick(ctx); err != nil {
+	if err := e.c.Testing().BankTick(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if got := e.bal(t, iog.AccWallet(e.supID)) - w0; got != 50*iog.Unit {
@@ -398,7 +398,7 @@ func TestStakeBlocksSlashing(t *testing.T) {
 
 	// Fraud: stake and unpaid rewards are held, then burned after the appeal window.
 	held := e.bal(t, iog.AccStake(dev)) + e.bal(t, iog.AccRewards(dev))
-	if err := e.c.Bank.Slash(ctx, dev, "wrong proof answer"); err != nil {
+	if err := e.c.Testing().Slash(ctx, dev, "wrong proof answer"); err != nil {
 		t.Fatal(err)
 	}
 	if e.bal(t, iog.AccHeld(dev)) != held || e.bal(t, iog.AccStake(dev)) != 0 {
@@ -406,7 +406,7 @@ func TestStakeBlocksSlashing(t *testing.T) {
 	}
 	burned := e.bal(t, iog.AccBurn)
 	e.clk.Add(30*24*time.Hour + time.Second)
-	if err := e.c.Bank.Tick(ctx); err != nil {
+	if err := e.c.Testing().BankTick(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if got := e.bal(t, iog.AccBurn) - burned; got < held {
@@ -441,7 +441,7 @@ func TestLostNodeIsReplaced(t *testing.T) {
 	e.heartbeatAll(t)
 	e.clk.Add(3*time.Hour + time.Minute)
 	e.heartbeatAll(t)
-	e.c.Fleet.CheckLiveness(ctx)
+	e.c.Testing().CheckLiveness(ctx)
 	got, err := e.renter.Cluster(ctx, c.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -474,7 +474,7 @@ func TestLostNodeIsReplaced(t *testing.T) {
 	}
 	e.clk.Add(10 * time.Minute)
 	e.heartbeatAll(t)
-	if err := e.c.Market.Settle(ctx); err != nil {
+	if err := e.c.Testing().Settle(ctx); err != nil {
 		t.Fatal(err)
 	}
 	e.verify(t)

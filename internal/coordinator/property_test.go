@@ -43,7 +43,7 @@ func scenario(t *testing.T, seed uint64, steps int, racy bool) []iog.Posting {
 			cur := []string{"IO", "USDC"}[rng.IntN(2)]
 			if cur == "USDC" {
 				p := iog.Transfer(fmt.Sprintf("fund-usdc:%d", step), "deposit:"+e.renterID, iog.USDC, e.clk.Now(), iog.AccExternal, iog.AccWallet(e.renterID), 50*iog.Unit, "test")
-				if _, err := e.c.Store.Post(ctx, p); err != nil {
+				if _, err := e.c.Testing().Store().Post(ctx, p); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -83,13 +83,13 @@ func scenario(t *testing.T, seed uint64, steps int, racy bool) []iog.Posting {
 			e.clk.Add(time.Duration(1+rng.IntN(90)) * time.Minute)
 			e.heartbeatAll(t)
 		case 7: // billing and liveness
-			if err := e.c.Market.Settle(ctx); err != nil {
+			if err := e.c.Testing().Settle(ctx); err != nil {
 				t.Fatalf("step %d: settle: %v", step, err)
 			}
-			if err := e.c.Market.Reconcile(ctx); err != nil {
+			if err := e.c.Testing().Reconcile(ctx); err != nil {
 				t.Fatal(err)
 			}
-			e.c.Fleet.CheckLiveness(ctx)
+			e.c.Testing().CheckLiveness(ctx)
 		case 8: // a node's device dies (the device of some cluster's node, so replays pick alike)
 			if len(clusters) > 0 {
 				c := clusters[rng.IntN(len(clusters))]
@@ -98,7 +98,7 @@ func scenario(t *testing.T, seed uint64, steps int, racy bool) []iog.Posting {
 				e.workers = removeWorker(e.workers, id)
 			}
 		case 9: // blocks and the other singleton work
-			if err := e.c.Bank.Tick(ctx); err != nil {
+			if err := e.c.Testing().BankTick(ctx); err != nil {
 				t.Fatalf("step %d: tick: %v", step, err)
 			}
 		case 10: // stake or withdraw on the device of the first cluster's head (or the first device)
@@ -113,7 +113,7 @@ func scenario(t *testing.T, seed uint64, steps int, racy bool) []iog.Posting {
 			}
 		case 11:
 			if rng.IntN(4) == 0 && len(clusters) > 0 {
-				if err := e.c.Bank.Slash(ctx, clusters[0].Nodes[0].DeviceID, "test fraud"); err != nil {
+				if err := e.c.Testing().Slash(ctx, clusters[0].Nodes[0].DeviceID, "test fraud"); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -122,7 +122,7 @@ func scenario(t *testing.T, seed uint64, steps int, racy bool) []iog.Posting {
 				concurrentExtends(t, e, clusters[rng.IntN(len(clusters))].ID, 2+rng.IntN(4), 1+rng.IntN(2), racy && rng.IntN(2) == 0)
 			}
 		}
-		r, err := e.c.Bank.VerifyNow(ctx)
+		r, err := e.c.Testing().VerifyNow(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -132,7 +132,7 @@ func scenario(t *testing.T, seed uint64, steps int, racy bool) []iog.Posting {
 		// And anyone's check of the export agrees with the database (export_test.go).
 		checkExport(t, e, fmt.Sprintf("seed %d step %d (op %d)", seed, step, op))
 	}
-	ps, err := e.c.Store.Postings(ctx, store.PostingFilter{Limit: 1 << 20})
+	ps, err := e.c.Testing().Store().Postings(ctx, store.PostingFilter{Limit: 1 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -115,7 +115,7 @@ func meshCluster(t *testing.T) (node, renter *member, nodeDev *api.Client, user 
 	if err != nil {
 		t.Fatal(err)
 	}
-	return joined(t, nr), joined(t, rr), w, user, cl.ID, c.Relay.Addr()
+	return joined(t, nr), joined(t, rr), w, user, cl.ID, c.Testing().RelayAddr()
 }
 
 // TestMeshEndpointsAreObservedOnly: the endpoints a node is told to send to are only those the

@@ -48,7 +48,7 @@ func TestStakesRewardsClaimsAndAppeals(t *testing.T) {
 
 	// A slash held, then upheld on appeal: the funds go back to the owner's wallet.
 	held := e.bal(t, iog.AccStake(dev)) + e.bal(t, iog.AccRewards(dev))
-	if err := e.c.Bank.Slash(ctx, dev, "wrong proof answer"); err != nil {
+	if err := e.c.Testing().Slash(ctx, dev, "wrong proof answer"); err != nil {
 		t.Fatal(err)
 	}
 	ss, err := e.admin.Slashes(ctx)
@@ -87,7 +87,7 @@ func (e *moneyEnv) earnBlocks(t *testing.T) string {
 		e.clk.Add(30 * time.Minute)
 		e.heartbeatAll(t)
 	}
-	if err := e.c.Bank.Tick(ctx); err != nil {
+	if err := e.c.Testing().BankTick(ctx); err != nil {
 		t.Fatal(err)
 	}
 	return dev

@@ -33,12 +33,12 @@ func TestDeviceDeleteGuardsMoney(t *testing.T) {
 	}
 	refused("cooldown")
 	e.clk.Add(14*24*time.Hour + time.Second)
-	if err := e.c.Bank.Tick(ctx); err != nil {
+	if err := e.c.Testing().BankTick(ctx); err != nil {
 		t.Fatal(err)
 	}
 	// Unclaimed rewards.
 	p := iog.Transfer("test-reward:"+dev, "block:test", iog.IO, e.clk.Now(), iog.AccMint, iog.AccRewards(dev), 5*iog.Unit, "test")
-	if _, err := e.c.Store.Post(ctx, p); err != nil {
+	if _, err := e.c.Testing().Store().Post(ctx, p); err != nil {
 		t.Fatal(err)
 	}
 	refused("iog wallet claim")
@@ -64,7 +64,7 @@ func TestBankTickSurvivesOneBadDevice(t *testing.T) {
 		t.Fatal(err)
 	}
 	// As today's `device delete` left it: deleted, with stake cooling.
-	if _, err := e.c.Store.SQL().ExecContext(ctx, `UPDATE devices SET deleted = 1 WHERE id = $1`, dev); err != nil {
+	if _, err := e.c.Testing().Store().SQL().ExecContext(ctx, `UPDATE devices SET deleted = 1 WHERE id = $1`, dev); err != nil {
 		t.Fatal(err)
 	}
 	before, err := e.supplier.Blocks(ctx, 1000)
@@ -73,7 +73,7 @@ func TestBankTickSurvivesOneBadDevice(t *testing.T) {
 	}
 	w0 := e.bal(t, iog.AccWallet(e.supID))
 	e.clk.Add(14*24*time.Hour + time.Second)
-	if err := e.c.Bank.Tick(ctx); err != nil {
+	if err := e.c.Testing().BankTick(ctx); err != nil {
 		t.Fatalf("one deleted device stops the bank: %v", err)
 	}
 	after, err := e.supplier.Blocks(ctx, 1000)
@@ -114,14 +114,14 @@ func TestCooldownStakeIsSlashable(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.clk.Add(time.Hour)
-	if err := e.c.Bank.Slash(ctx, dev, "fraud: found an hour after the withdrawal"); err != nil {
+	if err := e.c.Testing().Slash(ctx, dev, "fraud: found an hour after the withdrawal"); err != nil {
 		t.Fatal(err)
 	}
 	if held := e.bal(t, iog.AccHeld(dev)); held != 250*iog.Unit {
 		t.Fatalf("held %s after slashing stake in its cooldown, want 250", held)
 	}
 	e.clk.Add(14 * 24 * time.Hour)
-	if err := e.c.Bank.Tick(ctx); err != nil {
+	if err := e.c.Testing().BankTick(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if got := e.bal(t, iog.AccWallet(e.supID)) - w0; got != 0 {

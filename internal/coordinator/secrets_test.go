@@ -45,14 +45,14 @@ func TestSecretsOnlyReachTheNodes(t *testing.T) {
 	if _, err := e.user.TerminateCluster(ctx, cl.ID); err != nil {
 		t.Fatal(err)
 	}
-	c, err := e.c.Store.Cluster(ctx, cl.ID)
+	c, err := e.c.Testing().Store().Cluster(ctx, cl.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(c.Spec.Secrets) != 0 || c.Spec.Env["PLAIN"] != "x" {
 		t.Errorf("after the end, the stored spec is %+v", c.Spec)
 	}
-	if n, err := e.c.Market.ScrubEndedSecrets(ctx); n != 0 || err != nil {
+	if n, err := e.c.Testing().ScrubEndedSecrets(ctx); n != 0 || err != nil {
 		t.Errorf("an ended cluster still held secrets: %d %v", n, err)
 	}
 }

@@ -94,12 +94,12 @@ func TestInternalErrorsAreLoggedOnceWithTheRequestID(t *testing.T) {
 		t.Fatalf("GET /v1/clusters: %d %q %q", code, id, msg)
 	}
 	// A handler's store error.
-	if _, err := c.Store.SQL().ExecContext(t.Context(), `ALTER TABLE clusters RENAME TO clusters_gone`); err != nil {
+	if _, err := c.Testing().Store().SQL().ExecContext(t.Context(), `ALTER TABLE clusters RENAME TO clusters_gone`); err != nil {
 		t.Fatal(err)
 	}
 	check("a handler's store error", "/v1/clusters")
 	// The store gone: authentication itself fails.
-	if err := c.Store.Close(); err != nil {
+	if err := c.Testing().Store().Close(); err != nil {
 		t.Fatal(err)
 	}
 	check("authentication's store error", "/v1/me")

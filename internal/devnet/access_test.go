@@ -119,7 +119,7 @@ func TestSessionsOnTheDevnet(t *testing.T) {
 	}
 
 	// Refusals: another account (even one that may read clusters), no credential at all.
-	_, key, err := d.Coord.Auth.CreateAccount(t.Context(), "other", []iog.Role{iog.RoleRenter})
+	_, key, err := d.Coord.CreateAccount(t.Context(), "other", []iog.Role{iog.RoleRenter})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -64,7 +64,7 @@ func (d *Devnet) Adversaries() []*Adversary {
 func (d *Devnet) startAdversaries(ctx, runCtx context.Context) error {
 	for _, kind := range d.cfg.Adversaries {
 		suffix := strings.ToLower(rand.Text()[:6])
-		acct, key, err := d.Coord.Auth.CreateAccount(ctx, "adv-"+kind+"-"+suffix, []iog.Role{iog.RoleSupplier, iog.RoleRenter})
+		acct, key, err := d.Coord.CreateAccount(ctx, "adv-"+kind+"-"+suffix, []iog.Role{iog.RoleSupplier, iog.RoleRenter})
 		if err != nil {
 			return fmt.Errorf("devnet: adversary %s: %w", kind, err)
 		}

@@ -206,12 +206,12 @@ func (d *Devnet) localAccount(ctx context.Context) (string, error) {
 	}
 	// The local account is everything at once on your own devnet: renter, supplier and admin
 	// (so that `iog ledger verify` and the admin views work), with money from the faucet.
-	acct, key, err := d.Coord.Auth.CreateAccount(ctx, "local", []iog.Role{iog.RoleRenter, iog.RoleSupplier, iog.RoleAdmin})
+	acct, key, err := d.Coord.CreateAccount(ctx, "local", []iog.Role{iog.RoleRenter, iog.RoleSupplier, iog.RoleAdmin})
 	if err != nil {
 		return "", fmt.Errorf("devnet: local account: %w", err)
 	}
 	for _, c := range []iog.Currency{iog.IO, iog.USDC} {
-		if _, err := d.Coord.Bank.Deposit(ctx, acct, api.DepositRequest{Currency: string(c), Amount: "10000", Key: "devnet-start"}); err != nil {
+		if _, err := d.Coord.Deposit(ctx, acct, api.DepositRequest{Currency: string(c), Amount: "10000", Key: "devnet-start"}); err != nil {
 			return "", fmt.Errorf("devnet: fund local account: %w", err)
 		}
 	}

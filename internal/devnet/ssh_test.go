@@ -117,7 +117,7 @@ func TestSSHOnTheDevnet(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Another account cannot reach it with its own key.
-	_, key, err := d.Coord.Auth.CreateAccount(t.Context(), "other", []iog.Role{iog.RoleRenter})
+	_, key, err := d.Coord.CreateAccount(t.Context(), "other", []iog.Role{iog.RoleRenter})
 	if err != nil {
 		t.Fatal(err)
 	}

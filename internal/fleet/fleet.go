@@ -69,6 +69,7 @@ type Fleet struct {
 	cfg Config
 	db  *store.DB
 	hub *watch.Hub
+	rec *Record
 
 	mu       sync.Mutex
 	seen     map[string]time.Time     // last heartbeat, authoritative while running
@@ -97,7 +98,7 @@ func New(cfg Config) *Fleet {
 		cfg.Trust = DefaultTrust()
 	}
 	f := &Fleet{
-		cfg: cfg, db: cfg.Store, hub: cfg.Hub,
+		cfg: cfg, db: cfg.Store, hub: cfg.Hub, rec: NewRecord(cfg.Store),
 		seen: map[string]time.Time{}, dirty: map[string]time.Time{}, nonce: map[string]string{},
 		tel: map[string]api.Telemetry{}, sessions: map[string]bool{}, tr: newTrustState(),
 	}

@@ -85,8 +85,8 @@ func (f *Fleet) observeIdle(ctx context.Context, d iog.Device, tel api.Telemetry
 
 // IdleFlagged reports whether the idle-use policy keeps a device from block-reward nomination,
 // and why.
-func (f *Fleet) IdleFlagged(ctx context.Context, deviceID string) (bool, string, error) {
-	tr, err := f.db.DeviceTrust(ctx, deviceID)
+func (rec *Record) IdleFlagged(ctx context.Context, deviceID string) (bool, string, error) {
+	tr, err := rec.db.DeviceTrust(ctx, deviceID)
 	if err != nil || tr.IdleFlaggedAt.IsZero() {
 		return false, "", err
 	}

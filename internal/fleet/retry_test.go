@@ -142,11 +142,11 @@ func TestReputationAtUsesTheProofStateThen(t *testing.T) {
 	prove(false)
 	clk.Add(time.Minute)
 
-	then, err := f.ReputationAt(ctx, d.ID, blockEnd)
+	then, err := f.rec.ReputationAt(ctx, d.ID, blockEnd)
 	if err != nil {
 		t.Fatal(err)
 	}
-	now, err := f.ReputationAt(ctx, d.ID, clk.Now())
+	now, err := f.rec.ReputationAt(ctx, d.ID, clk.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +155,7 @@ func TestReputationAtUsesTheProofStateThen(t *testing.T) {
 	}
 	within := func(at time.Time) bool {
 		t.Helper()
-		ok, err := f.ProofPassedWithin(ctx, d.ID, at, 24*time.Hour)
+		ok, err := f.rec.ProofPassedWithin(ctx, d.ID, at, 24*time.Hour)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/iognet/iog/internal/iog"
 	"github.com/iognet/iog/internal/proof"
 	"github.com/iognet/iog/internal/reputation"
+	"github.com/iognet/iog/internal/store"
 )
 
 // TrustConfig configures proof of GPU, device verification and the idle-use policy
@@ -289,45 +290,55 @@ func (f *Fleet) LastPassedProof(ctx context.Context, deviceID string) (time.Time
 
 // Reputation computes a device's score from its record now, and caches it for placement.
 func (f *Fleet) Reputation(ctx context.Context, d iog.Device) (reputation.Result, reputation.Inputs, error) {
-	r, in, err := f.reputationAt(ctx, d, f.cfg.Now())
+	r, in, err := f.rec.reputationAt(ctx, d, f.cfg.Now())
 	if err == nil {
 		f.cfg.Scores.Set(d.ID, r.PerMille)
 	}
 	return r, in, err
 }
 
+// Record reads a device's trust record from the store alone: its proofs, reputation and the
+// idle-use policy's flag. It needs nothing of the fleet's memory, so the coordinator makes one
+// for the bank's block nomination before the fleet, which slashes through the bank.
+type Record struct {
+	db *store.DB
+}
+
+// NewRecord returns a Record over the store.
+func NewRecord(db *store.DB) *Record { return &Record{db: db} }
+
 // ReputationAt is a device's score (per mille) at a time, for block rewards.
-func (f *Fleet) ReputationAt(ctx context.Context, deviceID string, at time.Time) (int, error) {
-	d, err := f.db.Device(ctx, deviceID)
+func (rec *Record) ReputationAt(ctx context.Context, deviceID string, at time.Time) (int, error) {
+	d, err := rec.db.Device(ctx, deviceID)
 	if err != nil {
 		return 0, err
 	}
-	r, _, err := f.reputationAt(ctx, d, at)
+	r, _, err := rec.reputationAt(ctx, d, at)
 	return r.PerMille, err
 }
 
 // ProofPassedWithin reports whether the device passed a proof of GPU in the window before at
 // (block nomination asks for 24 hours).
-func (f *Fleet) ProofPassedWithin(ctx context.Context, deviceID string, at time.Time, window time.Duration) (bool, error) {
-	last, ok, err := f.db.LastPassedProofAt(ctx, deviceID, at)
+func (rec *Record) ProofPassedWithin(ctx context.Context, deviceID string, at time.Time, window time.Duration) (bool, error) {
+	last, ok, err := rec.db.LastPassedProofAt(ctx, deviceID, at)
 	if err != nil {
 		return false, err
 	}
 	return ok && at.Sub(last) <= window, nil
 }
 
-func (f *Fleet) reputationAt(ctx context.Context, d iog.Device, now time.Time) (reputation.Result, reputation.Inputs, error) {
+func (rec *Record) reputationAt(ctx context.Context, d iog.Device, now time.Time) (reputation.Result, reputation.Inputs, error) {
 	since := now.Add(-8 * reputation.HalfLife)
 	var in reputation.Inputs
-	tr, err := f.db.DeviceTrust(ctx, d.ID)
+	tr, err := rec.db.DeviceTrust(ctx, d.ID)
 	if err != nil {
 		return reputation.Result{}, in, err
 	}
-	po, err := f.db.ProofOutcomes(ctx, d.ID, since)
+	po, err := rec.db.ProofOutcomes(ctx, d.ID, since)
 	if err != nil {
 		return reputation.Result{}, in, err
 	}
-	jo, err := f.db.JobOutcomes(ctx, d.ID, since)
+	jo, err := rec.db.JobOutcomes(ctx, d.ID, since)
 	if err != nil {
 		return reputation.Result{}, in, err
 	}
@@ -343,7 +354,7 @@ func (f *Fleet) reputationAt(ctx context.Context, d iog.Device, now time.Time) (
 			in.Jobs = append(in.Jobs, reputation.Outcome{At: o.At, OK: o.OK})
 		}
 	}
-	last, ok, err := f.db.LastCountedProofAt(ctx, d.ID, now)
+	last, ok, err := rec.db.LastCountedProofAt(ctx, d.ID, now)
 	if err != nil {
 		return reputation.Result{}, in, err
 	}
@@ -351,7 +362,7 @@ func (f *Fleet) reputationAt(ctx context.Context, d iog.Device, now time.Time) (
 	if d.Status == iog.DeviceBlocked {
 		in.LastProofPassed = false
 	}
-	in.UptimeMS, in.ObservedMS, err = f.uptime(ctx, d, now.Add(-30*24*time.Hour), now)
+	in.UptimeMS, in.ObservedMS, err = rec.uptime(ctx, d, now.Add(-30*24*time.Hour), now)
 	if err != nil {
 		return reputation.Result{}, in, err
 	}
@@ -373,14 +384,14 @@ func (f *Fleet) ReputationPerMille(deviceID string) int {
 }
 
 // uptime is how long in [from, to) the device was not down or inactive, of how long it existed.
-func (f *Fleet) uptime(ctx context.Context, d iog.Device, from, to time.Time) (up, observed int64, err error) {
+func (rec *Record) uptime(ctx context.Context, d iog.Device, from, to time.Time) (up, observed int64, err error) {
 	if d.CreatedAt.After(from) {
 		from = d.CreatedAt
 	}
 	if !to.After(from) {
 		return 0, 0, nil
 	}
-	evs, err := f.db.DeviceEventsSince(ctx, d.ID, from)
+	evs, err := rec.db.DeviceEventsSince(ctx, d.ID, from)
 	if err != nil {
 		return 0, 0, err
 	}

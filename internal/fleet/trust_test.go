@@ -197,13 +197,13 @@ func TestIdlePolicy(t *testing.T) {
 	for range 7 {
 		beat(95)
 	}
-	if flagged, why, _ := f.IdleFlagged(ctx, d.ID); !flagged || !strings.Contains(why, "busy while not hired") {
+	if flagged, why, _ := f.rec.IdleFlagged(ctx, d.ID); !flagged || !strings.Contains(why, "busy while not hired") {
 		t.Fatalf("after 110 busy minutes: %v %q", flagged, why)
 	}
 	for range 150 {
 		beat(3)
 	}
-	if flagged, _, _ := f.IdleFlagged(ctx, d.ID); flagged {
+	if flagged, _, _ := f.rec.IdleFlagged(ctx, d.ID); flagged {
 		t.Fatal("still flagged after a day idle")
 	}
 }

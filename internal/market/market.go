@@ -52,6 +52,8 @@ type Config struct {
 	Reputation func(deviceID string) int
 	// Dev (the devnet) lets process nodes run on workers without a process sandbox.
 	Dev bool
+	// Mesh turns the cluster mesh on (nil: off; ray clusters are then refused).
+	Mesh *MeshConfig
 }
 
 // Market is safe for concurrent use.
@@ -72,7 +74,9 @@ func New(cfg Config) *Market {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Market{cfg: cfg, db: cfg.Store, clusters: watch.New(cfg.Now().UnixMilli())}
+	m := &Market{cfg: cfg, db: cfg.Store, clusters: watch.New(cfg.Now().UnixMilli())}
+	m.mesh = m.newMesh(cfg.Mesh)
+	return m
 }
 
 var envKey = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)

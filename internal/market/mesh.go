@@ -6,10 +6,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"net"
 	"net/netip"
 	"slices"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/iognet/iog/api"
@@ -22,27 +22,41 @@ import (
 // and renter peers and the proxy count down from 254.
 const MaxMeshNodes = 240
 
-// meshState is the coordinator's mesh settings (docs/DESIGN.md §7).
+// meshState is the coordinator's mesh settings (docs/DESIGN.md §7), fixed by New.
 type meshState struct {
-	mu      sync.Mutex
 	on      bool
 	relay   string // "host:port"; an empty host means the API's host
 	padding bool
-	notify  RelayNotifier
+	server  *relay.Server // the discovery and relay endpoint; nil with the mesh off
 }
 
-// EnableMesh turns the cluster mesh on: clusters get an overlay and their nodes' assignments
-// carry mesh peers. relayAddr is the coordinator's UDP discovery and relay endpoint as
-// members should reach it.
-func (m *Market) EnableMesh(relayAddr string, padding bool) {
-	m.mesh.mu.Lock()
-	defer m.mesh.mu.Unlock()
-	m.mesh.on, m.mesh.relay, m.mesh.padding = true, relayAddr, padding
+// MeshConfig turns the cluster mesh on: clusters get an overlay and their nodes' assignments
+// carry mesh peers.
+type MeshConfig struct {
+	// Conn is the bound UDP socket of the mesh's discovery and relay endpoint: the market makes
+	// the relay server on it (Relay), telling it of joins and leaves and answering its
+	// questions (which members are live, where a member was seen).
+	Conn *net.UDPConn
+	// Relay is that endpoint as members should reach it, "host:port" (an empty host means the
+	// API's host).
+	Relay string
+	// Padding asks every mesh member to pad its packets (against traffic analysis).
+	Padding bool
 }
+
+// newMesh makes the mesh's settings and its relay server (nil cfg: the mesh is off).
+func (m *Market) newMesh(cfg *MeshConfig) meshState {
+	if cfg == nil {
+		return meshState{}
+	}
+	srv := relay.New(cfg.Conn, relay.Config{Members: m.LiveMeshMembers, Observed: m.MeshObserved, Log: m.cfg.Log.With("part", "relay")})
+	return meshState{on: true, relay: cfg.Relay, padding: cfg.Padding, server: srv}
+}
+
+// Relay is the mesh's UDP discovery and relay endpoint, to be served (nil with the mesh off).
+func (m *Market) Relay() *relay.Server { return m.mesh.server }
 
 func (m *Market) meshSettings() (on bool, relayAddr string, padding bool) {
-	m.mesh.mu.Lock()
-	defer m.mesh.mu.Unlock()
 	return m.mesh.on, m.mesh.relay, m.mesh.padding
 }
 
@@ -320,26 +334,10 @@ func (m *Market) MeshLeave(ctx context.Context, acct iog.Account, clusterID, mem
 	return nil
 }
 
-// RelayNotifier is told at once of members that join or leave on this coordinator (the relay:
-// it also reloads LiveMeshMembers every second, which covers ended clusters and nodes, and
-// changes made by other coordinators).
-type RelayNotifier interface {
-	Add(tokenHash string, m relay.Member)
-	Forget(ids ...relay.ID)
-}
-
-// SetRelay wires the relay to be told of joins and leaves.
-func (m *Market) SetRelay(r RelayNotifier) {
-	m.mesh.mu.Lock()
-	defer m.mesh.mu.Unlock()
-	m.mesh.notify = r
-}
-
-func (m *Market) relayNotifier() RelayNotifier {
-	m.mesh.mu.Lock()
-	defer m.mesh.mu.Unlock()
-	return m.mesh.notify
-}
+// relayNotifier is the relay, told at once of members that join or leave on this coordinator
+// (it also reloads LiveMeshMembers every second, which covers ended clusters and nodes, and
+// changes made by other coordinators); nil with the mesh off.
+func (m *Market) relayNotifier() *relay.Server { return m.mesh.server }
 
 // relayAdd tells the relay of a member that just joined.
 func (m *Market) relayAdd(mb iog.MeshMember) {

@@ -19,7 +19,6 @@ import (
 	"github.com/iognet/iog/internal/coordinator"
 	"github.com/iognet/iog/internal/iog"
 	"github.com/iognet/iog/internal/store"
-	"github.com/iognet/iog/internal/web"
 )
 
 // Sizes of the benchmark's network.
@@ -65,14 +64,14 @@ func seed(b *testing.B) *benchEnv {
 	go func() { done <- c.Run(rctx) }()
 	b.Cleanup(func() { cancel(); <-done; c.Close() })
 	e := &benchEnv{c: c}
-	renter, renterKey, err := c.Auth.CreateAccount(ctx, "renter", []iog.Role{iog.RoleRenter})
+	renter, renterKey, err := c.CreateAccount(ctx, "renter", []iog.Role{iog.RoleRenter})
 	if err != nil {
 		b.Fatal(err)
 	}
 	var supKey string
 	var suppliers []string
 	for i := range 20 {
-		a, key, err := c.Auth.CreateAccount(ctx, fmt.Sprintf("supplier%d", i), []iog.Role{iog.RoleSupplier})
+		a, key, err := c.CreateAccount(ctx, fmt.Sprintf("supplier%d", i), []iog.Role{iog.RoleSupplier})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -85,7 +84,7 @@ func seed(b *testing.B) *benchEnv {
 	if err != nil {
 		b.Fatal(err)
 	}
-	tx, err := c.Store.SQL().BeginTx(ctx, nil)
+	tx, err := c.Testing().Store().SQL().BeginTx(ctx, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -228,7 +227,7 @@ func seed(b *testing.B) *benchEnv {
 		pts = append(pts, store.TelemetryPoint{DeviceID: e.device, Step: time.Hour, At: t, N: 360, GPUN: 360, CPUPerMille: 144000, MemMiB: 360 * 100000,
 			GPUUtilPerMille: 324000, GPUTempDeciC: 252000, GPUPowerDeciW: 1080000, GPUMemMiB: 360 * 40000})
 	}
-	if err := c.Store.AddTelemetry(ctx, pts); err != nil {
+	if err := c.Testing().Store().AddTelemetry(ctx, pts); err != nil {
 		b.Fatal(err)
 	}
 	var proofs []iog.Proof
@@ -236,10 +235,10 @@ func seed(b *testing.B) *benchEnv {
 		proofs = append(proofs, iog.Proof{ID: fmt.Sprintf("pf_%d", i), DeviceID: e.device, RoundID: "r", Class: "H100-80GB", Units: []string{"GPU-0-0"},
 			Params: []byte("{}"), IssuedAt: now.Add(-time.Duration(i) * 6 * time.Hour), ExpectedMS: 900, DeadlineMS: 9000, ElapsedMS: 950, Result: iog.ProofPassed})
 	}
-	if err := c.Store.CreateProofs(ctx, proofs); err != nil {
+	if err := c.Testing().Store().CreateProofs(ctx, proofs); err != nil {
 		b.Fatal(err)
 	}
-	if r, err := c.Bank.VerifyNow(ctx); err != nil || !r.OK {
+	if r, err := c.Testing().VerifyNow(ctx); err != nil || !r.OK {
 		b.Fatalf("the seeded ledger does not verify: %v %v", err, r.Problems)
 	}
 	e.anon = &http.Client{}
@@ -282,12 +281,11 @@ func BenchmarkPages(b *testing.B) {
 	e := seed(b)
 	base := e.c.URL()
 	// The same console without the Explorer's few-second cache, so that every load computes.
-	ws, err := web.New(web.Config{Store: e.c.Store, Fleet: e.c.Fleet, Market: e.c.Market, Bank: e.c.Bank, Accounts: e.c.Auth,
-		History: e.c.History, ExplorerTTL: -1})
+	console, err := e.c.Testing().Console(-1)
 	if err != nil {
 		b.Fatal(err)
 	}
-	uncached := httptest.NewServer(ws.Wrap(e.c.API))
+	uncached := httptest.NewServer(console)
 	b.Cleanup(uncached.Close)
 	pages := []struct {
 		name string

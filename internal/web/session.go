@@ -1,7 +1,6 @@
 package web
 
 import (
-	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
@@ -194,12 +193,4 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 	}
 	http.SetCookie(w, s.cookie(r, sessionCookie, "", 0))
 	http.Redirect(w, r, "/", http.StatusSeeOther)
-}
-
-// PruneSessions deletes expired sessions (run with the leader's housekeeping). Expired ones
-// are refused anyway; this only keeps the table small.
-func (s *Server) PruneSessions(ctx context.Context) {
-	if _, err := s.cfg.Store.PruneSessions(ctx, s.cfg.Now()); err != nil {
-		s.cfg.Log.Error("prune console sessions", "err", err)
-	}
 }
