@@ -150,50 +150,19 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	}
 	supplier := &api.Client{Base: co.url, Token: acct.APIKey, HTTP: clients[0]}
 
-	// Join.
+	// Beats are paced evenly over the interval, each device once per interval, from when all
+	// have joined; only those of the measured window are counted. (Beating while the others
+	// join starves the joins once the coordinator is saturated, and a run would never reach
+	// its fleet. So a device that joined early is silent until then: the coordinator may mark
+	// it down, and its first beat is answered "hello again", as after a coordinator restart;
+	// those are counted apart.)
 	devs := make([]*device, o.Devices)
-	var joined, next atomic.Int64
-	var joinErr error
-	var once sync.Once
-	start := time.Now()
-	jctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	for range o.Joiners {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= o.Devices || jctx.Err() != nil {
-					return
-				}
-				d, err := join(jctx, supplier, co.url, clients[i%len(clients)], i)
-				if err != nil {
-					once.Do(func() { joinErr = fmt.Errorf("join device %d: %w", i, err); cancel() })
-					return
-				}
-				devs[i] = d
-				joined.Add(1)
-			}
-		})
-	}
-	stopTick := ticker(5*time.Second, func() {
-		n := joined.Load()
-		say(fmt.Sprintf("joined %d/%d devices (%.0f/s)", n, o.Devices, float64(n)/time.Since(start).Seconds()))
-	})
-	wg.Wait()
-	stopTick()
-	cancel()
-	if joinErr != nil {
-		return r, joinErr
-	}
-	r.JoinPerS = float64(o.Devices) / time.Since(start).Seconds()
-	say(fmt.Sprintf("%d devices joined in %s (%.0f/s); heartbeats every %s for %s", o.Devices, time.Since(start).Round(time.Second), r.JoinPerS, o.Interval, o.Duration))
-
-	// Load: beats paced evenly over the interval, each device once per interval.
-	r.TargetPerS = float64(o.Devices) / o.Interval.Seconds()
-	work := make(chan *device, o.Senders)
+	ready := make([]atomic.Bool, o.Devices) // devs[i] is set
+	var measuring atomic.Bool
 	var beats, errs, late, rehellos atomic.Int64
 	var kindsMu sync.Mutex
 	kinds := map[string]int64{}
+	work := make(chan *device, o.Senders)
 	lat := make([][]float32, o.Senders)
 	lctx, lcancel := context.WithCancel(ctx)
 	defer lcancel()
@@ -203,6 +172,9 @@ func Run(ctx context.Context, o Options) (Result, error) {
 			for d := range work {
 				t0 := time.Now()
 				again, err := beat(lctx, d)
+				if !measuring.Load() {
+					continue
+				}
 				if again {
 					rehellos.Add(1)
 				}
@@ -222,51 +194,116 @@ func Run(ctx context.Context, o Options) (Result, error) {
 			}
 		})
 	}
+	gap := o.Interval / time.Duration(o.Devices)
+	paced, begin := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(paced)
+		select {
+		case <-begin:
+		case <-lctx.Done():
+			return
+		}
+		due := time.Now()
+		for i := 0; ; i++ {
+			due = due.Add(gap)
+			if now := time.Now(); due.After(now) {
+				select {
+				case <-time.After(due.Sub(now)):
+				case <-lctx.Done():
+					return
+				}
+			}
+			k := i % o.Devices
+			if !ready[k].Load() {
+				continue
+			}
+			d := devs[k]
+			if d.quiet.Load() {
+				continue
+			}
+			select {
+			case work <- d:
+			default:
+				if measuring.Load() {
+					late.Add(1) // every sender is waiting on the coordinator
+				}
+				select {
+				case work <- d:
+				case <-lctx.Done():
+					return
+				}
+			}
+		}
+	}()
+	stop := func() {
+		lcancel()
+		<-paced
+		close(work)
+		senders.Wait()
+	}
+
+	// Join.
+	var joined, next atomic.Int64
+	var joinErr error
+	var once sync.Once
+	start := time.Now()
+	jctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for range o.Joiners {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= o.Devices || jctx.Err() != nil {
+					return
+				}
+				d, err := join(jctx, supplier, co.url, clients[i%len(clients)], i)
+				if err != nil {
+					once.Do(func() { joinErr = fmt.Errorf("join device %d: %w", i, err); cancel() })
+					return
+				}
+				devs[i] = d
+				ready[i].Store(true)
+				joined.Add(1)
+			}
+		})
+	}
+	stopTick := ticker(5*time.Second, func() {
+		n := joined.Load()
+		say(fmt.Sprintf("joined %d/%d devices (%.0f/s)", n, o.Devices, float64(n)/time.Since(start).Seconds()))
+	})
+	wg.Wait()
+	stopTick()
+	cancel()
+	if joinErr != nil {
+		stop()
+		return r, joinErr
+	}
+	r.JoinPerS = float64(o.Devices) / time.Since(start).Seconds()
+	say(fmt.Sprintf("%d devices joined in %s (%.0f/s); measuring heartbeats every %s for %s", o.Devices, time.Since(start).Round(time.Second), r.JoinPerS, o.Interval, o.Duration))
+
+	// The measured window.
+	r.TargetPerS = float64(o.Devices) / o.Interval.Seconds()
 	cpu0, _ := cpuTicks(co.cmd.Process.Pid)
 	t0 := time.Now()
-	silenceAt := t0.Add(o.Duration * 2 / 3)
-	end := t0.Add(o.Duration)
-	gap := o.Interval / time.Duration(o.Devices)
+	measuring.Store(true)
+	close(begin)
 	stopTick = ticker(5*time.Second, func() {
 		el := time.Since(t0).Seconds()
 		say(fmt.Sprintf("%.0f s: %d beats (%.0f/s of %.0f/s), %d errors, %d late", el, beats.Load(), float64(beats.Load())/el, r.TargetPerS, errs.Load(), late.Load()))
 	})
-	silenced := false
-	i := 0
-pace:
-	for due := t0; ; due = due.Add(gap) {
-		if now := time.Now(); due.After(now) {
-			select {
-			case <-time.After(due.Sub(now)):
-			case <-ctx.Done():
-				break pace
-			}
-		}
-		if time.Now().After(end) {
-			break
-		}
-		if !silenced && time.Now().After(silenceAt) {
-			for _, d := range devs[:o.Silent] {
-				d.quiet.Store(true)
-			}
-			silenced = true
-		}
-		d := devs[i%len(devs)]
-		i++
-		if d.quiet.Load() {
-			continue
-		}
-		select {
-		case work <- d:
-		default:
-			late.Add(1) // every sender is waiting on the coordinator
-			select {
-			case work <- d:
-			case <-ctx.Done():
-				break pace
-			}
-		}
+	silenceAt := o.Duration * 2 / 3
+	select {
+	case <-time.After(silenceAt):
+	case <-ctx.Done():
 	}
+	for _, d := range devs[:o.Silent] {
+		d.quiet.Store(true)
+	}
+	select {
+	case <-time.After(o.Duration - silenceAt):
+	case <-ctx.Done():
+	}
+	measuring.Store(false)
 	wall := time.Since(t0)
 	cpu1, _ := cpuTicks(co.cmd.Process.Pid)
 	rss1, _ := rssKB(co.cmd.Process.Pid)
@@ -281,6 +318,13 @@ pace:
 	r.CoordinatorCores = float64(cpu1-cpu0) / clockTicks / wall.Seconds()
 	r.RSSMiB = float64(rss1) / 1024
 	r.RSSPerDeviceKB = float64(rss1-rss0) / float64(o.Devices)
+
+	// Liveness: the silent devices, while the rest keep beating.
+	if o.Silent > 0 {
+		say(fmt.Sprintf("waiting for the %d silent devices to be marked down (goal %.0f s after their last beat)", o.Silent, r.LivenessGoalS))
+		r.Down, r.LivenessLagS = watchDown(ctx, supplier, devs[:o.Silent], time.Duration(r.LivenessGoalS*float64(time.Second))+2*o.Interval)
+	}
+	stop()
 	var all []float32
 	for _, l := range lat {
 		all = append(all, l...)
@@ -289,42 +333,6 @@ pace:
 	if n := len(all); n > 0 {
 		r.P50MS, r.P99MS, r.MaxMS = float64(all[n/2]), float64(all[min(n-1, n*99/100)]), float64(all[n-1])
 	}
-
-	// Liveness: the silent devices, while the rest keep beating.
-	if o.Silent > 0 {
-		if !silenced {
-			for _, d := range devs[:o.Silent] {
-				d.quiet.Store(true)
-			}
-		}
-		say(fmt.Sprintf("waiting for the %d silent devices to be marked down (goal %.0f s after their last beat)", o.Silent, r.LivenessGoalS))
-		keep := make(chan struct{})
-		go func() { // the others keep their load meanwhile
-			defer close(keep)
-			others := devs[o.Silent:]
-			if len(others) == 0 {
-				return
-			}
-			step := o.Interval / time.Duration(len(others))
-			for j := 0; ; j++ {
-				select {
-				case work <- others[j%len(others)]:
-				case <-lctx.Done():
-					return
-				}
-				select {
-				case <-time.After(step):
-				case <-lctx.Done():
-					return
-				}
-			}
-		}()
-		r.Down, r.LivenessLagS = watchDown(ctx, supplier, devs[:o.Silent], time.Duration(r.LivenessGoalS*float64(time.Second))+2*o.Interval)
-		lcancel()
-		<-keep
-	}
-	close(work)
-	senders.Wait()
 	r.Load = loadavg()
 	return r, nil
 }
