@@ -42,6 +42,7 @@ type CoordinatorOptions struct {
 	Limits            LimitOptions
 	Trust             TrustOptions
 	BlobStore         string // "" (files under DataDir) or s3://BUCKET?endpoint=URL&region=R
+	PortsDomain       string // where browser links to nodes' ports live (docs/ACCESS.md)
 }
 
 // LimitOptions are the bounds a coordinator puts on one client (docs/SECURITY.md); a rate or
@@ -201,6 +202,7 @@ func (a *app) coordinatorCmd() *cobra.Command {
 	f.StringVar(&o.MeshRelay, "mesh-relay", "", `UDP address of the cluster mesh's discovery and relay endpoint (default the --listen address; "off" for no mesh)`)
 	f.BoolVar(&o.MeshPadding, "mesh-padding", false, "ask mesh members to pad every packet to full size (hides sizes; costs bandwidth)")
 	f.StringVar(&o.BlobStore, "blob-store", "", "where work directories and outputs are kept: s3://BUCKET?endpoint=URL&region=REGION, with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY set (default: files under --data-dir)")
+	f.StringVar(&o.PortsDomain, "ports-domain", "", `browser links to nodes' ports: [https://]DOMAIN[:PORT], a wildcard DNS name (*.DOMAIN) that reaches this coordinator, each link https://CLUSTER-RANK-PORT.DOMAIN/ (docs/ACCESS.md); default none (with --dev on loopback: localhost); "off" for none`)
 	limitFlags(cmd, &o.Limits)
 	trustSet = trustFlags(cmd, &o.Trust)
 	return cmd

@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -83,6 +84,11 @@ type Config struct {
 	// BlobS3 keeps blobs in an S3-compatible bucket (coordinators sharing a PostgreSQL
 	// database must share their blobs too); nil: the filesystem under DataDir.
 	BlobS3 *blob.S3Config
+	// PortsDomain is where browser links to nodes' ports live: "[https://]DOMAIN[:PORT]", a
+	// wildcard DNS name (*.DOMAIN) that reaches this coordinator (docs/ACCESS.md). "" offers
+	// no links, except on a loopback listener in dev mode (the devnet), where links are under localhost (Chromium and
+	// Firefox resolve *.localhost to loopback); "off" offers none at all.
+	PortsDomain string
 }
 
 // Limits are every bound the coordinator puts on one client (docs/SECURITY.md).
@@ -215,8 +221,8 @@ func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 		c.proxy = &meshProxy{m: c.Market, log: cfg.Log}
 		hc.Mesh, hc.Proxy = c.Market, c.proxy
 	}
-	hc.Access = &access{m: c.Market, db: db, now: cfg.Now}
-	c.API = httpapi.New(hc)
+	ac := &access{m: c.Market, db: db, now: cfg.Now}
+	hc.Access, hc.Ports = ac, ac
 	if c.Web, err = web.New(web.Config{Store: db, Fleet: c.Fleet, Market: c.Market, Bank: c.Bank, Accounts: c.Auth, History: c.History,
 		Log: cfg.Log.With("part", "web"), Now: cfg.Now, PublicURL: cfg.PublicURL, Registry: reg}); err != nil {
 		db.Close()
@@ -231,6 +237,12 @@ func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 		db.Close()
 		return nil, fmt.Errorf("coordinator: listen on %s: %w", cfg.Listen, err)
 	}
+	if hc.PortsDomain, err = portsDomain(cfg.PortsDomain, ln.Addr(), cfg.Dev); err != nil {
+		ln.Close()
+		db.Close()
+		return nil, err
+	}
+	c.API = httpapi.New(hc)
 	lim := cfg.Limits
 	c.ln = &limit.Listener{Listener: ln, Max: lim.Conns, PerAddr: lim.ConnsPerAddr, Exempt: lim.HTTP.Exempt}
 	if cfg.MeshRelay != "off" {
@@ -251,8 +263,35 @@ func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 	}
 	// Bodies and answers have deadlines per route class (httpapi.Limits); headers and idle
 	// connections have theirs here.
-	c.srv = &http.Server{Handler: c.Web.Wrap(c.API), ReadHeaderTimeout: lim.ReadHeaderTimeout, IdleTimeout: lim.IdleTimeout, MaxHeaderBytes: 64 << 10}
+	console := c.Web.Wrap(c.API)
+	// Port links' hosts first: their pages never reach the API or the console.
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !c.API.ServePorts(w, r) {
+			console.ServeHTTP(w, r)
+		}
+	})
+	c.srv = &http.Server{Handler: handler, ReadHeaderTimeout: lim.ReadHeaderTimeout, IdleTimeout: lim.IdleTimeout, MaxHeaderBytes: 64 << 10}
 	return c, nil
+}
+
+// portsDomain is the ports domain of the config: the one given, or localhost on a loopback
+// listener in dev mode (the devnet).
+func portsDomain(s string, addr net.Addr, dev bool) (*httpapi.PortsDomain, error) {
+	switch s {
+	case "off":
+		return nil, nil
+	case "":
+		ta, ok := addr.(*net.TCPAddr)
+		if !ok || !ta.IP.IsLoopback() || !dev {
+			return nil, nil
+		}
+		return &httpapi.PortsDomain{Scheme: "http", Domain: "localhost", Port: strconv.Itoa(ta.Port)}, nil
+	}
+	d, err := httpapi.ParsePortsDomain(s)
+	if err != nil {
+		return nil, fmt.Errorf("coordinator: %w", err)
+	}
+	return &d, nil
 }
 
 // bootstrap makes the first admin account on an empty database and writes its key to

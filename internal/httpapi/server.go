@@ -94,6 +94,12 @@ type Config struct {
 	OutputMax int64 // bytes per node's outputs; 0 means DefaultOutputMax
 	// Access serves sessions on nodes and clusters' events (access.go); nil: absent.
 	Access Access
+	// PortsDomain is where browser links to nodes' ports live (ports.go); nil: no links.
+	// Ports finds a link's node (needed with PortsDomain); PortRate limits each client
+	// address's requests to public ports (zero: 20 a second, bursts of 200).
+	PortsDomain *PortsDomain
+	Ports       PortAccess
+	PortRate    limit.Rate
 }
 
 // Server is an http.Handler.
@@ -108,6 +114,11 @@ type Server struct {
 	lim     *limiter
 	// sessions pairs renters' and workers' ends of sessions (access.go).
 	sessions *sessionBroker
+	// ports holds the port links' login tokens and cookies; portTransport reaches nodes'
+	// ports; portRate limits public ports (ports.go).
+	ports         *portGrants
+	portTransport *http.Transport
+	portRate      *limit.Buckets
 	// listed is every route in the order routes registered it (TestRoutesListedOnce).
 	listed []route
 }
@@ -133,7 +144,14 @@ func New(cfg Config) *Server {
 		cfg.Registry = prometheus.NewRegistry()
 		cfg.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
-	s := &Server{cfg: cfg, mux: http.NewServeMux(), sessions: newSessionBroker()}
+	s := &Server{cfg: cfg, mux: http.NewServeMux(), sessions: newSessionBroker(),
+		ports: &portGrants{tokens: map[[32]byte]portGrant{}, cookies: map[[32]byte]portGrant{}}}
+	s.portTransport = s.newPortTransport()
+	if cfg.PortRate.Off() {
+		cfg.PortRate = limit.Rate{PerSec: 20, Burst: 200}
+		s.cfg.PortRate = cfg.PortRate
+	}
+	s.portRate = newPortRate(cfg.PortRate)
 	s.reqs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "iog_http_requests_total", Help: "HTTP requests by route and status class."}, []string{"route", "code"})
 	s.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "iog_http_request_seconds", Help: "HTTP request latency by route.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}, []string{"route"})
 	s.limited = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "iog_http_limited_total", Help: "Requests refused with 429, by the limit that refused them."}, []string{"limit"})
