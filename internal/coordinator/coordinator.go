@@ -209,7 +209,7 @@ func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&metrics{db: db, fleet: c.Fleet, stats: c.Bank.Stats, now: cfg.Now, log: cfg.Log})
-	hc := httpapi.Config{Auth: c.Auth, Fleet: c.Fleet, Market: c.Market, Bank: c.Bank, Log: cfg.Log, Registry: reg, Limits: &cfg.Limits.HTTP}
+	hc := httpapi.Config{Now: cfg.Now, Auth: c.Auth, Fleet: c.Fleet, Market: c.Market, Bank: c.Bank, Log: cfg.Log, Registry: reg, Limits: &cfg.Limits.HTTP}
 	if c.blobs, err = openBlobs(cfg); err != nil {
 		db.Close()
 		return nil, err

@@ -260,7 +260,7 @@ func (s *Server) portLogin(ctx context.Context, a iog.Account, in *portLoginIn) 
 	if _, _, err := s.cfg.Access.SessionNode(ctx, a, in.ID, in.Rank); err != nil {
 		return api.PortLogin{}, err
 	}
-	now := time.Now()
+	now := s.cfg.Now()
 	t := portTarget{cluster: in.ID, rank: in.Rank, port: in.Port}
 	token := iog.NewSecret("", 20)
 	exp := now.Add(PortTokenTTL)
@@ -347,7 +347,7 @@ func loginHint(t portTarget) string {
 // on to the page.
 func (s *Server) portRedeem(w http.ResponseWriter, r *http.Request, t portTarget) {
 	w.Header().Set("Referrer-Policy", "no-referrer")
-	now := time.Now()
+	now := s.cfg.Now()
 	tok := r.URL.Query().Get("t")
 	if r.Method != http.MethodGet || len(tok) == 0 || len(tok) > 128 {
 		portPage(w, http.StatusBadRequest, "a login link is GET /_iog/login?t=TOKEN")
@@ -386,7 +386,7 @@ func (s *Server) portRedeem(w http.ResponseWriter, r *http.Request, t portTarget
 	// Host-only (no Domain): sent to this link's host alone. SameSite=Lax: sent when the
 	// renter follows a link to the page from elsewhere (Strict would not be, and the first
 	// page would ask for a login again), never with another site's subrequests or forms.
-	http.SetCookie(w, &http.Cookie{Name: PortCookie, Value: secret, Path: "/", Expires: exp, MaxAge: int(time.Until(exp).Seconds()) + 1,
+	http.SetCookie(w, &http.Cookie{Name: PortCookie, Value: secret, Path: "/", Expires: exp, MaxAge: int(exp.Sub(now).Seconds()) + 1,
 		HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: r.TLS != nil || s.cfg.PortsDomain.Scheme == "https"})
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, "/", http.StatusSeeOther)
@@ -416,7 +416,7 @@ func (s *Server) portProxy(w http.ResponseWriter, r *http.Request, t portTarget)
 				values = append(values, c.Value)
 			}
 		}
-		pg, ok := s.ports.cookie(values, t, time.Now())
+		pg, ok := s.ports.cookie(values, t, s.cfg.Now())
 		if !ok {
 			portPage(w, http.StatusUnauthorized, loginHint(t))
 			return

@@ -100,6 +100,8 @@ type Config struct {
 	PortsDomain *PortsDomain
 	Ports       PortAccess
 	PortRate    limit.Rate
+	// Now is the clock of the port links' tokens and cookies (time.Now when nil).
+	Now func() time.Time
 }
 
 // Server is an http.Handler.
@@ -143,6 +145,9 @@ func New(cfg Config) *Server {
 	if cfg.Registry == nil {
 		cfg.Registry = prometheus.NewRegistry()
 		cfg.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux(), sessions: newSessionBroker(),
 		ports: &portGrants{tokens: map[[32]byte]portGrant{}, cookies: map[[32]byte]portGrant{}}}
