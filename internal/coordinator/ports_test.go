@@ -37,7 +37,16 @@ func (c *clock) add(d time.Duration) {
 // portGet sends GET path to the coordinator as a browser would to a link's host.
 func portGet(t *testing.T, e *env, host, path string, cookies ...*http.Cookie) (*http.Response, string) {
 	t.Helper()
-	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, e.c.URL()+path, nil)
+	return portDo(t, e, http.MethodGet, "", host, path, cookies...)
+}
+
+// portDo sends a request from origin ("" for none).
+func portDo(t *testing.T, e *env, method, origin, host, path string, cookies ...*http.Cookie) (*http.Response, string) {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(t.Context(), method, e.c.URL()+path, nil)
+	if origin != "" {
+		req.Header.Set("Origin", origin)
+	}
 	req.Host = host
 	for _, c := range cookies {
 		req.AddCookie(c)
@@ -199,6 +208,13 @@ func TestPortLinks(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(body, "host="+hostA) || !strings.Contains(body, "auth= ") ||
 		!strings.HasSuffix(body, "cookie=app=kept") {
 		t.Fatalf("through the link: %d %q", resp.StatusCode, body)
+	}
+	// A POST from another link's origin (a sibling of one site) is refused; from its own, not.
+	if resp, body := portDo(t, e, http.MethodPost, "http://"+hostB, hostA, "/api", ck); resp.StatusCode != 403 || !strings.Contains(body, "another origin") {
+		t.Fatalf("cross-origin POST: %d %q", resp.StatusCode, body)
+	}
+	if resp, body := portDo(t, e, http.MethodPost, "http://"+hostA, hostA, "/api", ck); resp.StatusCode != 200 {
+		t.Fatalf("same-origin POST: %d %q", resp.StatusCode, body)
 	}
 	// Only A's device was asked to reach A's node: B's device (another cluster's) never was.
 	if da, db := asked[a.Nodes[0].DeviceID](), asked[b.Nodes[0].DeviceID](); !da[a.Nodes[0].LeaseID] || db[a.Nodes[0].LeaseID] {

@@ -256,3 +256,60 @@ func portOf(addr string) string {
 	_, p, _ := strings.Cut(addr, ":")
 	return p
 }
+
+// TestJupyterInChromium: `iog cluster create --jupyter` starts the host's Jupyter (Debian's
+// jupyter-notebook; .ci/run installs it) on node 0, `cluster create` prints its link, and
+// chromium, logged in by `cluster open --port 8888`, gets Jupyter's file tree without ever
+// seeing its token (the proxy sends it), starts a kernel through Jupyter's API and runs 6*7
+// in it over the kernel's WebSocket.
+func TestJupyterInChromium(t *testing.T) {
+	if _, err := exec.LookPath("jupyter"); err != nil {
+		t.Fatal("jupyter is not installed (apt-get install jupyter-notebook python3-ipykernel; .ci/run installs them)")
+	}
+	d := start(t, 1)
+	out, errOut, code := iogCLI(t, d, "cluster", "create", "--type", "process", "--nodes", "1", "--jupyter", "--", "sleep", "600")
+	if code != 0 {
+		t.Fatalf("create: %d %s %s", code, out, errOut)
+	}
+	id := strings.TrimSuffix(strings.Fields(out)[1], ":")
+	link := "http://" + strings.Replace(id, "_", "-", 1) + "-0-8888.localhost:" + portOf(d.Coord.Addr()) + "/"
+	if !strings.Contains(out, link) {
+		t.Fatalf("cluster create does not print the link %s:\n%s", link, out)
+	}
+	iogtest.Poll(t, 60*time.Second, "Jupyter listens", func() error {
+		_, err := httpGetOver(t, d.Client, id, 8888)
+		return err
+	})
+	login, errOut, code := loginLink(t, d, d.Token, id, 8888)
+	if code != 0 {
+		t.Fatalf("cluster open: %s", errOut)
+	}
+	c := startBrowser(t)
+	status, text := c.open(t, login)
+	if status != 200 {
+		t.Fatalf("login to Jupyter: %d %q", status, text)
+	}
+	c.until(t, "Jupyter's file tree", `location.pathname == "/tree" && document.title.includes("Home")`)
+	if strings.Contains(c.eval(t, `location.href + document.cookie`), "token") {
+		t.Fatal("the browser sees Jupyter's token")
+	}
+	got := c.eval(t, `(async () => {
+  const xsrf = (document.cookie.match(/_xsrf=([^;]+)/) || [])[1] || "";
+  const r = await fetch("/api/kernels", {method: "POST", headers: {"Content-Type": "application/json", "X-XSRFToken": xsrf}, body: JSON.stringify({name: "python3"})});
+  if (!r.ok) return "start kernel: " + r.status + " " + await r.text();
+  const k = await r.json();
+  const ws = new WebSocket("ws://" + location.host + "/api/kernels/" + k.id + "/channels");
+  return await new Promise((resolve) => {
+    const id = "iog-" + Date.now();
+    ws.onopen = () => ws.send(JSON.stringify({header: {msg_id: id, username: "iog", session: "iog", msg_type: "execute_request", version: "5.3", date: new Date().toISOString()},
+      parent_header: {}, metadata: {}, channel: "shell", buffers: [],
+      content: {code: "6*7", silent: false, store_history: false, user_expressions: {}, allow_stdin: false, stop_on_error: true}}));
+    ws.onmessage = (m) => { const d = JSON.parse(m.data); if (d.msg_type == "execute_result" && d.parent_header.msg_id == id) resolve(d.content.data["text/plain"]); };
+    ws.onerror = () => resolve("websocket error");
+    setTimeout(() => resolve("no result within 50 s"), 50000);
+  });
+})()`)
+	if got != "42" {
+		t.Fatalf("6*7 in Jupyter's kernel: %q", got)
+	}
+}

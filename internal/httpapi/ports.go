@@ -425,6 +425,15 @@ func (s *Server) portProxy(w http.ResponseWriter, r *http.Request, t portTarget)
 			portPage(w, http.StatusForbidden, "only the cluster's owner can open its ports")
 			return
 		}
+		// Against cross-site request forgery from a sibling link (the links of one ports
+		// domain are one site, so SameSite sends the cookie with their requests): whatever
+		// may change something (not GET, HEAD or OPTIONS) or opens a WebSocket must come from
+		// this link's own origin, when the browser says where it comes from.
+		if o := r.Header.Get("Origin"); o != "" && !strings.EqualFold(o, s.cfg.PortsDomain.Scheme+"://"+r.Host) &&
+			(r.Header.Get("Upgrade") != "" || r.Method != http.MethodGet && r.Method != http.MethodHead && r.Method != http.MethodOptions) {
+			portPage(w, http.StatusForbidden, "refused: this request comes from another origin ("+o+")")
+			return
+		}
 	}
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
