@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/iognet/iog/api"
 	"github.com/iognet/iog/internal/auth"
 	"github.com/iognet/iog/internal/bank"
 	"github.com/iognet/iog/internal/blob"
@@ -224,7 +225,7 @@ func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 	ac := &access{m: c.Market, db: db, now: cfg.Now}
 	hc.Access, hc.Ports = ac, ac
 	if c.Web, err = web.New(web.Config{Store: db, Fleet: c.Fleet, Market: c.Market, Bank: c.Bank, Accounts: c.Auth, History: c.History,
-		Log: cfg.Log.With("part", "web"), Now: cfg.Now, PublicURL: cfg.PublicURL, Registry: reg}); err != nil {
+		Log: cfg.Log.With("part", "web"), Now: cfg.Now, PublicURL: cfg.PublicURL, Registry: reg, Ports: consolePorts{c}}); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -272,6 +273,15 @@ func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 	})
 	c.srv = &http.Server{Handler: handler, ReadHeaderTimeout: lim.ReadHeaderTimeout, IdleTimeout: lim.IdleTimeout, MaxHeaderBytes: 64 << 10}
 	return c, nil
+}
+
+// consolePorts gives the console the API's port links (the API is made after the console).
+type consolePorts struct{ c *Coordinator }
+
+func (p consolePorts) PortLinks(cl api.Cluster) []api.PortLink { return p.c.API.PortLinks(cl) }
+
+func (p consolePorts) PortLogin(ctx context.Context, a iog.Account, id string, rank, port int) (api.PortLogin, error) {
+	return p.c.API.PortLogin(ctx, a, id, rank, port)
 }
 
 // portsDomain is the ports domain of the config: the one given, or localhost on a loopback

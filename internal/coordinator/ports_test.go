@@ -3,10 +3,12 @@ package coordinator_test
 import (
 	"bufio"
 	"encoding/json"
+	"html"
 	"io"
 	"maps"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -278,5 +280,52 @@ func TestPortLinkUnreachable(t *testing.T) {
 	resp, body = portGet(t, e, host, "/")
 	if resp.StatusCode != 502 || !strings.Contains(body, "nothing of the node listens on TCP port 80") {
 		t.Fatalf("refused: %d %q", resp.StatusCode, body)
+	}
+}
+
+var portLoginHref = regexp.MustCompile(`id="port-login" href="([^"]+)"`)
+
+// TestConsolePortButton: the cluster page lists the links; its Open button (a POST with the
+// session's CSRF token) gives a one-time login link that works; without the token, or for
+// another account, nothing.
+func TestConsolePortButton(t *testing.T) {
+	e := startWith(t, func(c *coordinator.Config) { c.PortsDomain = "http://ports.test" })
+	w := e.device(t, e.other, cpuInventory("a"))
+	fakePortWorker(t, w, "")
+	cl, err := e.user.CreateCluster(t.Context(), api.CreateClusterRequest{Type: "process", Nodes: 1, Command: []string{"sleep", "60"}, Ports: []api.PortSpec{{Port: 8888}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.LeaseStatus(t.Context(), cl.Nodes[0].LeaseID, api.LeaseStatusRequest{State: "running"}); err != nil {
+		t.Fatal(err)
+	}
+	host := strings.Replace(cl.ID, "_", "-", 1) + "-0-8888.ports.test"
+	b := newBrowser(t, e.c.URL())
+	b.login(e.user.Token)
+	page := b.get("/console/clusters/" + cl.ID)
+	if !strings.Contains(page, "http://"+host+"/") || !strings.Contains(page, `action="/console/clusters/`+cl.ID+`/ports/open"`) {
+		t.Fatal("the cluster page lists no link")
+	}
+	form := url.Values{"rank": {"0"}, "port": {"8888"}}
+	if code, _, _ := b.do(http.MethodPost, "/console/clusters/"+cl.ID+"/ports/open", form); code != http.StatusForbidden {
+		t.Fatalf("without the CSRF token: %d", code)
+	}
+	form.Set("csrf", csrfField.FindStringSubmatch(page)[1])
+	code, body, _ := b.do(http.MethodPost, "/console/clusters/"+cl.ID+"/ports/open", form)
+	m := portLoginHref.FindStringSubmatch(body)
+	if code != 200 || m == nil || !strings.HasPrefix(m[1], "http://"+host+"/_iog/login?t=") {
+		t.Fatalf("open: %d %v", code, m)
+	}
+	u, _ := url.Parse(html.UnescapeString(m[1]))
+	if resp, _ := portGet(t, e, host, u.RequestURI()); resp.StatusCode != http.StatusSeeOther || len(resp.Cookies()) != 1 {
+		t.Fatalf("the console's login link: %d", resp.StatusCode)
+	}
+	// Another account's console: no such cluster.
+	o := newBrowser(t, e.c.URL())
+	o.login(e.other.Token)
+	opage := o.get("/console")
+	form.Set("csrf", csrfField.FindStringSubmatch(opage)[1])
+	if code, _, _ := o.do(http.MethodPost, "/console/clusters/"+cl.ID+"/ports/open", form); code != http.StatusNotFound {
+		t.Fatalf("another account's console: %d", code)
 	}
 }

@@ -271,6 +271,15 @@ func (s *Server) portLogin(ctx context.Context, a iog.Account, in *portLoginIn) 
 	return api.PortLogin{URL: u, LoginURL: u + "_iog/login?t=" + url.QueryEscape(token), ExpiresAt: exp.UTC()}, nil
 }
 
+// PortLogin makes a one-time login link to node rank's port of a cluster acct owns (the
+// console's button).
+func (s *Server) PortLogin(ctx context.Context, acct iog.Account, clusterID string, rank, port int) (api.PortLogin, error) {
+	if s.cfg.Access == nil {
+		return api.PortLogin{}, iog.Errorf(iog.EUNAVAILABLE, "%s", NoPortsDomain)
+	}
+	return s.portLogin(ctx, acct, &portLoginIn{ID: clusterID, Rank: rank, Port: port})
+}
+
 // PortLinks returns the links of a cluster's exposed ports on its running nodes (none without
 // a ports domain).
 func (s *Server) PortLinks(c api.Cluster) []api.PortLink {
