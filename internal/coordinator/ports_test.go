@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -327,5 +328,80 @@ func TestConsolePortButton(t *testing.T) {
 	form.Set("csrf", csrfField.FindStringSubmatch(opage)[1])
 	if code, _, _ := o.do(http.MethodPost, "/console/clusters/"+cl.ID+"/ports/open", form); code != http.StatusNotFound {
 		t.Fatalf("another account's console: %d", code)
+	}
+}
+
+// TestJupyterToken: --jupyter gives node 0 alone a fresh Jupyter token and wraps its command;
+// no answer shows the token; the proxy sends it to Jupyter's port of node 0 only; it is
+// scrubbed from the stored spec when the cluster ends; Jupyter's port cannot be public.
+func TestJupyterToken(t *testing.T) {
+	e := startWith(t, func(c *coordinator.Config) { c.PortsDomain = "http://ports.test" })
+	ctx := t.Context()
+	w := e.device(t, e.other, cpuInventory("a"))
+	_, err := e.user.CreateCluster(ctx, api.CreateClusterRequest{Type: "process", Nodes: 1, Command: []string{"sleep", "60"}, Jupyter: true,
+		Ports: []api.PortSpec{{Port: 8888, Public: true}}})
+	code(t, err, "EINVALID")
+	cl, err := e.user.CreateCluster(ctx, api.CreateClusterRequest{Type: "process", Nodes: 1, Command: []string{"sleep", "60"}, Jupyter: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := e.c.Store.Cluster(ctx, cl.ID)
+	if err != nil || len(stored.Spec.JupyterToken) < 32 {
+		t.Fatalf("stored token %q %v", stored.Spec.JupyterToken, err)
+	}
+	tok := stored.Spec.JupyterToken
+	got, _ := e.user.Cluster(ctx, cl.ID)
+	if b, _ := json.Marshal(got); strings.Contains(string(b), tok) || len(got.Spec.Ports) != 1 || got.Spec.Ports[0].Port != 8888 || !got.Spec.Jupyter {
+		t.Fatalf("the answer: %s", b)
+	}
+	as, err := w.Assignments(ctx, 0, 0)
+	if err != nil || len(as.Leases) != 1 || !slices.Contains(as.Leases[0].Env, "IOG_JUPYTER_TOKEN="+tok) ||
+		as.Leases[0].Command[0] != "sh" || !slices.Equal(as.Leases[0].Command[len(as.Leases[0].Command)-2:], []string{"sleep", "60"}) {
+		t.Fatalf("node 0's assignment: %+v %v", as, err)
+	}
+	if err := w.LeaseStatus(ctx, cl.Nodes[0].LeaseID, api.LeaseStatusRequest{State: "running"}); err != nil {
+		t.Fatal(err)
+	}
+	fakePortWorker(t, w, "")
+	host := strings.Replace(cl.ID, "_", "-", 1) + "-0-8888.ports.test"
+	l, err := e.user.PortLogin(ctx, cl.ID, 0, 8888)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, _ := url.Parse(l.LoginURL)
+	resp, _ := portGet(t, e, host, u.RequestURI())
+	if len(resp.Cookies()) != 1 {
+		t.Fatalf("login: %d", resp.StatusCode)
+	}
+	if resp, body := portGet(t, e, host, "/tree", resp.Cookies()[0]); resp.StatusCode != 200 || !strings.Contains(body, "auth=token "+tok+" ") {
+		t.Fatalf("Jupyter's port: %d %q", resp.StatusCode, body)
+	}
+	if _, err := e.user.TerminateCluster(ctx, cl.ID); err != nil {
+		t.Fatal(err)
+	}
+	if stored, err = e.c.Store.Cluster(ctx, cl.ID); err != nil || stored.Spec.JupyterToken != "" {
+		t.Fatalf("after the end the stored spec keeps the token: %v", err)
+	}
+}
+
+// TestNoPortsDomain: a coordinator without a ports domain (not the devnet) offers no links,
+// and a login link is refused with what to configure and what to use meanwhile.
+func TestNoPortsDomain(t *testing.T) {
+	e := start(t)
+	w := e.device(t, e.other, cpuInventory("a"))
+	cl, err := e.user.CreateCluster(t.Context(), api.CreateClusterRequest{Type: "process", Nodes: 1, Command: []string{"sleep", "60"}, Ports: []api.PortSpec{{Port: 8888}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.LeaseStatus(t.Context(), cl.Nodes[0].LeaseID, api.LeaseStatusRequest{State: "running"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := e.user.Cluster(t.Context(), cl.ID); err != nil || len(got.Links) != 0 {
+		t.Fatalf("links without a ports domain: %+v %v", got.Links, err)
+	}
+	_, err = e.user.PortLogin(t.Context(), cl.ID, 0, 8888)
+	code(t, err, "EUNAVAILABLE")
+	if !strings.Contains(err.Error(), "--ports-domain") || !strings.Contains(err.Error(), "iog cluster forward") {
+		t.Fatalf("the refusal does not say what to do: %v", err)
 	}
 }
