@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os/exec"
@@ -98,7 +99,7 @@ cluster's events (iog cluster events).`,
 				fmt.Fprintln(a.stdout, link)
 				return nil
 			}
-			if err := openBrowser(cmd.Context(), link); err != nil {
+			if err := openBrowser(cmd.Context(), a.getenv, link); err != nil {
 				fmt.Fprintf(a.stderr, "could not start a browser (%v); open this link within a minute:\n", err)
 				fmt.Fprintln(a.stdout, link)
 				return nil
@@ -114,8 +115,11 @@ cluster's events (iog cluster events).`,
 }
 
 // openBrowser opens url in the desktop's browser.
-func openBrowser(ctx context.Context, url string) error {
+func openBrowser(ctx context.Context, getenv func(string) string, url string) error {
 	name, args := "xdg-open", []string{url}
+	if runtime.GOOS == "linux" && getenv("DISPLAY") == "" && getenv("WAYLAND_DISPLAY") == "" {
+		return errors.New("no graphical display")
+	}
 	switch runtime.GOOS {
 	case "darwin":
 		name = "open"
