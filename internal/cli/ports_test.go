@@ -2,6 +2,7 @@ package cli
 
 import (
 	"net/http"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -39,6 +40,12 @@ func TestClusterOpenPrints(t *testing.T) {
 	wantCode(t, r, exitOK)
 	if strings.TrimSpace(r.stdout) != "http://cl-1-1-8888.localhost:7070/_iog/login?t=abc[2J" {
 		t.Fatalf("stdout %q", r.stdout)
+	}
+	// Without a display (the fake's environment has none on Linux) the link is printed.
+	r = runCLI(t, f.env(t), Services{}, "cluster", "open", "cl_1:1", "--port", "8888")
+	wantCode(t, r, exitOK)
+	if runtime.GOOS == "linux" && (!strings.Contains(r.stdout, "_iog/login?t=abc") || !strings.Contains(r.stderr, "no graphical display")) {
+		t.Fatalf("without a display: %q %q", r.stdout, r.stderr)
 	}
 	r = runCLI(t, f.env(t), Services{}, "cluster", "open", "cl_1", "--print")
 	wantCode(t, r, exitUsage)
