@@ -62,6 +62,11 @@ func runCoordinator(ctx context.Context, o cli.CoordinatorOptions, w io.Writer) 
 	defer c.Close()
 	fmt.Fprintf(w, "iog coordinator listening on %s (store: %s)\n", c.URL(), c.Store.Engine())
 	fmt.Fprintf(w, "console: %s (Explorer public; log in with an API key for the renter console, supplier dashboard and admin)\n", c.ConsoleURL())
+	if p := c.PortLinks(); p != "" {
+		fmt.Fprintf(w, "port links: %s (needs *.DOMAIN to reach this coordinator; docs/ACCESS.md)\n", p)
+	} else {
+		fmt.Fprintln(w, "port links: none (no --ports-domain; renters use iog cluster forward)")
+	}
 	if key, err := coordinator.ReadAdminKey(o.DataDir); err == nil {
 		fmt.Fprintf(w, "admin API key is in %s/admin.key\n", o.DataDir)
 		_ = key
@@ -224,6 +229,9 @@ func up(ctx context.Context, o cli.UpOptions, w io.Writer, getenv func(string) s
 		fmt.Fprintf(w, "console:     %s  (log in with the API key in %s)\n", d.Coord.ConsoleURL(), filepath.Join(o.DataDir, "local.key"))
 		fmt.Fprintf(w, "coordinator: %s  (OpenAPI: %s/openapi.json, metrics: %s/metrics)\n", d.Coord.URL(), d.Coord.URL(), d.Coord.URL())
 		fmt.Fprintf(w, "CLI config:  %s\n", cfgPath)
+		if p := d.Coord.PortLinks(); p != "" {
+			fmt.Fprintf(w, "port links:  %s  (iog cluster create --port P, then iog cluster open)\n", p)
+		}
 		for _, dv := range devs {
 			gpu := "no GPU"
 			if dv.GPUCount > 0 {

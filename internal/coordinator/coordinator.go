@@ -339,6 +339,15 @@ func (c *Coordinator) Addr() string { return c.ln.Addr().String() }
 // URL is the base URL of the API.
 func (c *Coordinator) URL() string { return "http://" + c.Addr() }
 
+// PortLinks describes where browser links to nodes' ports live ("" when there are none).
+func (c *Coordinator) PortLinks() string {
+	d := c.API.PortsDomainConfig()
+	if d == nil {
+		return ""
+	}
+	return d.Pattern()
+}
+
 // ConsoleURL is the address of the web console (the Explorer is its front page).
 func (c *Coordinator) ConsoleURL() string { return c.URL() + "/" }
 

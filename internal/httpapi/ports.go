@@ -101,6 +101,15 @@ func (d PortsDomain) URL(clusterID string, rank, port int) string {
 	return d.Scheme + "://" + d.Host(clusterID, rank, port) + "/"
 }
 
+// Pattern is the form of the links, for people: "http://CLUSTER-RANK-PORT.localhost:7070/".
+func (d PortsDomain) Pattern() string {
+	h := d.Scheme + "://CLUSTER-RANK-PORT." + d.Domain
+	if d.Port != "" {
+		h += ":" + d.Port
+	}
+	return h + "/"
+}
+
 // parseHost reads a request's Host: mine reports whether it is under the ports domain at all;
 // ok whether it names a port link, strictly (one label, lower case, a cluster id's form).
 func (d PortsDomain) parseHost(host string) (t portTarget, mine, ok bool) {
@@ -270,6 +279,9 @@ func (s *Server) portLogin(ctx context.Context, a iog.Account, in *portLoginIn) 
 	u := d.URL(in.ID, in.Rank, in.Port)
 	return api.PortLogin{URL: u, LoginURL: u + "_iog/login?t=" + url.QueryEscape(token), ExpiresAt: exp.UTC()}, nil
 }
+
+// PortsDomainConfig is the ports domain (nil: no links).
+func (s *Server) PortsDomainConfig() *PortsDomain { return s.cfg.PortsDomain }
 
 // PortLogin makes a one-time login link to node rank's port of a cluster acct owns (the
 // console's button).
