@@ -99,6 +99,17 @@ func startBrowser(t *testing.T) *browser {
 	return &browser{ctx: ctx}
 }
 
+// tab is another tab of the same browser context (the same cookies).
+func (b *browser) tab(t *testing.T) *browser {
+	t.Helper()
+	ctx, cancel := chromedp.NewContext(b.ctx)
+	t.Cleanup(cancel)
+	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
+		t.Fatal(err)
+	}
+	return &browser{ctx: ctx}
+}
+
 // stranger is another browser context of the same chromium: no cookies of the first.
 func (b *browser) stranger(t *testing.T) *browser {
 	t.Helper()
@@ -221,10 +232,15 @@ func TestPortLinksInChromium(t *testing.T) {
 	}
 
 	t.Log("refusals")
-	if status, text := c.open(t, login); status != 403 || !strings.Contains(text, "used already") {
+	// The first tab keeps the page and its WebSocket open; a second one, logged in too, tries.
+	c2 := c.tab(t)
+	if status, text := c2.open(t, linkA); status != 200 || !strings.Contains(text, "echo:") && !strings.Contains(text, "waiting") {
+		t.Fatalf("a second tab of the logged-in browser: %d %q", status, text)
+	}
+	if status, text := c2.open(t, login); status != 403 || !strings.Contains(text, "used already") {
 		t.Fatalf("the login link again: %d %q", status, text)
 	}
-	if status, text := c.open(t, linkB); status != 401 || !strings.Contains(text, "not logged in") {
+	if status, text := c2.open(t, linkB); status != 401 || !strings.Contains(text, "not logged in") {
 		t.Fatalf("the logged-in browser on another cluster's link: %d %q", status, text)
 	}
 	anon := c.stranger(t)
@@ -243,10 +259,14 @@ func TestPortLinksInChromium(t *testing.T) {
 	if !strings.Contains(out, "port-login") || !strings.Contains(out, "port "+strconv.Itoa(port)) {
 		t.Fatalf("events: %s", out)
 	}
-	// Ended: the logged-in browser is refused.
+	// Ended: the open WebSocket is cut, and the logged-in browser is refused.
+	if c.eval(t, `String(ws.readyState)`) != "1" {
+		t.Fatal("the page's WebSocket is not open before the end")
+	}
 	if _, errOut, code := iogCLI(t, d, "cluster", "terminate", a.ID); code != 0 {
 		t.Fatal(errOut)
 	}
+	c.until(t, "the WebSocket closed after the cluster ended", `ws.readyState == 3`)
 	if status, text := c.open(t, linkA); status != 403 || !strings.Contains(text, "ended") {
 		t.Fatalf("after the cluster ended: %d %q", status, text)
 	}
