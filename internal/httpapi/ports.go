@@ -509,7 +509,6 @@ func (s *Server) newPortTransport() *http.Transport {
 		MaxConnsPerHost:     64,
 		IdleConnTimeout:     30 * time.Second,
 		DisableCompression:  true,
-		ForceAttemptHTTP2:   false,
 	}
 }
 
