@@ -110,6 +110,7 @@ func limits(o cli.LimitOptions, dev bool) coordinator.Limits {
 	l.HTTP.Anon = limit.Rate{PerSec: o.AnonRate, Burst: o.AnonBurst}
 	l.HTTP.User = limit.Rate{PerSec: o.AccountRate, Burst: o.AccountBurst}
 	l.HTTP.Device = limit.Rate{PerSec: o.DeviceRate, Burst: o.DeviceBurst}
+	l.HTTP.Port = limit.Rate{PerSec: o.PortRate, Burst: o.PortBurst}
 	l.HTTP.LongPolls, l.HTTP.ReadTimeout, l.HTTP.WriteTimeout = o.LongPolls, o.ReadTimeout, o.WriteTimeout
 	l.Conns, l.ConnsPerAddr = o.Conns, o.ConnsPerAddr
 	l.JoinTokensPerHour, l.DevicesPerHour = o.JoinTokensPerHour, o.DevicesPerHour

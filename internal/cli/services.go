@@ -50,6 +50,8 @@ type CoordinatorOptions struct {
 type LimitOptions struct {
 	AnonRate, AccountRate, DeviceRate    float64 // requests per second
 	AnonBurst, AccountBurst, DeviceBurst int
+	PortRate                             float64 // requests per second per address to public port links
+	PortBurst                            int
 	LongPolls                            int // open long-polls per account or device
 	Conns, ConnsPerAddr                  int
 	JoinTokensPerHour, DevicesPerHour    int // per account
@@ -62,7 +64,7 @@ type LimitOptions struct {
 // DefaultLimitOptions are the production limits (cmd/iog checks they match the coordinator's).
 func DefaultLimitOptions() LimitOptions {
 	return LimitOptions{AnonRate: 10, AnonBurst: 300, AccountRate: 50, AccountBurst: 500, DeviceRate: 20, DeviceBurst: 200,
-		LongPolls: 8, Conns: 16384, ConnsPerAddr: 1024, JoinTokensPerHour: 200, DevicesPerHour: 200,
+		PortRate: 20, PortBurst: 200, LongPolls: 8, Conns: 16384, ConnsPerAddr: 1024, JoinTokensPerHour: 200, DevicesPerHour: 200,
 		ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second}
 }
 
@@ -218,6 +220,8 @@ func limitFlags(cmd *cobra.Command, l *LimitOptions) {
 	f.IntVar(&l.AccountBurst, "limit-account-burst", d.AccountBurst, "burst of --limit-account-rate")
 	f.Float64Var(&l.DeviceRate, "limit-device-rate", d.DeviceRate, "requests per second per device (signed requests); 0: no limit")
 	f.IntVar(&l.DeviceBurst, "limit-device-burst", d.DeviceBurst, "burst of --limit-device-rate")
+	f.Float64Var(&l.PortRate, "limit-port-rate", d.PortRate, "requests per second per client address to public port links (--port PORT:public); 0: no limit")
+	f.IntVar(&l.PortBurst, "limit-port-burst", d.PortBurst, "burst of --limit-port-rate")
 	f.IntVar(&l.LongPolls, "limit-long-polls", d.LongPolls, "long-polls one account or device may hold open at once; 0: no limit")
 	f.IntVar(&l.Conns, "limit-conns", d.Conns, "open connections in all (keep it under the file descriptor limit); 0: no limit")
 	f.IntVar(&l.ConnsPerAddr, "limit-conns-per-addr", d.ConnsPerAddr, "open connections per client address (IPv6: per /64); raise it for sites with many devices behind one NAT; 0: no limit")

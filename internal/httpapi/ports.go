@@ -18,7 +18,6 @@ import (
 
 	"github.com/iognet/iog/api"
 	"github.com/iognet/iog/internal/iog"
-	"github.com/iognet/iog/internal/limit"
 )
 
 // Browser links to nodes' ports (docs/ACCESS.md, "Ports in the browser"). Every link is an
@@ -425,7 +424,7 @@ func (s *Server) portProxy(w http.ResponseWriter, r *http.Request, t portTarget)
 		return
 	}
 	if n.Public {
-		if ok, wait := s.portRate.Take(hostOf(r.RemoteAddr)); !ok {
+		if ok, wait := s.portRate.Take(hostOf(r.RemoteAddr)); !ok && !s.lim.exempt(hostOf(r.RemoteAddr)) {
 			w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
 			portPage(w, http.StatusTooManyRequests, "too many requests from your address to public ports; try again in "+wait.Round(time.Second).String())
 			return
@@ -596,6 +595,3 @@ func (c *portConn) Close() error {
 	c.once.Do(func() { close(c.done) })
 	return c.Conn.Close()
 }
-
-// newPortRate is the per-address rate limit of public ports.
-func newPortRate(r limit.Rate) *limit.Buckets { return limit.NewBuckets(r, nil) }

@@ -88,7 +88,9 @@ func (p *publicNode) PortNode(context.Context, string, int, int) (PortNode, erro
 // empty, other addresses unaffected.
 func TestPublicPortRate(t *testing.T) {
 	d := PortsDomain{Scheme: "http", Domain: "ports.test"}
-	s := New(Config{PortsDomain: &d, Ports: &publicNode{}, PortRate: limit.Rate{PerSec: 0.001, Burst: 2}})
+	lim := DefaultLimits()
+	lim.Port = limit.Rate{PerSec: 0.001, Burst: 2}
+	s := New(Config{PortsDomain: &d, Ports: &publicNode{}, Limits: &lim})
 	get := func(addr string) int {
 		req := httptest.NewRequest(http.MethodGet, "http://cl-0abc-0-80.ports.test/", nil)
 		req.RemoteAddr = addr

@@ -95,11 +95,9 @@ type Config struct {
 	// Access serves sessions on nodes and clusters' events (access.go); nil: absent.
 	Access Access
 	// PortsDomain is where browser links to nodes' ports live (ports.go); nil: no links.
-	// Ports finds a link's node (needed with PortsDomain); PortRate limits each client
-	// address's requests to public ports (zero: 20 a second, bursts of 200).
+	// Ports finds a link's node (needed with PortsDomain).
 	PortsDomain *PortsDomain
 	Ports       PortAccess
-	PortRate    limit.Rate
 	// Now is the clock of the port links' tokens and cookies (time.Now when nil).
 	Now func() time.Time
 }
@@ -152,11 +150,6 @@ func New(cfg Config) *Server {
 	s := &Server{cfg: cfg, mux: http.NewServeMux(), sessions: newSessionBroker(),
 		ports: &portGrants{tokens: map[[32]byte]portGrant{}, cookies: map[[32]byte]portGrant{}}}
 	s.portTransport = s.newPortTransport()
-	if cfg.PortRate.Off() {
-		cfg.PortRate = limit.Rate{PerSec: 20, Burst: 200}
-		s.cfg.PortRate = cfg.PortRate
-	}
-	s.portRate = newPortRate(cfg.PortRate)
 	s.reqs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "iog_http_requests_total", Help: "HTTP requests by route and status class."}, []string{"route", "code"})
 	s.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "iog_http_request_seconds", Help: "HTTP request latency by route.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}, []string{"route"})
 	s.limited = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "iog_http_limited_total", Help: "Requests refused with 429, by the limit that refused them."}, []string{"limit"})
@@ -166,6 +159,7 @@ func New(cfg Config) *Server {
 		lim = *cfg.Limits
 	}
 	s.lim = newLimiter(lim)
+	s.portRate = limit.NewBuckets(lim.Port, nil)
 
 	hc := huma.DefaultConfig("iog coordinator API", "1.0.0")
 	hc.DocsPath = "" // the docs page loads scripts from a CDN; the spec is at /openapi.json
