@@ -20,7 +20,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/iognet/iog/api"
 	"github.com/iognet/iog/internal/auth"
 	"github.com/iognet/iog/internal/bank"
 	"github.com/iognet/iog/internal/blob"
@@ -164,6 +163,21 @@ func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The listener is bound first: the port links' domain may name its port (the devnet's).
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("coordinator: listen on %s: %w", cfg.Listen, err)
+	}
+	fail := func(err error) (*Coordinator, error) {
+		ln.Close()
+		db.Close()
+		return nil, err
+	}
+	pd, err := portsDomain(cfg.PortsDomain, ln.Addr(), cfg.Dev)
+	if err != nil {
+		return fail(err)
+	}
 	c := &Coordinator{cfg: cfg, Store: db}
 	c.Auth = auth.New(db, cfg.Now, cfg.NewID)
 	// The fleet and the market share the per-device hub and the reputation board, made here,
@@ -212,8 +226,7 @@ func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 		&metrics{db: db, fleet: c.Fleet, stats: c.Bank.Stats, now: cfg.Now, log: cfg.Log})
 	hc := httpapi.Config{Now: cfg.Now, Auth: c.Auth, Fleet: c.Fleet, Market: c.Market, Bank: c.Bank, Log: cfg.Log, Registry: reg, Limits: &cfg.Limits.HTTP}
 	if c.blobs, err = openBlobs(cfg); err != nil {
-		db.Close()
-		return nil, err
+		return fail(err)
 	}
 	if c.blobs != nil {
 		hc.Blobs, hc.BlobMax, hc.Outputs, hc.OutputMax = c.blobs, cfg.BlobMax, c.Market, cfg.OutputMax
@@ -223,35 +236,23 @@ func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 		hc.Mesh, hc.Proxy = c.Market, c.proxy
 	}
 	ac := &access{m: c.Market, db: db, now: cfg.Now}
-	hc.Access, hc.Ports = ac, ac
+	hc.Access, hc.Ports, hc.PortsDomain = ac, ac, pd
+	api := httpapi.New(hc)
+	c.API = api
+	// The console's port links are the API's (made before it).
 	if c.Web, err = web.New(web.Config{Store: db, Fleet: c.Fleet, Market: c.Market, Bank: c.Bank, Accounts: c.Auth, History: c.History,
-		Log: cfg.Log.With("part", "web"), Now: cfg.Now, PublicURL: cfg.PublicURL, Registry: reg, Ports: consolePorts{c}}); err != nil {
-		db.Close()
-		return nil, err
+		Log: cfg.Log.With("part", "web"), Now: cfg.Now, PublicURL: cfg.PublicURL, Registry: reg, Ports: api}); err != nil {
+		return fail(err)
 	}
 	if err = c.bootstrap(ctx); err != nil {
-		db.Close()
-		return nil, err
+		return fail(err)
 	}
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("coordinator: listen on %s: %w", cfg.Listen, err)
-	}
-	if hc.PortsDomain, err = portsDomain(cfg.PortsDomain, ln.Addr(), cfg.Dev); err != nil {
-		ln.Close()
-		db.Close()
-		return nil, err
-	}
-	c.API = httpapi.New(hc)
 	lim := cfg.Limits
 	c.ln = &limit.Listener{Listener: ln, Max: lim.Conns, PerAddr: lim.ConnsPerAddr, Exempt: lim.HTTP.Exempt}
 	if cfg.MeshRelay != "off" {
 		conn, hand, err := listenRelay(cfg.MeshRelay, ln.Addr())
 		if err != nil {
-			ln.Close()
-			db.Close()
-			return nil, err
+			return fail(err)
 		}
 		c.Relay = relay.New(conn, relay.Config{Members: c.Market.LiveMeshMembers, Observed: c.Market.MeshObserved, Log: cfg.Log.With("part", "relay")})
 		c.Market.SetRelay(c.Relay)
@@ -264,24 +265,15 @@ func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 	}
 	// Bodies and answers have deadlines per route class (httpapi.Limits); headers and idle
 	// connections have theirs here.
-	console := c.Web.Wrap(c.API)
+	console := c.Web.Wrap(api)
 	// Port links' hosts first: their pages never reach the API or the console.
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !c.API.ServePorts(w, r) {
+		if !api.ServePorts(w, r) {
 			console.ServeHTTP(w, r)
 		}
 	})
 	c.srv = &http.Server{Handler: handler, ReadHeaderTimeout: lim.ReadHeaderTimeout, IdleTimeout: lim.IdleTimeout, MaxHeaderBytes: 64 << 10}
 	return c, nil
-}
-
-// consolePorts gives the console the API's port links (the API is made after the console).
-type consolePorts struct{ c *Coordinator }
-
-func (p consolePorts) PortLinks(cl api.Cluster) []api.PortLink { return p.c.API.PortLinks(cl) }
-
-func (p consolePorts) PortLogin(ctx context.Context, a iog.Account, id string, rank, port int) (api.PortLogin, error) {
-	return p.c.API.PortLogin(ctx, a, id, rank, port)
 }
 
 // portsDomain is the ports domain of the config: the one given, or localhost on a loopback
