@@ -339,3 +339,10 @@ func (c *Client) SSHKeys(ctx context.Context) ([]SSHKey, error) {
 func (c *Client) RemoveSSHKey(ctx context.Context, fingerprint string) error {
 	return c.Do(ctx, http.MethodDelete, "/v1/me/ssh-keys/"+url.PathEscape(fingerprint), nil, nil)
 }
+
+// PortLogin asks for a one-time login link to a node's port in a browser (the cluster's owner
+// only; it works once, within a minute).
+func (c *Client) PortLogin(ctx context.Context, clusterID string, rank, port int) (PortLogin, error) {
+	var out PortLogin
+	return out, c.Do(ctx, http.MethodPost, fmt.Sprintf("/v1/clusters/%s/nodes/%d/ports/%d/login", url.PathEscape(clusterID), rank, port), nil, &out)
+}

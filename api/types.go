@@ -112,6 +112,36 @@ type CreateClusterRequest struct {
 	Secrets map[string]string `json:"secrets,omitempty"`
 	// SecretNames is set in answers only: the names of the cluster's secrets.
 	SecretNames []string `json:"secret_names,omitempty" readOnly:"true"`
+	// Ports are the nodes' TCP ports a browser may open through the coordinator (a link per
+	// node and port, docs/ACCESS.md); a public one needs no login.
+	Ports []PortSpec `json:"ports,omitempty" maxItems:"32"`
+	// Jupyter starts JupyterLab (or the classic notebook) on node 0, port 8888, where the
+	// node has it, and exposes that port.
+	Jupyter bool `json:"jupyter,omitempty"`
+}
+
+// PortSpec is one exposed port of a cluster's nodes.
+type PortSpec struct {
+	Port int `json:"port" minimum:"1" maximum:"65535"`
+	// Public ports are served to anyone with the link, without login, rate limited per
+	// client address: for serving (an inference server), never for a notebook.
+	Public bool `json:"public,omitempty"`
+}
+
+// PortLink is the browser link of one node's exposed port.
+type PortLink struct {
+	Rank   int    `json:"rank"`
+	Port   int    `json:"port"`
+	Public bool   `json:"public,omitempty"`
+	URL    string `json:"url"`
+}
+
+// PortLogin is a one-time login link for a node's port: opening LoginURL (within a minute,
+// once) sets a cookie for that port's origin only and goes on to URL.
+type PortLogin struct {
+	URL       string    `json:"url"`
+	LoginURL  string    `json:"login_url"`
+	ExpiresAt time.Time `json:"expires_at"`
 }
 
 // QuoteLine is one line of a quote.
@@ -173,6 +203,9 @@ type Cluster struct {
 	Money *ClusterMoney `json:"money,omitempty"`
 	// Revision changes whenever the cluster or any node changes; pass it back as `known` to wait.
 	Revision string `json:"revision"`
+	// Links are the browser links of the exposed ports, one per running node and port (only
+	// where the coordinator has a ports domain, docs/ACCESS.md).
+	Links []PortLink `json:"links,omitempty" readOnly:"true"`
 }
 
 // LogChunk is a piece of a node's output.

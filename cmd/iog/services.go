@@ -56,13 +56,18 @@ func runCoordinator(ctx context.Context, o cli.CoordinatorOptions, w io.Writer) 
 	}
 	c, err := coordinator.New(ctx, coordinator.Config{DB: o.DB, Listen: o.Listen, DataDir: o.DataDir, Dev: o.Dev,
 		HeartbeatInterval: o.HeartbeatInterval, SettleEvery: o.SettleEvery, MeshRelay: o.MeshRelay, MeshPadding: o.MeshPadding, Log: log,
-		Limits: &lim, Trust: trust(o.Trust, o.Dev), BlobS3: s3})
+		Limits: &lim, Trust: trust(o.Trust, o.Dev), BlobS3: s3, PortsDomain: o.PortsDomain})
 	if err != nil {
 		return err
 	}
 	defer c.Close()
 	fmt.Fprintf(w, "iog coordinator listening on %s (store: %s)\n", c.URL(), c.Engine())
 	fmt.Fprintf(w, "console: %s (Explorer public; log in with an API key for the renter console, supplier dashboard and admin)\n", c.ConsoleURL())
+	if p := c.PortLinks(); p != "" {
+		fmt.Fprintf(w, "port links: %s (needs *.DOMAIN to reach this coordinator; docs/ACCESS.md)\n", p)
+	} else {
+		fmt.Fprintln(w, "port links: none (no --ports-domain; renters use iog cluster forward)")
+	}
 	if key, err := coordinator.ReadAdminKey(o.DataDir); err == nil {
 		fmt.Fprintf(w, "admin API key is in %s/admin.key\n", o.DataDir)
 		_ = key
@@ -106,6 +111,7 @@ func limits(o cli.LimitOptions, dev bool) coordinator.Limits {
 	l.HTTP.Anon = limit.Rate{PerSec: o.AnonRate, Burst: o.AnonBurst}
 	l.HTTP.User = limit.Rate{PerSec: o.AccountRate, Burst: o.AccountBurst}
 	l.HTTP.Device = limit.Rate{PerSec: o.DeviceRate, Burst: o.DeviceBurst}
+	l.HTTP.Port = limit.Rate{PerSec: o.PortRate, Burst: o.PortBurst}
 	l.HTTP.LongPolls, l.HTTP.ReadTimeout, l.HTTP.WriteTimeout = o.LongPolls, o.ReadTimeout, o.WriteTimeout
 	l.Conns, l.ConnsPerAddr = o.Conns, o.ConnsPerAddr
 	l.JoinTokensPerHour, l.DevicesPerHour = o.JoinTokensPerHour, o.DevicesPerHour
@@ -225,6 +231,9 @@ func up(ctx context.Context, o cli.UpOptions, w io.Writer, getenv func(string) s
 		fmt.Fprintf(w, "console:     %s  (log in with the API key in %s)\n", d.Coord.ConsoleURL(), filepath.Join(o.DataDir, "local.key"))
 		fmt.Fprintf(w, "coordinator: %s  (OpenAPI: %s/openapi.json, metrics: %s/metrics)\n", d.Coord.URL(), d.Coord.URL(), d.Coord.URL())
 		fmt.Fprintf(w, "CLI config:  %s\n", cfgPath)
+		if p := d.Coord.PortLinks(); p != "" {
+			fmt.Fprintf(w, "port links:  %s  (iog cluster create --port P, then iog cluster open)\n", p)
+		}
 		for _, dv := range devs {
 			gpu := "no GPU"
 			if dv.GPUCount > 0 {

@@ -31,6 +31,7 @@ func (a *app) clusterCmd() *cobra.Command {
 		a.clusterShellCmd(),
 		a.clusterCopyCmd(),
 		a.clusterForwardCmd(),
+		a.clusterOpenCmd(),
 		a.clusterSSHConfigCmd(),
 		a.clusterSSHProxyCmd(),
 		a.clusterEventsCmd(),
@@ -55,6 +56,8 @@ type createFlags struct {
 	isolation   string
 	env         []string
 	output      string
+	ports       []string
+	jupyter     bool
 	name        string
 	detach      bool
 	wait        bool
@@ -109,6 +112,10 @@ func (f *createFlags) request(command []string) (api.CreateClusterRequest, error
 		return r, err
 	}
 	var err error
+	if r.Ports, err = parsePorts(f.ports); err != nil {
+		return r, err
+	}
+	r.Jupyter = f.jupyter
 	if r.Isolation, err = isolationFlag(f.isolation); err != nil {
 		return r, err
 	}
@@ -206,6 +213,8 @@ Every node gets IOG_CLUSTER_ID, IOG_NODE_RANK, IOG_NODE_COUNT, IOG_HEAD_ADDR and
 	fl.StringArrayVar(&f.env, "env", nil, "environment variable KEY=VALUE for every node (repeatable)")
 	fl.StringVar(&f.name, "name", "", "a name for the cluster")
 	fl.StringVar(&f.output, "output", "", "directory, in each node's work directory, uploaded when the node exits (see `iog cluster files`)")
+	fl.StringArrayVar(&f.ports, "port", nil, "expose the nodes' TCP port PORT (or PORT:public: no login, rate limited) as a browser link (repeatable; see `iog cluster open`)")
+	fl.BoolVar(&f.jupyter, "jupyter", false, "start Jupyter on node 0 (port 8888, where the node has it) and print its link")
 	fl.BoolVar(&f.detach, "detach", false, "return once the cluster is placed, without following it")
 	fl.BoolVar(&f.wait, "wait", false, "wait for the cluster to end and exit with its job's status (0 completed)")
 	fl.BoolVar(&f.json, "json", false, "print the cluster as JSON")
@@ -402,6 +411,7 @@ func (a *app) summary(w io.Writer, cl api.Cluster) {
 	if len(cl.Nodes) > 0 {
 		nodeTable(w, cl)
 	}
+	printLinks(w, cl)
 	fmt.Fprintf(w, "\nlogs:      iog cluster logs %s\n", cl.ID)
 	if !wire.ClusterState(cl.State).Ended() {
 		fmt.Fprintf(w, "status:    iog cluster get %s\n", cl.ID)
@@ -450,4 +460,5 @@ func (a *app) details(w io.Writer, cl api.Cluster) {
 		fmt.Fprintln(w)
 		nodeTable(w, cl)
 	}
+	printLinks(w, cl)
 }

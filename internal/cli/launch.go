@@ -229,6 +229,7 @@ func (a *app) launch(ctx context.Context, tf task.File, req api.CreateClusterReq
 		a.summary(a.stdout, cl)
 		return nil
 	}
+	printLinks(a.stdout, cl)
 	if err := a.logs(ctx, c, cl.ID, -1, true); err != nil {
 		return err
 	}
@@ -362,6 +363,16 @@ func createArgs(r api.CreateClusterRequest) []string {
 	str("image", r.Image)
 	str("isolation", r.Isolation)
 	str("output", r.Outputs)
+	for _, p := range r.Ports {
+		v := strconv.Itoa(p.Port)
+		if p.Public {
+			v += ":public"
+		}
+		args = append(args, "--port", v)
+	}
+	if r.Jupyter {
+		args = append(args, "--jupyter")
+	}
 	for _, k := range slices.Sorted(maps.Keys(r.Env)) {
 		args = append(args, "--env", k+"="+r.Env[k])
 	}

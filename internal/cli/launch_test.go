@@ -220,6 +220,8 @@ isolation: gvisor
 setup: pip install x
 run: torchrun train.py 'a b'
 env: {A: "1", B: "x=y"}
+ports: [8888, {port: 8000, public: true}]
+jupyter: true
 hours: 5
 currency: usdc
 commit: weekly

@@ -42,6 +42,7 @@ type CoordinatorOptions struct {
 	Limits            LimitOptions
 	Trust             TrustOptions
 	BlobStore         string // "" (files under DataDir) or s3://BUCKET?endpoint=URL&region=R
+	PortsDomain       string // where browser links to nodes' ports live (docs/ACCESS.md)
 }
 
 // LimitOptions are the bounds a coordinator puts on one client (docs/SECURITY.md); a rate or
@@ -49,6 +50,8 @@ type CoordinatorOptions struct {
 type LimitOptions struct {
 	AnonRate, AccountRate, DeviceRate    float64 // requests per second
 	AnonBurst, AccountBurst, DeviceBurst int
+	PortRate                             float64 // requests per second per address to public port links
+	PortBurst                            int
 	LongPolls                            int // open long-polls per account or device
 	Conns, ConnsPerAddr                  int
 	JoinTokensPerHour, DevicesPerHour    int // per account
@@ -61,7 +64,7 @@ type LimitOptions struct {
 // DefaultLimitOptions are the production limits (cmd/iog checks they match the coordinator's).
 func DefaultLimitOptions() LimitOptions {
 	return LimitOptions{AnonRate: 10, AnonBurst: 300, AccountRate: 50, AccountBurst: 500, DeviceRate: 20, DeviceBurst: 200,
-		LongPolls: 8, Conns: 16384, ConnsPerAddr: 1024, JoinTokensPerHour: 200, DevicesPerHour: 200,
+		PortRate: 20, PortBurst: 200, LongPolls: 8, Conns: 16384, ConnsPerAddr: 1024, JoinTokensPerHour: 200, DevicesPerHour: 200,
 		ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second}
 }
 
@@ -208,6 +211,7 @@ func (a *app) coordinatorCmd() *cobra.Command {
 	f.StringVar(&o.MeshRelay, "mesh-relay", "", `UDP address of the cluster mesh's discovery and relay endpoint (default the --listen address; "off" for no mesh)`)
 	f.BoolVar(&o.MeshPadding, "mesh-padding", false, "ask mesh members to pad every packet to full size (hides sizes; costs bandwidth)")
 	f.StringVar(&o.BlobStore, "blob-store", "", "where work directories and outputs are kept: s3://BUCKET?endpoint=URL&region=REGION, with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY set (default: files under --data-dir)")
+	f.StringVar(&o.PortsDomain, "ports-domain", "", `browser links to nodes' ports: [https://]DOMAIN[:PORT], a wildcard DNS name (*.DOMAIN) that reaches this coordinator, each link https://CLUSTER-RANK-PORT.DOMAIN/ (docs/ACCESS.md); default none (with --dev on loopback: localhost); "off" for none`)
 	limitFlags(cmd, &o.Limits)
 	trustSet = trustFlags(cmd, &o.Trust)
 	return cmd
@@ -223,6 +227,8 @@ func limitFlags(cmd *cobra.Command, l *LimitOptions) {
 	f.IntVar(&l.AccountBurst, "limit-account-burst", d.AccountBurst, "burst of --limit-account-rate")
 	f.Float64Var(&l.DeviceRate, "limit-device-rate", d.DeviceRate, "requests per second per device (signed requests); 0: no limit")
 	f.IntVar(&l.DeviceBurst, "limit-device-burst", d.DeviceBurst, "burst of --limit-device-rate")
+	f.Float64Var(&l.PortRate, "limit-port-rate", d.PortRate, "requests per second per client address to public port links (--port PORT:public); 0: no limit")
+	f.IntVar(&l.PortBurst, "limit-port-burst", d.PortBurst, "burst of --limit-port-rate")
 	f.IntVar(&l.LongPolls, "limit-long-polls", d.LongPolls, "long-polls one account or device may hold open at once; 0: no limit")
 	f.IntVar(&l.Conns, "limit-conns", d.Conns, "open connections in all (keep it under the file descriptor limit); 0: no limit")
 	f.IntVar(&l.ConnsPerAddr, "limit-conns-per-addr", d.ConnsPerAddr, "open connections per client address (IPv6: per /64); raise it for sites with many devices behind one NAT; 0: no limit")

@@ -9,6 +9,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/iognet/iog/api"
+	"github.com/iognet/iog/internal/httpapi"
 	"github.com/iognet/iog/internal/iog"
 	"github.com/iognet/iog/internal/market"
 	"github.com/iognet/iog/internal/store"
@@ -146,4 +147,49 @@ func (a *access) AddSSHKey(ctx context.Context, acct iog.Account, key string) (a
 
 func (a *access) RemoveSSHKey(ctx context.Context, acct iog.Account, fingerprint string) error {
 	return a.db.RemoveSSHKey(ctx, acct.ID, fingerprint)
+}
+
+// PortNode finds node rank of a cluster for a browser link to one of its ports
+// (httpapi.PortAccess); the proxy checks who may use it.
+func (a *access) PortNode(ctx context.Context, clusterID string, rank, port int) (httpapi.PortNode, error) {
+	c, err := a.m.View(ctx, clusterID)
+	if err != nil {
+		if iog.ErrorCode(err) == iog.ENOTFOUND {
+			return httpapi.PortNode{}, iog.Errorf(iog.ENOTFOUND, "there is no cluster %s", clusterID)
+		}
+		return httpapi.PortNode{}, err
+	}
+	if iog.ClusterState(c.State).Ended() {
+		return httpapi.PortNode{}, iog.Errorf(iog.EFORBIDDEN, "cluster %s has ended (%s): its links end with it", clusterID, c.State)
+	}
+	n := httpapi.PortNode{OwnerID: c.OwnerID, ExpiresAt: c.ExpiresAt}
+	for _, p := range c.Spec.Ports {
+		if p.Port == port {
+			n.Public = p.Public
+		}
+	}
+	state := ""
+	for _, l := range c.Nodes {
+		if l.Rank != rank {
+			continue
+		}
+		state = l.State
+		if l.State == string(iog.LeaseRunning) {
+			n.LeaseID, n.Device = l.LeaseID, l.DeviceID
+		}
+	}
+	switch {
+	case state == "":
+		return httpapi.PortNode{}, iog.Errorf(iog.ENOTFOUND, "cluster %s has no node %d", clusterID, rank)
+	case n.LeaseID == "":
+		return httpapi.PortNode{}, iog.Errorf(iog.ECONFLICT, "node %d of cluster %s is %s, not running", rank, clusterID, state)
+	}
+	if c.Spec.Jupyter && rank == 0 && port == iog.JupyterPort {
+		full, err := a.db.Cluster(ctx, clusterID)
+		if err != nil {
+			return httpapi.PortNode{}, err
+		}
+		n.JupyterToken = full.Spec.JupyterToken
+	}
+	return n, nil
 }

@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -84,6 +85,11 @@ type Config struct {
 	// BlobS3 keeps blobs in an S3-compatible bucket (coordinators sharing a PostgreSQL
 	// database must share their blobs too); nil: the filesystem under DataDir.
 	BlobS3 *blob.S3Config
+	// PortsDomain is where browser links to nodes' ports live: "[https://]DOMAIN[:PORT]", a
+	// wildcard DNS name (*.DOMAIN) that reaches this coordinator (docs/ACCESS.md). "" offers
+	// no links, except on a loopback listener in dev mode (the devnet), where links are under
+	// localhost (Chromium and Firefox resolve *.localhost to loopback); "off" offers none at all.
+	PortsDomain string
 }
 
 // Limits are every bound the coordinator puts on one client (docs/SECURITY.md).
@@ -188,6 +194,11 @@ func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 		db.Close()
 		return nil, err
 	}
+	// The port links' domain may name the listener's port (the devnet's).
+	pd, err := portsDomain(cfg.PortsDomain, ln.Addr(), cfg.Dev)
+	if err != nil {
+		return fail(err)
+	}
 	au := auth.New(db, cfg.Now, cfg.NewID)
 	// The fleet and the market share the per-device hub and the reputation board, made here,
 	// so that the market needs nothing of the fleet (the fleet tells the market of devices
@@ -242,7 +253,7 @@ func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&metrics{db: db, fleet: fl, stats: bk.Stats, now: cfg.Now, log: cfg.Log})
-	hc := httpapi.Config{Auth: au, Fleet: fl, Market: mk, Bank: bk, Log: cfg.Log, Registry: reg, Limits: &cfg.Limits.HTTP}
+	hc := httpapi.Config{Now: cfg.Now, Auth: au, Fleet: fl, Market: mk, Bank: bk, Log: cfg.Log, Registry: reg, Limits: &cfg.Limits.HTTP}
 	blobs, err := openBlobs(cfg)
 	if err != nil {
 		return fail(err)
@@ -259,23 +270,52 @@ func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 		proxy = &meshProxy{m: mk, relay: local, log: cfg.Log}
 		hc.Mesh, hc.Proxy = mk, proxy
 	}
-	hc.Access = &access{m: mk, db: db, now: cfg.Now}
+	ac := &access{m: mk, db: db, now: cfg.Now}
+	hc.Access, hc.Ports, hc.PortsDomain = ac, ac, pd
 	srv := httpapi.New(hc)
+	// The console's port links are the API's (made before it).
 	ws, err := web.New(web.Config{Store: db, Fleet: fl, Market: mk, Bank: bk, Accounts: au, History: hist,
-		Log: cfg.Log.With("part", "web"), Now: cfg.Now, PublicURL: cfg.PublicURL, Registry: reg, Blobs: blobs})
+		Log: cfg.Log.With("part", "web"), Now: cfg.Now, PublicURL: cfg.PublicURL, Registry: reg, Blobs: blobs, Ports: srv})
 	if err != nil {
 		return fail(err)
 	}
+	console := ws.Wrap(srv)
+	// Port links' hosts first: their pages never reach the API or the console.
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !srv.ServePorts(w, r) {
+			console.ServeHTTP(w, r)
+		}
+	})
 	lim := cfg.Limits
 	c := &Coordinator{cfg: cfg, db: db, auth: au, fleet: fl, market: mk, relay: mk.Relay(), proxy: proxy, bank: bk, api: srv, web: ws,
 		history: hist, blobs: blobs, ln: &limit.Listener{Listener: ln, Max: lim.Conns, PerAddr: lim.ConnsPerAddr, Exempt: lim.HTTP.Exempt},
 		// Bodies and answers have deadlines per route class (httpapi.Limits); headers and idle
 		// connections have theirs here.
-		srv: &http.Server{Handler: ws.Wrap(srv), ReadHeaderTimeout: lim.ReadHeaderTimeout, IdleTimeout: lim.IdleTimeout, MaxHeaderBytes: 64 << 10}}
+		srv: &http.Server{Handler: handler, ReadHeaderTimeout: lim.ReadHeaderTimeout, IdleTimeout: lim.IdleTimeout, MaxHeaderBytes: 64 << 10}}
 	if err = c.bootstrap(ctx); err != nil {
 		return fail(err)
 	}
 	return c, nil
+}
+
+// portsDomain is the ports domain of the config: the one given, or localhost on a loopback
+// listener in dev mode (the devnet).
+func portsDomain(s string, addr net.Addr, dev bool) (*httpapi.PortsDomain, error) {
+	switch s {
+	case "off":
+		return nil, nil
+	case "":
+		ta, ok := addr.(*net.TCPAddr)
+		if !ok || !ta.IP.IsLoopback() || !dev {
+			return nil, nil
+		}
+		return &httpapi.PortsDomain{Scheme: "http", Domain: "localhost", Port: strconv.Itoa(ta.Port)}, nil
+	}
+	d, err := httpapi.ParsePortsDomain(s)
+	if err != nil {
+		return nil, fmt.Errorf("coordinator: %w", err)
+	}
+	return &d, nil
 }
 
 // bootstrap makes the first admin account on an empty database and writes its key to
@@ -312,6 +352,15 @@ func (c *Coordinator) Addr() string { return c.ln.Addr().String() }
 
 // URL is the base URL of the API.
 func (c *Coordinator) URL() string { return "http://" + c.Addr() }
+
+// PortLinks describes where browser links to nodes' ports live ("" when there are none).
+func (c *Coordinator) PortLinks() string {
+	d := c.api.PortsDomainConfig()
+	if d == nil {
+		return ""
+	}
+	return d.Pattern()
+}
 
 // ConsoleURL is the address of the web console (the Explorer is its front page).
 func (c *Coordinator) ConsoleURL() string { return c.URL() + "/" }

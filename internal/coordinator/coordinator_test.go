@@ -29,10 +29,20 @@ type env struct {
 
 func start(t *testing.T) *env {
 	t.Helper()
+	return startWith(t, nil)
+}
+
+// startWith is start with a change to the coordinator's config.
+func startWith(t *testing.T, change func(*coordinator.Config)) *env {
+	t.Helper()
 	dir := t.TempDir()
 	// Proofs of GPU are off here: these tests are about the API; trust_test.go runs them.
-	c, err := coordinator.New(t.Context(), coordinator.Config{DB: "sqlite:" + filepath.Join(dir, "iog.db"), Listen: "127.0.0.1:0",
-		DataDir: dir, HeartbeatInterval: time.Hour, SkipProofs: true})
+	cfg := coordinator.Config{DB: "sqlite:" + filepath.Join(dir, "iog.db"), Listen: "127.0.0.1:0",
+		DataDir: dir, HeartbeatInterval: time.Hour, SkipProofs: true}
+	if change != nil {
+		change(&cfg)
+	}
+	c, err := coordinator.New(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

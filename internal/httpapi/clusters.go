@@ -29,7 +29,9 @@ func (s *Server) createCluster(ctx context.Context, a iog.Account, in *body[api.
 	if err := s.checkWorkdir(ctx, a, in.Body.Workdir); err != nil {
 		return api.Cluster{}, err
 	}
-	return s.cfg.Market.Create(ctx, a, in.Body)
+	c, err := s.cfg.Market.Create(ctx, a, in.Body)
+	c.Links = s.PortLinks(c)
+	return c, err
 }
 
 func (s *Server) listClusters(ctx context.Context, a iog.Account, _ *empty) (clusterList, error) {
@@ -38,7 +40,11 @@ func (s *Server) listClusters(ctx context.Context, a iog.Account, _ *empty) (clu
 }
 
 func (s *Server) getCluster(ctx context.Context, a iog.Account, in *getClusterIn) (api.Cluster, error) {
-	return s.cfg.Market.Get(ctx, a, in.ID, in.Known, waitFor(in.WaitMS))
+	c, err := s.cfg.Market.Get(ctx, a, in.ID, in.Known, waitFor(in.WaitMS))
+	if c.OwnerID == a.ID {
+		c.Links = s.PortLinks(c)
+	}
+	return c, err
 }
 
 func (s *Server) terminateCluster(ctx context.Context, a iog.Account, in *idPath) (api.Cluster, error) {

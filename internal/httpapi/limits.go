@@ -28,6 +28,9 @@ type Limits struct {
 	// writing the answer may take, counted after a long-poll's wait. The mesh proxy streams
 	// and has neither.
 	ReadTimeout, WriteTimeout time.Duration
+	// Port is the token bucket per client address of requests to public port links
+	// (ports.go): they carry no credential, and each reaches a renter's node.
+	Port limit.Rate
 	// Exempt addresses skip the per-address bucket (the devnet's loopback); nil exempts none.
 	Exempt func(ip string) bool
 }
@@ -38,6 +41,7 @@ func DefaultLimits() Limits {
 		Anon:   limit.Rate{PerSec: 10, Burst: 300},
 		User:   limit.Rate{PerSec: 50, Burst: 500},
 		Device: limit.Rate{PerSec: 20, Burst: 200},
+		Port:   limit.Rate{PerSec: 20, Burst: 200},
 		// A worker holds one assignments long-poll, two across a reconnect.
 		LongPolls:   8,
 		ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second,

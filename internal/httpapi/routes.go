@@ -104,6 +104,7 @@ func (s *Server) routes() {
 		op(s, "GET /v1/worker/sessions", "worker-sessions", "Long-poll the sessions waiting for this device", withDevice(s.workerSessions))
 		s.raw("GET /v1/worker/sessions/{sid}", s.workerSession)            // switches protocols
 		s.raw("GET /v1/clusters/{id}/nodes/{rank}/session", s.nodeSession) // switches protocols
+		op(s, "POST /v1/clusters/{id}/nodes/{rank}/ports/{port}/login", "port-login", "A one-time login link to a node's port in a browser", withAccount(s.portLogin))
 	}
 
 	// Outside /v1: no credentials.

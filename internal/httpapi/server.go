@@ -94,6 +94,12 @@ type Config struct {
 	OutputMax int64 // bytes per node's outputs; 0 means DefaultOutputMax
 	// Access serves sessions on nodes and clusters' events (access.go); nil: absent.
 	Access Access
+	// PortsDomain is where browser links to nodes' ports live (ports.go); nil: no links.
+	// Ports finds a link's node (needed with PortsDomain).
+	PortsDomain *PortsDomain
+	Ports       PortAccess
+	// Now is the clock of the port links' tokens and cookies (time.Now when nil).
+	Now func() time.Time
 }
 
 // Server is an http.Handler.
@@ -108,6 +114,11 @@ type Server struct {
 	lim     *limiter
 	// sessions pairs renters' and workers' ends of sessions (access.go).
 	sessions *sessionBroker
+	// ports holds the port links' login tokens and cookies; portTransport reaches nodes'
+	// ports; portRate limits public ports (ports.go).
+	ports         *portGrants
+	portTransport *http.Transport
+	portRate      *limit.Buckets
 	// listed is every route in the order routes registered it (TestRoutesListedOnce).
 	listed []route
 }
@@ -133,7 +144,12 @@ func New(cfg Config) *Server {
 		cfg.Registry = prometheus.NewRegistry()
 		cfg.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
-	s := &Server{cfg: cfg, mux: http.NewServeMux(), sessions: newSessionBroker()}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	s := &Server{cfg: cfg, mux: http.NewServeMux(), sessions: newSessionBroker(),
+		ports: &portGrants{tokens: map[[32]byte]portGrant{}, cookies: map[[32]byte]portGrant{}}}
+	s.portTransport = s.newPortTransport()
 	s.reqs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "iog_http_requests_total", Help: "HTTP requests by route and status class."}, []string{"route", "code"})
 	s.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "iog_http_request_seconds", Help: "HTTP request latency by route.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}, []string{"route"})
 	s.limited = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "iog_http_limited_total", Help: "Requests refused with 429, by the limit that refused them."}, []string{"limit"})
@@ -143,6 +159,7 @@ func New(cfg Config) *Server {
 		lim = *cfg.Limits
 	}
 	s.lim = newLimiter(lim)
+	s.portRate = limit.NewBuckets(lim.Port, nil)
 
 	hc := huma.DefaultConfig("iog coordinator API", "1.0.0")
 	hc.DocsPath = "" // the docs page loads scripts from a CDN; the spec is at /openapi.json

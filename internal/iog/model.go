@@ -126,7 +126,22 @@ type ClusterSpec struct {
 	// Secrets are environment variables only the nodes see: never shown, scrubbed from the
 	// stored spec when the cluster ends.
 	Secrets map[string]string `json:"secrets,omitempty"`
+	// Ports are the exposed ports (browser links); Jupyter starts Jupyter on node 0.
+	Ports   []PortSpec `json:"ports,omitempty"`
+	Jupyter bool       `json:"jupyter,omitempty"`
+	// JupyterToken is the token the Jupyter server of node 0 requires; the coordinator's
+	// port proxy sends it, so the browser never sees it. Scrubbed with the secrets.
+	JupyterToken string `json:"jupyter_token,omitempty"`
 }
+
+// PortSpec is one exposed port.
+type PortSpec struct {
+	Port   int  `json:"port"`
+	Public bool `json:"public,omitempty"`
+}
+
+// JupyterPort is the port --jupyter's server listens on.
+const JupyterPort = 8888
 
 // Cluster is a renter's set of leased devices running one workload.
 type Cluster struct {

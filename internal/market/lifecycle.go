@@ -236,6 +236,9 @@ func nodeEnv(c iog.Cluster, l iog.Lease, n int, head, meshIP string, mv *api.Mes
 	for _, k := range secretNames(c.Spec) {
 		env = append(env, k+"="+c.Spec.Secrets[k])
 	}
+	if c.Spec.Jupyter && l.Rank == 0 && c.Spec.JupyterToken != "" {
+		env = append(env, "IOG_JUPYTER_TOKEN="+c.Spec.JupyterToken)
+	}
 	return env
 }
 

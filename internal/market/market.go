@@ -89,7 +89,10 @@ func (m *Market) validate(ctx context.Context, r api.CreateClusterRequest) (iog.
 		Name: strings.TrimSpace(r.Name), Type: r.Type, Nodes: r.Nodes, GPUModel: strings.TrimSpace(r.GPUModel),
 		GPUsPerNode: r.GPUsPerNode, Region: strings.TrimSpace(r.Region), Hours: r.Hours, Image: r.Image,
 		Command: r.Command, Env: r.Env, Isolation: r.Isolation, Workdir: r.Workdir,
-		Outputs: r.Outputs, Secrets: r.Secrets,
+		Outputs: r.Outputs, Secrets: r.Secrets, Jupyter: r.Jupyter,
+	}
+	if err := validPorts(&s, r.Ports); err != nil {
+		return s, err
 	}
 	if err := validOutputs(s.Outputs); err != nil {
 		return s, err
@@ -416,7 +419,8 @@ func toAPI(c iog.Cluster, leases []iog.Lease) api.Cluster {
 		Spec: api.CreateClusterRequest{Name: c.Spec.Name, Type: c.Spec.Type, Nodes: c.Spec.Nodes, GPUModel: c.Spec.GPUModel,
 			GPUsPerNode: c.Spec.GPUsPerNode, Region: c.Spec.Region, Hours: c.Spec.Hours, Image: c.Spec.Image,
 			Command: c.Spec.Command, Env: c.Spec.Env, Currency: string(c.Spec.Currency), Commitment: c.Spec.Commitment, Tier: c.Spec.Tier,
-			Isolation: c.Spec.Isolation, Workdir: c.Spec.Workdir, Outputs: c.Spec.Outputs, SecretNames: secretNames(c.Spec)},
+			Isolation: c.Spec.Isolation, Workdir: c.Spec.Workdir, Outputs: c.Spec.Outputs, SecretNames: secretNames(c.Spec),
+			Ports: portsToAPI(c.Spec), Jupyter: c.Spec.Jupyter},
 		Nodes: []api.Node{},
 	}
 	if c.Spec.MaxPrice > 0 {

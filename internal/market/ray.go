@@ -89,7 +89,7 @@ exit "$code"
 // around it.
 func nodeCommand(c iog.Cluster, rank int, meshIP, headIP string) []string {
 	if c.Spec.Type == iog.TypeRay {
-		return rayCommand(rank, meshIP, headIP, c.Spec.Command)
+		return withJupyter(c, rank, rayCommand(rank, meshIP, headIP, c.Spec.Command))
 	}
-	return c.Spec.Command
+	return withJupyter(c, rank, c.Spec.Command)
 }

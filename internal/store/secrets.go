@@ -13,10 +13,10 @@ func (s *DB) ScrubSecrets(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	if len(c.Spec.Secrets) == 0 {
+	if len(c.Spec.Secrets) == 0 && c.Spec.JupyterToken == "" {
 		return nil
 	}
-	c.Spec.Secrets = nil
+	c.Spec.Secrets, c.Spec.JupyterToken = nil, ""
 	spec, err := json.Marshal(c.Spec)
 	if err != nil {
 		return err
@@ -30,7 +30,7 @@ func (s *DB) ScrubSecrets(ctx context.Context, id string) error {
 // EndedWithSecrets lists ended clusters whose spec still holds secrets (a coordinator that
 // crashed between ending a cluster and scrubbing it).
 func (s *DB) EndedWithSecrets(ctx context.Context) ([]string, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id FROM clusters WHERE state NOT IN ('deploying', 'running') AND spec LIKE '%"secrets":%'`)
+	rows, err := s.db.QueryContext(ctx, `SELECT id FROM clusters WHERE state NOT IN ('deploying', 'running') AND (spec LIKE '%"secrets":%' OR spec LIKE '%"jupyter_token":%')`)
 	if err != nil {
 		return nil, fmt.Errorf("store: ended with secrets: %w", err)
 	}

@@ -44,7 +44,6 @@ func (f File) Request() (api.CreateClusterRequest, error) {
 		{f.Type == "array", "type: array"},
 		{f.Resources.CPUs != 0, "resources.cpus"},
 		{f.Resources.Memory != "", "resources.memory"},
-		{len(f.Ports) > 0, "ports"},
 		{f.Retries != 0, "retries"},
 		{f.Tasks != 0, "tasks"},
 	} {
@@ -59,6 +58,10 @@ func (f File) Request() (api.CreateClusterRequest, error) {
 	if len(f.Secrets) > 0 {
 		r.Secrets = maps.Clone(f.Secrets)
 	}
+	for _, p := range f.Ports {
+		r.Ports = append(r.Ports, api.PortSpec{Port: p.Port, Public: p.Public})
+	}
+	r.Jupyter = f.Jupyter
 	r.Command = f.Command()
 	return r, nil
 }
@@ -98,6 +101,10 @@ func FromRequest(r api.CreateClusterRequest) File {
 	if len(r.Secrets) > 0 {
 		f.Secrets = maps.Clone(r.Secrets)
 	}
+	for _, p := range r.Ports {
+		f.Ports = append(f.Ports, Port{Port: p.Port, Public: p.Public})
+	}
+	f.Jupyter = r.Jupyter
 	if r.GPUModel != "" {
 		f.Resources.GPU = r.GPUModel
 		if r.GPUsPerNode > 0 {

@@ -64,7 +64,8 @@ type File struct {
 	Run       string            `yaml:"run,omitempty" json:"run,omitempty"`
 	Env       map[string]string `yaml:"env,omitempty" json:"env,omitempty"`
 	Secrets   map[string]string `yaml:"secrets,omitempty" json:"secrets,omitempty"`
-	Ports     []int             `yaml:"ports,omitempty" json:"ports,omitempty"`
+	Ports     []Port            `yaml:"ports,omitempty" json:"ports,omitempty"`
+	Jupyter   bool              `yaml:"jupyter,omitempty" json:"jupyter,omitempty"`
 	Outputs   string            `yaml:"outputs,omitempty" json:"outputs,omitempty"`
 	Hours     int               `yaml:"hours,omitempty" json:"hours,omitempty"`
 	Retries   int               `yaml:"retries,omitempty" json:"retries,omitempty"`
@@ -109,7 +110,7 @@ func (e *Error) Error() string {
 // fields are the known keys at each level, by dotted path of the mapping they are in.
 var fields = map[string][]string{
 	"": {"name", "type", "nodes", "resources", "image", "isolation", "workdir", "setup", "run",
-		"env", "secrets", "ports", "outputs", "hours", "retries", "tasks", "currency", "commit"},
+		"env", "secrets", "ports", "jupyter", "outputs", "hours", "retries", "tasks", "currency", "commit"},
 	"resources": {"gpu", "cpus", "memory", "region", "tier", "max_price"},
 }
 
@@ -316,10 +317,15 @@ func (f *File) validate() error {
 	if len(f.Ports) > maxPorts {
 		return invalid("ports", "at most %d ports", maxPorts)
 	}
+	seenPort := map[int]bool{}
 	for _, p := range f.Ports {
-		if p < 1 || p > 65535 {
-			return invalid("ports", "%d: want a port from 1 to 65535", p)
+		if p.Port < 1 || p.Port > 65535 {
+			return invalid("ports", "%d: want a port from 1 to 65535", p.Port)
 		}
+		if seenPort[p.Port] {
+			return invalid("ports", "%d is given twice", p.Port)
+		}
+		seenPort[p.Port] = true
 	}
 	if f.Hours < 1 || f.Hours > MaxHours {
 		return invalid("hours", "%d: want 1 to %d", f.Hours, MaxHours)

@@ -87,6 +87,7 @@ func TestParseErrors(t *testing.T) {
 		{"retries without array", "run: x\nretries: 2\n", 2, "retries", "only for type: array"},
 		{"tasks fewer than nodes", "run: x\ntype: array\nnodes: 4\ntasks: 2\n", 4, "tasks", "idle"},
 		{"bad port", "run: x\nports: [0]\n", 2, "ports", "1 to 65535"},
+		{"port twice", "run: x\nports: [80, {port: 80, public: true}]\n", 2, "ports", "given twice"},
 		{"no run", "name: x\n", 0, "run", "required"},
 		{"setup without run", "setup: x\nimage: busybox\n", 1, "setup", "needs a run"},
 		{"not a mapping", "- run: x\n", 1, "", "mapping"},
@@ -128,7 +129,6 @@ func TestRequestRefusesUnsupported(t *testing.T) {
 		{"run: x\nresources:\n  cpus: 8\n", "resources.cpus"},
 		{"run: x\nresources:\n  memory: 64GiB\n", "resources.memory"},
 		{"run: x\nresources:\n  gpu: A100,H100\n", "resources.gpu"},
-		{"run: x\nports: [8080]\n", "ports"},
 		{"run: x\ntype: array\nretries: 2\n", "type"},
 	} {
 		f, err := Parse("t.yaml", strings.NewReader(tc.in))
@@ -153,6 +153,7 @@ func TestRoundTrip(t *testing.T) {
 		"run: python train.py\nsetup: pip install x\nresources:\n  gpu: any:2\n",
 		"run: x\nresources:\n  gpu: RTX-4090\n  region: us\n  tier: ultra\n  max_price: '1'\nenv:\n  A: b c\n",
 		"run: x\nsecrets:\n  TOKEN: s3cret\n",
+		"run: x\nports: [8080, {port: 8000, public: true}, {port: 9000}]\njupyter: true\n",
 	} {
 		f, err := Parse("t.yaml", strings.NewReader(in))
 		if err != nil {

@@ -339,6 +339,8 @@ type clusterData struct {
 	Cluster api.Cluster
 	Ended   bool
 	Events  []event
+	// Links are the exposed ports' browser links (none without a ports domain).
+	Links []api.PortLink
 }
 
 func (s *Server) loadCluster(r *http.Request, u *user) (clusterData, error) {
@@ -346,7 +348,43 @@ func (s *Server) loadCluster(r *http.Request, u *user) (clusterData, error) {
 	if err != nil {
 		return clusterData{}, err
 	}
-	return clusterData{Cluster: c, Ended: c.State == "completed" || c.State == "terminated" || c.State == "failed"}, nil
+	d := clusterData{Cluster: c, Ended: c.State == "completed" || c.State == "terminated" || c.State == "failed"}
+	if s.cfg.Ports != nil && c.OwnerID == u.Account.ID {
+		d.Links = s.cfg.Ports.PortLinks(c)
+	}
+	return d, nil
+}
+
+type portOpenData struct {
+	Cluster    api.Cluster
+	Rank, Port int
+	Login      api.PortLogin
+}
+
+// openPort makes a one-time login link to a node's port (the console's session cannot open
+// it: the link's origin is another, on purpose) and shows it to follow. Not a redirect: the
+// console's form-action policy keeps its forms on its own origin.
+func (s *Server) openPort(w http.ResponseWriter, r *http.Request, u *user) error {
+	if s.cfg.Ports == nil {
+		return iog.Errorf(iog.EUNAVAILABLE, "this coordinator offers no browser links to ports")
+	}
+	d, err := s.loadCluster(r, u)
+	if err != nil {
+		return err
+	}
+	rank, err1 := strconv.Atoi(r.PostFormValue("rank"))
+	port, err2 := strconv.Atoi(r.PostFormValue("port"))
+	if err1 != nil || err2 != nil || rank < 0 || rank > 4096 || port < 1 || port > 65535 {
+		return iog.Errorf(iog.EINVALID, "want a node rank and a port from 1 to 65535")
+	}
+	l, err := s.cfg.Ports.PortLogin(r.Context(), u.Account, d.Cluster.ID, rank, port)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	s.render(w, r, http.StatusOK, "portopen", &page{Title: "Open port " + strconv.Itoa(port), Nav: "console", User: u,
+		Data: portOpenData{Cluster: d.Cluster, Rank: rank, Port: port, Login: l}})
+	return nil
 }
 
 func (s *Server) cluster(w http.ResponseWriter, r *http.Request, u *user) error {

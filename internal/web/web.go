@@ -115,6 +115,15 @@ type Config struct {
 	// ExplorerTTL is how long the public Explorer's figures are reused (default 5 s; negative:
 	// never, as the benchmark measures).
 	ExplorerTTL time.Duration
+	// Ports makes the browser links to nodes' ports (docs/ACCESS.md); nil: none.
+	Ports PortLinks
+}
+
+// PortLinks is what the console needs of the port links: a cluster's links, and a one-time
+// login link to one of them.
+type PortLinks interface {
+	PortLinks(c api.Cluster) []api.PortLink
+	PortLogin(ctx context.Context, acct iog.Account, clusterID string, rank, port int) (api.PortLogin, error)
 }
 
 // Server is the console: an http.Handler for its own paths.
@@ -285,6 +294,7 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /console/clusters/{id}/extend", s.authed(iog.RoleRenter, s.extend))
 	m.HandleFunc("GET /console/clusters/{id}/terminate", s.authed(iog.RoleRenter, s.terminatePage))
 	m.HandleFunc("POST /console/clusters/{id}/terminate", s.authed(iog.RoleRenter, s.terminate))
+	m.HandleFunc("POST /console/clusters/{id}/ports/open", s.authed(iog.RoleRenter, s.openPort))
 	m.HandleFunc("GET /console/wallet", s.authed("", s.wallet))
 	m.HandleFunc("POST /console/wallet/deposit", s.authed("", s.deposit))
 	m.HandleFunc("POST /console/wallet/claim", s.authed("", s.claim))

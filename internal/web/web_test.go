@@ -158,6 +158,9 @@ func TestDeployFormTakesATaskFile(t *testing.T) {
 		len(req.Command) != 3 || !strings.Contains(req.Command[2], "echo set") || !strings.Contains(req.Command[2], "echo hi") {
 		t.Fatalf("req %+v errs %v", req, errs)
 	}
+	if req, errs := taskRequest("run: x\nports: [8888, {port: 8000, public: true}]\n", false); len(errs) != 0 || len(req.Ports) != 2 || !req.Ports[1].Public {
+		t.Fatalf("ports: %+v %v", req.Ports, errs)
+	}
 	for text, want := range map[string]string{
 		"nodes: -1\nrun: x\n":                       "nodes",
 		"nodez: 2\nrun: x\n":                        "nodez",
