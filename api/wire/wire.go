@@ -93,7 +93,7 @@ func (s TaskState) Ended() bool { return s == TaskSucceeded || s == TaskFailed }
 //	               HelloResponse.Protocol).
 //	4  2026-12-02  job arrays: an assignment of type "array" runs the tasks it pulls
 //	               (POST /v1/worker/leases/{id}/tasks/next) one at a time and reports each
-//	               (POST /v1/worker/leases/{id}/tasks/{index}); a worker before 4 has no
+//	               (POST /v1/worker/leases/{id}/tasks/{index}/result); a worker before 4 has no
 //	               executor for "array" and fails such a lease, saying so.
 //
 // A worker that sends no version is taken as speaking 2 (it signed iog-v2, or its requests would
