@@ -190,12 +190,14 @@ func taskEnd(t iog.Task, code int, why string) (iog.TaskState, string) {
 }
 
 // releaseTasks puts the task a lease was running back to pending when it has attempts left,
-// else fails it, inside q's transaction (the lease ended without reporting it).
+// else fails it, inside q's transaction (the lease ended without reporting it). The lost
+// attempt counts, but a task whose first attempt's node ended gets a second one even with
+// retries 0: the loss was the node's, not (as far as anyone knows) the task's.
 func releaseTasks(ctx context.Context, q querier, leaseID string, e LeaseEnd) error {
 	why := "its node ended before it did: " + e.Reason
 	_, err := q.ExecContext(ctx, `UPDATE cluster_tasks SET
-		state = CASE WHEN attempts <= retries THEN $1 ELSE $2 END,
-		reason = CASE WHEN attempts <= retries THEN $3 ELSE $4 END,
+		state = CASE WHEN attempts <= retries OR attempts = 1 THEN $1 ELSE $2 END,
+		reason = CASE WHEN attempts <= retries OR attempts = 1 THEN $3 ELSE $4 END,
 		ended_at = $5
 		WHERE lease_id = $6 AND state = $7`,
 		string(iog.TaskPending), string(iog.TaskFailed), why+"; retried", why, ms(e.At), leaseID, string(iog.TaskRunning))
