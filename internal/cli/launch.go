@@ -286,6 +286,9 @@ func (a *app) plan(tf task.File, req api.CreateClusterRequest, q api.Quote) {
 	row(tw, "Task:", orDefault(req.Name, "(unnamed)"))
 	row(tw, "Type:", req.Type)
 	row(tw, "Nodes:", fmt.Sprint(req.Nodes))
+	if req.Type == "array" {
+		row(tw, "Tasks:", fmt.Sprintf("%d, each retried up to %d times", max(req.Tasks, req.Nodes), req.Retries))
+	}
 	row(tw, "GPU:", gpuSpec(req))
 	if req.Image != "" {
 		row(tw, "Image:", req.Image)
