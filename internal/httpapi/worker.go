@@ -85,12 +85,8 @@ type taskResultIn struct {
 	Body  api.TaskReport
 }
 
-func (s *Server) workerTaskNext(ctx context.Context, d iog.Device, in *taskNextIn) (*body[api.NextTask], error) {
-	t, err := s.cfg.Market.NextTask(ctx, d, in.ID)
-	if err != nil {
-		return nil, err
-	}
-	return &body[api.NextTask]{Body: t}, nil
+func (s *Server) workerTaskNext(ctx context.Context, d iog.Device, in *taskNextIn) (api.NextTask, error) {
+	return s.cfg.Market.NextTask(ctx, d, in.ID)
 }
 
 func (s *Server) workerTaskResult(ctx context.Context, d iog.Device, in *taskResultIn) (struct{}, error) {

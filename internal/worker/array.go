@@ -22,6 +22,7 @@ import (
 func (w *Worker) runArray(ctx context.Context, a api.Assignment, ex Starter, spec executor.Spec, dir string, logs *shipper) {
 	w.report(ctx, a.LeaseID, api.LeaseStatusRequest{State: string(wire.LeaseRunning)})
 	w.wg.Go(func() { logs.run(ctx) })
+	var refused *api.NextTask // the last task whose report the coordinator refused
 	for {
 		if w.nodeStopping(a.LeaseID) || ctx.Err() != nil {
 			w.finish(ctx, a.LeaseID, dir, logs, api.LeaseStatusRequest{State: string(wire.LeaseStopped), Message: "stopped between tasks"})
@@ -46,13 +47,25 @@ func (w *Worker) runArray(ctx context.Context, a api.Assignment, ex Starter, spe
 			w.finish(ctx, a.LeaseID, dir, logs, api.LeaseStatusRequest{State: string(wire.LeaseExited), ExitCode: &zero})
 			return
 		}
+		if refused != nil && *refused == next {
+			// Never run one attempt twice: the coordinator disagrees with this worker about it.
+			msg := fmt.Sprintf("the coordinator handed back task %d attempt %d after refusing its report", next.Index, next.Attempt)
+			logs.system(msg)
+			w.collectOutputs(ctx, a, dir, logs)
+			w.finish(ctx, a.LeaseID, dir, logs, api.LeaseStatusRequest{State: string(wire.LeaseFailed), Message: msg})
+			return
+		}
+		refused = nil
 		r, stopped := w.runTask(ctx, a, ex, spec, next, logs)
 		if stopped {
 			continue
 		}
 		err = w.retry(ctx, "report task", func() error { return w.cl.ReportTask(ctx, a.LeaseID, next.Index, r) })
-		var ae *api.Error
-		if err != nil && !(errors.As(err, &ae) && ae.Status == 409) {
+		if err != nil {
+			var ae *api.Error
+			if errors.As(err, &ae) && ae.Status >= 400 && ae.Status < 500 {
+				refused = &next
+			}
 			w.cfg.Log.Warn("report task", "lease", a.LeaseID, "task", next.Index, "err", err)
 		}
 	}
