@@ -259,6 +259,17 @@ func (c *Client) LeaseStatus(ctx context.Context, leaseID string, r LeaseStatusR
 	return c.Do(ctx, http.MethodPost, "/v1/worker/leases/"+url.PathEscape(leaseID)+"/status", r, nil)
 }
 
+// NextTask asks for a job array node's next task.
+func (c *Client) NextTask(ctx context.Context, leaseID string) (NextTask, error) {
+	var out NextTask
+	return out, c.Do(ctx, http.MethodPost, "/v1/worker/leases/"+url.PathEscape(leaseID)+"/tasks/next", struct{}{}, &out)
+}
+
+// ReportTask reports the end of one attempt of a job array's task.
+func (c *Client) ReportTask(ctx context.Context, leaseID string, index int, r TaskReport) error {
+	return c.Do(ctx, http.MethodPost, "/v1/worker/leases/"+url.PathEscape(leaseID)+"/tasks/"+strconv.Itoa(index)+"/result", r, nil)
+}
+
 // AppendLogs sends a node's output.
 func (c *Client) AppendLogs(ctx context.Context, leaseID string, r LogAppendRequest) error {
 	return c.Do(ctx, http.MethodPost, "/v1/worker/leases/"+url.PathEscape(leaseID)+"/logs", r, nil)

@@ -83,7 +83,7 @@ type UpdateDeviceRequest struct {
 // CreateClusterRequest asks for a cluster.
 type CreateClusterRequest struct {
 	Name        string            `json:"name,omitempty" maxLength:"64"`
-	Type        string            `json:"type" enum:"process,container,torch,ray"`
+	Type        string            `json:"type" enum:"process,container,torch,ray,array"`
 	Nodes       int               `json:"nodes"`
 	GPUModel    string            `json:"gpu_model,omitempty" maxLength:"64"`
 	GPUsPerNode int               `json:"gpus_per_node,omitempty"`
@@ -112,6 +112,11 @@ type CreateClusterRequest struct {
 	Secrets map[string]string `json:"secrets,omitempty"`
 	// SecretNames is set in answers only: the names of the cluster's secrets.
 	SecretNames []string `json:"secret_names,omitempty" readOnly:"true"`
+	// Tasks is a job array's (type array) number of tasks, at least nodes (0: one per node);
+	// the nodes pull them one at a time. Retries is how many more attempts than one a failed
+	// task gets (on any node).
+	Tasks   int `json:"tasks,omitempty" minimum:"0" maximum:"10000"`
+	Retries int `json:"retries,omitempty" minimum:"0" maximum:"10"`
 	// Ports are the nodes' TCP ports a browser may open through the coordinator (a link per
 	// node and port, docs/ACCESS.md); a public one needs no login.
 	Ports []PortSpec `json:"ports,omitempty" maxItems:"32"`
@@ -206,6 +211,24 @@ type Cluster struct {
 	// Links are the browser links of the exposed ports, one per running node and port (only
 	// where the coordinator has a ports domain, docs/ACCESS.md).
 	Links []PortLink `json:"links,omitempty" readOnly:"true"`
+	// Tasks is a job array's per-task table, by index (absent for other types).
+	Tasks []Task `json:"tasks,omitempty"`
+}
+
+// Task is one task of a job array.
+type Task struct {
+	Index int    `json:"index"`
+	State string `json:"state" enum:"pending,running,succeeded,failed"`
+	// Attempts is how many times it was started.
+	Attempts int `json:"attempts"`
+	// ExitCode is its last attempt's exit code.
+	ExitCode *int `json:"exit_code,omitempty"`
+	// Rank and DeviceID are the node that ran (or runs) its last attempt (rank -1: none yet).
+	Rank      int       `json:"rank"`
+	DeviceID  string    `json:"device_id,omitempty"`
+	Reason    string    `json:"reason,omitempty"`
+	StartedAt time.Time `json:"started_at,omitzero"`
+	EndedAt   time.Time `json:"ended_at,omitzero"`
 }
 
 // LogChunk is a piece of a node's output.

@@ -123,6 +123,25 @@ type LeaseStatusRequest struct {
 	Message  string `json:"message,omitempty" maxLength:"2048"`
 }
 
+// NextTask is a job array node's next task (POST /v1/worker/leases/{id}/tasks/next): None
+// when no task is left, and the node ends with exit code 0. Asking again before reporting
+// gives the same task.
+type NextTask struct {
+	None    bool `json:"none,omitempty"`
+	Index   int  `json:"index"`
+	Attempt int  `json:"attempt"` // 0 for the first start
+	Tasks   int  `json:"tasks"`   // how many tasks the array has
+}
+
+// TaskReport is the end of one attempt of a task (POST /v1/worker/leases/{id}/tasks/{index}/result).
+// A retried report is accepted; one for an attempt that is not the node's (any more) is
+// ECONFLICT.
+type TaskReport struct {
+	Attempt  int    `json:"attempt" minimum:"0" maximum:"1000"`
+	ExitCode int    `json:"exit_code"`
+	Message  string `json:"message,omitempty" maxLength:"2048"`
+}
+
 // LogAppendRequest appends output of a node.
 type LogAppendRequest struct {
 	Chunks []LogAppend `json:"chunks" maxItems:"256"`

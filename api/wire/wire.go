@@ -67,6 +67,20 @@ const (
 // Active reports whether a lease in this state still holds its device.
 func (s LeaseState) Active() bool { return s == LeaseAssigned || s == LeaseRunning }
 
+// TaskState is the state of one task of a job array (docs/STATES.md).
+type TaskState string
+
+// Task states.
+const (
+	TaskPending   TaskState = "pending"
+	TaskRunning   TaskState = "running"
+	TaskSucceeded TaskState = "succeeded"
+	TaskFailed    TaskState = "failed"
+)
+
+// Ended reports whether the task's state is final.
+func (s TaskState) Ended() bool { return s == TaskSucceeded || s == TaskFailed }
+
 // Protocol is the version of the worker protocol this code speaks, sent by the worker in its
 // hello and by the coordinator in the answer. It grows by one with every change a worker or a
 // coordinator must know of; fields are still only ever added. History:
@@ -77,10 +91,14 @@ func (s LeaseState) Active() bool { return s == LeaseAssigned || s == LeaseRunni
 //	               the worker reports the isolation it offers; HelloResponse.Dev.
 //	3  2026-12-02  the hello carries the protocol version both ways (HelloRequest.Protocol,
 //	               HelloResponse.Protocol).
+//	4  2026-12-02  job arrays: an assignment of type "array" runs the tasks it pulls
+//	               (POST /v1/worker/leases/{id}/tasks/next) one at a time and reports each
+//	               (POST /v1/worker/leases/{id}/tasks/{index}/result); a worker before 4 has no
+//	               executor for "array" and fails such a lease, saying so.
 //
 // A worker that sends no version is taken as speaking 2 (it signed iog-v2, or its requests would
 // not have been accepted) and gets answers that version understands.
-const Protocol = 3
+const Protocol = 4
 
 // MinProtocol is the oldest worker protocol a coordinator serves; an older worker is refused
 // with a message that says to upgrade.

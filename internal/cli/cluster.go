@@ -15,7 +15,7 @@ import (
 )
 
 // clusterTypes are the kinds of cluster a renter can ask for.
-func clusterTypes() []string { return []string{"process", "container", "torch", "ray"} }
+func clusterTypes() []string { return []string{"process", "container", "torch", "ray", "array"} }
 
 func (a *app) clusterCmd() *cobra.Command {
 	return group("cluster", "Deploy, inspect and end clusters",
@@ -54,6 +54,9 @@ type createFlags struct {
 	tier        string
 	image       string
 	isolation   string
+	array       bool
+	tasks       int
+	retries     int
 	env         []string
 	output      string
 	ports       []string
@@ -107,6 +110,15 @@ func (f *createFlags) request(command []string) (api.CreateClusterRequest, error
 		Image:       f.image,
 		Command:     command,
 		Outputs:     f.output,
+		Tasks:       f.tasks,
+		Retries:     f.retries,
+	}
+	if f.array {
+		if r.Type != "" && r.Type != "array" {
+			return r, usageErrorf("--array with --type %s: an array is its own type (--type array)", f.typ)
+		}
+		r.Type = "array"
+		f.typ = "array"
 	}
 	if err := checkRequest(&r, f.typ, f.currency, f.commit, f.tier); err != nil {
 		return r, err
@@ -135,7 +147,10 @@ func (f *createFlags) request(command []string) (api.CreateClusterRequest, error
 		}
 		r.Env[k] = v
 	}
-	if r.Type == "process" && len(command) == 0 {
+	if err := checkArray(r); err != nil {
+		return r, err
+	}
+	if (r.Type == "process" || r.Type == "array") && len(command) == 0 {
 		return r, usageErrorf("a command is required for --type process: iog cluster create --type process --nodes %d -- CMD [ARGS...]", max(r.Nodes, 1))
 	}
 	return r, nil
@@ -210,6 +225,9 @@ Every node gets IOG_CLUSTER_ID, IOG_NODE_RANK, IOG_NODE_COUNT, IOG_HEAD_ADDR and
 	fl.StringVar(&f.tier, "tier", "", "minimum connectivity tier: low, standard, high or ultra (default any)")
 	fl.StringVar(&f.image, "image", "", "container image (container, torch and ray types)")
 	fl.StringVar(&f.isolation, "isolation", "", "least isolation for every node: sandbox, container or gvisor (default: process nodes in the worker's sandbox, images in containers; see `iog device get`)")
+	fl.BoolVar(&f.array, "array", false, "a job array (--type array): every node pulls independent tasks, each with its own exit code")
+	fl.IntVar(&f.tasks, "tasks", 0, "job arrays: number of tasks, at least --nodes (default one per node); each gets IOG_TASK_INDEX")
+	fl.IntVar(&f.retries, "retries", 0, "job arrays: more attempts a failed task gets, on any node (0 to 10)")
 	fl.StringArrayVar(&f.env, "env", nil, "environment variable KEY=VALUE for every node (repeatable)")
 	fl.StringVar(&f.name, "name", "", "a name for the cluster")
 	fl.StringVar(&f.output, "output", "", "directory, in each node's work directory, uploaded when the node exits (see `iog cluster files`)")
@@ -219,7 +237,7 @@ Every node gets IOG_CLUSTER_ID, IOG_NODE_RANK, IOG_NODE_COUNT, IOG_HEAD_ADDR and
 	fl.BoolVar(&f.wait, "wait", false, "wait for the cluster to end and exit with its job's status (0 completed)")
 	fl.BoolVar(&f.json, "json", false, "print the cluster as JSON")
 	fl.DurationVar(&f.waitCap, "wait-for-capacity", 0, "when no devices fit now, keep trying this long (like 5m) instead of failing; 0: fail at once")
-	_ = cmd.MarkFlagRequired("type")
+	cmd.MarkFlagsOneRequired("type", "array")
 	_ = cmd.MarkFlagRequired("nodes")
 	_ = cmd.RegisterFlagCompletionFunc("type", cobra.FixedCompletions(clusterTypes(), cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("currency", cobra.FixedCompletions(currencies(), cobra.ShellCompDirectiveNoFileComp))
@@ -461,4 +479,57 @@ func (a *app) details(w io.Writer, cl api.Cluster) {
 		nodeTable(w, cl)
 	}
 	printLinks(w, cl)
+	if len(cl.Tasks) > 0 {
+		fmt.Fprintln(w)
+		taskTable(w, cl)
+	}
+}
+
+// checkArray checks the job array flags: only for --type array, within the coordinator's
+// bounds, and at least one task per node.
+func checkArray(r api.CreateClusterRequest) error {
+	if r.Type != "array" {
+		if r.Tasks != 0 || r.Retries != 0 {
+			return usageErrorf("--tasks and --retries are for job arrays only (--array or --type array)")
+		}
+		return nil
+	}
+	switch {
+	case r.Tasks < 0 || r.Tasks > maxTasks:
+		return usageErrorf("--tasks %d: want 1 to %d", r.Tasks, maxTasks)
+	case r.Tasks != 0 && r.Tasks < r.Nodes:
+		return usageErrorf("--tasks %d on --nodes %d would leave nodes idle: want at least as many tasks as nodes", r.Tasks, r.Nodes)
+	case r.Retries < 0 || r.Retries > maxRetries:
+		return usageErrorf("--retries %d: want 0 to %d", r.Retries, maxRetries)
+	}
+	return nil
+}
+
+// The coordinator's bounds of a job array.
+const (
+	maxTasks   = 10000
+	maxRetries = 10
+)
+
+// taskTable lists a job array's tasks: each one's state, attempts, last exit code and node.
+func taskTable(w io.Writer, cl api.Cluster) {
+	counts := map[string]int{}
+	for _, t := range cl.Tasks {
+		counts[t.State]++
+	}
+	fmt.Fprintf(w, "Tasks: %d (%d succeeded, %d failed, %d running, %d pending)\n", len(cl.Tasks),
+		counts["succeeded"], counts["failed"], counts["running"], counts["pending"])
+	tw := table(w)
+	row(tw, "  TASK", "STATE", "ATTEMPTS", "EXIT", "NODE", "DEVICE", "REASON")
+	for _, t := range cl.Tasks {
+		node, code := "-", "-"
+		if t.Rank >= 0 && t.DeviceID != "" {
+			node = strconv.Itoa(t.Rank)
+		}
+		if t.ExitCode != nil {
+			code = strconv.Itoa(*t.ExitCode)
+		}
+		row(tw, fmt.Sprintf("  %d", t.Index), t.State, strconv.Itoa(t.Attempts), code, node, orDash(t.DeviceID), orDash(t.Reason))
+	}
+	_ = tw.Flush()
 }

@@ -33,8 +33,22 @@ func (e *jobExit) Error() string { return e.msg }
 // jobStatus is the exit code of a cluster's job and, when not 0, why: 0 for a completed
 // cluster; for any other end, the first non-zero exit code of a node (by rank), else 1.
 func jobStatus(cl api.Cluster) *jobExit {
-	if wire.ClusterState(cl.State) == wire.ClusterCompleted {
+	var failed []string
+	for _, t := range cl.Tasks {
+		if t.State == string(wire.TaskFailed) {
+			failed = append(failed, strconv.Itoa(t.Index))
+		}
+	}
+	if wire.ClusterState(cl.State) == wire.ClusterCompleted && len(failed) == 0 {
 		return &jobExit{code: 0}
+	}
+	if len(failed) > 0 {
+		// A job array whose tasks ended, some failed: name them (the cluster itself completed).
+		if len(failed) > 20 {
+			failed = append(failed[:20], "…")
+		}
+		return &jobExit{code: 1, msg: fmt.Sprintf("cluster %s %s: task(s) %s failed (iog cluster get %s shows each)",
+			cl.ID, orDash(cl.State), strings.Join(failed, ","), cl.ID)}
 	}
 	code := 1
 	for _, n := range cl.Nodes {
@@ -273,6 +287,9 @@ func (a *app) plan(tf task.File, req api.CreateClusterRequest, q api.Quote) {
 	row(tw, "Task:", orDefault(req.Name, "(unnamed)"))
 	row(tw, "Type:", req.Type)
 	row(tw, "Nodes:", fmt.Sprint(req.Nodes))
+	if req.Type == "array" {
+		row(tw, "Tasks:", fmt.Sprintf("%d, each retried up to %d times", max(req.Tasks, req.Nodes), req.Retries))
+	}
 	row(tw, "GPU:", gpuSpec(req))
 	if req.Image != "" {
 		row(tw, "Image:", req.Image)
@@ -372,6 +389,12 @@ func createArgs(r api.CreateClusterRequest) []string {
 	}
 	if r.Jupyter {
 		args = append(args, "--jupyter")
+	}
+	if r.Tasks > 0 {
+		args = append(args, "--tasks", strconv.Itoa(r.Tasks))
+	}
+	if r.Retries > 0 {
+		args = append(args, "--retries", strconv.Itoa(r.Retries))
 	}
 	for _, k := range slices.Sorted(maps.Keys(r.Env)) {
 		args = append(args, "--env", k+"="+r.Env[k])

@@ -148,3 +148,87 @@ func TestExampleRL(t *testing.T) {
 		t.Errorf("result.json %q (%v)", b, err)
 	}
 }
+
+// Hyperparameter tuning as a job array: 16 trials on 4 nodes; trial 13 fails its first
+// attempt and is retried; every trial's score comes back in the outputs, and the best one is
+// accurate.
+func TestExampleTuning(t *testing.T) {
+	needTorch(t)
+	d := start(t, 4)
+	id, out, _ := launchExample(t, d, "tuning")
+	if !strings.Contains(out, "trial 13: failing attempt 0 on purpose") {
+		t.Errorf("trial 13's deliberate failure is not in the output:\n%s", out)
+	}
+	js, errOut, code := iogCLI(t, d, "cluster", "get", "--json", id)
+	if code != 0 {
+		t.Fatalf("cluster get: %s", errOut)
+	}
+	var cl struct {
+		State string `json:"state"`
+		Tasks []struct {
+			Index    int    `json:"index"`
+			State    string `json:"state"`
+			Attempts int    `json:"attempts"`
+			Rank     int    `json:"rank"`
+		} `json:"tasks"`
+	}
+	if err := json.Unmarshal([]byte(js), &cl); err != nil {
+		t.Fatal(err)
+	}
+	if cl.State != "completed" || len(cl.Tasks) != 16 {
+		t.Fatalf("cluster %s with %d tasks, want completed with 16", cl.State, len(cl.Tasks))
+	}
+	nodes := map[int]bool{}
+	for _, tk := range cl.Tasks {
+		want := 1
+		if tk.Index == 13 {
+			want = 2
+		}
+		if tk.State != "succeeded" || tk.Attempts != want {
+			t.Errorf("task %d: %s after %d attempts, want succeeded after %d", tk.Index, tk.State, tk.Attempts, want)
+		}
+		nodes[tk.Rank] = true
+	}
+	table, _, _ := iogCLI(t, d, "cluster", "get", id)
+	t.Logf("tuning: trials ran on %d nodes\n%s", len(nodes), table)
+	dest := filepath.Join(t.TempDir(), "trials")
+	if out, errOut, code := iogCLI(t, d, "cluster", "download", id, dest); code != 0 {
+		t.Fatalf("download: exit %d\n%s\n%s", code, out, errOut)
+	}
+	files, _ := filepath.Glob(filepath.Join(dest, "node-*", "trial-*.json"))
+	type trial struct {
+		Trial    int     `json:"trial"`
+		Attempt  int     `json:"attempt"`
+		LR       float64 `json:"lr"`
+		Hidden   int     `json:"hidden"`
+		Accuracy float64 `json:"accuracy"`
+	}
+	seen := map[int]trial{}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		var tr trial
+		if err != nil || json.Unmarshal(b, &tr) != nil {
+			t.Fatalf("%s: %q (%v)", f, b, err)
+		}
+		if _, dup := seen[tr.Trial]; dup {
+			t.Errorf("trial %d scored twice", tr.Trial)
+		}
+		seen[tr.Trial] = tr
+	}
+	if len(seen) != 16 {
+		t.Fatalf("%d trials scored (%d files), want 16", len(seen), len(files))
+	}
+	if seen[13].Attempt != 1 {
+		t.Errorf("trial 13 scored on attempt %d, want 1 (its retry)", seen[13].Attempt)
+	}
+	best := seen[0]
+	for _, tr := range seen {
+		if tr.Accuracy > best.Accuracy {
+			best = tr
+		}
+	}
+	t.Logf("tuning: best trial %d (lr %g, hidden %d): accuracy %.4f", best.Trial, best.LR, best.Hidden, best.Accuracy)
+	if best.Accuracy < 0.95 {
+		t.Errorf("best accuracy %.4f < 0.95", best.Accuracy)
+	}
+}

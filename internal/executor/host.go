@@ -320,3 +320,29 @@ func (h *Host) Close() error {
 	_ = os.Remove(h.workRoot)
 	return err
 }
+
+// adoptWorkDir gives the files an earlier start of the same lease left in its work directory
+// (a job array runs one command per task in one directory, each start under whichever lease
+// uid is free) to the uid this start runs as, so that a task can write where the one before
+// it did. Only what some lease uid of the range owns changes hands, never through a link: the
+// walk does not follow symbolic links (Lchown), and a file with more than one hard link is
+// left alone (it could be a link to a file outside the directory).
+func adoptWorkDir(dir string, id *LeaseID, r IDs) error {
+	return filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || path == dir {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		st, ok := info.Sys().(*syscall.Stat_t)
+		if !ok || st.Uid == id.UID || st.Uid < r.First || st.Uid-r.First >= r.Count {
+			return nil
+		}
+		if !d.IsDir() && st.Nlink > 1 {
+			return nil
+		}
+		return os.Lchown(path, int(id.UID), int(id.GID))
+	})
+}

@@ -118,6 +118,9 @@ func (p *Process) startSandboxed(ctx context.Context, s Spec) (*processTask, err
 	if err := prepareWorkDir(s.Dir, id); err != nil {
 		return nil, err
 	}
+	if err := adoptWorkDir(s.Dir, id, sb.host.ids); err != nil {
+		return nil, fmt.Errorf("work directory: %w", err)
+	}
 	if sc.etc, err = writeLeaseIdentity(s.Dir, id); err != nil {
 		return nil, err
 	}

@@ -49,6 +49,8 @@ func (s *Server) routes() {
 	op(s, "POST /v1/worker/proofs/{id}", "worker-proof-answer", "Answer units of a started proof-of-GPU challenge", withDevice(s.workerProofAnswer))
 	op(s, "POST /v1/worker/leases/{id}/status", "worker-lease-status", "Report a node's state", withDevice(s.workerLeaseStatus))
 	op(s, "POST /v1/worker/leases/{id}/logs", "worker-lease-logs", "Append a node's output", withDevice(s.workerLeaseLogs))
+	op(s, "POST /v1/worker/leases/{id}/tasks/next", "worker-task-next", "Pull a job array node's next task", withDevice(s.workerTaskNext))
+	op(s, "POST /v1/worker/leases/{id}/tasks/{index}/result", "worker-task-result", "Report the end of one attempt of a task", withDevice(s.workerTaskResult))
 
 	// Money (money.go, ledger.go).
 	op(s, "GET /v1/ledger/export", "export-ledger", exportLedgerSummary, s.exportLedger)

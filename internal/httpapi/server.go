@@ -70,6 +70,8 @@ type Market interface {
 	Assignments(ctx context.Context, dev iog.Device) ([]api.Assignment, error)
 	LeaseStatus(ctx context.Context, dev iog.Device, leaseID string, r api.LeaseStatusRequest) error
 	AppendLogs(ctx context.Context, dev iog.Device, leaseID string, r api.LogAppendRequest) error
+	NextTask(ctx context.Context, dev iog.Device, leaseID string) (api.NextTask, error)
+	ReportTask(ctx context.Context, dev iog.Device, leaseID string, index int, r api.TaskReport) error
 }
 
 // Config wires the server.

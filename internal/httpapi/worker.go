@@ -75,6 +75,26 @@ func (s *Server) workerLeaseStatus(ctx context.Context, d iog.Device, in *leaseS
 	return struct{}{}, s.cfg.Market.LeaseStatus(ctx, d, in.ID, in.Body)
 }
 
+type taskNextIn struct {
+	ID string `path:"id" maxLength:"64"`
+}
+
+type taskResultIn struct {
+	ID    string `path:"id" maxLength:"64"`
+	Index int    `path:"index" minimum:"0" maximum:"10000"`
+	Body  api.TaskReport
+}
+
+func (s *Server) workerTaskNext(ctx context.Context, d iog.Device, in *taskNextIn) (api.NextTask, error) {
+	return s.cfg.Market.NextTask(ctx, d, in.ID)
+}
+
+func (s *Server) workerTaskResult(ctx context.Context, d iog.Device, in *taskResultIn) (struct{}, error) {
+	// A supplier's message is shown to the renter: one line, no control characters.
+	in.Body.Message = iog.CleanText(in.Body.Message, api.MaxMessage)
+	return struct{}{}, s.cfg.Market.ReportTask(ctx, d, in.ID, in.Index, in.Body)
+}
+
 func (s *Server) workerLeaseLogs(ctx context.Context, d iog.Device, in *leaseLogsIn) (struct{}, error) {
 	return struct{}{}, s.cfg.Market.AppendLogs(ctx, d, in.ID, in.Body)
 }

@@ -98,6 +98,9 @@ const (
 	TypeContainer = "container"
 	TypeTorch     = "torch"
 	TypeRay       = "ray"
+	// TypeArray is a job array: independent tasks (Spec.Tasks of them) that the nodes pull one
+	// at a time, each with its own exit code and retries.
+	TypeArray = "array"
 )
 
 // ClusterSpec is what the renter asked for.
@@ -132,6 +135,10 @@ type ClusterSpec struct {
 	// JupyterToken is the token the Jupyter server of node 0 requires; the coordinator's
 	// port proxy sends it, so the browser never sees it. Scrubbed with the secrets.
 	JupyterToken string `json:"jupyter_token,omitempty"`
+	// Tasks and Retries are a job array's (TypeArray): how many tasks, and how many more
+	// attempts than one a failed task gets.
+	Tasks   int `json:"tasks,omitempty"`
+	Retries int `json:"retries,omitempty"`
 }
 
 // PortSpec is one exposed port.
@@ -198,6 +205,33 @@ type Lease struct {
 	CreatedAt  time.Time
 	StartedAt  time.Time
 	EndedAt    time.Time
+}
+
+// TaskState is the state of one task of a job array (docs/STATES.md).
+type TaskState = wire.TaskState
+
+// Task states.
+const (
+	TaskPending   = wire.TaskPending
+	TaskRunning   = wire.TaskRunning
+	TaskSucceeded = wire.TaskSucceeded
+	TaskFailed    = wire.TaskFailed
+)
+
+// Task is one task of a job array.
+type Task struct {
+	ClusterID string
+	Index     int
+	State     TaskState
+	Attempts  int // how many times it was started
+	Retries   int // how many more starts than one it may have
+	ExitCode  *int
+	LeaseID   string // the lease that ran (or runs) its last attempt
+	Rank      int    // that lease's rank; -1 before the first start
+	DeviceID  string
+	Reason    string
+	StartedAt time.Time
+	EndedAt   time.Time
 }
 
 // LogChunk is a piece of a node's output.

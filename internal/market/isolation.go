@@ -23,7 +23,7 @@ func runsAsProcess(spec iog.ClusterSpec) bool {
 	switch spec.Type {
 	case iog.TypeProcess:
 		return true
-	case iog.TypeTorch, iog.TypeRay:
+	case iog.TypeTorch, iog.TypeRay, iog.TypeArray:
 		return spec.Image == ""
 	}
 	return false

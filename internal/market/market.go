@@ -89,7 +89,7 @@ func (m *Market) validate(ctx context.Context, r api.CreateClusterRequest) (iog.
 		Name: strings.TrimSpace(r.Name), Type: r.Type, Nodes: r.Nodes, GPUModel: strings.TrimSpace(r.GPUModel),
 		GPUsPerNode: r.GPUsPerNode, Region: strings.TrimSpace(r.Region), Hours: r.Hours, Image: r.Image,
 		Command: r.Command, Env: r.Env, Isolation: r.Isolation, Workdir: r.Workdir,
-		Outputs: r.Outputs, Secrets: r.Secrets, Jupyter: r.Jupyter,
+		Outputs: r.Outputs, Secrets: r.Secrets, Jupyter: r.Jupyter, Tasks: r.Tasks, Retries: r.Retries,
 	}
 	if err := validPorts(&s, r.Ports); err != nil {
 		return s, err
@@ -118,10 +118,14 @@ func (m *Market) validate(ctx context.Context, r api.CreateClusterRequest) (iog.
 		if on, _, _ := m.meshSettings(); !on {
 			return s, iog.Errorf(iog.EUNAVAILABLE, "ray clusters need the cluster mesh (Ray's nodes reach each other by mesh IP), and this coordinator runs without it (--mesh-relay off); use process, container or torch")
 		}
+	case iog.TypeArray:
+		if len(s.Command) == 0 {
+			return s, iog.Errorf(iog.EINVALID, "an array cluster needs a command (each task runs it)")
+		}
 	case "":
-		return s, iog.Errorf(iog.EINVALID, "type is required: process, container, torch or ray")
+		return s, iog.Errorf(iog.EINVALID, "type is required: process, container, torch, ray or array")
 	default:
-		return s, iog.Errorf(iog.EINVALID, "unknown cluster type %q: want process, container, torch or ray", s.Type)
+		return s, iog.Errorf(iog.EINVALID, "unknown cluster type %q: want process, container, torch, ray or array", s.Type)
 	}
 	iso, err := validIsolation(s)
 	if err != nil {
@@ -133,6 +137,9 @@ func (m *Market) validate(ctx context.Context, r api.CreateClusterRequest) (iog.
 	}
 	if s.Type == iog.TypeRay && s.Nodes > MaxMeshNodes {
 		return s, iog.Errorf(iog.EINVALID, "a ray cluster has at most %d nodes (one mesh /24), got %d", MaxMeshNodes, s.Nodes)
+	}
+	if err := validArray(&s); err != nil {
+		return s, err
 	}
 	if s.GPUsPerNode < 0 || s.GPUsPerNode > 16 {
 		return s, iog.Errorf(iog.EINVALID, "gpus_per_node must be between 0 and 16, got %d", s.GPUsPerNode)
@@ -351,7 +358,11 @@ func (m *Market) View(ctx context.Context, id string) (api.Cluster, error) {
 	if err != nil {
 		return api.Cluster{}, err
 	}
-	out := toAPI(c, leases)
+	tasks, err := m.db.Tasks(ctx, id)
+	if err != nil {
+		return api.Cluster{}, err
+	}
+	out := toAPI(c, leases, tasks)
 	mv, err := m.Money(ctx, c, leases)
 	if err != nil {
 		return api.Cluster{}, err
@@ -401,7 +412,7 @@ func (m *Market) List(ctx context.Context, acct iog.Account) ([]api.Cluster, err
 		if err != nil {
 			return nil, err
 		}
-		v := toAPI(c, leases)
+		v := toAPI(c, leases, nil) // lists leave out the per-task table
 		mv, err := m.Money(ctx, c, leases)
 		if err != nil {
 			return nil, err
@@ -412,7 +423,7 @@ func (m *Market) List(ctx context.Context, acct iog.Account) ([]api.Cluster, err
 	return out, nil
 }
 
-func toAPI(c iog.Cluster, leases []iog.Lease) api.Cluster {
+func toAPI(c iog.Cluster, leases []iog.Lease, tasks []iog.Task) api.Cluster {
 	out := api.Cluster{
 		ID: c.ID, OwnerID: c.OwnerID, State: string(c.State), Reason: c.Reason, Degraded: c.Degraded,
 		CreatedAt: c.CreatedAt, StartedAt: c.StartedAt, EndedAt: c.EndedAt, ExpiresAt: c.ExpiresAt,
@@ -420,7 +431,7 @@ func toAPI(c iog.Cluster, leases []iog.Lease) api.Cluster {
 			GPUsPerNode: c.Spec.GPUsPerNode, Region: c.Spec.Region, Hours: c.Spec.Hours, Image: c.Spec.Image,
 			Command: c.Spec.Command, Env: c.Spec.Env, Currency: string(c.Spec.Currency), Commitment: c.Spec.Commitment, Tier: c.Spec.Tier,
 			Isolation: c.Spec.Isolation, Workdir: c.Spec.Workdir, Outputs: c.Spec.Outputs, SecretNames: secretNames(c.Spec),
-			Ports: portsToAPI(c.Spec), Jupyter: c.Spec.Jupyter},
+			Ports: portsToAPI(c.Spec), Jupyter: c.Spec.Jupyter, Tasks: c.Spec.Tasks, Retries: c.Spec.Retries},
 		Nodes: []api.Node{},
 	}
 	if c.Spec.MaxPrice > 0 {
@@ -432,6 +443,11 @@ func toAPI(c iog.Cluster, leases []iog.Lease) api.Cluster {
 		out.Nodes = append(out.Nodes, api.Node{Rank: l.Rank, LeaseID: l.ID, DeviceID: l.DeviceID, State: string(l.State),
 			Reason: l.Reason, ExitCode: l.ExitCode, StartedAt: l.StartedAt, EndedAt: l.EndedAt})
 		fmt.Fprintf(h, "|%s:%s:%s", l.ID, l.State, l.Reason)
+	}
+	for _, t := range tasks {
+		out.Tasks = append(out.Tasks, api.Task{Index: t.Index, State: string(t.State), Attempts: t.Attempts, ExitCode: t.ExitCode,
+			Rank: t.Rank, DeviceID: t.DeviceID, Reason: t.Reason, StartedAt: t.StartedAt, EndedAt: t.EndedAt})
+		fmt.Fprintf(h, "|t%d:%s:%d", t.Index, t.State, t.Attempts)
 	}
 	out.Revision = hex.EncodeToString(h.Sum(nil)[:8])
 	out.Quote = quoteOf(c)

@@ -66,17 +66,24 @@ func failed(l iog.Lease) bool {
 // not yet answered fails it (the head, a gang's node, the last node) or is answered; a Ray
 // head that exited 0 completes it; once every node has ended it is completed (each exited 0)
 // or failed (some were lost); a deploying cluster whose nodes all started runs.
-func decide(c iog.Cluster, leases []iog.Lease, now time.Time) action {
+//
+// A job array (tasks, its per-task table) differs: its nodes are independent and a task's
+// failure is the task's own (the node reports it and carries on), so a node that failed or
+// was lost is answered like a lost worker node (replaced, or the others carry on; its
+// running task is pending again), node 0 is no head, and once every node has ended the
+// cluster is completed when every task ended, else failed (arrayEnd).
+func decide(c iog.Cluster, leases []iog.Lease, tasks []iog.Task, now time.Time) action {
 	if c.State.Ended() {
 		return action{}
 	}
+	array := c.Spec.Type == iog.TypeArray
 	var bad *iog.Lease
 	alive := 0
 	for i, l := range leases {
 		if l.State.Active() {
 			alive++
 		}
-		if failed(l) && (bad == nil || l.EndedAt.Before(bad.EndedAt)) {
+		if !array && failed(l) && (bad == nil || l.EndedAt.Before(bad.EndedAt)) {
 			bad = &leases[i]
 		}
 	}
@@ -88,12 +95,17 @@ func decide(c iog.Cluster, leases []iog.Lease, now time.Time) action {
 		return action{kind: actEnd, state: iog.ClusterCompleted, reason: "duration of " + strconv.FormatInt(hours, 10) + "h ended"}
 	}
 	for _, l := range leases {
-		if !gone(l) || l.Handled {
+		if !(gone(l) || array && failed(l)) || l.Handled {
 			continue
 		}
 		why := lossReason(l)
+		if l.State == iog.LeaseFailed || l.State == iog.LeaseExited {
+			why = failReason(l)
+		}
 		switch {
-		case l.Rank == 0:
+		case alive == 0 && array:
+			return arrayEnd(tasks)
+		case l.Rank == 0 && !array:
 			return action{kind: actEnd, state: iog.ClusterFailed, reason: why + "; the head (node 0) is not replaced: the other nodes' workloads are bound to it"}
 		case gang(c.Spec.Type):
 			return action{kind: actEnd, state: iog.ClusterFailed, reason: why + "; a " + c.Spec.Type +
@@ -110,6 +122,9 @@ func decide(c iog.Cluster, leases []iog.Lease, now time.Time) action {
 			why = "the Ray job on node 0 exited with code 0"
 		}
 		return action{kind: actEnd, state: iog.ClusterCompleted, reason: why}
+	}
+	if alive == 0 && len(leases) > 0 && array {
+		return arrayEnd(tasks)
 	}
 	if alive == 0 && len(leases) > 0 {
 		var lost []iog.Lease
@@ -209,7 +224,13 @@ func (m *Market) react(ctx context.Context, id string) error {
 		if err != nil {
 			return err
 		}
-		a := decide(c, leases, m.cfg.Now())
+		var tasks []iog.Task
+		if c.Spec.Type == iog.TypeArray {
+			if tasks, err = m.db.Tasks(ctx, id); err != nil {
+				return err
+			}
+		}
+		a := decide(c, leases, tasks, m.cfg.Now())
 		if a.kind == actNone {
 			m.reacted.set(id, c.Rev)
 			return nil

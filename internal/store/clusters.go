@@ -34,6 +34,11 @@ func (s *DB) CreateCluster(ctx context.Context, c iog.Cluster, leases []iog.Leas
 		if err := hireAndInsert(ctx, q, c.ID, c.CreatedAt, leases); err != nil {
 			return err
 		}
+		if c.Spec.Type == iog.TypeArray {
+			if err := insertTasks(ctx, q, c.ID, c.Spec.Tasks, c.Spec.Retries); err != nil {
+				return err
+			}
+		}
 		return applyPostings(ctx, q, postings)
 	})
 }

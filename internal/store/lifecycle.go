@@ -133,6 +133,9 @@ func endLease(ctx context.Context, q querier, id string, e LeaseEnd) (bool, erro
 	if err != nil {
 		return false, fmt.Errorf("store: end lease: %w", err)
 	}
+	if err := releaseTasks(ctx, q, id, e); err != nil {
+		return false, err
+	}
 	_, err = setStatus(ctx, q, dev, iog.DeviceReady, "lease "+id+" ended", e.At, iog.DeviceHired)
 	return true, err
 }

@@ -25,6 +25,8 @@ func (f File) Request() (api.CreateClusterRequest, error) {
 		Tier:       f.Resources.Tier,
 		Isolation:  f.Isolation,
 		Outputs:    f.Outputs,
+		Tasks:      f.Tasks,
+		Retries:    f.Retries,
 	}
 	models, perNode, err := f.Resources.Models()
 	if err != nil {
@@ -41,11 +43,8 @@ func (f File) Request() (api.CreateClusterRequest, error) {
 		set   bool
 		field string
 	}{
-		{f.Type == "array", "type: array"},
 		{f.Resources.CPUs != 0, "resources.cpus"},
 		{f.Resources.Memory != "", "resources.memory"},
-		{f.Retries != 0, "retries"},
-		{f.Tasks != 0, "tasks"},
 	} {
 		if u.set {
 			field, _, _ := strings.Cut(u.field, ":")
@@ -94,6 +93,8 @@ func FromRequest(r api.CreateClusterRequest) File {
 		Commit:    r.Commitment,
 		Resources: Resources{Region: r.Region, Tier: r.Tier, MaxPrice: r.MaxPrice},
 		Outputs:   r.Outputs,
+		Tasks:     r.Tasks,
+		Retries:   r.Retries,
 	}
 	if len(r.Env) > 0 {
 		f.Env = maps.Clone(r.Env)

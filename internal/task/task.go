@@ -25,7 +25,7 @@ const (
 	MaxNodes      = 256
 	MaxHours      = 24 * 366
 	MaxRetries    = 10
-	MaxTasks      = 4096
+	MaxTasks      = 10000
 	maxNameLen    = 64
 	maxScriptLen  = 64 << 10
 	maxImageLen   = 512

@@ -129,7 +129,6 @@ func TestRequestRefusesUnsupported(t *testing.T) {
 		{"run: x\nresources:\n  cpus: 8\n", "resources.cpus"},
 		{"run: x\nresources:\n  memory: 64GiB\n", "resources.memory"},
 		{"run: x\nresources:\n  gpu: A100,H100\n", "resources.gpu"},
-		{"run: x\ntype: array\nretries: 2\n", "type"},
 	} {
 		f, err := Parse("t.yaml", strings.NewReader(tc.in))
 		if err != nil {
@@ -154,6 +153,7 @@ func TestRoundTrip(t *testing.T) {
 		"run: x\nresources:\n  gpu: RTX-4090\n  region: us\n  tier: ultra\n  max_price: '1'\nenv:\n  A: b c\n",
 		"run: x\nsecrets:\n  TOKEN: s3cret\n",
 		"run: x\nports: [8080, {port: 8000, public: true}, {port: 9000}]\njupyter: true\n",
+		"run: x\ntype: array\nnodes: 4\ntasks: 16\nretries: 2\noutputs: out\n",
 	} {
 		f, err := Parse("t.yaml", strings.NewReader(in))
 		if err != nil {
@@ -177,6 +177,21 @@ func checkRoundTrip(t *testing.T, f File) {
 	}
 	if !reflect.DeepEqual(r1, r2) {
 		t.Fatalf("round trip changed the request:\n%#v\n%#v", r1, r2)
+	}
+}
+
+// A job array's tasks and retries reach the request, and come back from it.
+func TestArrayRequest(t *testing.T) {
+	f, err := Parse("t.yaml", strings.NewReader("run: python trial.py\ntype: array\nnodes: 4\ntasks: 16\nretries: 1\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := f.Request()
+	if err != nil || r.Type != "array" || r.Tasks != 16 || r.Retries != 1 || r.Nodes != 4 {
+		t.Fatalf("request %+v, %v", r, err)
+	}
+	if g := FromRequest(r); g.Type != "array" || g.Tasks != 16 || g.Retries != 1 {
+		t.Fatalf("back as a file: %+v", g)
 	}
 }
 

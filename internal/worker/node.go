@@ -166,6 +166,10 @@ func (w *Worker) start(ctx context.Context, a api.Assignment) {
 		HostNetwork: hostNetwork(a, plane),
 	}
 	spec.CPUs, spec.MemoryMiB, spec.PidsLimit, spec.DiskMiB = w.limits(a, dir)
+	if a.Type == "array" {
+		w.runArray(ctx, a, ex, spec, dir, logs)
+		return
+	}
 	task, err := ex.Start(ctx, spec)
 	if err != nil {
 		fail("failed to start: " + err.Error())
@@ -259,11 +263,11 @@ func (w *Worker) limits(a api.Assignment, dir string) (cpus int, memMiB int64, p
 	return cpus, memMiB, w.cfg.PidsLimit, max(diskMiB, 0)
 }
 
-// executorType is the executor a node runs on: a torch or ray node runs in a container when its
-// cluster has an image, else as a process (torch or ray installed on the host).
+// executorType is the executor a node runs on: a torch, ray or array node runs in a container
+// when its cluster has an image, else as a process (torch or ray installed on the host).
 func executorType(a api.Assignment) string {
 	switch a.Type {
-	case "torch", "ray":
+	case "torch", "ray", "array":
 		if a.Image != "" {
 			return "container"
 		}

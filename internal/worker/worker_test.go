@@ -38,6 +38,12 @@ type fakeCoord struct {
 	logDelay time.Duration
 	// gone answers every request but register with 410 EGONE (the device was deleted).
 	gone bool
+	// A job array's side: the pending task indexes, the task each lease holds, the reports
+	// of each task, and whether reports are refused (409, as for a stale one).
+	pending     []int
+	held        map[string]*api.NextTask
+	taskReports map[int][]api.TaskReport
+	refuse      bool
 }
 
 func newFakeCoord(t *testing.T, dev bool) (*fakeCoord, *httptest.Server) {
@@ -120,6 +126,47 @@ func (f *fakeCoord) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			b.WriteString(c.Data)
 		}
 		f.mu.Unlock()
+		reply(struct{}{})
+	case strings.HasSuffix(p, "/tasks/next"):
+		id := strings.TrimSuffix(strings.TrimPrefix(p, "/v1/worker/leases/"), "/tasks/next")
+		f.mu.Lock()
+		if f.held == nil {
+			f.held = map[string]*api.NextTask{}
+		}
+		next := f.held[id]
+		if next == nil && len(f.pending) > 0 {
+			next = &api.NextTask{Index: f.pending[0], Tasks: 3}
+			f.pending = f.pending[1:]
+			f.held[id] = next
+		}
+		f.mu.Unlock()
+		if next == nil {
+			reply(api.NextTask{None: true})
+			return
+		}
+		reply(next)
+	case strings.HasSuffix(p, "/result"):
+		rest := strings.TrimPrefix(p, "/v1/worker/leases/")
+		id, idx, _ := strings.Cut(strings.TrimSuffix(rest, "/result"), "/tasks/")
+		i, _ := strconv.Atoi(idx)
+		var req api.TaskReport
+		_ = json.NewDecoder(r.Body).Decode(&req)
+		f.mu.Lock()
+		refuse := f.refuse
+		if f.taskReports == nil {
+			f.taskReports = map[int][]api.TaskReport{}
+		}
+		f.taskReports[i] = append(f.taskReports[i], req)
+		if !refuse {
+			delete(f.held, id)
+		}
+		f.mu.Unlock()
+		if refuse {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusConflict)
+			reply(api.Error{Code: "ECONFLICT", Message: "stale report"})
+			return
+		}
 		reply(struct{}{})
 	default:
 		http.Error(w, `{"code":"ENOTFOUND","message":"no such route"}`, http.StatusNotFound)

@@ -29,6 +29,7 @@ func Run(t *testing.T, open func(t *testing.T) *store.DB) {
 	t.Run("web console", func(t *testing.T) { Web(t, open) })
 	t.Run("holes", func(t *testing.T) { Holes(t, open) })
 	t.Run("cluster outputs", func(t *testing.T) { outputs(t, open(t)) })
+	t.Run("job array tasks", func(t *testing.T) { tasks(t, open(t)) })
 	t.Run("access", func(t *testing.T) { Access(t, open) })
 	t.Run("ledger export and nominated blocks", func(t *testing.T) { exportAndBlocks(t, open(t)) })
 }
