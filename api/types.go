@@ -96,6 +96,10 @@ type CreateClusterRequest struct {
 	Currency    string            `json:"currency,omitempty" enum:"IO,USDC,io,usdc,"`
 	Commitment  string            `json:"commitment,omitempty" enum:"hourly,daily,weekly,"`
 	Tier        string            `json:"tier,omitempty" maxLength:"16"`
+	// CPUs and MemoryMiB are the least CPU threads and memory a node's device must have
+	// (placement; the node gets the whole device as always).
+	CPUs      int   `json:"cpus,omitempty" minimum:"0" maximum:"4096"`
+	MemoryMiB int64 `json:"memory_mib,omitempty" minimum:"0" maximum:"16777216"`
 	// Isolation is the least isolation every node must run under: "sandbox" (a process node
 	// in the worker's Linux sandbox), "container" (hardened Docker, or gVisor) or "gvisor".
 	// Empty: the type's default (process nodes in the sandbox, containers in Docker; on a

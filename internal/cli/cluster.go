@@ -12,6 +12,7 @@ import (
 
 	"github.com/iognet/iog/api"
 	"github.com/iognet/iog/api/wire"
+	"github.com/iognet/iog/internal/task"
 )
 
 // clusterTypes are the kinds of cluster a renter can ask for.
@@ -52,6 +53,8 @@ type createFlags struct {
 	currency    string
 	commit      string
 	tier        string
+	cpus        int
+	memory      string
 	image       string
 	isolation   string
 	array       bool
@@ -128,6 +131,17 @@ func (f *createFlags) request(command []string) (api.CreateClusterRequest, error
 		return r, err
 	}
 	r.Jupyter = f.jupyter
+	if f.cpus < 0 || f.cpus > 4096 {
+		return r, usageErrorf("--cpus %d: want 0 (any) to 4096", f.cpus)
+	}
+	r.CPUs = f.cpus
+	if f.memory != "" {
+		b, err := task.ParseSize(f.memory)
+		if err != nil || b <= 0 || b > 16<<40 {
+			return r, usageErrorf("--memory %q: want a size up to 16TiB, like 64GiB", f.memory)
+		}
+		r.MemoryMiB = (b + 1<<20 - 1) >> 20
+	}
 	if r.Isolation, err = isolationFlag(f.isolation); err != nil {
 		return r, err
 	}
@@ -223,6 +237,8 @@ Every node gets IOG_CLUSTER_ID, IOG_NODE_RANK, IOG_NODE_COUNT, IOG_HEAD_ADDR and
 	fl.StringVar(&f.currency, "currency", "", "currency to pay in: IO or USDC (default IO)")
 	fl.StringVar(&f.commit, "commit", "", "commitment: hourly, daily or weekly (default hourly)")
 	fl.StringVar(&f.tier, "tier", "", "minimum connectivity tier: low, standard, high or ultra (default any)")
+	fl.IntVar(&f.cpus, "cpus", 0, "least CPU threads each node's device has (default any)")
+	fl.StringVar(&f.memory, "memory", "", "least memory each node's device has, like 64GiB (default any)")
 	fl.StringVar(&f.image, "image", "", "container image (container, torch and ray types)")
 	fl.StringVar(&f.isolation, "isolation", "", "least isolation for every node: sandbox, container or gvisor (default: process nodes in the worker's sandbox, images in containers; see `iog device get`)")
 	fl.BoolVar(&f.array, "array", false, "a job array (--type array): every node pulls independent tasks, each with its own exit code")

@@ -377,6 +377,12 @@ func createArgs(r api.CreateClusterRequest) []string {
 	str("currency", r.Currency)
 	str("commit", r.Commitment)
 	str("tier", r.Tier)
+	if r.CPUs > 0 {
+		args = append(args, "--cpus", strconv.Itoa(r.CPUs))
+	}
+	if r.MemoryMiB > 0 {
+		args = append(args, "--memory", strconv.FormatInt(r.MemoryMiB, 10)+"MiB")
+	}
 	str("image", r.Image)
 	str("isolation", r.Isolation)
 	str("output", r.Outputs)

@@ -166,7 +166,7 @@ func TestLaunchRefusesBadTasks(t *testing.T) {
 	for _, tc := range []struct{ body, want string }{
 		{"run: x\nnodes: -2\n", "task.yaml:2: nodes: -2: want 1 to"},
 		{"run: x\nnodez: 2\n", "task.yaml:2: nodez: unknown field"},
-		{"run: x\nresources:\n  cpus: 8\n", "resources.cpus: resources.cpus is not supported"},
+		{"run: x\nresources:\n  memory: 17TiB\n", "resources.memory: \"17TiB\": at most 16 TiB"},
 		{"run: x\nworkdir: nothing-here\n", "workdir: workdir"},
 		{"run: x\nworkdir: /proc/self/fd/0\n", "workdir: workdir"},
 		{"run: x\noutputs: ../out\n", "task.yaml:2: outputs: \"../out\": want a directory inside the work directory"},
@@ -214,7 +214,7 @@ func TestCreateArgsRoundTrip(t *testing.T) {
 	tf, err := task.Parse("full.yaml", strings.NewReader(`name: all
 type: torch
 nodes: 3
-resources: {gpu: "H100-80GB:8", region: eu, tier: high, max_price: "2.50"}
+resources: {gpu: "H100-80GB:8", region: eu, tier: high, max_price: "2.50", cpus: 32, memory: 256GiB}
 image: pytorch/pytorch
 isolation: gvisor
 setup: pip install x

@@ -116,7 +116,10 @@ type ClusterSpec struct {
 	Currency    Currency          `json:"currency,omitempty"`
 	Commitment  string            `json:"commitment,omitempty"`
 	Tier        string            `json:"tier,omitempty"`
-	Image       string            `json:"image,omitempty"`
+	// CPUs and MemoryMiB are the least CPU threads and memory each node's device has.
+	CPUs      int   `json:"cpus,omitempty"`
+	MemoryMiB int64 `json:"memory_mib,omitempty"`
+	Image     string `json:"image,omitempty"`
 	Command     []string          `json:"command,omitempty"`
 	Env         map[string]string `json:"env,omitempty"`
 	// Isolation is the least isolation the renter asked for ("sandbox", "container",

@@ -83,6 +83,12 @@ var envKey = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 var workdirHash = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
+// The bounds of a node's least CPU threads and memory (cpus, memory_mib).
+const (
+	MaxCPUs      = 4096
+	MaxMemoryMiB = 16 << 20
+)
+
 // validate checks a request and returns the normalised spec.
 func (m *Market) validate(ctx context.Context, r api.CreateClusterRequest) (iog.ClusterSpec, error) {
 	s := iog.ClusterSpec{
@@ -90,6 +96,13 @@ func (m *Market) validate(ctx context.Context, r api.CreateClusterRequest) (iog.
 		GPUsPerNode: r.GPUsPerNode, Region: strings.TrimSpace(r.Region), Hours: r.Hours, Image: r.Image,
 		Command: r.Command, Env: r.Env, Isolation: r.Isolation, Workdir: r.Workdir,
 		Outputs: r.Outputs, Secrets: r.Secrets, Jupyter: r.Jupyter, Tasks: r.Tasks, Retries: r.Retries,
+		CPUs: r.CPUs, MemoryMiB: r.MemoryMiB,
+	}
+	if s.CPUs < 0 || s.CPUs > MaxCPUs {
+		return s, iog.Errorf(iog.EINVALID, "cpus %d: want 0 (any) to %d", s.CPUs, MaxCPUs)
+	}
+	if s.MemoryMiB < 0 || s.MemoryMiB > MaxMemoryMiB {
+		return s, iog.Errorf(iog.EINVALID, "memory_mib %d: want 0 (any) to %d (16 TiB)", s.MemoryMiB, MaxMemoryMiB)
 	}
 	if err := validPorts(&s, r.Ports); err != nil {
 		return s, err
@@ -286,6 +299,13 @@ func (m *Market) snapshot(ctx context.Context, spec iog.ClusterSpec) ([]sched.Ca
 			Region: d.Region, Ask: d.AskPerHour, Site: d.Addr, Owner: d.OwnerID, Tier: d.Tier, Reputation: m.reputation(d.ID),
 			Isolation: m.deviceIsolation(d),
 		})
+		if spec.CPUs > 0 || spec.MemoryMiB > 0 {
+			// Only a request with a minimum pays for reading the inventories.
+			var inv api.Inventory
+			if json.Unmarshal(d.Inventory, &inv) == nil {
+				snap[len(snap)-1].CPUThreads, snap[len(snap)-1].MemoryMiB = inv.CPUThreads, inv.MemoryMiB
+			}
+		}
 	}
 	return snap, nil
 }
@@ -304,7 +324,8 @@ func place(spec iog.ClusterSpec, snap []sched.Candidate) ([]sched.Node, error) {
 func request(spec iog.ClusterSpec) sched.Request {
 	iso, why := acceptedIsolation(spec)
 	return sched.Request{Nodes: spec.Nodes, GPUModel: spec.GPUModel, GPUsPerNode: spec.GPUsPerNode,
-		Region: spec.Region, MaxPrice: spec.MaxPrice, Tier: spec.Tier, Isolation: iso, IsolationWhy: why}
+		Region: spec.Region, MaxPrice: spec.MaxPrice, Tier: spec.Tier, Isolation: iso, IsolationWhy: why,
+		CPUs: spec.CPUs, MemoryMiB: spec.MemoryMiB}
 }
 
 func (m *Market) placeLocked(ctx context.Context, acct iog.Account, spec iog.ClusterSpec) (iog.Cluster, []iog.Lease, error) {
@@ -431,7 +452,8 @@ func toAPI(c iog.Cluster, leases []iog.Lease, tasks []iog.Task) api.Cluster {
 			GPUsPerNode: c.Spec.GPUsPerNode, Region: c.Spec.Region, Hours: c.Spec.Hours, Image: c.Spec.Image,
 			Command: c.Spec.Command, Env: c.Spec.Env, Currency: string(c.Spec.Currency), Commitment: c.Spec.Commitment, Tier: c.Spec.Tier,
 			Isolation: c.Spec.Isolation, Workdir: c.Spec.Workdir, Outputs: c.Spec.Outputs, SecretNames: secretNames(c.Spec),
-			Ports: portsToAPI(c.Spec), Jupyter: c.Spec.Jupyter, Tasks: c.Spec.Tasks, Retries: c.Spec.Retries},
+			Ports: portsToAPI(c.Spec), Jupyter: c.Spec.Jupyter, Tasks: c.Spec.Tasks, Retries: c.Spec.Retries,
+			CPUs: c.Spec.CPUs, MemoryMiB: c.Spec.MemoryMiB},
 		Nodes: []api.Node{},
 	}
 	if c.Spec.MaxPrice > 0 {

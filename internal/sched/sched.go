@@ -29,6 +29,10 @@ type Candidate struct {
 	// Isolation lists how the device can confine the request's nodes ("sandbox", "none",
 	// "container", "gvisor").
 	Isolation []string
+	// CPUThreads and MemoryMiB are the device's, as its inventory says (0: unknown, which
+	// only a request without a minimum accepts).
+	CPUThreads int
+	MemoryMiB  int64
 }
 
 // Request is what the renter asked for.
@@ -39,6 +43,9 @@ type Request struct {
 	Region      string // "" = any
 	MaxPrice    iog.Amount
 	Tier        string // minimum connectivity tier; "" = any
+	// CPUs and MemoryMiB are the least CPU threads and memory a device must have; 0 = any.
+	CPUs      int
+	MemoryMiB int64
 	// Isolation lists the levels a device must offer one of; nil = any.
 	Isolation []string
 	// IsolationWhy is said when devices are left out for their isolation.
@@ -171,6 +178,9 @@ func fitsBesidesModel(req Request, c Candidate) bool {
 	if req.Tier != "" && tierRank(c.Tier) < tierRank(req.Tier) {
 		return false
 	}
+	if c.CPUThreads < req.CPUs || c.MemoryMiB < req.MemoryMiB {
+		return false
+	}
 	return true
 }
 
@@ -202,6 +212,16 @@ func explain(req Request, ready int, busy map[iog.DeviceStatus]int) string {
 		}
 	} else if req.GPUsPerNode > 0 {
 		what = fmt.Sprintf("devices with %d GPUs", req.GPUsPerNode)
+	}
+	if req.CPUs > 0 || req.MemoryMiB > 0 {
+		var at []string
+		if req.CPUs > 0 {
+			at = append(at, fmt.Sprintf("%d CPU threads", req.CPUs))
+		}
+		if req.MemoryMiB > 0 {
+			at = append(at, fmt.Sprintf("%d MiB of memory", req.MemoryMiB))
+		}
+		what += " with at least " + strings.Join(at, " and ")
 	}
 	msg := fmt.Sprintf("no %d ready %s", req.Nodes, what)
 	if req.Region != "" {

@@ -96,3 +96,23 @@ func TestPlaceNeverRepeatsADevice(t *testing.T) {
 		}
 	}
 }
+
+// A request's least CPU threads and memory leave out the devices without them, and the refusal
+// says what was asked.
+func TestPlaceByCPUsAndMemory(t *testing.T) {
+	snap := []Candidate{
+		{ID: "small", Status: iog.DeviceReady, Ask: 1, CPUThreads: 4, MemoryMiB: 8192},
+		{ID: "big", Status: iog.DeviceReady, Ask: 2, CPUThreads: 64, MemoryMiB: 262144},
+	}
+	nodes, err := Place(Request{Nodes: 1, CPUs: 8}, snap)
+	if err != nil || len(nodes) != 1 || nodes[0].DeviceID != "big" {
+		t.Fatalf("8 threads: %v %v", nodes, err)
+	}
+	if nodes, err = Place(Request{Nodes: 1, MemoryMiB: 8192}, snap); err != nil || nodes[0].DeviceID != "small" {
+		t.Fatalf("8 GiB: %v %v (the cheaper device has exactly that)", nodes, err)
+	}
+	_, err = Place(Request{Nodes: 2, CPUs: 8, MemoryMiB: 1 << 20}, snap)
+	if err == nil || !strings.Contains(err.Error(), "at least 8 CPU threads and 1048576 MiB of memory") {
+		t.Fatalf("too much: %v", err)
+	}
+}

@@ -3,6 +3,7 @@ package task
 import (
 	"fmt"
 	"maps"
+	"strconv"
 	"strings"
 
 	"github.com/iognet/iog/api"
@@ -39,16 +40,16 @@ func (f File) Request() (api.CreateClusterRequest, error) {
 		r.GPUModel = models[0]
 	}
 	r.GPUsPerNode = perNode
-	for _, u := range []struct {
-		set   bool
-		field string
-	}{
-		{f.Resources.CPUs != 0, "resources.cpus"},
-		{f.Resources.Memory != "", "resources.memory"},
-	} {
-		if u.set {
-			field, _, _ := strings.Cut(u.field, ":")
-			return r, invalid(field, "%s is not supported by `iog launch` yet (see docs/TASKS.md)", u.field)
+	// cpus and memory are the least a node's device has (placement), as in SkyPilot.
+	r.CPUs = f.Resources.CPUs
+	if f.Resources.Memory != "" {
+		b, err := ParseSize(f.Resources.Memory)
+		if err != nil {
+			return r, invalid("resources.memory", "%v", err)
+		}
+		r.MemoryMiB = (b + 1<<20 - 1) >> 20
+		if r.MemoryMiB > 16<<20 {
+			return r, invalid("resources.memory", "%q: at most 16 TiB", f.Resources.Memory)
 		}
 	}
 	if len(f.Env) > 0 {
@@ -91,10 +92,13 @@ func FromRequest(r api.CreateClusterRequest) File {
 		Hours:     r.Hours,
 		Currency:  r.Currency,
 		Commit:    r.Commitment,
-		Resources: Resources{Region: r.Region, Tier: r.Tier, MaxPrice: r.MaxPrice},
+		Resources: Resources{Region: r.Region, Tier: r.Tier, MaxPrice: r.MaxPrice, CPUs: r.CPUs},
 		Outputs:   r.Outputs,
 		Tasks:     r.Tasks,
 		Retries:   r.Retries,
+	}
+	if r.MemoryMiB > 0 {
+		f.Resources.Memory = strconv.FormatInt(r.MemoryMiB, 10) + "MiB"
 	}
 	if len(r.Env) > 0 {
 		f.Env = maps.Clone(r.Env)

@@ -122,12 +122,10 @@ func TestParseTooLarge(t *testing.T) {
 	}
 }
 
-// The coordinator cannot honour these yet: the request refuses them by name rather than
-// dropping them.
+// What the coordinator cannot honour (yet) or what is wrong is refused by name, never dropped.
 func TestRequestRefusesUnsupported(t *testing.T) {
 	for _, tc := range []struct{ in, field string }{
-		{"run: x\nresources:\n  cpus: 8\n", "resources.cpus"},
-		{"run: x\nresources:\n  memory: 64GiB\n", "resources.memory"},
+		{"run: x\nresources:\n  memory: 17TiB\n", "resources.memory"},
 		{"run: x\nresources:\n  gpu: A100,H100\n", "resources.gpu"},
 	} {
 		f, err := Parse("t.yaml", strings.NewReader(tc.in))
@@ -154,6 +152,7 @@ func TestRoundTrip(t *testing.T) {
 		"run: x\nsecrets:\n  TOKEN: s3cret\n",
 		"run: x\nports: [8080, {port: 8000, public: true}, {port: 9000}]\njupyter: true\n",
 		"run: x\ntype: array\nnodes: 4\ntasks: 16\nretries: 2\noutputs: out\n",
+		"run: x\nresources:\n  cpus: 8\n  memory: 64GiB\n",
 	} {
 		f, err := Parse("t.yaml", strings.NewReader(in))
 		if err != nil {
@@ -284,4 +283,20 @@ func FuzzParse(f *testing.F) {
 		}
 		checkRoundTrip(t, fl)
 	})
+}
+
+// resources.cpus and memory are the request's least CPU threads and memory, in MiB rounded up.
+func TestCPUsAndMemory(t *testing.T) {
+	f, err := Parse("t.yaml", strings.NewReader("run: x\nresources:\n  cpus: 8\n  memory: 1G\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := f.Request()
+	if err != nil || r.CPUs != 8 || r.MemoryMiB != 1024 {
+		t.Fatalf("request %+v, %v", r, err)
+	}
+	f, _ = Parse("t.yaml", strings.NewReader("run: x\nresources:\n  memory: 1000000000\n"))
+	if r, err = f.Request(); err != nil || r.MemoryMiB != 954 {
+		t.Fatalf("a billion bytes: %d MiB, %v", r.MemoryMiB, err)
+	}
 }

@@ -162,11 +162,11 @@ func TestDeployFormTakesATaskFile(t *testing.T) {
 		t.Fatalf("ports: %+v %v", req.Ports, errs)
 	}
 	for text, want := range map[string]string{
-		"nodes: -1\nrun: x\n":                       "nodes",
-		"nodez: 2\nrun: x\n":                        "nodez",
-		"workdir: .\nrun: x\n":                      "Work directory",
-		"run: [unclosed\n":                          "task file",
-		"nodes: 1\nrun: x\nresources:\n  cpus: 8\n": "resources.cpus",
+		"nodes: -1\nrun: x\n":                             "nodes",
+		"nodez: 2\nrun: x\n":                              "nodez",
+		"workdir: .\nrun: x\n":                            "Work directory",
+		"run: [unclosed\n":                                "task file",
+		"nodes: 1\nrun: x\nresources:\n  memory: 17TiB\n": "resources.memory",
 	} {
 		if _, errs := taskRequest(text, false); !strings.Contains(errs["task"], want) {
 			t.Errorf("%q: error %q, want it to name %q", text, errs["task"], want)
