@@ -105,23 +105,23 @@ const (
 
 // ClusterSpec is what the renter asked for.
 type ClusterSpec struct {
-	Name        string            `json:"name,omitempty"`
-	Type        string            `json:"type"`
-	Nodes       int               `json:"nodes"`
-	GPUModel    string            `json:"gpu_model,omitempty"`
-	GPUsPerNode int               `json:"gpus_per_node,omitempty"`
-	Region      string            `json:"region,omitempty"`
-	Hours       int               `json:"hours"`
-	MaxPrice    Amount            `json:"max_price_per_hour,omitempty"`
-	Currency    Currency          `json:"currency,omitempty"`
-	Commitment  string            `json:"commitment,omitempty"`
-	Tier        string            `json:"tier,omitempty"`
+	Name        string   `json:"name,omitempty"`
+	Type        string   `json:"type"`
+	Nodes       int      `json:"nodes"`
+	GPUModel    string   `json:"gpu_model,omitempty"`
+	GPUsPerNode int      `json:"gpus_per_node,omitempty"`
+	Region      string   `json:"region,omitempty"`
+	Hours       int      `json:"hours"`
+	MaxPrice    Amount   `json:"max_price_per_hour,omitempty"`
+	Currency    Currency `json:"currency,omitempty"`
+	Commitment  string   `json:"commitment,omitempty"`
+	Tier        string   `json:"tier,omitempty"`
 	// CPUs and MemoryMiB are the least CPU threads and memory each node's device has.
-	CPUs      int   `json:"cpus,omitempty"`
-	MemoryMiB int64 `json:"memory_mib,omitempty"`
-	Image     string `json:"image,omitempty"`
-	Command     []string          `json:"command,omitempty"`
-	Env         map[string]string `json:"env,omitempty"`
+	CPUs      int               `json:"cpus,omitempty"`
+	MemoryMiB int64             `json:"memory_mib,omitempty"`
+	Image     string            `json:"image,omitempty"`
+	Command   []string          `json:"command,omitempty"`
+	Env       map[string]string `json:"env,omitempty"`
 	// Isolation is the least isolation the renter asked for ("sandbox", "container",
 	// "gvisor"; "" = the type's default).
 	Isolation string `json:"isolation,omitempty"`
