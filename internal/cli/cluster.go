@@ -136,11 +136,11 @@ func (f *createFlags) request(command []string) (api.CreateClusterRequest, error
 	}
 	r.CPUs = f.cpus
 	if f.memory != "" {
-		b, err := task.ParseSize(f.memory)
-		if err != nil || b <= 0 || b > 16<<40 {
+		mib, err := task.MemoryMiB(f.memory)
+		if err != nil || mib <= 0 {
 			return r, usageErrorf("--memory %q: want a size up to 16TiB, like 64GiB", f.memory)
 		}
-		r.MemoryMiB = (b + 1<<20 - 1) >> 20
+		r.MemoryMiB = mib
 	}
 	if r.Isolation, err = isolationFlag(f.isolation); err != nil {
 		return r, err

@@ -43,13 +43,9 @@ func (f File) Request() (api.CreateClusterRequest, error) {
 	// cpus and memory are the least a node's device has (placement), as in SkyPilot.
 	r.CPUs = f.Resources.CPUs
 	if f.Resources.Memory != "" {
-		b, err := ParseSize(f.Resources.Memory)
-		if err != nil {
+		var err error
+		if r.MemoryMiB, err = MemoryMiB(f.Resources.Memory); err != nil {
 			return r, invalid("resources.memory", "%v", err)
-		}
-		r.MemoryMiB = (b + 1<<20 - 1) >> 20
-		if r.MemoryMiB > 16<<20 {
-			return r, invalid("resources.memory", "%q: at most 16 TiB", f.Resources.Memory)
 		}
 	}
 	if len(f.Env) > 0 {
@@ -139,4 +135,21 @@ func Quote(s string) string {
 		return s
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// MaxMemoryMiB is the most memory a node may ask its device to have (16 TiB).
+const MaxMemoryMiB = 16 << 20
+
+// MemoryMiB reads a node's least memory (`resources.memory`, `--memory`), like 64GiB, in MiB
+// rounded up.
+func MemoryMiB(s string) (int64, error) {
+	b, err := ParseSize(s)
+	if err != nil {
+		return 0, err
+	}
+	mib := (b + 1<<20 - 1) >> 20
+	if mib > MaxMemoryMiB {
+		return 0, fmt.Errorf("%q: at most 16 TiB", s)
+	}
+	return mib, nil
 }

@@ -81,12 +81,10 @@ func (g *iptablesGuard) Guard(ctx context.Context, owner, lease, iface string, p
 		rule []string
 	}
 	var done []added
+	// A rule that cannot be deleted is left to the next start's Clean.
 	release := func() {
 		for i := len(done) - 1; i >= 0; i-- {
-			a := done[i]
-			if _, err := g.run(context.WithoutCancel(ctx), a.prog, append([]string{"-w", "5", "-D", "INPUT"}, a.rule...)...); err != nil {
-				_ = err // the next start's Clean removes what is left
-			}
+			_, _ = g.run(context.WithoutCancel(ctx), done[i].prog, append([]string{"-w", "5", "-D", "INPUT"}, done[i].rule...)...)
 		}
 	}
 	for _, fam := range []struct {
