@@ -201,7 +201,7 @@ func up(ctx context.Context, o cli.UpOptions, w io.Writer, getenv func(string) s
 	defer lf.Close()
 	fmt.Fprintf(say, "starting iog devnet in %s (logs: %s)\n", o.DataDir, logPath)
 	d, err := devnet.Start(ctx, devnet.Config{DataDir: o.DataDir, Listen: o.Listen, Workers: o.Workers,
-		Log: logger(lf, false, slog.LevelInfo), Adversaries: o.Adversaries})
+		Log: logger(lf, false, slog.LevelInfo), Adversaries: o.Adversaries, Mesh: o.Mesh})
 	if err != nil {
 		return err
 	}
@@ -226,11 +226,12 @@ func up(ctx context.Context, o cli.UpOptions, w io.Writer, getenv func(string) s
 	if err != nil {
 		return err
 	}
-	summary := upSummary{API: d.Coord.URL(), Console: d.Coord.ConsoleURL(), DataDir: o.DataDir, Config: cfgPath, Devices: devs}
+	summary := upSummary{API: d.Coord.URL(), Console: d.Coord.ConsoleURL(), DataDir: o.DataDir, Config: cfgPath, Devices: devs, Mesh: d.MeshNote()}
 	if !o.JSON {
 		fmt.Fprintf(w, "console:     %s  (log in with the API key in %s)\n", d.Coord.ConsoleURL(), filepath.Join(o.DataDir, "local.key"))
 		fmt.Fprintf(w, "coordinator: %s  (OpenAPI: %s/openapi.json, metrics: %s/metrics)\n", d.Coord.URL(), d.Coord.URL(), d.Coord.URL())
 		fmt.Fprintf(w, "CLI config:  %s\n", cfgPath)
+		fmt.Fprintf(w, "mesh:        %s\n", d.MeshNote())
 		if p := d.Coord.PortLinks(); p != "" {
 			fmt.Fprintf(w, "port links:  %s  (iog cluster create --port P, then iog cluster open)\n", p)
 		}
@@ -283,7 +284,9 @@ type upSummary struct {
 	DataDir string       `json:"data_dir"`
 	Config  string       `json:"config"`
 	Devices []api.Device `json:"devices"`
-	Demo    *api.Cluster `json:"demo,omitempty"`
+	// Mesh says whether the workers have a cluster mesh, and why not.
+	Mesh string       `json:"mesh"`
+	Demo *api.Cluster `json:"demo,omitempty"`
 	// DemoError says why the demo failed; the network runs on regardless.
 	DemoError string `json:"demo_error,omitempty"`
 }

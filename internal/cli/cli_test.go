@@ -55,6 +55,7 @@ func TestUsageErrors(t *testing.T) {
 		{"bad listen", []string{"up", "--listen", "7070"}, `--listen "7070": want HOST:PORT`},
 		{"negative workers", []string{"up", "--workers", "-1"}, "--workers must not be negative"},
 		{"no workers", []string{"up", "--workers", "0"}, "--workers must be at least 1"},
+		{"bad mesh", []string{"up", "--mesh", "maybe"}, `--mesh "maybe": want auto, on or off`},
 		{"too few for the demo", []string{"up", "--workers", "1"}, "the demo cluster needs 2 workers; start 2 or more, or pass --no-demo"},
 		{"bench runs", []string{"bench", "create", "--runs", "0"}, "--runs must be at least 1"},
 		{"bench unknown kind", []string{"bench", "destroy"}, `unknown command "destroy" for "iog bench"`},

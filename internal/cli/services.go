@@ -23,6 +23,8 @@ type UpOptions struct {
 	Listen  string // default 127.0.0.1:7070
 	Workers int    // default 3
 	NoDemo  bool
+	// Mesh is the workers' cluster mesh: "auto" (default), "on" or "off" (devnet.Config.Mesh).
+	Mesh string
 	// Adversaries are misbehaving workers to start too (devnet.AdversaryKinds).
 	Adversaries []string
 	ConfigPath  string // where to write the CLI config; default ConfigPath(getenv)
@@ -151,6 +153,11 @@ written so that the other iog commands talk to this network.`,
 			if o.Workers < 1 {
 				return usageErrorf("--workers must be at least 1: a network without a worker has nothing to rent")
 			}
+			switch o.Mesh {
+			case "auto", "on", "off":
+			default:
+				return usageErrorf("--mesh %q: want auto, on or off", o.Mesh)
+			}
 			if !o.NoDemo && o.Workers < DemoNodes {
 				return usageErrorf("--workers %d: the demo cluster needs %d workers; start %d or more, or pass --no-demo", o.Workers, DemoNodes, DemoNodes)
 			}
@@ -163,6 +170,7 @@ written so that the other iog commands talk to this network.`,
 	f.StringVar(&o.Listen, "listen", defaultListen, "address of the API and console")
 	f.IntVar(&o.Workers, "workers", 3, "number of local workers")
 	f.BoolVar(&o.NoDemo, "no-demo", false, "do not deploy the demo cluster")
+	f.StringVar(&o.Mesh, "mesh", "auto", "cluster mesh between the workers: auto (where this runs as root with TUN devices: each worker in a network namespace of its own with a kernel TUN), on (the same, or refuse to start), off")
 	f.StringSliceVar(&o.Adversaries, "adversaries", nil, "also start misbehaving workers: spoof,wrong,slow,sybil,clone,forge (see docs/TRUST.md)")
 	f.BoolVar(&o.JSON, "json", false, "print machine-readable status")
 	return cmd

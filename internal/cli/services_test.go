@@ -52,11 +52,11 @@ func TestServicesGetOptions(t *testing.T) {
 		want any
 	}{
 		{"up defaults", base, []string{"up"}, UpOptions{
-			DataDir: "./iog-data", Listen: "127.0.0.1:7070", Workers: 3,
+			DataDir: "./iog-data", Listen: "127.0.0.1:7070", Workers: 3, Mesh: "auto",
 			ConfigPath: filepath.Join(home, ".config", "iog", "config.json"),
 		}},
-		{"up flags", with("IOG_CONFIG", "/tmp/c.json"), []string{"up", "--data-dir", "/d", "--listen", ":8080", "--workers", "1", "--no-demo", "--json"},
-			UpOptions{DataDir: "/d", Listen: ":8080", Workers: 1, NoDemo: true, ConfigPath: "/tmp/c.json", JSON: true}},
+		{"up flags", with("IOG_CONFIG", "/tmp/c.json"), []string{"up", "--data-dir", "/d", "--listen", ":8080", "--workers", "1", "--no-demo", "--mesh", "off", "--json"},
+			UpOptions{DataDir: "/d", Listen: ":8080", Workers: 1, NoDemo: true, Mesh: "off", ConfigPath: "/tmp/c.json", JSON: true}},
 		{"coordinator defaults", base, []string{"coordinator"}, CoordinatorOptions{
 			DB: "sqlite:./iog-data/iog.db", Listen: "127.0.0.1:7070", DataDir: "./iog-data", HeartbeatInterval: 10 * time.Second, SettleEvery: 10 * time.Second,
 			Limits: DefaultLimitOptions(),

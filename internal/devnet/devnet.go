@@ -50,6 +50,10 @@ type Config struct {
 	// TelemetryStep and SnapshotEvery set the console's history resolution (default 10 s and
 	// 1 min on the devnet, so that charts fill while you watch).
 	TelemetryStep, SnapshotEvery time.Duration
+	// Mesh is the workers' cluster mesh (MeshOff, MeshAuto, MeshOn; "" is off): a network
+	// namespace of each worker's own with its kernel TUN in it (mesh.go). Auto makes it where
+	// this process is root and has TUN devices, and goes without otherwise.
+	Mesh string
 	// Sandbox is the workers' process sandbox mode (worker.SandboxAuto by default: used
 	// where this process may build it, as root; bare processes otherwise).
 	Sandbox string
@@ -71,6 +75,9 @@ type Devnet struct {
 	mu            sync.Mutex
 	errs          []error
 	releases      []func() error // the workers' (worker.Assemble)
+	nets          []workerNet    // the workers' network namespaces (Config.Mesh); nil: no mesh
+	netsClose     func() error   // what the namespaces share (the Docker client), after them
+	meshNote      string         // MeshNote
 	adversaries   []*Adversary
 }
 
@@ -135,6 +142,29 @@ func (d *Devnet) setup(ctx, runCtx context.Context) error {
 	}
 	d.Token = tok
 	d.Client = api.NewClient(d.Coord.URL(), tok)
+	switch d.cfg.Mesh {
+	case "", MeshOff:
+		d.meshNote = "off"
+	case MeshAuto, MeshOn:
+		nets, err := d.meshNets(ctx, d.cfg.Workers)
+		switch {
+		case err == nil:
+			d.nets = nets
+			d.meshNote = "on: each worker in a network namespace of its own, with a kernel TUN"
+			if nets[0].container != "" {
+				d.meshNote += " (held by a container on the Docker engine's bridge)"
+			} else {
+				d.meshNote += " (no Docker engine: no route out of it)"
+			}
+		case d.cfg.Mesh == MeshOn:
+			return fmt.Errorf("devnet: mesh: %w", err)
+		default:
+			d.meshNote = "off (" + err.Error() + "): ray clusters cannot be placed, and the nodes of a multi-node container cluster cannot reach each other"
+			d.cfg.Log.Info("devnet: no cluster mesh: ray clusters cannot be placed, and the nodes of a multi-node container cluster cannot reach each other", "reason", err)
+		}
+	default:
+		return fmt.Errorf("devnet: mesh %q: want %s, %s or %s", d.cfg.Mesh, MeshOff, MeshAuto, MeshOn)
+	}
 	for i := 0; i < d.cfg.Workers; i++ {
 		w, err := d.newWorker(ctx, i)
 		if err != nil {
@@ -244,10 +274,14 @@ func (d *Devnet) newWorker(ctx context.Context, i int) (*worker.Worker, error) {
 	o := worker.Options{
 		Coordinator: d.Coord.URL(), JoinToken: token, StateDir: dir, Name: "local-" + strconv.Itoa(i), Region: "local",
 		Inventory: func(ctx context.Context) (api.Inventory, error) { return inv(ctx, i) },
-		// A network of one's own on one host: no mesh, proofs on each worker's share of the
-		// CPU, and process nodes bare where this process cannot build the sandbox (not root).
+		// A network of one's own on one host: a mesh only in namespaces of the workers' own
+		// (below), proofs on each worker's share of the CPU, and process nodes bare where this
+		// process cannot build the sandbox (not root).
 		DataPlane: "none", CPUProofs: true, Sandbox: d.cfg.Sandbox, AllowBare: true, DockerWait: 2 * time.Second,
 		PollWait: d.cfg.PollWait, Log: d.cfg.Log.With("part", "worker", "worker", i),
+	}
+	if i < len(d.nets) {
+		o.DataPlane, o.NetNS, o.ContainerNetwork = "tun", d.nets[i].path, d.nets[i].container
 	}
 	if d.cfg.HTTP != nil {
 		o.HTTP = d.cfg.HTTP(i)
@@ -265,6 +299,9 @@ func (d *Devnet) newWorker(ctx context.Context, i int) (*worker.Worker, error) {
 	return w, nil
 }
 
+// MeshNote says whether the workers have a cluster mesh (Config.Mesh), and why not.
+func (d *Devnet) MeshNote() string { return d.meshNote }
+
 // Close stops the workers (their workloads too), then the coordinator.
 func (d *Devnet) Close() error {
 	// Workers first, so that they can still report their nodes stopped.
@@ -274,6 +311,12 @@ func (d *Devnet) Close() error {
 	d.wg.Wait()
 	for _, release := range d.releases {
 		d.note(release())
+	}
+	for _, n := range d.nets {
+		d.note(n.close())
+	}
+	if d.netsClose != nil {
+		d.note(d.netsClose())
 	}
 	err := d.Coord.Close()
 	d.mu.Lock()

@@ -66,6 +66,11 @@ type Docker struct {
 	// LimitEvery is how often a task's limits are checked; zero means
 	// DefaultLimitEvery.
 	LimitEvery time.Duration
+	// MeshNetwork is where a container that needs the cluster's mesh
+	// (Spec.HostNetwork) joins instead of the host's network: "container:ID",
+	// the namespace of a container that holds the worker's own network
+	// namespace (the devnet's workers, docs/MESH.md); "" is the host's.
+	MeshNetwork string
 
 	cli    *client.Client
 	ctx    context.Context // the tasks' watchers run until Close

@@ -26,6 +26,9 @@ type containerOpts struct {
 	// pids and CPU limits: the engine then sets none of its own.
 	leaseCgroup  bool
 	storageQuota bool // ask the engine for a size limit on the container's layer
+	// meshNetwork is the network mode of a HostNetwork container instead of the host's
+	// (Docker.MeshNetwork).
+	meshNetwork string
 }
 
 // prepare takes the lease's identity and makes its work directory and cgroup.
@@ -62,7 +65,7 @@ func (d *Docker) prepare(ctx context.Context, s Spec) (containerOpts, *LeaseID, 
 
 // identity takes the lease's uid and makes its work directory.
 func (d *Docker) identity(s Spec) (containerOpts, *LeaseID, error) {
-	o := containerOpts{runtime: d.runtimeFor(s.HostNetwork)}
+	o := containerOpts{runtime: d.runtimeFor(s.HostNetwork), meshNetwork: d.MeshNetwork}
 	d.infoMu.Lock()
 	o.storageQuota = s.DiskMiB > 0 && !d.noStorageQ
 	d.infoMu.Unlock()
@@ -164,6 +167,10 @@ func containerConfig(s Spec, driver string, o containerOpts) (*container.Config,
 		// The engine's own namespace: the worker's (when both run on the host), where the
 		// cluster's mesh interface is. Ports are then not published but simply the host's.
 		hc.NetworkMode = container.NetworkMode(network.NetworkHost)
+		if o.meshNetwork != "" {
+			// The worker's own namespace (the devnet's), where its mesh interface is.
+			hc.NetworkMode = container.NetworkMode(o.meshNetwork)
+		}
 	}
 	return cfg, hc
 }

@@ -75,6 +75,16 @@ func TestContainerConfigNetwork(t *testing.T) {
 	if hc.Init == nil || !*hc.Init || hc.LogConfig.Type != "local" {
 		t.Errorf("host networking changed the rest of the host config: %+v", hc)
 	}
+	// A worker with a namespace of its own (the devnet's) puts mesh nodes' containers there,
+	// and only those.
+	_, hc = containerConfig(base, gpuDriverCDI, containerOpts{meshNetwork: "container:abc"})
+	if hc.NetworkMode != "container:abc" || !hc.NetworkMode.IsContainer() {
+		t.Errorf("NetworkMode = %q with a mesh network, want container:abc", hc.NetworkMode)
+	}
+	base.HostNetwork = false
+	if _, hc = containerConfig(base, gpuDriverCDI, containerOpts{meshNetwork: "container:abc"}); hc.NetworkMode != "" {
+		t.Errorf("NetworkMode = %q without a mesh, want the engine's default", hc.NetworkMode)
+	}
 }
 
 // TestContainerConfigHardened: every container is unprivileged, with no capability, no way to

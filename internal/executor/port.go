@@ -9,13 +9,13 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/moby/moby/client"
-	"golang.org/x/sys/unix"
+
+	"github.com/iognet/iog/internal/netns"
 )
 
 // PortDialer connects to a TCP port of a running task as its workload sees it: a renter's
@@ -50,6 +50,9 @@ func (t *processTask) DialPort(ctx context.Context, port int) (net.Conn, error) 
 		addr = a
 	}
 	d := net.Dialer{Timeout: portDialTimeout}
+	if t.netns != "" {
+		return netns.Dial(ctx, t.netns, "tcp", addr.String(), d)
+	}
 	return d.DialContext(ctx, "tcp", addr.String())
 }
 
@@ -102,45 +105,13 @@ func (t *dockerTask) DialPort(ctx context.Context, port int) (net.Conn, error) {
 	}
 }
 
-// dialInNetns dials 127.0.0.1:port from inside a network namespace: a socket belongs to the
-// namespace of the thread that makes it, so one locked thread enters it, dials, and comes
-// back (a thread that cannot come back is never reused: it ends with its goroutine).
+// dialInNetns dials 127.0.0.1:port from inside a network namespace.
 func dialInNetns(ctx context.Context, ns string, port int) (net.Conn, error) {
-	type result struct {
-		c   net.Conn
-		err error
+	c, err := netns.Dial(ctx, ns, "tcp", "127.0.0.1:"+strconv.Itoa(port), net.Dialer{Timeout: portDialTimeout})
+	if err != nil {
+		return nil, fmt.Errorf("the node's network: %w", err)
 	}
-	ch := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		self, err := os.Open("/proc/thread-self/ns/net")
-		if err != nil {
-			runtime.UnlockOSThread()
-			ch <- result{err: err}
-			return
-		}
-		defer self.Close()
-		target, err := os.Open(ns)
-		if err != nil {
-			runtime.UnlockOSThread()
-			ch <- result{err: fmt.Errorf("the container's network: %w", err)}
-			return
-		}
-		defer target.Close()
-		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-			runtime.UnlockOSThread()
-			ch <- result{err: fmt.Errorf("enter the container's network: %w", err)}
-			return
-		}
-		d := net.Dialer{Timeout: portDialTimeout}
-		c, err := d.DialContext(ctx, "tcp", "127.0.0.1:"+strconv.Itoa(port))
-		if unix.Setns(int(self.Fd()), unix.CLONE_NEWNET) == nil {
-			runtime.UnlockOSThread()
-		}
-		ch <- result{c, err}
-	}()
-	r := <-ch
-	return r.c, r.err
+	return c, nil
 }
 
 // ownedListener finds a socket listening on port in the network namespace of pids that one of

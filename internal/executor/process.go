@@ -14,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/iognet/iog/internal/netns"
 )
 
 // Process runs workloads as plain commands on the host.
@@ -35,6 +37,10 @@ type Process struct {
 	// LimitEvery is how often a sandboxed task's limits are checked; zero
 	// means DefaultLimitEvery.
 	LimitEvery time.Duration
+	// NetNS is the network namespace workloads and their sessions run in (a
+	// path for netns.Enter); "" is this process's own. The devnet gives each
+	// worker one, with the worker's mesh interface in it.
+	NetNS string
 }
 
 // defaultPath is used when the worker itself runs without PATH.
@@ -230,13 +236,21 @@ func (p *Process) run(cmd *exec.Cmd, s Spec, sc *sandboxed) (*processTask, error
 	if grace <= 0 {
 		grace = DefaultGrace
 	}
-	t := &processTask{lease: s.LeaseID, grace: grace, sc: sc, done: make(chan struct{}), env: cmd.Env, dir: s.Dir, diskMiB: s.DiskMiB}
+	t := &processTask{lease: s.LeaseID, grace: grace, sc: sc, netns: p.NetNS, done: make(chan struct{}), env: cmd.Env, dir: s.Dir, diskMiB: s.DiskMiB}
 	// The kernel sends the parent-death signal when the thread that started
 	// the child ends, not the process: keep that thread until the child has.
 	started := make(chan error, 1)
 	exited := make(chan error, 1)
 	go func() {
-		if sc != nil {
+		switch {
+		case p.NetNS != "":
+			// The thread enters the namespace for good: it ends with this goroutine.
+			runtime.LockOSThread()
+			if err := netns.Enter(p.NetNS); err != nil {
+				started <- err
+				return
+			}
+		case sc != nil:
 			runtime.LockOSThread()
 			defer runtime.UnlockOSThread()
 		}
@@ -363,6 +377,7 @@ type processTask struct {
 	pgid  int // the started process: the group leader, or the sandbox's shim (then bubblewrap)
 	grace time.Duration
 	sc    *sandboxed // nil when bare
+	netns string     // the network namespace it runs in (Process.NetNS); "": this process's
 	// What a session (Exec) needs of the workload: its environment, work directory and disk quota.
 	env     []string
 	dir     string

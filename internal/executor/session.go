@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/iognet/iog/internal/netns"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -186,7 +188,15 @@ func (t *processTask) Exec(ctx context.Context, s ExecSpec) (Session, error) {
 	go func() {
 		// The session dies with the worker like the workload: keep the starting thread.
 		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
+		if t.netns != "" {
+			// In the workload's network namespace, for good: the thread ends with this goroutine.
+			if err := netns.Enter(t.netns); err != nil {
+				started <- err
+				return
+			}
+		} else {
+			defer runtime.UnlockOSThread()
+		}
 		attr.Pdeathsig = syscall.SIGKILL
 		if err := cmd.Start(); err != nil {
 			started <- err

@@ -1,12 +1,16 @@
 package mesh
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/iognet/iog/internal/netns"
 	"golang.zx2c4.com/wireguard/tun"
 )
 
@@ -14,7 +18,12 @@ import (
 // stack, with TSO/GRO offloads where the kernel has them (wireguard-go negotiates them). It
 // needs CAP_NET_ADMIN. The device and everything on it (the address and the /24 route the
 // kernel adds with it) disappear when it is closed.
-type Kernel struct{}
+type Kernel struct {
+	// NetNS is the network namespace the device is made in (a path for netns.Do); "" is this
+	// process's own. The devnet gives each of its workers a namespace of its own, so that
+	// several members of one cluster can live on one host (docs/MESH.md).
+	NetNS string
+}
 
 // Name implements Plane.
 func (Kernel) Name() string { return "tun" }
@@ -38,7 +47,27 @@ func KernelAvailable() error {
 }
 
 // Open implements Plane.
-func (Kernel) Open(name string, addr netip.Prefix, mtu int) (Link, error) {
+func (k Kernel) Open(name string, addr netip.Prefix, mtu int) (Link, error) {
+	if k.NetNS != "" {
+		var dev tun.Device
+		err := netns.Do(k.NetNS, func() error {
+			var err error
+			if dev, err = tun.CreateTUN(name, mtu); err != nil {
+				return fmt.Errorf("mesh: create TUN %s: %w", name, err)
+			}
+			if err := configure(name, addr); err != nil {
+				dev.Close()
+				return err
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		// wireguard-go asks the device's MTU by its name, from whatever thread: in this
+		// process's namespace, where the name is not (or is another interface).
+		return &nsLink{dev: fixedMTU{Device: dev, mtu: mtu}, ns: k.NetNS}, nil
+	}
 	dev, err := tun.CreateTUN(name, mtu)
 	if err != nil {
 		return nil, fmt.Errorf("mesh: create TUN %s: %w", name, err)
@@ -90,3 +119,29 @@ func configure(name string, addr netip.Prefix) error {
 	}
 	return nil
 }
+
+// fixedMTU is a TUN device whose MTU is the one it was made with.
+type fixedMTU struct {
+	tun.Device
+	mtu int
+}
+
+func (d fixedMTU) MTU() (int, error) { return d.mtu, nil }
+
+// nsLink reaches the overlay through the kernel's stack of another namespace.
+type nsLink struct {
+	dev tun.Device
+	ns  string
+}
+
+func (l *nsLink) TUN() tun.Device { return l.dev }
+
+func (l *nsLink) Dial(ctx context.Context, network, address string) (net.Conn, error) {
+	return netns.Dial(ctx, l.ns, network, address, net.Dialer{})
+}
+
+func (l *nsLink) Listen(network, address string) (net.Listener, error) {
+	return netns.Listen(l.ns, network, address)
+}
+
+func (l *nsLink) Close() error { return nil }

@@ -8,7 +8,9 @@ import (
 )
 
 // Kernel is the kernel TUN data plane; iog builds it on Linux only.
-type Kernel struct{}
+type Kernel struct {
+	NetNS string // unused off Linux
+}
 
 // Name implements Plane.
 func (Kernel) Name() string { return "tun" }

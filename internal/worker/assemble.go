@@ -34,6 +34,12 @@ type Options struct {
 	// DataPlane is the mesh data plane: "" or "auto" (the kernel TUN where possible, else the
 	// netstack), "tun", "netstack" or "none" (no mesh).
 	DataPlane string
+	// NetNS is a network namespace of the worker's own (a path for netns.Enter): its mesh
+	// interfaces, its process nodes and their sessions live there; "" is this process's. With
+	// it, ContainerNetwork is where its mesh nodes' containers join ("container:ID" of the
+	// container that holds the namespace). The devnet sets both (docs/MESH.md).
+	NetNS            string
+	ContainerNetwork string
 	// Sandbox, Runtime, ReadOnly, Hide, IDs, WorkRoot and AllowBare are the confinement's
 	// (IsolationOptions).
 	Sandbox   string
@@ -107,9 +113,9 @@ func Assemble(ctx context.Context, o Options) (w *Worker, release func() error, 
 		return nil, nil, err
 	}
 	if cfg.DataPlane == "tun" {
-		// Nodes share the host's network with a kernel mesh: torch's rendezvous port is
-		// firewalled to the mesh interface (PortGuard).
-		if g, err := newIPTablesGuard(); err != nil {
+		// Nodes share the host's network (or the worker's namespace) with a kernel mesh:
+		// torch's rendezvous port is firewalled to the mesh interface (PortGuard).
+		if g, err := newIPTablesGuard(o.NetNS); err != nil {
 			cfg.GuardNote = err.Error()
 		} else {
 			cfg.Guard = g
@@ -142,6 +148,7 @@ func confine(ctx context.Context, o Options, cfg *Config, closers *[]func() erro
 		case err == nil:
 			*closers = append(*closers, func() error { _ = d.Close(); return nil })
 			docker = d
+			d.MeshNetwork = o.ContainerNetwork
 			execs["container"] = d
 		case o.Executor == "docker":
 			return err
@@ -160,6 +167,7 @@ func confine(ctx context.Context, o Options, cfg *Config, closers *[]func() erro
 	}
 	*closers = append(*closers, conf.Close)
 	if conf.Process != nil && (o.Executor == "process" || o.Executor == "auto" || o.Executor == "") {
+		conf.Process.NetNS = o.NetNS
 		execs["process"] = conf.Process
 	}
 	if len(execs) == 0 {
@@ -190,7 +198,7 @@ func meshFor(o Options) (Mesher, string, error) {
 		if err := mesh.KernelAvailable(); err != nil {
 			return nil, "", err
 		}
-		plane = mesh.Kernel{}
+		plane = mesh.Kernel{NetNS: o.NetNS}
 	case "netstack":
 		plane = mesh.Netstack{}
 	default:
@@ -198,7 +206,7 @@ func meshFor(o Options) (Mesher, string, error) {
 			o.Log.Info("cluster mesh on the userspace netstack: workloads cannot reach mesh IPs", "reason", err)
 			plane = mesh.Netstack{}
 		} else {
-			plane = mesh.Kernel{}
+			plane = mesh.Kernel{NetNS: o.NetNS}
 		}
 	}
 	host := ""

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/iognet/iog/internal/netns"
 )
 
 // PortGuard keeps a port a node listens on in the host's network namespace reachable only
@@ -37,7 +39,8 @@ type iptablesGuard struct {
 }
 
 // newIPTablesGuard finds iptables for a root worker; the error says why there is no guard.
-func newIPTablesGuard() (*iptablesGuard, error) {
+// With ns (Options.NetNS) the rules go into that network namespace, where the nodes are.
+func newIPTablesGuard(ns string) (*iptablesGuard, error) {
 	if os.Geteuid() != 0 {
 		return nil, errors.New("the worker is not root, so it cannot add firewall rules")
 	}
@@ -46,7 +49,16 @@ func newIPTablesGuard() (*iptablesGuard, error) {
 		return nil, errors.New("no iptables on this host (Debian package iptables)")
 	}
 	v6, _ := exec.LookPath("ip6tables")
-	return &iptablesGuard{v4: v4, v6: v6, run: runFirewall}, nil
+	run := runFirewall
+	if ns != "" {
+		run = func(ctx context.Context, prog string, args ...string) (out []byte, err error) {
+			if nerr := netns.Do(ns, func() error { out, err = runFirewall(ctx, prog, args...); return nil }); nerr != nil {
+				return nil, nerr
+			}
+			return out, err
+		}
+	}
+	return &iptablesGuard{v4: v4, v6: v6, run: run}, nil
 }
 
 func runFirewall(ctx context.Context, prog string, args ...string) ([]byte, error) {
