@@ -5,6 +5,10 @@ package main
 import (
 	"crypto/rand"
 	"crypto/sha256"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -85,7 +89,11 @@ func TestProductionSessions(t *testing.T) {
 }
 
 // TestSessionsThroughNAT: a worker behind a masquerading NAT, with no inbound port, serves a
-// renter's exec session and a copy of 16 MiB through the coordinator (network namespaces).
+// renter in another network namespace through the coordinator: exec sessions with their exit
+// codes, a copy of 16 MiB over the API, `iog cluster exec` and `iog cluster cp` of 100 MiB both
+// ways with equal checksums, plain OpenSSH with a terminal (`ssh -tt`, exit code 5) through the
+// entries `iog cluster ssh-config` writes; another account's exec and ssh and a copy without an
+// API key are refused.
 func TestSessionsThroughNAT(t *testing.T) {
 	w := setup(t)
 	ctx := t.Context()
@@ -144,5 +152,78 @@ func TestSessionsThroughNAT(t *testing.T) {
 	out, code := run(api.SessionOpen{Kind: "cp-from", Command: []string{"cat", "f"}}, nil)
 	if code != 0 || sha256.Sum256([]byte(out)) != sha256.Sum256(data) {
 		t.Fatalf("download: exit %d, %d bytes, checksum differs", code, len(out))
+	}
+
+	// The CLI and plain OpenSSH, run in the renter's namespace: exec's exit code, cp of 100 MiB
+	// both ways, ssh with a terminal through the entries ssh-config writes, and the refusals.
+	home := t.TempDir()
+	iogBin := os.Args[0] // the test binary is iog with IOG_TEST_MAIN=1
+	as := func(token string, name string, args ...string) (string, int) {
+		t.Helper()
+		cmd := w.lab.Command(ctx, w.ns["u"], append([]string{name}, args...)...)
+		cmd.Env = append(os.Environ(), "IOG_TEST_MAIN=1", "HOME="+home, "IOG_ADDR="+w.coord, "IOG_TOKEN="+token)
+		b, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		if err != nil && !errors.As(err, &ee) {
+			t.Fatalf("%s: %v", name, err)
+		}
+		return string(b), cmd.ProcessState.ExitCode()
+	}
+	if out, code := as(acct.APIKey, iogBin, "cluster", "exec", c.ID, "--", "sh", "-c", "echo on the node; exit 3"); code != 3 || !strings.Contains(out, "on the node") {
+		t.Fatalf("cluster exec behind the NAT: exit %d, %q", code, out)
+	}
+	big := make([]byte, 100<<20)
+	_, _ = rand.Read(big)
+	src, back := filepath.Join(home, "big.bin"), filepath.Join(home, "back.bin")
+	if err := os.WriteFile(src, big, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := as(acct.APIKey, iogBin, "cluster", "cp", "-q", src, c.ID+":0:big.bin"); code != 0 {
+		t.Fatalf("cp up behind the NAT: %d %s", code, out)
+	}
+	if out, code := as(acct.APIKey, iogBin, "cluster", "cp", "-q", c.ID+":0:big.bin", back); code != 0 {
+		t.Fatalf("cp down behind the NAT: %d %s", code, out)
+	}
+	if got, err := os.ReadFile(back); err != nil || sha256.Sum256(got) != sha256.Sum256(big) {
+		t.Fatalf("100 MiB came back different (%d bytes, %v)", len(got), err)
+	}
+	bob, err := w.admin.CreateAccount(ctx, api.CreateAccountRequest{Name: "bob", Roles: []string{"renter"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, code = as(bob.APIKey, iogBin, "cluster", "exec", c.ID, "--", "true")
+	if code == 0 || !strings.Contains(out, "not found") && !strings.Contains(out, "ENOTFOUND") {
+		t.Errorf("another account's exec: exit %d, %q", code, out)
+	}
+	if out, code := as("", iogBin, "cluster", "cp", "-q", c.ID+":0:big.bin", back); code == 0 {
+		t.Errorf("cp without an API key: exit 0, %q", out)
+	}
+	ssh, err := exec.LookPath("ssh")
+	if err != nil {
+		t.Log("no OpenSSH client here (apt-get install openssh-client): its part skipped")
+		return
+	}
+	key := filepath.Join(home, ".ssh", "id_ed25519")
+	if err := os.MkdirAll(filepath.Dir(key), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := as(acct.APIKey, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key); code != 0 {
+		t.Fatalf("ssh-keygen: %s", out)
+	}
+	if out, code := as(acct.APIKey, iogBin, "account", "ssh-key", "add", key+".pub"); code != 0 {
+		t.Fatalf("ssh-key add: %s", out)
+	}
+	if out, code := as(acct.APIKey, iogBin, "cluster", "ssh-config", c.ID, "--write", "--iog", iogBin); code != 0 {
+		t.Fatalf("ssh-config: %s", out)
+	}
+	opts := []string{"-F", filepath.Join(home, ".ssh", "config"), "-i", key, "-o", "BatchMode=yes"}
+	host := "iog-" + c.ID + "-0"
+	out, code = as(acct.APIKey, ssh, append(opts, "-tt", host, `tty; echo "rank $IOG_NODE_RANK"; exit 5`)...)
+	if code != 5 || !strings.Contains(out, "/dev/pts/") || !strings.Contains(out, "rank 0") {
+		t.Fatalf("ssh -tt behind the NAT: exit %d, %q", code, out)
+	}
+	// Another account's key and API key get nothing.
+	if out, code := as(bob.APIKey, ssh, append(opts, host, "true")...); code == 0 {
+		t.Errorf("ssh as another account: exit 0, %q", out)
 	}
 }

@@ -43,7 +43,39 @@ func TestCopyThroughput(t *testing.T) {
 	}
 	waitCluster(t, d.Client, cl.ID, func(c api.Cluster) bool { return c.Nodes[0].State == "running" })
 
-	// Raw TCP: the same bytes from a file to a file over loopback.
+	raw := rawCopy(t, src, dir, size)
+
+	t0 := time.Now()
+	if out, errOut, code := iogCLI(t, d, "cluster", "cp", "-q", src, cl.ID+":0:big.bin"); code != 0 {
+		c, _ := d.Client.Cluster(t.Context(), cl.ID)
+		t.Fatalf("cp up: %d %s %s (%s: %+v)", code, out, errOut, c.Reason, c.Nodes)
+	}
+	up := time.Since(t0)
+	t0 = time.Now()
+	if out, errOut, code := iogCLI(t, d, "cluster", "cp", "-q", cl.ID+":0:big.bin", filepath.Join(dir, "back.bin")); code != 0 {
+		t.Fatalf("cp down: %d %s %s", code, out, errOut)
+	}
+	down := time.Since(t0)
+	back, err := os.ReadFile(filepath.Join(dir, "back.bin"))
+	if err != nil || sha256.Sum256(back) != sha256.Sum256(data) {
+		t.Fatal("the copy came back different")
+	}
+	// The same bytes into cat > /dev/null on the node: the relay without tar and the disk.
+	t0 = time.Now()
+	if out, errOut, code := iogCLIAs(t, d, d.Token, string(data), "cluster", "exec", cl.ID, "--", "sh", "-c", "cat > /dev/null"); code != 0 {
+		t.Fatalf("exec cat: %d %s %s", code, out, errOut)
+	}
+	pipe := time.Since(t0)
+	mibs := func(d time.Duration) float64 { return float64(size) / (1 << 20) / d.Seconds() }
+	t.Logf("256 MiB into exec cat > /dev/null: %.0f MiB/s (%.2f of raw)", mibs(pipe), raw.Seconds()/pipe.Seconds())
+	t.Logf("256 MiB: raw TCP %.0f MiB/s; cp up %.0f MiB/s (%.2f of raw), cp down %.0f MiB/s (%.2f of raw)",
+		mibs(raw), mibs(up), raw.Seconds()/up.Seconds(), mibs(down), raw.Seconds()/down.Seconds())
+}
+
+// rawCopy copies the file src (size bytes) to a file in dir over a loopback TCP connection and
+// returns how long that took: the yardstick of the copy figures.
+func rawCopy(t *testing.T, src, dir string, size int64) time.Duration {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -74,31 +106,5 @@ func TestCopyThroughput(t *testing.T) {
 	if n := <-got; n != size {
 		t.Fatalf("raw copy: %d bytes", n)
 	}
-	raw := time.Since(t0)
-
-	t0 = time.Now()
-	if out, errOut, code := iogCLI(t, d, "cluster", "cp", "-q", src, cl.ID+":0:big.bin"); code != 0 {
-		c, _ := d.Client.Cluster(t.Context(), cl.ID)
-		t.Fatalf("cp up: %d %s %s (%s: %+v)", code, out, errOut, c.Reason, c.Nodes)
-	}
-	up := time.Since(t0)
-	t0 = time.Now()
-	if out, errOut, code := iogCLI(t, d, "cluster", "cp", "-q", cl.ID+":0:big.bin", filepath.Join(dir, "back.bin")); code != 0 {
-		t.Fatalf("cp down: %d %s %s", code, out, errOut)
-	}
-	down := time.Since(t0)
-	back, err := os.ReadFile(filepath.Join(dir, "back.bin"))
-	if err != nil || sha256.Sum256(back) != sha256.Sum256(data) {
-		t.Fatal("the copy came back different")
-	}
-	// The same bytes into cat > /dev/null on the node: the relay without tar and the disk.
-	t0 = time.Now()
-	if out, errOut, code := iogCLIAs(t, d, d.Token, string(data), "cluster", "exec", cl.ID, "--", "sh", "-c", "cat > /dev/null"); code != 0 {
-		t.Fatalf("exec cat: %d %s %s", code, out, errOut)
-	}
-	pipe := time.Since(t0)
-	mibs := func(d time.Duration) float64 { return float64(size) / (1 << 20) / d.Seconds() }
-	t.Logf("256 MiB into exec cat > /dev/null: %.0f MiB/s (%.2f of raw)", mibs(pipe), raw.Seconds()/pipe.Seconds())
-	t.Logf("256 MiB: raw TCP %.0f MiB/s; cp up %.0f MiB/s (%.2f of raw), cp down %.0f MiB/s (%.2f of raw)",
-		mibs(raw), mibs(up), raw.Seconds()/up.Seconds(), mibs(down), raw.Seconds()/down.Seconds())
+	return time.Since(t0)
 }

@@ -6,12 +6,15 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -239,4 +242,119 @@ until wget -q -O- "http://$IOG_HEAD_ADDR:8000/t"; do i=$((i+1)); [ $i -gt 120 ] 
 		return len(c.Nodes) == 2 && c.Nodes[0].DeviceID != "" && c.Nodes[1].DeviceID != ""
 	})
 	_, _ = d.Client.TerminateCluster(ctx, rc.ID)
+}
+
+// sendServer is node 0's side of TestMeshCopyThroughput: every connection to port 8000 of its
+// mesh IP gets big.bin from its work directory, by sendfile(2), and is closed.
+const sendServer = `import os, socket
+l = socket.create_server((os.environ["IOG_MESH_IP"], 8000))
+while True:
+    c, _ = l.accept()
+    try:
+        with open("big.bin", "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            off = 0
+            while off < size:
+                off += os.sendfile(c.fileno(), f.fileno(), off, size - off)
+    except OSError:
+        pass
+    c.close()
+`
+
+// TestMeshCopyThroughput prints, as ratios to a raw TCP copy of the same bytes on the same
+// machine in the same run, a copy through the coordinator (`cluster cp`), one from a node to
+// this machine over the mesh (`cluster connect -L`: userspace WireGuard here, the node's kernel
+// TUN there) and one between two nodes over the mesh (kernel TUN at both ends). It asserts only
+// that each copy is whole: the figures are for docs/ACCESS.md.
+func TestMeshCopyThroughput(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a benchmark")
+	}
+	const size = 128 << 20
+	dir := t.TempDir()
+	data := make([]byte, size)
+	_, _ = rand.Read(data)
+	sum := sha256.Sum256(data)
+	src := filepath.Join(dir, "src.bin")
+	if err := os.WriteFile(src, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := startMeshDevnet(t, 2)
+	ctx := t.Context()
+	cl, err := d.Client.CreateCluster(ctx, api.CreateClusterRequest{Type: "process", Nodes: 2,
+		Command: []string{"sh", "-c", `if [ "$IOG_NODE_RANK" = 0 ]; then exec python3 -c "$1"; else exec sleep 600; fi`, "serve", sendServer}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitCluster(t, d.Client, cl.ID, func(c api.Cluster) bool { return c.State == "running" })
+	raw := rawCopy(t, src, dir, size)
+
+	t0 := time.Now()
+	if out, errOut, code := iogCLI(t, d, "cluster", "cp", "-q", src, cl.ID+":0:big.bin"); code != 0 {
+		t.Fatalf("cp up: %d %s %s", code, out, errOut)
+	}
+	up := time.Since(t0)
+
+	// This machine from node 0, over the mesh.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	ln.Close()
+	cctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() {
+		env := map[string]string{"IOG_ADDR": d.Coord.URL(), "IOG_TOKEN": d.Token, "HOME": t.TempDir()}
+		var out, errOut bytes.Buffer
+		_ = cli.Run(cctx, []string{"cluster", "connect", cl.ID, "-L", "127.0.0.1:" + port + ":0:8000"},
+			func(k string) string { return env[k] }, strings.NewReader(""), &out, &errOut, cli.Services{})
+	}()
+	var connect time.Duration
+	iogtest.Poll(t, time.Minute, "node 0's file through cluster connect", func() error {
+		t0 := time.Now()
+		c, err := net.Dial("tcp", "127.0.0.1:"+port)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		h := sha256.New()
+		if _, err := io.Copy(h, c); err != nil {
+			return err
+		}
+		if !bytes.Equal(h.Sum(nil), sum[:]) {
+			return errors.New("the file came over the mesh different")
+		}
+		connect = time.Since(t0)
+		return nil
+	})
+	stop()
+
+	// Node 1 from node 0, over the mesh: the node measures it.
+	fetch := `import hashlib, os, socket, time
+t0 = time.time()
+h = hashlib.sha256()
+s = socket.create_connection((os.environ["IOG_HEAD_ADDR"], 8000))
+buf = bytearray(1 << 20)
+while True:
+    n = s.recv_into(buf)
+    if n == 0:
+        break
+    h.update(memoryview(buf)[:n])
+print(h.hexdigest(), time.time() - t0)
+`
+	out, errOut, code := iogCLI(t, d, "cluster", "exec", cl.ID, "--node", "1", "--", "python3", "-c", fetch)
+	f := strings.Fields(out)
+	if code != 0 || len(f) != 2 || f[0] != hex.EncodeToString(sum[:]) {
+		t.Fatalf("node 1's copy from node 0: %d %q %q", code, out, errOut)
+	}
+	secs, err := strconv.ParseFloat(f[1], 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes := time.Duration(secs * float64(time.Second))
+	mibs := func(d time.Duration) float64 { return float64(size) / (1 << 20) / d.Seconds() }
+	ratio := func(d time.Duration) float64 { return raw.Seconds() / d.Seconds() }
+	t.Logf("128 MiB: raw TCP %.0f MiB/s; cp up through the coordinator %.0f MiB/s (%.2f of raw); node 0 to here over the mesh (cluster connect) %.0f MiB/s (%.2f of raw); node 0 to node 1 over the mesh %.0f MiB/s (%.2f of raw)",
+		mibs(raw), mibs(up), ratio(up), mibs(connect), ratio(connect), mibs(nodes), ratio(nodes))
 }
