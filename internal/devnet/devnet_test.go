@@ -11,8 +11,14 @@ import (
 
 func start(t *testing.T, workers int) *Devnet {
 	t.Helper()
-	d, err := Start(t.Context(), Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", Workers: workers,
-		HeartbeatInterval: 500 * time.Millisecond, PollWait: 5 * time.Second})
+	return startWith(t, Config{Workers: workers})
+}
+
+// startWith starts a devnet of cfg with the tests' data directory, address and pace.
+func startWith(t *testing.T, cfg Config) *Devnet {
+	t.Helper()
+	cfg.DataDir, cfg.Listen, cfg.HeartbeatInterval, cfg.PollWait = t.TempDir(), "127.0.0.1:0", 500*time.Millisecond, 5*time.Second
+	d, err := Start(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -39,16 +39,11 @@ func startMeshDevnet(t *testing.T, workers int) *Devnet {
 	if err := mesh.KernelAvailable(); err != nil {
 		t.Skip(err)
 	}
-	dir := t.TempDir()
-	d, err := Start(t.Context(), Config{DataDir: dir, Listen: "127.0.0.1:0", Workers: workers,
-		HeartbeatInterval: 500 * time.Millisecond, PollWait: 5 * time.Second, Mesh: MeshOn})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tag := d.holderTag()
+	var tag string
 	t.Cleanup(func() {
-		if err := d.Close(); err != nil {
-			t.Errorf("close devnet: %v", err)
+		// Registered first, so run last: after startWith's cleanup has closed the devnet.
+		if tag == "" {
+			return
 		}
 		cli, err := client.New(client.FromEnv)
 		if err != nil {
@@ -61,6 +56,8 @@ func startMeshDevnet(t *testing.T, workers int) *Devnet {
 			t.Errorf("%d holder containers left after Close", len(list.Items))
 		}
 	})
+	d := startWith(t, Config{Workers: workers, Mesh: MeshOn})
+	tag = d.holderTag()
 	return d
 }
 

@@ -31,7 +31,7 @@ func TestOpenSSHThroughIog(t *testing.T) {
 	if err != nil {
 		t.Skip("needs openssh-client (apt-get install openssh-client)")
 	}
-	d := start(t, 1)
+	d := startWith(t, Config{Workers: 1, Mesh: MeshAuto}) // as root, the worker in a namespace of its own
 	bin := filepath.Join(t.TempDir(), "iog")
 	build := exec.CommandContext(t.Context(), "go", "build", "-o", bin, "./cmd/iog")
 	build.Dir = "../.."

@@ -175,7 +175,7 @@ func loginLink(t *testing.T, d *Devnet, token, id string, port int) (string, str
 // the same login link again, another account's `cluster open`, an unauthenticated browser,
 // the logged-in browser on another cluster's link, and every link once the cluster ended.
 func TestPortLinksInChromium(t *testing.T) {
-	d := start(t, 2)
+	d := startWith(t, Config{Workers: 2, Mesh: MeshAuto}) // as root, each worker in a namespace of its own
 	port, portB := freePort(t), freePort(t)
 	mk := func(p int) api.Cluster {
 		out, errOut, code := iogCLI(t, d, "cluster", "create", "--type", "process", "--nodes", "1", "--port", strconv.Itoa(p), "--json",
@@ -286,7 +286,7 @@ func TestJupyterInChromium(t *testing.T) {
 	if _, err := exec.LookPath("jupyter"); err != nil {
 		t.Fatal("jupyter is not installed (apt-get install jupyter-notebook python3-ipykernel; .ci/run installs them)")
 	}
-	d := start(t, 1)
+	d := startWith(t, Config{Workers: 1, Mesh: MeshAuto}) // as root, the worker in a namespace of its own
 	out, errOut, code := iogCLI(t, d, "cluster", "create", "--type", "process", "--nodes", "1", "--jupyter", "--", "sleep", "600")
 	if code != 0 {
 		t.Fatalf("create: %d %s %s", code, out, errOut)
