@@ -44,6 +44,7 @@ func (a *app) clusterCmd() *cobra.Command {
 // createFlags are the flags of `iog cluster create`.
 type createFlags struct {
 	typ         string
+	sshKey      string // --ssh-key: a public key file put on the account before creating
 	nodes       int
 	gpu         string
 	gpusPerNode int
@@ -198,6 +199,11 @@ Every node gets IOG_CLUSTER_ID, IOG_NODE_RANK, IOG_NODE_COUNT, IOG_HEAD_ADDR and
 			if f.waitCap < 0 || f.waitCap > MaxWaitForCapacity {
 				return usageErrorf("--wait-for-capacity %s: want 0 (off) to %s", f.waitCap, MaxWaitForCapacity)
 			}
+			if f.sshKey != "" {
+				if err := a.ensureSSHKey(cmd.Context(), c, f.sshKey, f.json); err != nil {
+					return err
+				}
+			}
 			cl, err := a.createWaiting(cmd.Context(), c, req, f.waitCap)
 			if err != nil {
 				return fmt.Errorf("create cluster: %w", err)
@@ -249,6 +255,7 @@ Every node gets IOG_CLUSTER_ID, IOG_NODE_RANK, IOG_NODE_COUNT, IOG_HEAD_ADDR and
 	fl.StringVar(&f.output, "output", "", "directory, in each node's work directory, uploaded when the node exits (see `iog cluster files`)")
 	fl.StringArrayVar(&f.ports, "port", nil, "expose the nodes' TCP port PORT (or PORT:public: no login, rate limited) as a browser link (repeatable; see `iog cluster open`)")
 	fl.BoolVar(&f.jupyter, "jupyter", false, "start Jupyter on node 0 (port 8888, where the node has it) and print its link")
+	fl.StringVar(&f.sshKey, "ssh-key", "", "SSH public key FILE to put on your account first (unless it is there), for `iog cluster ssh-config` and plain ssh")
 	fl.BoolVar(&f.detach, "detach", false, "return once the cluster is placed, without following it")
 	fl.BoolVar(&f.wait, "wait", false, "wait for the cluster to end and exit with its job's status (0 completed)")
 	fl.BoolVar(&f.json, "json", false, "print the cluster as JSON")

@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -9,6 +11,8 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/iognet/iog/api"
+	"github.com/iognet/iog/internal/iog"
 	"github.com/spf13/cobra"
 )
 
@@ -19,16 +23,7 @@ func (a *app) sshKeyCmd() *cobra.Command {
 		Example: `  iog account ssh-key add ~/.ssh/id_ed25519.pub`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var r io.Reader = a.stdin
-			if args[0] != "-" {
-				f, err := os.Open(args[0])
-				if err != nil {
-					return err
-				}
-				defer f.Close()
-				r = f
-			}
-			b, err := io.ReadAll(io.LimitReader(r, 16<<10))
+			key, err := a.readSSHKey(args[0])
 			if err != nil {
 				return err
 			}
@@ -36,7 +31,7 @@ func (a *app) sshKeyCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			k, err := c.AddSSHKey(cmd.Context(), strings.TrimSpace(string(b)))
+			k, err := c.AddSSHKey(cmd.Context(), key)
 			if err != nil {
 				return err
 			}
@@ -230,4 +225,43 @@ func sshQuote(s string) string {
 		return s
 	}
 	return strconv.Quote(s)
+}
+
+// readSSHKey reads one public key from a file, or from stdin for "-".
+func (a *app) readSSHKey(path string) (string, error) {
+	var r io.Reader = a.stdin
+	if path != "-" {
+		f, err := os.Open(path)
+		if err != nil {
+			return "", err
+		}
+		defer f.Close()
+		r = f
+	}
+	b, err := io.ReadAll(io.LimitReader(r, 16<<10))
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// ensureSSHKey puts a public key on the account unless it is there already (cluster create
+// --ssh-key), and says which.
+func (a *app) ensureSSHKey(ctx context.Context, c *api.Client, path string, quiet bool) error {
+	key, err := a.readSSHKey(path)
+	if err != nil {
+		return fmt.Errorf("--ssh-key: %w", err)
+	}
+	k, err := c.AddSSHKey(ctx, key)
+	var e *api.Error
+	switch {
+	case errors.As(err, &e) && e.Code == string(iog.ECONFLICT):
+		return nil // already on the account
+	case err != nil:
+		return fmt.Errorf("--ssh-key %s: %w", path, err)
+	}
+	if !quiet {
+		fmt.Fprintf(a.stdout, "added SSH key %s %s to your account\n", k.Fingerprint, k.Comment)
+	}
+	return nil
 }

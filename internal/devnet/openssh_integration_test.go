@@ -31,7 +31,7 @@ func TestOpenSSHThroughIog(t *testing.T) {
 	if err != nil {
 		t.Skip("needs openssh-client (apt-get install openssh-client)")
 	}
-	d := startWith(t, Config{Workers: 1, Mesh: MeshAuto}) // as root, the worker in a namespace of its own
+	d := startWith(t, Config{Workers: 2, Mesh: MeshAuto}) // as root, each worker in a namespace of its own
 	bin := filepath.Join(t.TempDir(), "iog")
 	build := exec.CommandContext(t.Context(), "go", "build", "-o", bin, "./cmd/iog")
 	build.Dir = "../.."
@@ -60,12 +60,27 @@ func TestOpenSSHThroughIog(t *testing.T) {
 	if out, code := run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key); code != 0 {
 		t.Fatalf("ssh-keygen: %s", out)
 	}
-	if out, code := run(bin, "account", "ssh-key", "add", key+".pub"); code != 0 {
-		t.Fatalf("ssh-key add: %s", out)
+	// The key goes on the account with the cluster's creation (--ssh-key); a second create with
+	// the same key finds it there and goes on.
+	out, code := run(bin, "cluster", "create", "--type", "process", "--nodes", "1", "--detach", "--ssh-key", key+".pub", "--", "sleep", "300")
+	if code != 0 || !strings.Contains(out, "added SSH key SHA256:") {
+		t.Fatalf("cluster create --ssh-key: %d %s", code, out)
 	}
-	cl, err := d.Client.CreateCluster(t.Context(), api.CreateClusterRequest{Type: "process", Nodes: 1, Command: []string{"sleep", "300"}})
+	if out, code := run(bin, "cluster", "create", "--type", "process", "--nodes", "1", "--detach", "--json", "--ssh-key", key+".pub", "--", "true"); code != 0 || strings.Contains(out, "added") {
+		t.Fatalf("cluster create --ssh-key with the key already on the account: %d %s", code, out)
+	}
+	if out, code := run(bin, "account", "ssh-key", "list"); code != 0 || strings.Count(out, "SHA256:") != 1 {
+		t.Fatalf("ssh-key list after two creates: %d %s", code, out)
+	}
+	var cl api.Cluster
+	cls, err := d.Client.Clusters(t.Context())
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, c := range cls {
+		if len(c.Spec.Command) == 2 && c.Spec.Command[0] == "sleep" {
+			cl = c
+		}
 	}
 	waitCluster(t, d.Client, cl.ID, func(c api.Cluster) bool { return c.Nodes[0].State == "running" })
 	if out, code := run(bin, "cluster", "ssh-config", cl.ID, "--write", "--iog", bin); code != 0 {
@@ -77,7 +92,7 @@ func TestOpenSSHThroughIog(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(home, ".ssh", "config")); err != nil || !strings.HasPrefix(string(b), "Include "+filepath.Join(home, ".ssh", "iog")) {
 		t.Fatalf("~/.ssh/config: %q %v", b, err)
 	}
-	out, code := run(sshBin, append(opts, host, `echo "hello from rank $IOG_NODE_RANK in $PWD"; exit 4`)...)
+	out, code = run(sshBin, append(opts, host, `echo "hello from rank $IOG_NODE_RANK in $PWD"; exit 4`)...)
 	if code != 4 || !strings.Contains(out, "hello from rank 0") {
 		t.Fatalf("ssh: exit %d %q", code, out)
 	}
