@@ -110,7 +110,8 @@ func token() string {
 // TestDevnetMesh: on a devnet with the mesh, the nodes of a multi-node cluster reach each
 // other at IOG_HEAD_ADDR over the encrypted mesh, as process nodes (in the workers'
 // namespaces) and as containers (which join them); a node does not reach another worker's
-// loopback; `cluster connect` forwards a local port to a node over the mesh; a session lands
+// loopback; `cluster connect` forwards a local port to a node over the mesh, and the
+// coordinator's mesh proxy reaches it; a session lands
 // in the node's namespace; a ray cluster is placed; the holders go with the devnet.
 func TestDevnetMesh(t *testing.T) {
 	image := executortest.ImportBusybox(t)
@@ -207,6 +208,21 @@ except OSError as e:
 	if code := <-done; code != 0 {
 		t.Errorf("cluster connect exited %d", code)
 	}
+	// The coordinator's mesh proxy (a netstack member of its own) reaches node 0 too.
+	iogtest.Poll(t, time.Minute, "node 0's token through the mesh proxy", func() error {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, d.Coord.URL()+"/v1/clusters/"+pc.ID+"/proxy/0/8000/", nil)
+		req.Header.Set("Authorization", "Bearer "+d.Token)
+		r, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		defer r.Body.Close()
+		b, _ := io.ReadAll(r.Body)
+		if r.StatusCode != http.StatusOK || string(b) != tok {
+			return fmt.Errorf("HTTP %d %q", r.StatusCode, b)
+		}
+		return nil
+	})
 	if _, err := d.Client.TerminateCluster(ctx, pc.ID); err != nil {
 		t.Fatal(err)
 	}
