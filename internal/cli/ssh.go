@@ -148,10 +148,30 @@ to the node's worker, and each worker makes a new host key when it starts.`,
 					return err
 				}
 			}
+			// A named cluster's nodes are also iog-<name>-<rank>, while no other cluster of yours
+			// that is still open has the name (ssh would take the first entry it finds).
+			alias := sshAlias(cl.Spec.Name)
+			if alias != "" && !ended(cl.State) {
+				all, err := c.Clusters(cmd.Context())
+				if err != nil {
+					return err
+				}
+				for _, o := range all {
+					if o.ID != cl.ID && o.Spec.Name == cl.Spec.Name && !ended(o.State) {
+						alias = ""
+						fmt.Fprintf(a.stderr, "iog: cluster %s is also called %q: its entries are by id only\n", o.ID, cl.Spec.Name)
+						break
+					}
+				}
+			}
 			var b strings.Builder
 			fmt.Fprintf(&b, "# iog cluster %s (written by iog cluster ssh-config)\n", cl.ID)
 			for _, n := range cl.Nodes {
-				fmt.Fprintf(&b, "Host iog-%s-%d\n", cl.ID, n.Rank)
+				if alias != "" {
+					fmt.Fprintf(&b, "Host iog-%s-%d iog-%s-%d\n", cl.ID, n.Rank, alias, n.Rank)
+				} else {
+					fmt.Fprintf(&b, "Host iog-%s-%d\n", cl.ID, n.Rank)
+				}
 				fmt.Fprintf(&b, "  HostName %s-%d.iog\n  User iog\n", cl.ID, n.Rank)
 				fmt.Fprintf(&b, "  ProxyCommand %s --addr %s cluster ssh-proxy %s:%d\n", sshQuote(iog), sshQuote(a.base), cl.ID, n.Rank)
 				b.WriteString("  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n")
@@ -264,4 +284,18 @@ func (a *app) ensureSSHKey(ctx context.Context, c *api.Client, path string, quie
 		fmt.Fprintf(a.stdout, "added SSH key %s %s to your account\n", k.Fingerprint, k.Comment)
 	}
 	return nil
+}
+
+// sshAlias is a cluster name as an ssh host name part, or "" when it cannot be one (or could
+// be mistaken for an id).
+func sshAlias(name string) string {
+	if name == "" || len(name) > 64 || strings.HasPrefix(name, "cl_") {
+		return ""
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return ""
+		}
+	}
+	return name
 }

@@ -62,7 +62,7 @@ func TestOpenSSHThroughIog(t *testing.T) {
 	}
 	// The key goes on the account with the cluster's creation (--ssh-key); a second create with
 	// the same key finds it there and goes on.
-	out, code := run(bin, "cluster", "create", "--type", "process", "--nodes", "1", "--detach", "--ssh-key", key+".pub", "--", "sleep", "300")
+	out, code := run(bin, "cluster", "create", "--type", "process", "--nodes", "1", "--detach", "--name", "train", "--ssh-key", key+".pub", "--", "sleep", "300")
 	if code != 0 || !strings.Contains(out, "added SSH key SHA256:") {
 		t.Fatalf("cluster create --ssh-key: %d %s", code, out)
 	}
@@ -92,7 +92,8 @@ func TestOpenSSHThroughIog(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(home, ".ssh", "config")); err != nil || !strings.HasPrefix(string(b), "Include "+filepath.Join(home, ".ssh", "iog")) {
 		t.Fatalf("~/.ssh/config: %q %v", b, err)
 	}
-	out, code = run(sshBin, append(opts, host, `echo "hello from rank $IOG_NODE_RANK in $PWD"; exit 4`)...)
+	// By the cluster's name too (no other open cluster has it).
+	out, code = run(sshBin, append(opts, "iog-train-0", `echo "hello from rank $IOG_NODE_RANK in $PWD"; exit 4`)...)
 	if code != 4 || !strings.Contains(out, "hello from rank 0") {
 		t.Fatalf("ssh: exit %d %q", code, out)
 	}
