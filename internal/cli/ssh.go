@@ -122,10 +122,12 @@ func (a *app) clusterSSHConfigCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "ssh-config CLUSTER",
 		Short: "Print (or write) OpenSSH config entries for a cluster's nodes: plain ssh, scp, rsync and VS Code",
-		Long: `Print a "Host iog-<cluster>-<rank>" entry per node, whose ProxyCommand is
+		Long: `Print a "Host iog-<cluster>-<rank>" entry per node (also iog-<name>-<rank> for a cluster
+created with --name, while no other open cluster of yours has the name), whose ProxyCommand is
 "iog cluster ssh-proxy": plain ssh, scp (scp -O where the node has no sftp-server),
 rsync (where the node has rsync) and VS Code's Remote-SSH then reach the node's sandbox or
-container with the keys on your account (iog account ssh-key add). With --write, the
+container with the keys on your account (iog account ssh-key add, or cluster create
+--ssh-key). With --write, the
 entries go to ~/.ssh/iog/<cluster>.conf, "Include ~/.ssh/iog/*.conf" (as an absolute
 path) is put at the top of ~/.ssh/config once, and the files of your clusters that have ended are removed. Host keys
 are not checked for these hosts: the connection is the coordinator's authenticated session
