@@ -170,4 +170,3 @@ func reportLatency(b *testing.B, lat []time.Duration, rate string) {
 	b.ReportMetric(float64(p(0.50).Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(p(0.99).Microseconds())/1000, "p99-ms")
 }
-

@@ -66,7 +66,7 @@ type Market struct {
 	place sync.Mutex
 	// devs is the devices as placement reads them, in memory (index.go); place guards it.
 	devs *devices
-	mesh  meshState
+	mesh meshState
 	// reacted: the revision at which each open cluster last needed nothing (outcome.go).
 	reacted reacted
 }
