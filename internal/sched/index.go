@@ -96,6 +96,7 @@ type slot struct {
 	bound int32 // ready devices at the site ("" counts 0, as in Place)
 	rep   int32
 	idx   int32
+	site  int32 // -1: none
 	f     filter
 }
 
@@ -110,10 +111,45 @@ type member struct {
 }
 
 // site is the ready devices at one site, and the count of one decision's matches among them.
+// Its first members are kept in the site itself: counting a small site reads one run of memory.
 type site struct {
-	members []member
-	epoch   uint32
-	col     int32
+	epoch uint32
+	col   int32
+	n     int32
+	inl   [inlineMembers]member
+	more  []member
+}
+
+const inlineMembers = 4
+
+func (s *site) at(i int32) *member {
+	if i < inlineMembers {
+		return &s.inl[i]
+	}
+	return &s.more[i-inlineMembers]
+}
+
+func (s *site) add(m member) {
+	if s.n < inlineMembers {
+		s.inl[s.n] = m
+	} else {
+		s.more = append(s.more, m)
+	}
+	s.n++
+}
+
+// remove takes the device in slot idx out; the last member takes its place.
+func (s *site) remove(idx int32) {
+	for j := range s.n {
+		if e := s.at(j); e.idx == idx {
+			*e = *s.at(s.n - 1)
+			break
+		}
+	}
+	s.n--
+	if s.n >= inlineMembers {
+		s.more = s.more[:s.n-inlineMembers]
+	}
 }
 
 // rec is where a device is.
@@ -122,7 +158,6 @@ type rec struct {
 	bucket int32
 	model  int32
 	region int32
-	site   int32 // -1: none
 }
 
 // NewIndex returns an empty index.
@@ -185,9 +220,9 @@ func (x *Index) Put(c Candidate) {
 	x.byID[c.ID], x.ids[i], x.cands[i] = i, c.ID, c
 	iso, other := x.isoBits(c.Isolation)
 	r := rec{
-		s: slot{ask: c.Ask, rep: int32(c.Reputation), idx: i, f: filter{gpus: clamp32(c.GPUCount), cpus: clamp32(c.CPUThreads),
+		s: slot{ask: c.Ask, rep: int32(c.Reputation), idx: i, site: -1, f: filter{gpus: clamp32(c.GPUCount), cpus: clamp32(c.CPUThreads),
 			mem: c.MemoryMiB, iso: iso, other: other, tier: int8(tierRank(c.Tier))}},
-		model: x.models.id(c.GPUModel), region: x.regions.id(strings.ToLower(c.Region)), site: -1,
+		model: x.models.id(c.GPUModel), region: x.regions.id(strings.ToLower(c.Region)),
 	}
 	k := bucketKey{r.model, r.region, int32(r.s.f.tier)}
 	b, ok := x.buckets[k]
@@ -209,12 +244,12 @@ func (x *Index) Put(c Candidate) {
 			}
 			x.siteIDs[c.Site] = s
 		}
-		x.sites[s].members = append(x.sites[s].members, member{ask: c.Ask, idx: i, model: r.model, region: r.region, f: r.s.f})
-		r.site, r.s.bound = s, int32(len(x.sites[s].members))
+		x.sites[s].add(member{ask: c.Ask, idx: i, model: r.model, region: r.region, f: r.s.f})
+		r.s.site, r.s.bound = s, x.sites[s].n
 	}
 	x.recs[i] = r
 	x.trees[b].ReplaceOrInsert(r.s)
-	x.rekey(r.site)
+	x.rekey(r.s.site)
 }
 
 func clamp32(n int) int32 {
@@ -232,19 +267,16 @@ func (x *Index) Remove(id string) {
 	x.trees[r.bucket].Delete(r.s)
 	x.ids[i], x.cands[i], x.recs[i] = "", Candidate{}, rec{}
 	x.free = append(x.free, i)
-	if r.site >= 0 {
-		m := x.sites[r.site].members
-		j := slices.IndexFunc(m, func(e member) bool { return e.idx == i })
-		m[j] = m[len(m)-1]
-		m = m[:len(m)-1]
-		x.sites[r.site].members = m
-		if len(m) == 0 {
+	if r.s.site >= 0 {
+		st := &x.sites[r.s.site]
+		st.remove(i)
+		if st.n == 0 {
 			delete(x.siteIDs, siteName)
-			x.sites[r.site] = site{}
-			x.freeSite = append(x.freeSite, r.site)
+			x.sites[r.s.site] = site{}
+			x.freeSite = append(x.freeSite, r.s.site)
 			return
 		}
-		x.rekey(r.site)
+		x.rekey(r.s.site)
 	}
 }
 
@@ -253,10 +285,10 @@ func (x *Index) rekey(s int32) {
 	if s < 0 {
 		return
 	}
-	m := x.sites[s].members
-	n := int32(len(m))
-	for _, e := range m {
-		r := &x.recs[e.idx]
+	st := &x.sites[s]
+	n := st.n
+	for j := range n {
+		r := &x.recs[st.at(j).idx]
 		if r.s.bound == n {
 			continue
 		}
@@ -355,8 +387,8 @@ func (x *Index) Place(req Request, snapshot func() []Candidate) ([]Node, error) 
 		s := &x.sites[at]
 		if s.epoch != x.epoch {
 			n := int32(0)
-			for i := range s.members {
-				e := &s.members[i]
+			for j := range s.n {
+				e := s.at(j)
 				if (region < 0 || e.region == region) && modelOK(e.model) && fits(&e.f, e.idx) &&
 					(req.MaxPrice <= 0 || e.ask <= req.MaxPrice) {
 					n++
@@ -396,7 +428,11 @@ func (x *Index) Place(req Request, snapshot func() []Candidate) ([]Node, error) 
 			if !fits(&s.f, s.idx) {
 				return true
 			}
-			r := ranked{s, count(x.recs[s.idx].site)}
+			col := s.bound // 0 without a site; 1: the site holds only s, which matches
+			if col > 1 {
+				col = count(s.site)
+			}
+			r := ranked{s, col}
 			i := len(best)
 			for i > 0 && x.worse(best[i-1], r) {
 				i--
