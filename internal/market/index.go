@@ -8,6 +8,7 @@ import (
 	"github.com/iognet/iog/internal/iog"
 	"github.com/iognet/iog/internal/pricing"
 	"github.com/iognet/iog/internal/sched"
+	"github.com/iognet/iog/internal/store"
 )
 
 // devices is the market's in-memory view of what placement reads: the ready devices in
@@ -42,35 +43,40 @@ func newDevices() *devices {
 // syncLocked applies the devices changed since the last read. The caller holds m.place.
 func (m *Market) syncLocked(ctx context.Context) error {
 	v := m.devs
-	cs, next, err := m.db.DeviceChanges(ctx, v.since)
+	next, err := m.db.DeviceChanges(ctx, v.since, func(c store.DeviceChange) error {
+		v.apply(m, c)
+		return nil
+	})
 	if err != nil {
 		return err
 	}
-	for _, c := range cs {
-		id := c.Device.ID
-		if old, ok := v.state[id]; ok {
-			v.count(old, -1)
-		}
-		if c.Deleted {
-			delete(v.state, id)
-			v.all.Remove(id)
-			v.mesh.Remove(id)
-			continue
-		}
-		d := c.Device
-		st := devState{model: d.GPUModel, mesh: reachesMesh(d), status: d.Status}
-		v.state[id] = st
-		v.count(st, 1)
-		cand := m.candidate(d)
-		v.all.Put(cand)
-		if st.mesh {
-			v.mesh.Put(cand)
-		} else {
-			v.mesh.Remove(id)
-		}
-	}
 	v.since = next
 	return nil
+}
+
+// apply brings one device up to date.
+func (v *devices) apply(m *Market, c store.DeviceChange) {
+	id := c.Device.ID
+	if old, ok := v.state[id]; ok {
+		v.count(old, -1)
+	}
+	if c.Deleted {
+		delete(v.state, id)
+		v.all.Remove(id)
+		v.mesh.Remove(id)
+		return
+	}
+	d := c.Device
+	st := devState{model: d.GPUModel, mesh: reachesMesh(d), status: d.Status}
+	v.state[id] = st
+	v.count(st, 1)
+	cand := m.candidate(d)
+	v.all.Put(cand)
+	if st.mesh {
+		v.mesh.Put(cand)
+	} else {
+		v.mesh.Remove(id)
+	}
 }
 
 func (v *devices) count(st devState, n int) {

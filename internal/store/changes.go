@@ -29,35 +29,37 @@ type DeviceChange struct {
 	Seq     int64
 }
 
-// DeviceChanges returns the devices changed after sequence number since, in the order of their
-// changes, and the number to ask from next time (since itself when nothing changed). since -1
-// reads every device: a first full load. (No page limit: the rows of one number, such as all
-// those written before numbering, must come together.)
-func (s *DB) DeviceChanges(ctx context.Context, since int64) ([]DeviceChange, int64, error) {
+// DeviceChanges calls fn with each device changed after sequence number since, in the order of
+// their changes, and returns the number to ask from next time (since itself when nothing
+// changed). since -1 reads every device: a first full load, streamed rather than held. (No
+// page limit: the rows of one number, such as all those written before numbering, must come
+// together.) An error from fn stops the read and is returned.
+func (s *DB) DeviceChanges(ctx context.Context, since int64, fn func(DeviceChange) error) (int64, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT `+deviceCols+`, deleted, changed_seq FROM devices
 		WHERE changed_seq > $1 ORDER BY changed_seq, id`, since)
 	if err != nil {
-		return nil, since, fmt.Errorf("store: device changes: %w", err)
+		return since, fmt.Errorf("store: device changes: %w", err)
 	}
 	defer rows.Close()
-	var out []DeviceChange
 	next := since
+	var ext extra
 	for rows.Next() {
 		var c DeviceChange
 		var deleted int
-		var ext extra
 		c.Device, err = scanDevice(ext.wrap(rows, &deleted, &c.Seq))
 		if err != nil {
-			return nil, since, fmt.Errorf("store: scan device change: %w", err)
+			return since, fmt.Errorf("store: scan device change: %w", err)
 		}
 		c.Deleted = deleted == 1
+		if err := fn(c); err != nil {
+			return since, err
+		}
 		next = max(next, c.Seq)
-		out = append(out, c)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, since, fmt.Errorf("store: device changes: %w", err)
+		return since, fmt.Errorf("store: device changes: %w", err)
 	}
-	return out, next, nil
+	return next, nil
 }
 
 // extra scans a row with columns past those scanDevice reads.

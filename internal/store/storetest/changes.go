@@ -17,14 +17,19 @@ func deviceChanges(t *testing.T, db *store.DB) {
 	register(t, db, owner, "c1")
 	register(t, db, owner, "c2")
 	register(t, db, owner, "c3")
-	all, since, err := db.DeviceChanges(ctx, -1)
+	read := func(since int64) ([]store.DeviceChange, int64, error) {
+		var cs []store.DeviceChange
+		next, err := db.DeviceChanges(ctx, since, func(c store.DeviceChange) error { cs = append(cs, c); return nil })
+		return cs, next, err
+	}
+	all, since, err := read(-1)
 	if err != nil || len(all) != 3 {
 		t.Fatalf("first load: %d devices, %v", len(all), err)
 	}
 	// changed returns the ids changed since the last call, in order, and moves since on.
 	changed := func() []string {
 		t.Helper()
-		cs, next, err := db.DeviceChanges(ctx, since)
+		cs, next, err := read(since)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -82,7 +87,7 @@ func deviceChanges(t *testing.T, db *store.DB) {
 	if err := db.TouchDevices(ctx, map[string]time.Time{"c1": t0.Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
-	cs, _, err := db.DeviceChanges(ctx, since)
+	cs, _, err := read(since)
 	if err != nil || len(cs) != 1 || cs[0].Device.AskPerHour != 3*iog.Unit {
 		t.Fatalf("update (and no liveness flush): %+v %v", cs, err)
 	}
