@@ -45,11 +45,15 @@ type Index struct {
 	sites    []site
 	freeSite []int32
 	models   intern
+	folds    intern // models in lower case: the models one request's matches share, if only one
+	foldOf   []int32 // by model
 	regions  intern
 	isos     intern // isolation levels: bit i of filter.iso is level i (63: one past the 63rd)
 
-	// scratch, reused by each decision
+	// scratch, reused by each decision (and each re-key)
 	modelOK []int8
+	nFold   map[int32]int32
+	nRegion map[int32]int32
 	epoch   uint32 // of the decision; a site's count is this decision's when its epoch is
 	best    []ranked
 	walk    []int32
@@ -97,7 +101,10 @@ type slot struct {
 	rep   int32
 	idx   int32
 	site  int32 // -1: none
-	f     filter
+	// Tighter bounds of the co-location, for requests that take one model (in any case) or
+	// one region: the devices at the site with this one's model, and those in its region.
+	sameFold, sameRegion int32
+	f                    filter
 }
 
 // member is a device in its site's list: what counting the site's matches reads, kept with the
@@ -106,6 +113,7 @@ type member struct {
 	ask    iog.Amount
 	idx    int32
 	model  int32
+	fold   int32
 	region int32
 	f      filter
 }
@@ -162,7 +170,8 @@ type rec struct {
 
 // NewIndex returns an empty index.
 func NewIndex() *Index {
-	return &Index{byID: map[string]int32{}, buckets: map[bucketKey]int32{}, siteIDs: map[string]int32{}}
+	return &Index{byID: map[string]int32{}, buckets: map[bucketKey]int32{}, siteIDs: map[string]int32{},
+		nFold: map[int32]int32{}, nRegion: map[int32]int32{}}
 }
 
 // Len is the number of devices in the index.
@@ -224,6 +233,9 @@ func (x *Index) Put(c Candidate) {
 			mem: c.MemoryMiB, iso: iso, other: other, tier: int8(tierRank(c.Tier))}},
 		model: x.models.id(c.GPUModel), region: x.regions.id(strings.ToLower(c.Region)),
 	}
+	for int(r.model) >= len(x.foldOf) {
+		x.foldOf = append(x.foldOf, x.folds.id(strings.ToLower(x.models.names[len(x.foldOf)])))
+	}
 	k := bucketKey{r.model, r.region, int32(r.s.f.tier)}
 	b, ok := x.buckets[k]
 	if !ok {
@@ -244,12 +256,12 @@ func (x *Index) Put(c Candidate) {
 			}
 			x.siteIDs[c.Site] = s
 		}
-		x.sites[s].add(member{ask: c.Ask, idx: i, model: r.model, region: r.region, f: r.s.f})
-		r.s.site, r.s.bound = s, x.sites[s].n
+		x.sites[s].add(member{ask: c.Ask, idx: i, model: r.model, fold: x.foldOf[r.model], region: r.region, f: r.s.f})
+		r.s.site = s
 	}
 	x.recs[i] = r
-	x.trees[b].ReplaceOrInsert(r.s)
-	x.rekey(r.s.site)
+	x.rekey(r.s.site, i) // sets the new device's bounds
+	x.trees[b].ReplaceOrInsert(x.recs[i].s)
 }
 
 func clamp32(n int) int32 {
@@ -276,25 +288,40 @@ func (x *Index) Remove(id string) {
 			x.freeSite = append(x.freeSite, r.s.site)
 			return
 		}
-		x.rekey(r.s.site)
+		x.rekey(r.s.site, -1)
 	}
 }
 
-// rekey gives the devices at a site the site's new size as their bound.
-func (x *Index) rekey(s int32) {
+// rekey gives the devices at a site their bounds after the site changed: its size, and how
+// many there share each one's model and region. fresh, a device not in its B-tree yet, only
+// gets its bounds.
+func (x *Index) rekey(s int32, fresh int32) {
 	if s < 0 {
 		return
 	}
 	st := &x.sites[s]
 	n := st.n
+	clear(x.nFold)
+	clear(x.nRegion)
 	for j := range n {
-		r := &x.recs[st.at(j).idx]
-		if r.s.bound == n {
+		e := st.at(j)
+		x.nFold[e.fold]++
+		x.nRegion[e.region]++
+	}
+	for j := range n {
+		e := st.at(j)
+		r := &x.recs[e.idx]
+		nf, nr := x.nFold[e.fold], x.nRegion[e.region]
+		if e.idx == fresh {
+			r.s.bound, r.s.sameFold, r.s.sameRegion = n, nf, nr
+			continue
+		}
+		if r.s.bound == n && r.s.sameFold == nf && r.s.sameRegion == nr {
 			continue
 		}
 		t := x.trees[r.bucket]
 		t.Delete(r.s)
-		r.s.bound = n
+		r.s.bound, r.s.sameFold, r.s.sameRegion = n, nf, nr
 		t.ReplaceOrInsert(r.s)
 	}
 }
@@ -398,6 +425,22 @@ func (x *Index) Place(req Request, snapshot func() []Candidate) ([]Node, error) 
 		}
 		return s.col
 	}
+	// When every model the request takes is one name in some case, its matches at a site are
+	// among those with that name: sameFold bounds their count.
+	oneFold, fold := false, int32(-1)
+	if req.GPUModel != "" {
+		oneFold = true
+		for m := range x.models.names {
+			if !modelOK(int32(m)) {
+				continue
+			}
+			if f := x.foldOf[m]; fold < 0 {
+				fold = f
+			} else if f != fold {
+				oneFold = false
+			}
+		}
+	}
 	// The buckets to walk, cheapest first: the N-th best is then near its final value early.
 	x.walk = x.walk[:0]
 	for b, k := range x.bkeys {
@@ -428,7 +471,17 @@ func (x *Index) Place(req Request, snapshot func() []Candidate) ([]Node, error) 
 			if !fits(&s.f, s.idx) {
 				return true
 			}
-			col := s.bound // 0 without a site; 1: the site holds only s, which matches
+			tight := s.bound
+			if oneFold {
+				tight = min(tight, s.sameFold)
+			}
+			if region >= 0 {
+				tight = min(tight, s.sameRegion)
+			}
+			if len(best) == req.Nodes && tight < s.bound && x.worse(ranked{s, tight}, best[len(best)-1]) {
+				return true // s cannot make it, though a later device may
+			}
+			col := tight // 0 without a site; 1: s is the only match the site can hold
 			if col > 1 {
 				col = count(s.site)
 			}
