@@ -45,7 +45,7 @@ type Index struct {
 	sites    []site
 	freeSite []int32
 	models   intern
-	folds    intern // models in lower case: the models one request's matches share, if only one
+	folds    intern  // models in lower case: the models one request's matches share, if only one
 	foldOf   []int32 // by model
 	regions  intern
 	isos     intern // isolation levels: bit i of filter.iso is level i (63: one past the 63rd)
