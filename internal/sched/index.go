@@ -20,7 +20,10 @@ import (
 // first, computes the exact co-location of each match it meets from the site's list, keeps the
 // best N so far, and leaves a bucket as soon as its next device, even with its bound, cannot
 // beat the N-th best: later ones cannot either, and the N-th best only gets better. A device
-// joining or leaving a site re-keys the site's other devices.
+// joining or leaving a site re-keys the site's other devices. Each device also carries tighter
+// bounds for requests of one model (the devices at its site with its model) or of one region
+// (those in its region): a device that cannot beat the N-th best even at those is passed over
+// without counting its site.
 //
 // What a decision reads is kept out of the garbage collector's way: the B-trees hold small
 // values without pointers (a device is an int32 slot), the filter's fields are packed in the
