@@ -66,6 +66,11 @@ func acceptedIsolation(spec iog.ClusterSpec) ([]string, string) {
 func (m *Market) deviceIsolation(d iog.Device) []string {
 	var inv api.Inventory
 	_ = json.Unmarshal(d.Inventory, &inv)
+	return m.isolationOf(inv)
+}
+
+// isolationOf is deviceIsolation of a decoded inventory.
+func (m *Market) isolationOf(inv api.Inventory) []string {
 	levels := inv.Isolation
 	if len(levels) == 0 {
 		levels = []string{isoNone, isoContainer}

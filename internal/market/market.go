@@ -64,7 +64,9 @@ type Market struct {
 	// place serialises placement in this process; the store's unique index on active leases
 	// is the guarantee across processes.
 	place sync.Mutex
-	mesh  meshState
+	// devs is the devices as placement reads them, in memory (index.go); place guards it.
+	devs *devices
+	mesh meshState
 	// reacted: the revision at which each open cluster last needed nothing (outcome.go).
 	reacted reacted
 }
@@ -74,7 +76,7 @@ func New(cfg Config) *Market {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	m := &Market{cfg: cfg, db: cfg.Store, clusters: watch.New(cfg.Now().UnixMilli())}
+	m := &Market{cfg: cfg, db: cfg.Store, clusters: watch.New(cfg.Now().UnixMilli()), devs: newDevices()}
 	m.mesh = m.newMesh(cfg.Mesh)
 	return m
 }
@@ -240,15 +242,15 @@ func (m *Market) Models(ctx context.Context) ([]string, error) {
 	for _, k := range m.cfg.KnownModels {
 		set[k] = true
 	}
-	ds, err := m.db.Devices(ctx, "")
+	m.place.Lock()
+	err := m.syncLocked(ctx)
+	present := m.modelsLocked()
+	m.place.Unlock()
 	if err != nil {
 		return nil, err
 	}
-	for _, d := range ds {
-		// A model stored before models were checked at the API is not listed to everyone.
-		if d.GPUModel != "" && iog.CheckLabel("model", d.GPUModel, api.MaxGPUModel, false) == nil {
-			set[d.GPUModel] = true
-		}
+	for _, k := range present {
+		set[k] = true
 	}
 	out := make([]string, 0, len(set))
 	for k := range set {
@@ -313,12 +315,17 @@ func (m *Market) snapshot(ctx context.Context, spec iog.ClusterSpec) ([]sched.Ca
 // place places spec on snap, saying why a ray cluster found fewer devices.
 func place(spec iog.ClusterSpec, snap []sched.Candidate) ([]sched.Node, error) {
 	nodes, err := sched.Place(request(spec), snap)
+	return nodes, rayUnavailable(spec, err)
+}
+
+// rayUnavailable says why a ray cluster found fewer devices.
+func rayUnavailable(spec iog.ClusterSpec, err error) error {
 	var ie *iog.Error
 	if err != nil && spec.Type == iog.TypeRay && errors.As(err, &ie) && ie.Code == iog.EUNAVAILABLE {
-		return nil, iog.Errorf(iog.EUNAVAILABLE, "%s (ray clusters run only on devices whose worker runs the cluster mesh on a kernel TUN: data plane %q in `iog device get`)",
+		return iog.Errorf(iog.EUNAVAILABLE, "%s (ray clusters run only on devices whose worker runs the cluster mesh on a kernel TUN: data plane %q in `iog device get`)",
 			ie.Message, meshDataPlane)
 	}
-	return nodes, err
+	return err
 }
 
 func request(spec iog.ClusterSpec) sched.Request {
@@ -328,21 +335,30 @@ func request(spec iog.ClusterSpec) sched.Request {
 		CPUs: spec.CPUs, MemoryMiB: spec.MemoryMiB}
 }
 
+// placeLocked places spec from the in-memory index and records the cluster. The store's hire is
+// conditional on each device still being ready: when a device was taken meanwhile (or the
+// index was behind), it syncs and places again, a few times at most.
 func (m *Market) placeLocked(ctx context.Context, acct iog.Account, spec iog.ClusterSpec) (iog.Cluster, []iog.Lease, error) {
-	snap, err := m.snapshot(ctx, spec)
-	if err != nil {
+	for attempt := 1; ; attempt++ {
+		c, leases, err := m.placeOnce(ctx, acct, spec)
+		if err != nil && retryable(err) && attempt < placeAttempts {
+			m.cfg.Log.Info("placement retried", "attempt", attempt, "err", err)
+			continue
+		}
+		return c, leases, err
+	}
+}
+
+func (m *Market) placeOnce(ctx context.Context, acct iog.Account, spec iog.ClusterSpec) (iog.Cluster, []iog.Lease, error) {
+	if err := m.syncLocked(ctx); err != nil {
 		return iog.Cluster{}, nil, err
 	}
-	nodes, err := place(spec, snap)
-	if err != nil {
-		return iog.Cluster{}, nil, err
-	}
-	q, err := m.quote(spec, nodes, snap)
+	nodes, chosen, q, err := m.placeIndexed(ctx, spec)
 	if err != nil {
 		return iog.Cluster{}, nil, err
 	}
 	owners := map[string]string{}
-	for _, c := range snap {
+	for _, c := range chosen {
 		owners[c.ID] = c.Owner
 	}
 	now := m.cfg.Now()

@@ -45,10 +45,18 @@ func (m *Market) quote(spec iog.ClusterSpec, nodes []sched.Node, snap []sched.Ca
 	for _, c := range snap {
 		byID[c.ID] = c
 	}
+	chosen := make([]sched.Candidate, len(nodes))
+	for i, n := range nodes {
+		chosen[i] = byID[n.DeviceID]
+	}
+	return m.quoteOf(spec, chosen, utilisation(spec, snap))
+}
+
+// quoteOf prices the chosen devices, in node order, at a utilisation (per mille).
+func (m *Market) quoteOf(spec iog.ClusterSpec, chosen []sched.Candidate, util int64) (pricing.Quote, error) {
 	in := pricing.QuoteInput{Hours: spec.Hours, Currency: pricing.Currency(spec.Currency), Commitment: pricing.Commitment(spec.Commitment),
-		UtilPermille: utilisation(spec, snap), IOPriceUSDC: m.ioPrice()}
-	for _, n := range nodes {
-		c := byID[n.DeviceID]
+		UtilPermille: util, IOPriceUSDC: m.ioPrice()}
+	for _, c := range chosen {
 		in.Devices = append(in.Devices, pricing.DeviceAsk{DeviceID: c.ID, Model: c.GPUModel, GPUs: c.GPUCount, AskPerHour: c.Ask})
 	}
 	return pricing.Compute(in)
@@ -120,15 +128,12 @@ func (m *Market) Quote(ctx context.Context, acct iog.Account, r api.CreateCluste
 	if err != nil {
 		return api.Quote{}, err
 	}
-	snap, err := m.snapshot(ctx, spec)
-	if err != nil {
+	m.place.Lock()
+	defer m.place.Unlock()
+	if err := m.syncLocked(ctx); err != nil {
 		return api.Quote{}, err
 	}
-	nodes, err := place(spec, snap)
-	if err != nil {
-		return api.Quote{}, err
-	}
-	q, err := m.quote(spec, nodes, snap)
+	nodes, _, q, err := m.placeIndexed(ctx, spec)
 	if err != nil {
 		return api.Quote{}, err
 	}

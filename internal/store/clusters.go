@@ -50,9 +50,13 @@ func hireAndInsert(ctx context.Context, q querier, clusterID string, at time.Tim
 	// them in the same order and one waits for the other instead of deadlocking.
 	byDevice := slices.Clone(leases)
 	slices.SortFunc(byDevice, func(a, b iog.Lease) int { return strings.Compare(a.DeviceID, b.DeviceID) })
+	seq, err := nextDeviceSeq(ctx, q)
+	if err != nil {
+		return err
+	}
 	for _, l := range byDevice {
-		res, err := q.ExecContext(ctx, `UPDATE devices SET status = $1, status_reason = $2 WHERE id = $3 AND status = $4 AND deleted = 0`,
-			string(iog.DeviceHired), "hired by cluster "+clusterID, l.DeviceID, string(iog.DeviceReady))
+		res, err := q.ExecContext(ctx, `UPDATE devices SET status = $1, status_reason = $2, changed_seq = $5 WHERE id = $3 AND status = $4 AND deleted = 0`,
+			string(iog.DeviceHired), "hired by cluster "+clusterID, l.DeviceID, string(iog.DeviceReady), seq)
 		if err != nil {
 			return fmt.Errorf("store: hire device: %w", err)
 		}

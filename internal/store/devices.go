@@ -38,12 +38,16 @@ func (s *DB) RegisterDevice(ctx context.Context, tokenHash string, d iog.Device)
 			return iog.Errorf(iog.EUNAUTHORIZED, "join token was already used")
 		}
 		d.OwnerID = owner
+		seq, err := nextDeviceSeq(ctx, q)
+		if err != nil {
+			return err
+		}
 		_, err = q.ExecContext(ctx, `INSERT INTO devices (id, owner_id, name, public_key, status, status_reason, region,
-			gpu_model, gpu_count, ask_per_hour, paused, shared_host, inventory, addr, data_plane, created_at, last_seen_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
+			gpu_model, gpu_count, ask_per_hour, paused, shared_host, inventory, addr, data_plane, created_at, last_seen_at, changed_seq)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`,
 			d.ID, d.OwnerID, d.Name, d.PublicKey, string(d.Status), d.StatusReason, d.Region, d.GPUModel, d.GPUCount,
 			int64(d.AskPerHour), b2i(d.Paused), b2i(d.SharedHost), string(d.Inventory), d.Addr, d.DataPlane,
-			ms(d.CreatedAt), ms(d.LastSeenAt))
+			ms(d.CreatedAt), ms(d.LastSeenAt), seq)
 		if isUnique(err) {
 			return iog.Errorf(iog.ECONFLICT, "this worker key is already registered")
 		}
@@ -151,7 +155,12 @@ func setStatus(ctx context.Context, q querier, id string, st iog.DeviceStatus, r
 		return false, nil
 	}
 	// Only from the status it was read in: a change made meanwhile (PostgreSQL) is not undone.
-	res, err := q.ExecContext(ctx, `UPDATE devices SET status = $1, status_reason = $2 WHERE id = $3 AND status = $4`, string(st), reason, id, cur)
+	seq, err := nextDeviceSeq(ctx, q)
+	if err != nil {
+		return false, err
+	}
+	res, err := q.ExecContext(ctx, `UPDATE devices SET status = $1, status_reason = $2, changed_seq = $5 WHERE id = $3 AND status = $4`,
+		string(st), reason, id, cur, seq)
 	if err != nil {
 		return false, fmt.Errorf("store: set device status: %w", err)
 	}
@@ -168,14 +177,20 @@ func (s *DB) UpdateDevice(ctx context.Context, d iog.Device) error {
 	if tier == "" {
 		tier = "standard"
 	}
-	_, err := s.db.ExecContext(ctx, `UPDATE devices SET name = $1, paused = $2, inventory = $3, gpu_model = $4,
-		gpu_count = $5, addr = $6, data_plane = $7, region = $8, ask_per_hour = $9, tier = $10 WHERE id = $11`,
-		d.Name, b2i(d.Paused), string(d.Inventory), d.GPUModel, d.GPUCount, d.Addr, d.DataPlane, d.Region,
-		int64(d.AskPerHour), tier, d.ID)
-	if err != nil {
-		return fmt.Errorf("store: update device: %w", err)
-	}
-	return nil
+	return s.tx(ctx, func(q querier) error {
+		seq, err := nextDeviceSeq(ctx, q)
+		if err != nil {
+			return err
+		}
+		_, err = q.ExecContext(ctx, `UPDATE devices SET name = $1, paused = $2, inventory = $3, gpu_model = $4,
+			gpu_count = $5, addr = $6, data_plane = $7, region = $8, ask_per_hour = $9, tier = $10, changed_seq = $12 WHERE id = $11`,
+			d.Name, b2i(d.Paused), string(d.Inventory), d.GPUModel, d.GPUCount, d.Addr, d.DataPlane, d.Region,
+			int64(d.AskPerHour), tier, d.ID, seq)
+		if err != nil {
+			return fmt.Errorf("store: update device: %w", err)
+		}
+		return nil
+	})
 }
 
 // DeleteDevice hides a device that holds nothing: no active lease, no stake (staked or in its
@@ -211,11 +226,15 @@ func (s *DB) DeleteDevice(ctx context.Context, id string, now time.Time) error {
 				return iog.Errorf(iog.ECONFLICT, "device %s has %s %s", id, b, fmt.Sprintf(c.what, id, b))
 			}
 		}
-		res, err := q.ExecContext(ctx, `UPDATE devices SET deleted = 1, public_key = public_key || ':deleted:' || id
+		seq, err := nextDeviceSeq(ctx, q)
+		if err != nil {
+			return err
+		}
+		res, err := q.ExecContext(ctx, `UPDATE devices SET deleted = 1, public_key = public_key || ':deleted:' || id, changed_seq = $5
 			WHERE id = $1 AND deleted = 0
 			AND NOT EXISTS (SELECT 1 FROM leases WHERE device_id = $1 AND active = 1)
 			AND NOT EXISTS (SELECT 1 FROM ledger_balances WHERE account IN ($2, $3, $4) AND balance <> 0)`,
-			id, iog.AccStake(id), iog.AccCooldown(id), iog.AccRewards(id))
+			id, iog.AccStake(id), iog.AccCooldown(id), iog.AccRewards(id), seq)
 		if err != nil {
 			return fmt.Errorf("store: delete device: %w", err)
 		}
