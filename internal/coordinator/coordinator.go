@@ -380,6 +380,12 @@ func (c *Coordinator) Run(ctx context.Context) error {
 		g.Go(func() error { return c.relay.Serve(gctx) })
 		g.Go(func() error { c.proxy.reap(gctx); return nil })
 	}
+	g.Go(func() error {
+		if err := c.market.Warm(gctx); err != nil && gctx.Err() == nil {
+			c.cfg.Log.Error("load the placement view", "err", err) // the first create loads it then
+		}
+		return nil
+	})
 	g.Go(func() error { return c.market.Run(gctx, c.cfg.SettleEvery, func() bool { return c.bank.Lead(gctx) }) })
 	g.Go(func() error { return c.bank.Run(gctx, c.cfg.SettleEvery) })
 	g.Go(func() error { return c.history.Run(gctx) })
