@@ -237,6 +237,7 @@ func (d *Docker) start(ctx context.Context, s Spec) (*dockerTask, error) {
 		pids:   s.PidsLimit,
 		lid:    lid,
 		cg:     cg,
+		dev:    s.DevPorts,
 		cancel: cancel,
 		stopMu: make(chan struct{}, 1),
 		done:   make(chan struct{}),
@@ -422,6 +423,7 @@ type dockerTask struct {
 	pids   int
 	lid    *LeaseID     // released once the container is removed
 	cg     *leaseCgroup // the lease's cgroup (the container's parent); nil: the engine's limits
+	dev    bool         // Spec.DevPorts
 
 	reasonMu sync.Mutex
 	reason   string

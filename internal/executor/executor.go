@@ -54,6 +54,12 @@ type Spec struct {
 	// host's; it is set only for clusters with a kernel-TUN mesh. A process is
 	// always on the host's network; Process ignores it.
 	HostNetwork bool
+	// DevPorts says the worker runs for a dev-mode network (the devnet) with
+	// bare workloads allowed: a port of a HostNetwork container on a worker
+	// without lease cgroups is then dialled on the host's loopback, whatever
+	// holds it, as a bare process's is. Never set in production, where only a
+	// socket that one of the lease's own processes holds is reached.
+	DevPorts bool
 	// Stdout and Stderr receive the workload's output; they must be safe for
 	// concurrent use. Nil discards.
 	Stdout, Stderr io.Writer

@@ -78,6 +78,10 @@ func (t *dockerTask) DialPort(ctx context.Context, port int) (net.Conn, error) {
 	}
 	d := net.Dialer{Timeout: portDialTimeout}
 	switch {
+	case c.HostConfig.NetworkMode == "host" && t.cg == nil && t.dev:
+		// The devnet without lease cgroups (not root): as for a bare process, the port is
+		// the host's.
+		return d.DialContext(ctx, "tcp", "127.0.0.1:"+strconv.Itoa(port))
 	case c.HostConfig.NetworkMode == "host":
 		if t.cg == nil {
 			return nil, errors.New("ports of a container on the host's network are reached only on a worker with lease cgroups")

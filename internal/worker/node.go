@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -163,7 +166,8 @@ func (w *Worker) start(ctx context.Context, a api.Assignment) {
 	spec := executor.Spec{
 		LeaseID: a.LeaseID, Owner: w.cl.DeviceID, Image: a.Image, Command: a.Command, Env: a.Env, Dir: dir,
 		GPUs: a.GPUs, Stdout: logs.writer("stdout"), Stderr: logs.writer("stderr"),
-		HostNetwork: hostNetwork(a, plane),
+		HostNetwork: hostNetwork(a, plane) || devLoopbackHead(a, w.isDev()),
+		DevPorts:    w.isDev() && slices.Contains(w.cfg.Isolation, IsolationNone),
 	}
 	spec.CPUs, spec.MemoryMiB, spec.PidsLimit, spec.DiskMiB = w.limits(a, dir)
 	if a.Type == "array" {
@@ -282,6 +286,23 @@ func executorType(a api.Assignment) string {
 // the worker process: no container can reach it, so it keeps its bridge.)
 func hostNetwork(a api.Assignment, plane string) bool {
 	return a.Mesh != nil && plane == "tun"
+}
+
+// devLoopbackHead reports whether a node of a dev-mode network without a mesh has its head on
+// the host's loopback (the devnet's workers share one host, and the head's address is
+// 127.0.0.1): its container then shares the host's network too, so that IOG_HEAD_ADDR is an
+// address it reaches.
+func devLoopbackHead(a api.Assignment, dev bool) bool {
+	if !dev || a.Mesh != nil {
+		return false
+	}
+	for _, kv := range a.Env {
+		if v, ok := strings.CutPrefix(kv, "IOG_HEAD_ADDR="); ok {
+			ip, err := netip.ParseAddr(v)
+			return err == nil && ip.IsLoopback()
+		}
+	}
+	return false
 }
 
 // finish ships the last output, then the final state (so a reader that sees the end has all of

@@ -43,3 +43,28 @@ func TestHostNetwork(t *testing.T) {
 		}
 	}
 }
+
+// TestDevLoopbackHead: only a dev-mode node without a mesh whose head is on the host's
+// loopback shares the host's network for it.
+func TestDevLoopbackHead(t *testing.T) {
+	env := func(head string) api.Assignment {
+		return api.Assignment{Env: []string{"IOG_NODE_RANK=1", "IOG_HEAD_ADDR=" + head}}
+	}
+	for _, tc := range []struct {
+		a    api.Assignment
+		dev  bool
+		want bool
+	}{
+		{env("127.0.0.1"), true, true},
+		{env("::1"), true, true},
+		{env("127.0.0.1"), false, false},
+		{env("203.0.113.7"), true, false},
+		{env(""), true, false},
+		{api.Assignment{Env: []string{"IOG_HEAD_ADDR=127.0.0.1"}, Mesh: &api.Mesh{}}, true, false},
+		{api.Assignment{}, true, false},
+	} {
+		if got := devLoopbackHead(tc.a, tc.dev); got != tc.want {
+			t.Errorf("devLoopbackHead(%v, dev %v) = %v, want %v", tc.a.Env, tc.dev, got, tc.want)
+		}
+	}
+}
