@@ -91,8 +91,9 @@ func testNode() int {
 }
 
 type proc struct {
-	cmd *exec.Cmd
-	log string
+	cmd  *exec.Cmd
+	log  string
+	done chan struct{} // closed once it has exited (spawn's only)
 }
 
 func (p *proc) text() string {

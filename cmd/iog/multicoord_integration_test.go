@@ -1,0 +1,327 @@
+//go:build integration
+
+package main
+
+import (
+	"encoding/csv"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/iognet/iog/api"
+	"github.com/iognet/iog/internal/iogtest"
+	"github.com/iognet/iog/internal/store/storetest"
+)
+
+// freePort is a TCP port on the loopback nobody listens on (at the time of asking).
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// spawn runs a program (the test binary as iog, with IOG_TEST_MAIN=1, when name is "") in this
+// namespace, its output in a log shown when the test fails; it is stopped at the end.
+func spawn(t *testing.T, name, prog string, env []string, args ...string) *proc {
+	t.Helper()
+	log := filepath.Join(t.TempDir(), name+".log")
+	f, err := os.Create(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if prog == "" {
+		prog = os.Args[0]
+		env = append(env, "IOG_TEST_MAIN=1")
+	}
+	cmd := exec.Command(prog, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = f, f
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{cmd: cmd, log: log}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	p.done = done
+	t.Cleanup(func() {
+		select {
+		case <-done:
+		default:
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-done:
+			case <-time.After(15 * time.Second):
+				_ = cmd.Process.Kill()
+				<-done
+			}
+		}
+		f.Close()
+		if t.Failed() {
+			t.Logf("--- %s log:\n%s", name, lastLines(p.text(), 30))
+		}
+	})
+	return p
+}
+
+// haproxyStats reads HAProxy's per-server request counts from its CSV stats page.
+func haproxyStats(addr string) (map[string]int, error) {
+	r, err := http.Get("http://" + addr + "/stats;csv")
+	if err != nil {
+		return nil, err
+	}
+	defer r.Body.Close()
+	b, err := io.ReadAll(r.Body)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := csv.NewReader(strings.NewReader(strings.TrimPrefix(string(b), "# "))).ReadAll()
+	if err != nil || len(rows) < 2 {
+		return nil, fmt.Errorf("stats: %v %q", err, b)
+	}
+	col := map[string]int{}
+	for i, h := range rows[0] {
+		col[h] = i
+	}
+	out := map[string]int{}
+	for _, row := range rows[1:] {
+		if row[col["pxname"]] == "coords" && strings.HasPrefix(row[col["svname"]], "c") {
+			n, _ := strconv.Atoi(row[col["stot"]])
+			out[row[col["svname"]]] = n
+		}
+	}
+	return out, nil
+}
+
+// TestSeveralCoordinators: three coordinators on one PostgreSQL behind HAProxy (Debian's
+// haproxy, configured as docs/DEPLOY.md shows: a worker's requests hashed by its device id, a
+// renter's round robin, health checks on /healthz). Six workers join and become ready through
+// it, spread over the three; a renter's cluster runs; one coordinator is killed: its devices
+// reach the others within 30 s, no device is marked down meanwhile, the cluster keeps running,
+// and the ledger still verifies with the settlement not charged twice.
+func TestSeveralCoordinators(t *testing.T) {
+	hap, err := exec.LookPath("haproxy")
+	if err != nil {
+		t.Skip("needs haproxy (apt-get install haproxy)")
+	}
+	dsn := storetest.PostgresDSN(t)
+	dir := t.TempDir()
+	lb, stats := freePort(t), freePort(t)
+	ports := []int{freePort(t), freePort(t), freePort(t)}
+	coords := make([]*proc, 3)
+	startCoord := func(i int) {
+		coords[i] = spawn(t, "coordinator-"+strconv.Itoa(i+1), "", nil, "coordinator", "--db", dsn,
+			"--listen", "127.0.0.1:"+strconv.Itoa(ports[i]), "--data-dir", filepath.Join(dir, "c"+strconv.Itoa(i+1)),
+			"--dev", "--heartbeat-interval", "2s", "--settle-every", "2s", "--mesh-relay", "off")
+	}
+	startCoord(0)
+	var key string
+	iogtest.Poll(t, 60*time.Second, "the first coordinator up with its admin key", func() error {
+		b, err := os.ReadFile(filepath.Join(dir, "c1", "admin.key"))
+		if err != nil {
+			return err
+		}
+		key = strings.TrimSpace(string(b))
+		_, err = api.NewClient("http://127.0.0.1:"+strconv.Itoa(ports[0]), key).Me(t.Context())
+		return err
+	})
+	startCoord(1)
+	startCoord(2)
+	cfg := fmt.Sprintf(`global
+  maxconn 4096
+defaults
+  mode http
+  timeout connect 2s
+  timeout client 120s
+  timeout server 120s
+  timeout http-keep-alive 10s
+frontend api
+  bind 127.0.0.1:%d
+  default_backend coords
+backend coords
+  balance hdr(X-Iog-Device)
+  hash-type consistent
+  option httpchk GET /healthz
+  http-check expect status 200
+  option redispatch
+  retries 2
+  default-server inter 500ms fall 2 rise 2
+  server c1 127.0.0.1:%d check
+  server c2 127.0.0.1:%d check
+  server c3 127.0.0.1:%d check
+listen stats
+  bind 127.0.0.1:%d
+  stats enable
+  stats uri /stats
+`, lb, ports[0], ports[1], ports[2], stats)
+	cfgPath := filepath.Join(dir, "haproxy.cfg")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	spawn(t, "haproxy", hap, nil, "-db", "-f", cfgPath)
+	url := "http://127.0.0.1:" + strconv.Itoa(lb)
+	admin := api.NewClient(url, key)
+	ctx := t.Context()
+	iogtest.Poll(t, 60*time.Second, "the three coordinators behind HAProxy", func() error {
+		st, err := haproxyStats("127.0.0.1:" + strconv.Itoa(stats))
+		if err != nil {
+			return err
+		}
+		if len(st) != 3 {
+			return fmt.Errorf("servers %v", st)
+		}
+		_, err = admin.Me(ctx)
+		return err
+	})
+	sup, err := admin.CreateAccount(ctx, api.CreateAccountRequest{Name: "farm", Roles: []string{"supplier"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ren, err := admin.CreateAccount(ctx, api.CreateAccountRequest{Name: "ada", Roles: []string{"renter"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	supc, renc := api.NewClient(url, sup.APIKey), api.NewClient(url, ren.APIKey)
+	if _, err := renc.Deposit(ctx, api.DepositRequest{Currency: "IO", Amount: "1000", Key: "multi"}); err != nil {
+		t.Fatal(err)
+	}
+	const workers = 6
+	for i := range workers {
+		jt, err := supc.CreateJoinToken(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		spawn(t, "worker-"+strconv.Itoa(i), "", nil, "worker", "--coordinator", url, "--join-token", jt.Token,
+			"--state-dir", filepath.Join(dir, "w"+strconv.Itoa(i)), "--name", "w"+strconv.Itoa(i),
+			"--executor", "process", "--sandbox", "off", "--data-plane", "none")
+	}
+	ready := func() ([]api.Device, error) {
+		ds, err := supc.Devices(ctx)
+		if err != nil {
+			return nil, err
+		}
+		n := 0
+		for _, d := range ds {
+			if d.Status == "ready" || d.Status == "hired" {
+				n++
+			}
+		}
+		if n != workers {
+			return ds, fmt.Errorf("%d of %d devices ready", n, workers)
+		}
+		return ds, nil
+	}
+	iogtest.Poll(t, 2*time.Minute, "six devices ready through the balancer", func() error { _, err := ready(); return err })
+	before, err := haproxyStats("127.0.0.1:" + strconv.Itoa(stats))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for s, n := range before {
+		if n == 0 {
+			t.Fatalf("coordinator %s served nothing: %v", s, before)
+		}
+	}
+	c, err := renc.CreateCluster(ctx, api.CreateClusterRequest{Type: "process", Nodes: 2, Command: []string{"sleep", "600"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	iogtest.Poll(t, 90*time.Second, "the cluster running", func() error {
+		got, err := renc.Cluster(ctx, c.ID)
+		if err != nil {
+			return err
+		}
+		if got.State != "running" {
+			return fmt.Errorf("cluster %s", got.State)
+		}
+		return nil
+	})
+
+	// Kill the busiest coordinator: its devices must reach the others, and none be marked down.
+	busiest, most := 0, -1
+	for i := range coords {
+		if n := before["c"+strconv.Itoa(i+1)]; n > most {
+			busiest, most = i, n
+		}
+	}
+	killed := time.Now()
+	_ = coords[busiest].cmd.Process.Kill()
+	<-coords[busiest].done
+	deadline := killed.Add(30 * time.Second)
+	var downs []string
+	moved := false
+	for time.Now().Before(deadline.Add(15 * time.Second)) {
+		ds, err := supc.Devices(ctx)
+		if err == nil {
+			fresh := 0
+			for _, d := range ds {
+				if d.Status == "down" || d.Status == "offline" {
+					downs = append(downs, d.ID+" "+d.Status+" "+d.StatusReason)
+				}
+				if d.LastSeenAt.After(killed.Add(time.Second)) {
+					fresh++
+				}
+			}
+			if fresh == workers && !moved {
+				moved = true
+				t.Logf("every device seen by the other coordinators %s after the kill", time.Since(killed).Round(100*time.Millisecond))
+				if time.Now().After(deadline) {
+					t.Errorf("devices took %s to reach the other coordinators (goal 30 s)", time.Since(killed))
+				}
+			}
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if !moved {
+		t.Errorf("not every device was seen again within 45 s of the kill")
+	}
+	if len(downs) > 0 {
+		t.Errorf("devices marked down after a coordinator was killed: %v", downs)
+	}
+	got, err := renc.Cluster(ctx, c.ID)
+	if err != nil || got.State != "running" {
+		t.Fatalf("the cluster after the kill: %s %v", got.State, err)
+	}
+	// Billing once: what the cluster spent is at most its nodes' time at its rate (two
+	// coordinators settling the same minutes would charge more), and the ledger verifies.
+	if got.Money == nil {
+		t.Fatal("no money view of the cluster")
+	}
+	rate, err := strconv.ParseFloat(got.Money.RatePerHour, 64)
+	if err != nil || rate <= 0 {
+		t.Fatalf("rate %q: %v", got.Money.RatePerHour, err)
+	}
+	end, err := renc.TerminateCluster(ctx, c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := admin.VerifyLedger(ctx)
+	if err != nil || !r.OK {
+		t.Fatalf("ledger verify: %v %v", err, r.Problems)
+	}
+	got, err = renc.Cluster(ctx, c.ID)
+	if err != nil || got.Money == nil {
+		t.Fatal(err)
+	}
+	spent, err := strconv.ParseFloat(got.Money.Spent, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ran := time.Since(got.CreatedAt)
+	bound := rate * (ran.Minutes() + 1) / 60 // settlement is per started minute
+	t.Logf("ran %s at %.6f/h: spent %.6f, at most %.6f (terminated: %s)", ran.Round(time.Second), rate, spent, bound, end.State)
+	if spent > bound+1e-9 {
+		t.Errorf("spent %.6f for %s at %.6f/h: more than %.6f, minutes charged twice?", spent, ran, rate, bound)
+	}
+}
