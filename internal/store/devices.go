@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/iognet/iog/internal/iog"
@@ -273,18 +275,97 @@ func (s *DB) DeviceEvents(ctx context.Context, id string, limit int) ([]iog.Devi
 	return out, rows.Err()
 }
 
-// TouchDevices records last-seen times in one batch (liveness lives in memory; this is its
-// periodic flush, never one write per heartbeat).
+// TouchDevices records last-seen times in batches of multi-row statements (liveness lives in
+// memory; this is its periodic flush, never one write per heartbeat). A time never goes back.
 func (s *DB) TouchDevices(ctx context.Context, seen map[string]time.Time) error {
 	if len(seen) == 0 {
 		return nil
 	}
+	const rows = 400 // 800 parameters a statement, far below either engine's limit
+	ids := make([]string, 0, len(seen))
+	for id := range seen {
+		ids = append(ids, id)
+	}
+	// One order for every writer, so that two coordinators' flushes lock rows alike.
+	slices.Sort(ids)
 	return s.tx(ctx, func(q querier) error {
-		for id, at := range seen {
-			if _, err := q.ExecContext(ctx, `UPDATE devices SET last_seen_at = $1 WHERE id = $2 AND last_seen_at < $1`, ms(at), id); err != nil {
+		var b strings.Builder
+		args := make([]any, 0, 2*rows)
+		for len(ids) > 0 {
+			n := min(rows, len(ids))
+			b.Reset()
+			args = args[:0]
+			b.WriteString(`UPDATE devices SET last_seen_at = v.column2 FROM (VALUES `)
+			for i, id := range ids[:n] {
+				if i > 0 {
+					b.WriteString(", ")
+				}
+				fmt.Fprintf(&b, "(CAST($%d AS TEXT), CAST($%d AS BIGINT))", 2*i+1, 2*i+2)
+				args = append(args, id, ms(seen[id]))
+			}
+			// Both engines name a VALUES list's columns column1, column2, ...
+			b.WriteString(`) AS v WHERE devices.id = v.column1 AND devices.last_seen_at < v.column2`)
+			if _, err := q.ExecContext(ctx, b.String(), args...); err != nil {
 				return fmt.Errorf("store: touch devices: %w", err)
 			}
+			ids = ids[n:]
 		}
 		return nil
 	})
+}
+
+// DeviceLive is what liveness keeps of a device in memory.
+type DeviceLive struct {
+	ID       string
+	Status   iog.DeviceStatus
+	LastSeen time.Time
+}
+
+// DevicesLive lists every device's status and last-seen time (one light query: no inventory),
+// for the liveness table a coordinator keeps in memory.
+func (s *DB) DevicesLive(ctx context.Context) ([]DeviceLive, error) {
+	return queryAll(ctx, s.db, "device liveness", scanLive, `SELECT id, status, last_seen_at FROM devices WHERE deleted = 0`)
+}
+
+// DeviceLiveOf is one device's DevicesLive row.
+func (s *DB) DeviceLiveOf(ctx context.Context, id string) (DeviceLive, error) {
+	ds, err := queryAll(ctx, s.db, "device liveness", scanLive, `SELECT id, status, last_seen_at FROM devices WHERE deleted = 0 AND id = $1`, id)
+	if err != nil {
+		return DeviceLive{}, err
+	}
+	if len(ds) == 0 {
+		return DeviceLive{}, notFound("device", id)
+	}
+	return ds[0], nil
+}
+
+func scanLive(row scanner) (DeviceLive, error) {
+	var d DeviceLive
+	var st string
+	var seen int64
+	err := row.Scan(&d.ID, &st, &seen)
+	d.Status, d.LastSeen = iog.DeviceStatus(st), tm(seen)
+	return d, err
+}
+
+// MarkSilentDown marks a device down, and ends its uptime, only if it is still in status from
+// and its stored last-seen time is before seenBefore: a device that another coordinator heard
+// from meanwhile (its flush moved last_seen_at) or whose status changed is left alone. It
+// reports whether it changed.
+func (s *DB) MarkSilentDown(ctx context.Context, id, reason string, now, seenBefore time.Time, from iog.DeviceStatus) (bool, error) {
+	changed := false
+	err := s.tx(ctx, func(q querier) error {
+		res, err := q.ExecContext(ctx, `UPDATE devices SET status = $1, status_reason = $2, up_since = 0
+			WHERE id = $3 AND status = $4 AND deleted = 0 AND last_seen_at < $5`,
+			string(iog.DeviceDown), reason, id, string(from), ms(seenBefore))
+		if err != nil {
+			return fmt.Errorf("store: mark down: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return nil
+		}
+		changed = true
+		return insertEvent(ctx, q, id, now, iog.DeviceDown, reason)
+	})
+	return changed, err
 }

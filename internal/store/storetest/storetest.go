@@ -4,6 +4,7 @@ package storetest
 
 import (
 	"encoding/json"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -315,5 +316,54 @@ func touch(t *testing.T, db *store.DB) {
 	d, _ := db.Device(ctx, "td")
 	if !d.LastSeenAt.Equal(later) {
 		t.Fatalf("last seen %v", d.LastSeenAt)
+	}
+	// A flush of more rows than one statement holds (unknown ids change nothing).
+	register(t, db, owner, "te")
+	register(t, db, owner, "tf")
+	many := map[string]time.Time{"te": later.Add(time.Minute), "tf": later.Add(2 * time.Minute)}
+	for i := range 900 {
+		many[fmt.Sprintf("tz%04d", i)] = later
+	}
+	if err := db.TouchDevices(ctx, many); err != nil {
+		t.Fatal(err)
+	}
+	live, err := db.DevicesLive(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]store.DeviceLive{}
+	for _, l := range live {
+		got[l.ID] = l
+	}
+	if len(got) != 3 || !got["te"].LastSeen.Equal(later.Add(time.Minute)) || !got["tf"].LastSeen.Equal(later.Add(2*time.Minute)) ||
+		got["td"].Status != iog.DeviceReady {
+		t.Fatalf("liveness rows %+v", live)
+	}
+	// Marked down only while still ready and last seen before the bound.
+	for _, c := range []struct {
+		name       string
+		id         string
+		before     time.Time
+		from       iog.DeviceStatus
+		wantChange bool
+	}{
+		{"seen since", "te", later, iog.DeviceReady, false},
+		{"in another status", "tf", later.Add(time.Hour), iog.DeviceHired, false},
+		{"silent and ready", "tf", later.Add(time.Hour), iog.DeviceReady, true},
+		{"already down", "tf", later.Add(time.Hour), iog.DeviceReady, false},
+	} {
+		changed, err := db.MarkSilentDown(ctx, c.id, "missed beats", later, c.before, c.from)
+		if err != nil || changed != c.wantChange {
+			t.Fatalf("%s: changed %v, %v; want %v", c.name, changed, err, c.wantChange)
+		}
+	}
+	if l, err := db.DeviceLiveOf(ctx, "tf"); err != nil || l.Status != iog.DeviceDown {
+		t.Fatalf("tf after mark down: %+v %v", l, err)
+	}
+	if l, err := db.DeviceLiveOf(ctx, "te"); err != nil || l.Status != iog.DeviceReady {
+		t.Fatalf("te: %+v %v", l, err)
+	}
+	if ev, err := db.DeviceEvents(ctx, "tf", 10); err != nil || ev[len(ev)-1].Status != iog.DeviceDown {
+		t.Fatalf("tf events %+v %v", ev, err)
 	}
 }
