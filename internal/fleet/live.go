@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/iognet/iog/internal/iog"
+	"github.com/iognet/iog/internal/store"
 )
 
 // StatusRefresh is how often the liveness table rereads every device's status and last-seen
@@ -117,7 +118,9 @@ func (f *Fleet) Run(ctx context.Context) error {
 	// goal, docs/SCALE.md, is MissedBeats intervals and 5 s).
 	lt := time.NewTicker(max(f.cfg.HeartbeatInterval/10, 50*time.Millisecond))
 	defer lt.Stop()
-	ft := time.NewTicker(f.cfg.HeartbeatInterval / 2)
+	// Flushed once an interval: another coordinator's liveness (which needs a device silent
+	// in the store for MissedBeats intervals) never sees a device that beats here as silent.
+	ft := time.NewTicker(f.cfg.HeartbeatInterval)
 	defer ft.Stop()
 	for {
 		select {
@@ -191,9 +194,10 @@ func (f *Fleet) flush(ctx context.Context) {
 }
 
 // CheckLiveness marks down the devices that missed MissedBeats heartbeats, found by a scan of
-// the table in memory (reread from the store when due), and tells the market. Each mark is
-// conditional on the stored status and last-seen time (store.MarkSilentDown): a device heard
-// by another coordinator, or changed meanwhile, is reread instead.
+// the table in memory (reread from the store when due), and tells the market. The marks are
+// written in batches, each conditional on the stored status and last-seen time
+// (store.MarkSilentDown): a device heard by another coordinator, or changed meanwhile, is left
+// alone and the table reread.
 func (f *Fleet) CheckLiveness(ctx context.Context) {
 	now := f.cfg.Now()
 	f.mu.Lock()
@@ -206,64 +210,44 @@ func (f *Fleet) CheckLiveness(ctx context.Context) {
 		}
 	}
 	limit := time.Duration(MissedBeats) * f.cfg.HeartbeatInterval
-	type silent struct {
-		id   string
-		st   iog.DeviceStatus
-		last time.Time
-	}
-	var out []silent
+	var out []store.Silent
 	f.mu.Lock()
 	for id, ls := range f.status {
 		if !alive(ls.st) {
 			continue
 		}
 		if last := f.seen[id]; now.Sub(last) > limit {
-			out = append(out, silent{id, ls.st, last})
+			reason := "missed " + strconv.Itoa(MissedBeats) + " heartbeats (last seen " + last.UTC().Format(time.RFC3339) + ")"
+			out = append(out, store.Silent{ID: id, Reason: reason})
 		}
 	}
 	f.mu.Unlock()
-	for _, s := range out {
-		f.markDown(ctx, s.id, s.st, s.last, now, limit)
+	if len(out) == 0 {
+		return
 	}
-}
-
-func (f *Fleet) markDown(ctx context.Context, id string, st iog.DeviceStatus, last, now time.Time, limit time.Duration) {
-	reason := "missed " + strconv.Itoa(MissedBeats) + " heartbeats (last seen " + last.UTC().Format(time.RFC3339) + ")"
-	for try := 0; ; try++ {
-		changed, err := f.db.MarkSilentDown(ctx, id, reason, now, now.Add(-limit), st)
-		if err != nil {
-			f.cfg.Log.Error("mark down", "device", id, "err", err)
-			return
-		}
-		if changed {
-			break
-		}
-		// The table was behind the store: reread this device, and try once more if the
-		// store too says it is silent.
-		r, err := f.db.DeviceLiveOf(ctx, id)
-		if iog.ErrorCode(err) == iog.ENOTFOUND {
-			f.dropLive(id)
-			return
-		}
-		if err != nil {
-			f.cfg.Log.Error("mark down", "device", id, "err", err)
-			return
-		}
+	down, err := f.db.MarkSilentDown(ctx, out, now, now.Add(-limit), iog.DeviceReady, iog.DeviceHired, iog.DevicePending, iog.DevicePaused)
+	if err != nil {
+		f.cfg.Log.Error("mark down", "devices", len(out), "err", err)
+		return
+	}
+	if len(down) < len(out) {
+		// The table was behind the store for some (heard by another coordinator, or changed
+		// meanwhile): reread it within a second rather than at the next StatusRefresh.
 		f.mu.Lock()
-		f.gen++
-		f.status[id] = liveStatus{st: r.Status, gen: f.gen}
-		if cur := f.seen[id]; cur.Before(r.LastSeen) {
-			f.seen[id] = r.LastSeen
+		if soon := now.Add(time.Second - StatusRefresh); soon.Before(f.loaded) {
+			f.loaded = soon
 		}
 		f.mu.Unlock()
-		if try > 0 || !alive(r.Status) || !r.LastSeen.Before(now.Add(-limit)) {
-			return
-		}
-		st = r.Status
 	}
-	f.setLive(id, iog.DeviceDown, now)
-	f.cfg.Log.Warn("device down", "device", id, "reason", reason)
-	if f.cfg.OnDown != nil {
-		f.cfg.OnDown(ctx, id, "device "+id+" "+reason)
+	reasons := make(map[string]string, len(out))
+	for _, s := range out {
+		reasons[s.ID] = s.Reason
+	}
+	for _, id := range down {
+		f.setLive(id, iog.DeviceDown, now)
+		f.cfg.Log.Warn("device down", "device", id, "reason", reasons[id])
+		if f.cfg.OnDown != nil {
+			f.cfg.OnDown(ctx, id, "device "+id+" "+reasons[id])
+		}
 	}
 }

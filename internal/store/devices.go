@@ -348,24 +348,67 @@ func scanLive(row scanner) (DeviceLive, error) {
 	return d, err
 }
 
-// MarkSilentDown marks a device down, and ends its uptime, only if it is still in status from
-// and its stored last-seen time is before seenBefore: a device that another coordinator heard
-// from meanwhile (its flush moved last_seen_at) or whose status changed is left alone. It
-// reports whether it changed.
-func (s *DB) MarkSilentDown(ctx context.Context, id, reason string, now, seenBefore time.Time, from iog.DeviceStatus) (bool, error) {
-	changed := false
+// Silent is a device liveness found silent, with the reason to record.
+type Silent struct {
+	ID, Reason string
+}
+
+// MarkSilentDown marks devices down, and ends their uptime, in statements of many rows, each
+// only if it is still in one of the statuses from and its stored last-seen time is before
+// seenBefore: a device that another coordinator heard from meanwhile (its flush moved
+// last_seen_at) or whose status changed is left alone. It returns the devices it changed.
+func (s *DB) MarkSilentDown(ctx context.Context, ds []Silent, now, seenBefore time.Time, from ...iog.DeviceStatus) ([]string, error) {
+	const rows = 400
+	var changed []string
 	err := s.tx(ctx, func(q querier) error {
-		res, err := q.ExecContext(ctx, `UPDATE devices SET status = $1, status_reason = $2, up_since = 0
-			WHERE id = $3 AND status = $4 AND deleted = 0 AND last_seen_at < $5`,
-			string(iog.DeviceDown), reason, id, string(from), ms(seenBefore))
-		if err != nil {
-			return fmt.Errorf("store: mark down: %w", err)
+		changed = changed[:0]
+		var b strings.Builder
+		for rest := ds; len(rest) > 0; {
+			n := min(rows, len(rest))
+			b.Reset()
+			args := []any{string(iog.DeviceDown), ms(seenBefore)}
+			b.WriteString(`UPDATE devices SET status = $1, status_reason = v.column2, up_since = 0 FROM (VALUES `)
+			for i, d := range rest[:n] {
+				if i > 0 {
+					b.WriteString(", ")
+				}
+				fmt.Fprintf(&b, "(CAST($%d AS TEXT), CAST($%d AS TEXT))", len(args)+1, len(args)+2)
+				args = append(args, d.ID, d.Reason)
+			}
+			b.WriteString(`) AS v WHERE devices.id = v.column1 AND devices.deleted = 0 AND devices.last_seen_at < $2 AND devices.status IN (`)
+			for i, st := range from {
+				if i > 0 {
+					b.WriteString(", ")
+				}
+				fmt.Fprintf(&b, "$%d", len(args)+1)
+				args = append(args, string(st))
+			}
+			b.WriteString(`) RETURNING devices.id, devices.status_reason`)
+			rs, err := q.QueryContext(ctx, b.String(), args...)
+			if err != nil {
+				return fmt.Errorf("store: mark down: %w", err)
+			}
+			var done []Silent
+			for rs.Next() {
+				var d Silent
+				if err := rs.Scan(&d.ID, &d.Reason); err != nil {
+					rs.Close()
+					return fmt.Errorf("store: mark down: %w", err)
+				}
+				done = append(done, d)
+			}
+			if err := rs.Close(); err != nil {
+				return fmt.Errorf("store: mark down: %w", err)
+			}
+			for _, d := range done {
+				if err := insertEvent(ctx, q, d.ID, now, iog.DeviceDown, d.Reason); err != nil {
+					return err
+				}
+				changed = append(changed, d.ID)
+			}
+			rest = rest[n:]
 		}
-		if n, _ := res.RowsAffected(); n != 1 {
-			return nil
-		}
-		changed = true
-		return insertEvent(ctx, q, id, now, iog.DeviceDown, reason)
+		return nil
 	})
 	return changed, err
 }

@@ -5,6 +5,7 @@ package storetest
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -339,31 +340,35 @@ func touch(t *testing.T, db *store.DB) {
 		got["td"].Status != iog.DeviceReady {
 		t.Fatalf("liveness rows %+v", live)
 	}
-	// Marked down only while still ready and last seen before the bound.
+	// Marked down only while still live and last seen before the bound.
 	for _, c := range []struct {
-		name       string
-		id         string
-		before     time.Time
-		from       iog.DeviceStatus
-		wantChange bool
+		name   string
+		ids    []string
+		before time.Time
+		from   []iog.DeviceStatus
+		want   []string
 	}{
-		{"seen since", "te", later, iog.DeviceReady, false},
-		{"in another status", "tf", later.Add(time.Hour), iog.DeviceHired, false},
-		{"silent and ready", "tf", later.Add(time.Hour), iog.DeviceReady, true},
-		{"already down", "tf", later.Add(time.Hour), iog.DeviceReady, false},
+		{"seen since", []string{"te"}, later, []iog.DeviceStatus{iog.DeviceReady}, nil},
+		{"in another status", []string{"tf"}, later.Add(time.Hour), []iog.DeviceStatus{iog.DeviceHired}, nil},
+		{"silent and ready, one of two", []string{"te", "tf", "gone"}, later.Add(90 * time.Second), []iog.DeviceStatus{iog.DeviceReady, iog.DeviceHired}, []string{"te"}},
+		{"already down", []string{"te"}, later.Add(time.Hour), []iog.DeviceStatus{iog.DeviceReady}, nil},
 	} {
-		changed, err := db.MarkSilentDown(ctx, c.id, "missed beats", later, c.before, c.from)
-		if err != nil || changed != c.wantChange {
-			t.Fatalf("%s: changed %v, %v; want %v", c.name, changed, err, c.wantChange)
+		var ds []store.Silent
+		for _, id := range c.ids {
+			ds = append(ds, store.Silent{ID: id, Reason: "missed beats " + id})
+		}
+		got, err := db.MarkSilentDown(ctx, ds, later, c.before, c.from...)
+		if err != nil || !slices.Equal(got, c.want) {
+			t.Fatalf("%s: changed %v, %v; want %v", c.name, got, err, c.want)
 		}
 	}
-	if l, err := db.DeviceLiveOf(ctx, "tf"); err != nil || l.Status != iog.DeviceDown {
-		t.Fatalf("tf after mark down: %+v %v", l, err)
+	if l, err := db.DeviceLiveOf(ctx, "te"); err != nil || l.Status != iog.DeviceDown {
+		t.Fatalf("te after mark down: %+v %v", l, err)
 	}
-	if l, err := db.DeviceLiveOf(ctx, "te"); err != nil || l.Status != iog.DeviceReady {
-		t.Fatalf("te: %+v %v", l, err)
+	if l, err := db.DeviceLiveOf(ctx, "tf"); err != nil || l.Status != iog.DeviceReady {
+		t.Fatalf("tf: %+v %v", l, err)
 	}
-	if ev, err := db.DeviceEvents(ctx, "tf", 10); err != nil || ev[len(ev)-1].Status != iog.DeviceDown {
-		t.Fatalf("tf events %+v %v", ev, err)
+	if ev, err := db.DeviceEvents(ctx, "te", 10); err != nil || ev[len(ev)-1].Status != iog.DeviceDown || ev[len(ev)-1].Reason != "missed beats te" {
+		t.Fatalf("te events %+v %v", ev, err)
 	}
 }
