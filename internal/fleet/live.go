@@ -113,23 +113,40 @@ func (f *Fleet) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { f.runTrust(ctx) })
 	wg.Go(func() { f.runSweep(ctx) })
+	wg.Go(func() { f.runFlush(ctx) })
 	defer wg.Wait()
 	// A silent device is down within MissedBeats intervals and one tick: a tenth of one (the
 	// goal, docs/SCALE.md, is MissedBeats intervals and 5 s).
-	lt := time.NewTicker(max(f.cfg.HeartbeatInterval/10, 50*time.Millisecond))
+	every := max(f.cfg.HeartbeatInterval/10, 50*time.Millisecond)
+	lt := time.NewTicker(every)
 	defer lt.Stop()
-	// Flushed once an interval: another coordinator's liveness (which needs a device silent
-	// in the store for MissedBeats intervals) never sees a device that beats here as silent.
-	ft := time.NewTicker(f.cfg.HeartbeatInterval)
-	defer ft.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-lt.C:
+			t0 := time.Now()
+			f.CheckLiveness(ctx)
+			if took := time.Since(t0); took > f.cfg.HeartbeatInterval {
+				f.cfg.Log.Warn("liveness pass slower than a heartbeat interval", "took", took.Round(time.Millisecond))
+			}
+		}
+	}
+}
+
+// runFlush writes last-seen times once an interval, apart from the liveness loop so that a
+// flush waiting on the database (SQLite has one writer) never delays a mark-down. Once an
+// interval: another coordinator's liveness (which needs a device silent in the store for
+// MissedBeats intervals) never sees a device that beats here as silent.
+func (f *Fleet) runFlush(ctx context.Context) {
+	t := time.NewTicker(f.cfg.HeartbeatInterval)
+	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			f.flush(context.WithoutCancel(ctx))
-			return nil
-		case <-lt.C:
-			f.CheckLiveness(ctx)
-		case <-ft.C:
+			return
+		case <-t.C:
 			f.flush(ctx)
 		}
 	}
