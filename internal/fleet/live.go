@@ -120,13 +120,19 @@ func (f *Fleet) Run(ctx context.Context) error {
 	every := max(f.cfg.HeartbeatInterval/10, 50*time.Millisecond)
 	lt := time.NewTicker(every)
 	defer lt.Stop()
+	var onDown func(ctx context.Context, deviceID, reason string)
+	if f.cfg.OnDown != nil {
+		q := newDownQueue()
+		wg.Go(func() { q.run(ctx, f.cfg.OnDown) })
+		onDown = q.push
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-lt.C:
 			t0 := time.Now()
-			f.CheckLiveness(ctx)
+			f.checkLiveness(ctx, onDown)
 			if took := time.Since(t0); took > f.cfg.HeartbeatInterval {
 				f.cfg.Log.Warn("liveness pass slower than a heartbeat interval", "took", took.Round(time.Millisecond))
 			}
@@ -216,6 +222,12 @@ func (f *Fleet) flush(ctx context.Context) {
 // (store.MarkSilentDown): a device heard by another coordinator, or changed meanwhile, is left
 // alone and the table reread.
 func (f *Fleet) CheckLiveness(ctx context.Context) {
+	f.checkLiveness(ctx, f.cfg.OnDown)
+}
+
+// checkLiveness is CheckLiveness telling the market through onDown (Run's queues the calls, so
+// that the market's reads of each device's leases never hold up the next pass).
+func (f *Fleet) checkLiveness(ctx context.Context, onDown func(ctx context.Context, deviceID, reason string)) {
 	now := f.cfg.Now()
 	f.mu.Lock()
 	due := f.loaded.IsZero() || now.Sub(f.loaded) >= StatusRefresh || now.Before(f.loaded)
@@ -263,8 +275,47 @@ func (f *Fleet) CheckLiveness(ctx context.Context) {
 	for _, id := range down {
 		f.setLive(id, iog.DeviceDown, now)
 		f.cfg.Log.Warn("device down", "device", id, "reason", reasons[id])
-		if f.cfg.OnDown != nil {
-			f.cfg.OnDown(ctx, id, "device "+id+" "+reasons[id])
+		if onDown != nil {
+			onDown(ctx, id, "device "+id+" "+reasons[id])
+		}
+	}
+}
+
+// downQueue hands the devices marked down to the market in order, without bound (each is
+// marked down once per session, so it holds at most the fleet).
+type downQueue struct {
+	mu    sync.Mutex
+	items []downItem
+	wake  chan struct{}
+}
+
+type downItem struct{ id, reason string }
+
+func newDownQueue() *downQueue { return &downQueue{wake: make(chan struct{}, 1)} }
+
+func (q *downQueue) push(_ context.Context, id, reason string) {
+	q.mu.Lock()
+	q.items = append(q.items, downItem{id, reason})
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (q *downQueue) run(ctx context.Context, onDown func(ctx context.Context, deviceID, reason string)) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-q.wake:
+		}
+		q.mu.Lock()
+		items := q.items
+		q.items = nil
+		q.mu.Unlock()
+		for _, it := range items {
+			onDown(ctx, it.id, it.reason)
 		}
 	}
 }

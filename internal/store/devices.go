@@ -83,7 +83,7 @@ func scanDevice(row scanner) (iog.Device, error) {
 }
 
 func (s *DB) deviceWhere(ctx context.Context, where string, args ...any) ([]iog.Device, error) {
-	return queryAll(ctx, s.db, "devices", scanDevice, `SELECT `+deviceCols+` FROM devices WHERE deleted = 0 AND `+where, args...)
+	return queryAll(ctx, s.ro, "devices", scanDevice, `SELECT `+deviceCols+` FROM devices WHERE deleted = 0 AND `+where, args...)
 }
 
 // Device returns one device.
@@ -324,12 +324,12 @@ type DeviceLive struct {
 // DevicesLive lists every device's status and last-seen time (one light query: no inventory),
 // for the liveness table a coordinator keeps in memory.
 func (s *DB) DevicesLive(ctx context.Context) ([]DeviceLive, error) {
-	return queryAll(ctx, s.db, "device liveness", scanLive, `SELECT id, status, last_seen_at FROM devices WHERE deleted = 0`)
+	return queryAll(ctx, s.ro, "device liveness", scanLive, `SELECT id, status, last_seen_at FROM devices WHERE deleted = 0`)
 }
 
 // DeviceLiveOf is one device's DevicesLive row.
 func (s *DB) DeviceLiveOf(ctx context.Context, id string) (DeviceLive, error) {
-	ds, err := queryAll(ctx, s.db, "device liveness", scanLive, `SELECT id, status, last_seen_at FROM devices WHERE deleted = 0 AND id = $1`, id)
+	ds, err := queryAll(ctx, s.ro, "device liveness", scanLive, `SELECT id, status, last_seen_at FROM devices WHERE deleted = 0 AND id = $1`, id)
 	if err != nil {
 		return DeviceLive{}, err
 	}

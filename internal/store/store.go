@@ -37,6 +37,7 @@ const (
 // DB is the store. Safe for concurrent use.
 type DB struct {
 	db     *sql.DB
+	ro     *sql.DB // SQLite: read-only connections beside the one writer (WAL); else db
 	engine string
 	hook   func(ctx context.Context, op, id string)
 }
@@ -107,14 +108,35 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("store: migrate: %w", err)
 	}
-	return &DB{db: db, engine: engine}, nil
+	s := &DB{db: db, ro: db, engine: engine}
+	if engine == SQLite {
+		// Reads of the hot paths (devices: signed requests, liveness) go to a few read-only
+		// connections, which WAL lets run beside the writer instead of queueing for it.
+		ro, err := sql.Open("sqlite", "file:"+sqliteEsc(dsn)+"?mode=ro&_pragma=busy_timeout(10000)&_pragma=query_only(1)")
+		if err != nil {
+			db.Close()
+			return nil, fmt.Errorf("store: open sqlite readers: %w", err)
+		}
+		ro.SetMaxOpenConns(4)
+		s.ro = ro
+	}
+	return s, nil
+}
+
+func sqliteEsc(dsn string) string {
+	return strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(strings.TrimPrefix(dsn, "sqlite:"))
 }
 
 // Engine returns SQLite or Postgres.
 func (s *DB) Engine() string { return s.engine }
 
 // Close closes the database.
-func (s *DB) Close() error { return s.db.Close() }
+func (s *DB) Close() error {
+	if s.ro != s.db {
+		s.ro.Close()
+	}
+	return s.db.Close()
+}
 
 // SetHook sets a function called before every write of a cluster's or a lease's state, with
 // op "cluster" or "lease" and its id. Tests use it to force an interleaving of two changes at
