@@ -288,7 +288,7 @@ func (s *DB) TouchDevices(ctx context.Context, seen map[string]time.Time) error 
 	}
 	// One order for every writer, so that two coordinators' flushes lock rows alike.
 	slices.Sort(ids)
-	return s.tx(ctx, func(q querier) error {
+	return txOn(ctx, s.bg, nil, func(q querier) error {
 		var b strings.Builder
 		args := make([]any, 0, 2*rows)
 		for len(ids) > 0 {
@@ -360,7 +360,7 @@ type Silent struct {
 func (s *DB) MarkSilentDown(ctx context.Context, ds []Silent, now, seenBefore time.Time, from ...iog.DeviceStatus) ([]string, error) {
 	const rows = 400
 	var changed []string
-	err := s.tx(ctx, func(q querier) error {
+	err := txOn(ctx, s.bg, nil, func(q querier) error {
 		changed = changed[:0]
 		var b strings.Builder
 		for rest := ds; len(rest) > 0; {
