@@ -151,12 +151,11 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	supplier := &api.Client{Base: co.url, Token: acct.APIKey, HTTP: clients[0]}
 
 	// Beats are paced evenly over the interval, each device once per interval, from when all
-	// have joined; only those of the measured window are counted. Until then a joined device
-	// beats at half that pace, enough to stay up (a device is down after 3 missed beats) with
-	// less load on a coordinator busy with joins. (Once, beating while the others joined
-	// starved the joins; devices were silent until all had joined, so the early ones were
-	// marked down and came back with a hello, as after a coordinator restart; those hellos
-	// are still counted apart.)
+	// have joined; only those of the measured window are counted. (Beating while the others
+	// join starves the joins once the coordinator is saturated, and a run would never reach
+	// its fleet. So a device that joined early is silent until then: the coordinator may mark
+	// it down, and its first beat is answered "hello again", as after a coordinator restart;
+	// those are counted apart.)
 	devs := make([]*device, o.Devices)
 	ready := make([]atomic.Bool, o.Devices) // devs[i] is set
 	var measuring atomic.Bool
@@ -199,14 +198,14 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	paced, begin := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(paced)
+		select {
+		case <-begin:
+		case <-lctx.Done():
+			return
+		}
 		due := time.Now()
 		for i := 0; ; i++ {
-			select {
-			case <-begin:
-				due = due.Add(gap)
-			default:
-				due = due.Add(2 * gap)
-			}
+			due = due.Add(gap)
 			if now := time.Now(); due.After(now) {
 				select {
 				case <-time.After(due.Sub(now)):
