@@ -1,6 +1,7 @@
 // Package auth authenticates the two kinds of caller: people (API keys, of which only SHA-256
 // hashes are stored) and devices (ed25519 signatures over every request, with a bounded clock
-// skew and used nonces kept in the store, shared by every coordinator). There is no shared secret anywhere.
+// skew and used nonces kept in the store, shared by every coordinator; a heartbeat is instead
+// held to its one-time server nonce, docs/SECURITY.md). There is no shared secret anywhere.
 package auth
 
 import (
@@ -23,6 +24,16 @@ import (
 // MaxSkew is how far a signed request's timestamp may be from the coordinator's clock.
 const MaxSkew = 60 * time.Second
 
+// HeartbeatPath is the one signed request that reads its device from memory and records no
+// used nonce in the store: it must answer the server's one-time nonce (fleet.Heartbeat), which
+// already refuses a replay on every coordinator, and it is most of a coordinator's requests.
+const HeartbeatPath = "/v1/worker/heartbeat"
+
+// KeyTTL is how long a device read from the store serves heartbeats from memory. Only its key
+// and fixed fields matter there (the fleet keeps statuses itself): a device deleted through
+// another coordinator is refused by then, and at once on a hello, which always reads the store.
+const KeyTTL = 10 * time.Minute
+
 // Auth checks callers. Safe for concurrent use.
 type Auth struct {
 	db    *store.DB
@@ -31,6 +42,14 @@ type Auth struct {
 
 	mu    sync.Mutex
 	sweep time.Time // when expired nonces were last deleted
+
+	kmu  sync.Mutex
+	keys map[string]cachedDevice // by device id, for heartbeats
+}
+
+type cachedDevice struct {
+	d  iog.Device // without its inventory
+	at time.Time
 }
 
 // New returns an Auth over the store.
@@ -38,7 +57,7 @@ func New(db *store.DB, now func() time.Time, newID func(prefix string) string) *
 	if newID == nil {
 		newID = iog.NewID
 	}
-	return &Auth{db: db, now: now, newID: newID}
+	return &Auth{db: db, now: now, newID: newID, keys: map[string]cachedDevice{}}
 }
 
 // HashKey is how API keys and join tokens are stored.
@@ -104,8 +123,9 @@ func (a *Auth) Device(ctx context.Context, r *http.Request, body []byte) (Signed
 		return Signed{}, iog.Errorf(iog.EUNAUTHORIZED, "request timestamp is %s off the coordinator's clock (max %s)", d.Round(time.Second), MaxSkew)
 	}
 	var s Signed
+	beat := r.URL.Path == HeartbeatPath
 	if id := r.Header.Get(api.HeaderDevice); id != "" {
-		d, err := a.db.Device(ctx, id)
+		d, err := a.device(ctx, id, beat, now)
 		if iog.ErrorCode(err) == iog.ENOTFOUND {
 			// Final, unlike the other refusals here: the worker stops instead of retrying.
 			return Signed{}, iog.Errorf(iog.EGONE, "device %s is not registered with this coordinator (its owner deleted it, or it joined another coordinator): to offer this machine again, remove device.id and device.key from the worker's state dir and join with a new token (iog device token)", id)
@@ -136,6 +156,9 @@ func (a *Auth) Device(ctx context.Context, r *http.Request, body []byte) (Signed
 		}
 		return Signed{}, iog.Errorf(iog.EUNAUTHORIZED, "bad signature")
 	}
+	if beat && s.Device.ID != "" {
+		return s, nil
+	}
 	fresh, err := a.useNonce(ctx, s.PublicKey, nonce, now)
 	if err != nil {
 		return Signed{}, err
@@ -144,6 +167,38 @@ func (a *Auth) Device(ctx context.Context, r *http.Request, body []byte) (Signed
 		return Signed{}, iog.Errorf(iog.EUNAUTHORIZED, "replayed request (nonce already used)")
 	}
 	return s, nil
+}
+
+// device reads a device from the store, or for a heartbeat from memory if read within KeyTTL.
+// Every read refreshes the memory, so a hello (which reads the store) keeps its heartbeats off
+// the store.
+func (a *Auth) device(ctx context.Context, id string, beat bool, now time.Time) (iog.Device, error) {
+	if beat {
+		a.kmu.Lock()
+		c, ok := a.keys[id]
+		a.kmu.Unlock()
+		if ok && now.Sub(c.at) < KeyTTL && now.Sub(c.at) >= 0 {
+			return c.d, nil
+		}
+	}
+	d, err := a.db.Device(ctx, id)
+	a.kmu.Lock()
+	defer a.kmu.Unlock()
+	if err != nil {
+		delete(a.keys, id)
+		return d, err
+	}
+	slim := d
+	slim.Inventory = nil
+	a.keys[id] = cachedDevice{d: slim, at: now}
+	return d, nil
+}
+
+// Forget drops a device from memory (deleted, or blocked, on this coordinator).
+func (a *Auth) Forget(id string) {
+	a.kmu.Lock()
+	delete(a.keys, id)
+	a.kmu.Unlock()
 }
 
 // useNonce records a nonce of a key in the store for twice the skew window (a request

@@ -245,6 +245,7 @@ func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 	fl := fleet.New(fleet.Config{OnTelemetry: hist.Observe, Store: db, Log: cfg.Log, Now: cfg.Now, NewID: cfg.NewID, HeartbeatInterval: cfg.HeartbeatInterval, Dev: cfg.Dev,
 		Hub: hub, Scores: scores, OnDown: mk.DeviceDown, Trust: trust, SkipProofs: cfg.SkipProofs,
 		JoinTokensPerHour: cfg.Limits.JoinTokensPerHour, DevicesPerHour: cfg.Limits.DevicesPerHour,
+		Forget: au.Forget, Lead: bk.Lead,
 		OnFraud: func(ctx context.Context, id, reason string) {
 			if err := bk.Slash(ctx, id, reason); err != nil {
 				cfg.Log.Error("slash after fraud", "device", id, "err", err)

@@ -61,7 +61,12 @@ func signedHello(t *testing.T, w *api.Client, inv api.Inventory) (http.Header, [
 
 func sendRaw(t *testing.T, base string, hdr http.Header, body []byte) (int, string) {
 	t.Helper()
-	req, _ := http.NewRequestWithContext(t.Context(), "POST", base+"/v1/worker/hello", bytes.NewReader(body))
+	return sendRawTo(t, base+"/v1/worker/hello", hdr, body)
+}
+
+func sendRawTo(t *testing.T, url string, hdr http.Header, body []byte) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(t.Context(), "POST", url, bytes.NewReader(body))
 	req.Header = hdr.Clone()
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -113,4 +118,41 @@ func TestReplayAcrossRestartAndCoordinators(t *testing.T) {
 		a2, _ := run(t, dir)
 		refused(t, a2.URL(), hdr, body)
 	})
+}
+
+// TestHeartbeatReplayRefused: a heartbeat's signed nonce is not kept in the store (it is most
+// of the traffic); a captured heartbeat is refused anyway, by this coordinator and by another
+// on the same database, because it answers a one-time server nonce already spent.
+func TestHeartbeatReplayRefused(t *testing.T) {
+	dir := t.TempDir()
+	a, _ := run(t, dir)
+	key, err := coordinator.ReadAdminKey(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := api.NewClient(a.URL(), key)
+	r, err := admin.CreateAccount(t.Context(), api.CreateAccountRequest{Name: "s", Roles: []string{"supplier"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{c: a, admin: admin}
+	w := e.device(t, api.NewClient(a.URL(), r.APIKey), cpuInventory("h-beat"))
+	b, _ := run(t, dir)
+	hello, err := w.Hello(t.Context(), api.HelloRequest{Inventory: cpuInventory("h-beat")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := json.Marshal(api.HeartbeatRequest{Nonce: hello.Nonce})
+	rt := &capture{}
+	signer := &api.Client{Base: w.Base, Key: w.Key, DeviceID: w.DeviceID, HTTP: &http.Client{Transport: rt}}
+	_ = signer.Do(t.Context(), "POST", "/v1/worker/heartbeat", json.RawMessage(body), nil)
+	hdr := rt.req.Header.Clone()
+	if st, msg := sendRawTo(t, a.URL()+"/v1/worker/heartbeat", hdr, body); st != http.StatusOK {
+		t.Fatalf("first use: %d %s", st, msg)
+	}
+	for _, c := range []struct{ name, base string }{{"the same coordinator", a.URL()}, {"another coordinator", b.URL()}} {
+		if st, msg := sendRawTo(t, c.base+"/v1/worker/heartbeat", hdr, body); st != http.StatusUnauthorized || !strings.Contains(msg, "nonce") {
+			t.Fatalf("%s: replayed heartbeat: %d %s", c.name, st, msg)
+		}
+	}
 }

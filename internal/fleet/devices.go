@@ -132,14 +132,14 @@ func (f *Fleet) setPaused(ctx context.Context, acct iog.Account, id string, paus
 	}
 	now := f.cfg.Now()
 	if paused {
-		_, err = f.db.SetDeviceStatus(ctx, id, iog.DevicePaused, "paused by owner", now, iog.DeviceReady, iog.DevicePending)
+		_, err = f.setStatus(ctx, id, iog.DevicePaused, "paused by owner", now, iog.DeviceReady, iog.DevicePending)
 	} else {
 		st, why := iog.DeviceReady, "resumed by owner"
 		if !f.cfg.SkipProofs {
 			st, why = f.returnStatus(ctx, d, now, why)
 			f.scheduleHello(id, st, now)
 		}
-		_, err = f.db.SetDeviceStatus(ctx, id, st, why, now, iog.DevicePaused)
+		_, err = f.setStatus(ctx, id, st, why, now, iog.DevicePaused)
 	}
 	if err != nil {
 		return api.Device{}, err
@@ -186,5 +186,12 @@ func (f *Fleet) Delete(ctx context.Context, acct iog.Account, id string) error {
 	if _, err := f.owned(ctx, acct, id); err != nil {
 		return err
 	}
-	return f.db.DeleteDevice(ctx, id, f.cfg.Now())
+	if err := f.db.DeleteDevice(ctx, id, f.cfg.Now()); err != nil {
+		return err
+	}
+	f.dropLive(id)
+	if f.cfg.Forget != nil {
+		f.cfg.Forget(id)
+	}
+	return nil
 }

@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -48,6 +47,12 @@ type Config struct {
 	Scores *reputation.Board
 	// OnDown is called when a device is marked down, so the market can react.
 	OnDown func(ctx context.Context, deviceID, reason string)
+	// Forget is called with a device deleted or blocked here, so that auth stops serving its
+	// heartbeats from memory (nil: nothing to tell).
+	Forget func(deviceID string)
+	// Lead reports whether this coordinator runs the singletons (the reputation sweep); nil
+	// is always.
+	Lead func(ctx context.Context) bool
 	// OnFraud is called when a device is blocked as fraud (a wrong proof answer), so that its
 	// stake and unpaid rewards can be slashed.
 	OnFraud func(ctx context.Context, deviceID, reason string)
@@ -78,6 +83,14 @@ type Fleet struct {
 	tel      map[string]api.Telemetry // latest telemetry per device
 	sessions map[string]bool          // devices that said hello since start
 	tr       *trustState
+
+	// The liveness table (live.go): every device's status as this coordinator last knew it,
+	// read from the store every StatusRefresh and changed at once by this coordinator's own
+	// writes; gen orders the two.
+	status  map[string]liveStatus
+	gen     uint64
+	loaded  time.Time // when status was last read from the store
+	started time.Time // the grace of a restart counts from here
 }
 
 // New returns a Fleet.
@@ -101,6 +114,7 @@ func New(cfg Config) *Fleet {
 		cfg: cfg, db: cfg.Store, hub: cfg.Hub, rec: NewRecord(cfg.Store),
 		seen: map[string]time.Time{}, dirty: map[string]time.Time{}, nonce: map[string]string{},
 		tel: map[string]api.Telemetry{}, sessions: map[string]bool{}, tr: newTrustState(),
+		status: map[string]liveStatus{}, started: cfg.Now(),
 	}
 	if f.hub == nil {
 		f.hub = watch.New(cfg.Now().UnixMilli())
@@ -211,6 +225,7 @@ func (f *Fleet) Register(ctx context.Context, pubKey string, req api.RegisterReq
 	if d, err = f.admit(ctx, d, req.Inventory, now); err != nil {
 		return iog.Device{}, err
 	}
+	f.setLive(d.ID, d.Status, now)
 	f.cfg.Log.Info("device joined", "device", d.ID, "owner", d.OwnerID, "gpus", count, "model", model)
 	return d, nil
 }
@@ -357,6 +372,8 @@ func (f *Fleet) Hello(ctx context.Context, d iog.Device, req api.HelloRequest, a
 	f.nonce[d.ID] = n
 	f.seen[d.ID], f.dirty[d.ID] = now, now
 	f.sessions[d.ID] = true
+	f.gen++
+	f.status[d.ID] = liveStatus{st: st, gen: f.gen}
 	f.mu.Unlock()
 	if !f.cfg.SkipProofs {
 		f.scheduleHello(d.ID, st, now)
@@ -391,7 +408,7 @@ func (f *Fleet) comeBack(ctx context.Context, d iog.Device, now time.Time) (iog.
 	if d.Paused {
 		st, why = iog.DevicePaused, "worker is back; paused by owner"
 	}
-	if _, err := f.db.SetDeviceStatus(ctx, d.ID, st, why, now, iog.DeviceDown, iog.DeviceInactive); err != nil {
+	if _, err := f.setStatus(ctx, d.ID, st, why, now, iog.DeviceDown, iog.DeviceInactive); err != nil {
 		return d.Status, err
 	}
 	f.cfg.Log.Info("device back", "device", d.ID, "status", st)
@@ -417,9 +434,25 @@ func (f *Fleet) Heartbeat(ctx context.Context, d iog.Device, req api.HeartbeatRe
 	f.seen[d.ID], f.dirty[d.ID] = now, now
 	req.Telemetry.At = now
 	f.tel[d.ID] = req.Telemetry
+	// The device came from auth's memory: its status is the liveness table's.
+	if ls, ok := f.status[d.ID]; ok {
+		d.Status = ls.st
+	}
 	f.mu.Unlock()
+	if d.Status == iog.DeviceBlocked {
+		return api.HeartbeatResponse{}, iog.Errorf(iog.EFORBIDDEN, "device %s is blocked", d.ID)
+	}
 	if f.cfg.OnTelemetry != nil {
 		f.cfg.OnTelemetry(d.ID, req.Telemetry, now)
+	}
+	if d.Status == iog.DeviceDown || d.Status == iog.DeviceInactive {
+		// Rare (marked down by another coordinator while its nonce here still held): coming
+		// back reads the whole device, paused flag included, from the store.
+		fresh, err := f.db.Device(ctx, d.ID)
+		if err != nil {
+			return api.HeartbeatResponse{}, err
+		}
+		d = fresh
 	}
 	st, err := f.comeBack(ctx, d, now)
 	if err != nil {
@@ -445,87 +478,6 @@ func (f *Fleet) LastSeen(d iog.Device) time.Time {
 		return t
 	}
 	return d.LastSeenAt
-}
-
-// Run checks liveness and flushes last-seen times until ctx ends.
-func (f *Fleet) Run(ctx context.Context) error {
-	t := time.NewTicker(f.cfg.HeartbeatInterval / 2)
-	defer t.Stop()
-	// Proofs: deadlines and due rounds (proofs.go).
-	tick := f.cfg.Trust.Tick
-	if f.cfg.SkipProofs || tick <= 0 {
-		tick = time.Hour
-	}
-	pt := time.NewTicker(tick)
-	defer pt.Stop()
-	f.voidOpen(ctx)
-	for {
-		select {
-		case <-ctx.Done():
-			f.flush(context.WithoutCancel(ctx))
-			return nil
-		case <-t.C:
-			f.CheckLiveness(ctx)
-			f.flush(ctx)
-		case <-pt.C:
-			if !f.cfg.SkipProofs {
-				f.trustTick(ctx)
-			}
-		}
-	}
-}
-
-func (f *Fleet) flush(ctx context.Context) {
-	f.mu.Lock()
-	batch := f.dirty
-	f.dirty = map[string]time.Time{}
-	f.mu.Unlock()
-	if err := f.db.TouchDevices(ctx, batch); err != nil {
-		f.cfg.Log.Error("flush liveness", "err", err)
-		f.mu.Lock()
-		for k, v := range batch {
-			if _, ok := f.dirty[k]; !ok {
-				f.dirty[k] = v
-			}
-		}
-		f.mu.Unlock()
-	}
-}
-
-// CheckLiveness marks devices down that missed MissedBeats heartbeats and tells the market.
-func (f *Fleet) CheckLiveness(ctx context.Context) {
-	ds, err := f.db.DevicesWithStatus(ctx, iog.DeviceReady, iog.DeviceHired, iog.DevicePending, iog.DevicePaused)
-	if err != nil {
-		f.cfg.Log.Error("liveness", "err", err)
-		return
-	}
-	now := f.cfg.Now()
-	limit := time.Duration(MissedBeats) * f.cfg.HeartbeatInterval
-	for _, d := range ds {
-		last := f.LastSeen(d)
-		if now.Sub(last) <= limit {
-			continue
-		}
-		reason := "missed " + strconv.Itoa(MissedBeats) + " heartbeats (last seen " + last.UTC().Format(time.RFC3339) + ")"
-		changed, err := f.db.SetDeviceStatus(ctx, d.ID, iog.DeviceDown, reason, now, d.Status)
-		if err != nil {
-			f.cfg.Log.Error("mark down", "device", d.ID, "err", err)
-			continue
-		}
-		if !changed {
-			continue
-		}
-		f.mu.Lock()
-		delete(f.nonce, d.ID)
-		f.mu.Unlock()
-		if err := f.db.SetUpSince(ctx, d.ID, time.Time{}); err != nil {
-			f.cfg.Log.Error("reset uptime", "device", d.ID, "err", err)
-		}
-		f.cfg.Log.Warn("device down", "device", d.ID, "reason", reason)
-		if f.cfg.OnDown != nil {
-			f.cfg.OnDown(ctx, d.ID, "device "+d.ID+" "+reason)
-		}
-	}
 }
 
 // ObservedAddr is the caller's IP as this coordinator sees it.

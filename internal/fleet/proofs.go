@@ -31,7 +31,6 @@ type trustState struct {
 	probation map[string]time.Time // pending devices waiting out probation
 	idle      map[string]*idleTrack
 	misses    map[string]int // proofs in a row a device did not pass (in memory; a restart forgives)
-	lastSweep time.Time
 }
 
 func newTrustState() *trustState {
@@ -177,7 +176,7 @@ func (f *Fleet) voidOpen(ctx context.Context) {
 }
 
 // trustTick closes proofs past their windows, promotes devices whose probation ended, and
-// issues the rounds that are due.
+// issues the rounds that are due. The reputation sweep has its own loop (live.go).
 func (f *Fleet) trustTick(ctx context.Context) {
 	now := f.cfg.Now()
 	type expiry struct {
@@ -205,10 +204,6 @@ func (f *Fleet) trustTick(ctx context.Context) {
 	for _, at := range f.tr.due {
 		anyDue = anyDue || !now.Before(at)
 	}
-	sweep := now.Sub(f.tr.lastSweep) > 10*time.Minute
-	if sweep {
-		f.tr.lastSweep = now
-	}
 	f.tr.mu.Unlock()
 	for _, e := range late {
 		f.closeProof(ctx, e.op, iog.ProofMissed, e.reason, now, 0)
@@ -218,9 +213,6 @@ func (f *Fleet) trustTick(ctx context.Context) {
 	}
 	if anyDue {
 		f.issueDue(ctx, now)
-	}
-	if sweep {
-		f.sweep(ctx, now)
 	}
 }
 
@@ -234,7 +226,7 @@ func (f *Fleet) sweep(ctx context.Context, now time.Time) {
 	for _, d := range ds {
 		if d.Status == iog.DeviceDown {
 			if now.Sub(f.LastSeen(d)) > InactiveAfter {
-				_, err = f.db.SetDeviceStatus(ctx, d.ID, iog.DeviceInactive, "down for more than 5 days", now, iog.DeviceDown)
+				_, err = f.setStatus(ctx, d.ID, iog.DeviceInactive, "down for more than 5 days", now, iog.DeviceDown)
 			}
 		} else {
 			_, _, err = f.Reputation(ctx, d)
@@ -619,9 +611,9 @@ func (f *Fleet) afterProof(ctx context.Context, d iog.Device, p iog.Proof, now t
 		retry := retryNote(f.schedule(d.ID, now.Add(jitter(f.retryDelay(d.ID)))), now)
 		switch d.Status {
 		case iog.DeviceReady:
-			_, err = f.db.SetDeviceStatus(ctx, d.ID, iog.DevicePending, why+"; off the market until it passes again: "+retry, now, iog.DeviceReady)
+			_, err = f.setStatus(ctx, d.ID, iog.DevicePending, why+"; off the market until it passes again: "+retry, now, iog.DeviceReady)
 		case iog.DevicePending:
-			_, err = f.db.SetDeviceStatus(ctx, d.ID, iog.DevicePending, why+"; "+retry, now, iog.DevicePending)
+			_, err = f.setStatus(ctx, d.ID, iog.DevicePending, why+"; "+retry, now, iog.DevicePending)
 		}
 	case iog.ProofVoid:
 		f.schedule(d.ID, now.Add(jitter(c.Reprove)))
@@ -646,7 +638,7 @@ func (f *Fleet) closeRound(ctx context.Context, rd *round, now time.Time) {
 				// It passed: the round's other devices are what failed, so no backoff of its own.
 				retry := retryNote(f.schedule(id, now.Add(jitter(c.RetryPending))), now)
 				why := fmt.Sprintf("passed its proof, but %d of the %d devices challenged with it at the same instant (same owner or address) did not; waiting for a clean round: %s", rd.notPass, rd.size, retry)
-				_, _ = f.db.SetDeviceStatus(ctx, id, iog.DevicePending, why, now, iog.DevicePending)
+				_, _ = f.setStatus(ctx, id, iog.DevicePending, why, now, iog.DevicePending)
 			} else {
 				f.schedule(id, now.Add(jitter(c.Reprove)))
 			}
@@ -677,7 +669,7 @@ func (f *Fleet) closeRound(ctx context.Context, rd *round, now time.Time) {
 		f.schedule(id, now.Add(jitter(c.Reprove)))
 		if now.Before(tr.ProbationUntil) {
 			why := "passed its proof of GPU; on probation until " + tr.ProbationUntil.UTC().Format(time.RFC3339)
-			_, _ = f.db.SetDeviceStatus(ctx, id, iog.DevicePending, why, now, iog.DevicePending)
+			_, _ = f.setStatus(ctx, id, iog.DevicePending, why, now, iog.DevicePending)
 			f.tr.mu.Lock()
 			f.tr.probation[id] = tr.ProbationUntil
 			f.tr.mu.Unlock()
@@ -701,7 +693,7 @@ func (f *Fleet) promote(ctx context.Context, id, why string) {
 		}
 		return
 	}
-	if changed, err := f.db.SetDeviceStatus(ctx, id, iog.DeviceReady, why, f.cfg.Now(), iog.DevicePending); err == nil && changed {
+	if changed, err := f.setStatus(ctx, id, iog.DeviceReady, why, f.cfg.Now(), iog.DevicePending); err == nil && changed {
 		f.cfg.Log.Info("device ready", "device", id, "why", why)
 	}
 }

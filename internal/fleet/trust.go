@@ -196,12 +196,15 @@ func (f *Fleet) bindHardware(ctx context.Context, d iog.Device, now time.Time) (
 }
 
 func (f *Fleet) block(ctx context.Context, d iog.Device, reason string, now time.Time) (iog.Device, error) {
-	if _, err := f.db.SetDeviceStatus(ctx, d.ID, iog.DeviceBlocked, reason, now); err != nil {
+	if _, err := f.setStatus(ctx, d.ID, iog.DeviceBlocked, reason, now); err != nil {
 		return d, err
 	}
 	f.cfg.Log.Warn("device blocked", "device", d.ID, "reason", reason)
 	d.Status, d.StatusReason = iog.DeviceBlocked, reason
 	f.forget(d.ID)
+	if f.cfg.Forget != nil {
+		f.cfg.Forget(d.ID)
+	}
 	return d, nil
 }
 
@@ -224,7 +227,7 @@ func (f *Fleet) recheck(ctx context.Context, d iog.Device, inv api.Inventory, no
 	if err := f.db.SetDeviceTrust(ctx, tr); err != nil {
 		return d, err
 	}
-	if _, err := f.db.SetDeviceStatus(ctx, d.ID, iog.DevicePending, reason, now, iog.DeviceReady, iog.DeviceDown, iog.DeviceInactive, iog.DevicePending); err != nil {
+	if _, err := f.setStatus(ctx, d.ID, iog.DevicePending, reason, now, iog.DeviceReady, iog.DeviceDown, iog.DeviceInactive, iog.DevicePending); err != nil {
 		return d, err
 	}
 	f.cfg.Log.Warn("device hardware changed", "device", d.ID)

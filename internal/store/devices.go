@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/iognet/iog/internal/iog"
@@ -85,7 +87,7 @@ func scanDevice(row scanner) (iog.Device, error) {
 }
 
 func (s *DB) deviceWhere(ctx context.Context, where string, args ...any) ([]iog.Device, error) {
-	return queryAll(ctx, s.db, "devices", scanDevice, `SELECT `+deviceCols+` FROM devices WHERE deleted = 0 AND `+where, args...)
+	return queryAll(ctx, s.ro, "devices", scanDevice, `SELECT `+deviceCols+` FROM devices WHERE deleted = 0 AND `+where, args...)
 }
 
 // Device returns one device.
@@ -292,18 +294,145 @@ func (s *DB) DeviceEvents(ctx context.Context, id string, limit int) ([]iog.Devi
 	return out, rows.Err()
 }
 
-// TouchDevices records last-seen times in one batch (liveness lives in memory; this is its
-// periodic flush, never one write per heartbeat).
+// TouchDevices records last-seen times in batches of multi-row statements (liveness lives in
+// memory; this is its periodic flush, never one write per heartbeat). A time never goes back.
 func (s *DB) TouchDevices(ctx context.Context, seen map[string]time.Time) error {
 	if len(seen) == 0 {
 		return nil
 	}
-	return s.tx(ctx, func(q querier) error {
-		for id, at := range seen {
-			if _, err := q.ExecContext(ctx, `UPDATE devices SET last_seen_at = $1 WHERE id = $2 AND last_seen_at < $1`, ms(at), id); err != nil {
+	const rows = 400 // 800 parameters a statement, far below either engine's limit
+	ids := make([]string, 0, len(seen))
+	for id := range seen {
+		ids = append(ids, id)
+	}
+	// One order for every writer, so that two coordinators' flushes lock rows alike.
+	slices.Sort(ids)
+	return txOn(ctx, s.bg, nil, func(q querier) error {
+		var b strings.Builder
+		args := make([]any, 0, 2*rows)
+		for len(ids) > 0 {
+			n := min(rows, len(ids))
+			b.Reset()
+			args = args[:0]
+			b.WriteString(`UPDATE devices SET last_seen_at = v.column2 FROM (VALUES `)
+			for i, id := range ids[:n] {
+				if i > 0 {
+					b.WriteString(", ")
+				}
+				fmt.Fprintf(&b, "(CAST($%d AS TEXT), CAST($%d AS BIGINT))", 2*i+1, 2*i+2)
+				args = append(args, id, ms(seen[id]))
+			}
+			// Both engines name a VALUES list's columns column1, column2, ...
+			b.WriteString(`) AS v WHERE devices.id = v.column1 AND devices.last_seen_at < v.column2`)
+			if _, err := q.ExecContext(ctx, b.String(), args...); err != nil {
 				return fmt.Errorf("store: touch devices: %w", err)
 			}
+			ids = ids[n:]
 		}
 		return nil
 	})
+}
+
+// DeviceLive is what liveness keeps of a device in memory.
+type DeviceLive struct {
+	ID       string
+	Status   iog.DeviceStatus
+	LastSeen time.Time
+}
+
+// DevicesLive lists every device's status and last-seen time (one light query: no inventory),
+// for the liveness table a coordinator keeps in memory.
+func (s *DB) DevicesLive(ctx context.Context) ([]DeviceLive, error) {
+	return queryAll(ctx, s.ro, "device liveness", scanLive, `SELECT id, status, last_seen_at FROM devices WHERE deleted = 0`)
+}
+
+// DeviceLiveOf is one device's DevicesLive row.
+func (s *DB) DeviceLiveOf(ctx context.Context, id string) (DeviceLive, error) {
+	ds, err := queryAll(ctx, s.ro, "device liveness", scanLive, `SELECT id, status, last_seen_at FROM devices WHERE deleted = 0 AND id = $1`, id)
+	if err != nil {
+		return DeviceLive{}, err
+	}
+	if len(ds) == 0 {
+		return DeviceLive{}, notFound("device", id)
+	}
+	return ds[0], nil
+}
+
+func scanLive(row scanner) (DeviceLive, error) {
+	var d DeviceLive
+	var st string
+	var seen int64
+	err := row.Scan(&d.ID, &st, &seen)
+	d.Status, d.LastSeen = iog.DeviceStatus(st), tm(seen)
+	return d, err
+}
+
+// Silent is a device liveness found silent, with the reason to record.
+type Silent struct {
+	ID, Reason string
+}
+
+// MarkSilentDown marks devices down, and ends their uptime, in statements of many rows, each
+// only if it is still in one of the statuses from and its stored last-seen time is before
+// seenBefore: a device that another coordinator heard from meanwhile (its flush moved
+// last_seen_at) or whose status changed is left alone. It returns the devices it changed.
+func (s *DB) MarkSilentDown(ctx context.Context, ds []Silent, now, seenBefore time.Time, from ...iog.DeviceStatus) ([]string, error) {
+	const rows = 400
+	var changed []string
+	err := txOn(ctx, s.bg, nil, func(q querier) error {
+		changed = changed[:0]
+		// Numbered before any device row is locked, as every writer of the devices does.
+		seq, err := nextDeviceSeq(ctx, q)
+		if err != nil {
+			return err
+		}
+		var b strings.Builder
+		for rest := ds; len(rest) > 0; {
+			n := min(rows, len(rest))
+			b.Reset()
+			args := []any{string(iog.DeviceDown), ms(seenBefore), seq}
+			b.WriteString(`UPDATE devices SET status = $1, status_reason = v.column2, up_since = 0, changed_seq = $3 FROM (VALUES `)
+			for i, d := range rest[:n] {
+				if i > 0 {
+					b.WriteString(", ")
+				}
+				fmt.Fprintf(&b, "(CAST($%d AS TEXT), CAST($%d AS TEXT))", len(args)+1, len(args)+2)
+				args = append(args, d.ID, d.Reason)
+			}
+			b.WriteString(`) AS v WHERE devices.id = v.column1 AND devices.deleted = 0 AND devices.last_seen_at < $2 AND devices.status IN (`)
+			for i, st := range from {
+				if i > 0 {
+					b.WriteString(", ")
+				}
+				fmt.Fprintf(&b, "$%d", len(args)+1)
+				args = append(args, string(st))
+			}
+			b.WriteString(`) RETURNING devices.id, devices.status_reason`)
+			rs, err := q.QueryContext(ctx, b.String(), args...)
+			if err != nil {
+				return fmt.Errorf("store: mark down: %w", err)
+			}
+			var done []Silent
+			for rs.Next() {
+				var d Silent
+				if err := rs.Scan(&d.ID, &d.Reason); err != nil {
+					rs.Close()
+					return fmt.Errorf("store: mark down: %w", err)
+				}
+				done = append(done, d)
+			}
+			if err := rs.Close(); err != nil {
+				return fmt.Errorf("store: mark down: %w", err)
+			}
+			for _, d := range done {
+				if err := insertEvent(ctx, q, d.ID, now, iog.DeviceDown, d.Reason); err != nil {
+					return err
+				}
+				changed = append(changed, d.ID)
+			}
+			rest = rest[n:]
+		}
+		return nil
+	})
+	return changed, err
 }

@@ -37,6 +37,8 @@ const (
 // DB is the store. Safe for concurrent use.
 type DB struct {
 	db     *sql.DB
+	ro     *sql.DB // SQLite: read-only connections beside the one writer (WAL); else db
+	bg     *sql.DB // SQLite: a second writer for liveness's batches; else db
 	engine string
 	hook   func(ctx context.Context, op, id string)
 }
@@ -65,7 +67,7 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		// The path goes into a file: URI, so the characters that URIs give a meaning must be
 		// escaped ("#" would otherwise cut the path short and open another database).
 		esc := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
-		db, err = sql.Open("sqlite", "file:"+esc+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)&_txlock=immediate")
+		db, err = sql.Open("sqlite", "file:"+esc+sqliteWriter)
 		if err != nil {
 			return nil, fmt.Errorf("store: open sqlite: %w", err)
 		}
@@ -107,14 +109,53 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("store: migrate: %w", err)
 	}
-	return &DB{db: db, engine: engine}, nil
+	s := &DB{db: db, ro: db, bg: db, engine: engine}
+	if engine == SQLite {
+		// Reads of the hot paths (devices: signed requests, liveness) go to a few read-only
+		// connections, which WAL lets run beside the writer instead of queueing for it.
+		ro, err := sql.Open("sqlite", "file:"+sqliteEsc(dsn)+"?mode=ro&_pragma=busy_timeout(10000)&_pragma=query_only(1)")
+		if err != nil {
+			db.Close()
+			return nil, fmt.Errorf("store: open sqlite readers: %w", err)
+		}
+		ro.SetMaxOpenConns(4)
+		s.ro = ro
+		// Liveness's batches (last-seen flushes, mark-downs) take SQLite's write lock through
+		// their own connection: between two transactions of the main one, not after every
+		// request queued for it (database/sql hands a freed connection to a random waiter,
+		// and under load hundreds wait).
+		bg, err := sql.Open("sqlite", "file:"+sqliteEsc(dsn)+sqliteWriter)
+		if err != nil {
+			db.Close()
+			ro.Close()
+			return nil, fmt.Errorf("store: open sqlite: %w", err)
+		}
+		bg.SetMaxOpenConns(1)
+		s.bg = bg
+	}
+	return s, nil
+}
+
+// sqliteWriter is the query of a writing SQLite connection's URI.
+const sqliteWriter = "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)&_txlock=immediate"
+
+func sqliteEsc(dsn string) string {
+	return strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(strings.TrimPrefix(dsn, "sqlite:"))
 }
 
 // Engine returns SQLite or Postgres.
 func (s *DB) Engine() string { return s.engine }
 
 // Close closes the database.
-func (s *DB) Close() error { return s.db.Close() }
+func (s *DB) Close() error {
+	if s.ro != s.db {
+		s.ro.Close()
+	}
+	if s.bg != s.db {
+		s.bg.Close()
+	}
+	return s.db.Close()
+}
 
 // SetHook sets a function called before every write of a cluster's or a lease's state, with
 // op "cluster" or "lease" and its id. Tests use it to force an interleaving of two changes at
@@ -153,7 +194,11 @@ func (s *DB) snapshot(ctx context.Context, fn func(q querier) error) error {
 }
 
 func (s *DB) txWith(ctx context.Context, opts *sql.TxOptions, fn func(q querier) error) error {
-	t, err := s.db.BeginTx(ctx, opts)
+	return txOn(ctx, s.db, opts, fn)
+}
+
+func txOn(ctx context.Context, db *sql.DB, opts *sql.TxOptions, fn func(q querier) error) error {
+	t, err := db.BeginTx(ctx, opts)
 	if err != nil {
 		return fmt.Errorf("store: begin: %w", err)
 	}

@@ -310,7 +310,7 @@ func (s *DB) LastPassedProof(ctx context.Context, deviceID string) (time.Time, b
 func (s *DB) DeviceTrust(ctx context.Context, id string) (iog.DeviceTrust, error) {
 	t := iog.DeviceTrust{DeviceID: id}
 	var verified, probation, busy, warned, flagged int64
-	err := s.db.QueryRowContext(ctx, `SELECT verified_hw, verified_at, probation_until, idle_busy_since, idle_warned_at,
+	err := s.ro.QueryRowContext(ctx, `SELECT verified_hw, verified_at, probation_until, idle_busy_since, idle_warned_at,
 		idle_flagged_at, upheld_disputes FROM device_trust WHERE device_id = $1`, id).
 		Scan(&t.VerifiedHW, &verified, &probation, &busy, &warned, &flagged, &t.UpheldDisputes)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -361,7 +361,7 @@ func (s *DB) JobOutcomes(ctx context.Context, deviceID string, since time.Time) 
 }
 
 func (s *DB) outcomes(ctx context.Context, query string, ok func(string) bool, args ...any) ([]Outcome, error) {
-	rows, err := s.db.QueryContext(ctx, query, args...)
+	rows, err := s.ro.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: outcomes: %w", err)
 	}
@@ -381,7 +381,7 @@ func (s *DB) outcomes(ctx context.Context, query string, ok func(string) bool, a
 // DeviceEventsSince returns a device's status changes at or after since, oldest first, plus
 // the last change before it (so the status at since is known).
 func (s *DB) DeviceEventsSince(ctx context.Context, id string, since time.Time) ([]iog.DeviceEvent, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT at, status, reason FROM device_events WHERE device_id = $1 AND at >= $2
+	rows, err := s.ro.QueryContext(ctx, `SELECT at, status, reason FROM device_events WHERE device_id = $1 AND at >= $2
 		UNION ALL SELECT * FROM (SELECT at, status, reason FROM device_events WHERE device_id = $1 AND at < $2 ORDER BY at DESC LIMIT 1) b
 		ORDER BY at`, id, ms(since))
 	if err != nil {

@@ -4,6 +4,8 @@ package storetest
 
 import (
 	"encoding/json"
+	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -316,5 +318,58 @@ func touch(t *testing.T, db *store.DB) {
 	d, _ := db.Device(ctx, "td")
 	if !d.LastSeenAt.Equal(later) {
 		t.Fatalf("last seen %v", d.LastSeenAt)
+	}
+	// A flush of more rows than one statement holds (unknown ids change nothing).
+	register(t, db, owner, "te")
+	register(t, db, owner, "tf")
+	many := map[string]time.Time{"te": later.Add(time.Minute), "tf": later.Add(2 * time.Minute)}
+	for i := range 900 {
+		many[fmt.Sprintf("tz%04d", i)] = later
+	}
+	if err := db.TouchDevices(ctx, many); err != nil {
+		t.Fatal(err)
+	}
+	live, err := db.DevicesLive(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]store.DeviceLive{}
+	for _, l := range live {
+		got[l.ID] = l
+	}
+	if len(got) != 3 || !got["te"].LastSeen.Equal(later.Add(time.Minute)) || !got["tf"].LastSeen.Equal(later.Add(2*time.Minute)) ||
+		got["td"].Status != iog.DeviceReady {
+		t.Fatalf("liveness rows %+v", live)
+	}
+	// Marked down only while still live and last seen before the bound.
+	for _, c := range []struct {
+		name   string
+		ids    []string
+		before time.Time
+		from   []iog.DeviceStatus
+		want   []string
+	}{
+		{"seen since", []string{"te"}, later, []iog.DeviceStatus{iog.DeviceReady}, nil},
+		{"in another status", []string{"tf"}, later.Add(time.Hour), []iog.DeviceStatus{iog.DeviceHired}, nil},
+		{"silent and ready, one of two", []string{"te", "tf", "gone"}, later.Add(90 * time.Second), []iog.DeviceStatus{iog.DeviceReady, iog.DeviceHired}, []string{"te"}},
+		{"already down", []string{"te"}, later.Add(time.Hour), []iog.DeviceStatus{iog.DeviceReady}, nil},
+	} {
+		var ds []store.Silent
+		for _, id := range c.ids {
+			ds = append(ds, store.Silent{ID: id, Reason: "missed beats " + id})
+		}
+		got, err := db.MarkSilentDown(ctx, ds, later, c.before, c.from...)
+		if err != nil || !slices.Equal(got, c.want) {
+			t.Fatalf("%s: changed %v, %v; want %v", c.name, got, err, c.want)
+		}
+	}
+	if l, err := db.DeviceLiveOf(ctx, "te"); err != nil || l.Status != iog.DeviceDown {
+		t.Fatalf("te after mark down: %+v %v", l, err)
+	}
+	if l, err := db.DeviceLiveOf(ctx, "tf"); err != nil || l.Status != iog.DeviceReady {
+		t.Fatalf("tf: %+v %v", l, err)
+	}
+	if ev, err := db.DeviceEvents(ctx, "te", 10); err != nil || ev[len(ev)-1].Status != iog.DeviceDown || ev[len(ev)-1].Reason != "missed beats te" {
+		t.Fatalf("te events %+v %v", ev, err)
 	}
 }
