@@ -3,7 +3,9 @@
 package main
 
 import (
+	"crypto/rand"
 	"encoding/csv"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"net"
@@ -76,6 +78,27 @@ func spawn(t *testing.T, name, prog string, env []string, args ...string) *proc 
 	return p
 }
 
+// workerSessions is a coordinator's count of workers with a live heartbeat session on it
+// (its iog_worker_sessions metric), or -1 when it does not answer.
+func workerSessions(port int) int {
+	hc := &http.Client{Timeout: 2 * time.Second}
+	r, err := hc.Get("http://127.0.0.1:" + strconv.Itoa(port) + "/metrics")
+	if err != nil {
+		return -1
+	}
+	defer r.Body.Close()
+	b, _ := io.ReadAll(r.Body)
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "iog_worker_sessions "); ok {
+			n, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err == nil {
+				return int(n)
+			}
+		}
+	}
+	return -1
+}
+
 // haproxyStats reads HAProxy's per-server request counts from its CSV stats page.
 func haproxyStats(addr string) (map[string]int, error) {
 	r, err := http.Get("http://" + addr + "/stats;csv")
@@ -106,11 +129,12 @@ func haproxyStats(addr string) (map[string]int, error) {
 }
 
 // TestSeveralCoordinators: three coordinators on one PostgreSQL behind HAProxy (Debian's
-// haproxy, configured as docs/DEPLOY.md shows: a worker's requests hashed by its device id, a
-// renter's round robin, health checks on /healthz). Six workers join and become ready through
-// it, spread over the three; a renter's cluster runs; one coordinator is killed: its devices
-// reach the others within 30 s, no device is marked down meanwhile, the cluster keeps running,
-// and the ledger still verifies with the settlement not charged twice.
+// haproxy, configured as docs/SCALE.md, "Several coordinators", shows: a device's requests stuck
+// to one coordinator by its device id, first given round robin; a renter's requests round robin;
+// health checks on /healthz). Six workers join and become ready through it, spread over the
+// coordinators; a renter's cluster runs; the coordinator with the most devices is killed: its
+// devices reach the others within 30 s, no device is marked down meanwhile, the cluster keeps
+// running past a minute, the ledger verifies and what the cluster spent is its minutes once.
 func TestSeveralCoordinators(t *testing.T) {
 	hap, err := exec.LookPath("haproxy")
 	if err != nil {
@@ -124,7 +148,7 @@ func TestSeveralCoordinators(t *testing.T) {
 	startCoord := func(i int) {
 		coords[i] = spawn(t, "coordinator-"+strconv.Itoa(i+1), "", nil, "coordinator", "--db", dsn,
 			"--listen", "127.0.0.1:"+strconv.Itoa(ports[i]), "--data-dir", filepath.Join(dir, "c"+strconv.Itoa(i+1)),
-			"--dev", "--heartbeat-interval", "2s", "--settle-every", "2s", "--mesh-relay", "off")
+			"--dev", "--heartbeat-interval", "5s", "--settle-every", "2s", "--mesh-relay", "off")
 	}
 	startCoord(0)
 	var key string
@@ -151,8 +175,9 @@ frontend api
   bind 127.0.0.1:%d
   default_backend coords
 backend coords
-  balance hdr(X-Iog-Device)
-  hash-type consistent
+  balance roundrobin
+  stick-table type string len 64 size 1m expire 1h
+  stick on hdr(X-Iog-Device)
   option httpchk GET /healthz
   http-check expect status 200
   option redispatch
@@ -203,7 +228,17 @@ listen stats
 		if err != nil {
 			t.Fatal(err)
 		}
-		spawn(t, "worker-"+strconv.Itoa(i), "", nil, "worker", "--coordinator", url, "--join-token", jt.Token,
+		// Each worker a machine of its own: its own machine id, bound over /etc/machine-id in
+		// a mount namespace of its own (a CPU-only device's hardware is its machine id).
+		id := make([]byte, 16)
+		_, _ = rand.Read(id)
+		mid := filepath.Join(dir, "machine-id-"+strconv.Itoa(i))
+		if err := os.WriteFile(mid, []byte(hex.EncodeToString(id)+"\n"), 0o444); err != nil {
+			t.Fatal(err)
+		}
+		spawn(t, "worker-"+strconv.Itoa(i), "unshare", []string{"IOG_TEST_MAIN=1"}, "-m", "--propagation", "private",
+			"sh", "-c", `mount --bind "$0" /etc/machine-id && exec "$@"`, mid, os.Args[0],
+			"worker", "--coordinator", url, "--join-token", jt.Token,
 			"--state-dir", filepath.Join(dir, "w"+strconv.Itoa(i)), "--name", "w"+strconv.Itoa(i),
 			"--executor", "process", "--sandbox", "off", "--data-plane", "none")
 	}
@@ -224,14 +259,22 @@ listen stats
 		return ds, nil
 	}
 	iogtest.Poll(t, 2*time.Minute, "six devices ready through the balancer", func() error { _, err := ready(); return err })
-	before, err := haproxyStats("127.0.0.1:" + strconv.Itoa(stats))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for s, n := range before {
-		if n == 0 {
-			t.Fatalf("coordinator %s served nothing: %v", s, before)
+	// The devices spread over the coordinators by the hash of their ids.
+	spread := make([]int, 3)
+	iogtest.Poll(t, 30*time.Second, "every device with a session on some coordinator", func() error {
+		sum := 0
+		for i, p := range ports {
+			spread[i] = workerSessions(p)
+			sum += spread[i]
 		}
+		if sum != workers {
+			return fmt.Errorf("sessions %v", spread)
+		}
+		return nil
+	})
+	t.Logf("worker sessions per coordinator: %v", spread)
+	if st, err := haproxyStats("127.0.0.1:" + strconv.Itoa(stats)); err != nil || len(st) != 3 {
+		t.Fatalf("haproxy stats: %v %v", st, err)
 	}
 	c, err := renc.CreateCluster(ctx, api.CreateClusterRequest{Type: "process", Nodes: 2, Command: []string{"sleep", "600"}})
 	if err != nil {
@@ -249,11 +292,14 @@ listen stats
 	})
 
 	// Kill the busiest coordinator: its devices must reach the others, and none be marked down.
-	busiest, most := 0, -1
+	busiest := 0
 	for i := range coords {
-		if n := before["c"+strconv.Itoa(i+1)]; n > most {
-			busiest, most = i, n
+		if spread[i] > spread[busiest] {
+			busiest = i
 		}
+	}
+	if spread[busiest] < 2 {
+		t.Fatalf("no coordinator holds two devices: %v", spread)
 	}
 	killed := time.Now()
 	_ = coords[busiest].cmd.Process.Kill()
@@ -286,6 +332,15 @@ listen stats
 	if !moved {
 		t.Errorf("not every device was seen again within 45 s of the kill")
 	}
+	after := 0
+	for i, p := range ports {
+		if i != busiest {
+			after += workerSessions(p)
+		}
+	}
+	if after != workers {
+		t.Errorf("after the kill the other two coordinators hold %d worker sessions, want %d", after, workers)
+	}
 	if len(downs) > 0 {
 		t.Errorf("devices marked down after a coordinator was killed: %v", downs)
 	}
@@ -302,6 +357,10 @@ listen stats
 	if err != nil || rate <= 0 {
 		t.Fatalf("rate %q: %v", got.Money.RatePerHour, err)
 	}
+	// Past a minute, so that minutes are settled before and after the kill.
+	if wait := 75*time.Second - time.Since(got.CreatedAt); wait > 0 {
+		time.Sleep(wait)
+	}
 	end, err := renc.TerminateCluster(ctx, c.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -310,18 +369,26 @@ listen stats
 	if err != nil || !r.OK {
 		t.Fatalf("ledger verify: %v %v", err, r.Problems)
 	}
-	got, err = renc.Cluster(ctx, c.ID)
-	if err != nil || got.Money == nil {
-		t.Fatal(err)
-	}
-	spent, err := strconv.ParseFloat(got.Money.Spent, 64)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ran := time.Since(got.CreatedAt)
+	var spent float64
+	iogtest.Poll(t, time.Minute, "the cluster's last minutes settled", func() error {
+		if got, err = renc.Cluster(ctx, c.ID); err != nil || got.Money == nil {
+			return fmt.Errorf("cluster: %v", err)
+		}
+		if spent, err = strconv.ParseFloat(got.Money.Spent, 64); err != nil {
+			return err
+		}
+		if spent == 0 || got.EndedAt.IsZero() {
+			return fmt.Errorf("spent %s, ended %v", got.Money.Spent, got.EndedAt)
+		}
+		return nil
+	})
+	ran := got.EndedAt.Sub(got.CreatedAt)
 	bound := rate * (ran.Minutes() + 1) / 60 // settlement is per started minute
 	t.Logf("ran %s at %.6f/h: spent %.6f, at most %.6f (terminated: %s)", ran.Round(time.Second), rate, spent, bound, end.State)
 	if spent > bound+1e-9 {
 		t.Errorf("spent %.6f for %s at %.6f/h: more than %.6f, minutes charged twice?", spent, ran, rate, bound)
+	}
+	if least := rate * (ran.Minutes() - 1) / 60; spent < least-1e-9 {
+		t.Errorf("spent %.6f for %s at %.6f/h: less than %.6f, minutes not charged?", spent, ran, rate, least)
 	}
 }
