@@ -243,7 +243,7 @@ func (e *endCrash) start() (*exec.Cmd, string) {
 // round starts a coordinator, sends it terminates and extends of random open clusters at once
 // (in half the rounds only once it has answered a first request), and kills it with SIGKILL
 // after a random delay: during its start-up passes (reconcile, expiry, billing), during the
-// requests, or in between.
+// requests, or in between; every tenth round only after 2 s.
 func (e *endCrash) round(round int) {
 	t, ctx := e.t, e.t.Context()
 	open, err := e.db.OpenClusters(ctx)
@@ -280,7 +280,14 @@ func (e *endCrash) round(round int) {
 		id, hours := open[e.rng.IntN(len(open))].ID, 1+e.rng.IntN(3)
 		op(func() error { _, err := renter.ExtendCluster(ctx, id, hours); return err })
 	}
-	kill := time.NewTimer(time.Duration(e.rng.Int64N(int64(120 * time.Millisecond))))
+	delay := time.Duration(e.rng.Int64N(int64(120 * time.Millisecond)))
+	if round%10 == 9 {
+		// Every tenth round kills late, once its requests have had time to finish: a terminate
+		// on a coordinator that has just started takes 100–500 ms on a loaded machine, so
+		// without these rounds whether any terminate completes at all is up to the load.
+		delay = 2 * time.Second
+	}
+	kill := time.NewTimer(delay)
 	<-kill.C
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
