@@ -91,9 +91,8 @@ func testNode() int {
 }
 
 type proc struct {
-	cmd  *exec.Cmd
-	log  string
-	done chan struct{} // closed once it has exited (spawn's only)
+	cmd *exec.Cmd
+	log string
 }
 
 func (p *proc) text() string {
@@ -104,13 +103,20 @@ func (p *proc) text() string {
 // start runs the test binary as iog inside ns.
 func start(t *testing.T, lab *netlab.Lab, ns, name string, env []string, args ...string) *proc {
 	t.Helper()
+	cmd := lab.Command(context.Background(), ns, append([]string{os.Args[0]}, args...)...)
+	cmd.Env = append(append(os.Environ(), "IOG_TEST_MAIN=1"), env...)
+	return launch(t, name, cmd)
+}
+
+// launch starts cmd with its output in a log, shown when the test fails; a process still
+// running at the end is stopped (SIGTERM, then SIGKILL after 15 s).
+func launch(t *testing.T, name string, cmd *exec.Cmd) *proc {
+	t.Helper()
 	log := filepath.Join(t.TempDir(), name+".log")
 	f, err := os.Create(log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := lab.Command(context.Background(), ns, append([]string{os.Args[0]}, args...)...)
-	cmd.Env = append(append(os.Environ(), "IOG_TEST_MAIN=1"), env...)
 	cmd.Stdout, cmd.Stderr = f, f
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -35,47 +34,17 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// spawn runs a program (the test binary as iog, with IOG_TEST_MAIN=1, when name is "") in this
-// namespace, its output in a log shown when the test fails; it is stopped at the end.
+// spawn runs a program (the test binary as iog, with IOG_TEST_MAIN=1, when prog is "") in this
+// namespace (launch).
 func spawn(t *testing.T, name, prog string, env []string, args ...string) *proc {
 	t.Helper()
-	log := filepath.Join(t.TempDir(), name+".log")
-	f, err := os.Create(log)
-	if err != nil {
-		t.Fatal(err)
-	}
 	if prog == "" {
 		prog = os.Args[0]
 		env = append(env, "IOG_TEST_MAIN=1")
 	}
 	cmd := exec.Command(prog, args...)
 	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdout, cmd.Stderr = f, f
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &proc{cmd: cmd, log: log}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	p.done = done
-	t.Cleanup(func() {
-		select {
-		case <-done:
-		default:
-			_ = cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-done:
-			case <-time.After(15 * time.Second):
-				_ = cmd.Process.Kill()
-				<-done
-			}
-		}
-		f.Close()
-		if t.Failed() {
-			t.Logf("--- %s log:\n%s", name, lastLines(p.text(), 30))
-		}
-	})
-	return p
+	return launch(t, name, cmd)
 }
 
 // workerSessions is a coordinator's count of workers with a live heartbeat session on it
@@ -303,7 +272,7 @@ listen stats
 	}
 	killed := time.Now()
 	_ = coords[busiest].cmd.Process.Kill()
-	<-coords[busiest].done
+	_ = coords[busiest].cmd.Wait()
 	deadline := killed.Add(30 * time.Second)
 	var downs []string
 	moved := false

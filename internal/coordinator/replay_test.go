@@ -77,12 +77,13 @@ func sendRawTo(t *testing.T, url string, hdr http.Header, body []byte) (int, str
 	return resp.StatusCode, string(b)
 }
 
-// TestReplayAcrossRestartAndCoordinators: a signed request is accepted once, by the whole
-// network: not again after the coordinator restarts, and not by another coordinator on the
-// same database.
-func TestReplayAcrossRestartAndCoordinators(t *testing.T) {
+// runWithDevice runs a coordinator in a fresh directory with one joined CPU device of host
+// name host, and returns the directory (for another coordinator on the same database), the
+// coordinator, its stop, and the device's client.
+func runWithDevice(t *testing.T, host string) (string, *coordinator.Coordinator, func(), *api.Client) {
+	t.Helper()
 	dir := t.TempDir()
-	a, stopA := run(t, dir)
+	a, stop := run(t, dir)
 	key, err := coordinator.ReadAdminKey(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -93,7 +94,14 @@ func TestReplayAcrossRestartAndCoordinators(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := &env{c: a, admin: admin}
-	w := e.device(t, api.NewClient(a.URL(), r.APIKey), cpuInventory("h-replay"))
+	return dir, a, stop, e.device(t, api.NewClient(a.URL(), r.APIKey), cpuInventory(host))
+}
+
+// TestReplayAcrossRestartAndCoordinators: a signed request is accepted once, by the whole
+// network: not again after the coordinator restarts, and not by another coordinator on the
+// same database.
+func TestReplayAcrossRestartAndCoordinators(t *testing.T) {
+	dir, a, stopA, w := runWithDevice(t, "h-replay")
 	b, _ := run(t, dir)
 
 	refused := func(t *testing.T, base string, hdr http.Header, body []byte) {
@@ -124,19 +132,7 @@ func TestReplayAcrossRestartAndCoordinators(t *testing.T) {
 // of the traffic); a captured heartbeat is refused anyway, by this coordinator and by another
 // on the same database, because it answers a one-time server nonce already spent.
 func TestHeartbeatReplayRefused(t *testing.T) {
-	dir := t.TempDir()
-	a, _ := run(t, dir)
-	key, err := coordinator.ReadAdminKey(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin := api.NewClient(a.URL(), key)
-	r, err := admin.CreateAccount(t.Context(), api.CreateAccountRequest{Name: "s", Roles: []string{"supplier"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &env{c: a, admin: admin}
-	w := e.device(t, api.NewClient(a.URL(), r.APIKey), cpuInventory("h-beat"))
+	dir, a, _, w := runWithDevice(t, "h-beat")
 	b, _ := run(t, dir)
 	hello, err := w.Hello(t.Context(), api.HelloRequest{Inventory: cpuInventory("h-beat")})
 	if err != nil {

@@ -168,15 +168,15 @@ func startHolder(ctx context.Context, cli *client.Client, tag string, i int) (wo
 	}
 	// Held open, the namespace outlives a holder that dies (the worker's mesh goes on; its
 	// containers then fail to start, saying why).
-	f, err := os.Open(filepath.Join("/proc", strconv.Itoa(info.Container.State.Pid), "ns", "net"))
+	ns, err := netns.Open(filepath.Join("/proc", strconv.Itoa(info.Container.State.Pid), "ns", "net"))
 	if err != nil {
 		_ = remove()
 		return workerNet{}, fmt.Errorf("devnet mesh: %w", err)
 	}
 	return workerNet{
-		path:      "/proc/" + strconv.Itoa(os.Getpid()) + "/fd/" + strconv.Itoa(int(f.Fd())),
+		path:      ns.Path(),
 		container: "container:" + created.ID,
-		close:     func() error { return errors.Join(remove(), f.Close()) },
+		close:     func() error { return errors.Join(remove(), ns.Close()) },
 	}, nil
 }
 

@@ -5,12 +5,12 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/iognet/iog/internal/iogtest"
 
 	"github.com/iognet/iog/api"
 	"github.com/iognet/iog/internal/iog"
@@ -38,7 +38,7 @@ func BenchmarkCreate(b *testing.B) {
 			b.Logf("%d devices seeded in %s, first create (loads the index) %s", n, seeded.Sub(start).Round(time.Millisecond),
 				time.Since(seeded).Round(time.Millisecond))
 			lat := make([]time.Duration, 0, b.N)
-			cpu0 := cpuTime()
+			cpu0 := iogtest.CPUTime()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				t0 := time.Now()
@@ -48,8 +48,7 @@ func BenchmarkCreate(b *testing.B) {
 				lat = append(lat, time.Since(t0))
 			}
 			b.StopTimer()
-			reportLatency(b, lat, "creates/s")
-			b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/1000/float64(len(lat)), "cpu-ms/create")
+			iogtest.ReportLatency(b, "create", lat, iogtest.CPUTime()-cpu0)
 		})
 	}
 }
@@ -156,30 +155,4 @@ func benchCreates(n int) []api.CreateClusterRequest {
 		out[i] = req
 	}
 	return out
-}
-
-// cpuTime is the CPU time the process has used, user and system (the store's work included:
-// SQLite runs in process).
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-func reportLatency(b *testing.B, lat []time.Duration, rate string) {
-	if len(lat) == 0 {
-		return
-	}
-	var total time.Duration
-	for _, d := range lat {
-		total += d
-	}
-	sorted := slices.Clone(lat)
-	slices.Sort(sorted)
-	p := func(q float64) time.Duration { return sorted[min(len(sorted)-1, int(q*float64(len(sorted))))] }
-	b.ReportMetric(float64(len(lat))/total.Seconds(), rate)
-	b.ReportMetric(float64(p(0.50).Microseconds())/1000, "p50-ms")
-	b.ReportMetric(float64(p(0.99).Microseconds())/1000, "p99-ms")
 }

@@ -48,35 +48,30 @@ func KernelAvailable() error {
 
 // Open implements Plane.
 func (k Kernel) Open(name string, addr netip.Prefix, mtu int) (Link, error) {
-	if k.NetNS != "" {
-		var dev tun.Device
-		err := netns.Do(k.NetNS, func() error {
-			var err error
-			if dev, err = tun.CreateTUN(name, mtu); err != nil {
-				return fmt.Errorf("mesh: create TUN %s: %w", name, err)
-			}
-			if err := configure(name, addr); err != nil {
-				dev.Close()
-				return err
-			}
-			return nil
-		})
-		if err != nil {
+	var dev tun.Device
+	open := func() error {
+		var err error
+		if dev, err = tun.CreateTUN(name, mtu); err != nil {
+			return fmt.Errorf("mesh: create TUN %s: %w", name, err)
+		}
+		if err := configure(name, addr); err != nil {
+			dev.Close()
+			return err
+		}
+		return nil
+	}
+	if k.NetNS == "" {
+		if err := open(); err != nil {
 			return nil, err
 		}
-		// wireguard-go asks the device's MTU by its name, from whatever thread: in this
-		// process's namespace, where the name is not (or is another interface).
-		return &nsLink{dev: fixedMTU{Device: dev, mtu: mtu}, ns: k.NetNS}, nil
+		return &hostLink{dev: dev}, nil
 	}
-	dev, err := tun.CreateTUN(name, mtu)
-	if err != nil {
-		return nil, fmt.Errorf("mesh: create TUN %s: %w", name, err)
-	}
-	if err := configure(name, addr); err != nil {
-		dev.Close()
+	if err := netns.Do(k.NetNS, open); err != nil {
 		return nil, err
 	}
-	return &hostLink{dev: dev}, nil
+	// wireguard-go asks the device's MTU by its name, from whatever thread: in this process's
+	// namespace, where the name is not (or is another interface).
+	return &nsLink{dev: fixedMTU{Device: dev, mtu: mtu}, ns: k.NetNS}, nil
 }
 
 // configure gives the interface its address and brings it up. The kernel adds the route to

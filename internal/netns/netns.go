@@ -22,17 +22,29 @@ import (
 // Do runs fn on a locked thread inside the namespace at path (a /proc/PID/ns/net file, a bind
 // mount of one, or a /proc/PID/fd/N of an open one).
 func Do(path string, fn func() error) error {
+	return onThread(func() error {
+		if err := Enter(path); err != nil {
+			return err
+		}
+		return fn()
+	})
+}
+
+// onThread runs fn on a locked thread, which then goes back to the namespace it was in; a
+// thread that cannot go back is never handed back to the runtime (it ends with its goroutine).
+func onThread(fn func() error) error {
 	ch := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
-		back, err := enter(path)
+		self, err := os.Open("/proc/thread-self/ns/net")
 		if err != nil {
 			runtime.UnlockOSThread()
-			ch <- err
+			ch <- fmt.Errorf("netns: %w", err)
 			return
 		}
+		defer self.Close()
 		err = fn()
-		if back() {
+		if unix.Setns(int(self.Fd()), unix.CLONE_NEWNET) == nil {
 			runtime.UnlockOSThread()
 		}
 		ch <- err
@@ -54,22 +66,6 @@ func Enter(path string) error {
 		return fmt.Errorf("netns: enter %s: %w", path, err)
 	}
 	return nil
-}
-
-// enter moves the locked thread into the namespace at path and returns how to come back.
-func enter(path string) (back func() bool, err error) {
-	self, err := os.Open("/proc/thread-self/ns/net")
-	if err != nil {
-		return nil, fmt.Errorf("netns: %w", err)
-	}
-	if err := Enter(path); err != nil {
-		self.Close()
-		return nil, err
-	}
-	return func() bool {
-		defer self.Close()
-		return unix.Setns(int(self.Fd()), unix.CLONE_NEWNET) == nil
-	}, nil
 }
 
 // Dial connects from inside the namespace at path.
@@ -102,35 +98,32 @@ type NS struct {
 // New makes a network namespace with its loopback up and nothing else: no route out.
 func New() (*NS, error) {
 	var f *os.File
-	ch := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		self, err := os.Open("/proc/thread-self/ns/net")
-		if err != nil {
-			runtime.UnlockOSThread()
-			ch <- fmt.Errorf("netns: %w", err)
-			return
-		}
-		defer self.Close()
+	err := onThread(func() error {
 		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			runtime.UnlockOSThread()
-			ch <- fmt.Errorf("netns: a new network namespace: %w", err)
-			return
+			return fmt.Errorf("netns: a new network namespace: %w", err)
 		}
-		f, err = os.Open("/proc/thread-self/ns/net")
-		if err == nil {
-			err = loopbackUp()
-			if err != nil {
-				f.Close()
-			}
+		var err error
+		if f, err = os.Open("/proc/thread-self/ns/net"); err != nil {
+			return fmt.Errorf("netns: %w", err)
 		}
-		if unix.Setns(int(self.Fd()), unix.CLONE_NEWNET) == nil {
-			runtime.UnlockOSThread()
+		if err := loopbackUp(); err != nil {
+			f.Close()
+			return err
 		}
-		ch <- err
-	}()
-	if err := <-ch; err != nil {
+		return nil
+	})
+	if err != nil {
 		return nil, err
+	}
+	return &NS{f: f}, nil
+}
+
+// Open holds the namespace at path (such as another process's /proc/PID/ns/net), so that it
+// lives on, and keeps its name, even after what made it is gone.
+func Open(path string) (*NS, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("netns: %w", err)
 	}
 	return &NS{f: f}, nil
 }

@@ -6,10 +6,10 @@ import (
 	"reflect"
 	"runtime"
 	"slices"
-	"sort"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/iognet/iog/internal/iogtest"
 
 	"github.com/iognet/iog/internal/iog"
 )
@@ -196,7 +196,7 @@ func BenchmarkIndexPlace(b *testing.B) {
 			snapshot := func() []Candidate { return fleet }
 			lat := make([]time.Duration, 0, b.N)
 			runtime.GC() // the build's garbage is not the decisions'
-			cpu0 := cpuTime()
+			cpu0 := iogtest.CPUTime()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				t0 := time.Now()
@@ -206,7 +206,7 @@ func BenchmarkIndexPlace(b *testing.B) {
 				lat = append(lat, time.Since(t0))
 			}
 			b.StopTimer()
-			report(b, lat, cpuTime()-cpu0)
+			iogtest.ReportLatency(b, "decision", lat, iogtest.CPUTime()-cpu0)
 		})
 	}
 }
@@ -218,7 +218,7 @@ func BenchmarkPlace(b *testing.B) {
 			fleet := benchFleet(n)
 			reqs := benchRequests(1024)
 			lat := make([]time.Duration, 0, b.N)
-			cpu0 := cpuTime()
+			cpu0 := iogtest.CPUTime()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				t0 := time.Now()
@@ -228,35 +228,7 @@ func BenchmarkPlace(b *testing.B) {
 				lat = append(lat, time.Since(t0))
 			}
 			b.StopTimer()
-			report(b, lat, cpuTime()-cpu0)
+			iogtest.ReportLatency(b, "decision", lat, iogtest.CPUTime()-cpu0)
 		})
 	}
-}
-
-// report prints decisions/s and the p50/p99 of one decision (wall clock), and the process's
-// CPU time per decision, which a loaded machine changes less than the wall clock.
-func report(b *testing.B, lat []time.Duration, cpu time.Duration) {
-	if len(lat) == 0 {
-		return
-	}
-	var total time.Duration
-	for _, d := range lat {
-		total += d
-	}
-	sorted := slices.Clone(lat)
-	sort.Slice(sorted, func(i, j int) bool { return sorted[i] < sorted[j] })
-	p := func(q float64) time.Duration { return sorted[min(len(sorted)-1, int(q*float64(len(sorted))))] }
-	b.ReportMetric(float64(len(lat))/total.Seconds(), "decisions/s")
-	b.ReportMetric(float64(p(0.50).Microseconds()), "p50-µs")
-	b.ReportMetric(float64(p(0.99).Microseconds()), "p99-µs")
-	b.ReportMetric(float64(cpu.Microseconds())/float64(len(lat)), "cpu-µs/decision")
-}
-
-// cpuTime is the CPU time the process has used, user and system.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
