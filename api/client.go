@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"context"
+	"crypto/ecdh"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
@@ -26,6 +27,7 @@ type Client struct {
 	DeviceID string
 	HTTP     *http.Client
 	Now      func() time.Time
+	mac      []byte // a heartbeat session's key: MAC instead of signing (HeartbeatSession)
 }
 
 // NewClient returns a user client.
@@ -101,7 +103,15 @@ func (c *Client) sign(req *http.Request, path string, body []byte) {
 	var n [16]byte
 	_, _ = rand.Read(n[:])
 	nonce := hex.EncodeToString(n[:])
-	sig := ed25519.Sign(c.Key, SigningText(req.Method, path, c.DeviceID, body, ts, nonce))
+	text := SigningText(req.Method, path, c.DeviceID, body, ts, nonce)
+	if c.mac != nil {
+		req.Header.Set(HeaderDevice, c.DeviceID)
+		req.Header.Set(HeaderTimestamp, ts)
+		req.Header.Set(HeaderNonce, nonce)
+		req.Header.Set(HeaderMAC, base64.StdEncoding.EncodeToString(SessionMAC(c.mac, text)))
+		return
+	}
+	sig := ed25519.Sign(c.Key, text)
 	if c.DeviceID != "" {
 		req.Header.Set(HeaderDevice, c.DeviceID)
 	} else {
@@ -244,6 +254,59 @@ func (c *Client) Hello(ctx context.Context, r HelloRequest) (HelloResponse, erro
 func (c *Client) Heartbeat(ctx context.Context, r HeartbeatRequest) (HeartbeatResponse, error) {
 	var out HeartbeatResponse
 	return out, c.Do(ctx, http.MethodPost, "/v1/worker/heartbeat", r, &out)
+}
+
+// Session is a heartbeat session: the MAC key a worker and one coordinator agreed in a hello.
+// It lives as long as the coordinator's nonce for the device: a heartbeat refused
+// EUNAUTHORIZED (the coordinator restarted, another one answers, or it marked the device down)
+// is followed by a new hello, which makes a new session.
+type Session struct {
+	key []byte
+}
+
+// HelloSession is Hello asking for a heartbeat session (protocol 5): the hello carries a fresh
+// X25519 key, and a coordinator that answers with its own gives a session whose heartbeats
+// (HeartbeatSession) carry a MAC, which costs both ends far less than an ed25519 signature. A
+// coordinator that keeps no sessions answers without a key: the session is nil, and
+// HeartbeatSession then signs as Heartbeat does.
+func (c *Client) HelloSession(ctx context.Context, r HelloRequest) (HelloResponse, *Session, error) {
+	priv, err := ecdh.X25519().GenerateKey(rand.Reader)
+	if err != nil {
+		return HelloResponse{}, nil, err
+	}
+	r.SessionKey = base64.StdEncoding.EncodeToString(priv.PublicKey().Bytes())
+	out, err := c.Hello(ctx, r)
+	if err != nil || out.SessionKey == "" {
+		return out, nil, err
+	}
+	raw, err := base64.StdEncoding.DecodeString(out.SessionKey)
+	if err != nil {
+		return out, nil, fmt.Errorf("hello: the coordinator's session key: %w", err)
+	}
+	pub, err := ecdh.X25519().NewPublicKey(raw)
+	if err != nil {
+		return out, nil, fmt.Errorf("hello: the coordinator's session key: %w", err)
+	}
+	shared, err := priv.ECDH(pub)
+	if err != nil {
+		return out, nil, fmt.Errorf("hello: session: %w", err)
+	}
+	key, err := SessionMACKey(shared, c.DeviceID, r.SessionKey, out.SessionKey)
+	if err != nil {
+		return out, nil, err
+	}
+	return out, &Session{key: key}, nil
+}
+
+// HeartbeatSession is Heartbeat with the session's MAC in place of a signature (s nil: signed).
+func (c *Client) HeartbeatSession(ctx context.Context, s *Session, r HeartbeatRequest) (HeartbeatResponse, error) {
+	if s == nil {
+		return c.Heartbeat(ctx, r)
+	}
+	mc := *c
+	mc.mac = s.key
+	var out HeartbeatResponse
+	return out, mc.Do(ctx, http.MethodPost, "/v1/worker/heartbeat", r, &out)
 }
 
 // Assignments long-polls the desired lease set; it answers at once when the version differs

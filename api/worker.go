@@ -1,6 +1,8 @@
 package api
 
 import (
+	"crypto/hkdf"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"strings"
@@ -14,6 +16,9 @@ const (
 	HeaderTimestamp = "X-Iog-Timestamp" // unix seconds
 	HeaderNonce     = "X-Iog-Nonce"     // random, never reused
 	HeaderSignature = "X-Iog-Signature" // base64 ed25519 signature of SigningText
+	// HeaderMAC replaces HeaderSignature on a heartbeat of a session (protocol 5): base64
+	// HMAC-SHA256 of SigningText under the session's key (Session).
+	HeaderMAC = "X-Iog-Mac"
 )
 
 // SigningText is what a worker signs: "iog-v2", method, path (with query), the device id
@@ -23,6 +28,19 @@ const (
 func SigningText(method, pathAndQuery, deviceID string, body []byte, timestamp, nonce string) []byte {
 	sum := sha256.Sum256(body)
 	return []byte(strings.Join([]string{"iog-v2", method, pathAndQuery, deviceID, hex.EncodeToString(sum[:]), timestamp, nonce}, "\n"))
+}
+
+// SessionMACKey derives a heartbeat session's MAC key from the X25519 secret the worker and the
+// coordinator share, bound to the device and both public keys (base64, as sent).
+func SessionMACKey(shared []byte, deviceID, workerKey, coordinatorKey string) ([]byte, error) {
+	return hkdf.Key(sha256.New, shared, nil, "iog heartbeat session\n"+deviceID+"\n"+workerKey+"\n"+coordinatorKey, 32)
+}
+
+// SessionMAC is the MAC of a session's heartbeat: HMAC-SHA256 of SigningText under its key.
+func SessionMAC(key, text []byte) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write(text)
+	return m.Sum(nil)
 }
 
 // SigningMessage is the iog-v1 text (method, path, body hash, timestamp and nonce, without the
@@ -57,6 +75,10 @@ type HelloRequest struct {
 	Version string `json:"version,omitempty" maxLength:"64"`
 	// Protocol is the worker protocol version it speaks (wire.Protocol); absent before 3.
 	Protocol int `json:"protocol,omitempty" minimum:"0" maximum:"1000000"`
+	// SessionKey (protocol 5) is a fresh X25519 public key, base64: the worker asks for a
+	// heartbeat session, whose heartbeats carry a MAC instead of an ed25519 signature
+	// (Client.HelloSession). Absent, its heartbeats are signed as every request is.
+	SessionKey string `json:"session_key,omitempty" maxLength:"64"`
 }
 
 // HelloResponse gives the first heartbeat nonce and the cadence.
@@ -71,6 +93,10 @@ type HelloResponse struct {
 	// Protocol is the version the coordinator speaks (wire.Protocol): a worker newer than the
 	// coordinator uses only what that version knows.
 	Protocol int `json:"protocol,omitempty"`
+	// SessionKey answers HelloRequest.SessionKey with the coordinator's X25519 public key,
+	// base64 (protocol 5): both ends derive the session's MAC key (SessionMACKey). Absent, the
+	// coordinator keeps no session and heartbeats stay signed.
+	SessionKey string `json:"session_key,omitempty"`
 }
 
 // HeartbeatRequest answers the last server nonce and carries telemetry.

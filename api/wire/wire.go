@@ -95,10 +95,14 @@ func (s TaskState) Ended() bool { return s == TaskSucceeded || s == TaskFailed }
 //	               (POST /v1/worker/leases/{id}/tasks/next) one at a time and reports each
 //	               (POST /v1/worker/leases/{id}/tasks/{index}/result); a worker before 4 has no
 //	               executor for "array" and fails such a lease, saying so.
+//	5  2026-12-02  heartbeat sessions: a hello may carry an X25519 key (HelloRequest.SessionKey)
+//	               and the answer the coordinator's (HelloResponse.SessionKey); the session's
+//	               heartbeats carry an HMAC-SHA256 (X-Iog-Mac) instead of an ed25519 signature.
+//	               Either end without it keeps signing heartbeats.
 //
 // A worker that sends no version is taken as speaking 2 (it signed iog-v2, or its requests would
 // not have been accepted) and gets answers that version understands.
-const Protocol = 4
+const Protocol = 5
 
 // MinProtocol is the oldest worker protocol a coordinator serves; an older worker is refused
 // with a message that says to upgrade.

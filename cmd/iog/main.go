@@ -4,16 +4,33 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/iognet/iog/internal/cli"
 )
 
-func main() {
+func main() { os.Exit(run()) }
+
+func run() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := cli.Run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr, services(os.Getenv))
-	stop()
-	os.Exit(code)
+	defer stop()
+	// IOG_CPU_PROFILE=FILE writes a CPU profile of the whole run (until the command ends, or
+	// SIGINT/SIGTERM), for `go tool pprof`: how the scale figures of docs/SCALE.md were read.
+	if f := os.Getenv("IOG_CPU_PROFILE"); f != "" {
+		out, err := os.Create(f)
+		if err == nil {
+			err = pprof.StartCPUProfile(out)
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "iog: IOG_CPU_PROFILE: %v\n", err)
+			return 1
+		}
+		defer out.Close()
+		defer pprof.StopCPUProfile()
+	}
+	return cli.Run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr, services(os.Getenv))
 }

@@ -6,7 +6,10 @@ package auth
 
 import (
 	"context"
+	"crypto/ecdh"
 	"crypto/ed25519"
+	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -43,8 +46,23 @@ type Auth struct {
 	mu    sync.Mutex
 	sweep time.Time // when expired nonces were last deleted
 
-	kmu  sync.Mutex
-	keys map[string]cachedDevice // by device id, for heartbeats
+	kmu      sync.Mutex
+	keys     map[string]cachedDevice // by device id, for heartbeats
+	sessions map[string][]byte       // heartbeat sessions' MAC keys, by device id
+
+	// The group commit of used nonces: requests that arrive while one batch is being written
+	// wait, and go together in the next (useNonce).
+	nmu      sync.Mutex
+	pending  []*nonceReq
+	flushing bool
+}
+
+type nonceReq struct {
+	key   string
+	wake  chan struct{}
+	lead  bool // woken to write the next batch, not with a result
+	fresh bool
+	err   error
 }
 
 type cachedDevice struct {
@@ -57,7 +75,7 @@ func New(db *store.DB, now func() time.Time, newID func(prefix string) string) *
 	if newID == nil {
 		newID = iog.NewID
 	}
-	return &Auth{db: db, now: now, newID: newID, keys: map[string]cachedDevice{}}
+	return &Auth{db: db, now: now, newID: newID, keys: map[string]cachedDevice{}, sessions: map[string][]byte{}}
 }
 
 // HashKey is how API keys and join tokens are stored.
@@ -108,7 +126,8 @@ type Signed struct {
 // the request is signed by the new key given in HeaderKey.
 func (a *Auth) Device(ctx context.Context, r *http.Request, body []byte) (Signed, error) {
 	ts, nonce, sig := r.Header.Get(api.HeaderTimestamp), r.Header.Get(api.HeaderNonce), r.Header.Get(api.HeaderSignature)
-	if ts == "" || nonce == "" || sig == "" {
+	mac := r.Header.Get(api.HeaderMAC)
+	if ts == "" || nonce == "" || (sig == "") == (mac == "") {
 		return Signed{}, iog.Errorf(iog.EUNAUTHORIZED, "unsigned worker request")
 	}
 	if len(nonce) < 16 || len(nonce) > 128 {
@@ -124,6 +143,9 @@ func (a *Auth) Device(ctx context.Context, r *http.Request, body []byte) (Signed
 	}
 	var s Signed
 	beat := r.URL.Path == HeartbeatPath
+	if mac != "" {
+		return a.sessionBeat(ctx, r, body, beat, ts, nonce, mac, now)
+	}
 	if id := r.Header.Get(api.HeaderDevice); id != "" {
 		d, err := a.device(ctx, id, beat, now)
 		if iog.ErrorCode(err) == iog.ENOTFOUND {
@@ -198,7 +220,121 @@ func (a *Auth) device(ctx context.Context, id string, beat bool, now time.Time) 
 func (a *Auth) Forget(id string) {
 	a.kmu.Lock()
 	delete(a.keys, id)
+	delete(a.sessions, id)
 	a.kmu.Unlock()
+}
+
+// OpenSession starts a heartbeat session for a device saying hello (protocol 5): workerKey is
+// the X25519 public key of its HelloRequest, and the answer the coordinator's, for its
+// HelloResponse. Both ends derive the same MAC key (api.SessionMACKey); this coordinator keeps
+// it in memory only, replacing the device's previous session. The hello itself is signed and
+// its nonce used once, so only the device can open a session, and only a fresh hello.
+func (a *Auth) OpenSession(deviceID, workerKey string) (string, error) {
+	raw, err := base64.StdEncoding.DecodeString(workerKey)
+	if err != nil {
+		return "", iog.Errorf(iog.EINVALID, "session_key: not base64")
+	}
+	pub, err := ecdh.X25519().NewPublicKey(raw)
+	if err != nil {
+		return "", iog.Errorf(iog.EINVALID, "session_key: not an X25519 public key (32 bytes)")
+	}
+	priv, err := ecdh.X25519().GenerateKey(rand.Reader)
+	if err != nil {
+		return "", err
+	}
+	shared, err := priv.ECDH(pub)
+	if err != nil {
+		return "", iog.Errorf(iog.EINVALID, "session_key: %v", err)
+	}
+	mine := base64.StdEncoding.EncodeToString(priv.PublicKey().Bytes())
+	key, err := api.SessionMACKey(shared, deviceID, workerKey, mine)
+	if err != nil {
+		return "", err
+	}
+	a.kmu.Lock()
+	a.sessions[deviceID] = key
+	a.kmu.Unlock()
+	return mine, nil
+}
+
+// sessionBeat checks a heartbeat that carries its session's MAC instead of a signature. Its
+// replay is refused as a signed heartbeat's is: by the one-time server nonce it must answer.
+func (a *Auth) sessionBeat(ctx context.Context, r *http.Request, body []byte, beat bool, ts, nonce, mac string, now time.Time) (Signed, error) {
+	id := r.Header.Get(api.HeaderDevice)
+	if !beat || id == "" {
+		return Signed{}, iog.Errorf(iog.EUNAUTHORIZED, "only a heartbeat may carry a session MAC; sign every other request")
+	}
+	a.kmu.Lock()
+	key, ok := a.sessions[id]
+	a.kmu.Unlock()
+	if !ok {
+		return Signed{}, iog.Errorf(iog.EUNAUTHORIZED, "no heartbeat session for this device on this coordinator; call hello again")
+	}
+	got, err := base64.StdEncoding.DecodeString(mac)
+	if err != nil || !hmac.Equal(got, api.SessionMAC(key, api.SigningText(r.Method, r.URL.RequestURI(), id, body, ts, nonce))) {
+		return Signed{}, iog.Errorf(iog.EUNAUTHORIZED, "bad session MAC; call hello again")
+	}
+	d, err := a.device(ctx, id, true, now)
+	if iog.ErrorCode(err) == iog.ENOTFOUND {
+		return Signed{}, iog.Errorf(iog.EGONE, "device %s is not registered with this coordinator", id)
+	}
+	if err != nil {
+		return Signed{}, err
+	}
+	return Signed{Device: d, PublicKey: d.PublicKey}, nil
+}
+
+// commitNonce records one used nonce, in a group commit: one caller at a time writes every
+// nonce waiting (one statement, store.UseNonces), and whoever arrives meanwhile waits for the
+// next batch, which the first of them writes. A hello or register then costs the store's writer
+// a share of one statement instead of a transaction of its own (docs/SCALE.md).
+func (a *Auth) commitNonce(ctx context.Context, key string) (bool, error) {
+	r := &nonceReq{key: key, wake: make(chan struct{})}
+	a.nmu.Lock()
+	a.pending = append(a.pending, r)
+	lead := !a.flushing
+	a.flushing = true
+	a.nmu.Unlock()
+	if !lead {
+		<-r.wake
+		if !r.lead {
+			return r.fresh, r.err
+		}
+	}
+	a.nmu.Lock()
+	batch := a.pending
+	a.pending = nil
+	a.nmu.Unlock()
+	keys := make([]string, len(batch))
+	for i, b := range batch {
+		keys[i] = b.key
+	}
+	// Taken now, after every nonce of the batch arrived: each is kept for twice the skew
+	// window from at least its own arrival. The write is not cut short by this caller's
+	// context: the others wait on it.
+	now := a.now()
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	fresh, err := a.db.UseNonces(wctx, keys, now, now.Add(2*MaxSkew))
+	cancel()
+	for i, b := range batch {
+		b.lead, b.err = false, err
+		if err == nil {
+			b.fresh = fresh[i]
+		}
+		if b != r {
+			close(b.wake)
+		}
+	}
+	a.nmu.Lock()
+	if len(a.pending) > 0 {
+		next := a.pending[0]
+		next.lead = true
+		close(next.wake)
+	} else {
+		a.flushing = false
+	}
+	a.nmu.Unlock()
+	return r.fresh, r.err
 }
 
 // useNonce records a nonce of a key in the store for twice the skew window (a request
@@ -207,7 +343,7 @@ func (a *Auth) Forget(id string) {
 // request is accepted once by the whole network.
 func (a *Auth) useNonce(ctx context.Context, pubKey, nonce string, now time.Time) (bool, error) {
 	sum := sha256.Sum256([]byte(pubKey + "/" + nonce))
-	fresh, err := a.db.UseNonce(ctx, hex.EncodeToString(sum[:]), now, now.Add(2*MaxSkew))
+	fresh, err := a.commitNonce(ctx, hex.EncodeToString(sum[:]))
 	if err != nil || !fresh {
 		return fresh, err
 	}

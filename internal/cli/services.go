@@ -108,6 +108,13 @@ type BenchOptions struct {
 	Duration time.Duration
 	DB       string
 	Silent   int
+	// Seed writes the devices into the store and restarts the coordinator over them
+	// (fleetbench.Options.Seed) instead of joining them.
+	Seed bool
+	// Joiners is how many devices join (or say hello) at once.
+	Joiners int
+	// SignedBeats: the devices sign every heartbeat instead of asking for a session.
+	SignedBeats bool
 }
 
 const (
@@ -395,8 +402,15 @@ print the heartbeats per second sustained against the target (devices / interval
 percentiles, how long after its last beat each silent device was marked down (goal: interval×3
 + 5 s), and the coordinator's CPU (cores) and memory per device. The simulator runs on the same
 machine and takes CPU too: the machine's load average is printed with the figures. With --db
-postgres://..., use a scratch database: the devices stay in it.`,
+postgres://..., use a scratch database: the devices stay in it.
+
+With --seed the devices are not joined: they are written straight into the coordinator's
+database, ready, and the coordinator is restarted over them; every device then says hello at
+once, as workers do after a restart. That reaches 100,000 devices in seconds, and measures the
+restart: hellos per second, the time until every device is back, and how many were marked down
+meanwhile (a false down).`,
 		Example: `  iog bench fleet --devices 10000 --interval 15s --duration 60s
+  iog bench fleet --devices 100000 --seed --interval 15s --duration 60s
   iog bench fleet --devices 100000 --interval 15s --db postgres://iog@localhost/iog_bench --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -409,6 +423,8 @@ postgres://..., use a scratch database: the devices stay in it.`,
 				return usageErrorf("--duration must be at least one --interval")
 			case fo.Silent < 0 || fo.Silent > fo.Devices:
 				return usageErrorf("--silent must be from 0 to --devices")
+			case fo.Joiners < 1 || fo.Joiners > 4096:
+				return usageErrorf("--joiners must be from 1 to 4096")
 			}
 			fo.Kind = "fleet"
 			return serve(cmd.Context(), "iog bench", a.svc.Bench, fo, a.stdout)
@@ -420,6 +436,9 @@ postgres://..., use a scratch database: the devices stay in it.`,
 	ff.DurationVar(&fo.Duration, "duration", time.Minute, "how long the heartbeat load runs once every device has joined")
 	ff.StringVar(&fo.DB, "db", "", "the coordinator's database: postgres://... (a scratch one) or sqlite:PATH (default: SQLite in a temporary directory)")
 	ff.IntVar(&fo.Silent, "silent", 10, "devices that stop beating, to measure how soon they are marked down")
+	ff.IntVar(&fo.Joiners, "joiners", 32, "devices joining (or, with --seed, saying hello) at once")
+	ff.BoolVar(&fo.SignedBeats, "signed-beats", false, "sign every heartbeat (ed25519) instead of using heartbeat sessions (protocol 5), as older workers do")
+	ff.BoolVar(&fo.Seed, "seed", false, "seed the devices into the store and restart the coordinator over them, instead of joining them")
 	ff.BoolVar(&fo.JSON, "json", false, "print results as JSON")
 	return group("bench", "Benchmarks", create, fleet)
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -116,5 +117,115 @@ func TestOldSigningFormatRefused(t *testing.T) {
 	// The current client's requests work.
 	if _, err := w.Hello(ctx, api.HelloRequest{Inventory: cpuInventory("h-v1")}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// tap keeps the last request it sent (headers and body), after the client signed it.
+type tap struct {
+	set  map[string]string
+	last *http.Request
+	body []byte
+}
+
+func (c *tap) RoundTrip(req *http.Request) (*http.Response, error) {
+	req = req.Clone(req.Context())
+	for k, v := range c.set {
+		req.Header.Set(k, v)
+	}
+	if req.Body != nil {
+		c.body, _ = io.ReadAll(req.Body)
+		req.Body = io.NopCloser(bytes.NewReader(c.body))
+	}
+	c.last = req
+	return http.DefaultTransport.RoundTrip(req)
+}
+
+// resend sends the tapped request again, byte for byte.
+func (c *tap) resend(t *testing.T) error {
+	t.Helper()
+	req := c.last.Clone(t.Context())
+	req.Body = io.NopCloser(bytes.NewReader(c.body))
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 == 2 {
+		return nil
+	}
+	ae := &api.Error{Status: resp.StatusCode}
+	_ = json.NewDecoder(resp.Body).Decode(ae)
+	return ae
+}
+
+// TestHeartbeatSession: a hello that asks for a session (protocol 5) gets one, and its
+// heartbeats carry a MAC instead of a signature. A wrong MAC, a MAC on another request or for
+// another device, a replayed heartbeat and a bad session key are refused; a worker that asks
+// for no session keeps signing its heartbeats.
+func TestHeartbeatSession(t *testing.T) {
+	e := start(t)
+	ctx := t.Context()
+	inv := cpuInventory("hs-1")
+	w := e.device(t, e.user, inv)
+	cp := &tap{}
+	w.HTTP = &http.Client{Transport: cp}
+	h, sess, err := w.HelloSession(ctx, api.HelloRequest{Inventory: inv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sess == nil || h.SessionKey == "" {
+		t.Fatalf("no session from a hello that asked for one: %+v", h)
+	}
+	r, err := w.HeartbeatSession(ctx, sess, api.HeartbeatRequest{Nonce: h.Nonce})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cp.last.Header.Get(api.HeaderMAC) == "" || cp.last.Header.Get(api.HeaderSignature) != "" {
+		t.Fatalf("a session heartbeat went out with MAC %q and signature %q", cp.last.Header.Get(api.HeaderMAC), cp.last.Header.Get(api.HeaderSignature))
+	}
+	// Replayed byte for byte: its nonce was answered.
+	code(t, cp.resend(t), iog.EUNAUTHORIZED)
+	// A MAC that is not the session's.
+	cp.set = map[string]string{api.HeaderMAC: base64.StdEncoding.EncodeToString(make([]byte, 32))}
+	_, err = w.HeartbeatSession(ctx, sess, api.HeartbeatRequest{Nonce: r.Nonce})
+	code(t, err, iog.EUNAUTHORIZED)
+	cp.set = nil
+	r, err = w.HeartbeatSession(ctx, sess, api.HeartbeatRequest{Nonce: r.Nonce})
+	if err != nil {
+		t.Fatalf("the session's next heartbeat: %v", err)
+	}
+	// A MAC on any other request than a heartbeat.
+	cp.set = map[string]string{api.HeaderMAC: base64.StdEncoding.EncodeToString(make([]byte, 32)), api.HeaderSignature: ""}
+	_, err = w.Hello(ctx, api.HelloRequest{Inventory: inv})
+	code(t, err, iog.EUNAUTHORIZED)
+	cp.set = nil
+	// Another device presenting this session's MAC: its own id is in the MAC'd text, and it
+	// has no session of its own.
+	inv2 := cpuInventory("hs-2")
+	w2 := e.device(t, e.user, inv2)
+	h2, err := w2.Hello(ctx, api.HelloRequest{Inventory: inv2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := *w
+	other.DeviceID = w2.DeviceID
+	_, err = other.HeartbeatSession(ctx, sess, api.HeartbeatRequest{Nonce: h2.Nonce})
+	code(t, err, iog.EUNAUTHORIZED)
+	// w2 asked for no session: its heartbeats are signed, and work.
+	if _, err := w2.HeartbeatSession(ctx, nil, api.HeartbeatRequest{Nonce: h2.Nonce}); err != nil {
+		t.Fatalf("a signed heartbeat: %v", err)
+	}
+	// A session key that is not one.
+	_, err = w.Hello(ctx, api.HelloRequest{Inventory: inv, SessionKey: "bm90IGEga2V5"})
+	code(t, err, iog.EINVALID)
+	// A new hello replaces the session: the old one's MAC is refused.
+	h3, sess3, err := w.HelloSession(ctx, api.HelloRequest{Inventory: inv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = w.HeartbeatSession(ctx, sess, api.HeartbeatRequest{Nonce: h3.Nonce})
+	code(t, err, iog.EUNAUTHORIZED)
+	if _, err := w.HeartbeatSession(ctx, sess3, api.HeartbeatRequest{Nonce: h3.Nonce}); err != nil {
+		t.Fatalf("the new session's heartbeat: %v", err)
 	}
 }

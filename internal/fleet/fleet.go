@@ -4,6 +4,7 @@
 package fleet
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -342,15 +343,20 @@ func (f *Fleet) Hello(ctx context.Context, d iog.Device, req api.HelloRequest, a
 		return api.HelloResponse{}, err
 	}
 	inv, _ := json.Marshal(req.Inventory)
-	d.Inventory, d.Addr, d.DataPlane = inv, addr, req.DataPlane
-	d.GPUModel, d.GPUCount = model, count
-	if err := f.db.UpdateDevice(ctx, d); err != nil {
-		return api.HelloResponse{}, err
+	// A worker says hello with what it said last time, as after a coordinator restart: then
+	// nothing is written (the stored inventory is this same encoding of it).
+	changed := !bytes.Equal(inv, d.Inventory) || addr != d.Addr || req.DataPlane != d.DataPlane || model != d.GPUModel || count != d.GPUCount
+	if changed {
+		d.Inventory, d.Addr, d.DataPlane = inv, addr, req.DataPlane
+		d.GPUModel, d.GPUCount = model, count
+		if err := f.db.UpdateDevice(ctx, d); err != nil {
+			return api.HelloResponse{}, err
+		}
 	}
 	now := f.cfg.Now()
 	if !f.cfg.SkipProofs {
 		var err error
-		if d, err = f.recheck(ctx, d, req.Inventory, now); err != nil {
+		if d, err = f.recheck(ctx, d, req.Inventory, now, changed); err != nil {
 			return api.HelloResponse{}, err
 		}
 		if d.Status == iog.DeviceBlocked {

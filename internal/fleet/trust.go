@@ -153,10 +153,22 @@ func inventoryOf(d iog.Device) api.Inventory {
 // same owner blocks it, with the reason. An unproven claim of another device does not: both
 // are challenged and the first to prove keeps the hardware (bindHardware).
 func (f *Fleet) admit(ctx context.Context, d iog.Device, inv api.Inventory, now time.Time) (iog.Device, error) {
+	return f.admitClaims(ctx, d, inv, now, true)
+}
+
+// admitClaims is admit; with claim false the device's claims are only checked, not written
+// again: its inventory is the one it claimed them with.
+func (f *Fleet) admitClaims(ctx context.Context, d iog.Device, inv api.Inventory, now time.Time, claim bool) (iog.Device, error) {
 	if n := len(inv.GPUs); n > f.cfg.Trust.MaxGPUs {
 		return f.block(ctx, d, fmt.Sprintf("claims %d GPUs; over the %d-per-device limit", n, f.cfg.Trust.MaxGPUs), now)
 	}
-	c, err := f.db.ClaimHardware(ctx, d.ID, d.OwnerID, hardwareKeys(inv), now)
+	var c store.HardwareClaim
+	var err error
+	if claim {
+		c, err = f.db.ClaimHardware(ctx, d.ID, d.OwnerID, hardwareKeys(inv), now)
+	} else {
+		c, err = f.db.CheckHardware(ctx, d.ID, d.OwnerID, hardwareKeys(inv))
+	}
 	switch {
 	case err != nil:
 		return d, err
@@ -210,8 +222,8 @@ func (f *Fleet) block(ctx context.Context, d iog.Device, reason string, now time
 
 // recheck runs on every hello: new hardware must be unique too, and hardware that differs from
 // what was verified sends the device back to pending.
-func (f *Fleet) recheck(ctx context.Context, d iog.Device, inv api.Inventory, now time.Time) (iog.Device, error) {
-	if d, err := f.admit(ctx, d, inv, now); err != nil || d.Status == iog.DeviceBlocked {
+func (f *Fleet) recheck(ctx context.Context, d iog.Device, inv api.Inventory, now time.Time, changed bool) (iog.Device, error) {
+	if d, err := f.admitClaims(ctx, d, inv, now, changed); err != nil || d.Status == iog.DeviceBlocked {
 		return d, err
 	}
 	tr, err := f.db.DeviceTrust(ctx, d.ID)

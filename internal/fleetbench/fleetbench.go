@@ -29,6 +29,9 @@ import (
 	"time"
 
 	"github.com/iognet/iog/api"
+	"github.com/iognet/iog/api/wire"
+	"github.com/iognet/iog/internal/iog"
+	"github.com/iognet/iog/internal/store"
 )
 
 // Options configure a run.
@@ -47,6 +50,15 @@ type Options struct {
 	Silent int
 	// Joiners and Senders are the simulator's concurrency (defaults 32 and 512).
 	Joiners, Senders int
+	// Seed writes the devices straight into the store instead of joining them, then
+	// restarts the coordinator over them and has every device say hello at once: that measures
+	// a restart (hellos per second, every device back ready, no false down) and lets a run
+	// reach 100k devices in seconds. The devices are seeded ready, as a fleet that had passed
+	// its proofs would be.
+	Seed bool
+	// SignedBeats makes the devices ask for no heartbeat session: every heartbeat is signed
+	// (ed25519), as before protocol 5.
+	SignedBeats bool
 	// Progress receives a line now and then (nil: none).
 	Progress func(string)
 }
@@ -85,6 +97,27 @@ type Result struct {
 	RSSMiB           float64 `json:"coordinator_rss_mib"`
 	RSSPerDeviceKB   float64 `json:"rss_per_device_kb"`
 	Load             string  `json:"loadavg"`
+	// Restart (Seed only): the coordinator started over the seeded fleet, and every device
+	// said hello, Joiners at a time. RestartS is from starting the coordinator's process to
+	// the last hello answered; HellosPerS the hellos over their own span; NotReady the hellos
+	// answered with another status than ready; FalseDown the devices, silent ones apart,
+	// recorded down from the restart to the end of the run.
+	Restart *Restart `json:"restart,omitempty"`
+}
+
+// Restart is what the restart phase of a seeded run measured.
+type Restart struct {
+	StartS     float64 `json:"coordinator_start_s"`
+	RestartS   float64 `json:"restart_s"`
+	HellosPerS float64 `json:"hellos_per_s"`
+	P50MS      float64 `json:"hello_p50_ms"`
+	P99MS      float64 `json:"hello_p99_ms"`
+	Errors     int64   `json:"hello_errors"`
+	NotReady   int64   `json:"not_ready"`
+	// CPUPerHelloMS is the coordinator's CPU time over the hello phase per hello (the beats
+	// of the devices already back included): what bounds hellos/s on a machine of its own.
+	CPUPerHelloMS float64 `json:"cpu_ms_per_hello"`
+	FalseDown     int     `json:"false_down"`
 }
 
 type device struct {
@@ -93,7 +126,11 @@ type device struct {
 	nonce string
 	inv   api.Inventory
 	last  time.Time // last beat the coordinator accepted
-	quiet atomic.Bool
+	// status is what the coordinator answered the device's hello.
+	status string
+	signed bool         // ask for no heartbeat session
+	sess   *api.Session // the heartbeat session of its last hello (nil: beats are signed)
+	quiet  atomic.Bool
 }
 
 // Run runs the benchmark.
@@ -127,37 +164,58 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		return r, err
 	}
 	defer os.RemoveAll(dir)
+	// Many loopback source addresses, as a fleet has many; each has its own connections.
+	clients := make([]*http.Client, 64)
+	for i := range clients {
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(clientIP(i))}, Timeout: 10 * time.Second}
+		clients[i] = &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{DialContext: d.DialContext,
+			MaxIdleConns: 0, MaxIdleConnsPerHost: o.Senders, IdleConnTimeout: time.Minute}}
+	}
 	co, err := startCoordinator(ctx, o, dir)
 	if err != nil {
 		return r, err
 	}
-	defer co.stop()
+	defer func() { co.stop() }()
 	say(fmt.Sprintf("coordinator %s (pid %d), database %s", co.url, co.cmd.Process.Pid, orElse(o.DB, "SQLite in "+dir)))
 	rss0, _ := rssKB(co.cmd.Process.Pid)
-
-	// Many loopback source addresses, as a fleet has many; each has its own connections.
-	clients := make([]*http.Client, 64)
-	for i := range clients {
-		src := &net.TCPAddr{IP: net.IPv4(127, 0, byte(1+i/250), byte(1+i%250))}
-		d := &net.Dialer{LocalAddr: src, Timeout: 10 * time.Second}
-		clients[i] = &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{DialContext: d.DialContext,
-			MaxIdleConns: 0, MaxIdleConnsPerHost: o.Senders, IdleConnTimeout: time.Minute}}
-	}
 	admin := &api.Client{Base: co.url, Token: co.adminKey, HTTP: clients[0]}
 	acct, err := admin.CreateAccount(ctx, api.CreateAccountRequest{Name: "bench-supplier", Roles: []string{"supplier"}})
 	if err != nil {
 		return r, fmt.Errorf("make the supplier account: %w", err)
 	}
+	var restartAt time.Time
+	if o.Seed {
+		// The restart: stop the coordinator, seed the fleet, start it again over it.
+		co.stop()
+		t0 := time.Now()
+		if err := seedStore(ctx, o, dir, acct.Account.ID); err != nil {
+			return r, err
+		}
+		say(fmt.Sprintf("%d devices seeded in %s; restarting the coordinator over them", o.Devices, time.Since(t0).Round(time.Millisecond)))
+		restartAt = time.Now()
+		if co, err = startCoordinator(ctx, o, dir); err != nil {
+			return r, err
+		}
+		r.Restart = &Restart{StartS: time.Since(restartAt).Seconds()}
+		say(fmt.Sprintf("coordinator %s (pid %d) answered %.1f s after its start", co.url, co.cmd.Process.Pid, r.Restart.StartS))
+	}
 	supplier := &api.Client{Base: co.url, Token: acct.APIKey, HTTP: clients[0]}
 
-	// Beats are paced evenly over the interval, each device once per interval, from when all
-	// have joined; only those of the measured window are counted. (Beating while the others
+	// Beats are paced evenly over the interval, each device once per interval, in the order
+	// the devices joined (or, after a restart, said hello); only those of the measured window
+	// are counted. When joining, the beats start once all have joined. (Beating while the others
 	// join starves the joins once the coordinator is saturated, and a run would never reach
 	// its fleet. So a device that joined early is silent until then: the coordinator may mark
 	// it down, and its first beat is answered "hello again", as after a coordinator restart;
-	// those are counted apart.)
+	// those are counted apart.) After a restart they start with the first hello answered, as
+	// workers beat one interval after their hello, and the window opens when all are back.
 	devs := make([]*device, o.Devices)
-	ready := make([]atomic.Bool, o.Devices) // devs[i] is set
+	order := make([]atomic.Int32, o.Devices) // devs in the order they joined, +1 (0: not yet)
+	var ordered atomic.Int64
+	enlist := func(i int, d *device) {
+		devs[i] = d
+		order[ordered.Add(1)-1].Store(int32(i + 1))
+	}
 	var measuring atomic.Bool
 	var beats, errs, late, rehellos atomic.Int64
 	var kindsMu sync.Mutex
@@ -196,6 +254,8 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	}
 	gap := o.Interval / time.Duration(o.Devices)
 	paced, begin := make(chan struct{}), make(chan struct{})
+	var beginOnce sync.Once
+	startBeats := func() { beginOnce.Do(func() { close(begin) }) }
 	go func() {
 		defer close(paced)
 		select {
@@ -213,8 +273,8 @@ func Run(ctx context.Context, o Options) (Result, error) {
 					return
 				}
 			}
-			k := i % o.Devices
-			if !ready[k].Load() {
+			k := order[i%o.Devices].Load() - 1
+			if k < 0 {
 				continue
 			}
 			d := devs[k]
@@ -242,34 +302,58 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		senders.Wait()
 	}
 
-	// Join.
-	var joined, next atomic.Int64
+	// Join (or, after a restart, hello).
+	var joined, next, notReady, helloErrs atomic.Int64
 	var joinErr error
 	var once sync.Once
+	helloLat := make([][]float32, o.Joiners)
 	start := time.Now()
+	cpuStart, _ := cpuTicks(co.cmd.Process.Pid)
 	jctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	for range o.Joiners {
+	for j := range o.Joiners {
 		wg.Go(func() {
 			for {
 				i := int(next.Add(1)) - 1
 				if i >= o.Devices || jctx.Err() != nil {
 					return
 				}
-				d, err := join(jctx, supplier, co.url, clients[i%len(clients)], i)
+				var d *device
+				var err error
+				if o.Seed {
+					t0 := time.Now()
+					d, err = hello(jctx, co.url, clients[i%len(clients)], i, o.SignedBeats)
+					if err == nil {
+						helloLat[j] = append(helloLat[j], float32(time.Since(t0).Seconds()*1000))
+						if d.status != string(iog.DeviceReady) {
+							notReady.Add(1)
+						}
+						startBeats()
+					} else if jctx.Err() == nil {
+						helloErrs.Add(1)
+						if helloErrs.Load() <= 100 {
+							continue // counted; a device that cannot say hello is left out
+						}
+					}
+				} else {
+					d, err = join(jctx, supplier, co.url, clients[i%len(clients)], i, o.SignedBeats)
+				}
 				if err != nil {
-					once.Do(func() { joinErr = fmt.Errorf("join device %d: %w", i, err); cancel() })
+					once.Do(func() { joinErr = fmt.Errorf("device %d: %w", i, err); cancel() })
 					return
 				}
-				devs[i] = d
-				ready[i].Store(true)
+				enlist(i, d)
 				joined.Add(1)
 			}
 		})
 	}
+	verb := "joined"
+	if o.Seed {
+		verb = "back (hello)"
+	}
 	stopTick := ticker(5*time.Second, func() {
 		n := joined.Load()
-		say(fmt.Sprintf("joined %d/%d devices (%.0f/s)", n, o.Devices, float64(n)/time.Since(start).Seconds()))
+		say(fmt.Sprintf("%s %d/%d devices (%.0f/s)", verb, n, o.Devices, float64(n)/time.Since(start).Seconds()))
 	})
 	wg.Wait()
 	stopTick()
@@ -278,15 +362,32 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		stop()
 		return r, joinErr
 	}
-	r.JoinPerS = float64(o.Devices) / time.Since(start).Seconds()
-	say(fmt.Sprintf("%d devices joined in %s (%.0f/s); measuring heartbeats every %s for %s", o.Devices, time.Since(start).Round(time.Second), r.JoinPerS, o.Interval, o.Duration))
+	took := time.Since(start)
+	if o.Seed {
+		rs := r.Restart
+		rs.RestartS = time.Since(restartAt).Seconds()
+		rs.HellosPerS = float64(joined.Load()) / took.Seconds()
+		rs.Errors, rs.NotReady = helloErrs.Load(), notReady.Load()
+		rs.P50MS, rs.P99MS, _ = percentiles(helloLat)
+		if c, err := cpuTicks(co.cmd.Process.Pid); err == nil && joined.Load() > 0 {
+			rs.CPUPerHelloMS = float64(c-cpuStart) / clockTicks * 1000 / float64(joined.Load())
+		}
+		say(fmt.Sprintf("%d devices said hello in %s (%.0f/s, p99 %.1f ms); measuring heartbeats every %s for %s", joined.Load(), took.Round(time.Millisecond), rs.HellosPerS, rs.P99MS, o.Interval, o.Duration))
+	} else {
+		r.JoinPerS = float64(o.Devices) / took.Seconds()
+		say(fmt.Sprintf("%d devices joined in %s (%.0f/s); measuring heartbeats every %s for %s", o.Devices, took.Round(time.Second), r.JoinPerS, o.Interval, o.Duration))
+		startBeats()
+	}
+	if joined.Load() < int64(o.Silent) {
+		stop()
+		return r, fmt.Errorf("only %d devices are back, fewer than the %d to silence", joined.Load(), o.Silent)
+	}
 
 	// The measured window.
 	r.TargetPerS = float64(o.Devices) / o.Interval.Seconds()
 	cpu0, _ := cpuTicks(co.cmd.Process.Pid)
 	t0 := time.Now()
 	measuring.Store(true)
-	close(begin)
 	stopTick = ticker(5*time.Second, func() {
 		el := time.Since(t0).Seconds()
 		say(fmt.Sprintf("%.0f s: %d beats (%.0f/s of %.0f/s), %d errors, %d late", el, beats.Load(), float64(beats.Load())/el, r.TargetPerS, errs.Load(), late.Load()))
@@ -296,8 +397,10 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	case <-time.After(silenceAt):
 	case <-ctx.Done():
 	}
-	for _, d := range devs[:o.Silent] {
-		d.quiet.Store(true)
+	silent := make([]*device, o.Silent)
+	for k := range silent {
+		silent[k] = devs[order[k].Load()-1]
+		silent[k].quiet.Store(true)
 	}
 	select {
 	case <-time.After(o.Duration - silenceAt):
@@ -322,23 +425,95 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	// Liveness: the silent devices, while the rest keep beating.
 	if o.Silent > 0 {
 		say(fmt.Sprintf("waiting for the %d silent devices to be marked down (goal %.0f s after their last beat)", o.Silent, r.LivenessGoalS))
-		r.Down, r.LivenessLagS = watchDown(ctx, supplier, devs[:o.Silent], time.Duration(r.LivenessGoalS*float64(time.Second))+2*o.Interval)
+		r.Down, r.LivenessLagS = watchDown(ctx, supplier, silent, time.Duration(r.LivenessGoalS*float64(time.Second))+2*o.Interval)
 	}
 	stop()
+	r.P50MS, r.P99MS, r.MaxMS = percentiles(lat)
+	r.Load = loadavg()
+	if o.Seed {
+		quiet := map[string]bool{}
+		for _, d := range silent {
+			quiet[d.cl.DeviceID] = true
+		}
+		n, err := downSince(ctx, o, dir, restartAt, quiet)
+		if err != nil {
+			return r, err
+		}
+		r.Restart.FalseDown = n
+	}
+	return r, nil
+}
+
+// percentiles are the p50, p99 and max of the samples.
+func percentiles(lat [][]float32) (p50, p99, top float64) {
 	var all []float32
 	for _, l := range lat {
 		all = append(all, l...)
 	}
 	slices.Sort(all)
-	if n := len(all); n > 0 {
-		r.P50MS, r.P99MS, r.MaxMS = float64(all[n/2]), float64(all[min(n-1, n*99/100)]), float64(all[n-1])
+	n := len(all)
+	if n == 0 {
+		return 0, 0, 0
 	}
-	r.Load = loadavg()
-	return r, nil
+	return float64(all[n/2]), float64(all[min(n-1, n*99/100)]), float64(all[n-1])
+}
+
+// clientIP is the loopback source address of client k.
+func clientIP(k int) string { return fmt.Sprintf("127.0.%d.%d", 1+k/250, 1+k%250) }
+
+// benchInventory is simulated device i's inventory.
+func benchInventory(i int) api.Inventory {
+	return api.Inventory{Hostname: fmt.Sprintf("bench-%07d", i), OS: "linux", Arch: "amd64", CPUModel: "bench", CPUCores: 2, CPUThreads: 4,
+		MemoryMiB: 8192, DiskMiB: 100_000, Isolation: []string{"sandbox", "container"}}
+}
+
+func dsn(o Options, dir string) string {
+	if o.DB == "" {
+		return "sqlite:" + filepath.Join(dir, "iog.db")
+	}
+	return o.DB
+}
+
+// seedStore writes the fleet into the (stopped) coordinator's database.
+func seedStore(ctx context.Context, o Options, dir, owner string) error {
+	db, err := store.Open(ctx, dsn(o, dir))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return SeedDevices(ctx, db, owner, o.Devices, time.Now(), func(i int) Seeded {
+		return Seeded{Inventory: benchInventory(i), Region: "bench", Addr: clientIP(i % 64)}
+	})
+}
+
+// downSince counts the devices, those in except apart, recorded down since a time.
+func downSince(ctx context.Context, o Options, dir string, since time.Time, except map[string]bool) (int, error) {
+	db, err := store.Open(ctx, dsn(o, dir))
+	if err != nil {
+		return 0, err
+	}
+	defer db.Close()
+	rows, err := db.SQL().QueryContext(ctx, `SELECT DISTINCT device_id FROM device_events WHERE status = $1 AND at >= $2`,
+		string(iog.DeviceDown), since.UnixMilli())
+	if err != nil {
+		return 0, fmt.Errorf("count the devices marked down: %w", err)
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return 0, err
+		}
+		if !except[id] {
+			n++
+		}
+	}
+	return n, rows.Err()
 }
 
 // join makes one simulated device: a join token, register, hello.
-func join(ctx context.Context, supplier *api.Client, base string, hc *http.Client, i int) (*device, error) {
+func join(ctx context.Context, supplier *api.Client, base string, hc *http.Client, i int, signed bool) (*device, error) {
 	tok, err := supplier.CreateJoinToken(ctx)
 	if err != nil {
 		return nil, err
@@ -348,18 +523,37 @@ func join(ctx context.Context, supplier *api.Client, base string, hc *http.Clien
 		return nil, err
 	}
 	cl := &api.Client{Base: base, Key: key, HTTP: hc}
-	inv := api.Inventory{Hostname: fmt.Sprintf("bench-%07d", i), OS: "linux", Arch: "amd64", CPUModel: "bench", CPUCores: 2, CPUThreads: 4,
-		MemoryMiB: 8192, DiskMiB: 100_000, Isolation: []string{"sandbox", "container"}}
+	inv := benchInventory(i)
 	reg, err := cl.Register(ctx, api.RegisterRequest{JoinToken: tok.Token, Name: inv.Hostname, Region: "bench", Inventory: inv})
 	if err != nil {
 		return nil, err
 	}
 	cl.DeviceID = reg.DeviceID
-	h, err := cl.Hello(ctx, api.HelloRequest{Inventory: inv})
-	if err != nil {
-		return nil, err
+	d := &device{cl: cl, inv: inv, signed: signed}
+	return d, d.hello(ctx)
+}
+
+// hello brings back seeded device i, as its worker would after a coordinator restart.
+func hello(ctx context.Context, base string, hc *http.Client, i int, signed bool) (*device, error) {
+	d := &device{cl: &api.Client{Base: base, Key: SeedKey(i), DeviceID: SeedID(i), HTTP: hc}, inv: benchInventory(i), signed: signed}
+	return d, d.hello(ctx)
+}
+
+// hello says hello as the device's worker does, asking for a heartbeat session unless signed.
+func (d *device) hello(ctx context.Context) error {
+	req := api.HelloRequest{Inventory: d.inv, Protocol: wire.Protocol}
+	var h api.HelloResponse
+	var err error
+	if d.signed {
+		h, err = d.cl.Hello(ctx, req)
+	} else {
+		h, d.sess, err = d.cl.HelloSession(ctx, req)
 	}
-	return &device{cl: cl, inv: inv, nonce: h.Nonce, last: time.Now()}, nil
+	if err != nil {
+		return err
+	}
+	d.nonce, d.last, d.status = h.Nonce, time.Now(), h.Status
+	return nil
 }
 
 // beat sends one heartbeat with the nonce the coordinator gave last. A coordinator that lost
@@ -368,15 +562,10 @@ func join(ctx context.Context, supplier *api.Client, base string, hc *http.Clien
 func beat(ctx context.Context, d *device) (rehello bool, err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	resp, err := d.cl.Heartbeat(ctx, api.HeartbeatRequest{Nonce: d.nonce})
+	resp, err := d.cl.HeartbeatSession(ctx, d.sess, api.HeartbeatRequest{Nonce: d.nonce})
 	var ae *api.Error
 	if errors.As(err, &ae) && ae.Code == "EUNAUTHORIZED" && strings.Contains(ae.Message, "hello") {
-		h, herr := d.cl.Hello(ctx, api.HelloRequest{Inventory: d.inv})
-		if herr != nil {
-			return true, herr
-		}
-		d.nonce, d.last = h.Nonce, time.Now()
-		return true, nil
+		return true, d.hello(ctx)
 	}
 	if err != nil {
 		return false, err
@@ -398,7 +587,7 @@ func errorKind(err error) string {
 	return idLike.ReplaceAllString(err.Error(), "…")
 }
 
-var idLike = regexp.MustCompile(`\b(dv|ls|cl)_[0-9a-z]+|127\.\d+\.\d+\.\d+:\d+|:\d{4,5}\b`)
+var idLike = regexp.MustCompile(`\b(dev|ls|cl)_[0-9a-z]+|127\.\d+\.\d+\.\d+:\d+|:\d{4,5}\b`)
 
 // watchDown polls the silent devices until each is down, returning how many were and the
 // longest time from a device's last beat to the answer that it is down.
@@ -459,6 +648,11 @@ func startCoordinator(ctx context.Context, o Options, dir string) (*coordinator,
 		"--limit-account-rate", "0", "--limit-anon-rate", "0", "--limit-device-rate", "0", "--limit-conns", "0",
 		"--limit-conns-per-addr", "0", "--limit-devices-per-hour", "0", "--limit-join-tokens-per-hour", "0", "--limit-exempt-loopback")
 	cmd.Stdout, cmd.Stderr = logf, logf
+	if f := os.Getenv("IOG_CPU_PROFILE"); f != "" {
+		// The coordinator's profile beside the benchmark's own (the last coordinator's, after
+		// a restart).
+		cmd.Env = append(os.Environ(), "IOG_CPU_PROFILE="+f+".coordinator")
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		logf.Close()
@@ -489,9 +683,10 @@ func (c *coordinator) stop() {
 	go func() { _ = c.cmd.Wait(); close(done) }()
 	select {
 	case <-done:
-	case <-time.After(15 * time.Second):
+	case <-time.After(30 * time.Second):
 		_ = c.cmd.Process.Kill()
 		<-done
+		fmt.Fprintln(c.log, "iog bench fleet: the coordinator did not stop within 30 s of SIGTERM; killed")
 	}
 	c.log.Close()
 }
@@ -574,7 +769,13 @@ func lastLines(s string, n int) string {
 // Print writes a result for people.
 func Print(w io.Writer, r Result) {
 	fmt.Fprintf(w, "devices %d, heartbeat interval %.0f s, load %.0f s, machine load %s\n", r.Devices, r.IntervalS, r.DurationS, r.Load)
-	fmt.Fprintf(w, "joins:       %.0f devices/s\n", r.JoinPerS)
+	if rs := r.Restart; rs != nil {
+		fmt.Fprintf(w, "restart:     coordinator answering %.1f s after its start, every device back %.1f s after it\n", rs.StartS, rs.RestartS)
+		fmt.Fprintf(w, "hellos:      %.0f/s, p50 %.1f ms, p99 %.1f ms, coordinator CPU %.2f ms a hello; %d errors, %d answered other than ready, %d devices marked down (false downs)\n",
+			rs.HellosPerS, rs.P50MS, rs.P99MS, rs.CPUPerHelloMS, rs.Errors, rs.NotReady, rs.FalseDown)
+	} else {
+		fmt.Fprintf(w, "joins:       %.0f devices/s\n", r.JoinPerS)
+	}
 	fmt.Fprintf(w, "heartbeats:  %.0f/s sustained of %.0f/s wanted (%d beats, %d errors, %d sent late, %d answered \"hello again\")\n",
 		r.BeatsPerS, r.TargetPerS, r.Beats, r.Errors, r.Late, r.Rehellos)
 	for k, n := range r.ErrorKinds {

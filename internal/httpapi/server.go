@@ -34,6 +34,8 @@ const MaxBody = 1 << 20
 type Authenticator interface {
 	User(ctx context.Context, r *http.Request) (iog.Account, error)
 	Device(ctx context.Context, r *http.Request, body []byte) (auth.Signed, error)
+	// OpenSession starts a heartbeat session for a device's hello (auth.Auth.OpenSession).
+	OpenSession(deviceID, workerKey string) (string, error)
 	CreateAccount(ctx context.Context, name string, roles []iog.Role) (iog.Account, string, error)
 }
 

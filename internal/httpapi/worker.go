@@ -47,7 +47,16 @@ func (s *Server) workerRegister(ctx context.Context, in *body[api.RegisterReques
 }
 
 func (s *Server) workerHello(ctx context.Context, d iog.Device, in *body[api.HelloRequest]) (api.HelloResponse, error) {
-	return s.cfg.Fleet.Hello(ctx, d, in.Body, remoteIP(ctx))
+	var session string
+	if in.Body.SessionKey != "" {
+		var err error
+		if session, err = s.cfg.Auth.OpenSession(d.ID, in.Body.SessionKey); err != nil {
+			return api.HelloResponse{}, err
+		}
+	}
+	r, err := s.cfg.Fleet.Hello(ctx, d, in.Body, remoteIP(ctx))
+	r.SessionKey = session
+	return r, err
 }
 
 func (s *Server) workerHeartbeat(ctx context.Context, d iog.Device, in *body[api.HeartbeatRequest]) (api.HeartbeatResponse, error) {

@@ -92,7 +92,7 @@ func (s *DB) deviceWhere(ctx context.Context, where string, args ...any) ([]iog.
 
 // Device returns one device.
 func (s *DB) Device(ctx context.Context, id string) (iog.Device, error) {
-	ds, err := s.deviceWhere(ctx, `id = $1`, id)
+	ds, err := queryAll(ctx, s.hot, "devices", scanDevice, `SELECT `+deviceCols+` FROM devices WHERE deleted = 0 AND id = $1`, id)
 	if err != nil {
 		return iog.Device{}, err
 	}
@@ -319,7 +319,11 @@ func (s *DB) TouchDevices(ctx context.Context, seen map[string]time.Time) error 
 				if i > 0 {
 					b.WriteString(", ")
 				}
-				fmt.Fprintf(&b, "(CAST($%d AS TEXT), CAST($%d AS BIGINT))", 2*i+1, 2*i+2)
+				b.WriteString("(CAST(")
+				s.param(&b, 2*i+1)
+				b.WriteString(" AS TEXT), CAST(")
+				s.param(&b, 2*i+2)
+				b.WriteString(" AS BIGINT))")
 				args = append(args, id, ms(seen[id]))
 			}
 			// Both engines name a VALUES list's columns column1, column2, ...

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -30,28 +31,9 @@ type HardwareClaim struct {
 func (s *DB) ClaimHardware(ctx context.Context, id, owner string, keys []string, now time.Time) (HardwareClaim, error) {
 	var c HardwareClaim
 	err := s.tx(ctx, func(q querier) error {
-		for _, k := range keys {
-			var bOwner, bDevice, reason string
-			err := q.QueryRowContext(ctx, `SELECT owner_id, device_id, reason FROM hardware_blocks WHERE hw_key = $1`, k).Scan(&bOwner, &bDevice, &reason)
-			switch {
-			case err == nil && bOwner == owner:
-				c.Key, c.Fraud = k, fmt.Sprintf("hardware %s was blocked for fraud on device %s of the same owner (%s)", k, bDevice, reason)
-				return errConflict
-			case err == nil:
-				c.Review = append(c.Review, k)
-			case !errors.Is(err, sql.ErrNoRows):
-				return fmt.Errorf("store: read hardware blocks: %w", err)
-			}
-			var cur string
-			err = q.QueryRowContext(ctx, `SELECT h.device_id FROM device_hardware h JOIN devices d ON d.id = h.device_id
-				WHERE h.hw_key = $1 AND d.deleted = 0`, k).Scan(&cur)
-			switch {
-			case err == nil && cur != id:
-				c.Key, c.Holder = k, cur
-				return errConflict
-			case err != nil && !errors.Is(err, sql.ErrNoRows):
-				return fmt.Errorf("store: read hardware: %w", err)
-			}
+		var err error
+		if c, err = checkHardware(ctx, q, id, owner, keys); err != nil || c.Key != "" {
+			return cmp.Or(err, errConflict)
 		}
 		if _, err := q.ExecContext(ctx, `DELETE FROM hardware_claims WHERE device_id = $1`, id); err != nil {
 			return fmt.Errorf("store: claim hardware: %w", err)
@@ -83,6 +65,44 @@ func (s *DB) ClaimHardware(ctx context.Context, id, owner string, keys []string,
 		return c, nil
 	}
 	return c, err
+}
+
+// CheckHardware is ClaimHardware's check alone, read-only: whether device id may still hold the
+// keys it claimed before (a hello whose inventory did not change re-checks its claims without
+// writing them again).
+func (s *DB) CheckHardware(ctx context.Context, id, owner string, keys []string) (HardwareClaim, error) {
+	if len(keys) == 0 {
+		return HardwareClaim{}, nil
+	}
+	return checkHardware(ctx, s.ro, id, owner, keys)
+}
+
+func checkHardware(ctx context.Context, q querier, id, owner string, keys []string) (HardwareClaim, error) {
+	var c HardwareClaim
+	for _, k := range keys {
+		var bOwner, bDevice, reason string
+		err := q.QueryRowContext(ctx, `SELECT owner_id, device_id, reason FROM hardware_blocks WHERE hw_key = $1`, k).Scan(&bOwner, &bDevice, &reason)
+		switch {
+		case err == nil && bOwner == owner:
+			c.Key, c.Fraud = k, fmt.Sprintf("hardware %s was blocked for fraud on device %s of the same owner (%s)", k, bDevice, reason)
+			return c, nil
+		case err == nil:
+			c.Review = append(c.Review, k)
+		case !errors.Is(err, sql.ErrNoRows):
+			return c, fmt.Errorf("store: read hardware blocks: %w", err)
+		}
+		var cur string
+		err = q.QueryRowContext(ctx, `SELECT h.device_id FROM device_hardware h JOIN devices d ON d.id = h.device_id
+			WHERE h.hw_key = $1 AND d.deleted = 0`, k).Scan(&cur)
+		switch {
+		case err == nil && cur != id:
+			c.Key, c.Holder = k, cur
+			return c, nil
+		case err != nil && !errors.Is(err, sql.ErrNoRows):
+			return c, fmt.Errorf("store: read hardware: %w", err)
+		}
+	}
+	return c, nil
 }
 
 // BindHardware makes device id, which has just passed a proof with them, the holder of the
@@ -310,7 +330,7 @@ func (s *DB) LastPassedProof(ctx context.Context, deviceID string) (time.Time, b
 func (s *DB) DeviceTrust(ctx context.Context, id string) (iog.DeviceTrust, error) {
 	t := iog.DeviceTrust{DeviceID: id}
 	var verified, probation, busy, warned, flagged int64
-	err := s.ro.QueryRowContext(ctx, `SELECT verified_hw, verified_at, probation_until, idle_busy_since, idle_warned_at,
+	err := s.hot.QueryRowContext(ctx, `SELECT verified_hw, verified_at, probation_until, idle_busy_since, idle_warned_at,
 		idle_flagged_at, upheld_disputes FROM device_trust WHERE device_id = $1`, id).
 		Scan(&t.VerifiedHW, &verified, &probation, &busy, &warned, &flagged, &t.UpheldDisputes)
 	if errors.Is(err, sql.ErrNoRows) {

@@ -120,6 +120,7 @@ type Worker struct {
 	tasks    map[string]*node // running or stopping
 	done     map[string]bool  // leases that ended here and are still assigned
 	nonce    string
+	session  *api.Session // the heartbeat session of the last hello (nil: heartbeats are signed)
 	interval time.Duration
 	crashed  bool
 	dev      bool // the coordinator runs in dev mode
@@ -334,7 +335,7 @@ func (w *Worker) hello(ctx context.Context, inv api.Inventory) error {
 		if w.cfg.Mesh != nil {
 			plane = w.cfg.Mesh.DataPlane()
 		}
-		r, err := w.cl.Hello(ctx, api.HelloRequest{Inventory: inv, DataPlane: plane, Version: version(), Protocol: wire.Protocol})
+		r, session, err := w.cl.HelloSession(ctx, api.HelloRequest{Inventory: inv, DataPlane: plane, Version: version(), Protocol: wire.Protocol})
 		if err != nil {
 			return err
 		}
@@ -344,7 +345,7 @@ func (w *Worker) hello(ctx context.Context, inv api.Inventory) error {
 		w.cfg.Log.Info("hello", "status", r.Status, "protocol", min(r.Protocol, wire.Protocol))
 		w.mu.Lock()
 		w.dev = r.Dev
-		w.nonce = r.Nonce
+		w.nonce, w.session = r.Nonce, session
 		w.interval = time.Duration(r.HeartbeatInterval) * time.Millisecond
 		w.mu.Unlock()
 		return nil
@@ -396,14 +397,14 @@ func (w *Worker) retry(ctx context.Context, what string, fn func() error) error 
 func (w *Worker) heartbeats(ctx context.Context, inv api.Inventory) {
 	for {
 		w.mu.Lock()
-		n := w.nonce
+		n, session := w.nonce, w.session
 		w.mu.Unlock()
 		var tel api.Telemetry
 		if w.cfg.Sampler != nil {
 			tel = w.cfg.Sampler.Sample(ctx, w.cfg.Now())
 		}
 		tel.At = w.cfg.Now()
-		r, err := w.cl.Heartbeat(ctx, api.HeartbeatRequest{Nonce: n, Telemetry: tel})
+		r, err := w.cl.HeartbeatSession(ctx, session, api.HeartbeatRequest{Nonce: n, Telemetry: tel})
 		var ae *api.Error
 		switch {
 		case err == nil:
