@@ -15,6 +15,7 @@ import (
 	"github.com/iognet/iog/api"
 	"github.com/iognet/iog/internal/iog"
 	"github.com/iognet/iog/internal/proof"
+	"github.com/iognet/iog/internal/reputation"
 )
 
 // InactiveAfter is how long a device may stay down before it is inactive.
@@ -216,23 +217,46 @@ func (f *Fleet) trustTick(ctx context.Context) {
 	}
 }
 
-// sweep refreshes cached scores and marks long-down devices inactive.
+// sweepChunk is how many devices the sweep reads at once: it holds their records (every counted
+// proof and job of the last eight half-lives, a month of status changes) and nothing more.
+var sweepChunk = 2000
+
+// sweep refreshes cached scores and marks long-down devices inactive. It reads the devices of
+// each status a page of sweepChunk at a time, and each page's records with one query for each
+// input (Record.reputations): a handful of queries per page, not five per device.
 func (f *Fleet) sweep(ctx context.Context, now time.Time) {
-	ds, err := f.db.DevicesWithStatus(ctx, iog.DeviceReady, iog.DeviceHired, iog.DeviceDown)
-	if err != nil {
-		f.cfg.Log.Error("trust sweep", "err", err)
-		return
-	}
-	for _, d := range ds {
-		if d.Status == iog.DeviceDown {
-			if now.Sub(f.LastSeen(d)) > InactiveAfter {
-				_, err = f.setStatus(ctx, d.ID, iog.DeviceInactive, "down for more than 5 days", now, iog.DeviceDown)
+	for _, st := range []iog.DeviceStatus{iog.DeviceReady, iog.DeviceHired, iog.DeviceDown} {
+		for after := ""; ; {
+			ds, err := f.db.DevicesAfter(ctx, st, after, sweepChunk)
+			if err != nil {
+				f.cfg.Log.Error("trust sweep", "err", err)
+				return
 			}
-		} else {
-			_, _, err = f.Reputation(ctx, d)
-		}
-		if err != nil {
-			f.cfg.Log.Error("trust sweep", "device", d.ID, "err", err)
+			if len(ds) == 0 {
+				break
+			}
+			after = ds[len(ds)-1].ID
+			if st == iog.DeviceDown {
+				for _, d := range ds {
+					if now.Sub(f.LastSeen(d)) <= InactiveAfter {
+						continue
+					}
+					if _, err := f.setStatus(ctx, d.ID, iog.DeviceInactive, "down for more than 5 days", now, iog.DeviceDown); err != nil {
+						f.cfg.Log.Error("trust sweep", "device", d.ID, "err", err)
+					}
+				}
+			} else {
+				err = f.rec.reputations(ctx, ds, now, func(d iog.Device, r reputation.Result, _ reputation.Inputs) {
+					f.cfg.Scores.Set(d.ID, r.PerMille)
+				})
+				if err != nil {
+					f.cfg.Log.Error("trust sweep", "err", err)
+					return
+				}
+			}
+			if len(ds) < sweepChunk {
+				break
+			}
 		}
 	}
 }

@@ -343,46 +343,113 @@ func (rec *Record) ProofPassedWithin(ctx context.Context, deviceID string, at ti
 }
 
 func (rec *Record) reputationAt(ctx context.Context, d iog.Device, now time.Time) (reputation.Result, reputation.Inputs, error) {
-	since := now.Add(-8 * reputation.HalfLife)
-	var in reputation.Inputs
-	tr, err := rec.db.DeviceTrust(ctx, d.ID)
-	if err != nil {
-		return reputation.Result{}, in, err
+	var in record
+	var err error
+	if in.trust, err = rec.db.DeviceTrust(ctx, d.ID); err != nil {
+		return reputation.Result{}, reputation.Inputs{}, err
 	}
-	po, err := rec.db.ProofOutcomes(ctx, d.ID, since)
-	if err != nil {
-		return reputation.Result{}, in, err
+	if in.proofs, err = rec.db.ProofOutcomes(ctx, d.ID, outcomesSince(now)); err != nil {
+		return reputation.Result{}, reputation.Inputs{}, err
 	}
-	jo, err := rec.db.JobOutcomes(ctx, d.ID, since)
-	if err != nil {
-		return reputation.Result{}, in, err
-	}
-	// Only what was known at now counts: a block's reputation is the device's state at the
-	// block's end, however late the block is produced.
-	for _, o := range po {
-		if !o.At.After(now) {
-			in.Proofs = append(in.Proofs, reputation.Outcome{At: o.At, OK: o.OK})
-		}
-	}
-	for _, o := range jo {
-		if !o.At.After(now) {
-			in.Jobs = append(in.Jobs, reputation.Outcome{At: o.At, OK: o.OK})
-		}
+	if in.jobs, err = rec.db.JobOutcomes(ctx, d.ID, outcomesSince(now)); err != nil {
+		return reputation.Result{}, reputation.Inputs{}, err
 	}
 	last, ok, err := rec.db.LastCountedProofAt(ctx, d.ID, now)
 	if err != nil {
-		return reputation.Result{}, in, err
+		return reputation.Result{}, reputation.Inputs{}, err
 	}
-	in.LastProofPassed = ok && last.Result == iog.ProofPassed
-	if d.Status == iog.DeviceBlocked {
-		in.LastProofPassed = false
+	if ok {
+		in.last = last.Result
 	}
-	in.UptimeMS, in.ObservedMS, err = rec.uptime(ctx, d, now.Add(-30*24*time.Hour), now)
+	if from := uptimeSince(d, now); now.After(from) {
+		if in.events, err = rec.db.DeviceEventsSince(ctx, d.ID, from); err != nil {
+			return reputation.Result{}, reputation.Inputs{}, err
+		}
+	}
+	r, inputs := score(d, in, now)
+	return r, inputs, nil
+}
+
+// reputations computes the score at now of every device of ds, a page in the store's id order
+// (store.DevicesAfter), with one query for each input for them all, and passes each device's
+// to each: the same as reputationAt gives for the device alone.
+func (rec *Record) reputations(ctx context.Context, ds []iog.Device, now time.Time, each func(iog.Device, reputation.Result, reputation.Inputs)) error {
+	if len(ds) == 0 {
+		return nil
+	}
+	ids := make([]string, len(ds))
+	for i, d := range ds {
+		ids[i] = d.ID
+	}
+	r := store.Range(ids)
+	trust, err := rec.db.DeviceTrusts(ctx, r)
 	if err != nil {
-		return reputation.Result{}, in, err
+		return err
 	}
-	in.UpheldDisputes = tr.UpheldDisputes
-	if !tr.VerifiedAt.IsZero() {
+	proofs, err := rec.db.ProofOutcomesIn(ctx, r, outcomesSince(now), now)
+	if err != nil {
+		return err
+	}
+	jobs, err := rec.db.JobOutcomesIn(ctx, r, outcomesSince(now), now)
+	if err != nil {
+		return err
+	}
+	last, err := rec.db.LastCountedProofsAt(ctx, r, now)
+	if err != nil {
+		return err
+	}
+	events, err := rec.db.DeviceEventsIn(ctx, r, now.Add(-uptimeWindow), now)
+	if err != nil {
+		return err
+	}
+	for _, d := range ds {
+		tr, ok := trust[d.ID]
+		if !ok {
+			tr = iog.DeviceTrust{DeviceID: d.ID}
+		}
+		res, in := score(d, record{trust: tr, proofs: proofs[d.ID], jobs: jobs[d.ID], last: last[d.ID], events: events[d.ID]}, now)
+		each(d, res, in)
+	}
+	return nil
+}
+
+// record is what a device's reputation is made of, as read from the store: for the device
+// alone (reputationAt) or with the others of a sweep (reputations). It may hold more than
+// counts at a time (outcomes and changes after it, changes long before it); score picks.
+type record struct {
+	trust        iog.DeviceTrust
+	proofs, jobs []store.Outcome   // since outcomesSince(now)
+	last         iog.ProofResult   // of the latest counted proof issued by now; "" if none
+	events       []iog.DeviceEvent // status changes since uptimeSince, and the last before
+}
+
+// uptimeWindow is how far back uptime counts.
+const uptimeWindow = 30 * 24 * time.Hour
+
+// outcomesSince is the oldest proof or job that counts at now (older ones weigh nothing).
+func outcomesSince(now time.Time) time.Time { return now.Add(-8 * reputation.HalfLife) }
+
+// uptimeSince is where a device's uptime window at now begins: uptimeWindow back, or when the
+// device was created if later.
+func uptimeSince(d iog.Device, now time.Time) time.Time {
+	from := now.Add(-uptimeWindow)
+	if d.CreatedAt.After(from) {
+		from = d.CreatedAt
+	}
+	return from
+}
+
+// score is the one place that turns a device's record into its reputation at now.
+func score(d iog.Device, rec record, now time.Time) (reputation.Result, reputation.Inputs) {
+	var in reputation.Inputs
+	// Only what was known at now counts: a block's reputation is the device's state at the
+	// block's end, however late the block is produced.
+	in.Proofs = outcomesBy(rec.proofs, now)
+	in.Jobs = outcomesBy(rec.jobs, now)
+	in.LastProofPassed = rec.last == iog.ProofPassed && d.Status != iog.DeviceBlocked
+	in.UptimeMS, in.ObservedMS = uptime(rec.events, uptimeSince(d, now), now)
+	in.UpheldDisputes = rec.trust.UpheldDisputes
+	if tr := rec.trust; !tr.VerifiedAt.IsZero() {
 		in.ProbationEnds = tr.ProbationUntil
 		if !in.ProbationEnds.After(tr.VerifiedAt) {
 			// No probation configured: capped until the first proof is a day old anyway, so
@@ -390,7 +457,35 @@ func (rec *Record) reputationAt(ctx context.Context, d iog.Device, now time.Time
 			in.ProbationEnds = tr.VerifiedAt.Add(24 * time.Hour)
 		}
 	}
-	return reputation.Score(in, now), in, nil
+	return reputation.Score(in, now), in
+}
+
+// outcomesBy are the outcomes at or before now, oldest first (good before bad at one instant),
+// whatever order the store gave them in.
+func outcomesBy(os []store.Outcome, now time.Time) []reputation.Outcome {
+	var out []reputation.Outcome
+	for _, o := range os {
+		if !o.At.After(now) {
+			out = append(out, reputation.Outcome{At: o.At, OK: o.OK})
+		}
+	}
+	slices.SortFunc(out, func(a, b reputation.Outcome) int {
+		if c := a.At.Compare(b.At); c != 0 {
+			return c
+		}
+		return compareBool(b.OK, a.OK)
+	})
+	return out
+}
+
+func compareBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return 1
+	}
+	return -1
 }
 
 // ReputationPerMille is the cached score placement uses (0 until first computed).
@@ -398,21 +493,31 @@ func (f *Fleet) ReputationPerMille(deviceID string) int {
 	return f.cfg.Scores.PerMille(deviceID)
 }
 
-// uptime is how long in [from, to) the device was not down or inactive, of how long it existed.
-func (rec *Record) uptime(ctx context.Context, d iog.Device, from, to time.Time) (up, observed int64, err error) {
-	if d.CreatedAt.After(from) {
-		from = d.CreatedAt
-	}
+// uptime is how long in [from, to) the device was not down or inactive, of how long that is,
+// from its status changes: those from from on, and (the status at from) the last before it.
+// Changes after to do not count. Of several changes at one millisecond, whose order is not
+// recorded, the one whose status sorts last is taken as the last, whatever order they came in.
+func uptime(evs []iog.DeviceEvent, from, to time.Time) (up, observed int64) {
 	if !to.After(from) {
-		return 0, 0, nil
+		return 0, 0
 	}
-	evs, err := rec.db.DeviceEventsSince(ctx, d.ID, from)
-	if err != nil {
-		return 0, 0, err
+	evs = slices.Clone(evs)
+	slices.SortFunc(evs, func(a, b iog.DeviceEvent) int {
+		if c := a.At.Compare(b.At); c != 0 {
+			return c
+		}
+		return strings.Compare(string(a.Status), string(b.Status))
+	})
+	i, _ := slices.BinarySearchFunc(evs, from, func(e iog.DeviceEvent, t time.Time) int { return e.At.Compare(t) })
+	if i > 0 {
+		i-- // the last change before from: the status at from
 	}
 	down := false
 	at := from
-	for _, e := range evs {
+	for _, e := range evs[i:] {
+		if e.At.After(to) {
+			break
+		}
 		t := e.At
 		if t.Before(from) {
 			t = from
@@ -426,7 +531,7 @@ func (rec *Record) uptime(ctx context.Context, d iog.Device, from, to time.Time)
 	if !down {
 		up += to.Sub(at).Milliseconds()
 	}
-	return up, to.Sub(from).Milliseconds(), nil
+	return up, to.Sub(from).Milliseconds()
 }
 
 // trustView adds the proof history and the reputation to a device's detail.

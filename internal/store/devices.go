@@ -123,6 +123,13 @@ func (s *DB) DevicesWithStatus(ctx context.Context, st ...iog.DeviceStatus) ([]i
 	return out, nil
 }
 
+// DevicesAfter lists, in id order, up to limit devices in a status whose ids come after after
+// (none: ""): one page of a scan over them all that never holds them all, each page found by
+// the index of (status, id).
+func (s *DB) DevicesAfter(ctx context.Context, st iog.DeviceStatus, after string, limit int) ([]iog.Device, error) {
+	return s.deviceWhere(ctx, `status = $1 AND id > $2 ORDER BY id LIMIT $3`, string(st), after, limit)
+}
+
 // SetDeviceStatus changes a device's status and records why. When from is not empty the change
 // happens only if the device is in one of those statuses; it reports whether it changed.
 func (s *DB) SetDeviceStatus(ctx context.Context, id string, st iog.DeviceStatus, reason string, now time.Time, from ...iog.DeviceStatus) (bool, error) {

@@ -326,20 +326,25 @@ func (s *DB) LastPassedProof(ctx context.Context, deviceID string) (time.Time, b
 	return tm(at.Int64), true, nil
 }
 
+const trustCols = `device_id, verified_hw, verified_at, probation_until, idle_busy_since, idle_warned_at, idle_flagged_at, upheld_disputes`
+
+func scanTrust(r scanner) (iog.DeviceTrust, error) {
+	var t iog.DeviceTrust
+	var verified, probation, busy, warned, flagged int64
+	err := r.Scan(&t.DeviceID, &t.VerifiedHW, &verified, &probation, &busy, &warned, &flagged, &t.UpheldDisputes)
+	t.VerifiedAt, t.ProbationUntil, t.IdleBusySince, t.IdleWarnedAt, t.IdleFlaggedAt = tm(verified), tm(probation), tm(busy), tm(warned), tm(flagged)
+	return t, err
+}
+
 // DeviceTrust returns a device's trust record (zero values when it has none yet).
 func (s *DB) DeviceTrust(ctx context.Context, id string) (iog.DeviceTrust, error) {
-	t := iog.DeviceTrust{DeviceID: id}
-	var verified, probation, busy, warned, flagged int64
-	err := s.hot.QueryRowContext(ctx, `SELECT verified_hw, verified_at, probation_until, idle_busy_since, idle_warned_at,
-		idle_flagged_at, upheld_disputes FROM device_trust WHERE device_id = $1`, id).
-		Scan(&t.VerifiedHW, &verified, &probation, &busy, &warned, &flagged, &t.UpheldDisputes)
+	t, err := scanTrust(s.hot.QueryRowContext(ctx, `SELECT `+trustCols+` FROM device_trust WHERE device_id = $1`, id))
 	if errors.Is(err, sql.ErrNoRows) {
-		return t, nil
+		return iog.DeviceTrust{DeviceID: id}, nil
 	}
 	if err != nil {
-		return t, fmt.Errorf("store: device trust: %w", err)
+		return iog.DeviceTrust{DeviceID: id}, fmt.Errorf("store: device trust: %w", err)
 	}
-	t.VerifiedAt, t.ProbationUntil, t.IdleBusySince, t.IdleWarnedAt, t.IdleFlaggedAt = tm(verified), tm(probation), tm(busy), tm(warned), tm(flagged)
 	return t, nil
 }
 
@@ -399,10 +404,12 @@ func (s *DB) outcomes(ctx context.Context, query string, ok func(string) bool, a
 }
 
 // DeviceEventsSince returns a device's status changes at or after since, oldest first, plus
-// the last change before it (so the status at since is known).
+// the last change before it (so the status at since is known): every change at that last
+// instant, since which of several at one millisecond came last is not recorded.
 func (s *DB) DeviceEventsSince(ctx context.Context, id string, since time.Time) ([]iog.DeviceEvent, error) {
 	rows, err := s.ro.QueryContext(ctx, `SELECT at, status, reason FROM device_events WHERE device_id = $1 AND at >= $2
-		UNION ALL SELECT * FROM (SELECT at, status, reason FROM device_events WHERE device_id = $1 AND at < $2 ORDER BY at DESC LIMIT 1) b
+		UNION ALL SELECT at, status, reason FROM device_events WHERE device_id = $1
+			AND at = (SELECT MAX(at) FROM device_events WHERE device_id = $1 AND at < $2)
 		ORDER BY at`, id, ms(since))
 	if err != nil {
 		return nil, fmt.Errorf("store: device events: %w", err)
@@ -420,4 +427,162 @@ func (s *DB) DeviceEventsSince(ctx context.Context, id string, since time.Time) 
 		out = append(out, e)
 	}
 	return out, rows.Err()
+}
+
+// The reputation sweep's reads (internal/fleet): each reads one input of reputation for every
+// device of a DeviceRange in one query, streaming the rows and keeping those of the listed
+// devices, by device id. Each gives, for every listed device, what its per-device counterpart
+// above gives for it alone.
+
+// DeviceRange is a page of device ids for the batched reads: the ids in the store's order, as
+// DevicesAfter returns them, so that the first and the last bound every one of them in the
+// database's own collation. Rows of the devices between them that are not listed are skipped.
+type DeviceRange struct {
+	lo, hi string
+	keep   map[string]bool
+}
+
+// Range returns the DeviceRange of ids, which must be in the store's order (a subsequence of
+// a DevicesAfter page).
+func Range(ids []string) DeviceRange {
+	r := DeviceRange{keep: make(map[string]bool, len(ids))}
+	if len(ids) > 0 {
+		r.lo, r.hi = ids[0], ids[len(ids)-1]
+	}
+	for _, id := range ids {
+		r.keep[id] = true
+	}
+	return r
+}
+
+// inRange runs a query over r's range ($1 and $2; args follow) and passes each row of a listed
+// device, as scan reads it, to add: the rows stream, and those of other devices are dropped.
+func inRange[T any](ctx context.Context, s *DB, r DeviceRange, what, query string, scan func(scanner) (string, T, error),
+	add func(id string, v T), args ...any) error {
+	if len(r.keep) == 0 {
+		return nil
+	}
+	rows, err := s.ro.QueryContext(ctx, query, append([]any{r.lo, r.hi}, args...)...)
+	if err != nil {
+		return fmt.Errorf("store: %s: %w", what, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		id, v, err := scan(rows)
+		if err != nil {
+			return fmt.Errorf("store: scan %s: %w", what, err)
+		}
+		if r.keep[id] {
+			add(id, v)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("store: %s: %w", what, err)
+	}
+	return nil
+}
+
+// DeviceTrusts returns the trust records of the range's devices that have one.
+func (s *DB) DeviceTrusts(ctx context.Context, r DeviceRange) (map[string]iog.DeviceTrust, error) {
+	out := map[string]iog.DeviceTrust{}
+	err := inRange(ctx, s, r, "device trusts", `SELECT `+trustCols+` FROM device_trust WHERE device_id >= $1 AND device_id <= $2`,
+		func(sc scanner) (string, iog.DeviceTrust, error) { t, err := scanTrust(sc); return t.DeviceID, t, err },
+		func(id string, t iog.DeviceTrust) { out[id] = t })
+	return out, err
+}
+
+// ProofOutcomesIn are the range's devices' closed proofs issued in [since, until] (void ones
+// excluded): ProofOutcomes of each, less those issued after until.
+func (s *DB) ProofOutcomesIn(ctx context.Context, r DeviceRange, since, until time.Time) (map[string][]Outcome, error) {
+	// The results are told apart here, not in the query: one on result would lead SQLite to
+	// the index of results, every device's proofs, instead of the range's.
+	return s.outcomesIn(ctx, r, `SELECT device_id, issued_at, result FROM proofs WHERE device_id >= $1 AND device_id <= $2
+		AND issued_at >= $3 AND issued_at <= $4`,
+		func(r string) (ok, counts bool) {
+			switch iog.ProofResult(r) {
+			case iog.ProofPassed:
+				return true, true
+			case iog.ProofFailed, iog.ProofMissed, iog.ProofFraud:
+				return false, true
+			}
+			return false, false
+		}, ms(since), ms(until))
+}
+
+// JobOutcomesIn are the range's devices' leases ended in [since, until]: JobOutcomes of each,
+// less those ended after until.
+func (s *DB) JobOutcomesIn(ctx context.Context, r DeviceRange, since, until time.Time) (map[string][]Outcome, error) {
+	return s.outcomesIn(ctx, r, `SELECT device_id, ended_at, state FROM leases WHERE device_id >= $1 AND device_id <= $2
+		AND active = 0 AND ended_at >= $3 AND ended_at <= $4 AND state IN ($5, $6, $7, $8)`,
+		func(r string) (ok, counts bool) {
+			return r == string(iog.LeaseExited) || r == string(iog.LeaseStopped), true
+		},
+		ms(since), ms(until), string(iog.LeaseExited), string(iog.LeaseStopped), string(iog.LeaseLost), string(iog.LeaseFailed))
+}
+
+// outcomesIn reads (device id, time, result) rows; judge says whether a result is good and
+// whether it counts at all.
+func (s *DB) outcomesIn(ctx context.Context, r DeviceRange, query string, judge func(string) (ok, counts bool), args ...any) (map[string][]Outcome, error) {
+	type row struct {
+		o      Outcome
+		counts bool
+	}
+	out := map[string][]Outcome{}
+	err := inRange(ctx, s, r, "outcomes", query, func(sc scanner) (string, row, error) {
+		var id, res string
+		var at int64
+		err := sc.Scan(&id, &at, &res)
+		ok, counts := judge(res)
+		return id, row{Outcome{At: tm(at), OK: ok}, counts}, err
+	}, func(id string, o row) {
+		if o.counts {
+			out[id] = append(out[id], o.o)
+		}
+	}, args...)
+	return out, err
+}
+
+// LastCountedProofsAt is, for each of the range's devices that has one, the result of its
+// latest proof issued by at whose result counts: LastCountedProofAt's of each.
+func (s *DB) LastCountedProofsAt(ctx context.Context, r DeviceRange, at time.Time) (map[string]iog.ProofResult, error) {
+	out := map[string]iog.ProofResult{}
+	// Driven by the devices, so that each device's latest proof is found by its index (the
+	// same ORDER BY as LastCountedProofAt, ties and all) instead of a scan of its history.
+	err := inRange(ctx, s, r, "last counted proofs", `SELECT d.id, (SELECT p.result FROM proofs p WHERE p.device_id = d.id
+		AND p.issued_at <= $3 AND p.result IN ($4, $5, $6, $7) ORDER BY p.issued_at DESC, p.id DESC LIMIT 1)
+		FROM devices d WHERE d.id >= $1 AND d.id <= $2`,
+		func(sc scanner) (string, sql.NullString, error) {
+			var id string
+			var res sql.NullString
+			err := sc.Scan(&id, &res)
+			return id, res, err
+		}, func(id string, res sql.NullString) {
+			if res.Valid {
+				out[id] = iog.ProofResult(res.String)
+			}
+		}, ms(at), string(iog.ProofPassed), string(iog.ProofFailed), string(iog.ProofMissed), string(iog.ProofFraud))
+	return out, err
+}
+
+// DeviceEventsIn returns the range's devices' status changes in [since, until], plus every
+// change at the last instant before since, unordered and without their reasons: for a device
+// and any from at or after since, what DeviceEventsSince(from) gives up to until is among them.
+func (s *DB) DeviceEventsIn(ctx context.Context, r DeviceRange, since, until time.Time) (map[string][]iog.DeviceEvent, error) {
+	out := map[string][]iog.DeviceEvent{}
+	// CROSS JOIN: SQLite then loops over the devices, finding each one's last change before
+	// since by its index, not over every change of the range's devices.
+	err := inRange(ctx, s, r, "device events", `SELECT device_id, at, status FROM device_events
+			WHERE device_id >= $1 AND device_id <= $2 AND at >= $3 AND at <= $4
+		UNION ALL SELECT e.device_id, e.at, e.status FROM devices d CROSS JOIN device_events e WHERE e.device_id = d.id
+			AND e.at = (SELECT MAX(x.at) FROM device_events x WHERE x.device_id = d.id AND x.at < $3)
+			AND d.id >= $1 AND d.id <= $2`,
+		func(sc scanner) (string, iog.DeviceEvent, error) {
+			var e iog.DeviceEvent
+			var at int64
+			var st string
+			err := sc.Scan(&e.DeviceID, &at, &st)
+			e.At, e.Status = tm(at), iog.DeviceStatus(st)
+			return e.DeviceID, e, err
+		}, func(id string, e iog.DeviceEvent) { out[id] = append(out[id], e) }, ms(since), ms(until))
+	return out, err
 }
