@@ -175,7 +175,11 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	if err != nil {
 		return r, err
 	}
-	defer func() { co.stop() }()
+	defer func() {
+		if co != nil {
+			co.stop()
+		}
+	}()
 	say(fmt.Sprintf("coordinator %s (pid %d), database %s", co.url, co.cmd.Process.Pid, orElse(o.DB, "SQLite in "+dir)))
 	rss0, _ := rssKB(co.cmd.Process.Pid)
 	admin := &api.Client{Base: co.url, Token: co.adminKey, HTTP: clients[0]}
@@ -659,7 +663,9 @@ func startCoordinator(ctx context.Context, o Options, dir string) (*coordinator,
 		return nil, err
 	}
 	co := &coordinator{cmd: cmd, url: "http://" + addr, log: logf}
-	deadline := time.Now().Add(60 * time.Second)
+	// A coordinator over a large fleet loads it first (the placement view: about 10 s at 100k
+	// devices here).
+	deadline := time.Now().Add(5 * time.Minute)
 	for {
 		b, err := os.ReadFile(filepath.Join(dir, "admin.key"))
 		if err == nil && len(b) > 0 {
@@ -671,7 +677,7 @@ func startCoordinator(ctx context.Context, o Options, dir string) (*coordinator,
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			co.stop()
 			tail, _ := os.ReadFile(logf.Name())
-			return nil, fmt.Errorf("the coordinator did not start within 60 s:\n%s", lastLines(string(tail), 20))
+			return nil, fmt.Errorf("the coordinator did not answer within 5 min of its start:\n%s", lastLines(string(tail), 20))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
