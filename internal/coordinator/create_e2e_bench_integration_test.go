@@ -1,0 +1,265 @@
+//go:build integration
+
+package coordinator_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/iognet/iog/api"
+	"github.com/iognet/iog/internal/coordinator"
+	"github.com/iognet/iog/internal/fleetbench"
+	"github.com/iognet/iog/internal/iog"
+	"github.com/iognet/iog/internal/iogtest"
+	"github.com/iognet/iog/internal/limit"
+)
+
+// BenchmarkCreateEndToEnd measures `cluster create` end to end over HTTP (issue 14: API →
+// running), on a real coordinator (SQLite, proofs off, heartbeat interval 1h so the seeded
+// devices are not marked down) with 10k and 100k ready devices seeded straight into its store
+// (fleetbench.SeedDevices: 6 GPU classes, 1/2/4/8 GPUs, 4 regions). Each iteration a renter
+// POSTs a mixed create (BenchmarkCreate's mix in internal/market without tiers: 1–16
+// process nodes), then one simulated worker per placed device (signing as the seeded
+// device) fetches its assignments and reports its lease running, all at once; the iteration
+// ends when the renter's long-polled GET shows the cluster running. The workers' ack is the
+// simulated part: a real worker already holds an assignments long-poll open and is woken at
+// once, so here the fetch starts right after the create returns (no long-poll wake-up, no
+// process start). It reports create (the POST's latency) and run (create → running) as
+// creates/s, p50 and p99, and terminates every cluster after measuring it so the fleet never
+// runs out. The renter's per-account rate limit is lifted (one renter makes every create);
+// the rest are the production limits. Under the integration tag: seeding 100k devices takes
+// ~21 s and the first create (which loads the market's index, not measured) ~3 s.
+//
+//	go test -tags integration -run '^$' -bench CreateEndToEnd -benchtime 300x ./internal/coordinator/
+func BenchmarkCreateEndToEnd(parent *testing.B) {
+	for _, n := range []int{10_000, 100_000} {
+		var f *e2eFleet
+		parent.Run(fmt.Sprintf("devices=%d", n), func(b *testing.B) {
+			if f == nil { // once per size, not once per b.N: it lives until the parent ends
+				f = newE2EFleet(b, parent.Cleanup, n)
+			}
+			reqs := e2eCreates(1024)
+			createLat := make([]time.Duration, 0, b.N)
+			runLat := make([]time.Duration, 0, b.N)
+			cpu0 := iogtest.CPUTime()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				c, t0, created, running := f.createAndRun(b, reqs[(f.done+i)%len(reqs)])
+				createLat = append(createLat, created.Sub(t0))
+				runLat = append(runLat, running.Sub(t0))
+				b.StopTimer()
+				if _, err := f.renter.TerminateCluster(b.Context(), c); err != nil {
+					b.Fatalf("terminate %s: %v", c, err)
+				}
+				b.StartTimer()
+			}
+			b.StopTimer()
+			f.done += b.N
+			// The POST: creates/s (one at a time), p50-ms, p99-ms, and CPU per iteration
+			// (cpu-ms/create: the whole process, coordinator and simulated workers, the
+			// terminate included); then create → running: runs/s, run-p50-ms, run-p99-ms.
+			iogtest.ReportLatency(b, "create", createLat, iogtest.CPUTime()-cpu0)
+			var total time.Duration
+			for _, d := range runLat {
+				total += d
+			}
+			b.ReportMetric(float64(len(runLat))/total.Seconds(), "runs/s")
+			b.ReportMetric(pct(runLat, 0.50), "run-p50-ms")
+			b.ReportMetric(pct(runLat, 0.99), "run-p99-ms")
+		})
+	}
+}
+
+// pct is lat's q quantile in milliseconds, as iogtest.ReportLatency computes it.
+func pct(lat []time.Duration, q float64) float64 {
+	s := slices.Clone(lat)
+	slices.Sort(s)
+	return float64(s[min(len(s)-1, int(q*float64(len(s))))].Microseconds()) / 1000
+}
+
+type e2eFleet struct {
+	url    string
+	renter *api.Client
+	hc     *http.Client
+	done   int
+}
+
+// newE2EFleet starts a coordinator, makes a funded renter and a supplier, seeds n devices of
+// the supplier and checks that a first (unmeasured) create places on them and runs. The
+// coordinator stops in cleanup (the parent benchmark's: a sub-benchmark's body runs once per b.N).
+func newE2EFleet(b *testing.B, cleanup func(func()), n int) *e2eFleet {
+	dir, err := os.MkdirTemp("", "iog-e2e-bench-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	cleanup(func() { os.RemoveAll(dir) })
+	cfg := coordinator.Config{DB: "sqlite:" + filepath.Join(dir, "iog.db"), Listen: "127.0.0.1:0",
+		DataDir: dir, HeartbeatInterval: time.Hour, SkipProofs: true}
+	// One renter here makes every create (and its GETs and terminate), many times the
+	// per-account rate a real one may: its bucket is lifted; the rest are production limits.
+	lim := coordinator.DefaultLimits()
+	lim.HTTP.User = limit.Rate{PerSec: 1e6, Burst: 1e6}
+	cfg.Limits = &lim
+	c, err := coordinator.New(context.Background(), cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			panic(fmt.Sprintf("run: %v", err))
+		}
+		c.Close()
+	})
+	key, err := coordinator.ReadAdminKey(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 256}}
+	admin := api.NewClient(c.URL(), key)
+	admin.HTTP = hc
+	mk := func(name string, role string) (string, *api.Client) {
+		r, err := admin.CreateAccount(ctx, api.CreateAccountRequest{Name: name, Roles: []string{role}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		cl := api.NewClient(c.URL(), r.APIKey)
+		cl.HTTP = hc
+		return r.Account.ID, cl
+	}
+	renterID, renter := mk("renter", "renter")
+	supplierID, _ := mk("supplier", "supplier")
+	db := c.Testing().Store()
+	for _, cur := range []iog.Currency{iog.IO, iog.USDC} {
+		p := iog.Transfer("bench-fund:"+string(cur), "deposit:"+renterID, cur, time.Now(), iog.AccExternal, iog.AccWallet(renterID), 1<<50, "bench")
+		if _, err := db.Post(ctx, p); err != nil {
+			b.Fatal(err)
+		}
+	}
+	t0 := time.Now()
+	if err := fleetbench.SeedDevices(ctx, db, supplierID, n, time.Now(), e2eDevice); err != nil {
+		b.Fatal(err)
+	}
+	f := &e2eFleet{url: c.URL(), renter: renter, hc: hc}
+	seeded := time.Now()
+	// The first create loads the market's index: not measured.
+	cl, _, _, _ := f.createAndRun(b, api.CreateClusterRequest{Type: iog.TypeProcess, Command: []string{"true"}, Nodes: 16, Hours: 1})
+	if _, err := renter.TerminateCluster(ctx, cl); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("%d devices seeded in %s, first create to running (loads the index) %s", n, seeded.Sub(t0).Round(time.Millisecond),
+		time.Since(seeded).Round(time.Millisecond))
+	return f
+}
+
+var e2eModels = []string{"H100-80GB", "A100-80GB", "A100-40GB", "RTX-4090", "L40S", "RTX-3090"}
+
+// e2eDevice is seeded device i: a GPU class, 1/2/4/8 GPUs, a region, a sandbox and Docker.
+func e2eDevice(i int) fleetbench.Seeded {
+	r := rand.New(rand.NewPCG(uint64(i), 7))
+	model := e2eModels[r.IntN(len(e2eModels))]
+	id := fleetbench.SeedID(i)
+	inv := api.Inventory{Hostname: fmt.Sprintf("bench-%d", i), OS: "linux", Arch: "amd64", CPUModel: "bench", CPUCores: 16,
+		CPUThreads: 32, MemoryMiB: 262144, DiskMiB: 1 << 20, Isolation: []string{"sandbox", "container"}}
+	for g := range []int{1, 1, 2, 4, 8}[r.IntN(5)] {
+		inv.GPUs = append(inv.GPUs, api.GPU{Index: g, UUID: fmt.Sprintf("GPU-%s-%d", id, g), Model: model})
+	}
+	return fleetbench.Seeded{Inventory: inv, Region: []string{"eu", "us", "ap", "sa"}[r.IntN(4)],
+		Addr: fmt.Sprintf("10.%d.%d.%d", i/65536%256, i/256%256, i%256)}
+}
+
+// e2eCreates is BenchmarkCreate's mix (internal/market) without tiers (seeded devices have
+// none): 1–16 process nodes, a GPU class or family with 1–4 GPUs per node (or any GPU), a region
+// half of the time.
+func e2eCreates(n int) []api.CreateClusterRequest {
+	r := rand.New(rand.NewPCG(5, 6))
+	models := []string{"H100-80GB", "A100", "RTX-4090", "L40S", ""}
+	out := make([]api.CreateClusterRequest, n)
+	for i := range out {
+		req := api.CreateClusterRequest{Type: iog.TypeProcess, Command: []string{"true"}, Nodes: 1 + r.IntN(16),
+			GPUModel: models[r.IntN(len(models))], Hours: 1}
+		if req.GPUModel != "" {
+			req.GPUsPerNode = []int{1, 1, 2, 4}[r.IntN(4)]
+		}
+		if r.IntN(2) == 0 {
+			req.Region = []string{"eu", "us", "ap", "sa"}[r.IntN(4)]
+		}
+		out[i] = req
+	}
+	return out
+}
+
+// createAndRun POSTs req, acks every node as its worker would, and waits for the cluster to be
+// running: it returns the cluster's id, when the POST was sent, when it returned, and when the
+// renter saw the cluster running.
+func (f *e2eFleet) createAndRun(b *testing.B, req api.CreateClusterRequest) (string, time.Time, time.Time, time.Time) {
+	ctx, cancel := context.WithTimeout(b.Context(), 10*time.Second)
+	defer cancel()
+	t0 := time.Now()
+	c, err := f.renter.CreateCluster(ctx, req)
+	if err != nil {
+		b.Fatalf("create (%+v): %v", req, err)
+	}
+	created := time.Now()
+	var wg sync.WaitGroup
+	errs := make(chan error, len(c.Nodes))
+	for _, nd := range c.Nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- f.ack(ctx, c.ID, nd.DeviceID)
+		}()
+	}
+	for c.State != string(iog.ClusterRunning) {
+		if c.State != string(iog.ClusterDeploying) {
+			b.Fatalf("cluster %s is %s (%s), want running", c.ID, c.State, c.Reason)
+		}
+		if c, err = f.renter.WaitCluster(ctx, c.ID, c.Revision, 5*time.Second); err != nil {
+			b.Fatalf("cluster %s never ran: %v", c.ID, err)
+		}
+	}
+	running := time.Now()
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	return c.ID, t0, created, running
+}
+
+// ack is a simulated worker of seeded device id: it fetches its assignments and reports the
+// cluster's lease running.
+func (f *e2eFleet) ack(ctx context.Context, cluster, id string) error {
+	i, err := strconv.Atoi(id[max(0, len(id)-10):]) // SeedID ends in 10 digits
+	if err != nil || fleetbench.SeedID(i) != id {
+		return fmt.Errorf("node on %s, not a seeded device", id)
+	}
+	w := &api.Client{Base: f.url, Key: fleetbench.SeedKey(i), DeviceID: id, HTTP: f.hc}
+	a, err := w.Assignments(ctx, 0, 0)
+	if err != nil {
+		return fmt.Errorf("assignments of %s: %w", id, err)
+	}
+	for _, l := range a.Leases {
+		if l.ClusterID == cluster && l.State == string(iog.LeaseAssigned) {
+			if err := w.LeaseStatus(ctx, l.LeaseID, api.LeaseStatusRequest{State: string(iog.LeaseRunning)}); err != nil {
+				return fmt.Errorf("lease %s running: %w", l.LeaseID, err)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("device %s has no assigned lease of %s: %+v", id, cluster, a.Leases)
+}
