@@ -42,20 +42,7 @@ func startWith(t *testing.T, change func(*coordinator.Config)) *env {
 	if change != nil {
 		change(&cfg)
 	}
-	c, err := coordinator.New(t.Context(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("run: %v", err)
-		}
-		c.Close()
-	})
+	c, _ := runWith(t, cfg)
 	key, err := coordinator.ReadAdminKey(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -73,8 +60,35 @@ func startWith(t *testing.T, change func(*coordinator.Config)) *env {
 	return e
 }
 
+// runWith starts a coordinator with cfg; the function it returns (also run at t's cleanup)
+// stops it.
+func runWith(t testing.TB, cfg coordinator.Config) (*coordinator.Coordinator, func()) {
+	t.Helper()
+	c, err := coordinator.New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+		c.Close()
+	}
+	t.Cleanup(stop)
+	return c, stop
+}
+
 // fund deposits IO and USDC straight through the ledger (a production coordinator has no faucet).
-func fund(t *testing.T, c *coordinator.Coordinator, accountID string, amt iog.Amount) {
+func fund(t testing.TB, c *coordinator.Coordinator, accountID string, amt iog.Amount) {
 	t.Helper()
 	for _, cur := range []iog.Currency{iog.IO, iog.USDC} {
 		p := iog.Transfer("test-fund:"+accountID+":"+string(cur), "deposit:"+accountID, cur, time.Now(), iog.AccExternal, iog.AccWallet(accountID), amt, "test")

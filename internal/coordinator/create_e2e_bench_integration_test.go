@@ -27,7 +27,7 @@ import (
 // running), on a real coordinator (SQLite, proofs off, heartbeat interval 1h so the seeded
 // devices are not marked down) with 10k and 100k ready devices seeded straight into its store
 // (fleetbench.SeedDevices: 6 GPU classes, 1/2/4/8 GPUs, 4 regions). Each iteration a renter
-// POSTs a mixed create (BenchmarkCreate's mix in internal/market without tiers: 1–16
+// POSTs a mixed create (iogtest.CreateMix without tiers, which seeded devices lack: 1–16
 // process nodes), then one simulated worker per placed device (signing as the seeded
 // device) fetches its assignments and reports its lease running, all at once; the iteration
 // ends when the renter's long-polled GET shows the cluster running. The workers' ack is the
@@ -45,9 +45,9 @@ func BenchmarkCreateEndToEnd(parent *testing.B) {
 		var f *e2eFleet
 		parent.Run(fmt.Sprintf("devices=%d", n), func(b *testing.B) {
 			if f == nil { // once per size, not once per b.N: it lives until the parent ends
-				f = newE2EFleet(b, parent.Cleanup, n)
+				f = newE2EFleet(b, parent, n)
 			}
-			reqs := e2eCreates(1024)
+			reqs := iogtest.CreateMix(1024, false)
 			createLat := make([]time.Duration, 0, b.N)
 			runLat := make([]time.Duration, 0, b.N)
 			cpu0 := iogtest.CPUTime()
@@ -96,12 +96,12 @@ type e2eFleet struct {
 // newE2EFleet starts a coordinator, makes a funded renter and a supplier, seeds n devices of
 // the supplier and checks that a first (unmeasured) create places on them and runs. The
 // coordinator stops in cleanup (the parent benchmark's: a sub-benchmark's body runs once per b.N).
-func newE2EFleet(b *testing.B, cleanup func(func()), n int) *e2eFleet {
+func newE2EFleet(b *testing.B, owner testing.TB, n int) *e2eFleet {
 	dir, err := os.MkdirTemp("", "iog-e2e-bench-")
 	if err != nil {
 		b.Fatal(err)
 	}
-	cleanup(func() { os.RemoveAll(dir) })
+	owner.Cleanup(func() { os.RemoveAll(dir) })
 	cfg := coordinator.Config{DB: "sqlite:" + filepath.Join(dir, "iog.db"), Listen: "127.0.0.1:0",
 		DataDir: dir, HeartbeatInterval: time.Hour, SkipProofs: true}
 	// One renter here makes every create (and its GETs and terminate), many times the
@@ -109,20 +109,8 @@ func newE2EFleet(b *testing.B, cleanup func(func()), n int) *e2eFleet {
 	lim := coordinator.DefaultLimits()
 	lim.HTTP.User = limit.Rate{PerSec: 1e6, Burst: 1e6}
 	cfg.Limits = &lim
-	c, err := coordinator.New(context.Background(), cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			panic(fmt.Sprintf("run: %v", err))
-		}
-		c.Close()
-	})
+	c, _ := runWith(owner, cfg)
+	ctx := b.Context()
 	key, err := coordinator.ReadAdminKey(dir)
 	if err != nil {
 		b.Fatal(err)
@@ -141,15 +129,9 @@ func newE2EFleet(b *testing.B, cleanup func(func()), n int) *e2eFleet {
 	}
 	renterID, renter := mk("renter", "renter")
 	supplierID, _ := mk("supplier", "supplier")
-	db := c.Testing().Store()
-	for _, cur := range []iog.Currency{iog.IO, iog.USDC} {
-		p := iog.Transfer("bench-fund:"+string(cur), "deposit:"+renterID, cur, time.Now(), iog.AccExternal, iog.AccWallet(renterID), 1<<50, "bench")
-		if _, err := db.Post(ctx, p); err != nil {
-			b.Fatal(err)
-		}
-	}
+	fund(b, c, renterID, 1<<50)
 	t0 := time.Now()
-	if err := fleetbench.SeedDevices(ctx, db, supplierID, n, time.Now(), e2eDevice); err != nil {
+	if err := fleetbench.SeedDevices(ctx, c.Testing().Store(), supplierID, n, time.Now(), e2eDevice); err != nil {
 		b.Fatal(err)
 	}
 	f := &e2eFleet{url: c.URL(), renter: renter, hc: hc}
@@ -178,27 +160,6 @@ func e2eDevice(i int) fleetbench.Seeded {
 	}
 	return fleetbench.Seeded{Inventory: inv, Region: []string{"eu", "us", "ap", "sa"}[r.IntN(4)],
 		Addr: fmt.Sprintf("10.%d.%d.%d", i/65536%256, i/256%256, i%256)}
-}
-
-// e2eCreates is BenchmarkCreate's mix (internal/market) without tiers (seeded devices have
-// none): 1–16 process nodes, a GPU class or family with 1–4 GPUs per node (or any GPU), a region
-// half of the time.
-func e2eCreates(n int) []api.CreateClusterRequest {
-	r := rand.New(rand.NewPCG(5, 6))
-	models := []string{"H100-80GB", "A100", "RTX-4090", "L40S", ""}
-	out := make([]api.CreateClusterRequest, n)
-	for i := range out {
-		req := api.CreateClusterRequest{Type: iog.TypeProcess, Command: []string{"true"}, Nodes: 1 + r.IntN(16),
-			GPUModel: models[r.IntN(len(models))], Hours: 1}
-		if req.GPUModel != "" {
-			req.GPUsPerNode = []int{1, 1, 2, 4}[r.IntN(4)]
-		}
-		if r.IntN(2) == 0 {
-			req.Region = []string{"eu", "us", "ap", "sa"}[r.IntN(4)]
-		}
-		out[i] = req
-	}
-	return out
 }
 
 // createAndRun POSTs req, acks every node as its worker would, and waits for the cluster to be

@@ -1,7 +1,6 @@
 package coordinator_test
 
 import (
-	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"path/filepath"
@@ -27,20 +26,7 @@ func startCoord(t *testing.T, cfg coordinator.Config, name string) (*coordinator
 	t.Helper()
 	dir := t.TempDir()
 	cfg.DB, cfg.Listen, cfg.DataDir, cfg.HeartbeatInterval, cfg.SkipProofs = "sqlite:"+filepath.Join(dir, "iog.db"), "127.0.0.1:0", dir, time.Hour, true
-	c, err := coordinator.New(t.Context(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("run: %v", err)
-		}
-		c.Close()
-	})
+	c, _ := runWith(t, cfg)
 	key, err := coordinator.ReadAdminKey(dir)
 	if err != nil {
 		t.Fatal(err)

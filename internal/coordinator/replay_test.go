@@ -2,7 +2,6 @@ package coordinator_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -20,33 +19,6 @@ func run(t *testing.T, dir string) (*coordinator.Coordinator, func()) {
 	t.Helper()
 	return runWith(t, coordinator.Config{DB: "sqlite:" + filepath.Join(dir, "iog.db"), Listen: "127.0.0.1:0",
 		DataDir: dir, HeartbeatInterval: time.Hour, SkipProofs: true, MeshRelay: "off"})
-}
-
-// runWith starts a coordinator with cfg; the function it returns (also run at cleanup) stops
-// it.
-func runWith(t *testing.T, cfg coordinator.Config) (*coordinator.Coordinator, func()) {
-	t.Helper()
-	c, err := coordinator.New(t.Context(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("run: %v", err)
-		}
-		c.Close()
-	}
-	t.Cleanup(stop)
-	return c, stop
 }
 
 // signedHello is a correctly signed hello of w, captured instead of sent.

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/iognet/iog/internal/store"
 	"github.com/iognet/iog/internal/store/storetest"
 )
 
@@ -16,15 +15,7 @@ import (
 func TestSweepMatchesPerDevicePostgres(t *testing.T) {
 	for _, seed := range []uint64{1, uint64(time.Now().UnixNano())} {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
-			db, err := store.Open(t.Context(), storetest.PostgresDSN(t))
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { db.Close() })
-			if db.Engine() != store.Postgres {
-				t.Fatalf("engine %s", db.Engine())
-			}
-			checkBatchedReputation(t, db, seed)
+			checkBatchedReputation(t, storetest.OpenPostgres(t), seed)
 		})
 	}
 }

@@ -64,18 +64,20 @@ func seedRange(ctx context.Context, db *store.DB, owner string, lo, hi, perStmt 
 	}
 	defer tx.Rollback()
 	const cols = 16
-	var rows []string
+	var b strings.Builder
 	var args []any
+	n := 0
 	flush := func() error {
-		if len(rows) == 0 {
+		if n == 0 {
 			return nil
 		}
 		q := `INSERT INTO devices (id, owner_id, name, public_key, status, status_reason, region, gpu_model, gpu_count,
-			ask_per_hour, inventory, addr, created_at, last_seen_at, up_since, changed_seq) VALUES ` + strings.Join(rows, ", ")
+			ask_per_hour, inventory, addr, created_at, last_seen_at, up_since, changed_seq) VALUES ` + b.String()
 		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
 			return fmt.Errorf("seed devices: %w", err)
 		}
-		rows, args = rows[:0], args[:0]
+		b.Reset()
+		args, n = args[:0], 0
 		return nil
 	}
 	for i := lo; i < hi; i++ {
@@ -88,16 +90,23 @@ func seedRange(ctx context.Context, db *store.DB, owner string, lo, hi, perStmt 
 		if len(s.Inventory.GPUs) > 0 {
 			model, count = s.Inventory.GPUs[0].Model, len(s.Inventory.GPUs)
 		}
-		ph := make([]string, cols)
-		for c := range ph {
-			ph[c] = fmt.Sprintf("$%d", len(args)+c+1)
+		if n > 0 {
+			b.WriteString(", ")
 		}
-		rows = append(rows, "("+strings.Join(ph, ", ")+")")
+		b.WriteByte('(')
+		for c := range cols {
+			if c > 0 {
+				b.WriteString(", ")
+			}
+			db.Param(&b, len(args)+c+1)
+		}
+		b.WriteByte(')')
+		n++
 		pub := SeedKey(i).Public().(ed25519.PublicKey)
 		args = append(args, SeedID(i), owner, s.Inventory.Hostname, base64.StdEncoding.EncodeToString(pub), string(iog.DeviceReady),
 			"seeded by iog bench fleet", s.Region, model, count, int64(pricing.AutoAsk(model, count, 0)), string(inv), s.Addr,
 			now.UnixMilli(), now.UnixMilli(), now.UnixMilli(), seq)
-		if len(rows) == perStmt {
+		if n == perStmt {
 			if err := flush(); err != nil {
 				return err
 			}

@@ -1,10 +1,15 @@
 package iogtest
 
 import (
+	"math/rand/v2"
+
 	"slices"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/iognet/iog/api"
+	"github.com/iognet/iog/internal/iog"
 )
 
 // CPUTime is the CPU time this process has used, user and system.
@@ -37,4 +42,28 @@ func ReportLatency(b *testing.B, op string, lat []time.Duration, cpu time.Durati
 	b.ReportMetric(p(0.50), "p50-ms")
 	b.ReportMetric(p(0.99), "p99-ms")
 	b.ReportMetric(float64(cpu.Microseconds())/1000/float64(len(lat)), "cpu-ms/"+op)
+}
+
+// CreateMix is n mixed cluster requests, the same for every benchmark of creates: 1–16 process
+// nodes, a GPU class (or family, or none) and GPUs per node, a region half of the time, and
+// with tiers a "high" tier a quarter of the time.
+func CreateMix(n int, tiers bool) []api.CreateClusterRequest {
+	r := rand.New(rand.NewPCG(5, 6))
+	models := []string{"H100-80GB", "A100", "RTX-4090", "L40S", ""}
+	out := make([]api.CreateClusterRequest, n)
+	for i := range out {
+		req := api.CreateClusterRequest{Type: iog.TypeProcess, Command: []string{"true"}, Nodes: 1 + r.IntN(16),
+			GPUModel: models[r.IntN(len(models))], Hours: 1}
+		if req.GPUModel != "" {
+			req.GPUsPerNode = []int{1, 1, 2, 4}[r.IntN(4)]
+		}
+		if r.IntN(2) == 0 {
+			req.Region = []string{"eu", "us", "ap", "sa"}[r.IntN(4)]
+		}
+		if tiers && r.IntN(4) == 0 {
+			req.Tier = "high"
+		}
+		out[i] = req
+	}
+	return out
 }

@@ -31,7 +31,7 @@ func BenchmarkCreate(b *testing.B) {
 			start := time.Now()
 			m, renter := benchMarket(b, n)
 			seeded := time.Now()
-			reqs := benchCreates(1024)
+			reqs := iogtest.CreateMix(1024, true)
 			if _, err := m.Create(ctx, renter, reqs[len(reqs)-1]); err != nil {
 				b.Fatal(err)
 			}
@@ -132,27 +132,4 @@ func seedDevices(b *testing.B, db *store.DB, owner string, n int, now time.Time)
 	if err := tx.Commit(); err != nil {
 		b.Fatal(err)
 	}
-}
-
-// benchCreates is n mixed requests: 1–16 nodes, a GPU class (or family) and GPUs per node, a
-// region half of the time, a tier a quarter of the time.
-func benchCreates(n int) []api.CreateClusterRequest {
-	r := rand.New(rand.NewPCG(5, 6))
-	models := []string{"H100-80GB", "A100", "RTX-4090", "L40S", ""}
-	out := make([]api.CreateClusterRequest, n)
-	for i := range out {
-		req := api.CreateClusterRequest{Type: iog.TypeProcess, Command: []string{"true"}, Nodes: 1 + r.IntN(16),
-			GPUModel: models[r.IntN(len(models))], Hours: 1}
-		if req.GPUModel != "" {
-			req.GPUsPerNode = []int{1, 1, 2, 4}[r.IntN(4)]
-		}
-		if r.IntN(2) == 0 {
-			req.Region = []string{"eu", "us", "ap", "sa"}[r.IntN(4)]
-		}
-		if r.IntN(4) == 0 {
-			req.Tier = "high"
-		}
-		out[i] = req
-	}
-	return out
 }

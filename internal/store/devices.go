@@ -327,9 +327,9 @@ func (s *DB) TouchDevices(ctx context.Context, seen map[string]time.Time) error 
 					b.WriteString(", ")
 				}
 				b.WriteString("(CAST(")
-				s.param(&b, 2*i+1)
+				s.Param(&b, 2*i+1)
 				b.WriteString(" AS TEXT), CAST(")
-				s.param(&b, 2*i+2)
+				s.Param(&b, 2*i+2)
 				b.WriteString(" AS BIGINT))")
 				args = append(args, id, ms(seen[id]))
 			}

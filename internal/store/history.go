@@ -52,7 +52,7 @@ func (s *DB) AddTelemetry(ctx context.Context, ps []TelemetryPoint) error {
 					if j > 0 {
 						sb.WriteString(", ")
 					}
-					s.param(&sb, 11*i+j+1)
+					s.Param(&sb, 11*i+j+1)
 				}
 				sb.WriteByte(')')
 				args = append(args, p.DeviceID, p.Step.Milliseconds(), ms(p.At), p.N, p.GPUN, p.CPUPerMille, p.MemMiB,

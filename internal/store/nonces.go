@@ -51,9 +51,9 @@ func (s *DB) UseNonces(ctx context.Context, keys []string, now, expires time.Tim
 				b.WriteString(", ")
 			}
 			b.WriteByte('(')
-			s.param(&b, 2*i+1)
+			s.Param(&b, 2*i+1)
 			b.WriteString(", ")
-			s.param(&b, 2*i+2)
+			s.Param(&b, 2*i+2)
 			b.WriteByte(')')
 			args = append(args, k, ms(expires))
 		}

@@ -11,14 +11,6 @@ import (
 
 func TestPostgres(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) *store.DB {
-		db, err := store.Open(t.Context(), storetest.PostgresDSN(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		if db.Engine() != store.Postgres {
-			t.Fatalf("engine %s", db.Engine())
-		}
-		return db
+		return storetest.OpenPostgres(t)
 	})
 }

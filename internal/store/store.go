@@ -203,12 +203,12 @@ func sqliteEsc(dsn string) string {
 // Engine returns SQLite or Postgres.
 func (s *DB) Engine() string { return s.engine }
 
-// param writes the placeholder of argument k (from 1) of a statement whose every placeholder
+// Param writes the placeholder of argument k (from 1) of a statement whose every placeholder
 // is written by param, in the order of its arguments: $k on PostgreSQL, an anonymous ? on
 // SQLite. SQLite's driver binds a numbered placeholder by formatting and comparing the numbers
 // of the arguments before it, which is quadratic in a statement's parameters: a 2,750-parameter
 // telemetry insert spent most of its time there (a fifth of a coordinator's CPU at 20k devices).
-func (s *DB) param(b *strings.Builder, k int) {
+func (s *DB) Param(b *strings.Builder, k int) {
 	if s.engine == SQLite {
 		b.WriteByte('?')
 		return

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver
+
+	"github.com/iognet/iog/internal/store"
 )
 
 // PostgresDSN returns a DSN for a fresh schema in the database IOG_TEST_POSTGRES names, dropped
@@ -35,4 +37,18 @@ func PostgresDSN(t testing.TB) string {
 		sep = "&"
 	}
 	return fmt.Sprintf("%s%ssearch_path=%s", base, sep, schema)
+}
+
+// OpenPostgres opens a store on a fresh schema (PostgresDSN), closed when the test ends.
+func OpenPostgres(t testing.TB) *store.DB {
+	t.Helper()
+	db, err := store.Open(t.Context(), PostgresDSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if db.Engine() != store.Postgres {
+		t.Fatalf("engine %s", db.Engine())
+	}
+	return db
 }
