@@ -362,7 +362,7 @@ func benchFleet(ctx context.Context, o cli.BenchOptions, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fo := fleetbench.Options{Bin: bin, Devices: o.Devices, Interval: o.Interval, Duration: o.Duration, DB: o.DB, Silent: o.Silent, Seed: o.Seed, Joiners: o.Joiners, SignedBeats: o.SignedBeats}
+	fo := fleetbench.Options{Bin: bin, Devices: o.Devices, Interval: o.Interval, Duration: o.Duration, DB: o.DB, Silent: o.Silent, Seed: o.Seed, Joiners: o.Joiners, SignedBeats: o.SignedBeats, Keep: o.Keep}
 	if !o.JSON {
 		fo.Progress = func(s string) { fmt.Fprintln(w, s) }
 	}

@@ -115,6 +115,8 @@ type BenchOptions struct {
 	Joiners int
 	// SignedBeats: the devices sign every heartbeat instead of asking for a session.
 	SignedBeats bool
+	// Keep: keep the run's directory (the coordinator's log and, with SQLite, its database).
+	Keep bool
 }
 
 const (
@@ -437,6 +439,7 @@ meanwhile (a false down).`,
 	ff.StringVar(&fo.DB, "db", "", "the coordinator's database: postgres://... (a scratch one) or sqlite:PATH (default: SQLite in a temporary directory)")
 	ff.IntVar(&fo.Silent, "silent", 10, "devices that stop beating, to measure how soon they are marked down")
 	ff.IntVar(&fo.Joiners, "joiners", 32, "devices joining (or, with --seed, saying hello) at once")
+	ff.BoolVar(&fo.Keep, "keep", false, "keep the run's directory (the coordinator's log and, with SQLite, its database) and print where it is")
 	ff.BoolVar(&fo.SignedBeats, "signed-beats", false, "sign every heartbeat (ed25519) instead of using heartbeat sessions (protocol 5), as older workers do")
 	ff.BoolVar(&fo.Seed, "seed", false, "seed the devices into the store and restart the coordinator over them, instead of joining them")
 	ff.BoolVar(&fo.JSON, "json", false, "print results as JSON")

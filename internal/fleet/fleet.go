@@ -28,6 +28,10 @@ import (
 // MissedBeats is how many heartbeats a device may miss before it is down.
 const MissedBeats = 3
 
+// ReturnGraceMax is, in heartbeat intervals, the longest a restarted coordinator waits for the
+// devices it has not heard from since its start while others are still coming back (live.go).
+const ReturnGraceMax = 20
+
 // Config configures a Fleet.
 type Config struct {
 	Store             *store.DB
@@ -92,6 +96,9 @@ type Fleet struct {
 	gen     uint64
 	loaded  time.Time // when status was last read from the store
 	started time.Time // the grace of a restart counts from here
+	// returned is when a device last said its first hello since this coordinator started:
+	// while devices are still coming back, those not back yet are not marked down.
+	returned time.Time
 }
 
 // New returns a Fleet.
@@ -377,6 +384,9 @@ func (f *Fleet) Hello(ctx context.Context, d iog.Device, req api.HelloRequest, a
 	f.mu.Lock()
 	f.nonce[d.ID] = n
 	f.seen[d.ID], f.dirty[d.ID] = now, now
+	if !f.sessions[d.ID] {
+		f.returned = now
+	}
 	f.sessions[d.ID] = true
 	f.gen++
 	f.status[d.ID] = liveStatus{st: st, gen: f.gen}

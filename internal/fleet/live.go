@@ -65,7 +65,8 @@ func (f *Fleet) setStatus(ctx context.Context, id string, st iog.DeviceStatus, r
 // refresh rereads the liveness table from the store. An entry this coordinator set after the
 // read began is kept; a device no longer stored (deleted) leaves the table. A device's
 // last-seen time only moves forward, and never starts before this coordinator did: after a
-// restart every device has the whole grace of MissedBeats intervals to say hello again.
+// restart every device has the whole grace of MissedBeats intervals to say hello again, and
+// longer while the fleet is still coming back (checkLiveness).
 func (f *Fleet) refresh(ctx context.Context) error {
 	f.mu.Lock()
 	f.gen++
@@ -241,11 +242,21 @@ func (f *Fleet) checkLiveness(ctx context.Context, onDown func(ctx context.Conte
 	limit := time.Duration(MissedBeats) * f.cfg.HeartbeatInterval
 	var out []store.Silent
 	f.mu.Lock()
+	// After a restart the whole fleet says hello at once, and a large one takes longer than
+	// the grace to be heard (100k devices at a few thousand hellos a second): while devices are
+	// still coming back (one said its first hello within the last interval), one not heard
+	// since the start is waiting its turn, not silent, up to ReturnGraceMax intervals.
+	returning := now.Sub(f.returned) <= f.cfg.HeartbeatInterval &&
+		now.Sub(f.started) < ReturnGraceMax*f.cfg.HeartbeatInterval
 	for id, ls := range f.status {
 		if !alive(ls.st) {
 			continue
 		}
-		if last := f.seen[id]; now.Sub(last) > limit {
+		last := f.seen[id]
+		if returning && !f.sessions[id] && !last.After(f.started) {
+			continue
+		}
+		if now.Sub(last) > limit {
 			reason := "missed " + strconv.Itoa(MissedBeats) + " heartbeats (last seen " + last.UTC().Format(time.RFC3339) + ")"
 			out = append(out, store.Silent{ID: id, Reason: reason})
 		}

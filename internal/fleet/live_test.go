@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -81,5 +82,105 @@ func TestLivenessInMemory(t *testing.T) {
 	restarted.CheckLiveness(ctx)
 	if st := status(t, f, beating.ID).Status; st != iog.DeviceReady {
 		t.Fatalf("after a restart and a hello: %s", st)
+	}
+}
+
+// TestLivenessWhileTheFleetComesBack: after a restart, a fleet too large to say hello within
+// the grace is not marked down while its devices are still coming back; once none came back
+// for an interval, those still missing are; and a trickle of returns holds the rest off for
+// ReturnGraceMax intervals at most.
+func TestLivenessWhileTheFleetComesBack(t *testing.T) {
+	f, clk, acct := newFleet(t)
+	ctx := t.Context()
+	f.cfg.SkipProofs = true
+	iv := f.cfg.HeartbeatInterval
+	var devs []iog.Device
+	for i := range ReturnGraceMax + 4 {
+		d := join(t, f, acct, fmt.Sprintf("key-%d", i), host(fmt.Sprintf("m-%d", i)))
+		if _, err := f.Hello(ctx, d, api.HelloRequest{Inventory: host(d.Name)}, "10.0.0.1"); err != nil {
+			t.Fatal(err)
+		}
+		devs = append(devs, d)
+	}
+	f.flush(ctx)
+	restart := func() *Fleet {
+		return New(Config{Store: f.db, Now: clk.Now, Trust: f.cfg.Trust, SkipProofs: true})
+	}
+	nonces := map[string]string{}
+	hello := func(r *Fleet, d iog.Device) {
+		t.Helper()
+		h, err := r.Hello(ctx, status(t, f, d.ID), api.HelloRequest{Inventory: host(d.Name)}, "10.0.0.1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		nonces[d.ID] = h.Nonce
+	}
+	// Those back beat, as workers do.
+	beat := func(r *Fleet, ds []iog.Device) {
+		t.Helper()
+		for _, d := range ds {
+			b, err := r.Heartbeat(ctx, d, api.HeartbeatRequest{Nonce: nonces[d.ID]})
+			if err != nil {
+				t.Fatal(err)
+			}
+			nonces[d.ID] = b.Nonce
+		}
+	}
+	down := func(ds ...iog.Device) (n int) {
+		for _, d := range ds {
+			if status(t, f, d.ID).Status == iog.DeviceDown {
+				n++
+			}
+		}
+		return n
+	}
+
+	// Devices come back one an interval, for longer than the grace: none is marked down
+	// meanwhile, neither one back (it beats) nor one still waiting its turn.
+	r := restart()
+	back := 0
+	for range MissedBeats + 2 {
+		clk.Add(iv)
+		beat(r, devs[:back])
+		hello(r, devs[back])
+		back++
+		r.CheckLiveness(ctx)
+		if n := down(devs...); n > 0 {
+			t.Fatalf("%d devices back, %s after the restart: %d marked down while the fleet was coming back", back, time.Duration(back)*iv, n)
+		}
+	}
+	// No return for more than an interval: the rest are silent.
+	clk.Add(iv + time.Second)
+	beat(r, devs[:back])
+	r.CheckLiveness(ctx)
+	if n := down(devs[back:]...); n != len(devs)-back {
+		t.Fatalf("an interval after the last return: %d of the %d devices not back are down", n, len(devs)-back)
+	}
+	if n := down(devs[:back]...); n != 0 {
+		t.Fatalf("%d of the devices back were marked down", n)
+	}
+
+	// A trickle: a return every interval holds the rest off for ReturnGraceMax intervals, then
+	// they are marked down although returns go on.
+	for _, d := range devs {
+		if _, err := f.db.SetDeviceStatus(ctx, d.ID, iog.DeviceReady, "", clk.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r = restart()
+	start := clk.Now()
+	for i := 0; clk.Now().Sub(start) < (ReturnGraceMax+1)*iv; i++ {
+		clk.Add(iv)
+		beat(r, devs[:i])
+		hello(r, devs[i])
+		r.CheckLiveness(ctx)
+		waiting := devs[i+1:]
+		n := down(waiting...)
+		if clk.Now().Sub(start) < ReturnGraceMax*iv && n > 0 {
+			t.Fatalf("%s after the restart, devices still returning: %d marked down", clk.Now().Sub(start), n)
+		}
+		if clk.Now().Sub(start) > ReturnGraceMax*iv && n != len(waiting) {
+			t.Fatalf("%s after the restart, past %d intervals: %d of %d not back are down", clk.Now().Sub(start), ReturnGraceMax, n, len(waiting))
+		}
 	}
 }

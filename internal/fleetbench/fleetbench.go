@@ -59,6 +59,9 @@ type Options struct {
 	// SignedBeats makes the devices ask for no heartbeat session: every heartbeat is signed
 	// (ed25519), as before protocol 5.
 	SignedBeats bool
+	// Keep keeps the run's directory (the coordinator's log, and its SQLite database) instead
+	// of removing it; Result.Dir says where it is.
+	Keep bool
 	// Progress receives a line now and then (nil: none).
 	Progress func(string)
 }
@@ -97,6 +100,8 @@ type Result struct {
 	RSSMiB           float64 `json:"coordinator_rss_mib"`
 	RSSPerDeviceKB   float64 `json:"rss_per_device_kb"`
 	Load             string  `json:"loadavg"`
+	// Dir is the run's directory, when it was kept (Options.Keep).
+	Dir string `json:"dir,omitempty"`
 	// Restart (Seed only): the coordinator started over the seeded fleet, and every device
 	// said hello, Joiners at a time. RestartS is from starting the coordinator's process to
 	// the last hello answered; HellosPerS the hellos over their own span; NotReady the hellos
@@ -134,7 +139,7 @@ type device struct {
 }
 
 // Run runs the benchmark.
-func Run(ctx context.Context, o Options) (Result, error) {
+func Run(ctx context.Context, o Options) (r Result, err error) {
 	if o.Devices <= 0 {
 		o.Devices = 1000
 	}
@@ -157,13 +162,26 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	if say == nil {
 		say = func(string) {}
 	}
-	r := Result{Devices: o.Devices, IntervalS: o.Interval.Seconds(), DurationS: o.Duration.Seconds(), Silent: o.Silent,
+	r = Result{Devices: o.Devices, IntervalS: o.Interval.Seconds(), DurationS: o.Duration.Seconds(), Silent: o.Silent,
 		LivenessGoalS: (3*o.Interval + 5*time.Second).Seconds()}
 	dir, err := os.MkdirTemp("", "iog-bench-fleet-")
 	if err != nil {
 		return r, err
 	}
-	defer os.RemoveAll(dir)
+	if o.Keep {
+		r.Dir = dir
+		say("keeping " + dir + " (the coordinator's log is coordinator.log)")
+	} else {
+		defer os.RemoveAll(dir)
+	}
+	// A failed run says what the coordinator logged last.
+	defer func() {
+		if err != nil {
+			if tail, rerr := os.ReadFile(filepath.Join(dir, "coordinator.log")); rerr == nil && len(tail) > 0 {
+				err = fmt.Errorf("%w\nthe coordinator's log ends:\n%s", err, lastLines(string(tail), 20))
+			}
+		}
+	}()
 	// Many loopback source addresses, as a fleet has many; each has its own connections.
 	clients := make([]*http.Client, 64)
 	for i := range clients {
@@ -676,8 +694,7 @@ func startCoordinator(ctx context.Context, o Options, dir string) (*coordinator,
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			co.stop()
-			tail, _ := os.ReadFile(logf.Name())
-			return nil, fmt.Errorf("the coordinator did not answer within 5 min of its start:\n%s", lastLines(string(tail), 20))
+			return nil, errors.New("the coordinator did not answer within 5 min of its start")
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -792,4 +809,7 @@ func Print(w io.Writer, r Result) {
 		fmt.Fprintf(w, "liveness:    %d of %d silent devices down, the last %.1f s after its last beat (goal %.0f s)\n", r.Down, r.Silent, r.LivenessLagS, r.LivenessGoalS)
 	}
 	fmt.Fprintf(w, "coordinator: %.2f cores, RSS %.0f MiB, %.1f KB per device\n", r.CoordinatorCores, r.RSSMiB, r.RSSPerDeviceKB)
+	if r.Dir != "" {
+		fmt.Fprintf(w, "kept:        %s\n", r.Dir)
+	}
 }

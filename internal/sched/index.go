@@ -19,11 +19,17 @@ import (
 // (GPU model, region, tier). A decision walks each bucket the request may use, cheapest
 // first, computes the exact co-location of each match it meets from the site's list, keeps the
 // best N so far, and leaves a bucket as soon as its next device, even with its bound, cannot
-// beat the N-th best: later ones cannot either, and the N-th best only gets better. A device
-// joining or leaving a site re-keys the site's other devices. Each device also carries tighter
-// bounds for requests of one model (the devices at its site with its model) or of one region
-// (those in its region): a device that cannot beat the N-th best even at those is passed over
-// without counting its site.
+// beat the N-th best: later ones cannot either, and the N-th best only gets better. Each device
+// also carries tighter bounds for requests of one model (the devices at its site with its model)
+// or of one region (those in its region): a device that cannot beat the N-th best even at those
+// is passed over without counting its site.
+//
+// A bound only has to be at least the count it bounds (and exact at 1: a device alone at its
+// site, or with its model there, is its own co-location), so the bounds are the counts rounded
+// up to a power of two, and lowered only when a count falls below a quarter of its bound: a
+// device joining or leaving a site re-keys the site's other devices only when it moves a bound,
+// which keeps a large site (a data centre behind one address) from costing its size in B-tree
+// writes on every change.
 //
 // What a decision reads is kept out of the garbage collector's way: the B-trees hold small
 // values without pointers (a device is an int32 slot), the filter's fields are packed in the
@@ -53,10 +59,8 @@ type Index struct {
 	regions  intern
 	isos     intern // isolation levels: bit i of filter.iso is level i (63: one past the 63rd)
 
-	// scratch, reused by each decision (and each re-key)
+	// scratch, reused by each decision
 	modelOK []int8
-	nFold   map[int32]int32
-	nRegion map[int32]int32
 	epoch   uint32 // of the decision; a site's count is this decision's when its epoch is
 	best    []ranked
 	walk    []int32
@@ -123,12 +127,45 @@ type member struct {
 
 // site is the ready devices at one site, and the count of one decision's matches among them.
 // Its first members are kept in the site itself: counting a small site reads one run of memory.
+// bound, and each tally's, is what its members' slots carry (see Index).
 type site struct {
-	epoch uint32
-	col   int32
-	n     int32
-	inl   [inlineMembers]member
-	more  []member
+	epoch   uint32
+	col     int32
+	n       int32
+	bound   int32
+	inl     [inlineMembers]member
+	more    []member
+	folds   []tally
+	regions []tally
+}
+
+// tally is how many members of a site share a model (in lower case) or a region, and the bound
+// their slots carry.
+type tally struct{ key, n, bound int32 }
+
+// addTally adds d (1 or -1) to key's tally and returns its index.
+func addTally(ts *[]tally, key, d int32) int {
+	for i := range *ts {
+		if (*ts)[i].key == key {
+			(*ts)[i].n += d
+			return i
+		}
+	}
+	*ts = append(*ts, tally{key: key, n: d})
+	return len(*ts) - 1
+}
+
+// bounded is a bound of n from the last one: n rounded up to a power of two when n is above the
+// bound or below a quarter of it, else the bound as it was.
+func bounded(n, bound int32) int32 {
+	if n <= bound && n*4 >= bound {
+		return bound
+	}
+	b := int32(1)
+	for b < n {
+		b <<= 1
+	}
+	return b
 }
 
 const inlineMembers = 4
@@ -173,8 +210,7 @@ type rec struct {
 
 // NewIndex returns an empty index.
 func NewIndex() *Index {
-	return &Index{byID: map[string]int32{}, buckets: map[bucketKey]int32{}, siteIDs: map[string]int32{},
-		nFold: map[int32]int32{}, nRegion: map[int32]int32{}}
+	return &Index{byID: map[string]int32{}, buckets: map[bucketKey]int32{}, siteIDs: map[string]int32{}}
 }
 
 // Len is the number of devices in the index.
@@ -263,7 +299,7 @@ func (x *Index) Put(c Candidate) {
 		r.s.site = s
 	}
 	x.recs[i] = r
-	x.rekey(r.s.site, i) // sets the new device's bounds
+	x.rekey(r.s.site, x.foldOf[r.model], r.region, 1, i) // also sets the new device's bounds
 	x.trees[b].ReplaceOrInsert(x.recs[i].s)
 }
 
@@ -278,6 +314,7 @@ func (x *Index) Remove(id string) {
 		return
 	}
 	r, siteName := x.recs[i], x.cands[i].Site
+	fold := x.foldOf[r.model]
 	delete(x.byID, id)
 	x.trees[r.bucket].Delete(r.s)
 	x.ids[i], x.cands[i], x.recs[i] = "", Candidate{}, rec{}
@@ -291,40 +328,64 @@ func (x *Index) Remove(id string) {
 			x.freeSite = append(x.freeSite, r.s.site)
 			return
 		}
-		x.rekey(r.s.site, -1)
+		x.rekey(r.s.site, fold, r.region, -1, -1)
 	}
 }
 
-// rekey gives the devices at a site their bounds after the site changed: its size, and how
-// many there share each one's model and region. fresh, a device not in its B-tree yet, only
-// gets its bounds.
-func (x *Index) rekey(s int32, fresh int32) {
+// rekey counts a device of the fold and region joining (d = 1) or leaving (d = -1) site s,
+// whose member list already says so, and gives the site's devices new bounds when that moved
+// one. fresh, a device not in its B-tree yet, gets its bounds without a re-key.
+func (x *Index) rekey(s int32, fold, region, d int32, fresh int32) {
 	if s < 0 {
 		return
 	}
 	st := &x.sites[s]
-	n := st.n
-	clear(x.nFold)
-	clear(x.nRegion)
-	for j := range n {
-		e := st.at(j)
-		x.nFold[e.fold]++
-		x.nRegion[e.region]++
+	fi, ri := addTally(&st.folds, fold, d), addTally(&st.regions, region, d)
+	moved := false
+	for _, b := range []struct {
+		bound *int32
+		n     int32
+	}{{&st.bound, st.n}, {&st.folds[fi].bound, st.folds[fi].n}, {&st.regions[ri].bound, st.regions[ri].n}} {
+		if nb := bounded(b.n, *b.bound); nb != *b.bound {
+			*b.bound, moved = nb, true
+		}
 	}
-	for j := range n {
+	if fresh >= 0 {
+		r := &x.recs[fresh]
+		r.s.bound, r.s.sameFold, r.s.sameRegion = st.bound, st.folds[fi].bound, st.regions[ri].bound
+	}
+	if st.folds[fi].n == 0 {
+		st.folds = slices.Delete(st.folds, fi, fi+1)
+	}
+	if st.regions[ri].n == 0 {
+		st.regions = slices.Delete(st.regions, ri, ri+1)
+	}
+	if !moved {
+		return
+	}
+	for j := range st.n {
 		e := st.at(j)
-		r := &x.recs[e.idx]
-		nf, nr := x.nFold[e.fold], x.nRegion[e.region]
 		if e.idx == fresh {
-			r.s.bound, r.s.sameFold, r.s.sameRegion = n, nf, nr
 			continue
 		}
-		if r.s.bound == n && r.s.sameFold == nf && r.s.sameRegion == nr {
+		r := &x.recs[e.idx]
+		nf, nr := st.bound, st.bound
+		for _, t := range st.folds {
+			if t.key == e.fold {
+				nf = t.bound
+			}
+		}
+		for _, t := range st.regions {
+			if t.key == e.region {
+				nr = t.bound
+			}
+		}
+		if r.s.bound == st.bound && r.s.sameFold == nf && r.s.sameRegion == nr {
 			continue
 		}
 		t := x.trees[r.bucket]
 		t.Delete(r.s)
-		r.s.bound, r.s.sameFold, r.s.sameRegion = n, nf, nr
+		r.s.bound, r.s.sameFold, r.s.sameRegion = st.bound, nf, nr
 		t.ReplaceOrInsert(r.s)
 	}
 }

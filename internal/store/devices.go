@@ -315,6 +315,23 @@ func (s *DB) TouchDevices(ctx context.Context, seen map[string]time.Time) error 
 	// One order for every writer, so that two coordinators' flushes lock rows alike.
 	slices.Sort(ids)
 	return txOn(ctx, s.bg, nil, func(q querier) error {
+		if s.engine == SQLite {
+			// In process, a prepared statement a row is the fast way: SQLite runs an UPDATE
+			// ... FROM (VALUES ...) of 400 rows 25 times slower (17.5 s for 100k rows against
+			// 0.6 s, modernc's SQLite 3.53).
+			st, err := q.(*sql.Tx).PrepareContext(ctx, `UPDATE devices SET last_seen_at = ? WHERE id = ? AND last_seen_at < ?`)
+			if err != nil {
+				return fmt.Errorf("store: touch devices: %w", err)
+			}
+			defer st.Close()
+			for _, id := range ids {
+				at := ms(seen[id])
+				if _, err := st.ExecContext(ctx, at, id, at); err != nil {
+					return fmt.Errorf("store: touch devices: %w", err)
+				}
+			}
+			return nil
+		}
 		var b strings.Builder
 		args := make([]any, 0, 2*rows)
 		for len(ids) > 0 {
@@ -326,14 +343,10 @@ func (s *DB) TouchDevices(ctx context.Context, seen map[string]time.Time) error 
 				if i > 0 {
 					b.WriteString(", ")
 				}
-				b.WriteString("(CAST(")
-				s.Param(&b, 2*i+1)
-				b.WriteString(" AS TEXT), CAST(")
-				s.Param(&b, 2*i+2)
-				b.WriteString(" AS BIGINT))")
+				fmt.Fprintf(&b, "(CAST($%d AS TEXT), CAST($%d AS BIGINT))", 2*i+1, 2*i+2)
 				args = append(args, id, ms(seen[id]))
 			}
-			// Both engines name a VALUES list's columns column1, column2, ...
+			// PostgreSQL names a VALUES list's columns column1, column2, ...
 			b.WriteString(`) AS v WHERE devices.id = v.column1 AND devices.last_seen_at < v.column2`)
 			if _, err := q.ExecContext(ctx, b.String(), args...); err != nil {
 				return fmt.Errorf("store: touch devices: %w", err)
@@ -397,29 +410,56 @@ func (s *DB) MarkSilentDown(ctx context.Context, ds []Silent, now, seenBefore ti
 		if err != nil {
 			return err
 		}
+		var one *sql.Stmt
+		if s.engine == SQLite {
+			// A statement a row (see TouchDevices).
+			var b strings.Builder
+			b.WriteString(`UPDATE devices SET status = ?, status_reason = ?, up_since = 0, changed_seq = ? WHERE id = ? AND deleted = 0 AND last_seen_at < ? AND status IN (`)
+			for i := range from {
+				if i > 0 {
+					b.WriteString(", ")
+				}
+				b.WriteByte('?')
+			}
+			b.WriteString(`) RETURNING id, status_reason`)
+			if one, err = q.(*sql.Tx).PrepareContext(ctx, b.String()); err != nil {
+				return fmt.Errorf("store: mark down: %w", err)
+			}
+			defer one.Close()
+		}
 		var b strings.Builder
 		for rest := ds; len(rest) > 0; {
 			n := min(rows, len(rest))
-			b.Reset()
-			args := []any{string(iog.DeviceDown), ms(seenBefore), seq}
-			b.WriteString(`UPDATE devices SET status = $1, status_reason = v.column2, up_since = 0, changed_seq = $3 FROM (VALUES `)
-			for i, d := range rest[:n] {
-				if i > 0 {
-					b.WriteString(", ")
+			var rs *sql.Rows
+			if one != nil {
+				n = 1
+				args := []any{string(iog.DeviceDown), rest[0].Reason, seq, rest[0].ID, ms(seenBefore)}
+				for _, st := range from {
+					args = append(args, string(st))
 				}
-				fmt.Fprintf(&b, "(CAST($%d AS TEXT), CAST($%d AS TEXT))", len(args)+1, len(args)+2)
-				args = append(args, d.ID, d.Reason)
-			}
-			b.WriteString(`) AS v WHERE devices.id = v.column1 AND devices.deleted = 0 AND devices.last_seen_at < $2 AND devices.status IN (`)
-			for i, st := range from {
-				if i > 0 {
-					b.WriteString(", ")
+				rs, err = one.QueryContext(ctx, args...)
+			} else {
+				b.Reset()
+				args := []any{string(iog.DeviceDown), ms(seenBefore), seq}
+				b.WriteString(`UPDATE devices SET status = $1, status_reason = v.column2, up_since = 0, changed_seq = $3 FROM (VALUES `)
+				for i, d := range rest[:n] {
+					if i > 0 {
+						b.WriteString(", ")
+					}
+					fmt.Fprintf(&b, "(CAST($%d AS TEXT), CAST($%d AS TEXT))", len(args)+1, len(args)+2)
+					args = append(args, d.ID, d.Reason)
 				}
-				fmt.Fprintf(&b, "$%d", len(args)+1)
-				args = append(args, string(st))
+				b.WriteString(`) AS v WHERE devices.id = v.column1 AND devices.deleted = 0 AND devices.last_seen_at < $2 AND devices.status IN (`)
+				for i, st := range from {
+					if i > 0 {
+						b.WriteString(", ")
+					}
+					fmt.Fprintf(&b, "$%d", len(args)+1)
+					args = append(args, string(st))
+				}
+				b.WriteString(`) RETURNING devices.id, devices.status_reason`)
+				rs, err = q.QueryContext(ctx, b.String(), args...)
 			}
-			b.WriteString(`) RETURNING devices.id, devices.status_reason`)
-			rs, err := q.QueryContext(ctx, b.String(), args...)
 			if err != nil {
 				return fmt.Errorf("store: mark down: %w", err)
 			}
