@@ -49,6 +49,11 @@ type Auth struct {
 	kmu      sync.Mutex
 	keys     map[string]cachedDevice // by device id, for heartbeats
 	sessions map[string][]byte       // heartbeat sessions' MAC keys, by device id
+	// The coordinator's X25519 key for the sessions opened in its SessionKeyLife (one scalar
+	// multiplication a hello instead of two).
+	sessKey  *ecdh.PrivateKey
+	sessPub  string
+	sessMade time.Time
 
 	// The group commit of used nonces: requests that arrive while one batch is being written
 	// wait, and go together in the next (useNonce).
@@ -224,6 +229,10 @@ func (a *Auth) Forget(id string) {
 	a.kmu.Unlock()
 }
 
+// SessionKeyLife is how long the coordinator's X25519 key of heartbeat sessions serves hellos
+// before a new one is made (it is kept in memory only).
+const SessionKeyLife = time.Minute
+
 // OpenSession starts a heartbeat session for a device saying hello (protocol 5): workerKey is
 // the X25519 public key of its HelloRequest, and the answer the coordinator's, for its
 // HelloResponse. Both ends derive the same MAC key (api.SessionMACKey); this coordinator keeps
@@ -238,15 +247,22 @@ func (a *Auth) OpenSession(deviceID, workerKey string) (string, error) {
 	if err != nil {
 		return "", iog.Errorf(iog.EINVALID, "session_key: not an X25519 public key (32 bytes)")
 	}
-	priv, err := ecdh.X25519().GenerateKey(rand.Reader)
-	if err != nil {
-		return "", err
+	a.kmu.Lock()
+	if now := a.now(); a.sessKey == nil || now.Sub(a.sessMade) >= SessionKeyLife || now.Before(a.sessMade) {
+		k, err := ecdh.X25519().GenerateKey(rand.Reader)
+		if err != nil {
+			a.kmu.Unlock()
+			return "", err
+		}
+		a.sessKey, a.sessPub, a.sessMade = k, base64.StdEncoding.EncodeToString(k.PublicKey().Bytes()), now
 	}
+	priv, mine := a.sessKey, a.sessPub
+	a.kmu.Unlock()
 	shared, err := priv.ECDH(pub)
 	if err != nil {
 		return "", iog.Errorf(iog.EINVALID, "session_key: %v", err)
 	}
-	mine := base64.StdEncoding.EncodeToString(priv.PublicKey().Bytes())
+	// The worker's key is new with each hello, so each session's MAC key is its own.
 	key, err := api.SessionMACKey(shared, deviceID, workerKey, mine)
 	if err != nil {
 		return "", err
