@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	mrand "math/rand/v2"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -263,26 +265,84 @@ func (f *Fleet) sweep(ctx context.Context, now time.Time) {
 
 // issueDue challenges every group (devices of one owner, or behind one address unless in dev
 // mode) that holds a due device, all of its members at the same instant, so that one real
-// device cannot answer for several in turn.
+// device cannot answer for several in turn. It reads only the due devices' groups: the due
+// ones, then the devices of their owners and addresses, and theirs, until no group grows (a
+// fleet of 100k devices has a few due every second, and reading them all each time took a
+// second of CPU).
 func (f *Fleet) issueDue(ctx context.Context, now time.Time) {
-	ds, err := f.db.DevicesWithStatus(ctx, iog.DevicePending, iog.DeviceReady)
+	limit := time.Duration(MissedBeats) * f.cfg.HeartbeatInterval
+	var due []string
+	f.tr.mu.Lock()
+	for id, at := range f.tr.due {
+		if !now.Before(at) && f.tr.byDevice[id] == nil {
+			due = append(due, id)
+		}
+	}
+	f.tr.mu.Unlock()
+	// Only the devices that beat here now can be challenged here.
+	isLive := func(d iog.Device) bool {
+		if d.Paused || !f.sessions[d.ID] {
+			return false
+		}
+		seen, ok := f.seen[d.ID]
+		return ok && now.Sub(seen) <= limit
+	}
+	f.mu.Lock()
+	due = slices.DeleteFunc(due, func(id string) bool {
+		seen, ok := f.seen[id]
+		return !f.sessions[id] || !ok || now.Sub(seen) > limit
+	})
+	f.mu.Unlock()
+	if len(due) == 0 {
+		return
+	}
+	slices.Sort(due)
+	statuses := []iog.DeviceStatus{iog.DevicePending, iog.DeviceReady}
+	byID := map[string]iog.Device{}
+	owners, addrs := map[string]bool{}, map[string]bool{}
+	found, err := f.db.DevicesWhereIn(ctx, "id", due, statuses...)
+	for err == nil && len(found) > 0 {
+		var newOwners, newAddrs []string
+		f.mu.Lock()
+		for _, d := range found {
+			if _, ok := byID[d.ID]; ok || !isLive(d) {
+				continue
+			}
+			byID[d.ID] = d
+			if !owners[d.OwnerID] {
+				owners[d.OwnerID] = true
+				newOwners = append(newOwners, d.OwnerID)
+			}
+			if f.cfg.Trust.GroupByAddr && d.Addr != "" && !addrs[d.Addr] {
+				addrs[d.Addr] = true
+				newAddrs = append(newAddrs, d.Addr)
+			}
+		}
+		f.mu.Unlock()
+		found = nil
+		var more []iog.Device
+		if len(newOwners) > 0 {
+			if more, err = f.db.DevicesWhereIn(ctx, "owner_id", newOwners, statuses...); err != nil {
+				break
+			}
+			found = append(found, more...)
+		}
+		if len(newAddrs) > 0 {
+			if more, err = f.db.DevicesWhereIn(ctx, "addr", newAddrs, statuses...); err != nil {
+				break
+			}
+			found = append(found, more...)
+		}
+	}
 	if err != nil {
 		f.cfg.Log.Error("proof rounds", "err", err)
 		return
 	}
-	limit := time.Duration(MissedBeats) * f.cfg.HeartbeatInterval
-	var live []iog.Device
-	f.mu.Lock()
-	for _, d := range ds {
-		if d.Paused || !f.sessions[d.ID] {
-			continue
-		}
-		if seen, ok := f.seen[d.ID]; !ok || now.Sub(seen) > limit {
-			continue
-		}
+	live := make([]iog.Device, 0, len(byID))
+	for _, d := range byID {
 		live = append(live, d)
 	}
-	f.mu.Unlock()
+	slices.SortFunc(live, func(a, b iog.Device) int { return strings.Compare(a.ID, b.ID) })
 	// Union-find over owners (and addresses).
 	parent := map[string]string{}
 	var find func(string) string

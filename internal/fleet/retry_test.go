@@ -223,3 +223,74 @@ func failProof(t *testing.T, f *Fleet, clk *iogtest.Clock, d iog.Device, why str
 	defer f.tr.mu.Unlock()
 	return ch, f.tr.due[d.ID]
 }
+
+// TestRoundsChallengeWholeGroups: one due device brings its whole group into one round, at one
+// instant: the devices of its owner, those behind the same address, and theirs in turn (owner
+// A's device shares an address with owner B's, so B's device at another address comes too);
+// a device of another group, and one of the group that is not beating here, are left alone.
+func TestRoundsChallengeWholeGroups(t *testing.T) {
+	f, clk, a := newFleet(t)
+	ctx := t.Context()
+	if !f.cfg.Trust.GroupByAddr {
+		t.Fatal("the default trust groups by address")
+	}
+	owner := func(id string) iog.Account {
+		acct := iog.Account{ID: id, Name: id, Roles: []iog.Role{iog.RoleSupplier}, CreatedAt: clk.Now()}
+		if err := f.db.CreateAccount(ctx, acct, "h-"+id, "p-"+id); err != nil {
+			t.Fatal(err)
+		}
+		return acct
+	}
+	b, c := owner("acc_b"), owner("acc_c")
+	devs := map[string]iog.Device{}
+	for _, x := range []struct {
+		name string
+		acct iog.Account
+		addr string
+		live bool
+	}{
+		{"a1", a, "10.0.0.1", true}, {"a2", a, "10.0.0.2", true},
+		{"b1", b, "10.0.0.2", true}, {"b2", b, "10.0.0.3", true}, {"b3", b, "10.0.0.4", false},
+		{"c1", c, "10.0.0.5", true},
+	} {
+		d := join(t, f, x.acct, "key-"+x.name, host("m-"+x.name))
+		if x.live {
+			if _, err := f.Hello(ctx, d, api.HelloRequest{Inventory: host("m-" + x.name)}, x.addr); err != nil {
+				t.Fatal(err)
+			}
+		}
+		devs[x.name] = d
+	}
+	// Only a1 is due.
+	f.tr.mu.Lock()
+	for name, d := range devs {
+		f.tr.due[d.ID] = clk.Now().Add(time.Hour)
+		if name == "a1" {
+			f.tr.due[d.ID] = clk.Now()
+		}
+	}
+	f.tr.mu.Unlock()
+	f.trustTick(ctx)
+	round := func(name string) (string, time.Time) {
+		f.tr.mu.Lock()
+		defer f.tr.mu.Unlock()
+		if op := f.tr.byDevice[devs[name].ID]; op != nil {
+			return op.p.RoundID, op.p.IssuedAt
+		}
+		return "", time.Time{}
+	}
+	r, at := round("a1")
+	if r == "" {
+		t.Fatal("the due device was not challenged")
+	}
+	for _, name := range []string{"a2", "b1", "b2"} {
+		if got, gotAt := round(name); got != r || !gotAt.Equal(at) {
+			t.Errorf("%s: round %q at %v, want a1's %q at %v", name, got, gotAt, r, at)
+		}
+	}
+	for _, name := range []string{"b3", "c1"} {
+		if got, _ := round(name); got != "" {
+			t.Errorf("%s was challenged (round %q): it is not in a1's group here", name, got)
+		}
+	}
+}

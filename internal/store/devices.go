@@ -123,6 +123,50 @@ func (s *DB) DevicesWithStatus(ctx context.Context, st ...iog.DeviceStatus) ([]i
 	return out, nil
 }
 
+// DevicesWhereIn lists the devices in any of the statuses whose column col ("id", "owner_id"
+// or "addr") is one of vals, in statements of up to 400 values: what a proof round reads of the
+// groups of its due devices instead of the whole fleet.
+func (s *DB) DevicesWhereIn(ctx context.Context, col string, vals []string, st ...iog.DeviceStatus) ([]iog.Device, error) {
+	switch col {
+	case "id", "owner_id", "addr":
+	default:
+		return nil, fmt.Errorf("store: devices where %q in: not a column this lists by", col)
+	}
+	var out []iog.Device
+	for len(vals) > 0 {
+		n := min(400, len(vals))
+		var b strings.Builder
+		args := make([]any, 0, n+len(st))
+		b.WriteString(col + " IN (")
+		for i, v := range vals[:n] {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			args = append(args, v)
+			s.Param(&b, len(args))
+		}
+		b.WriteString(")")
+		if len(st) > 0 {
+			b.WriteString(" AND status IN (")
+			for i, x := range st {
+				if i > 0 {
+					b.WriteString(", ")
+				}
+				args = append(args, string(x))
+				s.Param(&b, len(args))
+			}
+			b.WriteString(")")
+		}
+		ds, err := s.deviceWhere(ctx, b.String(), args...)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ds...)
+		vals = vals[n:]
+	}
+	return out, nil
+}
+
 // DevicesAfter lists, in id order, up to limit devices in a status whose ids come after after
 // (none: ""): one page of a scan over them all that never holds them all, each page found by
 // the index of (status, id).

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -26,6 +27,7 @@ func Run(t *testing.T, open func(t *testing.T) *store.DB) {
 	t.Run("concurrent extends add up", func(t *testing.T) { concurrentExtends(t, open(t)) })
 	t.Run("concurrent cluster ends never deadlock", func(t *testing.T) { concurrentEnds(t, open(t)) })
 	t.Run("liveness flush", func(t *testing.T) { touch(t, open(t)) })
+	t.Run("devices by id, owner and address", func(t *testing.T) { devicesIn(t, open(t)) })
 	t.Run("trust", func(t *testing.T) { Trust(t, open) })
 	t.Run("mesh networks and members", func(t *testing.T) { mesh(t, open(t)) })
 	t.Run("web console", func(t *testing.T) { Web(t, open) })
@@ -371,5 +373,55 @@ func touch(t *testing.T, db *store.DB) {
 	}
 	if ev, err := db.DeviceEvents(ctx, "te", 10); err != nil || ev[len(ev)-1].Status != iog.DeviceDown || ev[len(ev)-1].Reason != "missed beats te" {
 		t.Fatalf("te events %+v %v", ev, err)
+	}
+}
+
+func devicesIn(t *testing.T, db *store.DB) {
+	ctx := t.Context()
+	o1, o2 := supplier(t, db, "gi1"), supplier(t, db, "gi2")
+	for _, x := range []struct{ id, owner, addr string }{{"w1", o1, "10.1.0.1"}, {"w2", o1, "10.1.0.2"}, {"w3", o2, "10.1.0.2"}, {"w4", o2, "10.1.0.3"}} {
+		tok := "tok-" + x.id
+		if err := db.CreateJoinToken(ctx, tok, x.owner, t0, t0.Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.RegisterDevice(ctx, tok, iog.Device{ID: x.id, Name: x.id, PublicKey: "key-" + x.id, Status: iog.DeviceReady,
+			StatusReason: "joined", Region: "local", Inventory: []byte(`{}`), Addr: x.addr, CreatedAt: t0, LastSeenAt: t0}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := db.SetDeviceStatus(ctx, "w3", iog.DevicePending, "t", t0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.SetDeviceStatus(ctx, "w4", iog.DeviceDown, "t", t0); err != nil {
+		t.Fatal(err)
+	}
+	ids := func(ds []iog.Device, err error) string {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, d := range ds {
+			out = append(out, d.ID)
+		}
+		slices.Sort(out)
+		return strings.Join(out, " ")
+	}
+	if got := ids(db.DevicesWhereIn(ctx, "owner_id", []string{o2}, iog.DevicePending, iog.DeviceReady)); got != "w3" {
+		t.Errorf("owner %s, pending or ready: %q, want w3", o2, got)
+	}
+	if got := ids(db.DevicesWhereIn(ctx, "addr", []string{"10.1.0.2", "10.9.9.9"}, iog.DevicePending, iog.DeviceReady)); got != "w2 w3" {
+		t.Errorf("address 10.1.0.2: %q, want w2 w3", got)
+	}
+	// More values than one statement takes, and no status filter.
+	many := []string{"w1", "w4"}
+	for i := range 900 {
+		many = append(many, fmt.Sprintf("nope%03d", i))
+	}
+	if got := ids(db.DevicesWhereIn(ctx, "id", many)); got != "w1 w4" {
+		t.Errorf("by id: %q, want w1 w4", got)
+	}
+	if _, err := db.DevicesWhereIn(ctx, "name; DROP TABLE devices", []string{"x"}); err == nil {
+		t.Error("a column it does not list by was accepted")
 	}
 }
