@@ -414,6 +414,10 @@ func TestConsolePagesRender(t *testing.T) {
 			t.Errorf("%s: %q", p.path, body)
 		}
 	}
+	// The public list of proven devices lists them (by id) and counts them.
+	if body := anon.get("/explorer/devices"); !strings.Contains(body, dev) || !strings.Contains(body, "rentable or hired now (") {
+		t.Errorf("/explorer/devices does not list %s: %q", dev, body)
+	}
 	for _, p := range []string{"/explorer/blocks/0", "/explorer/devices/nope", "/console/clusters/nope", "/no/such/page"} {
 		if code, _, _ := ren.do(http.MethodGet, p, nil); code != http.StatusNotFound {
 			t.Errorf("%s: %d, want 404", p, code)

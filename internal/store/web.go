@@ -351,3 +351,40 @@ func inList(values []string) (string, []any) {
 	}
 	return strings.Join(in, ", "), args
 }
+
+// DeviceBrief is what the public list of proven devices shows of one.
+type DeviceBrief struct {
+	ID, Model, Region string
+	Status            iog.DeviceStatus
+	GPUs              int
+}
+
+// DeviceBriefs lists up to limit devices in the statuses, those of the first status first and
+// each in id order, with how many there are in all: one narrow query a status and a count, not
+// every device's row (the public Explorer lists them; a fleet of 100k made each load read 100k
+// rows with their inventories).
+func (s *DB) DeviceBriefs(ctx context.Context, limit int, st ...iog.DeviceStatus) ([]DeviceBrief, int, error) {
+	var out []DeviceBrief
+	total := 0
+	for _, x := range st {
+		var n int
+		if err := s.ro.QueryRowContext(ctx, `SELECT COUNT(*) FROM devices WHERE status = $1 AND deleted = 0`, string(x)).Scan(&n); err != nil {
+			return nil, 0, fmt.Errorf("store: count devices: %w", err)
+		}
+		total += n
+		if left := limit - len(out); left > 0 && n > 0 {
+			ds, err := queryAll(ctx, s.ro, "devices", func(r scanner) (DeviceBrief, error) {
+				var d DeviceBrief
+				var status string
+				err := r.Scan(&d.ID, &d.Model, &d.Region, &status, &d.GPUs)
+				d.Status = iog.DeviceStatus(status)
+				return d, err
+			}, `SELECT id, gpu_model, region, status, gpu_count FROM devices WHERE status = $1 AND deleted = 0 ORDER BY id LIMIT $2`, string(x), left)
+			if err != nil {
+				return nil, 0, err
+			}
+			out = append(out, ds...)
+		}
+	}
+	return out, total, nil
+}

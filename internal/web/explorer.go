@@ -260,20 +260,20 @@ type deviceRow struct {
 const maxListed = 1000
 
 func (s *Server) devices(w http.ResponseWriter, r *http.Request, u *user) error {
-	ds, err := s.cfg.Store.DevicesWithStatus(r.Context(), iog.DeviceReady, iog.DeviceHired)
+	ds, total, err := s.cfg.Store.DeviceBriefs(r.Context(), maxListed, iog.DeviceReady, iog.DeviceHired)
 	if err != nil {
 		return err
 	}
-	out := make([]deviceRow, 0, min(len(ds), maxListed))
-	for _, d := range ds[:min(len(ds), maxListed)] {
-		out = append(out, deviceRow{ID: d.ID, Model: d.GPUModel, Region: d.Region, Status: string(d.Status), GPUs: d.GPUCount,
+	out := make([]deviceRow, 0, len(ds))
+	for _, d := range ds {
+		out = append(out, deviceRow{ID: d.ID, Model: d.Model, Region: d.Region, Status: string(d.Status), GPUs: d.GPUs,
 			Reputation: s.cfg.Fleet.ReputationPerMille(d.ID)})
 	}
 	s.render(w, r, http.StatusOK, "devices", &page{Title: "Proven devices", Nav: "explorer", User: u,
 		Data: struct {
 			Devices []deviceRow
 			Total   int
-		}{out, len(ds)}})
+		}{out, total}})
 	return nil
 }
 

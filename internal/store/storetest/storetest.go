@@ -421,6 +421,26 @@ func devicesIn(t *testing.T, db *store.DB) {
 	if got := ids(db.DevicesWhereIn(ctx, "id", many)); got != "w1 w4" {
 		t.Errorf("by id: %q, want w1 w4", got)
 	}
+	// The public list: the first of each status in id order, up to the limit, and the count.
+	for _, c := range []struct {
+		limit int
+		want  string
+	}{{1, "w1"}, {2, "w1 w2"}, {5, "w1 w2 w3"}} {
+		bs, total, err := db.DeviceBriefs(ctx, c.limit, iog.DeviceReady, iog.DevicePending)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, b := range bs {
+			got = append(got, b.ID)
+		}
+		if strings.Join(got, " ") != c.want || total != 3 {
+			t.Errorf("briefs, limit %d: %v of %d, want %s of 3", c.limit, got, total, c.want)
+		}
+		if len(bs) > 0 && (bs[0].Status != iog.DeviceReady || bs[0].Region != "local") {
+			t.Errorf("brief %+v", bs[0])
+		}
+	}
 	if _, err := db.DevicesWhereIn(ctx, "name; DROP TABLE devices", []string{"x"}); err == nil {
 		t.Error("a column it does not list by was accepted")
 	}
