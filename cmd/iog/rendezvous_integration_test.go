@@ -94,16 +94,17 @@ func TestRendezvousPortOnlyOnTheMesh(t *testing.T) {
 		}
 		return b.String()
 	}
-	iogtest.Poll(t, 3*time.Minute, "node 1 reaches the rendezvous port over the mesh", func() error {
-		if s := logs(); !strings.Contains(s, "over the mesh: hi") {
+	// Each node's log reaches the coordinator on its own: node 1's line can arrive before node
+	// 0's, so both are waited for.
+	listening := regexp.MustCompile(`\[node 0\] listening on (\d+) `)
+	var m []string
+	iogtest.Poll(t, 3*time.Minute, "node 1 reaches the rendezvous port over the mesh, and node 0 says its port", func() error {
+		s := logs()
+		if m = listening.FindStringSubmatch(s); m == nil || !strings.Contains(s, "over the mesh: hi") {
 			return fmt.Errorf("logs so far:\n%s", s)
 		}
 		return nil
 	})
-	m := regexp.MustCompile(`\[node 0\] listening on (\d+) `).FindStringSubmatch(logs())
-	if m == nil {
-		t.Fatalf("node 0 did not say its port:\n%s", logs())
-	}
 	port, _ := strconv.Atoi(m[1])
 
 	// From the renter's namespace, over the routed network, to node 0's host address.
