@@ -15,6 +15,17 @@ type idleTrack struct {
 	warnedAt, flaggedAt  time.Time
 }
 
+// primeIdle starts a device's idle-use tracking from the trust record its hello read, so that
+// its first heartbeat reads no table (100k devices coming back after a restart made 100k
+// reads on the heartbeat path). A device already tracked is left as it is.
+func (f *Fleet) primeIdle(id string, tr iog.DeviceTrust) {
+	f.tr.mu.Lock()
+	defer f.tr.mu.Unlock()
+	if f.tr.idle[id] == nil {
+		f.tr.idle[id] = &idleTrack{loaded: true, busySince: tr.IdleBusySince, warnedAt: tr.IdleWarnedAt, flaggedAt: tr.IdleFlaggedAt}
+	}
+}
+
 // observeIdle applies the idle-use policy to one heartbeat's telemetry: a device that is not
 // hired but keeps its CPU or a GPU busy is warned, then flagged as not nominable for rewards.
 // Shared hosts (the devnet) and devices in a proof are exempt: their load is not their own.

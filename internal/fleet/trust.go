@@ -230,6 +230,7 @@ func (f *Fleet) recheck(ctx context.Context, d iog.Device, inv api.Inventory, no
 	if err != nil {
 		return d, err
 	}
+	f.primeIdle(d.ID, tr)
 	fp := fingerprint(inv)
 	if tr.VerifiedHW == "" || tr.VerifiedHW == fp {
 		return d, nil

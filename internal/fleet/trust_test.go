@@ -194,6 +194,13 @@ func TestIdlePolicy(t *testing.T) {
 	if tr.IdleWarnedAt.IsZero() || !tr.IdleFlaggedAt.IsZero() {
 		t.Fatalf("after 40 busy minutes: %+v", tr)
 	}
+	// A coordinator restart keeps the warning: the new one starts from the stored record (read
+	// by the hello's trust check, fleet.primeIdle), so the flag comes when it would have.
+	f = New(Config{Store: f.db, Now: clk.Now, Trust: f.cfg.Trust})
+	if h, err = f.Hello(ctx, status(t, f, d.ID), api.HelloRequest{Inventory: host("m-a")}, "10.0.0.1"); err != nil {
+		t.Fatal(err)
+	}
+	nonce = h.Nonce
 	for range 7 {
 		beat(95)
 	}
