@@ -38,10 +38,10 @@ func TestTrustFlagDefaults(t *testing.T) {
 	if prod.Probation != d.Probation || dev.Probation != fleet.DevTrust().Probation || dev.StartWindow != fleet.DevTrust().StartWindow {
 		t.Fatal("no flag changed the mode's settings")
 	}
-	p, s, fd := 2*time.Hour, 6.0, 10*time.Second
-	got := trust(cli.TrustOptions{Probation: &p, ProofSlack: &s, FirstProofDelay: &fd}, false)
+	p, s, fd, sw := 2*time.Hour, 6.0, 10*time.Second, 30*time.Second
+	got := trust(cli.TrustOptions{Probation: &p, ProofSlack: &s, FirstProofDelay: &fd, SweepEvery: &sw}, false)
 	if got.Probation != p || got.Table.Slack != s || got.RetryPending != d.RetryPending || got.StartWindow != d.StartWindow ||
-		got.JoinDelayMin != 2*time.Second || got.JoinDelayMax != fd {
+		got.JoinDelayMin != 2*time.Second || got.JoinDelayMax != fd || got.SweepEvery != sw || d.SweepEvery != 0 {
 		t.Fatalf("flags gave %+v", got)
 	}
 }

@@ -102,6 +102,9 @@ func trust(o cli.TrustOptions, dev bool) *fleet.TrustConfig {
 	if o.FirstProofDelay != nil {
 		t.JoinDelayMin, t.JoinDelayMax = *o.FirstProofDelay/5, *o.FirstProofDelay
 	}
+	if o.SweepEvery != nil {
+		t.SweepEvery = *o.SweepEvery
+	}
 	return &t
 }
 

@@ -17,6 +17,7 @@ type TrustOptions struct {
 	ProofAllowance   *time.Duration // added to every proof deadline for the round trip
 	ProofSlack       *float64       // deadline = allowance + slack x the class's expected time
 	FirstProofDelay  *time.Duration // a joined device's first challenge comes between a fifth of it and it after its hello
+	SweepEvery       *time.Duration // how often the leader refreshes reputations and retires long-down devices
 }
 
 // DefaultTrustOptions are the production values the flags show (cmd/iog checks they are the
@@ -38,6 +39,8 @@ func trustFlags(cmd *cobra.Command, o *TrustOptions) func() error {
 	f.Float64Var(&slack, "proof-slack", slack, "a proof's deadline is the allowance plus this many times its class's expected time (--dev: 10)")
 	first := 5 * time.Minute
 	f.DurationVar(&first, "first-proof-delay", first, "a joined device's first challenge comes at a random time between a fifth of this and this after its first hello (--dev: 1.5s to 2.5s)")
+	sweep := 10 * time.Minute
+	f.DurationVar(&sweep, "sweep-every", sweep, "how often the leader refreshes every device's reputation and retires devices down for 5 days (the reputation sweep)")
 	return func() error {
 		durs := []struct {
 			name     string
@@ -51,6 +54,7 @@ func trustFlags(cmd *cobra.Command, o *TrustOptions) func() error {
 			{"proof-start-window", start, time.Second, 10 * time.Minute, &o.ProofStartWindow},
 			{"proof-allowance", allowance, 0, time.Minute, &o.ProofAllowance},
 			{"first-proof-delay", first, time.Second, time.Hour, &o.FirstProofDelay},
+			{"sweep-every", sweep, 10 * time.Second, 24 * time.Hour, &o.SweepEvery},
 		}
 		for _, d := range durs {
 			if !f.Changed(d.name) {

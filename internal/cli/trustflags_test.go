@@ -19,7 +19,7 @@ func TestTrustFlags(t *testing.T) {
 	}
 	for _, c := range [][]string{
 		{"--probation", "-1s"}, {"--proof-retry", "0s"}, {"--reprove", "8760h"}, {"--proof-start-window", "1h"},
-		{"--proof-allowance", "2m"}, {"--proof-slack", "0.5"}, {"--proof-slack", "NaN"},
+		{"--proof-allowance", "2m"}, {"--proof-slack", "0.5"}, {"--proof-slack", "NaN"}, {"--sweep-every", "1s"}, {"--sweep-every", "48h"},
 	} {
 		r := runCLI(t, env, svc, append([]string{"coordinator"}, c...)...)
 		wantCode(t, r, exitUsage)

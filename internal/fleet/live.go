@@ -175,14 +175,19 @@ func (f *Fleet) runTrust(ctx context.Context) {
 	}
 }
 
-// SweepEvery is how often the leader refreshes reputations and retires long-down devices.
+// SweepEvery is how often the leader refreshes reputations and retires long-down devices,
+// unless Trust.SweepEvery says otherwise (`iog coordinator --sweep-every`).
 const SweepEvery = 10 * time.Minute
 
 func (f *Fleet) runSweep(ctx context.Context) {
 	if f.cfg.SkipProofs {
 		return
 	}
-	t := time.NewTicker(min(SweepEvery, max(f.cfg.Trust.Tick, time.Second)))
+	every := SweepEvery
+	if f.cfg.Trust.SweepEvery > 0 {
+		every = f.cfg.Trust.SweepEvery
+	}
+	t := time.NewTicker(min(every, max(f.cfg.Trust.Tick, time.Second)))
 	defer t.Stop()
 	var last time.Time
 	for {
@@ -191,11 +196,13 @@ func (f *Fleet) runSweep(ctx context.Context) {
 			return
 		case <-t.C:
 			now := f.cfg.Now()
-			if now.Sub(last) < SweepEvery || (f.cfg.Lead != nil && !f.cfg.Lead(ctx)) {
+			if now.Sub(last) < every || (f.cfg.Lead != nil && !f.cfg.Lead(ctx)) {
 				continue
 			}
 			last = now
+			t0 := time.Now()
 			f.sweep(ctx, now)
+			f.cfg.Log.Info("reputation sweep", "took_ms", time.Since(t0).Milliseconds())
 		}
 	}
 }

@@ -33,6 +33,8 @@ type TrustConfig struct {
 	// RetryPending is the mean delay before a pending device that did not pass is challenged
 	// again; Reprove the mean delay between proofs of a verified device.
 	RetryPending, Reprove time.Duration
+	// SweepEvery is how often the leader's reputation sweep runs (0: the SweepEvery constant).
+	SweepEvery time.Duration
 	// StartWindow is how long a device has to start a challenge after it is issued.
 	StartWindow time.Duration
 	// Tick is how often deadlines and due challenges are checked.

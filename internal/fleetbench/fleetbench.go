@@ -10,6 +10,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -62,6 +63,9 @@ type Options struct {
 	// Keep keeps the run's directory (the coordinator's log, and its SQLite database) instead
 	// of removing it; Result.Dir says where it is.
 	Keep bool
+	// SweepEvery is the coordinator's reputation sweep period (default: the heartbeat interval,
+	// at least 10 s), so that the liveness figure is measured with the sweep running.
+	SweepEvery time.Duration
 	// Progress receives a line now and then (nil: none).
 	Progress func(string)
 }
@@ -100,6 +104,11 @@ type Result struct {
 	RSSMiB           float64 `json:"coordinator_rss_mib"`
 	RSSPerDeviceKB   float64 `json:"rss_per_device_kb"`
 	Load             string  `json:"loadavg"`
+	// SweepEveryS is the coordinator's reputation sweep period; Sweeps the sweeps it finished
+	// during the measured window and the liveness wait, and SweepMaxS the longest of them.
+	SweepEveryS float64 `json:"sweep_every_s"`
+	Sweeps      int     `json:"sweeps"`
+	SweepMaxS   float64 `json:"sweep_max_s"`
 	// Dir is the run's directory, when it was kept (Options.Keep).
 	Dir string `json:"dir,omitempty"`
 	// Restart (Seed only): the coordinator started over the seeded fleet, and every device
@@ -158,11 +167,14 @@ func Run(ctx context.Context, o Options) (r Result, err error) {
 	if o.Senders <= 0 {
 		o.Senders = 512
 	}
+	if o.SweepEvery <= 0 {
+		o.SweepEvery = max(10*time.Second, o.Interval)
+	}
 	say := o.Progress
 	if say == nil {
 		say = func(string) {}
 	}
-	r = Result{Devices: o.Devices, IntervalS: o.Interval.Seconds(), DurationS: o.Duration.Seconds(), Silent: o.Silent,
+	r = Result{Devices: o.Devices, IntervalS: o.Interval.Seconds(), DurationS: o.Duration.Seconds(), Silent: o.Silent, SweepEveryS: o.SweepEvery.Seconds(),
 		LivenessGoalS: (3*o.Interval + 5*time.Second).Seconds()}
 	dir, err := os.MkdirTemp("", "iog-bench-fleet-")
 	if err != nil {
@@ -408,6 +420,10 @@ func Run(ctx context.Context, o Options) (r Result, err error) {
 	// The measured window.
 	r.TargetPerS = float64(o.Devices) / o.Interval.Seconds()
 	cpu0, _ := cpuTicks(co.cmd.Process.Pid)
+	var logAt int64
+	if fi, err := os.Stat(co.log.Name()); err == nil {
+		logAt = fi.Size()
+	}
 	t0 := time.Now()
 	measuring.Store(true)
 	stopTick = ticker(5*time.Second, func() {
@@ -450,6 +466,7 @@ func Run(ctx context.Context, o Options) (r Result, err error) {
 		r.Down, r.LivenessLagS = watchDown(ctx, supplier, silent, time.Duration(r.LivenessGoalS*float64(time.Second))+2*o.Interval)
 	}
 	stop()
+	r.Sweeps, r.SweepMaxS = sweepsSince(co.log.Name(), logAt)
 	r.P50MS, r.P99MS, r.MaxMS = percentiles(lat)
 	r.Load = loadavg()
 	if o.Seed {
@@ -668,7 +685,8 @@ func startCoordinator(ctx context.Context, o Options, dir string) (*coordinator,
 	cmd := exec.Command(o.Bin, "coordinator", "--listen", addr, "--data-dir", dir, "--db", db,
 		"--heartbeat-interval", o.Interval.String(), "--mesh-relay", "off", "--first-proof-delay", "1h",
 		"--limit-account-rate", "0", "--limit-anon-rate", "0", "--limit-device-rate", "0", "--limit-conns", "0",
-		"--limit-conns-per-addr", "0", "--limit-devices-per-hour", "0", "--limit-join-tokens-per-hour", "0", "--limit-exempt-loopback")
+		"--limit-conns-per-addr", "0", "--limit-devices-per-hour", "0", "--limit-join-tokens-per-hour", "0", "--limit-exempt-loopback",
+		"--sweep-every", o.SweepEvery.String())
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if f := os.Getenv("IOG_CPU_PROFILE"); f != "" {
 		// The coordinator's profile beside the benchmark's own (the last coordinator's, after
@@ -712,6 +730,26 @@ func (c *coordinator) stop() {
 		fmt.Fprintln(c.log, "iog bench fleet: the coordinator did not stop within 30 s of SIGTERM; killed")
 	}
 	c.log.Close()
+}
+
+// sweepsSince counts the reputation sweeps the coordinator logged after offset of its log, and
+// the longest.
+func sweepsSince(log string, offset int64) (n int, longest float64) {
+	b, err := os.ReadFile(log)
+	if err != nil || offset > int64(len(b)) {
+		return 0, 0
+	}
+	for _, line := range strings.Split(string(b[offset:]), "\n") {
+		var e struct {
+			Msg    string `json:"msg"`
+			TookMS int64  `json:"took_ms"`
+		}
+		if json.Unmarshal([]byte(line), &e) == nil && e.Msg == "reputation sweep" {
+			n++
+			longest = max(longest, float64(e.TookMS)/1000)
+		}
+	}
+	return n, longest
 }
 
 // clockTicks is USER_HZ, the unit of /proc/PID/stat's CPU times (100 on every Linux port).
@@ -809,6 +847,7 @@ func Print(w io.Writer, r Result) {
 		fmt.Fprintf(w, "liveness:    %d of %d silent devices down, the last %.1f s after its last beat (goal %.0f s)\n", r.Down, r.Silent, r.LivenessLagS, r.LivenessGoalS)
 	}
 	fmt.Fprintf(w, "coordinator: %.2f cores, RSS %.0f MiB, %.1f KB per device\n", r.CoordinatorCores, r.RSSMiB, r.RSSPerDeviceKB)
+	fmt.Fprintf(w, "sweep:       every %.0f s; %d reputation sweeps finished during the load and the liveness wait, the longest %.1f s\n", r.SweepEveryS, r.Sweeps, r.SweepMaxS)
 	if r.Dir != "" {
 		fmt.Fprintf(w, "kept:        %s\n", r.Dir)
 	}
