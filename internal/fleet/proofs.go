@@ -280,18 +280,13 @@ func (f *Fleet) issueDue(ctx context.Context, now time.Time) {
 	}
 	f.tr.mu.Unlock()
 	// Only the devices that beat here now can be challenged here.
-	isLive := func(d iog.Device) bool {
-		if d.Paused || !f.sessions[d.ID] {
-			return false
-		}
-		seen, ok := f.seen[d.ID]
-		return ok && now.Sub(seen) <= limit
+	// (Called with f.mu held.)
+	beating := func(id string) bool {
+		seen, ok := f.seen[id]
+		return f.sessions[id] && ok && now.Sub(seen) <= limit
 	}
 	f.mu.Lock()
-	due = slices.DeleteFunc(due, func(id string) bool {
-		seen, ok := f.seen[id]
-		return !f.sessions[id] || !ok || now.Sub(seen) > limit
-	})
+	due = slices.DeleteFunc(due, func(id string) bool { return !beating(id) })
 	f.mu.Unlock()
 	if len(due) == 0 {
 		return
@@ -305,7 +300,7 @@ func (f *Fleet) issueDue(ctx context.Context, now time.Time) {
 		var newOwners, newAddrs []string
 		f.mu.Lock()
 		for _, d := range found {
-			if _, ok := byID[d.ID]; ok || !isLive(d) {
+			if _, ok := byID[d.ID]; ok || d.Paused || !beating(d.ID) {
 				continue
 			}
 			byID[d.ID] = d
