@@ -100,7 +100,8 @@ func haproxyStats(addr string) (map[string]int, error) {
 // TestSeveralCoordinators: three coordinators on one PostgreSQL behind HAProxy (Debian's
 // haproxy, configured as docs/SCALE.md, "Several coordinators", shows: a device's requests stuck
 // to one coordinator by its device id, first given round robin; a renter's requests round robin;
-// health checks on /healthz). Six workers join and become ready through it, spread over the
+// health checks on /healthz; each client named to the coordinators in a PROXY header, so that a
+// device's recorded address is its own, not the balancer's). Six workers join and become ready through it, spread over the
 // coordinators; a renter's cluster runs; the coordinator with the most devices is killed: its
 // devices reach the others within 30 s, no device is marked down meanwhile, the cluster keeps
 // running past a minute, the ledger verifies and what the cluster spent is its minutes once.
@@ -117,7 +118,10 @@ func TestSeveralCoordinators(t *testing.T) {
 	startCoord := func(i int) {
 		coords[i] = spawn(t, "coordinator-"+strconv.Itoa(i+1), "", nil, "coordinator", "--db", dsn,
 			"--listen", "127.0.0.1:"+strconv.Itoa(ports[i]), "--data-dir", filepath.Join(dir, "c"+strconv.Itoa(i+1)),
-			"--dev", "--heartbeat-interval", "5s", "--settle-every", "2s", "--mesh-relay", "off")
+			"--dev", "--heartbeat-interval", "5s", "--settle-every", "2s", "--mesh-relay", "off",
+			// HAProxy connects from 127.0.0.3 and names each client in a PROXY header; the
+			// test's own direct requests come from 127.0.0.1.
+			"--trusted-proxies", "127.0.0.3")
 	}
 	startCoord(0)
 	var key string
@@ -151,7 +155,7 @@ backend coords
   http-check expect status 200
   option redispatch
   retries 2
-  default-server inter 500ms fall 2 rise 2
+  default-server inter 500ms fall 2 rise 2 source 127.0.0.3 send-proxy
   server c1 127.0.0.1:%d check
   server c2 127.0.0.1:%d check
   server c3 127.0.0.1:%d check
@@ -242,6 +246,17 @@ listen stats
 		return nil
 	})
 	t.Logf("worker sessions per coordinator: %v", spread)
+	// Each device's address is the worker's (127.0.0.1, from the PROXY header), not the
+	// balancer's (127.0.0.3): the per-address limits and the anti-sharing groups see devices.
+	ds, err := supc.Devices(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range ds {
+		if d.Addr != "127.0.0.1" {
+			t.Errorf("device %s recorded at %q, want the worker's 127.0.0.1 (not the balancer's 127.0.0.3)", d.ID, d.Addr)
+		}
+	}
 	if st, err := haproxyStats("127.0.0.1:" + strconv.Itoa(stats)); err != nil || len(st) != 3 {
 		t.Fatalf("haproxy stats: %v %v", st, err)
 	}

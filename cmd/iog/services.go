@@ -21,6 +21,7 @@ import (
 	"github.com/iognet/iog/internal/fleet"
 	"github.com/iognet/iog/internal/fleetbench"
 	"github.com/iognet/iog/internal/httpapi"
+	"github.com/iognet/iog/internal/iog"
 	"github.com/iognet/iog/internal/limit"
 	"github.com/iognet/iog/internal/worker"
 )
@@ -46,6 +47,11 @@ func logger(w io.Writer, json bool, level slog.Level) *slog.Logger {
 func runCoordinator(ctx context.Context, o cli.CoordinatorOptions, w io.Writer) error {
 	log := logger(os.Stderr, !o.Dev, slog.LevelInfo)
 	lim := limits(o.Limits, o.Dev)
+	proxies, err := limit.ParseProxies(o.Limits.TrustedProxies)
+	if err != nil {
+		return iog.Errorf(iog.EINVALID, "--trusted-proxies: %s", err)
+	}
+	lim.Proxies = proxies
 	var s3 *blob.S3Config
 	if o.BlobStore != "" {
 		cfg, err := blob.ParseS3URL(o.BlobStore, os.Getenv)
@@ -365,7 +371,8 @@ func benchFleet(ctx context.Context, o cli.BenchOptions, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fo := fleetbench.Options{Bin: bin, Devices: o.Devices, Interval: o.Interval, Duration: o.Duration, DB: o.DB, Silent: o.Silent, Seed: o.Seed, Joiners: o.Joiners, SignedBeats: o.SignedBeats, Keep: o.Keep}
+	fo := fleetbench.Options{Bin: bin, Devices: o.Devices, Interval: o.Interval, Duration: o.Duration, DB: o.DB, Silent: o.Silent, Seed: o.Seed, Joiners: o.Joiners, SignedBeats: o.SignedBeats, Keep: o.Keep,
+		Coordinators: o.Coordinators, ConnPerDevice: o.ConnPerDevice}
 	if !o.JSON {
 		fo.Progress = func(s string) { fmt.Fprintln(w, s) }
 	}

@@ -61,6 +61,9 @@ type LimitOptions struct {
 	WriteTimeout, IdleTimeout            time.Duration
 	// ExemptLoopback skips the per-address limits for 127.0.0.0/8 and ::1 (on with --dev).
 	ExemptLoopback bool
+	// TrustedProxies lists the load balancers (addresses and CIDR prefixes, comma-separated)
+	// whose connections carry a PROXY protocol header naming the client.
+	TrustedProxies string
 }
 
 // DefaultLimitOptions are the production limits (cmd/iog checks they match the coordinator's).
@@ -117,6 +120,11 @@ type BenchOptions struct {
 	SignedBeats bool
 	// Keep: keep the run's directory (the coordinator's log and, with SQLite, its database).
 	Keep bool
+	// Coordinators: how many coordinators serve the fleet, on DB's PostgreSQL behind HAProxy
+	// (fleetbench.Options.Coordinators).
+	Coordinators int
+	// ConnPerDevice: each simulated device has a connection of its own.
+	ConnPerDevice bool
 }
 
 const (
@@ -255,6 +263,7 @@ func limitFlags(cmd *cobra.Command, l *LimitOptions) {
 	f.DurationVar(&l.ReadTimeout, "read-timeout", d.ReadTimeout, "time a client has to send a request's body")
 	f.DurationVar(&l.WriteTimeout, "write-timeout", d.WriteTimeout, "time to write an answer (after a long-poll's wait; the mesh proxy has none)")
 	f.DurationVar(&l.IdleTimeout, "idle-timeout", d.IdleTimeout, "time a kept-alive connection may wait for its next request")
+	f.StringVar(&l.TrustedProxies, "trusted-proxies", "", "load balancers in front of this coordinator (addresses or CIDR prefixes, comma-separated): their connections must begin with a PROXY protocol v1 header (HAProxy: send-proxy), whose client address counts for the limits, devices' addresses and logs (docs/SCALE.md, \"Several coordinators\")")
 	f.BoolVar(&l.ExemptLoopback, "limit-exempt-loopback", false, "skip the per-address limits for loopback clients (on with --dev: the devnet's workers share 127.0.0.1)")
 }
 
@@ -410,10 +419,23 @@ With --seed the devices are not joined: they are written straight into the coord
 database, ready, and the coordinator is restarted over them; every device then says hello at
 once, as workers do after a restart. That reaches 100,000 devices in seconds, and measures the
 restart: hellos per second, the time until every device is back, and how many were marked down
-meanwhile (a false down).`,
+meanwhile (a false down).
+
+With --coordinators N (2 or more; needs --db postgres://... and Debian's haproxy), N
+coordinators share the database behind HAProxy configured as docs/SCALE.md says (each device
+stuck to one coordinator, a dead one's devices sent to the others). After the liveness wait the
+coordinator holding the most heartbeat sessions is killed (SIGKILL), and the run prints how many
+of its devices said hello again elsewhere and how soon (goal 30 s), and how many devices were
+marked down meanwhile (goal none). CPU and memory are the coordinators' sums.
+
+By default the simulated devices share the connections of 64 loopback addresses, so the
+coordinator's memory per device leaves out a connection per device; with --conn-per-device each
+device has its own, as a fleet of machines has (one open file per device here, two in HAProxy,
+so this machine's limit of open files bounds the fleet).`,
 		Example: `  iog bench fleet --devices 10000 --interval 15s --duration 60s
   iog bench fleet --devices 100000 --seed --interval 15s --duration 60s
-  iog bench fleet --devices 100000 --interval 15s --db postgres://iog@localhost/iog_bench --json`,
+  iog bench fleet --devices 100000 --interval 15s --db postgres://iog@localhost/iog_bench --json
+  iog bench fleet --devices 30000 --seed --coordinators 3 --db postgres://iog@localhost/iog_bench`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			switch {
@@ -427,6 +449,10 @@ meanwhile (a false down).`,
 				return usageErrorf("--silent must be from 0 to --devices")
 			case fo.Joiners < 1 || fo.Joiners > 4096:
 				return usageErrorf("--joiners must be from 1 to 4096")
+			case fo.Coordinators < 1 || fo.Coordinators > 16:
+				return usageErrorf("--coordinators must be from 1 to 16")
+			case fo.Coordinators > 1 && !strings.HasPrefix(fo.DB, "postgres://") && !strings.HasPrefix(fo.DB, "postgresql://"):
+				return usageErrorf("--coordinators %d: several coordinators share one PostgreSQL: give --db postgres://... (a scratch database)", fo.Coordinators)
 			}
 			fo.Kind = "fleet"
 			return serve(cmd.Context(), "iog bench", a.svc.Bench, fo, a.stdout)
@@ -442,6 +468,8 @@ meanwhile (a false down).`,
 	ff.BoolVar(&fo.Keep, "keep", false, "keep the run's directory (the coordinator's log and, with SQLite, its database) and print where it is")
 	ff.BoolVar(&fo.SignedBeats, "signed-beats", false, "sign every heartbeat (ed25519) instead of using heartbeat sessions (protocol 5), as older workers do")
 	ff.BoolVar(&fo.Seed, "seed", false, "seed the devices into the store and restart the coordinator over them, instead of joining them")
+	ff.BoolVar(&fo.ConnPerDevice, "conn-per-device", false, "give each simulated device a connection of its own, as real workers have (default: the devices share 64 addresses' connections); needs an open file per device (two in HAProxy)")
+	ff.IntVar(&fo.Coordinators, "coordinators", 1, "coordinators serving the fleet; several share --db's PostgreSQL behind HAProxy, and the one with the most devices is killed after the liveness wait")
 	ff.BoolVar(&fo.JSON, "json", false, "print results as JSON")
 	return group("bench", "Benchmarks", create, fleet)
 }

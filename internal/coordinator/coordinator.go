@@ -103,6 +103,10 @@ type Limits struct {
 	ReadHeaderTimeout, IdleTimeout time.Duration
 	// JoinTokensPerHour and DevicesPerHour cap what one account makes in any hour (0: no cap).
 	JoinTokensPerHour, DevicesPerHour int
+	// Proxies are the load balancers in front of this coordinator: their connections must
+	// begin with a PROXY protocol v1 header naming the client (HAProxy's send-proxy), whose
+	// address then counts everywhere (limits, device addresses, logs). Nil: none is trusted.
+	Proxies []netip.Prefix
 }
 
 // DefaultLimits are the production limits.
@@ -288,6 +292,13 @@ func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 		}
 	})
 	lim := cfg.Limits
+	if len(lim.Proxies) > 0 {
+		// Beneath the connection caps, so that they count the balancer's clients.
+		log := cfg.Log.With("part", "listener")
+		ln = &limit.ProxyListener{Listener: ln, Trusted: lim.Proxies, Refused: func(addr string, err error) {
+			log.Warn("trusted proxy connection refused", "addr", addr, "err", err)
+		}}
+	}
 	c := &Coordinator{cfg: cfg, db: db, auth: au, fleet: fl, market: mk, relay: mk.Relay(), proxy: proxy, bank: bk, api: srv, web: ws,
 		history: hist, blobs: blobs, ln: &limit.Listener{Listener: ln, Max: lim.Conns, PerAddr: lim.ConnsPerAddr, Exempt: lim.HTTP.Exempt},
 		// Bodies and answers have deadlines per route class (httpapi.Limits); headers and idle

@@ -87,6 +87,10 @@ type Fleet struct {
 	nonce    map[string]string        // outstanding heartbeat nonce per device
 	tel      map[string]api.Telemetry // latest telemetry per device
 	sessions map[string]bool          // devices that said hello since start
+	// opened is set when a device opens its first session here since the last flush (a
+	// restart, or a device come from another coordinator): its last-seen is then flushed
+	// within a second (runFlush).
+	opened bool
 	tr       *trustState
 
 	// The liveness table (live.go): every device's status as this coordinator last knew it,
@@ -385,7 +389,7 @@ func (f *Fleet) Hello(ctx context.Context, d iog.Device, req api.HelloRequest, a
 	f.nonce[d.ID] = n
 	f.seen[d.ID], f.dirty[d.ID] = now, now
 	if !f.sessions[d.ID] {
-		f.returned = now
+		f.returned, f.opened = now, true
 	}
 	f.sessions[d.ID] = true
 	f.gen++

@@ -144,10 +144,17 @@ func (f *Fleet) Run(ctx context.Context) error {
 // runFlush writes last-seen times once an interval, apart from the liveness loop so that a
 // flush waiting on the database (SQLite has one writer) never delays a mark-down. Once an
 // interval: another coordinator's liveness (which needs a device silent in the store for
-// MissedBeats intervals) never sees a device that beats here as silent.
+// MissedBeats intervals) never sees a device that beats here as silent. And within a second of
+// a session opened here (flushOpened): a device that comes from a coordinator that died was
+// last flushed there up to an interval before its last beat, and says hello here up to an
+// interval after it (its next beat, refused); one more interval before its flush here would
+// leave the store silent for the whole MissedBeats intervals, and another coordinator would
+// mark it down.
 func (f *Fleet) runFlush(ctx context.Context) {
 	t := time.NewTicker(f.cfg.HeartbeatInterval)
 	defer t.Stop()
+	soon := time.NewTicker(min(time.Second, f.cfg.HeartbeatInterval))
+	defer soon.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -155,7 +162,19 @@ func (f *Fleet) runFlush(ctx context.Context) {
 			return
 		case <-t.C:
 			f.flush(ctx)
+		case <-soon.C:
+			f.flushOpened(ctx)
 		}
+	}
+}
+
+// flushOpened flushes the last-seen times if a session opened here since the last flush.
+func (f *Fleet) flushOpened(ctx context.Context) {
+	f.mu.Lock()
+	due := f.opened
+	f.mu.Unlock()
+	if due {
+		f.flush(ctx)
 	}
 }
 
@@ -209,12 +228,13 @@ func (f *Fleet) runSweep(ctx context.Context) {
 
 func (f *Fleet) flush(ctx context.Context) {
 	f.mu.Lock()
-	batch := f.dirty
-	f.dirty = map[string]time.Time{}
+	batch, opened := f.dirty, f.opened
+	f.dirty, f.opened = map[string]time.Time{}, false
 	f.mu.Unlock()
 	if err := f.db.TouchDevices(ctx, batch); err != nil {
 		f.cfg.Log.Error("flush liveness", "err", err)
 		f.mu.Lock()
+		f.opened = f.opened || opened
 		for k, v := range batch {
 			if _, ok := f.dirty[k]; !ok {
 				f.dirty[k] = v

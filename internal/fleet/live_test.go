@@ -184,3 +184,55 @@ func TestLivenessWhileTheFleetComesBack(t *testing.T) {
 		}
 	}
 }
+
+// TestMovedDeviceFlushedSoon: a device whose coordinator (a) died says hello to another (b)
+// an interval after its last beat there, which a flushed up to an interval before; b writes
+// its last-seen within a second of the new session (flushOpened), not at its next interval, so
+// a third coordinator (c), which never heard the device, does not mark it down once the
+// store's last-seen from a is MissedBeats intervals old. Beats on a session already open do
+// not make flushOpened write: between sessions, last-seen is flushed once an interval.
+func TestMovedDeviceFlushedSoon(t *testing.T) {
+	a, clk, acct := newFleet(t)
+	ctx := t.Context()
+	a.cfg.SkipProofs = true
+	iv := a.cfg.HeartbeatInterval
+	d := join(t, a, acct, "key-m", host("m-m"))
+	if _, err := a.Hello(ctx, d, api.HelloRequest{Inventory: host(d.Name)}, "10.0.0.1"); err != nil {
+		t.Fatal(err)
+	}
+	a.flush(ctx)
+	flushed := clk.Now()
+	b := New(Config{Store: a.db, Now: clk.Now, Trust: a.cfg.Trust, SkipProofs: true, HeartbeatInterval: iv})
+	c := New(Config{Store: a.db, Now: clk.Now, Trust: a.cfg.Trust, SkipProofs: true, HeartbeatInterval: iv})
+	// a beat at flushed+iv that a never flushed (it died); the next, at flushed+2iv, is
+	// refused by the balancer's next choice, b, and the device says hello there.
+	clk.Add(2 * iv)
+	h, err := b.Hello(ctx, status(t, a, d.ID), api.HelloRequest{Inventory: host(d.Name)}, "10.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk.Add(time.Second)
+	b.flushOpened(ctx)
+	if got := status(t, a, d.ID).LastSeenAt; !got.After(flushed) {
+		t.Fatalf("a second after the hello on b, the store's last-seen is still %v (a's flush)", got)
+	}
+	clk.Add(iv)
+	c.CheckLiveness(ctx)
+	if st := status(t, a, d.ID).Status; st != iog.DeviceReady {
+		t.Fatalf("%s after moving to b, %s after a's last flush", st, clk.Now().Sub(flushed))
+	}
+	// A beat on b's open session: flushOpened leaves it for the interval's flush.
+	before := status(t, a, d.ID).LastSeenAt
+	clk.Add(time.Second)
+	if _, err := b.Heartbeat(ctx, d, api.HeartbeatRequest{Nonce: h.Nonce}); err != nil {
+		t.Fatal(err)
+	}
+	b.flushOpened(ctx)
+	if got := status(t, a, d.ID).LastSeenAt; !got.Equal(before) {
+		t.Fatalf("a beat on an open session flushed at once: %v, was %v", got, before)
+	}
+	b.flush(ctx)
+	if got := status(t, a, d.ID).LastSeenAt; !got.After(before) {
+		t.Fatalf("the interval's flush did not write the beat: %v", got)
+	}
+}

@@ -28,8 +28,9 @@ type coordinator struct {
 
 // startCoordinator runs `iog coordinator` with the per-client limits off (the simulator is
 // one client with many devices) and the first proofs an hour away (a run is shorter, or its
-// figures include them).
-func startCoordinator(ctx context.Context, o Options, dir string) (*coordinator, error) {
+// figures include them). Its data dir is dataDir, its log name.log in dir, and it is up once
+// it answers the admin key that the first coordinator wrote into keyDir.
+func startCoordinator(ctx context.Context, o Options, dir, dataDir, keyDir, name string) (*coordinator, error) {
 	if o.Bin == "" {
 		return nil, errors.New("no iog binary to run the coordinator from")
 	}
@@ -40,20 +41,28 @@ func startCoordinator(ctx context.Context, o Options, dir string) (*coordinator,
 	addr := l.Addr().String()
 	l.Close()
 	db := dsn(o, dir)
-	logf, err := os.Create(filepath.Join(dir, "coordinator.log"))
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, err
+	}
+	logf, err := os.OpenFile(filepath.Join(dir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(o.Bin, "coordinator", "--listen", addr, "--data-dir", dir, "--db", db,
+	cmd := exec.Command(o.Bin, "coordinator", "--listen", addr, "--data-dir", dataDir, "--db", db,
 		"--heartbeat-interval", o.Interval.String(), "--mesh-relay", "off", "--first-proof-delay", "1h",
 		"--limit-account-rate", "0", "--limit-anon-rate", "0", "--limit-device-rate", "0", "--limit-conns", "0",
 		"--limit-conns-per-addr", "0", "--limit-devices-per-hour", "0", "--limit-join-tokens-per-hour", "0", "--limit-exempt-loopback",
 		"--sweep-every", o.SweepEvery.String())
+	if o.Coordinators > 1 {
+		// HAProxy sends each device's own address in a PROXY header, from an address of its
+		// own: the benchmark's direct requests (readiness, metrics) come from 127.0.0.1.
+		cmd.Args = append(cmd.Args, "--trusted-proxies", balancerSource)
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if f := os.Getenv("IOG_CPU_PROFILE"); f != "" {
 		// The coordinator's profile beside the benchmark's own (the last coordinator's, after
 		// a restart).
-		cmd.Env = append(os.Environ(), "IOG_CPU_PROFILE="+f+".coordinator")
+		cmd.Env = append(os.Environ(), "IOG_CPU_PROFILE="+f+"."+name)
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
@@ -65,7 +74,7 @@ func startCoordinator(ctx context.Context, o Options, dir string) (*coordinator,
 	// devices here).
 	deadline := time.Now().Add(5 * time.Minute)
 	for {
-		b, err := os.ReadFile(filepath.Join(dir, "admin.key"))
+		b, err := os.ReadFile(filepath.Join(keyDir, "admin.key"))
 		if err == nil && len(b) > 0 {
 			co.adminKey = strings.TrimSpace(string(b))
 			if _, err := (&api.Client{Base: co.url, Token: co.adminKey}).Me(ctx); err == nil {

@@ -62,6 +62,16 @@ type Options struct {
 	// SweepEvery is the coordinator's reputation sweep period (default: the heartbeat interval,
 	// at least 10 s), so that the liveness figure is measured with the sweep running.
 	SweepEvery time.Duration
+	// Coordinators is how many coordinators serve the fleet (default 1). Several share the
+	// PostgreSQL of DB behind HAProxy, configured as docs/SCALE.md says; after the liveness
+	// wait the one with the most devices is killed, and the run measures how soon its devices
+	// are back on the others and whether any is marked down meanwhile (Result.Kill).
+	Coordinators int
+	// ConnPerDevice gives each device a connection of its own, as a fleet of machines has,
+	// instead of sharing 64 addresses' connections among them: the coordinators' memory then
+	// includes a connection per device, and a balancer keeps each device's connection to its
+	// coordinator. It needs an open file per device here (and two per device in HAProxy).
+	ConnPerDevice bool
 	// Progress receives a line now and then (nil: none).
 	Progress func(string)
 }
@@ -107,6 +117,12 @@ type Result struct {
 	SweepMaxS   float64 `json:"sweep_max_s"`
 	// Dir is the run's directory, when it was kept (Options.Keep).
 	Dir string `json:"dir,omitempty"`
+	// Coordinators is how many served the fleet; with several, the CPU and memory figures
+	// are their sums, and Kill what killing one did.
+	Coordinators int   `json:"coordinators"`
+	Kill         *Kill `json:"kill,omitempty"`
+	// ConnPerDevice: each device had a connection of its own (Options.ConnPerDevice).
+	ConnPerDevice bool `json:"conn_per_device"`
 	// Restart (Seed only): the coordinator started over the seeded fleet, and every device
 	// said hello, Joiners at a time. RestartS is from starting the coordinator's process to
 	// the last hello answered; HellosPerS the hellos over their own span; NotReady the hellos
@@ -130,6 +146,22 @@ type Restart struct {
 	FalseDown     int     `json:"false_down"`
 }
 
+// Kill is what killing one of several coordinators did: Sessions devices held a heartbeat
+// session on it; Moved of them said hello again through the balancer (to another
+// coordinator), the last MoveS after the kill; FalseDown devices, silent ones apart, were
+// recorded down since the kill; Errors beats failed meanwhile; BeatsPerS were sustained over
+// the wait.
+type Kill struct {
+	Killed    string  `json:"killed"`
+	Sessions  int     `json:"sessions"`
+	Moved     int64   `json:"moved"`
+	MoveS     float64 `json:"move_s"`
+	GoalS     float64 `json:"goal_s"`
+	FalseDown int     `json:"false_down"`
+	Errors    int64   `json:"errors"`
+	BeatsPerS float64 `json:"beats_per_s"`
+}
+
 type device struct {
 	cl    *api.Client
 	mu    sync.Mutex
@@ -141,6 +173,9 @@ type device struct {
 	signed bool         // ask for no heartbeat session
 	sess   *api.Session // the heartbeat session of its last hello (nil: beats are signed)
 	quiet  atomic.Bool
+	// movedAt is when the device said hello again after a coordinator was killed (unix ns;
+	// 0: not since).
+	movedAt atomic.Int64
 }
 
 // Run runs the benchmark.
@@ -166,11 +201,18 @@ func Run(ctx context.Context, o Options) (r Result, err error) {
 	if o.SweepEvery <= 0 {
 		o.SweepEvery = max(10*time.Second, o.Interval)
 	}
+	o.Coordinators = max(1, o.Coordinators)
+	if err := checkSeveral(o); err != nil {
+		return Result{}, err
+	}
+	if err := checkFiles(o); err != nil {
+		return Result{}, err
+	}
 	say := o.Progress
 	if say == nil {
 		say = func(string) {}
 	}
-	r = Result{Devices: o.Devices, IntervalS: o.Interval.Seconds(), DurationS: o.Duration.Seconds(), Silent: o.Silent, SweepEveryS: o.SweepEvery.Seconds(),
+	r = Result{Coordinators: o.Coordinators, ConnPerDevice: o.ConnPerDevice, Devices: o.Devices, IntervalS: o.Interval.Seconds(), DurationS: o.Duration.Seconds(), Silent: o.Silent, SweepEveryS: o.SweepEvery.Seconds(),
 		LivenessGoalS: (3*o.Interval + 5*time.Second).Seconds()}
 	dir, err := os.MkdirTemp("", "iog-bench-fleet-")
 	if err != nil {
@@ -178,58 +220,59 @@ func Run(ctx context.Context, o Options) (r Result, err error) {
 	}
 	if o.Keep {
 		r.Dir = dir
-		say("keeping " + dir + " (the coordinator's log is coordinator.log)")
+		say("keeping " + dir + " (the coordinators' logs are coordinator*.log)")
 	} else {
 		defer os.RemoveAll(dir)
 	}
-	// A failed run says what the coordinator logged last.
+	// A failed run says what the coordinators logged last.
 	defer func() {
 		if err != nil {
-			if tail, rerr := os.ReadFile(filepath.Join(dir, "coordinator.log")); rerr == nil && len(tail) > 0 {
-				err = fmt.Errorf("%w\nthe coordinator's log ends:\n%s", err, lastLines(string(tail), 20))
+			if tails := logTails(dir); tails != "" {
+				err = fmt.Errorf("%w\n%s", err, tails)
 			}
 		}
 	}()
-	// Many loopback source addresses, as a fleet has many; each has its own connections.
+	// Many loopback source addresses, as a fleet has many; each has its own connections,
+	// which its devices share unless each device has its own (ConnPerDevice).
 	clients := make([]*http.Client, 64)
 	for i := range clients {
-		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(clientIP(i))}, Timeout: 10 * time.Second}
-		clients[i] = &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{DialContext: d.DialContext,
-			MaxIdleConns: 0, MaxIdleConnsPerHost: o.Senders, IdleConnTimeout: time.Minute}}
+		clients[i] = benchClient(clientIP(i), o.Senders)
 	}
-	co, err := startCoordinator(ctx, o, dir)
+	clientFor := func(i int) *http.Client {
+		if o.ConnPerDevice {
+			return benchClient(clientIP(i%len(clients)), 1)
+		}
+		return clients[i%len(clients)]
+	}
+	ps, err := startProcs(ctx, o, dir)
 	if err != nil {
 		return r, err
 	}
-	defer func() {
-		if co != nil {
-			co.stop()
-		}
-	}()
-	say(fmt.Sprintf("coordinator %s (pid %d), database %s", co.url, co.cmd.Process.Pid, orElse(o.DB, "SQLite in "+dir)))
-	rss0, _ := rssKB(co.cmd.Process.Pid)
-	admin := &api.Client{Base: co.url, Token: co.adminKey, HTTP: clients[0]}
+	defer func() { ps.stop() }()
+	say(fmt.Sprintf("%s at %s (pid %s), database %s", plural(o.Coordinators, "coordinator"), ps.url, ps.pids(), orElse(o.DB, "SQLite in "+dir)))
+	rss0 := ps.rssKB()
+	admin := &api.Client{Base: ps.url, Token: ps.coords[0].adminKey, HTTP: clients[0]}
 	acct, err := admin.CreateAccount(ctx, api.CreateAccountRequest{Name: "bench-supplier", Roles: []string{"supplier"}})
 	if err != nil {
 		return r, fmt.Errorf("make the supplier account: %w", err)
 	}
 	var restartAt time.Time
 	if o.Seed {
-		// The restart: stop the coordinator, seed the fleet, start it again over it.
-		co.stop()
+		// The restart: stop the coordinators, seed the fleet, start them again over it.
+		ps.stop()
 		t0 := time.Now()
 		if err := seedStore(ctx, o, dir, acct.Account.ID); err != nil {
 			return r, err
 		}
 		say(fmt.Sprintf("%d devices seeded in %s; restarting the coordinator over them", o.Devices, time.Since(t0).Round(time.Millisecond)))
 		restartAt = time.Now()
-		if co, err = startCoordinator(ctx, o, dir); err != nil {
+		if ps, err = startProcs(ctx, o, dir); err != nil {
 			return r, err
 		}
 		r.Restart = &Restart{StartS: time.Since(restartAt).Seconds()}
-		say(fmt.Sprintf("coordinator %s (pid %d) answered %.1f s after its start", co.url, co.cmd.Process.Pid, r.Restart.StartS))
+		say(fmt.Sprintf("%s at %s (pid %s) answered %.1f s after the start", plural(o.Coordinators, "coordinator"), ps.url, ps.pids(), r.Restart.StartS))
 	}
-	supplier := &api.Client{Base: co.url, Token: acct.APIKey, HTTP: clients[0]}
+	supplier := &api.Client{Base: ps.url, Token: acct.APIKey, HTTP: clients[0]}
 
 	// Beats are paced evenly over the interval, each device once per interval, in the order
 	// the devices joined (or, after a restart, said hello); only those of the measured window
@@ -248,6 +291,8 @@ func Run(ctx context.Context, o Options) (r Result, err error) {
 	}
 	var measuring atomic.Bool
 	var beats, errs, late, rehellos atomic.Int64
+	// After a coordinator is killed: when (unix ns), and the beats and failures since.
+	var killAt, killBeats, killErrs atomic.Int64
 	var kindsMu sync.Mutex
 	kinds := map[string]int64{}
 	work := make(chan *device, o.Senders)
@@ -260,6 +305,17 @@ func Run(ctx context.Context, o Options) (r Result, err error) {
 			for d := range work {
 				t0 := time.Now()
 				again, err := beat(lctx, d)
+				if k := killAt.Load(); k != 0 {
+					switch {
+					case err != nil:
+						killErrs.Add(1)
+					case again:
+						d.movedAt.CompareAndSwap(0, time.Now().UnixNano())
+						fallthrough
+					default:
+						killBeats.Add(1)
+					}
+				}
 				if !measuring.Load() {
 					continue
 				}
@@ -338,7 +394,7 @@ func Run(ctx context.Context, o Options) (r Result, err error) {
 	var once sync.Once
 	helloLat := make([][]float32, o.Joiners)
 	start := time.Now()
-	cpuStart, _ := cpuTicks(co.cmd.Process.Pid)
+	cpuStart := ps.cpuTicks()
 	jctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	for j := range o.Joiners {
@@ -352,7 +408,7 @@ func Run(ctx context.Context, o Options) (r Result, err error) {
 				var err error
 				if o.Seed {
 					t0 := time.Now()
-					d, err = hello(jctx, co.url, clients[i%len(clients)], i, o.SignedBeats)
+					d, err = hello(jctx, ps.url, clientFor(i), i, o.SignedBeats)
 					if err == nil {
 						helloLat[j] = append(helloLat[j], float32(time.Since(t0).Seconds()*1000))
 						if d.status != string(iog.DeviceReady) {
@@ -366,7 +422,7 @@ func Run(ctx context.Context, o Options) (r Result, err error) {
 						}
 					}
 				} else {
-					d, err = join(jctx, supplier, co.url, clients[i%len(clients)], i, o.SignedBeats)
+					d, err = join(jctx, supplier, ps.url, clientFor(i), i, o.SignedBeats)
 				}
 				if err != nil {
 					once.Do(func() { joinErr = fmt.Errorf("device %d: %w", i, err); cancel() })
@@ -399,8 +455,8 @@ func Run(ctx context.Context, o Options) (r Result, err error) {
 		rs.HellosPerS = float64(joined.Load()) / took.Seconds()
 		rs.Errors, rs.NotReady = helloErrs.Load(), notReady.Load()
 		rs.P50MS, rs.P99MS, _ = percentiles(helloLat)
-		if c, err := cpuTicks(co.cmd.Process.Pid); err == nil && joined.Load() > 0 {
-			rs.CPUPerHelloMS = float64(c-cpuStart) / clockTicks * 1000 / float64(joined.Load())
+		if joined.Load() > 0 {
+			rs.CPUPerHelloMS = float64(ps.cpuTicks()-cpuStart) / clockTicks * 1000 / float64(joined.Load())
 		}
 		say(fmt.Sprintf("%d devices said hello in %s (%.0f/s, p99 %.1f ms); measuring heartbeats every %s for %s", joined.Load(), took.Round(time.Millisecond), rs.HellosPerS, rs.P99MS, o.Interval, o.Duration))
 	} else {
@@ -415,11 +471,8 @@ func Run(ctx context.Context, o Options) (r Result, err error) {
 
 	// The measured window.
 	r.TargetPerS = float64(o.Devices) / o.Interval.Seconds()
-	cpu0, _ := cpuTicks(co.cmd.Process.Pid)
-	var logAt int64
-	if fi, err := os.Stat(co.log.Name()); err == nil {
-		logAt = fi.Size()
-	}
+	cpu0 := ps.cpuTicks()
+	logAt := ps.logSizes()
 	t0 := time.Now()
 	measuring.Store(true)
 	stopTick = ticker(5*time.Second, func() {
@@ -442,8 +495,7 @@ func Run(ctx context.Context, o Options) (r Result, err error) {
 	}
 	measuring.Store(false)
 	wall := time.Since(t0)
-	cpu1, _ := cpuTicks(co.cmd.Process.Pid)
-	rss1, _ := rssKB(co.cmd.Process.Pid)
+	cpu1, rss1 := ps.cpuTicks(), ps.rssKB()
 	stopTick()
 	r.Beats, r.Errors, r.Late, r.Rehellos = beats.Load(), errs.Load(), late.Load(), rehellos.Load()
 	kindsMu.Lock()
@@ -461,15 +513,25 @@ func Run(ctx context.Context, o Options) (r Result, err error) {
 		say(fmt.Sprintf("waiting for the %d silent devices to be marked down (goal %.0f s after their last beat)", o.Silent, r.LivenessGoalS))
 		r.Down, r.LivenessLagS = watchDown(ctx, supplier, silent, time.Duration(r.LivenessGoalS*float64(time.Second))+2*o.Interval)
 	}
+	r.Sweeps, r.SweepMaxS = ps.sweeps(logAt)
+	quiet := map[string]bool{}
+	for _, d := range silent {
+		quiet[d.cl.DeviceID] = true
+	}
+	if len(ps.coords) > 1 {
+		if r.Kill, err = killOne(ctx, o, ps, say, &killAt, &killBeats, &killErrs, devs); err != nil {
+			stop()
+			return r, err
+		}
+		if r.Kill.FalseDown, err = downSince(ctx, o, dir, time.Unix(0, killAt.Load()), quiet); err != nil {
+			stop()
+			return r, err
+		}
+	}
 	stop()
-	r.Sweeps, r.SweepMaxS = sweepsSince(co.log.Name(), logAt)
 	r.P50MS, r.P99MS, r.MaxMS = percentiles(lat)
 	r.Load = loadavg()
 	if o.Seed {
-		quiet := map[string]bool{}
-		for _, d := range silent {
-			quiet[d.cl.DeviceID] = true
-		}
 		n, err := downSince(ctx, o, dir, restartAt, quiet)
 		if err != nil {
 			return r, err
@@ -491,6 +553,17 @@ func percentiles(lat [][]float32) (p50, p99, top float64) {
 		return 0, 0, 0
 	}
 	return float64(all[n/2]), float64(all[min(n-1, n*99/100)]), float64(all[n-1])
+}
+
+// benchClient is an HTTP client whose connections come from a loopback address and of which
+// at most conns are kept open.
+func benchClient(ip string, conns int) *http.Client {
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 10 * time.Second}
+	t := &http.Transport{DialContext: d.DialContext, MaxIdleConns: 0, MaxIdleConnsPerHost: conns, IdleConnTimeout: time.Minute}
+	if conns == 1 {
+		t.MaxConnsPerHost = 1
+	}
+	return &http.Client{Timeout: 60 * time.Second, Transport: t}
 }
 
 // clientIP is the loopback source address of client k.
@@ -701,8 +774,16 @@ func Print(w io.Writer, r Result) {
 	if r.Silent > 0 {
 		fmt.Fprintf(w, "liveness:    %d of %d silent devices down, the last %.1f s after its last beat (goal %.0f s)\n", r.Down, r.Silent, r.LivenessLagS, r.LivenessGoalS)
 	}
-	fmt.Fprintf(w, "coordinator: %.2f cores, RSS %.0f MiB, %.1f KB per device\n", r.CoordinatorCores, r.RSSMiB, r.RSSPerDeviceKB)
+	if r.Coordinators > 1 {
+		fmt.Fprintf(w, "coordinators: %d behind HAProxy, summed: %.2f cores, RSS %.0f MiB, %.1f KB per device\n", r.Coordinators, r.CoordinatorCores, r.RSSMiB, r.RSSPerDeviceKB)
+	} else {
+		fmt.Fprintf(w, "coordinator: %.2f cores, RSS %.0f MiB, %.1f KB per device\n", r.CoordinatorCores, r.RSSMiB, r.RSSPerDeviceKB)
+	}
 	fmt.Fprintf(w, "sweep:       every %.0f s; %d reputation sweeps finished during the load and the liveness wait, the longest %.1f s\n", r.SweepEveryS, r.Sweeps, r.SweepMaxS)
+	if k := r.Kill; k != nil {
+		fmt.Fprintf(w, "kill:        %s killed holding %d sessions; %d devices said hello again elsewhere, the last %.1f s after the kill (goal %.0f s); %d marked down since (false downs); %d beats failed; %.0f beats/s meanwhile\n",
+			k.Killed, k.Sessions, k.Moved, k.MoveS, k.GoalS, k.FalseDown, k.Errors, k.BeatsPerS)
+	}
 	if r.Dir != "" {
 		fmt.Fprintf(w, "kept:        %s\n", r.Dir)
 	}
