@@ -264,20 +264,11 @@ func (s *DB) HiredSeconds(ctx context.Context, deviceID string, start, end time.
 	if err != nil {
 		return 0, err
 	}
-	var total time.Duration
-	for _, l := range ls {
-		a, b := l.StartedAt, l.EndedAt
-		if a.Before(start) {
-			a = start
-		}
-		if b.IsZero() || b.After(end) {
-			b = end
-		}
-		if b.After(a) {
-			total += b.Sub(a)
-		}
+	spans := make([][2]time.Time, len(ls))
+	for i, l := range ls {
+		spans[i] = [2]time.Time{l.StartedAt, l.EndedAt}
 	}
-	return min(int64(total/time.Second), int64(end.Sub(start)/time.Second)), nil
+	return hiredSeconds(spans, start, end), nil
 }
 
 // LeaseEarnings sums what an owner's wallet received for hired time, per currency, optionally
