@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -15,17 +14,13 @@ import (
 	"github.com/iognet/iog/internal/fleet"
 	"github.com/iognet/iog/internal/iog"
 	"github.com/iognet/iog/internal/store"
+	"github.com/iognet/iog/internal/store/storetest"
 )
 
 func TestBlockMatchesPerDevice(t *testing.T) {
 	for _, seed := range []uint64{1, 2, uint64(time.Now().UnixNano())} {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
-			db, err := store.Open(t.Context(), "sqlite:"+filepath.Join(t.TempDir(), "iog.db"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { db.Close() })
-			checkBatchedBlock(t, db, seed)
+			checkBatchedBlock(t, storetest.OpenSQLite(t), seed)
 		})
 	}
 }
@@ -37,12 +32,7 @@ func TestBlockMatchesPerDevice(t *testing.T) {
 func checkBatchedBlock(t *testing.T, db *store.DB, seed uint64) {
 	ctx := t.Context()
 	rng := rand.New(rand.NewPCG(seed, 63))
-	// Ids that sort differently byte-wise and in a database collation (PostgreSQL's), beside
-	// ordinary ones: pages are in the store's order, whatever it is.
-	ids := []string{"dev_A", "dev_a", "dev_B", "dev_b", "dev_0", "dev__", "dev-1", "DEV_z"}
-	for range 400 {
-		ids = append(ids, iog.NewID("dev"))
-	}
+	ids := storetest.PageIDs(400)
 	seedFleet(t, db, rng, ids, fleetShape{proofs: 8, leases: 4, events: 8})
 	rec := fleet.NewRecord(db)
 	cfg := Config{Store: db, Now: func() time.Time { return seedEnd.Add(time.Minute) }, Genesis: seedStart}
@@ -128,16 +118,11 @@ func produceRead(t *testing.T, bk *Bank, db *store.DB) (api.Block, []iog.Posting
 // tick produces it.
 func TestBatchedReadFailsTheBlock(t *testing.T) {
 	ctx := t.Context()
-	db, err := store.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "iog.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	genesis := time.Date(2026, 11, 21, 0, 0, 0, 0, time.UTC)
-	now := genesis.Add(7*time.Hour + time.Minute)
-	seedDevices(t, db, genesis, "a", "b")
+	db := storetest.OpenSQLite(t)
+	now := testGenesis.Add(7*time.Hour + time.Minute)
+	seedDevices(t, db, testGenesis, "a", "b")
 	down := true
-	b := New(Config{Store: db, Now: func() time.Time { return now }, Genesis: genesis, MinUptime: time.Hour,
+	b := New(Config{Store: db, Now: func() time.Time { return now }, Genesis: testGenesis, MinUptime: time.Hour,
 		Trust: func(_ context.Context, ds []iog.Device, _ time.Time) (map[string]Trust, error) {
 			if down {
 				return nil, errors.New("store: the database is gone")

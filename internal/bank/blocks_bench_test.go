@@ -2,9 +2,9 @@ package bank
 
 import (
 	"context"
+	"log/slog"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -72,28 +72,14 @@ func BenchmarkBlock(b *testing.B) {
 	if v := os.Getenv("BLOCK_DEVICES"); v != "" {
 		n, _ = strconv.Atoi(v)
 	}
-	ctx := context.Background()
-	var db *store.DB
-	var err error
-	if os.Getenv("BLOCK_POSTGRES") == "1" {
-		db, err = store.Open(ctx, storetest.PostgresDSN(b))
-	} else {
-		db, err = store.Open(ctx, "sqlite:"+filepath.Join(b.TempDir(), "iog.db"))
-	}
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { db.Close() })
-	rng := rand.New(rand.NewPCG(1, 14))
-	ids := make([]string, n)
-	for i := range ids {
-		ids[i] = iog.NewID("dev")
-	}
+	db := storetest.OpenBench(b, "BLOCK_POSTGRES")
 	t0 := time.Now()
-	seedFleet(b, db, rng, ids, fleetShape{proofs: 4, leases: 3, events: 4})
+	seedFleet(b, db, rand.New(rand.NewPCG(1, 14)), storetest.NewIDs(n), fleetShape{proofs: 4, leases: 3, events: 4})
 	b.Logf("seeded %d devices in %v", n, time.Since(t0).Round(time.Millisecond))
 	rec := fleet.NewRecord(db)
-	cfg := Config{Store: db, Now: func() time.Time { return seedEnd.Add(time.Minute) }, Genesis: seedStart}
+	// The block's log line says how long judging the fleet and recording the block took.
+	cfg := Config{Store: db, Now: func() time.Time { return seedEnd.Add(time.Minute) }, Genesis: seedStart,
+		Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))}
 
 	b.Run("per-device", func(b *testing.B) {
 		var c counted
