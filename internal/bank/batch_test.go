@@ -30,7 +30,6 @@ func TestBlockMatchesPerDevice(t *testing.T) {
 // same shares and rewards, the same reasons for the devices left out (the first criterion
 // each fails), the same postings.
 func checkBatchedBlock(t *testing.T, db *store.DB, seed uint64) {
-	ctx := t.Context()
 	rng := rand.New(rand.NewPCG(seed, 63))
 	ids := storetest.PageIDs(400)
 	seedFleet(t, db, rng, ids, fleetShape{proofs: 8, leases: 4, events: 8})
@@ -58,9 +57,6 @@ func checkBatchedBlock(t *testing.T, db *store.DB, seed uint64) {
 	if len(want.Shares) < len(ids)/3 || len(hired) < 3 || len(reps) < 10 {
 		t.Fatalf("%d shares of %d devices, %d hired times, %d reputations: the seeded fleet is too alike",
 			len(want.Shares), len(ids), len(hired), len(reps))
-	}
-	if rep, err := New(cfg).VerifyNow(ctx); err != nil || !rep.OK {
-		t.Fatalf("ledger verify: %v %+v", err, rep)
 	}
 
 	defer func(n int) { nominateChunk = n }(nominateChunk)
@@ -108,6 +104,16 @@ func produceRead(t *testing.T, bk *Bank, db *store.DB) (api.Block, []iog.Posting
 	}
 	if len(ps) == 0 {
 		t.Fatal("the block posted nothing")
+	}
+	// The block's postings moved the balances they say (RecordBlock writes them in bulk), and
+	// it marked its nominated devices.
+	if rep, err := bk.VerifyNow(t.Context()); err != nil || !rep.OK {
+		t.Fatalf("ledger verify: %v %+v", err, rep)
+	}
+	for _, s := range blk.Shares {
+		if n, err := db.LastNominatedBlock(t.Context(), s.DeviceID); err != nil || n != 0 {
+			t.Fatalf("%s: last nominated block %d (%v), want 0", s.DeviceID, n, err)
+		}
 	}
 	unrecord(t, db)
 	return blk, ps

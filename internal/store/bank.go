@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -121,13 +122,33 @@ func (s *DB) RecordBlock(ctx context.Context, b BlockRow, postings ...iog.Postin
 		if n, _ := res.RowsAffected(); n != 1 {
 			return nil
 		}
-		if err := applyPostings(ctx, q, postings); err != nil {
+		// A reward posting for each nominated device, and a mark on each: multi-row statements,
+		// not a few for each of tens of thousands of devices (bulk.go).
+		if err := s.applyPostingsBulk(ctx, q, postings); err != nil {
 			return err
 		}
-		for _, id := range b.Nominated {
-			if _, err := q.ExecContext(ctx, `UPDATE devices SET last_nominated_block = $1 WHERE id = $2 AND last_nominated_block < $1`, b.Number, id); err != nil {
+		for ids := b.Nominated; len(ids) > 0; {
+			n := min(len(ids), bulkRows)
+			var sb strings.Builder
+			args := []any{b.Number}
+			sb.WriteString(`UPDATE devices SET last_nominated_block = `)
+			s.Param(&sb, 1)
+			sb.WriteString(` WHERE last_nominated_block < `)
+			s.Param(&sb, 2)
+			args = append(args, b.Number)
+			sb.WriteString(` AND id IN (`)
+			for i, id := range ids[:n] {
+				if i > 0 {
+					sb.WriteString(", ")
+				}
+				args = append(args, id)
+				s.Param(&sb, len(args))
+			}
+			sb.WriteString(")")
+			if _, err := q.ExecContext(ctx, sb.String(), args...); err != nil {
 				return fmt.Errorf("store: last nominated block: %w", err)
 			}
+			ids = ids[n:]
 		}
 		done = true
 		return nil
