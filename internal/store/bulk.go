@@ -11,8 +11,8 @@ import (
 
 // A block records a reward posting for every nominated device, tens of thousands at 100,000
 // devices: applyPostings' statements for each (its posting, its balances, its entries) were
-// most of a block on PostgreSQL, each a round trip. applyPostingsBulk applies them with
-// multi-row statements of up to bulkRows rows.
+// most of a block on PostgreSQL, each a round trip. There RecordBlock applies them with
+// multi-row statements of up to bulkRows rows (recordBulk); SQLite keeps a statement each.
 
 // bulkRows is how many rows one multi-row statement writes (4 parameters a row at most, well
 // under either engine's limit).
@@ -104,6 +104,37 @@ func (s *DB) applyPostingsBulk(ctx context.Context, q querier, ps []iog.Posting)
 		func(i int) []any {
 			return []any{entryPosting[i].Key, entries[i].Account, string(entryPosting[i].Currency), int64(entries[i].Amount)}
 		}, nil)
+}
+
+// recordBulk applies a block's postings and marks its nominated devices with multi-row
+// statements.
+func (s *DB) recordBulk(ctx context.Context, q querier, b BlockRow, postings []iog.Posting) error {
+	if err := s.applyPostingsBulk(ctx, q, postings); err != nil {
+		return err
+	}
+	for ids := b.Nominated; len(ids) > 0; {
+		n := min(len(ids), bulkRows)
+		var sb strings.Builder
+		sb.WriteString(`UPDATE devices SET last_nominated_block = `)
+		s.Param(&sb, 1)
+		sb.WriteString(` WHERE last_nominated_block < `)
+		s.Param(&sb, 2)
+		sb.WriteString(` AND id IN (`)
+		args := []any{b.Number, b.Number}
+		for i, id := range ids[:n] {
+			if i > 0 {
+				sb.WriteString(", ")
+			}
+			args = append(args, id)
+			s.Param(&sb, len(args))
+		}
+		sb.WriteString(")")
+		if _, err := q.ExecContext(ctx, sb.String(), args...); err != nil {
+			return fmt.Errorf("store: last nominated block: %w", err)
+		}
+		ids = ids[n:]
+	}
+	return nil
 }
 
 // bulk writes n rows, row(i) each (cols values), with multi-row statements head VALUES (...),
