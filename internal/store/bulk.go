@@ -119,22 +119,29 @@ func (s *DB) recordBulk(ctx context.Context, q querier, b BlockRow, postings []i
 		s.Param(&sb, 1)
 		sb.WriteString(` WHERE last_nominated_block < `)
 		s.Param(&sb, 2)
-		sb.WriteString(` AND id IN (`)
-		args := []any{b.Number, b.Number}
-		for i, id := range ids[:n] {
-			if i > 0 {
-				sb.WriteString(", ")
-			}
-			args = append(args, id)
-			s.Param(&sb, len(args))
-		}
-		sb.WriteString(")")
+		sb.WriteString(` AND id IN `)
+		args := s.inList(&sb, []any{b.Number, b.Number}, ids[:n])
 		if _, err := q.ExecContext(ctx, sb.String(), args...); err != nil {
 			return fmt.Errorf("store: last nominated block: %w", err)
 		}
 		ids = ids[n:]
 	}
 	return nil
+}
+
+// inList writes a parenthesised list of placeholders for vals, whose values it appends to the
+// statement's args (those of the placeholders written before it).
+func (s *DB) inList(b *strings.Builder, args []any, vals []string) []any {
+	b.WriteString("(")
+	for i, v := range vals {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		args = append(args, v)
+		s.Param(b, len(args))
+	}
+	b.WriteString(")")
+	return args
 }
 
 // bulk writes n rows, row(i) each (cols values), with multi-row statements head VALUES (...),
