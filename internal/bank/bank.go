@@ -49,6 +49,21 @@ type Config struct {
 	NewID func(prefix string) string
 	// Nominable lets the trust side veto a device (idle-use policy); nil vetoes nothing.
 	Nominable func(ctx context.Context, deviceID string) (bool, string, error)
+	// Trust judges a page of devices at once, for the block ending at at: what ProofPassed,
+	// Nominable and Reputation say of each, with a few queries for them all (the coordinator's:
+	// fleet.Record.BlockTrusts). It must judge every device it is given. When it is set, or when
+	// none of the three per-device hooks is, blocks read their inputs a page at a time and a
+	// failed read fails the block (tried again next tick); when only per-device hooks are set,
+	// one device at a time. Nil with them nil: proofs not part of nomination, no veto, and a
+	// reputation of 1000 for everyone.
+	Trust func(ctx context.Context, ds []iog.Device, at time.Time) (map[string]Trust, error)
+}
+
+// Trust is what the trust side says of a device for a block.
+type Trust struct {
+	ProofPassed bool   // a passed proof of GPU in the 24 h before the block's end
+	Idle        string // why the idle-use policy vetoes it ("" when it does not)
+	Reputation  int64  // per mille, at the block's end
 }
 
 // Bank is safe for concurrent use.

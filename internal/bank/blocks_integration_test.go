@@ -3,7 +3,9 @@
 package bank
 
 import (
+	"fmt"
 	"testing"
+	"time"
 
 	"github.com/iognet/iog/internal/store"
 	"github.com/iognet/iog/internal/store/storetest"
@@ -21,4 +23,12 @@ func TestBlocksOncePostgres(t *testing.T) {
 		t.Cleanup(func() { db.Close() })
 		return db
 	})
+}
+
+// TestBlockMatchesPerDevicePostgres is TestBlockMatchesPerDevice on PostgreSQL, whose text
+// collation orders the device ids otherwise than SQLite does.
+func TestBlockMatchesPerDevicePostgres(t *testing.T) {
+	for _, seed := range []uint64{1, uint64(time.Now().UnixNano())} {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) { checkBatchedBlock(t, storetest.OpenPostgres(t), seed) })
+	}
 }

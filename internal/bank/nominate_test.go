@@ -11,6 +11,7 @@ import (
 
 	"github.com/iognet/iog/internal/iog"
 	"github.com/iognet/iog/internal/store"
+	"github.com/iognet/iog/internal/store/storetest"
 )
 
 // A device the trust side cannot judge (its store failed) is left out of the block as "could not
@@ -18,12 +19,8 @@ import (
 // judged is nominated.
 func TestTrustErrorsAreNeverSilentZeros(t *testing.T) {
 	ctx := t.Context()
-	db, err := store.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "iog.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	genesis := time.Date(2026, 11, 21, 0, 0, 0, 0, time.UTC)
+	db := storetest.OpenSQLite(t)
+	genesis := testGenesis
 	now := genesis.Add(7 * time.Hour)
 	ids := seedDevices(t, db, genesis, "good", "bad-rep", "bad-proof", "bad-idle")
 	broken := errors.New("store: the database is gone")
@@ -62,6 +59,9 @@ func TestTrustErrorsAreNeverSilentZeros(t *testing.T) {
 		}
 	}
 }
+
+// testGenesis is the tests' block 0.
+var testGenesis = time.Date(2026, 11, 21, 0, 0, 0, 0, time.UTC)
 
 // seedDevices makes a supplier with a payout address and, for each name, a device "dev_"+name
 // ready and up since genesis with a stake of 1,000 IO; it returns their ids.

@@ -221,18 +221,19 @@ func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 	if !cfg.SkipProofs {
 		// Trust feeds block rewards: a passed proof in the last 24 h, the reputation score, and
 		// the idle-use policy's veto (fleet/trust.go, fleet/idle.go), read from the store by a
-		// fleet.Record made before the bank, as the fleet is made after it.
+		// fleet.Record made before the bank, as the fleet is made after it: a page of devices
+		// at a time, with a few queries for the page (docs/SCALE.md, "Block production").
 		rec := fleet.NewRecord(db)
-		bc.ProofPassed = func(ctx context.Context, id string, at time.Time) (bool, error) {
-			return rec.ProofPassedWithin(ctx, id, at, 24*time.Hour)
-		}
-		bc.Reputation = func(ctx context.Context, id string, at time.Time) (int64, error) {
-			r, err := rec.ReputationAt(ctx, id, at)
-			return int64(r), err
-		}
-		bc.Nominable = func(ctx context.Context, id string) (bool, string, error) {
-			flagged, why, err := rec.IdleFlagged(ctx, id)
-			return !flagged, why, err
+		bc.Trust = func(ctx context.Context, ds []iog.Device, at time.Time) (map[string]bank.Trust, error) {
+			bt, err := rec.BlockTrusts(ctx, ds, at, 24*time.Hour)
+			if err != nil {
+				return nil, err
+			}
+			out := make(map[string]bank.Trust, len(bt))
+			for id, t := range bt {
+				out[id] = bank.Trust(t)
+			}
+			return out, nil
 		}
 	}
 	bk := bank.New(bc)

@@ -98,9 +98,19 @@ func (f *Fleet) observeIdle(ctx context.Context, d iog.Device, tel api.Telemetry
 // and why.
 func (rec *Record) IdleFlagged(ctx context.Context, deviceID string) (bool, string, error) {
 	tr, err := rec.db.DeviceTrust(ctx, deviceID)
-	if err != nil || tr.IdleFlaggedAt.IsZero() {
+	if err != nil {
 		return false, "", err
 	}
-	return true, fmt.Sprintf("idle-use policy: kept busy while not hired (warned %s, flagged %s)",
-		tr.IdleWarnedAt.UTC().Format(time.RFC3339), tr.IdleFlaggedAt.UTC().Format(time.RFC3339)), nil
+	why := idleVeto(tr)
+	return why != "", why, nil
+}
+
+// idleVeto is why the idle-use policy keeps a device with this trust record from nomination
+// ("" when it does not).
+func idleVeto(tr iog.DeviceTrust) string {
+	if tr.IdleFlaggedAt.IsZero() {
+		return ""
+	}
+	return fmt.Sprintf("idle-use policy: kept busy while not hired (warned %s, flagged %s)",
+		tr.IdleWarnedAt.UTC().Format(time.RFC3339), tr.IdleFlaggedAt.UTC().Format(time.RFC3339))
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"reflect"
 	"strconv"
 	"testing"
@@ -147,19 +146,9 @@ func seedRecords(tb testing.TB, db *store.DB, rng *rand.Rand, ids []string, h hi
 	}
 }
 
-func openSQLite(tb testing.TB) *store.DB {
-	tb.Helper()
-	db, err := store.Open(context.Background(), "sqlite:"+filepath.Join(tb.TempDir(), "iog.db"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { db.Close() })
-	return db
-}
-
 func TestSweepMatchesPerDevice(t *testing.T) {
 	for _, seed := range []uint64{1, 2, uint64(time.Now().UnixNano())} {
-		t.Run(fmt.Sprint(seed), func(t *testing.T) { checkBatchedReputation(t, openSQLite(t), seed) })
+		t.Run(fmt.Sprint(seed), func(t *testing.T) { checkBatchedReputation(t, storetest.OpenSQLite(t), seed) })
 	}
 }
 
@@ -170,12 +159,7 @@ func TestSweepMatchesPerDevice(t *testing.T) {
 func checkBatchedReputation(t *testing.T, db *store.DB, seed uint64) {
 	ctx := t.Context()
 	rng := rand.New(rand.NewPCG(seed, 14))
-	// Ids that sort differently byte-wise and in a database collation (PostgreSQL's), beside
-	// ordinary ones: pages are in the store's order, whatever it is.
-	ids := []string{"dev_A", "dev_a", "dev_B", "dev_b", "dev_0", "dev__", "dev-1", "DEV_z"}
-	for range 300 {
-		ids = append(ids, iog.NewID("dev"))
-	}
+	ids := storetest.PageIDs(300)
 	seedRecords(t, db, rng, ids, history{proofs: 12, leases: 6, events: 10})
 	rec := NewRecord(db)
 
@@ -322,7 +306,7 @@ func BenchmarkSweep(b *testing.B) {
 		}
 		b.Cleanup(func() { db.Close() })
 	} else {
-		db = openSQLite(b)
+		db = storetest.OpenSQLite(b)
 	}
 	rng := rand.New(rand.NewPCG(1, 14))
 	ids := make([]string, n)

@@ -377,8 +377,22 @@ func (rec *Record) reputationAt(ctx context.Context, d iog.Device, now time.Time
 // (store.DevicesAfter), with one query for each input for them all, and passes each device's
 // to each: the same as reputationAt gives for the device alone.
 func (rec *Record) reputations(ctx context.Context, ds []iog.Device, now time.Time, each func(iog.Device, reputation.Result, reputation.Inputs)) error {
+	recs, err := rec.records(ctx, ds, now)
+	if err != nil {
+		return err
+	}
+	for _, d := range ds {
+		res, in := score(d, recs[d.ID], now)
+		each(d, res, in)
+	}
+	return nil
+}
+
+// records reads the record at now of every device of ds, a page in the store's id order, with
+// one query for each input for them all: the same as reputationAt reads for each alone.
+func (rec *Record) records(ctx context.Context, ds []iog.Device, now time.Time) (map[string]record, error) {
 	if len(ds) == 0 {
-		return nil
+		return nil, nil
 	}
 	ids := make([]string, len(ds))
 	for i, d := range ds {
@@ -387,33 +401,70 @@ func (rec *Record) reputations(ctx context.Context, ds []iog.Device, now time.Ti
 	r := store.Range(ids)
 	trust, err := rec.db.DeviceTrusts(ctx, r)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	proofs, err := rec.db.ProofOutcomesIn(ctx, r, outcomesSince(now), now)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	jobs, err := rec.db.JobOutcomesIn(ctx, r, outcomesSince(now), now)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	last, err := rec.db.LastCountedProofsAt(ctx, r, now)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	events, err := rec.db.DeviceEventsIn(ctx, r, now.Add(-uptimeWindow), now)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	out := make(map[string]record, len(ds))
 	for _, d := range ds {
 		tr, ok := trust[d.ID]
 		if !ok {
 			tr = iog.DeviceTrust{DeviceID: d.ID}
 		}
-		res, in := score(d, record{trust: tr, proofs: proofs[d.ID], jobs: jobs[d.ID], last: last[d.ID], events: events[d.ID]}, now)
-		each(d, res, in)
+		out[d.ID] = record{trust: tr, proofs: proofs[d.ID], jobs: jobs[d.ID], last: last[d.ID], events: events[d.ID]}
 	}
-	return nil
+	return out, nil
+}
+
+// BlockTrust is what a device's trust record says of it for block nomination (bank.Trust,
+// field for field, which the fleet cannot name: the coordinator converts one to the other).
+type BlockTrust struct {
+	ProofPassed bool   // it passed a proof of GPU in the window before the block's end
+	Idle        string // why the idle-use policy keeps it from nomination ("" when it does not)
+	Reputation  int64  // its score at the block's end, per mille
+}
+
+// BlockTrusts judges every device of ds, a page in the store's id order (store.DevicesFrom),
+// for the block ending at at, with one query for each input for them all: for each, what
+// ProofPassedWithin, IdleFlagged and ReputationAt give for it alone. An error is the whole
+// page's: the store failed, and no device of it is judged.
+func (rec *Record) BlockTrusts(ctx context.Context, ds []iog.Device, at time.Time, window time.Duration) (map[string]BlockTrust, error) {
+	if len(ds) == 0 {
+		return nil, nil
+	}
+	ids := make([]string, len(ds))
+	for i, d := range ds {
+		ids[i] = d.ID
+	}
+	passed, err := rec.db.LastPassedProofsAt(ctx, store.Range(ids), at)
+	if err != nil {
+		return nil, err
+	}
+	recs, err := rec.records(ctx, ds, at)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]BlockTrust, len(ds))
+	for _, d := range ds {
+		last, ok := passed[d.ID]
+		r, _ := score(d, recs[d.ID], at)
+		out[d.ID] = BlockTrust{ProofPassed: ok && at.Sub(last) <= window, Idle: idleVeto(recs[d.ID].trust), Reputation: int64(r.PerMille)}
+	}
+	return out, nil
 }
 
 // record is what a device's reputation is made of, as read from the store: for the device

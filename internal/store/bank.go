@@ -121,18 +121,35 @@ func (s *DB) RecordBlock(ctx context.Context, b BlockRow, postings ...iog.Postin
 		if n, _ := res.RowsAffected(); n != 1 {
 			return nil
 		}
-		if err := applyPostings(ctx, q, postings); err != nil {
-			return err
+		// A reward posting for each nominated device, and a mark on each: on PostgreSQL with
+		// multi-row statements, not a few round trips for each of tens of thousands of devices
+		// (bulk.go). SQLite has no round trips, and a statement that writes many rows needs a
+		// statement journal, which made a block at 100,000 devices slower, not faster.
+		record := recordEach
+		if s.engine == Postgres {
+			record = s.recordBulk
 		}
-		for _, id := range b.Nominated {
-			if _, err := q.ExecContext(ctx, `UPDATE devices SET last_nominated_block = $1 WHERE id = $2 AND last_nominated_block < $1`, b.Number, id); err != nil {
-				return fmt.Errorf("store: last nominated block: %w", err)
-			}
+		if err := record(ctx, q, b, postings); err != nil {
+			return err
 		}
 		done = true
 		return nil
 	})
 	return done, err
+}
+
+// recordEach applies a block's postings and marks its nominated devices with statements of
+// their own.
+func recordEach(ctx context.Context, q querier, b BlockRow, postings []iog.Posting) error {
+	if err := applyPostings(ctx, q, postings); err != nil {
+		return err
+	}
+	for _, id := range b.Nominated {
+		if _, err := q.ExecContext(ctx, `UPDATE devices SET last_nominated_block = $1 WHERE id = $2 AND last_nominated_block < $1`, b.Number, id); err != nil {
+			return fmt.Errorf("store: last nominated block: %w", err)
+		}
+	}
+	return nil
 }
 
 // LastNominatedBlock is the last block a device was nominated for; -1: never.
@@ -264,20 +281,11 @@ func (s *DB) HiredSeconds(ctx context.Context, deviceID string, start, end time.
 	if err != nil {
 		return 0, err
 	}
-	var total time.Duration
-	for _, l := range ls {
-		a, b := l.StartedAt, l.EndedAt
-		if a.Before(start) {
-			a = start
-		}
-		if b.IsZero() || b.After(end) {
-			b = end
-		}
-		if b.After(a) {
-			total += b.Sub(a)
-		}
+	spans := make([][2]time.Time, len(ls))
+	for i, l := range ls {
+		spans[i] = [2]time.Time{l.StartedAt, l.EndedAt}
 	}
-	return min(int64(total/time.Second), int64(end.Sub(start)/time.Second)), nil
+	return hiredSeconds(spans, start, end), nil
 }
 
 // LeaseEarnings sums what an owner's wallet received for hired time, per currency, optionally

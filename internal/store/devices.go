@@ -137,15 +137,8 @@ func (s *DB) DevicesWhereIn(ctx context.Context, col string, vals []string, st .
 		n := min(400, len(vals))
 		var b strings.Builder
 		args := make([]any, 0, n+len(st))
-		b.WriteString(col + " IN (")
-		for i, v := range vals[:n] {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			args = append(args, v)
-			s.Param(&b, len(args))
-		}
-		b.WriteString(")")
+		b.WriteString(col + " IN ")
+		args = s.inList(&b, args, vals[:n])
 		if len(st) > 0 {
 			b.WriteString(" AND status IN (")
 			for i, x := range st {

@@ -1,15 +1,18 @@
 package storetest
 
 import (
+	"context"
 	"crypto/rand"
 	"database/sql"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver
 
+	"github.com/iognet/iog/internal/iog"
 	"github.com/iognet/iog/internal/store"
 )
 
@@ -51,4 +54,40 @@ func OpenPostgres(t testing.TB) *store.DB {
 		t.Fatalf("engine %s", db.Engine())
 	}
 	return db
+}
+
+// PageIDs returns device ids for the tests of reads a page of devices at a time: ids that sort
+// differently byte-wise and in a database collation (PostgreSQL's), then n ordinary ones, since
+// pages are in the store's order, whatever it is.
+func PageIDs(n int) []string {
+	return append([]string{"dev_A", "dev_a", "dev_B", "dev_b", "dev_0", "dev__", "dev-1", "DEV_z"}, NewIDs(n)...)
+}
+
+// NewIDs returns n new device ids.
+func NewIDs(n int) []string {
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = iog.NewID("dev")
+	}
+	return ids
+}
+
+// OpenSQLite opens a store on a fresh SQLite file, closed when the test ends.
+func OpenSQLite(tb testing.TB) *store.DB {
+	tb.Helper()
+	db, err := store.Open(context.Background(), "sqlite:"+filepath.Join(tb.TempDir(), "iog.db"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { db.Close() })
+	return db
+}
+
+// OpenBench opens a benchmark's store: on the PostgreSQL IOG_TEST_POSTGRES names when the
+// environment variable env is "1", on SQLite otherwise.
+func OpenBench(tb testing.TB, env string) *store.DB {
+	if os.Getenv(env) == "1" {
+		return OpenPostgres(tb)
+	}
+	return OpenSQLite(tb)
 }

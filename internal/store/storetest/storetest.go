@@ -37,6 +37,7 @@ func Run(t *testing.T, open func(t *testing.T) *store.DB) {
 	t.Run("access", func(t *testing.T) { Access(t, open) })
 	t.Run("ledger export and nominated blocks", func(t *testing.T) { exportAndBlocks(t, open(t)) })
 	t.Run("device changes are numbered", func(t *testing.T) { deviceChanges(t, open(t)) })
+	t.Run("a block bigger than a bulk statement", func(t *testing.T) { bigBlock(t, open(t)) })
 }
 
 var t0 = time.Date(2026, 11, 21, 6, 0, 0, 0, time.UTC)
