@@ -91,7 +91,7 @@ type Fleet struct {
 	// restart, or a device come from another coordinator): its last-seen is then flushed
 	// within a second (runFlush).
 	opened bool
-	tr       *trustState
+	tr     *trustState
 
 	// The liveness table (live.go): every device's status as this coordinator last knew it,
 	// read from the store every StatusRefresh and changed at once by this coordinator's own
