@@ -293,15 +293,16 @@ func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 		}
 	})
 	lim := cfg.Limits
+	served := ln
 	if len(lim.Proxies) > 0 {
 		// Beneath the connection caps, so that they count the balancer's clients.
 		log := cfg.Log.With("part", "listener")
-		ln = &limit.ProxyListener{Listener: ln, Trusted: lim.Proxies, Refused: func(addr string, err error) {
+		served = &limit.ProxyListener{Listener: ln, Trusted: lim.Proxies, Refused: func(addr string, err error) {
 			log.Warn("trusted proxy connection refused", "addr", addr, "err", err)
 		}}
 	}
 	c := &Coordinator{cfg: cfg, db: db, auth: au, fleet: fl, market: mk, relay: mk.Relay(), proxy: proxy, bank: bk, api: srv, web: ws,
-		history: hist, blobs: blobs, ln: &limit.Listener{Listener: ln, Max: lim.Conns, PerAddr: lim.ConnsPerAddr, Exempt: lim.HTTP.Exempt},
+		history: hist, blobs: blobs, ln: &limit.Listener{Listener: served, Max: lim.Conns, PerAddr: lim.ConnsPerAddr, Exempt: lim.HTTP.Exempt},
 		// Bodies and answers have deadlines per route class (httpapi.Limits); headers and idle
 		// connections have theirs here.
 		srv: &http.Server{Handler: handler, ReadHeaderTimeout: lim.ReadHeaderTimeout, IdleTimeout: lim.IdleTimeout, MaxHeaderBytes: 64 << 10}}
