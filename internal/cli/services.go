@@ -451,8 +451,6 @@ so this machine's limit of open files bounds the fleet).`,
 				return usageErrorf("--joiners must be from 1 to 4096")
 			case fo.Coordinators < 1 || fo.Coordinators > 16:
 				return usageErrorf("--coordinators must be from 1 to 16")
-			case fo.Coordinators > 1 && !strings.HasPrefix(fo.DB, "postgres://") && !strings.HasPrefix(fo.DB, "postgresql://"):
-				return usageErrorf("--coordinators %d: several coordinators share one PostgreSQL: give --db postgres://... (a scratch database)", fo.Coordinators)
 			}
 			fo.Kind = "fleet"
 			return serve(cmd.Context(), "iog bench", a.svc.Bench, fo, a.stdout)

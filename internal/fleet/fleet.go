@@ -87,11 +87,7 @@ type Fleet struct {
 	nonce    map[string]string        // outstanding heartbeat nonce per device
 	tel      map[string]api.Telemetry // latest telemetry per device
 	sessions map[string]bool          // devices that said hello since start
-	// opened is set when a device opens its first session here since the last flush (a
-	// restart, or a device come from another coordinator): its last-seen is then flushed
-	// within a second (runFlush).
-	opened bool
-	tr     *trustState
+	tr       *trustState
 
 	// The liveness table (live.go): every device's status as this coordinator last knew it,
 	// read from the store every StatusRefresh and changed at once by this coordinator's own
@@ -103,6 +99,10 @@ type Fleet struct {
 	// returned is when a device last said its first hello since this coordinator started:
 	// while devices are still coming back, those not back yet are not marked down.
 	returned time.Time
+	// opened is set when a device opens its first session here since the last flush (a
+	// restart, or a device come from another coordinator): its last-seen is then flushed
+	// within a second (runFlush).
+	opened bool
 }
 
 // New returns a Fleet.

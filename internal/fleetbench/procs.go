@@ -190,21 +190,17 @@ func (p *procs) live() []*coordinator {
 }
 
 // cpuTicks is the CPU time of the live coordinators, summed.
-func (p *procs) cpuTicks() int64 {
-	var sum int64
-	for _, c := range p.live() {
-		t, _ := cpuTicks(c.cmd.Process.Pid)
-		sum += t
-	}
-	return sum
-}
+func (p *procs) cpuTicks() int64 { return p.sum(cpuTicks) }
 
 // rssKB is the resident memory of the live coordinators, summed.
-func (p *procs) rssKB() int64 {
+func (p *procs) rssKB() int64 { return p.sum(rssKB) }
+
+// sum adds up a figure of each live coordinator's process.
+func (p *procs) sum(of func(pid int) (int64, error)) int64 {
 	var sum int64
 	for _, c := range p.live() {
-		r, _ := rssKB(c.cmd.Process.Pid)
-		sum += r
+		v, _ := of(c.cmd.Process.Pid)
+		sum += v
 	}
 	return sum
 }
@@ -360,8 +356,7 @@ func killOne(ctx context.Context, o Options, ps *procs, say func(string), killAt
 		return n, last
 	}
 	settle := t0.Add(3*o.Interval + 5*time.Second)
-	deadline := t0.Add(time.Duration(k.GoalS*float64(time.Second)) + 2*o.Interval)
-	deadline = later(deadline, settle)
+	deadline := t0.Add(max(time.Duration(k.GoalS*float64(time.Second))+2*o.Interval, 3*o.Interval+5*time.Second))
 	next := t0.Add(5 * time.Second)
 	for ctx.Err() == nil {
 		now := time.Now()
@@ -381,13 +376,6 @@ func killOne(ctx context.Context, o Options, ps *procs, say func(string), killAt
 	k.Errors = errs.Load()
 	k.BeatsPerS = float64(beats.Load()) / time.Since(t0).Seconds()
 	return k, ctx.Err()
-}
-
-func later(a, b time.Time) time.Time {
-	if a.After(b) {
-		return a
-	}
-	return b
 }
 
 // plural is "1 coordinator" or "3 coordinators".
