@@ -190,12 +190,18 @@ func (f FrameWriter) Write(p []byte) (int, error) {
 
 // upgrade sends a GET that asks to switch to the session protocol and returns the connection.
 func (c *Client) upgrade(ctx context.Context, path string) (io.ReadWriteCloser, error) {
+	return c.upgradeTo(ctx, path, SessionProtocol, 64<<10)
+}
+
+// upgradeTo sends a GET that asks to switch to protocol and returns the connection, read
+// through a buffer of bufSize bytes.
+func (c *Client) upgradeTo(ctx context.Context, path, protocol string, bufSize int) (io.ReadWriteCloser, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.Base+path, nil)
 	if err != nil {
 		return nil, err
 	}
 	req.Header.Set("Connection", "Upgrade")
-	req.Header.Set("Upgrade", SessionProtocol)
+	req.Header.Set("Upgrade", protocol)
 	if c.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.Token)
 	}
@@ -223,7 +229,7 @@ func (c *Client) upgrade(ctx context.Context, path string) (io.ReadWriteCloser, 
 		resp.Body.Close()
 		return nil, errors.New("the coordinator's answer cannot be written to")
 	}
-	return &bufferedConn{ReadWriteCloser: rwc, r: bufio.NewReaderSize(rwc, 64<<10)}, nil
+	return &bufferedConn{ReadWriteCloser: rwc, r: bufio.NewReaderSize(rwc, bufSize)}, nil
 }
 
 type bufferedConn struct {

@@ -99,10 +99,16 @@ func (s TaskState) Ended() bool { return s == TaskSucceeded || s == TaskFailed }
 //	               and the answer the coordinator's (HelloResponse.SessionKey); the session's
 //	               heartbeats carry an HMAC-SHA256 (X-Iog-Mac) instead of an ed25519 signature.
 //	               Either end without it keeps signing heartbeats.
+//	6  2026-12-03  the worker channel: after a hello with a session, GET /v1/worker/channel
+//	               (Upgrade: iog-channel) keeps one connection that carries the heartbeats (each
+//	               with the session's MAC over a sequence number) and the coordinator's wakes
+//	               (new assignments, a session waiting), in place of heartbeat requests and the
+//	               held long-polls. A worker whose coordinator answers the upgrade 404, or
+//	               speaks an older protocol, keeps to requests and long-polls.
 //
 // A worker that sends no version is taken as speaking 2 (it signed iog-v2, or its requests would
 // not have been accepted) and gets answers that version understands.
-const Protocol = 5
+const Protocol = 6
 
 // MinProtocol is the oldest worker protocol a coordinator serves; an older worker is refused
 // with a message that says to upgrade.

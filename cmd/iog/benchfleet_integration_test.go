@@ -46,7 +46,7 @@ func TestBenchFleetSeveral(t *testing.T) {
 	}
 	t.Setenv("IOG_TEST_MAIN", "1")
 	r, err := fleetbench.Run(t.Context(), fleetbench.Options{Bin: os.Args[0], Devices: 300, Interval: 5 * time.Second, Duration: 10 * time.Second,
-		Silent: 2, Seed: true, Coordinators: 3, ConnPerDevice: true, DB: storetest.PostgresDSN(t), Progress: func(s string) { t.Log(s) }})
+		Silent: 2, Seed: true, Coordinators: 3, ConnPerDevice: true, Channel: true, DB: storetest.PostgresDSN(t), Progress: func(s string) { t.Log(s) }})
 	if err != nil {
 		t.Fatal(err)
 	}

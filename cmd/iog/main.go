@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/pprof"
 	"syscall"
 
@@ -31,6 +32,25 @@ func run() int {
 		}
 		defer out.Close()
 		defer pprof.StopCPUProfile()
+	}
+	// IOG_HEAP_PROFILE=FILE writes a heap profile (what is live, after a collection) each time
+	// the process gets SIGUSR1: how docs/SCALE.md's memory per device was read.
+	if f := os.Getenv("IOG_HEAP_PROFILE"); f != "" {
+		usr1 := make(chan os.Signal, 1)
+		signal.Notify(usr1, syscall.SIGUSR1)
+		go func() {
+			for range usr1 {
+				runtime.GC()
+				out, err := os.Create(f)
+				if err == nil {
+					err = pprof.WriteHeapProfile(out)
+					out.Close()
+				}
+				if err != nil {
+					fmt.Fprintf(os.Stderr, "iog: IOG_HEAP_PROFILE: %v\n", err)
+				}
+			}
+		}()
 	}
 	return cli.Run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr, services(os.Getenv))
 }

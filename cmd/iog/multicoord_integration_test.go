@@ -49,7 +49,10 @@ func spawn(t *testing.T, name, prog string, env []string, args ...string) *proc 
 
 // workerSessions is a coordinator's count of workers with a live heartbeat session on it
 // (its iog_worker_sessions metric), or -1 when it does not answer.
-func workerSessions(port int) int {
+func workerSessions(port int) int { return gaugeOf(port, "iog_worker_sessions") }
+
+// gaugeOf reads a gauge without labels from a coordinator's /metrics (-1: none).
+func gaugeOf(port int, name string) int {
 	hc := &http.Client{Timeout: 2 * time.Second}
 	r, err := hc.Get("http://127.0.0.1:" + strconv.Itoa(port) + "/metrics")
 	if err != nil {
@@ -58,7 +61,7 @@ func workerSessions(port int) int {
 	defer r.Body.Close()
 	b, _ := io.ReadAll(r.Body)
 	for line := range strings.Lines(string(b)) {
-		if v, ok := strings.CutPrefix(line, "iog_worker_sessions "); ok {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
 			n, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
 			if err == nil {
 				return int(n)
@@ -246,6 +249,19 @@ listen stats
 		return nil
 	})
 	t.Logf("worker sessions per coordinator: %v", spread)
+	// Each worker holds a channel (protocol 6) through the balancer, on its session's coordinator.
+	channels := func(skip int) error {
+		for i, p := range ports {
+			if i == skip {
+				continue
+			}
+			if n := gaugeOf(p, "iog_worker_channels"); n != workerSessions(p) {
+				return fmt.Errorf("coordinator %d: %d channels, %d sessions", i+1, n, workerSessions(p))
+			}
+		}
+		return nil
+	}
+	iogtest.Poll(t, 30*time.Second, "a channel for every worker session", func() error { return channels(-1) })
 	// Each device's address is the worker's (127.0.0.1, from the PROXY header), not the
 	// balancer's (127.0.0.3): the per-address limits and the anti-sharing groups see devices.
 	ds, err := supc.Devices(ctx)
@@ -325,6 +341,7 @@ listen stats
 	if after != workers {
 		t.Errorf("after the kill the other two coordinators hold %d worker sessions, want %d", after, workers)
 	}
+	iogtest.Poll(t, 30*time.Second, "the moved workers' channels on the other coordinators", func() error { return channels(busiest) })
 	if len(downs) > 0 {
 		t.Errorf("devices marked down after a coordinator was killed: %v", downs)
 	}

@@ -372,7 +372,7 @@ func benchFleet(ctx context.Context, o cli.BenchOptions, w io.Writer) error {
 		return err
 	}
 	fo := fleetbench.Options{Bin: bin, Devices: o.Devices, Interval: o.Interval, Duration: o.Duration, DB: o.DB, Silent: o.Silent, Seed: o.Seed, Joiners: o.Joiners, SignedBeats: o.SignedBeats, Keep: o.Keep,
-		Coordinators: o.Coordinators, ConnPerDevice: o.ConnPerDevice}
+		Coordinators: o.Coordinators, ConnPerDevice: o.ConnPerDevice || o.Channel, Channel: o.Channel}
 	if !o.JSON {
 		fo.Progress = func(s string) { fmt.Fprintln(w, s) }
 	}

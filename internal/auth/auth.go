@@ -149,7 +149,10 @@ func (a *Auth) Device(ctx context.Context, r *http.Request, body []byte) (Signed
 	var s Signed
 	beat := r.URL.Path == HeartbeatPath
 	if mac != "" {
-		return a.sessionBeat(ctx, r, body, beat, ts, nonce, mac, now)
+		// A heartbeat, or the open of a worker channel (whose beats carry the session's MAC
+		// each, and answer the server nonce as heartbeats do: a replayed open gets a channel
+		// that cannot beat).
+		return a.sessionBeat(ctx, r, body, beat || r.URL.Path == api.ChannelPath, ts, nonce, mac, now)
 	}
 	if id := r.Header.Get(api.HeaderDevice); id != "" {
 		d, err := a.device(ctx, id, beat, now)
@@ -278,7 +281,7 @@ func (a *Auth) OpenSession(deviceID, workerKey string) (string, error) {
 func (a *Auth) sessionBeat(ctx context.Context, r *http.Request, body []byte, beat bool, ts, nonce, mac string, now time.Time) (Signed, error) {
 	id := r.Header.Get(api.HeaderDevice)
 	if !beat || id == "" {
-		return Signed{}, iog.Errorf(iog.EUNAUTHORIZED, "only a heartbeat may carry a session MAC; sign every other request")
+		return Signed{}, iog.Errorf(iog.EUNAUTHORIZED, "only a heartbeat or a channel open may carry a session MAC; sign every other request")
 	}
 	a.kmu.Lock()
 	key, ok := a.sessions[id]
@@ -298,6 +301,24 @@ func (a *Auth) sessionBeat(ctx context.Context, r *http.Request, body []byte, be
 		return Signed{}, err
 	}
 	return Signed{Device: d, PublicKey: d.PublicKey}, nil
+}
+
+// Session returns a device's heartbeat session key on this coordinator, and the device as a
+// heartbeat reads it (from memory within KeyTTL): for the worker channel's beats, which carry
+// the session's MAC (api.ChannelMAC). No session (no hello with a session key here, or the
+// device forgotten) is EUNAUTHORIZED, as for a heartbeat.
+func (a *Auth) Session(ctx context.Context, id string) (iog.Device, []byte, error) {
+	a.kmu.Lock()
+	key, ok := a.sessions[id]
+	a.kmu.Unlock()
+	if !ok {
+		return iog.Device{}, nil, iog.Errorf(iog.EUNAUTHORIZED, "no heartbeat session for this device on this coordinator; call hello again")
+	}
+	d, err := a.device(ctx, id, true, a.now())
+	if iog.ErrorCode(err) == iog.ENOTFOUND {
+		return iog.Device{}, nil, iog.Errorf(iog.EGONE, "device %s is not registered with this coordinator", id)
+	}
+	return d, key, err
 }
 
 // commitNonce records one used nonce, in a group commit: one caller at a time writes every

@@ -125,6 +125,8 @@ type BenchOptions struct {
 	Coordinators int
 	// ConnPerDevice: each simulated device has a connection of its own.
 	ConnPerDevice bool
+	// Channel: each simulated device keeps a worker channel (fleetbench.Options.Channel).
+	Channel bool
 }
 
 const (
@@ -431,7 +433,9 @@ marked down meanwhile (goal none). CPU and memory are the coordinators' sums.
 By default the simulated devices share the connections of 64 loopback addresses, so the
 coordinator's memory per device leaves out a connection per device; with --conn-per-device each
 device has its own, as a fleet of machines has (one open file per device here, two in HAProxy,
-so this machine's limit of open files bounds the fleet).`,
+so this machine's limit of open files bounds the fleet). With --channel each device keeps a
+worker channel, as workers of protocol 6 do: one connection of its own that carries its
+heartbeats and the coordinator's wakes, in place of heartbeat requests and held long-polls.`,
 		Example: `  iog bench fleet --devices 10000 --interval 15s --duration 60s
   iog bench fleet --devices 100000 --seed --interval 15s --duration 60s
   iog bench fleet --devices 100000 --interval 15s --db postgres://iog@localhost/iog_bench --json
@@ -451,6 +455,8 @@ so this machine's limit of open files bounds the fleet).`,
 				return usageErrorf("--joiners must be from 1 to 4096")
 			case fo.Coordinators < 1 || fo.Coordinators > 16:
 				return usageErrorf("--coordinators must be from 1 to 16")
+			case fo.Channel && fo.SignedBeats:
+				return usageErrorf("--channel needs heartbeat sessions: leave out --signed-beats")
 			}
 			fo.Kind = "fleet"
 			return serve(cmd.Context(), "iog bench", a.svc.Bench, fo, a.stdout)
@@ -466,6 +472,7 @@ so this machine's limit of open files bounds the fleet).`,
 	ff.BoolVar(&fo.Keep, "keep", false, "keep the run's directory (the coordinator's log and, with SQLite, its database) and print where it is")
 	ff.BoolVar(&fo.SignedBeats, "signed-beats", false, "sign every heartbeat (ed25519) instead of using heartbeat sessions (protocol 5), as older workers do")
 	ff.BoolVar(&fo.Seed, "seed", false, "seed the devices into the store and restart the coordinator over them, instead of joining them")
+	ff.BoolVar(&fo.Channel, "channel", false, "each simulated device keeps a worker channel (protocol 6: its heartbeats and the coordinator's wakes on one connection of its own), as workers do; implies --conn-per-device")
 	ff.BoolVar(&fo.ConnPerDevice, "conn-per-device", false, "give each simulated device a connection of its own, as real workers have (default: the devices share 64 addresses' connections); needs an open file per device (two in HAProxy)")
 	ff.IntVar(&fo.Coordinators, "coordinators", 1, "coordinators serving the fleet; several share --db's PostgreSQL behind HAProxy, and the one with the most devices is killed after the liveness wait")
 	ff.BoolVar(&fo.JSON, "json", false, "print results as JSON")

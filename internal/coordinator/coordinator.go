@@ -279,6 +279,7 @@ func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 	ac := &access{m: mk, db: db, now: cfg.Now}
 	hc.Access, hc.Ports, hc.PortsDomain = ac, ac, pd
 	srv := httpapi.New(hc)
+	fl.Hub().OnBump(srv.AssignmentsBumped) // the workers' channels hear of new assignments
 	// The console's port links are the API's (made before it).
 	ws, err := web.New(web.Config{Store: db, Fleet: fl, Market: mk, Bank: bk, Accounts: au, History: hist,
 		Log: cfg.Log.With("part", "web"), Now: cfg.Now, PublicURL: cfg.PublicURL, Registry: reg, Blobs: blobs, Ports: srv})
@@ -410,6 +411,8 @@ func (c *Coordinator) Run(ctx context.Context) error {
 		// request are then closed outright.
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 		defer cancel()
+		// The workers' channels are hijacked connections, not the HTTP server's to close.
+		defer c.api.CloseChannels()
 		if err := c.srv.Shutdown(sctx); err != nil {
 			return c.srv.Close()
 		}

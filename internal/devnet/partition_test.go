@@ -2,6 +2,7 @@ package devnet
 
 import (
 	"errors"
+	"io"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -25,7 +26,36 @@ func (c *cuttable) RoundTrip(r *http.Request) (*http.Response, error) {
 		resp.Body.Close()
 		return nil, errors.New("network unreachable (test partition)")
 	}
+	if err == nil && resp.StatusCode == http.StatusSwitchingProtocols {
+		// A connection that outlives its request (the worker channel) is cut too.
+		if rwc, ok := resp.Body.(io.ReadWriteCloser); ok {
+			resp.Body = cutConn{rwc, c}
+		}
+	}
 	return resp, err
+}
+
+// cutConn is a switched connection that fails, and closes, once its network is cut.
+type cutConn struct {
+	io.ReadWriteCloser
+	c *cuttable
+}
+
+func (k cutConn) Read(p []byte) (int, error) {
+	n, err := k.ReadWriteCloser.Read(p)
+	if k.c.cut.Load() {
+		k.Close()
+		return 0, errors.New("network unreachable (test partition)")
+	}
+	return n, err
+}
+
+func (k cutConn) Write(p []byte) (int, error) {
+	if k.c.cut.Load() {
+		k.Close()
+		return 0, errors.New("network unreachable (test partition)")
+	}
+	return k.ReadWriteCloser.Write(p)
 }
 
 // TestWorkerReturnsAfterPartition cuts one worker off: the coordinator marks it down and its

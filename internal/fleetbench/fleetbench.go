@@ -72,6 +72,9 @@ type Options struct {
 	// includes a connection per device, and a balancer keeps each device's connection to its
 	// coordinator. It needs an open file per device here (and two per device in HAProxy).
 	ConnPerDevice bool
+	// Channel makes each device keep a worker channel (api.OpenChannel, protocol 6) after its
+	// hello and beat over it, as workers do: a connection of its own (ConnPerDevice), held.
+	Channel bool
 	// Progress receives a line now and then (nil: none).
 	Progress func(string)
 }
@@ -92,6 +95,8 @@ type Result struct {
 	// Rehellos counts beats answered "call hello again" (the coordinator had marked the device
 	// down: its beats came too late), after which the device said hello again.
 	Rehellos int64 `json:"rehellos"`
+	// ChannelErrors counts the channel opens that failed (Channel; the beat went as a request).
+	ChannelErrors int64 `json:"channel_errors,omitempty"`
 	// ErrorKinds counts the errors by message (the first 20 kinds).
 	ErrorKinds map[string]int64 `json:"error_kinds,omitempty"`
 	P50MS      float64          `json:"p50_ms"`
@@ -123,6 +128,8 @@ type Result struct {
 	Kill         *Kill `json:"kill,omitempty"`
 	// ConnPerDevice: each device had a connection of its own (Options.ConnPerDevice).
 	ConnPerDevice bool `json:"conn_per_device"`
+	// Channel: the devices beat over worker channels (Options.Channel).
+	Channel bool `json:"channel"`
 	// Restart (Seed only): the coordinator started over the seeded fleet, and every device
 	// said hello, Joiners at a time. RestartS is from starting the coordinator's process to
 	// the last hello answered; HellosPerS the hellos over their own span; NotReady the hellos
@@ -172,7 +179,11 @@ type device struct {
 	status string
 	signed bool         // ask for no heartbeat session
 	sess   *api.Session // the heartbeat session of its last hello (nil: beats are signed)
-	quiet  atomic.Bool
+	useCh  bool         // keep a worker channel (Options.Channel)
+	ch     *api.Channel // the open channel, if any
+	// chanErrs counts the channel opens refused or failed, over the fleet.
+	chanErrs *atomic.Int64
+	quiet    atomic.Bool
 	// movedAt is when the device said hello again after a coordinator was killed (unix ns;
 	// 0: not since).
 	movedAt atomic.Int64
@@ -212,7 +223,7 @@ func Run(ctx context.Context, o Options) (r Result, err error) {
 	if say == nil {
 		say = func(string) {}
 	}
-	r = Result{Coordinators: o.Coordinators, ConnPerDevice: o.ConnPerDevice, Devices: o.Devices, IntervalS: o.Interval.Seconds(), DurationS: o.Duration.Seconds(), Silent: o.Silent, SweepEveryS: o.SweepEvery.Seconds(),
+	r = Result{Coordinators: o.Coordinators, ConnPerDevice: o.ConnPerDevice, Channel: o.Channel, Devices: o.Devices, IntervalS: o.Interval.Seconds(), DurationS: o.Duration.Seconds(), Silent: o.Silent, SweepEveryS: o.SweepEvery.Seconds(),
 		LivenessGoalS: (3*o.Interval + 5*time.Second).Seconds()}
 	dir, err := os.MkdirTemp("", "iog-bench-fleet-")
 	if err != nil {
@@ -290,6 +301,8 @@ func Run(ctx context.Context, o Options) (r Result, err error) {
 		order[ordered.Add(1)-1].Store(int32(i + 1))
 	}
 	var measuring atomic.Bool
+	var chanErrs atomic.Int64
+	mode := simMode{signed: o.SignedBeats, channel: o.Channel, chanErrs: &chanErrs}
 	var beats, errs, late, rehellos atomic.Int64
 	// After a coordinator is killed: when (unix ns), and the beats and failures since.
 	var killAt, killBeats, killErrs atomic.Int64
@@ -408,7 +421,7 @@ func Run(ctx context.Context, o Options) (r Result, err error) {
 				var err error
 				if o.Seed {
 					t0 := time.Now()
-					d, err = hello(jctx, ps.url, clientFor(i), i, o.SignedBeats)
+					d, err = hello(jctx, ps.url, clientFor(i), i, mode)
 					if err == nil {
 						helloLat[j] = append(helloLat[j], float32(time.Since(t0).Seconds()*1000))
 						if d.status != string(iog.DeviceReady) {
@@ -422,7 +435,7 @@ func Run(ctx context.Context, o Options) (r Result, err error) {
 						}
 					}
 				} else {
-					d, err = join(jctx, supplier, ps.url, clientFor(i), i, o.SignedBeats)
+					d, err = join(jctx, supplier, ps.url, clientFor(i), i, mode)
 				}
 				if err != nil {
 					once.Do(func() { joinErr = fmt.Errorf("device %d: %w", i, err); cancel() })
@@ -529,6 +542,7 @@ func Run(ctx context.Context, o Options) (r Result, err error) {
 		}
 	}
 	stop()
+	r.ChannelErrors = chanErrs.Load() // the kill's included
 	r.P50MS, r.P99MS, r.MaxMS = percentiles(lat)
 	r.Load = loadavg()
 	if o.Seed {
@@ -621,7 +635,18 @@ func downSince(ctx context.Context, o Options, dir string, since time.Time, exce
 }
 
 // join makes one simulated device: a join token, register, hello.
-func join(ctx context.Context, supplier *api.Client, base string, hc *http.Client, i int, signed bool) (*device, error) {
+// simMode is how the simulated devices speak: signed beats, or a channel each
+// (Options.SignedBeats, Options.Channel), with the count of channel opens that failed.
+type simMode struct {
+	signed, channel bool
+	chanErrs        *atomic.Int64
+}
+
+func (m simMode) device(cl *api.Client, inv api.Inventory) *device {
+	return &device{cl: cl, inv: inv, signed: m.signed, useCh: m.channel, chanErrs: m.chanErrs}
+}
+
+func join(ctx context.Context, supplier *api.Client, base string, hc *http.Client, i int, m simMode) (*device, error) {
 	tok, err := supplier.CreateJoinToken(ctx)
 	if err != nil {
 		return nil, err
@@ -637,13 +662,13 @@ func join(ctx context.Context, supplier *api.Client, base string, hc *http.Clien
 		return nil, err
 	}
 	cl.DeviceID = reg.DeviceID
-	d := &device{cl: cl, inv: inv, signed: signed}
+	d := m.device(cl, inv)
 	return d, d.hello(ctx)
 }
 
 // hello brings back seeded device i, as its worker would after a coordinator restart.
-func hello(ctx context.Context, base string, hc *http.Client, i int, signed bool) (*device, error) {
-	d := &device{cl: &api.Client{Base: base, Key: SeedKey(i), DeviceID: SeedID(i), HTTP: hc}, inv: benchInventory(i), signed: signed}
+func hello(ctx context.Context, base string, hc *http.Client, i int, m simMode) (*device, error) {
+	d := m.device(&api.Client{Base: base, Key: SeedKey(i), DeviceID: SeedID(i), HTTP: hc}, benchInventory(i))
 	return d, d.hello(ctx)
 }
 
@@ -661,7 +686,26 @@ func (d *device) hello(ctx context.Context) error {
 		return err
 	}
 	d.nonce, d.last, d.status = h.Nonce, time.Now(), h.Status
+	if d.ch != nil {
+		d.ch.Close() // of the session before
+		d.ch = nil
+	}
+	d.openChannel(ctx)
 	return nil
+}
+
+// openChannel opens the device's channel if it keeps one and has none, as a worker does after
+// its hello and before a beat; a failure is counted, and the beat goes as a request.
+func (d *device) openChannel(ctx context.Context) {
+	if !d.useCh || d.ch != nil || d.sess == nil {
+		return
+	}
+	ch, err := d.cl.OpenChannel(ctx, d.sess, 512) // a small buffer: one channel per device here
+	if err != nil {
+		d.chanErrs.Add(1)
+		return
+	}
+	d.ch = ch
 }
 
 // beat sends one heartbeat with the nonce the coordinator gave last. A coordinator that lost
@@ -670,7 +714,21 @@ func (d *device) hello(ctx context.Context) error {
 func beat(ctx context.Context, d *device) (rehello bool, err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	resp, err := d.cl.HeartbeatSession(ctx, d.sess, api.HeartbeatRequest{Nonce: d.nonce})
+	var resp api.HeartbeatResponse
+	req := api.HeartbeatRequest{Nonce: d.nonce}
+	d.openChannel(ctx)
+	if d.ch != nil {
+		// As a worker does: a broken channel's beat goes as a request (which, on another
+		// coordinator, is answered "hello again", and the hello opens a channel there).
+		var ae *api.Error
+		if resp, err = d.ch.BeatTimeout(ctx, req, 30*time.Second); err != nil && !errors.As(err, &ae) {
+			d.ch.Close()
+			d.ch = nil
+		}
+	}
+	if d.ch == nil {
+		resp, err = d.cl.HeartbeatSession(ctx, d.sess, req)
+	}
 	var ae *api.Error
 	if errors.As(err, &ae) && ae.Code == "EUNAUTHORIZED" && strings.Contains(ae.Message, "hello") {
 		return true, d.hello(ctx)
@@ -767,6 +825,9 @@ func Print(w io.Writer, r Result) {
 	}
 	fmt.Fprintf(w, "heartbeats:  %.0f/s sustained of %.0f/s wanted (%d beats, %d errors, %d sent late, %d answered \"hello again\")\n",
 		r.BeatsPerS, r.TargetPerS, r.Beats, r.Errors, r.Late, r.Rehellos)
+	if r.Channel {
+		fmt.Fprintf(w, "channels:    every device keeps one; %d opens failed (those beats went as requests)\n", r.ChannelErrors)
+	}
 	for k, n := range r.ErrorKinds {
 		fmt.Fprintf(w, "  %6d × %s\n", n, k)
 	}

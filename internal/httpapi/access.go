@@ -54,7 +54,10 @@ type sessionBroker struct {
 	mu      sync.Mutex
 	pending map[string]*pendingSession // by session id
 	wake    map[string]chan struct{}   // by device: closed when a session is added
-	open    map[string]int             // sessions per account
+	// notify, when set, hears of each session added, by device (the worker channels' wakes);
+	// it must not block.
+	notify func(device string)
+	open   map[string]int // sessions per account
 }
 
 // hold counts a session against its account, or says it has too many.
@@ -94,11 +97,15 @@ func newSessionBroker() *sessionBroker {
 func (b *sessionBroker) add(device, lease string) *pendingSession {
 	p := &pendingSession{id: iog.NewID("ses"), device: device, lease: lease, attach: make(chan hijacked, 1)}
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	b.pending[p.id] = p
 	if ch, ok := b.wake[device]; ok {
 		close(ch)
 		delete(b.wake, device)
+	}
+	notify := b.notify
+	b.mu.Unlock()
+	if notify != nil {
+		notify(device)
 	}
 	return p
 }
@@ -227,20 +234,22 @@ func (s *Server) nodeSession(w http.ResponseWriter, r *http.Request) {
 	s.session(w, r, s.cfg.Access, s.sessions)
 }
 
-func isUpgrade(r *http.Request) bool {
-	return strings.EqualFold(r.Header.Get("Upgrade"), api.SessionProtocol) &&
-		strings.Contains(strings.ToLower(r.Header.Get("Connection")), "upgrade")
+func isUpgrade(r *http.Request) bool { return isUpgradeTo(r, api.SessionProtocol) }
+
+// switchProtocols takes the connection over and answers 101 for the session protocol.
+func switchProtocols(w http.ResponseWriter) (hijacked, error) {
+	return switchProtocolsTo(w, api.SessionProtocol)
 }
 
-// switchProtocols takes the connection over and answers 101.
-func switchProtocols(w http.ResponseWriter) (hijacked, error) {
+// switchProtocolsTo takes the connection over and answers 101 for protocol.
+func switchProtocolsTo(w http.ResponseWriter, protocol string) (hijacked, error) {
 	conn, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		writeError(w, iog.Errorf(iog.EINTERNAL, "cannot switch protocols: %v", err))
 		return hijacked{}, err
 	}
 	_ = conn.SetDeadline(time.Time{}) // none left over from the request's
-	_, err = io.WriteString(conn, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: "+api.SessionProtocol+"\r\n\r\n")
+	_, err = io.WriteString(conn, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: "+protocol+"\r\n\r\n")
 	if err != nil {
 		conn.Close()
 		return hijacked{}, err

@@ -10,6 +10,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/iognet/iog/api"
 	"github.com/iognet/iog/internal/iog"
 )
 
@@ -45,6 +46,7 @@ func (s *Server) routes() {
 	op(s, "POST /v1/worker/hello", "worker-hello", "Start a worker session", withDevice(s.workerHello))
 	op(s, "POST /v1/worker/heartbeat", "worker-heartbeat", "Answer the server nonce, with telemetry", withDevice(s.workerHeartbeat))
 	op(s, "GET /v1/worker/assignments", "worker-assignments", "Long-poll the leases this device should run", withDevice(s.workerAssignments))
+	s.raw("GET "+api.ChannelPath, s.workerChannel) // switches protocols (channel.go)
 	op(s, "POST /v1/worker/proofs/{id}/start", "worker-proof-start", proofStartSummary, withDevice(s.workerProofStart))
 	op(s, "POST /v1/worker/proofs/{id}", "worker-proof-answer", "Answer units of a started proof-of-GPU challenge", withDevice(s.workerProofAnswer))
 	op(s, "POST /v1/worker/leases/{id}/status", "worker-lease-status", "Report a node's state", withDevice(s.workerLeaseStatus))

@@ -36,6 +36,8 @@ type Authenticator interface {
 	Device(ctx context.Context, r *http.Request, body []byte) (auth.Signed, error)
 	// OpenSession starts a heartbeat session for a device's hello (auth.Auth.OpenSession).
 	OpenSession(deviceID, workerKey string) (string, error)
+	// Session is a device's session key and the device, for the channel (auth.Auth.Session).
+	Session(ctx context.Context, id string) (iog.Device, []byte, error)
 	CreateAccount(ctx context.Context, name string, roles []iog.Role) (iog.Account, string, error)
 }
 
@@ -53,6 +55,8 @@ type Fleet interface {
 	Hello(ctx context.Context, d iog.Device, req api.HelloRequest, addr string) (api.HelloResponse, error)
 	Heartbeat(ctx context.Context, d iog.Device, req api.HeartbeatRequest) (api.HeartbeatResponse, error)
 	Hub() *watch.Hub
+	// HeartbeatInterval is the workers' cadence (it bounds a quiet channel's life).
+	HeartbeatInterval() time.Duration
 	// Proof of GPU (fleet/proofs.go).
 	ProofFor(d iog.Device) *api.ProofChallenge
 	StartProof(ctx context.Context, d iog.Device, id string) (api.ProofStart, error)
@@ -118,6 +122,8 @@ type Server struct {
 	lim     *limiter
 	// sessions pairs renters' and workers' ends of sessions (access.go).
 	sessions *sessionBroker
+	// channels are the workers' channels (channel.go).
+	channels channels
 	// ports holds the port links' login tokens and cookies; portTransport reaches nodes'
 	// ports; portRate limits public ports (ports.go).
 	ports         *portGrants
@@ -154,10 +160,15 @@ func New(cfg Config) *Server {
 	s := &Server{cfg: cfg, mux: http.NewServeMux(), sessions: newSessionBroker(),
 		ports: &portGrants{tokens: map[[32]byte]portGrant{}, cookies: map[[32]byte]portGrant{}}}
 	s.portTransport = s.newPortTransport()
+	s.channels.m = map[string]*channel{}
 	s.reqs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "iog_http_requests_total", Help: "HTTP requests by route and status class."}, []string{"route", "code"})
 	s.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "iog_http_request_seconds", Help: "HTTP request latency by route.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}, []string{"route"})
 	s.limited = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "iog_http_limited_total", Help: "Requests refused with 429, by the limit that refused them."}, []string{"limit"})
-	cfg.Registry.MustRegister(s.reqs, s.latency, s.limited)
+	chans := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "iog_worker_channels", Help: "Workers holding a channel (protocol 6) to this coordinator."},
+		func() float64 { return float64(s.channels.count()) })
+	polls := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "iog_http_long_polls", Help: "Long-polls held open now (requests with wait_ms, by workers and people)."},
+		func() float64 { return float64(s.lim.polls.Total()) })
+	cfg.Registry.MustRegister(s.reqs, s.latency, s.limited, chans, polls)
 	lim := DefaultLimits()
 	if cfg.Limits != nil {
 		lim = *cfg.Limits
@@ -175,6 +186,8 @@ func New(cfg Config) *Server {
 	s.api = humago.New(s.mux, hc)
 	s.routes()
 	s.handler = s.authenticate(s.mux)
+	// Sessions waiting wake the workers' channels (new assignments do through AssignmentsBumped).
+	s.sessions.notify = func(device string) { s.channels.wake(device, api.ChannelWake{Sessions: true}) }
 	return s
 }
 

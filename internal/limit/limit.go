@@ -170,6 +170,17 @@ func (c *Counter) Release(key string) {
 	c.m[key]--
 }
 
+// Total is the count over every key.
+func (c *Counter) Total() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, v := range c.m {
+		n += v
+	}
+	return n
+}
+
 // Client is the key of a client address: the address itself for IPv4, its /64 for IPv6 (one
 // subscriber gets a whole /64, and could otherwise take a new key per request).
 func Client(ip string) string {

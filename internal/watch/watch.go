@@ -10,9 +10,10 @@ import (
 
 // Hub holds one version counter and one wake-up channel per key.
 type Hub struct {
-	mu   sync.Mutex
-	base int64
-	m    map[string]*entry
+	mu     sync.Mutex
+	base   int64
+	m      map[string]*entry
+	onBump func(key string, version int64)
 }
 
 type entry struct {
@@ -36,13 +37,30 @@ func (h *Hub) get(key string) *entry {
 // Bump advances the version of each key and wakes its waiters.
 func (h *Hub) Bump(keys ...string) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
+	fn := h.onBump
+	var vers []int64
 	for _, k := range keys {
 		e := h.get(k)
 		e.ver++
 		close(e.ch)
 		e.ch = make(chan struct{})
+		if fn != nil {
+			vers = append(vers, e.ver)
+		}
 	}
+	h.mu.Unlock()
+	for i, v := range vers {
+		fn(keys[i], v)
+	}
+}
+
+// OnBump makes Bump call fn with each key it advanced and the key's new version, after the
+// hub's lock is released: how the worker channels hear of new assignments without a waiter
+// per device (internal/httpapi). fn must not block; nil removes it.
+func (h *Hub) OnBump(fn func(key string, version int64)) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.onBump = fn
 }
 
 // Version returns the current version of key and a channel closed at its next change.

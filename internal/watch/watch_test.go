@@ -33,3 +33,36 @@ func TestWaitReturnsAtOnceWhenBehind(t *testing.T) {
 		t.Fatalf("got %d", got)
 	}
 }
+
+// OnBump hears each key a Bump advanced, with its new version, after the hub's lock is
+// released (it may read the hub), and nothing once removed.
+func TestOnBump(t *testing.T) {
+	h := New(100)
+	type heard struct {
+		key     string
+		version int64
+	}
+	var got []heard
+	h.OnBump(func(key string, v int64) {
+		if now, _ := h.Version(key); now != v {
+			t.Errorf("%s: heard version %d, the hub says %d", key, v, now)
+		}
+		got = append(got, heard{key, v})
+	})
+	h.Bump("a", "b")
+	h.Bump("a")
+	want := []heard{{"a", 101}, {"b", 101}, {"a", 102}}
+	if len(got) != len(want) {
+		t.Fatalf("heard %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("heard %v, want %v", got, want)
+		}
+	}
+	h.OnBump(nil)
+	h.Bump("a")
+	if len(got) != len(want) {
+		t.Fatalf("heard %v after the hook was removed", got[len(want):])
+	}
+}

@@ -18,13 +18,15 @@ import (
 	"github.com/iognet/iog/internal/executor"
 )
 
-// assignments long-polls the desired lease set and reconciles on every answer, reconnecting
-// with backoff and jitter when the coordinator is unreachable.
+// assignments long-polls the desired lease set (or, while the worker channel is up, asks when
+// woken: channel.go) and reconciles on every answer, reconnecting with backoff and jitter when
+// the coordinator is unreachable.
 func (w *Worker) assignments(ctx context.Context) {
 	var since int64 = -1
 	delay := 100 * time.Millisecond
 	for ctx.Err() == nil {
-		a, err := w.cl.Assignments(ctx, since, w.cfg.PollWait)
+		wait, woken := w.pollWait()
+		a, err := w.cl.Assignments(ctx, since, wait)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -48,6 +50,9 @@ func (w *Worker) assignments(ctx context.Context) {
 		since = a.Version
 		w.prove(ctx, a.Proof)
 		w.reconcile(ctx, a.Leases)
+		if woken {
+			w.awaitWake(ctx, w.wakeAssign)
+		}
 	}
 }
 

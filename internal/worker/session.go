@@ -14,7 +14,7 @@ import (
 	"github.com/iognet/iog/internal/executor"
 )
 
-// sessions long-polls the sessions renters open on this device's nodes and serves each: the
+// sessions long-polls (or, while the worker channel is up, asks when woken) the sessions renters open on this device's nodes and serves each: the
 // worker attaches with a connection of its own to the coordinator (no inbound port), and
 // starts the session's process inside the node's sandbox or container (executor.Execer),
 // never on the host.
@@ -22,7 +22,8 @@ func (w *Worker) sessions(ctx context.Context) {
 	delay := 100 * time.Millisecond
 	seen := map[string]time.Time{} // sessions being attached: a long-poll may list them again
 	for ctx.Err() == nil {
-		reqs, err := w.cl.SessionRequests(ctx, w.cfg.PollWait)
+		wait, woken := w.pollWait()
+		reqs, err := w.cl.SessionRequests(ctx, wait)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -55,6 +56,9 @@ func (w *Worker) sessions(ctx context.Context) {
 			}
 			seen[r.ID] = now
 			w.wg.Go(func() { w.serveSession(ctx, r) })
+		}
+		if woken {
+			w.awaitWake(ctx, w.wakeSessions)
 		}
 	}
 }

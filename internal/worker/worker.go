@@ -121,14 +121,21 @@ type Worker struct {
 	done     map[string]bool  // leases that ended here and are still assigned
 	nonce    string
 	session  *api.Session // the heartbeat session of the last hello (nil: heartbeats are signed)
-	interval time.Duration
-	crashed  bool
-	dev      bool // the coordinator runs in dev mode
-	inv      api.Inventory
-	cancel   context.CancelFunc
-	ready    chan struct{}
-	proofs   map[string]bool // challenges taken on, while the coordinator still offers them
-	gone     error           // the coordinator no longer knows this device: Run stops and returns it
+	protocol int          // the coordinator's, from the last hello
+	// The worker channel (channel.go): open while ch is, refused until the next hello when
+	// noChannel; its wakes go to wakeAssign and wakeSessions.
+	ch           *api.Channel
+	noChannel    bool
+	wakeAssign   chan struct{}
+	wakeSessions chan struct{}
+	interval     time.Duration
+	crashed      bool
+	dev          bool // the coordinator runs in dev mode
+	inv          api.Inventory
+	cancel       context.CancelFunc
+	ready        chan struct{}
+	proofs       map[string]bool // challenges taken on, while the coordinator still offers them
+	gone         error           // the coordinator no longer knows this device: Run stops and returns it
 }
 
 // New checks the config and loads (or makes) the device key.
@@ -182,7 +189,8 @@ func New(cfg Config) (*Worker, error) {
 		hc = &http.Client{Timeout: cfg.PollWait + 30*time.Second}
 	}
 	cl := &api.Client{Base: cfg.Coordinator, Key: key, DeviceID: readDeviceID(cfg.StateDir), HTTP: hc, Now: cfg.Now}
-	return &Worker{cfg: cfg, cl: cl, tasks: map[string]*node{}, done: map[string]bool{}, ready: make(chan struct{}), proofs: map[string]bool{}}, nil
+	return &Worker{cfg: cfg, cl: cl, tasks: map[string]*node{}, done: map[string]bool{}, ready: make(chan struct{}), proofs: map[string]bool{},
+		wakeAssign: make(chan struct{}, 1), wakeSessions: make(chan struct{}, 1)}, nil
 }
 
 // DeviceID is the registered device id ("" before registration).
@@ -223,6 +231,10 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 		return err
 	}
+	w.mu.Lock()
+	session := w.session
+	w.mu.Unlock()
+	w.channel(ctx, session) // before the loops, so that they start without long-polls
 	close(w.ready)
 	var loops sync.WaitGroup
 	loops.Go(func() { w.heartbeats(ctx, inv) })
@@ -230,6 +242,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	loops.Go(func() { w.sessions(ctx) })
 	<-ctx.Done()
 	loops.Wait() // nothing new starts from here on
+	w.closeChannel()
 	w.stopAll()
 	w.wg.Wait()
 	if w.cfg.Mesh != nil {
@@ -345,9 +358,14 @@ func (w *Worker) hello(ctx context.Context, inv api.Inventory) error {
 		w.cfg.Log.Info("hello", "status", r.Status, "protocol", min(r.Protocol, wire.Protocol))
 		w.mu.Lock()
 		w.dev = r.Dev
-		w.nonce, w.session = r.Nonce, session
+		w.nonce, w.session, w.protocol = r.Nonce, session, r.Protocol
 		w.interval = time.Duration(r.HeartbeatInterval) * time.Millisecond
+		old := w.ch
+		w.ch, w.noChannel = nil, false
 		w.mu.Unlock()
+		if old != nil {
+			old.Close() // of the session before: a new one opens on the next beat
+		}
 		return nil
 	})
 }
@@ -404,7 +422,7 @@ func (w *Worker) heartbeats(ctx context.Context, inv api.Inventory) {
 			tel = w.cfg.Sampler.Sample(ctx, w.cfg.Now())
 		}
 		tel.At = w.cfg.Now()
-		r, err := w.cl.HeartbeatSession(ctx, session, api.HeartbeatRequest{Nonce: n, Telemetry: tel})
+		r, err := w.beat(ctx, session, api.HeartbeatRequest{Nonce: n, Telemetry: tel})
 		var ae *api.Error
 		switch {
 		case err == nil:
@@ -423,6 +441,11 @@ func (w *Worker) heartbeats(ctx context.Context, inv api.Inventory) {
 				return
 			} else if err != nil && ctx.Err() == nil {
 				w.cfg.Log.Error("hello", "err", err)
+			} else if err == nil {
+				w.mu.Lock()
+				s := w.session
+				w.mu.Unlock()
+				w.channel(ctx, s) // the new session's channel, so that wakes resume now
 			}
 		default:
 			w.cfg.Log.Warn("heartbeat failed", "err", err)
