@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/iognet/iog/api"
@@ -23,8 +25,9 @@ import (
 
 // Bounds of the channel's reads: a frame's payload must follow its header within
 // channelFrameTimeout, and a channel with no frame for channelIdle (at least 3 heartbeat
-// intervals and a minute) is closed: its device is down by then anyway.
-const (
+// intervals and a minute) is closed: its device is down by then anyway. (Variables for the
+// poller's tests.)
+var (
 	channelFrameTimeout = 10 * time.Second
 	channelWriteTimeout = 10 * time.Second
 )
@@ -35,11 +38,36 @@ type channel struct {
 	conn   net.Conn
 	r      io.Reader // the connection, or the hijack's buffer while it holds bytes
 	device string
-	key    []byte // the session's MAC key at the channel's open
-	seq    uint64 // of the last beat taken
+	key    []byte        // the session's MAC key at the channel's open
+	seq    atomic.Uint64 // of the last beat taken (beats run on goroutines of their own)
 	hdr    [5]byte
 
-	wmu sync.Mutex // frames written whole, by the reader and by wakes
+	wmu    sync.Mutex // frames written whole, by the reader and by wakes
+	closed sync.Once
+
+	// Read by the server's poller (channel_poll_linux.go) instead of a goroutine: the
+	// descriptor beneath, the channel's number there, how much of the frame has come, when
+	// its first byte came and when the last frame ended (unix ns; 0: between frames).
+	poll  *poller
+	raw   syscall.RawConn
+	id    uint64
+	hdrN  int
+	body  []byte
+	bodyN int
+	began atomic.Int64
+	last  atomic.Int64
+}
+
+// close ends the channel, once: its connection, and its places in the server's channels
+// and the poller.
+func (c *channel) close() {
+	c.closed.Do(func() {
+		c.conn.Close()
+		c.s.channels.drop(c)
+		if c.poll != nil {
+			c.poll.remove(c)
+		}
+	})
 }
 
 // channels are the open channels by device: one each, a new one replacing the old.
@@ -54,7 +82,7 @@ func (cs *channels) put(c *channel) {
 	cs.m[c.device] = c
 	cs.mu.Unlock()
 	if old != nil {
-		old.conn.Close()
+		old.close()
 	}
 }
 
@@ -82,7 +110,7 @@ func (cs *channels) closeAll() {
 	}
 	cs.mu.Unlock()
 	for _, c := range all {
-		c.conn.Close()
+		c.close()
 	}
 }
 
@@ -103,7 +131,7 @@ func (cs *channels) wake(device string, w api.ChannelWake) {
 	go func() {
 		p, _ := json.Marshal(w)
 		if err := c.write(api.FrameWake, p); err != nil {
-			c.conn.Close()
+			c.close()
 		}
 	}()
 }
@@ -115,8 +143,12 @@ func (s *Server) AssignmentsBumped(key string, version int64) {
 	s.channels.wake(key, api.ChannelWake{Assignments: version})
 }
 
-// CloseChannels closes the workers' channels (at shutdown, after the listener is closed).
-func (s *Server) CloseChannels() { s.channels.closeAll() }
+// CloseChannels closes the workers' channels and stops their poller (at shutdown, after the
+// listener is closed).
+func (s *Server) CloseChannels() {
+	s.channels.closeAll()
+	s.poller.stop()
+}
 
 // workerChannel switches a signed GET to the channel protocol. The device must have a
 // heartbeat session here (a hello with a session key): the channel's beats carry its MAC.
@@ -144,6 +176,9 @@ func (s *Server) workerChannel(w http.ResponseWriter, r *http.Request) {
 		c.r = io.MultiReader(io.LimitReader(h.r, int64(h.r.Buffered())), h.conn)
 	}
 	s.channels.put(c)
+	if c.r == io.Reader(h.conn) && s.poller.add(s, c) {
+		return // read by the poller: no goroutine per channel
+	}
 	// A goroutine of its own: the one that ran this handler, with the HTTP server's frames
 	// on its stack, ends here.
 	go c.serve()
@@ -154,18 +189,18 @@ func (s *Server) channelIdle() time.Duration {
 	return max(time.Minute, 3*s.cfg.Fleet.HeartbeatInterval()+30*time.Second)
 }
 
+// serve reads the channel's frames on a goroutine of its own (where the poller cannot).
 func (c *channel) serve() {
-	defer c.s.channels.drop(c)
-	defer c.conn.Close()
+	defer c.close()
 	idle := c.s.channelIdle()
 	for {
 		_ = c.conn.SetReadDeadline(time.Now().Add(idle))
 		if _, err := io.ReadFull(c.r, c.hdr[:]); err != nil {
 			return
 		}
-		n := binary.BigEndian.Uint32(c.hdr[1:])
-		if c.hdr[0] != api.FrameBeat || n < 40 || n > api.MaxBeatFrame {
-			c.refuse(iog.Errorf(iog.EINVALID, "channel: a frame of type %q and %d bytes; only beats (%q, 40 to %d bytes) go up a channel", c.hdr[0], n, api.FrameBeat, api.MaxBeatFrame))
+		n, err := frameSize(c.hdr)
+		if err != nil {
+			c.refuse(err)
 			return
 		}
 		_ = c.conn.SetReadDeadline(time.Now().Add(channelFrameTimeout))
@@ -184,6 +219,16 @@ func (c *channel) serve() {
 	}
 }
 
+// frameSize checks a frame's header: only beats, of 40 to api.MaxBeatFrame bytes, go up a
+// channel. It answers the payload's size.
+func frameSize(h [5]byte) (int, error) {
+	n := binary.BigEndian.Uint32(h[1:])
+	if h[0] != api.FrameBeat || n < 40 || n > api.MaxBeatFrame {
+		return 0, iog.Errorf(iog.EINVALID, "channel: a frame of type %q and %d bytes; only beats (%q, 40 to %d bytes) go up a channel", h[0], n, api.FrameBeat, api.MaxBeatFrame)
+	}
+	return int(n), nil
+}
+
 // beat takes one beat frame and answers it; false closes the channel.
 func (c *channel) beat(p []byte) bool {
 	seq, mac, body := binary.BigEndian.Uint64(p[:8]), p[8:40], p[40:]
@@ -196,10 +241,10 @@ func (c *channel) beat(p []byte) bool {
 	if !hmac.Equal(key, c.key) {
 		return c.refuse(iog.Errorf(iog.EUNAUTHORIZED, "this channel's heartbeat session was replaced by a newer hello; open a new channel"))
 	}
-	if seq <= c.seq || !hmac.Equal(mac, api.ChannelMAC(key, c.device, seq, body)) {
+	if seq <= c.seq.Load() || !hmac.Equal(mac, api.ChannelMAC(key, c.device, seq, body)) {
 		return c.refuse(iog.Errorf(iog.EUNAUTHORIZED, "bad channel beat (MAC or sequence); call hello again"))
 	}
-	c.seq = seq
+	c.seq.Store(seq)
 	if d.Status == iog.DeviceBlocked {
 		return c.refuse(iog.Errorf(iog.EFORBIDDEN, "device %s is blocked: %s", d.ID, d.StatusReason))
 	}

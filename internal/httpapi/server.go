@@ -122,8 +122,9 @@ type Server struct {
 	lim     *limiter
 	// sessions pairs renters' and workers' ends of sessions (access.go).
 	sessions *sessionBroker
-	// channels are the workers' channels (channel.go).
+	// channels are the workers' channels (channel.go), and poller reads them where it can.
 	channels channels
+	poller   poller
 	// ports holds the port links' login tokens and cookies; portTransport reaches nodes'
 	// ports; portRate limits public ports (ports.go).
 	ports         *portGrants

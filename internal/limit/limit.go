@@ -259,6 +259,10 @@ type conn struct {
 	once sync.Once
 }
 
+// NetConn is the connection beneath (for a reader that polls its descriptor itself; close
+// through this one, which counts).
+func (c *conn) NetConn() net.Conn { return c.Conn }
+
 func (c *conn) Close() error {
 	c.once.Do(func() {
 		c.l.mu.Lock()

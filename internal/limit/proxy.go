@@ -216,6 +216,15 @@ type proxiedConn struct {
 
 func (c *proxiedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
+// NetConn is the connection beneath, for a reader that polls its descriptor itself: nil while
+// the header's buffer holds bytes that came after the header (they must be read from here).
+func (c *proxiedConn) NetConn() net.Conn {
+	if c.r.Buffered() > 0 {
+		return nil
+	}
+	return c.Conn
+}
+
 func (c *proxiedConn) RemoteAddr() net.Addr {
 	if c.remote != nil {
 		return c.remote
