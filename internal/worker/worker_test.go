@@ -2,6 +2,9 @@ package worker
 
 import (
 	"context"
+	"crypto/ecdh"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -44,6 +47,13 @@ type fakeCoord struct {
 	held        map[string]*api.NextTask
 	taskReports map[int][]api.TaskReport
 	refuse      bool
+	// sessions: the hello answers protocol 6 with a session key, every beatMS (a coordinator
+	// that would offer channels, but has no channel route: 404). paths counts requests by path;
+	// pollWaits are the assignments' wait_ms values seen.
+	sessions  bool
+	beatMS    int64
+	paths     map[string]int
+	pollWaits []int
 }
 
 func newFakeCoord(t *testing.T, dev bool) (*fakeCoord, *httptest.Server) {
@@ -56,6 +66,10 @@ func newFakeCoord(t *testing.T, dev bool) (*fakeCoord, *httptest.Server) {
 func (f *fakeCoord) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	f.requests++
+	if f.paths == nil {
+		f.paths = map[string]int{}
+	}
+	f.paths[r.URL.Path]++
 	gone := f.gone
 	f.mu.Unlock()
 	reply := func(v any) { _ = json.NewEncoder(w).Encode(v) }
@@ -74,13 +88,19 @@ func (f *fakeCoord) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
 		f.inv = req.Inventory
 		f.mu.Unlock()
-		reply(api.HelloResponse{Nonce: "n", HeartbeatInterval: 3600000, Status: "ready", Dev: f.dev})
+		hr := api.HelloResponse{Nonce: "n", HeartbeatInterval: 3600000, Status: "ready", Dev: f.dev}
+		if f.sessions {
+			k, _ := ecdh.X25519().GenerateKey(rand.Reader)
+			hr.SessionKey, hr.Protocol, hr.HeartbeatInterval = base64.StdEncoding.EncodeToString(k.PublicKey().Bytes()), 6, f.beatMS
+		}
+		reply(hr)
 	case p == "/v1/worker/heartbeat":
 		reply(api.HeartbeatResponse{Nonce: "n", Status: "ready"})
 	case p == "/v1/worker/assignments":
 		since, _ := strconv.ParseInt(r.URL.Query().Get("since"), 10, 64)
 		wait, _ := strconv.Atoi(r.URL.Query().Get("wait_ms"))
 		f.mu.Lock()
+		f.pollWaits = append(f.pollWaits, wait)
 		ch := f.changed
 		if f.version == since {
 			f.mu.Unlock()
@@ -575,5 +595,35 @@ func TestDeletedDeviceRunError(t *testing.T) {
 	err = w.Run(t.Context())
 	if err == nil || !strings.Contains(err.Error(), "no longer knows device dev-test") || !strings.Contains(err.Error(), dir) {
 		t.Fatalf("Run = %v", err)
+	}
+}
+
+// A coordinator that opens heartbeat sessions but has no channel route (404): the worker asks
+// for a channel once, then keeps to heartbeat requests and long-polls until its next hello.
+func TestWorkerWithoutChannelRoute(t *testing.T) {
+	f, srv := newFakeCoord(t, true)
+	f.sessions, f.beatMS = true, 20
+	startWorker(t, srv, Config{Executors: map[string]Starter{"process": &executortest.Fake{}}})
+	iogtest.Poll(t, 10*time.Second, "heartbeat requests", func() error {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if n := f.paths["/v1/worker/heartbeat"]; n < 10 {
+			return fmt.Errorf("%d heartbeats", n)
+		}
+		return nil
+	})
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if n := f.paths[api.ChannelPath]; n != 1 {
+		t.Errorf("%d channel opens, want 1 (a 404 holds until the next hello)", n)
+	}
+	long := 0
+	for _, w := range f.pollWaits {
+		if w > 0 {
+			long++
+		}
+	}
+	if long == 0 {
+		t.Errorf("assignments asked with waits %v: want long-polls without a channel", f.pollWaits)
 	}
 }
