@@ -84,6 +84,12 @@ func TestAdversariesNeverReadyNorHired(t *testing.T) {
 		if dv.Status == "blocked" || done[dv.ID] {
 			return true
 		}
+		// A sybil device whose own proof passed is held pending because its group's did not
+		// (fleet/proofs.go): that is what stops it. Which of the 50 passes changes from round
+		// to round, so waiting for each to fail a proof of its own would wait on chance.
+		if kind[dv.ID] == "sybil" && dv.Status == "pending" && strings.Contains(dv.StatusReason, "challenged with it at the same instant") {
+			return true
+		}
 		full := device(dv.ID)
 		for _, p := range full.Proofs {
 			if p.Result == "missed" || p.Result == "failed" || p.Result == "fraud" {
