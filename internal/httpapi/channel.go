@@ -102,13 +102,17 @@ func (cs *channels) get(device string) *channel {
 
 // closeAll closes every channel (the coordinator's shutdown: hijacked connections are not the
 // HTTP server's to close).
-func (cs *channels) closeAll() {
-	cs.mu.Lock()
-	all := make([]*channel, 0, len(cs.m))
-	for _, c := range cs.m {
+func (cs *channels) closeAll() { closeEach(&cs.mu, cs.m) }
+
+// closeEach closes every channel of m, read under mu (and closed outside it: a close takes
+// the locks of the channels and of the poller).
+func closeEach[K comparable](mu *sync.Mutex, m map[K]*channel) {
+	mu.Lock()
+	all := make([]*channel, 0, len(m))
+	for _, c := range m {
 		all = append(all, c)
 	}
-	cs.mu.Unlock()
+	mu.Unlock()
 	for _, c := range all {
 		c.close()
 	}

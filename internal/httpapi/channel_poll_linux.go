@@ -179,17 +179,7 @@ func (p *poller) loop(s *Server) {
 	}
 }
 
-func (p *poller) closeAll() {
-	p.mu.Lock()
-	all := make([]*channel, 0, len(p.byID))
-	for _, c := range p.byID {
-		all = append(all, c)
-	}
-	p.mu.Unlock()
-	for _, c := range all {
-		c.close()
-	}
-}
+func (p *poller) closeAll() { closeEach(&p.mu, p.byID) }
 
 // readable reads what has come of the channel's frame, without blocking; a whole beat goes to
 // a goroutine of its own, which arms the channel again once answered.

@@ -187,3 +187,10 @@ func (w *Worker) awaitWake(ctx context.Context, c chan struct{}) {
 	case <-ctx.Done():
 	}
 }
+
+// currentSession is the heartbeat session of the last hello.
+func (w *Worker) currentSession() *api.Session {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.session
+}

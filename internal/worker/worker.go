@@ -231,10 +231,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 		return err
 	}
-	w.mu.Lock()
-	session := w.session
-	w.mu.Unlock()
-	w.channel(ctx, session) // before the loops, so that they start without long-polls
+	w.channel(ctx, w.currentSession()) // before the loops, so that they start without long-polls
 	close(w.ready)
 	var loops sync.WaitGroup
 	loops.Go(func() { w.heartbeats(ctx, inv) })
@@ -442,10 +439,7 @@ func (w *Worker) heartbeats(ctx context.Context, inv api.Inventory) {
 			} else if err != nil && ctx.Err() == nil {
 				w.cfg.Log.Error("hello", "err", err)
 			} else if err == nil {
-				w.mu.Lock()
-				s := w.session
-				w.mu.Unlock()
-				w.channel(ctx, s) // the new session's channel, so that wakes resume now
+				w.channel(ctx, w.currentSession()) // the new session's channel, so that wakes resume now
 			}
 		default:
 			w.cfg.Log.Warn("heartbeat failed", "err", err)
