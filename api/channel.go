@@ -104,7 +104,7 @@ func (c *Client) OpenChannel(ctx context.Context, s *Session, bufSize int) (*Cha
 	// ed25519 verification and no used nonce in its store.
 	mc := *c
 	mc.mac = s.key
-	conn, err := mc.upgradeTo(ctx, ChannelPath, ChannelProtocol, bufSize)
+	conn, err := mc.upgradeTo(ctx, ChannelPath, ChannelProtocol, bufSize, nil)
 	if err != nil {
 		return nil, err
 	}

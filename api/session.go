@@ -116,6 +116,28 @@ type SessionResize struct {
 type SessionRequest struct {
 	ID      string `json:"id"`
 	LeaseID string `json:"lease_id"`
+	// Coordinator, when set, names the coordinator the renter's end waits on, when that is not
+	// the one the worker asked (several coordinators behind a balancer): the worker attaches
+	// with that name in CoordinatorHeader, by which the balancer routes it there (docs/SCALE.md).
+	Coordinator string `json:"coordinator,omitempty" maxLength:"32"`
+}
+
+// CoordinatorHeader names the coordinator a request must reach, for the balancer in front of
+// several (a worker's attach to a session opened on another coordinator).
+const CoordinatorHeader = "X-Iog-Coordinator"
+
+// ValidCoordinatorName says whether s can name a coordinator: 1-32 lower-case letters, digits
+// and dashes, beginning with a letter or digit (it travels in a header and a balancer's rule).
+func ValidCoordinatorName(s string) bool {
+	if s == "" || len(s) > 32 || s[0] == '-' {
+		return false
+	}
+	for _, r := range s {
+		if (r < 'a' || r > 'z') && (r < '0' || r > '9') && r != '-' {
+			return false
+		}
+	}
+	return true
 }
 
 // SessionRequests are the sessions waiting for this worker.
@@ -190,15 +212,18 @@ func (f FrameWriter) Write(p []byte) (int, error) {
 
 // upgrade sends a GET that asks to switch to the session protocol and returns the connection.
 func (c *Client) upgrade(ctx context.Context, path string) (io.ReadWriteCloser, error) {
-	return c.upgradeTo(ctx, path, SessionProtocol, 64<<10)
+	return c.upgradeTo(ctx, path, SessionProtocol, 64<<10, nil)
 }
 
 // upgradeTo sends a GET that asks to switch to protocol and returns the connection, read
 // through a buffer of bufSize bytes.
-func (c *Client) upgradeTo(ctx context.Context, path, protocol string, bufSize int) (io.ReadWriteCloser, error) {
+func (c *Client) upgradeTo(ctx context.Context, path, protocol string, bufSize int, h http.Header) (io.ReadWriteCloser, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.Base+path, nil)
 	if err != nil {
 		return nil, err
+	}
+	for k, v := range h {
+		req.Header[k] = v
 	}
 	req.Header.Set("Connection", "Upgrade")
 	req.Header.Set("Upgrade", protocol)
@@ -270,6 +295,18 @@ func (c *Client) SessionRequests(ctx context.Context, wait time.Duration) ([]Ses
 // AttachSession is the worker's end of a session.
 func (c *Client) AttachSession(ctx context.Context, id string) (io.ReadWriteCloser, error) {
 	return c.upgrade(ctx, "/v1/worker/sessions/"+url.PathEscape(id))
+}
+
+// AttachSessionAt is AttachSession for a session waiting on the named coordinator
+// (SessionRequest.Coordinator; "" is AttachSession): the request names it to the balancer.
+func (c *Client) AttachSessionAt(ctx context.Context, id, coordinator string) (io.ReadWriteCloser, error) {
+	if coordinator == "" {
+		return c.AttachSession(ctx, id)
+	}
+	if !ValidCoordinatorName(coordinator) {
+		return nil, fmt.Errorf("session %s waits on a coordinator with a bad name %q", id, coordinator)
+	}
+	return c.upgradeTo(ctx, "/v1/worker/sessions/"+url.PathEscape(id), SessionProtocol, 64<<10, http.Header{CoordinatorHeader: {coordinator}})
 }
 
 // PortError is a port or ssh session the worker (or the coordinator) refused, with why.

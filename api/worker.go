@@ -109,6 +109,10 @@ type HeartbeatRequest struct {
 type HeartbeatResponse struct {
 	Nonce  string `json:"nonce"`
 	Status string `json:"status"`
+	// Assignments is the version of the device's assignments on this coordinator, as GET
+	// /v1/worker/assignments answers it (0: the device has not asked here yet). A worker whose
+	// last answer had another version asks again: a lost wake costs at most one interval.
+	Assignments int64 `json:"assignments,omitempty"`
 }
 
 // Assignment is one lease the device should be running (desired state).

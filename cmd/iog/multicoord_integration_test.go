@@ -3,6 +3,7 @@
 package main
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/csv"
 	"encoding/hex"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/iognet/iog/api"
+	"github.com/iognet/iog/internal/fleetbench"
 	"github.com/iognet/iog/internal/iogtest"
 	"github.com/iognet/iog/internal/store/storetest"
 )
@@ -124,7 +126,10 @@ func TestSeveralCoordinators(t *testing.T) {
 			"--dev", "--heartbeat-interval", "5s", "--settle-every", "2s", "--mesh-relay", "off",
 			// HAProxy connects from 127.0.0.3 and names each client in a PROXY header; the
 			// test's own direct requests come from 127.0.0.1.
-			"--trusted-proxies", "127.0.0.3")
+			"--trusted-proxies", "127.0.0.3",
+			// Named as HAProxy names its server: a worker attaching to a session opened on
+			// another coordinator names it, and the balancer routes it there.
+			"--name", "c"+strconv.Itoa(i+1))
 	}
 	startCoord(0)
 	var key string
@@ -153,7 +158,8 @@ frontend api
 backend coords
   balance roundrobin
   stick-table type string len 64 size 1m expire 1h
-  stick on hdr(X-Iog-Device)
+%s  stick match hdr(X-Iog-Device)
+  stick store-request hdr(X-Iog-Device) unless { req.hdr(X-Iog-Coordinator) -m found }
   option httpchk GET /healthz
   http-check expect status 200
   option redispatch
@@ -166,7 +172,7 @@ listen stats
   bind 127.0.0.1:%d
   stats enable
   stats uri /stats
-`, lb, ports[0], ports[1], ports[2], stats)
+`, lb, fleetbench.UseServers(3), ports[0], ports[1], ports[2], stats)
 	cfgPath := filepath.Join(dir, "haproxy.cfg")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -276,20 +282,66 @@ listen stats
 	if st, err := haproxyStats("127.0.0.1:" + strconv.Itoa(stats)); err != nil || len(st) != 3 {
 		t.Fatalf("haproxy stats: %v %v", st, err)
 	}
+	// Any coordinator serves any renter at once: a 3-node cluster created through each
+	// coordinator in turn (so on devices whose workers are on other coordinators too) runs
+	// within 10 s; the workers hear of it by the coordinators' wakes (PostgreSQL
+	// LISTEN/NOTIFY), not at their fallback poll (25 s).
+	direct := func(i int) *api.Client { return api.NewClient("http://127.0.0.1:"+strconv.Itoa(ports[i]), ren.APIKey) }
+	running := func(cl *api.Client, id string) func() error {
+		return func() error {
+			got, err := cl.Cluster(ctx, id)
+			if err != nil {
+				return err
+			}
+			if got.State != "running" {
+				return fmt.Errorf("cluster %s", got.State)
+			}
+			return nil
+		}
+	}
+	for i := range ports {
+		created := time.Now()
+		ci, err := direct(i).CreateCluster(ctx, api.CreateClusterRequest{Type: "process", Nodes: 3, Command: []string{"sleep", "600"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		iogtest.Poll(t, 90*time.Second, "a cluster created through coordinator "+strconv.Itoa(i+1)+" running", running(direct(i), ci.ID))
+		took := time.Since(created)
+		t.Logf("a 3-node cluster created through coordinator %d ran %v after its create", i+1, took.Round(time.Millisecond))
+		if took > 10*time.Second {
+			t.Errorf("a cluster created through coordinator %d took %v to run (goal: seconds; the fallback poll is 25 s)", i+1, took)
+		}
+		if _, err := direct(i).TerminateCluster(ctx, ci.ID); err != nil {
+			t.Fatal(err)
+		}
+		iogtest.Poll(t, 60*time.Second, "every device free again", func() error {
+			ds, err := supc.Devices(ctx)
+			if err != nil {
+				return err
+			}
+			for _, d := range ds {
+				if d.Status != "ready" {
+					return fmt.Errorf("device %s %s", d.ID, d.Status)
+				}
+			}
+			return nil
+		})
+	}
 	c, err := renc.CreateCluster(ctx, api.CreateClusterRequest{Type: "process", Nodes: 2, Command: []string{"sleep", "600"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	iogtest.Poll(t, 90*time.Second, "the cluster running", func() error {
-		got, err := renc.Cluster(ctx, c.ID)
-		if err != nil {
-			return err
+	iogtest.Poll(t, 90*time.Second, "the cluster running", running(renc, c.ID))
+	// A session opened through any coordinator reaches its node's worker, wherever that is:
+	// the worker attaches through the balancer, naming the coordinator of the renter's end.
+	for i := range ports {
+		for rank := range 2 {
+			want := fmt.Sprintf("via c%d to rank %d", i+1, rank)
+			if out := execVia(t, direct(i), c.ID, rank, "echo", want); out != want+"\n" {
+				t.Errorf("a session through coordinator %d to rank %d printed %q, want %q", i+1, rank, out, want+"\n")
+			}
 		}
-		if got.State != "running" {
-			return fmt.Errorf("cluster %s", got.State)
-		}
-		return nil
-	})
+	}
 
 	// Kill the busiest coordinator: its devices must reach the others, and none be marked down.
 	busiest := 0
@@ -391,5 +443,33 @@ listen stats
 	}
 	if least := rate * (ran.Minutes() - 1) / 60; spent < least-1e-9 {
 		t.Errorf("spent %.6f for %s at %.6f/h: less than %.6f, minutes not charged?", spent, ran, rate, least)
+	}
+}
+
+// execVia runs a command on node rank of a cluster through cl's coordinator and returns what
+// it printed.
+func execVia(t *testing.T, cl *api.Client, clusterID string, rank int, command ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	conn, err := cl.OpenSession(ctx, clusterID, rank, api.SessionOpen{Command: command, Kind: "exec"})
+	if err != nil {
+		t.Fatalf("session to rank %d through %s: %v", rank, cl.Base, err)
+	}
+	defer conn.Close()
+	var out strings.Builder
+	for {
+		typ, p, err := api.ReadFrame(conn)
+		if err != nil {
+			t.Fatalf("session to rank %d through %s: %v (output so far %q)", rank, cl.Base, err, out.String())
+		}
+		switch typ {
+		case api.FrameStdout, api.FrameStderr:
+			out.Write(p)
+		case api.FrameError:
+			t.Fatalf("session to rank %d through %s refused: %s", rank, cl.Base, p)
+		case api.FrameExit:
+			return out.String()
+		}
 	}
 }

@@ -62,7 +62,7 @@ func runCoordinator(ctx context.Context, o cli.CoordinatorOptions, w io.Writer) 
 	}
 	c, err := coordinator.New(ctx, coordinator.Config{DB: o.DB, Listen: o.Listen, DataDir: o.DataDir, Dev: o.Dev,
 		HeartbeatInterval: o.HeartbeatInterval, SettleEvery: o.SettleEvery, MeshRelay: o.MeshRelay, MeshPadding: o.MeshPadding, Log: log,
-		Limits: &lim, Trust: trust(o.Trust, o.Dev), BlobS3: s3, PortsDomain: o.PortsDomain})
+		Limits: &lim, Trust: trust(o.Trust, o.Dev), BlobS3: s3, PortsDomain: o.PortsDomain, Name: o.Name})
 	if err != nil {
 		return err
 	}

@@ -45,6 +45,7 @@ type CoordinatorOptions struct {
 	Trust             TrustOptions
 	BlobStore         string // "" (files under DataDir) or s3://BUCKET?endpoint=URL&region=R
 	PortsDomain       string // where browser links to nodes' ports live (docs/ACCESS.md)
+	Name              string // this coordinator's name among several (the balancer's server name)
 }
 
 // LimitOptions are the bounds a coordinator puts on one client (docs/SECURITY.md); a rate or
@@ -239,6 +240,7 @@ func (a *app) coordinatorCmd() *cobra.Command {
 	f.BoolVar(&o.MeshPadding, "mesh-padding", false, "ask mesh members to pad every packet to full size (hides sizes; costs bandwidth)")
 	f.StringVar(&o.BlobStore, "blob-store", "", "where work directories and outputs are kept: s3://BUCKET?endpoint=URL&region=REGION, with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY set (default: files under --data-dir)")
 	f.StringVar(&o.PortsDomain, "ports-domain", "", `browser links to nodes' ports: [https://]DOMAIN[:PORT], a wildcard DNS name (*.DOMAIN) that reaches this coordinator, each link https://CLUSTER-RANK-PORT.DOMAIN/ (docs/ACCESS.md); default none (with --dev on loopback: localhost); "off" for none`)
+	f.StringVar(&o.Name, "name", "", `this coordinator's name among several on one PostgreSQL database: the balancer's server name for it (1-32 of a-z, 0-9, -). A renter's session opened here for a device whose worker is on another coordinator is listed there with this name, and the worker attaches with the header X-Iog-Coordinator: NAME, which the balancer must route here (docs/SCALE.md, "Several coordinators"); without it such sessions reach only workers on this coordinator`)
 	limitFlags(cmd, &o.Limits)
 	trustSet = trustFlags(cmd, &o.Trust)
 	return cmd

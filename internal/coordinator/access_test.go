@@ -59,20 +59,7 @@ func TestSessionRelay(t *testing.T) {
 		}
 		defer conn.Close()
 		var r result
-		for {
-			typ, p, err := api.ReadFrame(conn)
-			if err != nil {
-				r.err = err
-				break
-			}
-			if typ == api.FrameStdout {
-				r.out += string(p)
-			}
-			if typ == api.FrameExit {
-				r.exit = string(p)
-				break
-			}
-		}
+		r.out, r.exit, r.err = readSession(conn)
 		got <- r
 	}()
 
@@ -115,6 +102,23 @@ func TestSessionRelay(t *testing.T) {
 }
 
 func errOf(_ io.ReadWriteCloser, err error) error { return err }
+
+// readSession reads a session's frames up to its exit: what it printed on stdout, and its exit
+// code.
+func readSession(conn io.Reader) (out, exit string, err error) {
+	for {
+		typ, p, err := api.ReadFrame(conn)
+		if err != nil {
+			return out, exit, err
+		}
+		switch typ {
+		case api.FrameStdout:
+			out += string(p)
+		case api.FrameExit:
+			return out, string(p), nil
+		}
+	}
+}
 
 // TestProxyUnreachableNode: the mesh proxy answers 502 with the reason within 5 s (plus
 // margin for a loaded machine) when the node never answers, not after TCP's retries.

@@ -61,9 +61,11 @@ func TestWorkerChannel(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ch.Close()
-	if _, err := ch.BeatTimeout(t.Context(), api.HeartbeatRequest{Nonce: hr.Nonce}, 10*time.Second); err != nil {
+	r, err := ch.BeatTimeout(t.Context(), api.HeartbeatRequest{Nonce: hr.Nonce}, 10*time.Second)
+	if err != nil {
 		t.Fatal(err)
 	}
+	nonce = r.Nonce
 	before, err := w.Assignments(t.Context(), -1, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -79,6 +81,11 @@ func TestWorkerChannel(t *testing.T) {
 		a, err := w.Assignments(t.Context(), before.Version, 0)
 		if err != nil || a.Version != wk.Assignments || len(a.Leases) != 1 {
 			t.Fatalf("assignments after the wake: %+v %v; want version %d with the new lease", a, err, wk.Assignments)
+		}
+		// Each beat's answer carries the assignments' version too (a lost wake costs a beat).
+		r, err := ch.BeatTimeout(t.Context(), api.HeartbeatRequest{Nonce: nonce}, 10*time.Second)
+		if err != nil || r.Assignments != a.Version {
+			t.Fatalf("beat after the create: %+v %v; want the assignments' version %d", r, err, a.Version)
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("no wake within 10 s of a cluster placed on the device")

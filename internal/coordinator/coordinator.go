@@ -90,6 +90,12 @@ type Config struct {
 	// no links, except on a loopback listener in dev mode (the devnet), where links are under
 	// localhost (Chromium and Firefox resolve *.localhost to loopback); "off" offers none at all.
 	PortsDomain string
+	// Name is this coordinator's name among several on one PostgreSQL database (the
+	// balancer's server name for it, api.ValidCoordinatorName): sessions renters open here
+	// are published with it, so that the worker of a device held by another coordinator
+	// attaches here through the balancer (docs/SCALE.md). "": sessions reach only the workers
+	// on this coordinator.
+	Name string
 }
 
 // Limits are every bound the coordinator puts on one client (docs/SECURITY.md).
@@ -136,6 +142,9 @@ type Coordinator struct {
 	proxy *meshProxy
 	bank  *bank.Bank
 	api   *httpapi.Server
+	// bus carries wakes and sessions between coordinators on one PostgreSQL database (nil on
+	// SQLite).
+	bus *bus
 	// web is the console: Explorer, renter console, supplier dashboard and admin pages.
 	web *web.Server
 	// history keeps telemetry and network snapshots for the console's charts.
@@ -168,6 +177,9 @@ func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 			l = DevLimits()
 		}
 		cfg.Limits = &l
+	}
+	if cfg.Name != "" && !api.ValidCoordinatorName(cfg.Name) {
+		return nil, iog.Errorf(iog.EINVALID, "bad coordinator name %q: 1-32 of a-z, 0-9 and -, not beginning with -", cfg.Name)
 	}
 	db, err := store.Open(ctx, cfg.DB)
 	if err != nil {
@@ -207,9 +219,9 @@ func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 	// The fleet and the market share the per-device hub and the reputation board, made here,
 	// so that the market needs nothing of the fleet (the fleet tells the market of devices
 	// going down).
-	hub, scores := watch.New(cfg.Now().UnixMilli()), &reputation.Board{}
+	hub, clusters, scores := watch.New(cfg.Now().UnixMilli()), watch.New(cfg.Now().UnixMilli()), &reputation.Board{}
 	mk := market.New(market.Config{Store: db, Log: cfg.Log, Now: cfg.Now, NewID: cfg.NewID, KnownModels: hwinfo.KnownModels(), Dev: cfg.Dev,
-		Devices: hub, Reputation: scores.PerMille, Mesh: mesh})
+		Devices: hub, Clusters: clusters, Reputation: scores.PerMille, Mesh: mesh})
 	bc := bank.Config{Store: db, Log: cfg.Log, Now: cfg.Now, NewID: cfg.NewID, Dev: cfg.Dev, MinUptime: cfg.MinUptime}
 	trust := fleet.DefaultTrust()
 	if cfg.Dev {
@@ -280,6 +292,12 @@ func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 	hc.Access, hc.Ports, hc.PortsDomain = ac, ac, pd
 	srv := httpapi.New(hc)
 	fl.Hub().OnBump(srv.AssignmentsBumped) // the workers' channels hear of new assignments
+	var wakes *bus
+	if db.Engine() == store.Postgres {
+		// The other coordinators on the database hear of this one's changes and sessions.
+		wakes = newBus(db, cfg.Log, cfg.Name, hub, clusters, srv.RemoteSession)
+		wakes.hook(srv.PublishSessions)
+	}
 	// The console's port links are the API's (made before it).
 	ws, err := web.New(web.Config{Store: db, Fleet: fl, Market: mk, Bank: bk, Accounts: au, History: hist,
 		Log: cfg.Log.With("part", "web"), Now: cfg.Now, PublicURL: cfg.PublicURL, Registry: reg, Blobs: blobs, Ports: srv})
@@ -302,7 +320,7 @@ func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 			log.Warn("trusted proxy connection refused", "addr", addr, "err", err)
 		}}
 	}
-	c := &Coordinator{cfg: cfg, db: db, auth: au, fleet: fl, market: mk, relay: mk.Relay(), proxy: proxy, bank: bk, api: srv, web: ws,
+	c := &Coordinator{cfg: cfg, db: db, auth: au, fleet: fl, market: mk, relay: mk.Relay(), proxy: proxy, bank: bk, api: srv, web: ws, bus: wakes,
 		history: hist, blobs: blobs, ln: &limit.Listener{Listener: served, Max: lim.Conns, PerAddr: lim.ConnsPerAddr, Exempt: lim.HTTP.Exempt},
 		// Bodies and answers have deadlines per route class (httpapi.Limits); headers and idle
 		// connections have theirs here.
@@ -405,6 +423,9 @@ func (c *Coordinator) Run(ctx context.Context) error {
 	g.Go(func() error { return c.bank.Run(gctx, c.cfg.SettleEvery) })
 	g.Go(func() error { return c.history.Run(gctx) })
 	g.Go(func() error { c.sweepBlobs(gctx); return nil })
+	if c.bus != nil {
+		g.Go(func() error { c.bus.run(gctx); return nil })
+	}
 	g.Go(func() error {
 		<-gctx.Done()
 		// Give in-flight requests a moment; long-polls and connections that never sent a

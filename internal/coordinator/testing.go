@@ -26,6 +26,10 @@ func (c *Coordinator) Testing() Testing { return Testing{c: c} }
 // Store is the coordinator's store.
 func (t Testing) Store() *store.DB { return t.c.db }
 
+// Listening says whether the coordinator hears the other coordinators' wakes (PostgreSQL's
+// LISTEN is in place; always false on SQLite).
+func (t Testing) Listening() bool { return t.c.bus != nil && t.c.bus.listening.Load() }
+
 // Settle runs one billing pass of the market (it runs every SettleEvery).
 func (t Testing) Settle(ctx context.Context) error { return t.c.market.Settle(ctx) }
 

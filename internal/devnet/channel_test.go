@@ -38,8 +38,9 @@ func metric(t *testing.T, d *Devnet, name string) float64 {
 }
 
 // TestWorkersKeepAChannel: workers hold a channel each (protocol 6) and no long-poll; their
-// heartbeats go up it, and a new lease and a session reach them through its wakes, though
-// their fallback poll here comes only once an hour.
+// heartbeats go up it, and a new lease and a session reach them through its wakes (or, for the
+// lease, the version in a beat's answer), though their fallback poll comes only every 5 min
+// (worker.Config.ChannelPoll) and their long-polls would wait an hour.
 func TestWorkersKeepAChannel(t *testing.T) {
 	cfg := Config{Workers: 2, DataDir: t.TempDir(), Listen: "127.0.0.1:0", HeartbeatInterval: 500 * time.Millisecond, PollWait: time.Hour}
 	d, err := Start(t.Context(), cfg)

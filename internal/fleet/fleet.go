@@ -479,7 +479,7 @@ func (f *Fleet) Heartbeat(ctx context.Context, d iog.Device, req api.HeartbeatRe
 		return api.HeartbeatResponse{}, err
 	}
 	f.observeIdle(ctx, d, req.Telemetry, now)
-	return api.HeartbeatResponse{Nonce: n, Status: string(st)}, nil
+	return api.HeartbeatResponse{Nonce: n, Status: string(st), Assignments: f.hub.Peek(d.ID)}, nil
 }
 
 // Telemetry returns a device's latest sample, if any.

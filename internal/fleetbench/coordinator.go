@@ -56,7 +56,8 @@ func startCoordinator(ctx context.Context, o Options, dir, dataDir, keyDir, name
 	if o.Coordinators > 1 {
 		// HAProxy sends each device's own address in a PROXY header, from an address of its
 		// own: the benchmark's direct requests (readiness, metrics) come from 127.0.0.1.
-		cmd.Args = append(cmd.Args, "--trusted-proxies", balancerSource)
+		// Named as HAProxy's configuration names its server (balancerConfig).
+		cmd.Args = append(cmd.Args, "--trusted-proxies", balancerSource, "--name", "c"+strings.TrimPrefix(name, "coordinator-"))
 	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if f := os.Getenv("IOG_CPU_PROFILE"); f != "" {

@@ -95,15 +95,27 @@ frontend api
 backend coords
   balance roundrobin
   stick-table type string len 64 size 1m expire 1h
-  stick on hdr(X-Iog-Device)
+%s  stick match hdr(X-Iog-Device)
+  stick store-request hdr(X-Iog-Device) unless { req.hdr(X-Iog-Coordinator) -m found }
   option httpchk GET /healthz
   http-check expect status 200
   option redispatch
   retries 2
   default-server inter 500ms fall 2 rise 2 source %s
-`, conns, conns, listen, balancerSource)
+`, conns, conns, listen, UseServers(len(addrs)), balancerSource)
 	for k, a := range addrs {
 		fmt.Fprintf(&b, "  server c%d %s check send-proxy\n", k+1, a)
+	}
+	return b.String()
+}
+
+// UseServers are HAProxy's rules that send a request naming coordinator cK (the header
+// api.CoordinatorHeader: a worker attaching to a session opened there) to server cK, for n
+// coordinators named c1..cN (docs/SCALE.md).
+func UseServers(n int) string {
+	var b strings.Builder
+	for k := 1; k <= n; k++ {
+		fmt.Fprintf(&b, "  use-server c%d if { req.hdr(X-Iog-Coordinator) -m str c%d }\n", k, k)
 	}
 	return b.String()
 }

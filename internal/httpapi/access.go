@@ -49,7 +49,9 @@ const (
 const MaxSessionsPerAccount = 64
 
 // sessionBroker pairs renters' session connections with their workers' in this process.
-// Both must reach the same coordinator: with several, a worker long-polls one (docs/ACCESS.md).
+// Both must reach the same coordinator. With several, a session opened here is published to
+// the others (publish); the one holding the device's worker lists it with this coordinator's
+// name (remote), and the worker attaches here through the balancer (docs/SCALE.md).
 type sessionBroker struct {
 	mu      sync.Mutex
 	pending map[string]*pendingSession // by session id
@@ -57,8 +59,27 @@ type sessionBroker struct {
 	// notify, when set, hears of each session added, by device (the worker channels' wakes);
 	// it must not block.
 	notify func(device string)
-	open   map[string]int // sessions per account
+	// publish, when set, tells the other coordinators of each session added here; it must not
+	// block.
+	publish func(device, id, lease string)
+	remote  map[string]remoteSession // by session id: sessions waiting on other coordinators
+	open    map[string]int           // sessions per account
 }
+
+// remoteSession is a session a renter opened on another coordinator for a device whose worker
+// may be here.
+type remoteSession struct {
+	device, lease, coordinator string
+	until                      time.Time
+}
+
+// maxRemoteSessions bounds the other coordinators' sessions one coordinator keeps (each is
+// kept for remoteKeep).
+const maxRemoteSessions = 100_000
+
+// remoteKeep is how long a session opened on another coordinator is listed here: as long as
+// its renter's end waits for the worker, and a little more.
+const remoteKeep = attachWait + 5*time.Second
 
 // hold counts a session against its account, or says it has too many.
 func (b *sessionBroker) hold(account string) bool {
@@ -91,13 +112,48 @@ type hijacked struct {
 }
 
 func newSessionBroker() *sessionBroker {
-	return &sessionBroker{pending: map[string]*pendingSession{}, wake: map[string]chan struct{}{}, open: map[string]int{}}
+	return &sessionBroker{pending: map[string]*pendingSession{}, wake: map[string]chan struct{}{}, open: map[string]int{},
+		remote: map[string]remoteSession{}}
 }
 
 func (b *sessionBroker) add(device, lease string) *pendingSession {
 	p := &pendingSession{id: iog.NewID("ses"), device: device, lease: lease, attach: make(chan hijacked, 1)}
 	b.mu.Lock()
 	b.pending[p.id] = p
+	publish := b.publish
+	b.mu.Unlock()
+	b.wakeDevice(device)
+	if publish != nil {
+		publish(device, p.id, lease)
+	}
+	return p
+}
+
+// addRemote lists a session another coordinator (named coordinator) holds for device, and
+// wakes the device's worker if it waits here.
+func (b *sessionBroker) addRemote(device, id, lease, coordinator string) {
+	now := time.Now()
+	b.mu.Lock()
+	for k, r := range b.remote {
+		if len(b.remote) < maxRemoteSessions {
+			break
+		}
+		if now.After(r.until) {
+			delete(b.remote, k)
+		}
+	}
+	if len(b.remote) >= maxRemoteSessions {
+		b.mu.Unlock()
+		return
+	}
+	b.remote[id] = remoteSession{device: device, lease: lease, coordinator: coordinator, until: now.Add(remoteKeep)}
+	b.mu.Unlock()
+	b.wakeDevice(device)
+}
+
+// wakeDevice wakes the device's long-poll and channel, if they are here.
+func (b *sessionBroker) wakeDevice(device string) {
+	b.mu.Lock()
 	if ch, ok := b.wake[device]; ok {
 		close(ch)
 		delete(b.wake, device)
@@ -107,7 +163,6 @@ func (b *sessionBroker) add(device, lease string) *pendingSession {
 	if notify != nil {
 		notify(device)
 	}
-	return p
 }
 
 func (b *sessionBroker) remove(id string) {
@@ -126,6 +181,15 @@ func (b *sessionBroker) waiting(device string) ([]api.SessionRequest, <-chan str
 			out = append(out, api.SessionRequest{ID: p.id, LeaseID: p.lease})
 		}
 	}
+	now := time.Now()
+	for id, r := range b.remote {
+		switch {
+		case now.After(r.until):
+			delete(b.remote, id)
+		case r.device == device:
+			out = append(out, api.SessionRequest{ID: id, LeaseID: r.lease, Coordinator: r.coordinator})
+		}
+	}
 	if len(out) > 0 {
 		return out, nil
 	}
@@ -142,6 +206,10 @@ func (b *sessionBroker) claim(device, id string) (*pendingSession, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	p, ok := b.pending[id]
+	if r, far := b.remote[id]; !ok && far && r.device == device {
+		return nil, iog.Errorf(iog.EUNAVAILABLE, "session %s waits on coordinator %s, not this one: the balancer must route a request with %s: %s there (docs/SCALE.md)",
+			id, r.coordinator, api.CoordinatorHeader, r.coordinator)
+	}
 	if !ok || p.device != device {
 		return nil, iog.Errorf(iog.ENOTFOUND, "no session %s waits for this device", id)
 	}
@@ -227,6 +295,24 @@ func (s *Server) workerSession(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.attach <- h
+}
+
+// PublishSessions hands each session a renter opens here to fn (device, session id, lease),
+// which tells the other coordinators (internal/coordinator's bus); fn must not block.
+func (s *Server) PublishSessions(fn func(device, id, lease string)) {
+	s.sessions.mu.Lock()
+	defer s.sessions.mu.Unlock()
+	s.sessions.publish = fn
+}
+
+// RemoteSession lists a session opened on another coordinator (named coordinator) for
+// device: if the device's worker waits here, it is woken and told to attach there. Bad
+// names are ignored (the bus's payloads are checked here too).
+func (s *Server) RemoteSession(device, id, lease, coordinator string) {
+	if !api.ValidCoordinatorName(coordinator) || device == "" || id == "" || len(device) > 64 || len(id) > 64 || len(lease) > 64 {
+		return
+	}
+	s.sessions.addRemote(device, id, lease, coordinator)
 }
 
 // nodeSession is the renter's end of a session (session, below).

@@ -42,6 +42,9 @@ type Config struct {
 	Now   func() time.Time
 	// Devices is the per-device assignment hub, bumped whenever a device's leases change.
 	Devices *watch.Hub
+	// Clusters is the per-cluster hub that watchers of a cluster (and of its logs, key
+	// ID+"/logs") long-poll; nil: a hub of the market's own.
+	Clusters *watch.Hub
 	// KnownModels lists GPU classes the network recognises (besides those present on it).
 	KnownModels []string
 	// NewID makes ids (default iog.NewID); deterministic in replay tests.
@@ -76,7 +79,10 @@ func New(cfg Config) *Market {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	m := &Market{cfg: cfg, db: cfg.Store, clusters: watch.New(cfg.Now().UnixMilli()), devs: newDevices()}
+	m := &Market{cfg: cfg, db: cfg.Store, clusters: cfg.Clusters, devs: newDevices()}
+	if m.clusters == nil {
+		m.clusters = watch.New(cfg.Now().UnixMilli())
+	}
 	m.mesh = m.newMesh(cfg.Mesh)
 	return m
 }

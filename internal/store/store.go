@@ -44,6 +44,8 @@ type DB struct {
 	engine string
 	hook   func(ctx context.Context, op, id string)
 	hot    *hotReader // s.ro with statements prepared once, for the reads of every signed request
+	chMu   sync.Mutex
+	ch     string // PostgreSQL: the notification channel of this database and schema (notify.go)
 }
 
 // hotReader reads through statements prepared once per connection and kept: SQLite parses a

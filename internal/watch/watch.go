@@ -10,10 +10,11 @@ import (
 
 // Hub holds one version counter and one wake-up channel per key.
 type Hub struct {
-	mu     sync.Mutex
-	base   int64
-	m      map[string]*entry
-	onBump func(key string, version int64)
+	mu      sync.Mutex
+	base    int64
+	m       map[string]*entry
+	onBump  func(key string, version int64)
+	publish func(keys []string)
 }
 
 type entry struct {
@@ -34,24 +35,70 @@ func (h *Hub) get(key string) *entry {
 	return e
 }
 
-// Bump advances the version of each key and wakes its waiters.
+// Bump advances the version of each key and wakes its waiters, and hands the keys to the
+// hub's publisher (OnPublish), which tells the other coordinators.
 func (h *Hub) Bump(keys ...string) {
+	if pub := h.bump(keys, false); pub != nil && len(keys) > 0 {
+		pub(keys)
+	}
+}
+
+// BumpRemote is Bump for a change another coordinator made and published: it advances only
+// the keys this hub already has (read by someone here: a worker's assignments, a watched
+// cluster), so a fleet's worth of other coordinators' keys is not kept, and does not publish
+// them again.
+func (h *Hub) BumpRemote(keys ...string) { h.bump(keys, true) }
+
+// BumpAll advances every key this hub has, unpublished: what a coordinator does when it may
+// have missed other coordinators' changes (its listening connection was lost).
+func (h *Hub) BumpAll() {
+	h.mu.Lock()
+	keys := make([]string, 0, len(h.m))
+	for k := range h.m {
+		keys = append(keys, k)
+	}
+	h.mu.Unlock()
+	h.bump(keys, true)
+}
+
+// bump advances keys (with known, only those the hub has) and returns the publisher.
+func (h *Hub) bump(keys []string, known bool) func([]string) {
 	h.mu.Lock()
 	fn := h.onBump
+	var done []string
 	var vers []int64
 	for _, k := range keys {
-		e := h.get(k)
+		e := h.m[k]
+		if e == nil {
+			if known {
+				continue
+			}
+			e = h.get(k)
+		}
 		e.ver++
 		close(e.ch)
 		e.ch = make(chan struct{})
 		if fn != nil {
-			vers = append(vers, e.ver)
+			done, vers = append(done, k), append(vers, e.ver)
 		}
 	}
+	pub := h.publish
 	h.mu.Unlock()
 	for i, v := range vers {
-		fn(keys[i], v)
+		fn(done[i], v)
 	}
+	if known {
+		return nil
+	}
+	return pub
+}
+
+// OnPublish makes Bump hand its keys to fn after the hub's lock is released (the coordinators'
+// bus, internal/coordinator); BumpRemote and BumpAll never do. fn must not block; nil removes it.
+func (h *Hub) OnPublish(fn func(keys []string)) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.publish = fn
 }
 
 // OnBump makes Bump call fn with each key it advanced and the key's new version, after the
@@ -69,6 +116,17 @@ func (h *Hub) Version(key string) (int64, <-chan struct{}) {
 	defer h.mu.Unlock()
 	e := h.get(key)
 	return e.ver, e.ch
+}
+
+// Peek returns key's version, or 0 when the hub does not hold key (nobody read it yet); unlike
+// Version it makes no entry.
+func (h *Hub) Peek(key string) int64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if e := h.m[key]; e != nil {
+		return e.ver
+	}
+	return 0
 }
 
 // Wait returns key's version as soon as it differs from since, or when d passes or ctx ends.

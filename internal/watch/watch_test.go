@@ -66,3 +66,49 @@ func TestOnBump(t *testing.T) {
 		t.Fatalf("heard %v after the hook was removed", got[len(want):])
 	}
 }
+
+// TestBumpRemote: a local Bump is published, a remote one is not; a remote one advances only
+// the keys the hub has (and wakes their waiters and the OnBump hook), BumpAll every one.
+func TestBumpRemote(t *testing.T) {
+	h := New(100)
+	var published [][]string
+	h.OnPublish(func(keys []string) { published = append(published, append([]string(nil), keys...)) })
+	var heard []string
+	h.OnBump(func(key string, _ int64) { heard = append(heard, key) })
+	h.Bump("a")
+	if len(published) != 1 || len(published[0]) != 1 || published[0][0] != "a" {
+		t.Fatalf("published %v, want [[a]]", published)
+	}
+	v, ch := h.Version("a")
+	h.BumpRemote("a", "unknown")
+	select {
+	case <-ch:
+	default:
+		t.Fatal("a remote bump did not wake a's waiter")
+	}
+	if now, _ := h.Version("a"); now != v+1 {
+		t.Fatalf("a at %d after a remote bump, want %d", now, v+1)
+	}
+	h.mu.Lock()
+	_, kept := h.m["unknown"]
+	h.mu.Unlock()
+	if kept {
+		t.Fatal("a remote bump made a key the hub did not have")
+	}
+	if len(published) != 1 {
+		t.Fatalf("a remote bump was published again: %v", published)
+	}
+	if len(heard) != 2 || heard[1] != "a" {
+		t.Fatalf("OnBump heard %v, want [a a]", heard)
+	}
+	_, chb := h.Version("b")
+	h.BumpAll()
+	select {
+	case <-chb:
+	default:
+		t.Fatal("BumpAll did not wake b's waiter")
+	}
+	if len(published) != 1 {
+		t.Fatalf("BumpAll was published: %v", published)
+	}
+}

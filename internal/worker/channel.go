@@ -12,7 +12,8 @@ import (
 // The worker channel (api.ChannelProtocol, protocol 6): after a hello with a session the worker
 // keeps one connection to the coordinator that carries its heartbeats and the coordinator's
 // wakes; the assignments and sessions loops then fetch with short requests when woken (and
-// every PollWait, in case a wake was missed) instead of holding long-polls. Without a channel
+// every ChannelPoll, in case a wake was missed; a beat's answer that carries another version
+// of the assignments wakes that loop too) instead of holding long-polls. Without a channel
 // (an older coordinator, one that refused it, or while it is down) everything goes as before:
 // heartbeat requests and long-polls.
 
@@ -176,15 +177,25 @@ func (w *Worker) pollWait() (time.Duration, bool) {
 	return w.cfg.PollWait, false
 }
 
-// awaitWake waits, after a short poll, for a wake on c, the channel's end, PollWait or ctx's
-// end, whichever comes first.
+// awaitWake waits, after a short poll, for a wake on c (a wake of the channel, its end, or a
+// beat's answer with another version of the assignments), ChannelPoll or ctx's end, whichever
+// comes first.
 func (w *Worker) awaitWake(ctx context.Context, c chan struct{}) {
-	t := time.NewTimer(w.cfg.PollWait)
+	t := time.NewTimer(w.cfg.ChannelPoll)
 	defer t.Stop()
 	select {
 	case <-c:
 	case <-t.C:
 	case <-ctx.Done():
+	}
+}
+
+// noteBeat wakes the assignments loop when a beat's answer carries another version of the
+// assignments than the loop last fetched: a wake that was lost costs one interval, not a
+// ChannelPoll.
+func (w *Worker) noteBeat(r api.HeartbeatResponse) {
+	if r.Assignments != 0 && r.Assignments != w.assignVer.Load() {
+		signal(w.wakeAssign)
 	}
 }
 

@@ -48,6 +48,7 @@ func (w *Worker) assignments(ctx context.Context) {
 		}
 		delay = 100 * time.Millisecond
 		since = a.Version
+		w.assignVer.Store(a.Version)
 		w.prove(ctx, a.Proof)
 		w.reconcile(ctx, a.Leases)
 		if woken {

@@ -82,7 +82,7 @@ func (w *Worker) serveSession(ctx context.Context, r api.SessionRequest) {
 		task = n.task
 	}
 	w.mu.Unlock()
-	conn, err := w.cl.AttachSession(ctx, r.ID)
+	conn, err := w.cl.AttachSessionAt(ctx, r.ID, r.Coordinator)
 	if err != nil {
 		w.cfg.Log.Warn("attach session", "session", r.ID, "lease", r.LeaseID, "err", err)
 		return

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/iognet/iog/api"
@@ -98,6 +99,10 @@ type Config struct {
 	HTTP      *http.Client
 	// PollWait is how long one assignments long-poll may wait (default 25s).
 	PollWait time.Duration
+	// ChannelPoll is how often the worker asks for its assignments and sessions unwoken while
+	// it holds a channel, in case a wake was lost (default 5 min): a lost assignments wake is
+	// caught sooner, by the version each beat's answer carries.
+	ChannelPoll time.Duration
 	// Solver answers proof-of-GPU challenges (proof/cuda for GPUs); nil: the CPU reference
 	// solver on the claimed threads.
 	Solver proof.Solver
@@ -127,6 +132,7 @@ type Worker struct {
 	ch           *api.Channel
 	noChannel    bool
 	wakeAssign   chan struct{}
+	assignVer    atomic.Int64 // the version of the last assignments answer
 	wakeSessions chan struct{}
 	interval     time.Duration
 	crashed      bool
@@ -154,6 +160,9 @@ func New(cfg Config) (*Worker, error) {
 	}
 	if cfg.PollWait <= 0 {
 		cfg.PollWait = 25 * time.Second
+	}
+	if cfg.ChannelPoll <= 0 {
+		cfg.ChannelPoll = 5 * time.Minute
 	}
 	if cfg.WorkRoot == "" {
 		cfg.WorkRoot = filepath.Join(cfg.StateDir, "leases")
@@ -426,6 +435,7 @@ func (w *Worker) heartbeats(ctx context.Context, inv api.Inventory) {
 			w.mu.Lock()
 			w.nonce = r.Nonce
 			w.mu.Unlock()
+			w.noteBeat(r)
 		case ctx.Err() != nil:
 			return
 		case w.isGone(err):

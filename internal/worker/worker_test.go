@@ -627,3 +627,26 @@ func TestWorkerWithoutChannelRoute(t *testing.T) {
 		t.Errorf("assignments asked with waits %v: want long-polls without a channel", f.pollWaits)
 	}
 }
+
+// TestBeatVersionWakesAssignments: a beat's answer with another version of the assignments than
+// the last fetched wakes the assignments loop; the same version, or none, does not.
+func TestBeatVersionWakesAssignments(t *testing.T) {
+	w := &Worker{wakeAssign: make(chan struct{}, 1)}
+	w.assignVer.Store(7)
+	woken := func() bool {
+		select {
+		case <-w.wakeAssign:
+			return true
+		default:
+			return false
+		}
+	}
+	for _, v := range []int64{7, 0} {
+		if w.noteBeat(api.HeartbeatResponse{Assignments: v}); woken() {
+			t.Errorf("a beat with version %d woke the loop (it last fetched 7)", v)
+		}
+	}
+	if w.noteBeat(api.HeartbeatResponse{Assignments: 8}); !woken() {
+		t.Error("a beat with version 8 did not wake the loop (it last fetched 7)")
+	}
+}
