@@ -27,6 +27,12 @@ type Client struct {
 	DeviceID string
 	HTTP     *http.Client
 	Now      func() time.Time
+	// Sessions, when set, gives the worker's current heartbeat session: its MAC then replaces
+	// the signature on the JSON requests under /v1/worker/ (all but register and hello, which
+	// must be signed), which costs the coordinator no ed25519 check and no used-nonce write
+	// (docs/PROTOCOL.md). A MAC'd request refused as unauthorized (the session is gone: the
+	// coordinator restarted, or the device now beats elsewhere) is sent again, signed.
+	Sessions func() *Session
 	mac      []byte // a heartbeat session's key: MAC instead of signing (HeartbeatSession)
 }
 
@@ -52,21 +58,36 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any) error
 			return fmt.Errorf("encode request: %w", err)
 		}
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.Base+path, bytes.NewReader(body))
-	if err != nil {
-		return err
+	send := func(mac []byte) (*http.Response, error) {
+		req, err := http.NewRequestWithContext(ctx, method, c.Base+path, bytes.NewReader(body))
+		if err != nil {
+			return nil, err
+		}
+		if in != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		req.Header.Set("Accept", "application/json")
+		if c.Token != "" {
+			req.Header.Set("Authorization", "Bearer "+c.Token)
+		}
+		if c.Key != nil {
+			sc := c
+			if mac != nil {
+				mc := *c
+				mc.mac, sc = mac, &mc
+			}
+			sc.sign(req, path, body)
+		}
+		return c.httpClient().Do(req)
 	}
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
+	mac := c.sessionMAC(path)
+	resp, err := send(mac)
+	if err == nil && mac != nil && resp.StatusCode == http.StatusUnauthorized {
+		// The session is gone here: the same request, signed.
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		resp.Body.Close()
+		resp, err = send(nil)
 	}
-	req.Header.Set("Accept", "application/json")
-	if c.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.Token)
-	}
-	if c.Key != nil {
-		c.sign(req, path, body)
-	}
-	resp, err := c.httpClient().Do(req)
 	if err != nil {
 		return err
 	}
@@ -90,6 +111,19 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any) error
 	}
 	if err := json.Unmarshal(data, out); err != nil {
 		return fmt.Errorf("%s %s: decode answer: %w", method, path, err)
+	}
+	return nil
+}
+
+// sessionMAC is the key to MAC a JSON request to path with instead of signing it: the current
+// session's, for a worker route that accepts one; nil to sign.
+func (c *Client) sessionMAC(path string) []byte {
+	if c.mac != nil || c.Sessions == nil || c.Key == nil || !strings.HasPrefix(path, "/v1/worker/") ||
+		strings.HasPrefix(path, "/v1/worker/hello") || strings.HasPrefix(path, "/v1/worker/register") {
+		return nil
+	}
+	if s := c.Sessions(); s != nil {
+		return s.key
 	}
 	return nil
 }

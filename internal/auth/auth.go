@@ -46,6 +46,12 @@ type Auth struct {
 	mu    sync.Mutex
 	sweep time.Time // when expired nonces were last deleted
 
+	// The nonces of MAC'd requests other than heartbeats, by device id and nonce, each until its
+	// timestamp leaves the skew window (useSessionNonce).
+	snMu          sync.Mutex
+	sessionNonces map[string]time.Time
+	snSwept       time.Time
+
 	kmu      sync.Mutex
 	keys     map[string]cachedDevice // by device id, for heartbeats
 	sessions map[string][]byte       // heartbeat sessions' MAC keys, by device id
@@ -149,10 +155,7 @@ func (a *Auth) Device(ctx context.Context, r *http.Request, body []byte) (Signed
 	var s Signed
 	beat := r.URL.Path == HeartbeatPath
 	if mac != "" {
-		// A heartbeat, or the open of a worker channel (whose beats carry the session's MAC
-		// each, and answer the server nonce as heartbeats do: a replayed open gets a channel
-		// that cannot beat).
-		return a.sessionBeat(ctx, r, body, beat || r.URL.Path == api.ChannelPath, ts, nonce, mac, now)
+		return a.sessionRequest(ctx, r, body, ts, nonce, mac, now)
 	}
 	if id := r.Header.Get(api.HeaderDevice); id != "" {
 		d, err := a.device(ctx, id, beat, now)
@@ -276,12 +279,21 @@ func (a *Auth) OpenSession(deviceID, workerKey string) (string, error) {
 	return mine, nil
 }
 
-// sessionBeat checks a heartbeat that carries its session's MAC instead of a signature. Its
-// replay is refused as a signed heartbeat's is: by the one-time server nonce it must answer.
-func (a *Auth) sessionBeat(ctx context.Context, r *http.Request, body []byte, beat bool, ts, nonce, mac string, now time.Time) (Signed, error) {
+// sessionRequest checks a worker request that carries its heartbeat session's MAC instead of
+// a signature. A heartbeat, or the open of a worker channel (whose beats carry the session's
+// MAC each, and answer the server nonce as heartbeats do: a replayed open gets a channel that
+// cannot beat), reads its device from memory and records no nonce: its replay is refused as a
+// signed heartbeat's is, by the one-time server nonce it must answer. Any other worker request
+// but register and hello (which must be signed: a hello is what opens a session) reads its
+// device from the store as a signed one does, and its nonce is recorded in memory
+// (sessionNonces): the MAC key lives only in this coordinator's memory, for this session, so a
+// replay can only come here, while the session lasts, and is refused there.
+func (a *Auth) sessionRequest(ctx context.Context, r *http.Request, body []byte, ts, nonce, mac string, now time.Time) (Signed, error) {
 	id := r.Header.Get(api.HeaderDevice)
-	if !beat || id == "" {
-		return Signed{}, iog.Errorf(iog.EUNAUTHORIZED, "only a heartbeat or a channel open may carry a session MAC; sign every other request")
+	p := r.URL.Path
+	beat := p == HeartbeatPath || p == api.ChannelPath
+	if id == "" || !strings.HasPrefix(p, "/v1/worker/") || p == "/v1/worker/hello" || p == "/v1/worker/register" {
+		return Signed{}, iog.Errorf(iog.EUNAUTHORIZED, "only a worker's requests after its hello may carry a session MAC; sign this one")
 	}
 	a.kmu.Lock()
 	key, ok := a.sessions[id]
@@ -293,7 +305,13 @@ func (a *Auth) sessionBeat(ctx context.Context, r *http.Request, body []byte, be
 	if err != nil || !hmac.Equal(got, api.SessionMAC(key, api.SigningText(r.Method, r.URL.RequestURI(), id, body, ts, nonce))) {
 		return Signed{}, iog.Errorf(iog.EUNAUTHORIZED, "bad session MAC; call hello again")
 	}
-	d, err := a.device(ctx, id, true, now)
+	if !beat {
+		sec, _ := strconv.ParseInt(ts, 10, 64) // checked by the caller
+		if err := a.useSessionNonce(id, nonce, time.Unix(sec, 0).Add(MaxSkew+time.Second), now); err != nil {
+			return Signed{}, err
+		}
+	}
+	d, err := a.device(ctx, id, beat, now)
 	if iog.ErrorCode(err) == iog.ENOTFOUND {
 		return Signed{}, iog.Errorf(iog.EGONE, "device %s is not registered with this coordinator", id)
 	}
@@ -301,6 +319,38 @@ func (a *Auth) sessionBeat(ctx context.Context, r *http.Request, body []byte, be
 		return Signed{}, err
 	}
 	return Signed{Device: d, PublicKey: d.PublicKey}, nil
+}
+
+// maxSessionNonces bounds the nonces of MAC'd requests kept in memory (each until its
+// timestamp leaves the skew window); past it a MAC'd request is refused as unauthorized, and
+// the worker sends it again signed.
+const maxSessionNonces = 1 << 20
+
+// useSessionNonce records the nonce of a MAC'd request of device id until until, or refuses it
+// as a replay.
+func (a *Auth) useSessionNonce(id, nonce string, until, now time.Time) error {
+	k := id + " " + nonce
+	a.snMu.Lock()
+	defer a.snMu.Unlock()
+	if a.sessionNonces == nil {
+		a.sessionNonces = map[string]time.Time{}
+	}
+	if now.Sub(a.snSwept) > 10*time.Second || len(a.sessionNonces) >= maxSessionNonces {
+		for k, t := range a.sessionNonces {
+			if now.After(t) {
+				delete(a.sessionNonces, k)
+			}
+		}
+		a.snSwept = now
+	}
+	if t, ok := a.sessionNonces[k]; ok && !now.After(t) {
+		return iog.Errorf(iog.EUNAUTHORIZED, "replayed request (nonce already used)")
+	}
+	if len(a.sessionNonces) >= maxSessionNonces {
+		return iog.Errorf(iog.EUNAUTHORIZED, "too many session requests in flight here; sign this one")
+	}
+	a.sessionNonces[k] = until
+	return nil
 }
 
 // Session returns a device's heartbeat session key on this coordinator, and the device as a

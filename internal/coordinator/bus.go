@@ -23,7 +23,8 @@ const busMaxQueue = 200_000
 // it hears of in its own hubs, so a create made through one wakes the worker channels held by
 // another at once, and lists the sessions for the workers it holds, with the name of the
 // coordinator to attach to. A payload is "SENDER KIND ARG...", words split by spaces: KIND d
-// (device keys) or c (cluster keys), or s with DEVICE SESSION LEASE COORDINATOR.
+// (device keys) or c (cluster keys), s with DEVICE SESSION LEASE COORDINATOR, or g (sessions
+// attached or given up: listed no more).
 type bus struct {
 	db                *store.DB
 	log               *slog.Logger
@@ -31,6 +32,7 @@ type bus struct {
 	name              string // the coordinator's name (Config.Name), for its sessions ("": none are published)
 	devices, clusters *watch.Hub
 	session           func(device, id, lease, coordinator string)
+	sessionsGone      func(ids ...string)
 	listening         atomic.Bool // the LISTEN is in place (Testing.Listening)
 
 	mu      sync.Mutex
@@ -40,13 +42,14 @@ type bus struct {
 	kick    chan struct{}
 }
 
-func newBus(db *store.DB, log *slog.Logger, name string, devices, clusters *watch.Hub, session func(device, id, lease, coordinator string)) *bus {
+func newBus(db *store.DB, log *slog.Logger, name string, devices, clusters *watch.Hub, session func(device, id, lease, coordinator string),
+	sessionsGone func(ids ...string)) *bus {
 	return &bus{db: db, log: log.With("part", "bus"), self: iog.NewID("co"), name: name, devices: devices, clusters: clusters,
-		session: session, queue: map[byte][]string{}, kick: make(chan struct{}, 1)}
+		session: session, sessionsGone: sessionsGone, queue: map[byte][]string{}, kick: make(chan struct{}, 1)}
 }
 
 // hook makes the hubs and the API publish through the bus.
-func (b *bus) hook(publishSessions func(func(device, id, lease string))) {
+func (b *bus) hook(publishSessions func(added func(device, id, lease string), gone func(id string))) {
 	b.devices.OnPublish(func(keys []string) { b.put('d', keys...) })
 	b.clusters.OnPublish(func(keys []string) { b.put('c', keys...) })
 	if b.name != "" {
@@ -55,7 +58,7 @@ func (b *bus) hook(publishSessions func(func(device, id, lease string))) {
 				lease = "-"
 			}
 			b.put('s', device+" "+id+" "+lease+" "+b.name)
-		})
+		}, func(id string) { b.put('g', id) })
 	}
 }
 
@@ -119,7 +122,7 @@ func (b *bus) publish(ctx context.Context) {
 		if dropped > 0 {
 			b.log.Warn("the bus fell behind: keys not published (their workers' fallback polls bring the change)", "dropped", dropped)
 		}
-		for _, kind := range []byte{'d', 'c', 's'} {
+		for _, kind := range []byte{'d', 'c', 's', 'g'} {
 			for _, p := range payloads(b.self, kind, q[kind]) {
 				b.send(ctx, p)
 			}
@@ -192,6 +195,8 @@ func (b *bus) got(payload string) {
 		b.devices.BumpRemote(f[2:]...)
 	case "c":
 		b.clusters.BumpRemote(f[2:]...)
+	case "g":
+		b.sessionsGone(f[2:]...)
 	case "s":
 		if len(f) == 6 {
 			lease := f[4]

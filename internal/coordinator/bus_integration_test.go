@@ -3,6 +3,7 @@
 package coordinator_test
 
 import (
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -128,6 +129,14 @@ func TestCoordinatorsWakeEachOther(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("no answer")
 	}
+	// Attached on A, the session is listed on B no more.
+	iogtest.Poll(t, 10*time.Second, "the attached session gone from B's list", func() error {
+		reqs, err := w.SessionRequests(t.Context(), 0)
+		if err != nil || len(reqs) != 0 {
+			return fmt.Errorf("sessions on B: %+v %v", reqs, err)
+		}
+		return nil
+	})
 
 	// A renter waiting on the cluster through B hears of its end through A.
 	renterOnB := *e.user
@@ -154,5 +163,55 @@ func TestCoordinatorsWakeEachOther(t *testing.T) {
 		t.Logf("a terminate through A answered the wait on B %v after it", time.Since(ended).Round(time.Millisecond))
 	case <-time.After(10 * time.Second):
 		t.Fatal("a renter waiting through B did not hear of a terminate through A within 10 s")
+	}
+	// B's listening connection is killed: B listens again and wakes every worker it holds
+	// (notifications sent meanwhile are lost), and the next create through A wakes B's
+	// channel again.
+	raw, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	drain(ch)
+	if _, err := raw.ExecContext(t.Context(), `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'LISTEN%' AND pid <> pg_backend_pid() AND datname = current_database()`); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case wk := <-ch.Wakes():
+		if wk.Assignments == 0 {
+			t.Fatalf("wake %+v after B listened again; want the assignments' version", wk)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("B did not wake its workers after its listening connection was lost")
+	}
+	iogtest.Poll(t, 20*time.Second, "both coordinators listening again", func() error {
+		if !e.c.Testing().Listening() || !b.Testing().Listening() {
+			return fmt.Errorf("listening: a %v, b %v", e.c.Testing().Listening(), b.Testing().Listening())
+		}
+		return nil
+	})
+	drain(ch)
+	second, err := e.user.CreateCluster(t.Context(), api.CreateClusterRequest{Type: "process", Nodes: 1, Command: []string{"sleep", "600"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-ch.Wakes():
+	case <-time.After(10 * time.Second):
+		t.Fatal("after B listened again, a create through A did not wake the device's channel on B")
+	}
+	if _, err := e.user.TerminateCluster(t.Context(), second.ID); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// drain empties a channel's pending wakes.
+func drain(ch *api.Channel) {
+	for {
+		select {
+		case <-ch.Wakes():
+		case <-time.After(200 * time.Millisecond):
+			return
+		}
 	}
 }

@@ -55,9 +55,10 @@ func TestBusGot(t *testing.T) {
 	devices.OnPublish(func([]string) { published++ })
 	type ses struct{ device, id, lease, coord string }
 	var sessions []ses
+	var gone []string
 	b := newBus(nil, slog.New(slog.DiscardHandler), "ca", devices, clusters, func(device, id, lease, coord string) {
 		sessions = append(sessions, ses{device, id, lease, coord})
-	})
+	}, func(ids ...string) { gone = append(gone, ids...) })
 	v0, _ := devices.Version("dev_1")
 	c0, _ := clusters.Version("cl_1")
 	b.got("co_other d dev_1 dev_2")
@@ -66,6 +67,10 @@ func TestBusGot(t *testing.T) {
 	b.got("co_other s dev_1 ses_1 - cb")
 	b.got("co_other s dev_1 ses_2 cb")
 	b.got("co_other")
+	b.got("co_other g ses_1 ses_3")
+	if len(gone) != 2 || gone[0] != "ses_1" || gone[1] != "ses_3" {
+		t.Errorf("sessions gone %v, want [ses_1 ses_3]", gone)
+	}
 	if v, _ := devices.Version("dev_1"); v != v0+1 {
 		t.Errorf("dev_1 at %d, want %d (bumped once: its own coordinator's payload ignored)", v, v0+1)
 	}

@@ -295,7 +295,7 @@ func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 	var wakes *bus
 	if db.Engine() == store.Postgres {
 		// The other coordinators on the database hear of this one's changes and sessions.
-		wakes = newBus(db, cfg.Log, cfg.Name, hub, clusters, srv.RemoteSession)
+		wakes = newBus(db, cfg.Log, cfg.Name, hub, clusters, srv.RemoteSession, srv.RemoteSessionsGone)
 		wakes.hook(srv.PublishSessions)
 	}
 	// The console's port links are the API's (made before it).

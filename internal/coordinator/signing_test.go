@@ -140,10 +140,19 @@ func (c *tap) RoundTrip(req *http.Request) (*http.Response, error) {
 	return http.DefaultTransport.RoundTrip(req)
 }
 
+// sendAgain sends the tapped request again with the tap's headers set (a forged copy).
+func (c *tap) sendAgain(t *testing.T) error { return c.replay(t, c.set) }
+
 // resend sends the tapped request again, byte for byte.
-func (c *tap) resend(t *testing.T) error {
+func (c *tap) resend(t *testing.T) error { return c.replay(t, nil) }
+
+// replay sends the tapped request again with the headers of set changed.
+func (c *tap) replay(t *testing.T, set map[string]string) error {
 	t.Helper()
 	req := c.last.Clone(t.Context())
+	for k, v := range set {
+		req.Header.Set(k, v)
+	}
 	req.Body = io.NopCloser(bytes.NewReader(c.body))
 	resp, err := http.DefaultTransport.RoundTrip(req)
 	if err != nil {
@@ -227,5 +236,59 @@ func TestHeartbeatSession(t *testing.T) {
 	code(t, err, iog.EUNAUTHORIZED)
 	if _, err := w.HeartbeatSession(ctx, sess3, api.HeartbeatRequest{Nonce: h3.Nonce}); err != nil {
 		t.Fatalf("the new session's heartbeat: %v", err)
+	}
+}
+
+// TestSessionMACRequests: with Sessions set, a worker's requests after its hello carry the
+// session's MAC instead of a signature and are answered; the same request again is refused (its
+// nonce is kept in memory); a MAC under another key is refused; hello and register stay
+// signed; a MAC'd request whose session is gone (a new hello replaced it) is refused and sent
+// again signed by the client, and answered.
+func TestSessionMACRequests(t *testing.T) {
+	e := start(t)
+	ctx := t.Context()
+	inv := cpuInventory("mac-1")
+	w := e.device(t, e.user, inv)
+	cp := &tap{}
+	w.HTTP = &http.Client{Transport: cp}
+	var sess *api.Session
+	w.Sessions = func() *api.Session { return sess }
+	_, s1, err := w.HelloSession(ctx, api.HelloRequest{Inventory: inv})
+	if err != nil || s1 == nil {
+		t.Fatalf("hello: %v %v", s1, err)
+	}
+	if cp.last.Header.Get(api.HeaderSignature) == "" || cp.last.Header.Get(api.HeaderMAC) != "" {
+		t.Fatal("a hello went out without a signature, or with a MAC")
+	}
+	sess = s1
+	if _, err := w.Assignments(ctx, -1, 0); err != nil {
+		t.Fatalf("assignments with the session's MAC: %v", err)
+	}
+	if cp.last.Header.Get(api.HeaderMAC) == "" || cp.last.Header.Get(api.HeaderSignature) != "" {
+		t.Fatalf("the assignments request went out with MAC %q and signature %q", cp.last.Header.Get(api.HeaderMAC), cp.last.Header.Get(api.HeaderSignature))
+	}
+	// Replayed byte for byte: refused.
+	code(t, cp.resend(t), iog.EUNAUTHORIZED)
+	// A MAC under another key.
+	cp.set = map[string]string{api.HeaderMAC: base64.StdEncoding.EncodeToString(make([]byte, 32))}
+	err = cp.sendAgain(t)
+	code(t, err, iog.EUNAUTHORIZED)
+	cp.set = nil
+	// A POST with a body: a lease report of a lease this device does not hold is answered as
+	// a signed one would be (ENOTFOUND), not refused as unauthorized.
+	err = w.LeaseStatus(ctx, "ls_nothere", api.LeaseStatusRequest{State: "running"})
+	if iog.ErrorCode(err) == iog.EUNAUTHORIZED || cp.last.Header.Get(api.HeaderMAC) == "" {
+		t.Fatalf("a MAC'd lease report: %v (MAC %q)", err, cp.last.Header.Get(api.HeaderMAC))
+	}
+	// A new hello replaces the session; a request under the old one is refused, and the client
+	// sends it again signed.
+	if _, _, err := w.HelloSession(ctx, api.HelloRequest{Inventory: inv}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Assignments(ctx, -1, 0); err != nil {
+		t.Fatalf("assignments under a replaced session: %v (want a signed retry)", err)
+	}
+	if cp.last.Header.Get(api.HeaderSignature) == "" {
+		t.Fatal("the retry after a refused MAC was not signed")
 	}
 }

@@ -62,8 +62,11 @@ type sessionBroker struct {
 	// publish, when set, tells the other coordinators of each session added here; it must not
 	// block.
 	publish func(device, id, lease string)
-	remote  map[string]remoteSession // by session id: sessions waiting on other coordinators
-	open    map[string]int           // sessions per account
+	// gone, when set, tells the other coordinators that a session published here was attached
+	// or given up, so they list it no more; it must not block.
+	gone   func(id string)
+	remote map[string]remoteSession // by session id: sessions waiting on other coordinators
+	open   map[string]int           // sessions per account
 }
 
 // remoteSession is a session a renter opened on another coordinator for a device whose worker
@@ -167,8 +170,22 @@ func (b *sessionBroker) wakeDevice(device string) {
 
 func (b *sessionBroker) remove(id string) {
 	b.mu.Lock()
-	defer b.mu.Unlock()
+	p, ok := b.pending[id]
 	delete(b.pending, id)
+	gone := b.gone
+	b.mu.Unlock()
+	if ok && !p.claimed && gone != nil {
+		gone(id) // a claimed one was told of at its claim
+	}
+}
+
+// removeRemote drops sessions of other coordinators that were attached or given up there.
+func (b *sessionBroker) removeRemote(ids ...string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, id := range ids {
+		delete(b.remote, id)
+	}
 }
 
 // waiting returns the device's unclaimed sessions, or a channel closed when one arrives.
@@ -217,6 +234,11 @@ func (b *sessionBroker) claim(device, id string) (*pendingSession, error) {
 		return nil, iog.Errorf(iog.ECONFLICT, "session %s is already attached", id)
 	}
 	p.claimed = true
+	if b.gone != nil {
+		// Listed on the other coordinators no more (gone must not block: it is called with
+		// the broker's lock held).
+		b.gone(id)
+	}
 	return p, nil
 }
 
@@ -297,13 +319,18 @@ func (s *Server) workerSession(w http.ResponseWriter, r *http.Request) {
 	p.attach <- h
 }
 
-// PublishSessions hands each session a renter opens here to fn (device, session id, lease),
-// which tells the other coordinators (internal/coordinator's bus); fn must not block.
-func (s *Server) PublishSessions(fn func(device, id, lease string)) {
+// PublishSessions hands each session a renter opens here to added (device, session id,
+// lease), and each one attached or given up to gone, which tell the other coordinators
+// (internal/coordinator's bus); neither may block.
+func (s *Server) PublishSessions(added func(device, id, lease string), gone func(id string)) {
 	s.sessions.mu.Lock()
 	defer s.sessions.mu.Unlock()
-	s.sessions.publish = fn
+	s.sessions.publish, s.sessions.gone = added, gone
 }
+
+// RemoteSessionsGone drops sessions of other coordinators that were attached or given up
+// there.
+func (s *Server) RemoteSessionsGone(ids ...string) { s.sessions.removeRemote(ids...) }
 
 // RemoteSession lists a session opened on another coordinator (named coordinator) for
 // device: if the device's worker waits here, it is woken and told to attach there. Bad

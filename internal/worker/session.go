@@ -50,18 +50,36 @@ func (w *Worker) sessions(ctx context.Context) {
 				delete(seen, id)
 			}
 		}
+		fresh := 0
 		for _, r := range reqs {
 			if _, ok := seen[r.ID]; ok {
 				continue
 			}
 			seen[r.ID] = now
+			fresh++
 			w.wg.Go(func() { w.serveSession(ctx, r) })
 		}
-		if woken {
+		switch {
+		case woken:
 			w.awaitWake(ctx, w.wakeSessions)
+		case len(reqs) > 0 && fresh == 0:
+			// A long-poll answers at once while a session is listed, and one being attached
+			// (or waiting on another coordinator) stays listed a while: asking again at once
+			// would spin until it goes.
+			t := time.NewTimer(sessionRepoll)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
 		}
 	}
 }
+
+// sessionRepoll is how long the sessions loop waits before asking again when the answer listed
+// only sessions it is already serving.
+const sessionRepoll = time.Second
 
 // lockedWriter serialises the frames of stdout and stderr on one connection.
 type lockedWriter struct {

@@ -198,8 +198,11 @@ func New(cfg Config) (*Worker, error) {
 		hc = &http.Client{Timeout: cfg.PollWait + 30*time.Second}
 	}
 	cl := &api.Client{Base: cfg.Coordinator, Key: key, DeviceID: readDeviceID(cfg.StateDir), HTTP: hc, Now: cfg.Now}
-	return &Worker{cfg: cfg, cl: cl, tasks: map[string]*node{}, done: map[string]bool{}, ready: make(chan struct{}), proofs: map[string]bool{},
-		wakeAssign: make(chan struct{}, 1), wakeSessions: make(chan struct{}, 1)}, nil
+	w := &Worker{cfg: cfg, cl: cl, tasks: map[string]*node{}, done: map[string]bool{}, ready: make(chan struct{}), proofs: map[string]bool{},
+		wakeAssign: make(chan struct{}, 1), wakeSessions: make(chan struct{}, 1)}
+	// The requests after a hello carry its session's MAC, not a signature (api.Client.Sessions).
+	cl.Sessions = w.currentSession
+	return w, nil
 }
 
 // DeviceID is the registered device id ("" before registration).

@@ -54,6 +54,8 @@ type fakeCoord struct {
 	beatMS    int64
 	paths     map[string]int
 	pollWaits []int
+	// listed, when set, answers every sessions long-poll at once (attaches are 404).
+	listed []api.SessionRequest
 }
 
 func newFakeCoord(t *testing.T, dev bool) (*fakeCoord, *httptest.Server) {
@@ -96,6 +98,8 @@ func (f *fakeCoord) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		reply(hr)
 	case p == "/v1/worker/heartbeat":
 		reply(api.HeartbeatResponse{Nonce: "n", Status: "ready"})
+	case p == "/v1/worker/sessions" && f.listedNow() != nil:
+		reply(api.SessionRequests{Sessions: f.listedNow()})
 	case p == "/v1/worker/assignments":
 		since, _ := strconv.ParseInt(r.URL.Query().Get("since"), 10, 64)
 		wait, _ := strconv.Atoi(r.URL.Query().Get("wait_ms"))
@@ -191,6 +195,12 @@ func (f *fakeCoord) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		http.Error(w, `{"code":"ENOTFOUND","message":"no such route"}`, http.StatusNotFound)
 	}
+}
+
+func (f *fakeCoord) listedNow() []api.SessionRequest {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.listed
 }
 
 // assign replaces the desired set.
@@ -648,5 +658,30 @@ func TestBeatVersionWakesAssignments(t *testing.T) {
 	}
 	if w.noteBeat(api.HeartbeatResponse{Assignments: 8}); !woken() {
 		t.Error("a beat with version 8 did not wake the loop (it last fetched 7)")
+	}
+}
+
+// TestSessionsLoopDoesNotSpin: a long-poll that keeps listing a session the worker is already
+// serving (one waiting on another coordinator, or being attached) answers at once; the worker
+// asks again after a pause, not at once (it spun, and its device's rate bucket ran dry).
+func TestSessionsLoopDoesNotSpin(t *testing.T) {
+	f, srv := newFakeCoord(t, true)
+	f.listed = []api.SessionRequest{{ID: "ses_far", LeaseID: "ls_1", Coordinator: "c2"}}
+	startWorker(t, srv, Config{Executors: map[string]Starter{"process": &executortest.Fake{}}})
+	count := func() int {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return f.paths["/v1/worker/sessions"]
+	}
+	iogtest.Poll(t, 10*time.Second, "a first sessions request", func() error {
+		if count() == 0 {
+			return fmt.Errorf("none yet")
+		}
+		return nil
+	})
+	first := count()
+	time.Sleep(3 * time.Second)
+	if n := count() - first; n > 6 {
+		t.Fatalf("%d sessions requests in 3 s while the same session stayed listed: want about one a second", n)
 	}
 }
