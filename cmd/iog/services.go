@@ -68,6 +68,13 @@ func runCoordinator(ctx context.Context, o cli.CoordinatorOptions, w io.Writer) 
 	}
 	defer c.Close()
 	fmt.Fprintf(w, "iog coordinator listening on %s (store: %s)\n", c.URL(), c.Engine())
+	if c.Engine() == "postgres" {
+		if o.Name != "" {
+			fmt.Fprintf(w, "name: %s (the balancer routes X-Iog-Coordinator: %s here; docs/SCALE.md)\n", o.Name, o.Name)
+		} else {
+			fmt.Fprintln(w, "name: none (with several coordinators, give each --name as the balancer's server name, or a renter's session reaches only workers on the coordinator the renter reached; docs/SCALE.md)")
+		}
+	}
 	fmt.Fprintf(w, "console: %s (Explorer public; log in with an API key for the renter console, supplier dashboard and admin)\n", c.ConsoleURL())
 	if p := c.PortLinks(); p != "" {
 		fmt.Fprintf(w, "port links: %s (needs *.DOMAIN to reach this coordinator; docs/ACCESS.md)\n", p)

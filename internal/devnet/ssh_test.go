@@ -15,6 +15,7 @@ import (
 
 	"github.com/iognet/iog/api"
 	"github.com/iognet/iog/internal/iog"
+	"github.com/iognet/iog/internal/iogtest"
 )
 
 // sshTo opens an SSH client to node rank over the session relay, as ssh-proxy carries it.
@@ -89,11 +90,13 @@ func TestSSHOnTheDevnet(t *testing.T) {
 	if err := s.Run("stty size; test -t 0 && echo tty"); err != nil || !strings.Contains(out.String(), "40 120") || !strings.Contains(out.String(), "tty") {
 		t.Fatalf("pty over ssh: %v %q", err, out.String())
 	}
-	// ssh -L: the node's port.
-	fc, err := sc.Dial("tcp", "127.0.0.1:"+itoa(port))
-	if err != nil {
-		t.Fatal(err)
-	}
+	// ssh -L: the node's port (its server may still be starting: the node runs once its
+	// process does, not once that process listens).
+	var fc net.Conn
+	iogtest.Poll(t, 30*time.Second, "the node's port through ssh -L", func() error {
+		fc, err = sc.Dial("tcp", "127.0.0.1:"+itoa(port))
+		return err
+	})
 	_, _ = fc.Write([]byte("GET /index.html HTTP/1.0\r\n\r\n"))
 	var page bytes.Buffer
 	_, _ = page.ReadFrom(fc)
