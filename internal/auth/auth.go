@@ -49,7 +49,7 @@ type Auth struct {
 	// The nonces of MAC'd requests other than heartbeats, by device id and nonce, each until its
 	// timestamp leaves the skew window (useSessionNonce).
 	snMu          sync.Mutex
-	sessionNonces map[string]time.Time
+	sessionNonces map[[16]byte]time.Time
 	snSwept       time.Time
 
 	kmu      sync.Mutex
@@ -329,13 +329,18 @@ const maxSessionNonces = 1 << 20
 // useSessionNonce records the nonce of a MAC'd request of device id until until, or refuses it
 // as a replay.
 func (a *Auth) useSessionNonce(id, nonce string, until, now time.Time) error {
-	k := id + " " + nonce
+	// A fixed-size key, whatever the nonce's length (up to 128 bytes).
+	var k [16]byte
+	sum := sha256.Sum256([]byte(id + "\x00" + nonce))
+	copy(k[:], sum[:])
 	a.snMu.Lock()
 	defer a.snMu.Unlock()
 	if a.sessionNonces == nil {
-		a.sessionNonces = map[string]time.Time{}
+		a.sessionNonces = map[[16]byte]time.Time{}
 	}
-	if now.Sub(a.snSwept) > 10*time.Second || len(a.sessionNonces) >= maxSessionNonces {
+	// Expired entries go every 10 s, and when the map is full, at most once a second (a full
+	// map of live entries is not scanned at every request).
+	if since := now.Sub(a.snSwept); since > 10*time.Second || (len(a.sessionNonces) >= maxSessionNonces && since > time.Second) {
 		for k, t := range a.sessionNonces {
 			if now.After(t) {
 				delete(a.sessionNonces, k)
