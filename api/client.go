@@ -71,12 +71,7 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any) error
 			req.Header.Set("Authorization", "Bearer "+c.Token)
 		}
 		if c.Key != nil {
-			sc := c
-			if mac != nil {
-				mc := *c
-				mc.mac, sc = mac, &mc
-			}
-			sc.sign(req, path, body)
+			c.signWith(req, path, body, mac)
 		}
 		return c.httpClient().Do(req)
 	}
@@ -128,7 +123,13 @@ func (c *Client) sessionMAC(path string) []byte {
 	return nil
 }
 
-func (c *Client) sign(req *http.Request, path string, body []byte) {
+func (c *Client) sign(req *http.Request, path string, body []byte) { c.signWith(req, path, body, nil) }
+
+// signWith signs req, or MACs it under mac (nil: under the client's own session key, if any).
+func (c *Client) signWith(req *http.Request, path string, body []byte, mac []byte) {
+	if mac == nil {
+		mac = c.mac
+	}
 	now := time.Now
 	if c.Now != nil {
 		now = c.Now
@@ -138,11 +139,11 @@ func (c *Client) sign(req *http.Request, path string, body []byte) {
 	_, _ = rand.Read(n[:])
 	nonce := hex.EncodeToString(n[:])
 	text := SigningText(req.Method, path, c.DeviceID, body, ts, nonce)
-	if c.mac != nil {
+	if mac != nil {
 		req.Header.Set(HeaderDevice, c.DeviceID)
 		req.Header.Set(HeaderTimestamp, ts)
 		req.Header.Set(HeaderNonce, nonce)
-		req.Header.Set(HeaderMAC, base64.StdEncoding.EncodeToString(SessionMAC(c.mac, text)))
+		req.Header.Set(HeaderMAC, base64.StdEncoding.EncodeToString(SessionMAC(mac, text)))
 		return
 	}
 	sig := ed25519.Sign(c.Key, text)

@@ -398,7 +398,7 @@ func (f *Fleet) Hello(ctx context.Context, d iog.Device, req api.HelloRequest, a
 	if !f.cfg.SkipProofs {
 		f.scheduleHello(d.ID, st, now)
 	}
-	f.hub.Bump(d.ID)
+	f.hub.BumpLocal(d.ID) // its long-polls here answer at once; no other coordinator holds its session
 	return api.HelloResponse{Nonce: n, HeartbeatInterval: f.cfg.HeartbeatInterval.Milliseconds(), Status: string(st), Dev: f.cfg.Dev,
 		Protocol: wire.Protocol}, nil
 }

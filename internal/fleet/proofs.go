@@ -453,7 +453,7 @@ func (f *Fleet) issueRound(ctx context.Context, ds []iog.Device, now time.Time) 
 		ids[i] = op.p.DeviceID
 	}
 	f.tr.mu.Unlock()
-	f.hub.Bump(ids...)
+	f.hub.BumpLocal(ids...) // challenges go to devices beating here
 	f.cfg.Log.Info("proof round issued", "round", rd.id, "devices", ids)
 	return nil
 }
@@ -659,7 +659,7 @@ func (f *Fleet) closeProof(ctx context.Context, op *openProof, result iog.ProofR
 		}
 	}
 	f.tr.mu.Unlock()
-	f.hub.Bump(p.DeviceID)
+	f.hub.BumpLocal(p.DeviceID)
 	f.cfg.Log.Info("proof closed", "proof", p.ID, "device", p.DeviceID, "result", result, "reason", reason)
 	if err == nil {
 		f.afterProof(ctx, d, p, now)

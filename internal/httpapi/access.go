@@ -137,12 +137,11 @@ func (b *sessionBroker) add(device, lease string) *pendingSession {
 func (b *sessionBroker) addRemote(device, id, lease, coordinator string) {
 	now := time.Now()
 	b.mu.Lock()
-	for k, r := range b.remote {
-		if len(b.remote) < maxRemoteSessions {
-			break
-		}
-		if now.After(r.until) {
-			delete(b.remote, k)
+	if len(b.remote) >= maxRemoteSessions {
+		for k, r := range b.remote {
+			if now.After(r.until) {
+				delete(b.remote, k)
+			}
 		}
 	}
 	if len(b.remote) >= maxRemoteSessions {

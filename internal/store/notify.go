@@ -38,8 +38,8 @@ func (s *DB) Notify(ctx context.Context, payload string) error {
 }
 
 // Listen holds a connection of its own that listens for Notify's payloads and calls got with
-// each, in order, until ctx ends. A lost connection is opened again after a pause that grows
-// to 5 s, after lost (nil: nobody) is told why. ready is called each time the LISTEN is in
+// each, in order, until ctx ends. When the connection is lost, lost (nil: nobody) is told why,
+// and a new one is opened after a pause that grows to 5 s. ready is called each time the LISTEN is in
 // place, the first time included: notifications sent while none was in place are lost, and a
 // caller makes up for them then. got and ready run on Listen's goroutine and must not block
 // for long. On SQLite Listen returns EUNAVAILABLE at once.
@@ -53,6 +53,9 @@ func (s *DB) Listen(ctx context.Context, ready func(), got func(payload string),
 		if ctx.Err() != nil {
 			break
 		}
+		if lost != nil {
+			lost(err)
+		}
 		t := time.NewTimer(pause)
 		select {
 		case <-ctx.Done():
@@ -60,9 +63,6 @@ func (s *DB) Listen(ctx context.Context, ready func(), got func(payload string),
 		case <-t.C:
 		}
 		pause = min(pause*2, 5*time.Second)
-		if lost != nil {
-			lost(err)
-		}
 	}
 	return ctx.Err()
 }

@@ -43,6 +43,10 @@ func (h *Hub) Bump(keys ...string) {
 	}
 }
 
+// BumpLocal is Bump for a change that only this process's waiters care about (a device's new
+// session or proof here, whose worker is held by this coordinator): nothing is published.
+func (h *Hub) BumpLocal(keys ...string) { h.bump(keys, false) }
+
 // BumpRemote is Bump for a change another coordinator made and published: it advances only
 // the keys this hub already has (read by someone here: a worker's assignments, a watched
 // cluster), so a fleet's worth of other coordinators' keys is not kept, and does not publish
@@ -94,7 +98,7 @@ func (h *Hub) bump(keys []string, known bool) func([]string) {
 }
 
 // OnPublish makes Bump hand its keys to fn after the hub's lock is released (the coordinators'
-// bus, internal/coordinator); BumpRemote and BumpAll never do. fn must not block; nil removes it.
+// bus, internal/coordinator); BumpLocal, BumpRemote and BumpAll never do. fn must not block; nil removes it.
 func (h *Hub) OnPublish(fn func(keys []string)) {
 	h.mu.Lock()
 	defer h.mu.Unlock()

@@ -67,7 +67,7 @@ func TestOnBump(t *testing.T) {
 	}
 }
 
-// TestBumpRemote: a local Bump is published, a remote one is not; a remote one advances only
+// TestBumpRemote: a Bump is published, a BumpLocal or a remote one is not; a remote one advances only
 // the keys the hub has (and wakes their waiters and the OnBump hook), BumpAll every one.
 func TestBumpRemote(t *testing.T) {
 	h := New(100)
@@ -78,6 +78,10 @@ func TestBumpRemote(t *testing.T) {
 	h.Bump("a")
 	if len(published) != 1 || len(published[0]) != 1 || published[0][0] != "a" {
 		t.Fatalf("published %v, want [[a]]", published)
+	}
+	h.BumpLocal("a", "b")
+	if len(published) != 1 {
+		t.Fatalf("a local bump was published: %v", published)
 	}
 	v, ch := h.Version("a")
 	h.BumpRemote("a", "unknown")
@@ -98,8 +102,8 @@ func TestBumpRemote(t *testing.T) {
 	if len(published) != 1 {
 		t.Fatalf("a remote bump was published again: %v", published)
 	}
-	if len(heard) != 2 || heard[1] != "a" {
-		t.Fatalf("OnBump heard %v, want [a a]", heard)
+	if len(heard) != 4 || heard[3] != "a" {
+		t.Fatalf("OnBump heard %v, want [a a b a]", heard)
 	}
 	_, chb := h.Version("b")
 	h.BumpAll()
