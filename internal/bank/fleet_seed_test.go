@@ -127,8 +127,13 @@ func seedFleet(tb testing.TB, db *store.DB, rng *rand.Rand, ids []string, h flee
 	results := []iog.ProofResult{iog.ProofPassed, iog.ProofPassed, iog.ProofFailed, iog.ProofMissed, iog.ProofFraud, iog.ProofVoid, iog.ProofIssued}
 	var external iog.Amount
 	n := 0
+	open := map[string]bool{}
 	proof := func(id string, answered time.Time, res iog.ProofResult) {
 		n++
+		if res.Open() && open[id] {
+			res = iog.ProofVoid // one open proof per device (the store's rule)
+		}
+		open[id] = open[id] || res.Open()
 		issued := answered.Add(-10 * time.Second)
 		if res.Open() {
 			answered = time.Time{}

@@ -3,6 +3,7 @@ package coordinator
 import (
 	"context"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,8 +24,9 @@ const busMaxQueue = 200_000
 // it hears of in its own hubs, so a create made through one wakes the worker channels held by
 // another at once, and lists the sessions for the workers it holds, with the name of the
 // coordinator to attach to. A payload is "SENDER KIND ARG...", words split by spaces: KIND d
-// (device keys) or c (cluster keys), s with DEVICE SESSION LEASE COORDINATOR, or g (sessions
-// attached or given up: listed no more).
+// (device keys) or c (cluster keys), s with DEVICE SESSION LEASE COORDINATOR, g (sessions
+// attached or given up: listed no more), p (DEVICE/PROOF: a proof of a shared round, issued to
+// a device held elsewhere) or t (DEVICE/UNIX_MS: when that device's next proof is due).
 type bus struct {
 	db                *store.DB
 	log               *slog.Logger
@@ -33,7 +35,8 @@ type bus struct {
 	devices, clusters *watch.Hub
 	session           func(device, id, lease, coordinator string)
 	sessionsGone      func(ids ...string)
-	listening         atomic.Bool // the LISTEN is in place (Testing.Listening)
+	proofs            remoteProofs // the fleet's shared proof rounds (nil: none)
+	listening         atomic.Bool  // the LISTEN is in place (Testing.Listening)
 
 	mu      sync.Mutex
 	queue   map[byte][]string // by kind: keys, or a session's fields joined
@@ -46,6 +49,20 @@ func newBus(db *store.DB, log *slog.Logger, name string, devices, clusters *watc
 	sessionsGone func(ids ...string)) *bus {
 	return &bus{db: db, log: log.With("part", "bus"), self: iog.NewID("co"), name: name, devices: devices, clusters: clusters,
 		session: session, sessionsGone: sessionsGone, queue: map[byte][]string{}, kick: make(chan struct{}, 1)}
+}
+
+// remoteProofs takes up what other coordinators tell of shared proof rounds (fleet.Fleet).
+type remoteProofs interface {
+	RemoteProof(ctx context.Context, device, id string)
+	RemoteSchedule(device string, at time.Time)
+}
+
+// TellProof publishes a proof issued here to a device held elsewhere (fleet.Teller).
+func (b *bus) TellProof(device, proof string) { b.put('p', device+"/"+proof) }
+
+// TellSchedule publishes when a device held elsewhere is next challenged (fleet.Teller).
+func (b *bus) TellSchedule(device string, at time.Time) {
+	b.put('t', device+"/"+strconv.FormatInt(at.UnixMilli(), 10))
 }
 
 // hook makes the hubs and the API publish through the bus.
@@ -122,7 +139,7 @@ func (b *bus) publish(ctx context.Context) {
 		if dropped > 0 {
 			b.log.Warn("the bus fell behind: keys not published (their workers' fallback polls bring the change)", "dropped", dropped)
 		}
-		for _, kind := range []byte{'d', 'c', 's', 'g'} {
+		for _, kind := range []byte{'d', 'c', 's', 'g', 'p', 't'} {
 			for _, p := range payloads(b.self, kind, q[kind]) {
 				b.send(ctx, p)
 			}
@@ -197,6 +214,11 @@ func (b *bus) got(payload string) {
 		b.clusters.BumpRemote(f[2:]...)
 	case "g":
 		b.sessionsGone(f[2:]...)
+	case "p", "t":
+		if b.proofs != nil {
+			// Off the listening goroutine: taking up a proof reads the store.
+			go b.gotProofs(f[1], f[2:])
+		}
 	case "s":
 		if len(f) == 6 {
 			lease := f[4]
@@ -204,6 +226,23 @@ func (b *bus) got(payload string) {
 				lease = ""
 			}
 			b.session(f[2], f[3], lease, f[5])
+		}
+	}
+}
+
+// gotProofs takes up the proofs or schedules another coordinator told of (words DEVICE/ARG).
+func (b *bus) gotProofs(kind string, words []string) {
+	for _, w := range words {
+		device, arg, ok := strings.Cut(w, "/")
+		if !ok || device == "" || arg == "" {
+			continue
+		}
+		if kind == "p" {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			b.proofs.RemoteProof(ctx, device, arg)
+			cancel()
+		} else if ms, err := strconv.ParseInt(arg, 10, 64); err == nil {
+			b.proofs.RemoteSchedule(device, time.UnixMilli(ms))
 		}
 	}
 }

@@ -1,11 +1,16 @@
 package coordinator
 
 import (
+	"context"
+	"fmt"
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
+	"github.com/iognet/iog/internal/iogtest"
 	"github.com/iognet/iog/internal/store"
 	"github.com/iognet/iog/internal/watch"
 )
@@ -82,5 +87,57 @@ func TestBusGot(t *testing.T) {
 	}
 	if len(sessions) != 1 || sessions[0] != (ses{"dev_1", "ses_1", "", "cb"}) {
 		t.Errorf("sessions %+v", sessions)
+	}
+}
+
+// proofsTold records what the bus hands the fleet.
+type proofsTold struct {
+	mu        sync.Mutex
+	proofs    []string
+	schedules []string
+}
+
+func (p *proofsTold) RemoteProof(_ context.Context, device, id string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.proofs = append(p.proofs, device+" "+id)
+}
+
+func (p *proofsTold) RemoteSchedule(device string, at time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.schedules = append(p.schedules, device+" "+at.UTC().Format(time.RFC3339Nano))
+}
+
+// TestBusProofs: shared proof rounds go out as p and t words (DEVICE/PROOF, DEVICE/UNIX_MS) and
+// come back to the fleet; malformed words are dropped.
+func TestBusProofs(t *testing.T) {
+	b := newBus(nil, slog.New(slog.DiscardHandler), "ca", watch.New(0), watch.New(0), func(string, string, string, string) {}, func(...string) {})
+	told := &proofsTold{}
+	b.proofs = told
+	b.TellProof("dev_1", "pf_1")
+	b.TellSchedule("dev_2", time.UnixMilli(1_800_000_000_123))
+	b.mu.Lock()
+	ps, ts := payloads("co_other", 'p', b.queue['p']), payloads("co_other", 't', b.queue['t'])
+	b.mu.Unlock()
+	if len(ps) != 1 || ps[0] != "co_other p dev_1/pf_1" || len(ts) != 1 || ts[0] != "co_other t dev_2/1800000000123" {
+		t.Fatalf("payloads %q %q", ps, ts)
+	}
+	b.got(ps[0] + " /pf_2 dev_3/ dev_4")
+	b.got(ts[0] + " dev_5/soon")
+	b.got(b.self + " p dev_9/pf_9") // its own: ignored
+	iogtest.Poll(t, 5*time.Second, "the fleet told", func() error {
+		told.mu.Lock()
+		defer told.mu.Unlock()
+		if len(told.proofs) != 1 || len(told.schedules) != 1 {
+			return fmt.Errorf("proofs %q, schedules %q", told.proofs, told.schedules)
+		}
+		return nil
+	})
+	time.Sleep(50 * time.Millisecond) // nothing more comes
+	told.mu.Lock()
+	defer told.mu.Unlock()
+	if len(told.proofs) != 1 || told.proofs[0] != "dev_1 pf_1" || len(told.schedules) != 1 || told.schedules[0] != "dev_2 2027-01-15T08:00:00.123Z" {
+		t.Fatalf("proofs %q, schedules %q", told.proofs, told.schedules)
 	}
 }

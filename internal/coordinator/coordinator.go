@@ -297,6 +297,10 @@ func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 		// The other coordinators on the database hear of this one's changes and sessions.
 		wakes = newBus(db, cfg.Log, cfg.Name, hub, clusters, srv.RemoteSession, srv.RemoteSessionsGone)
 		wakes.hook(srv.PublishSessions)
+		// Proof rounds span the coordinators: a group's members held elsewhere are challenged
+		// with it, and served where they are held.
+		wakes.proofs = fl
+		fl.Share(wakes)
 	}
 	// The console's port links are the API's (made before it).
 	ws, err := web.New(web.Config{Store: db, Fleet: fl, Market: mk, Bank: bk, Accounts: au, History: hist,

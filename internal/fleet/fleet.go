@@ -88,6 +88,7 @@ type Fleet struct {
 	tel      map[string]api.Telemetry // latest telemetry per device
 	sessions map[string]bool          // devices that said hello since start
 	tr       *trustState
+	teller   Teller // shared proof rounds (Share); nil with one coordinator
 
 	// The liveness table (live.go): every device's status as this coordinator last knew it,
 	// read from the store every StatusRefresh and changed at once by this coordinator's own

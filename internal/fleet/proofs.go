@@ -30,15 +30,17 @@ type trustState struct {
 	due       map[string]time.Time  // device -> next challenge
 	open      map[string]*openProof // proof id -> open proof
 	byDevice  map[string]*openProof
-	rounds    map[string]*round
-	probation map[string]time.Time // pending devices waiting out probation
+	rounds    map[string]*round       // rounds whose devices are all held here
+	remote    map[string]*remoteProof // proofs issued here to devices held by other coordinators
+	staleAt   time.Time               // when voidStale last ran (shared rounds)
+	probation map[string]time.Time    // pending devices waiting out probation
 	idle      map[string]*idleTrack
 	misses    map[string]int // proofs in a row a device did not pass (in memory; a restart forgives)
 }
 
 func newTrustState() *trustState {
 	return &trustState{due: map[string]time.Time{}, open: map[string]*openProof{}, byDevice: map[string]*openProof{},
-		rounds: map[string]*round{}, probation: map[string]time.Time{}, idle: map[string]*idleTrack{},
+		rounds: map[string]*round{}, remote: map[string]*remoteProof{}, probation: map[string]time.Time{}, idle: map[string]*idleTrack{},
 		misses: map[string]int{}}
 }
 
@@ -110,8 +112,17 @@ func jitter(mean time.Duration) time.Duration {
 }
 
 // schedule sets when a device is next challenged (unless it is due sooner already), and
-// returns when that is.
+// returns when that is. With shared rounds, a device held by another coordinator is planned
+// there (Teller.TellSchedule).
 func (f *Fleet) schedule(id string, at time.Time) time.Time {
+	if f.teller != nil && !f.holds(id, f.cfg.Now()) {
+		f.teller.TellSchedule(id, at)
+		return at
+	}
+	return f.scheduleHere(id, at)
+}
+
+func (f *Fleet) scheduleHere(id string, at time.Time) time.Time {
 	f.tr.mu.Lock()
 	defer f.tr.mu.Unlock()
 	if cur, ok := f.tr.due[id]; !ok || at.Before(cur) {
@@ -163,8 +174,14 @@ func (f *Fleet) forget(id string) {
 }
 
 // voidOpen closes proofs left open by an earlier run of the coordinator: their nonces may
-// have been handed out with nobody left to time them.
+// have been handed out with nobody left to time them. With shared rounds the open proofs may be
+// other coordinators' (served now): those past their windows are voided (voidStale), and the
+// rest are left to whoever holds them.
 func (f *Fleet) voidOpen(ctx context.Context) {
+	if f.teller != nil {
+		f.voidStale(ctx, f.cfg.Now())
+		return
+	}
 	ps, err := f.db.OpenProofs(ctx)
 	if err != nil {
 		f.cfg.Log.Error("open proofs", "err", err)
@@ -207,7 +224,15 @@ func (f *Fleet) trustTick(ctx context.Context) {
 	for _, at := range f.tr.due {
 		anyDue = anyDue || !now.Before(at)
 	}
+	stale := f.teller != nil && now.Sub(f.tr.staleAt) >= staleEvery
+	if stale {
+		f.tr.staleAt = now
+	}
 	f.tr.mu.Unlock()
+	f.retell(now)
+	if stale {
+		f.voidStale(ctx, now)
+	}
 	for _, e := range late {
 		f.closeProof(ctx, e.op, iog.ProofMissed, e.reason, now, 0)
 	}
@@ -268,9 +293,9 @@ func (f *Fleet) sweep(ctx context.Context, now time.Time) {
 // device cannot answer for several in turn. It reads only the due devices' groups: the due
 // ones, then the devices of their owners and addresses, and theirs, until no group grows (a
 // fleet of 100k devices has a few due every second, and reading them all each time took a
-// second of CPU).
+// second of CPU). With shared rounds (Share) a group's members held by other coordinators are
+// challenged in the same round: those coordinators serve them (RemoteProof).
 func (f *Fleet) issueDue(ctx context.Context, now time.Time) {
-	limit := time.Duration(MissedBeats) * f.cfg.HeartbeatInterval
 	var due []string
 	f.tr.mu.Lock()
 	for id, at := range f.tr.due {
@@ -279,14 +304,9 @@ func (f *Fleet) issueDue(ctx context.Context, now time.Time) {
 		}
 	}
 	f.tr.mu.Unlock()
-	// Only the devices that beat here now can be challenged here.
-	// (Called with f.mu held.)
-	beating := func(id string) bool {
-		seen, ok := f.seen[id]
-		return f.sessions[id] && ok && now.Sub(seen) <= limit
-	}
+	// Only the devices that beat here now are due here.
 	f.mu.Lock()
-	due = slices.DeleteFunc(due, func(id string) bool { return !beating(id) })
+	due = slices.DeleteFunc(due, func(id string) bool { return !f.holdsLocked(id, now) })
 	f.mu.Unlock()
 	if len(due) == 0 {
 		return
@@ -294,14 +314,21 @@ func (f *Fleet) issueDue(ctx context.Context, now time.Time) {
 	slices.Sort(due)
 	statuses := []iog.DeviceStatus{iog.DevicePending, iog.DeviceReady}
 	byID := map[string]iog.Device{}
+	remote := map[string]bool{} // members held by other coordinators
 	owners, addrs := map[string]bool{}, map[string]bool{}
 	found, err := f.db.DevicesWhereIn(ctx, "id", due, statuses...)
 	for err == nil && len(found) > 0 {
 		var newOwners, newAddrs []string
 		f.mu.Lock()
 		for _, d := range found {
-			if _, ok := byID[d.ID]; ok || d.Paused || !beating(d.ID) {
+			if _, ok := byID[d.ID]; ok || d.Paused {
 				continue
+			}
+			if !f.holdsLocked(d.ID, now) {
+				if !f.heldElsewhere(d, now) {
+					continue
+				}
+				remote[d.ID] = true
 			}
 			byID[d.ID] = d
 			if !owners[d.OwnerID] {
@@ -378,7 +405,19 @@ func (f *Fleet) issueDue(ctx context.Context, now time.Time) {
 		}
 		f.tr.mu.Unlock()
 		if due && !busy {
-			if err := f.issueRound(ctx, g, now); err != nil {
+			err := f.issueRound(ctx, g, remote, now)
+			if iog.ErrorCode(err) == iog.ECONFLICT {
+				// A member's proof is open at another coordinator: this group's due devices try
+				// again after it.
+				f.tr.mu.Lock()
+				for _, d := range g {
+					if at, ok := f.tr.due[d.ID]; ok && !now.Before(at) {
+						f.tr.due[d.ID] = now.Add(staleEvery)
+					}
+				}
+				f.tr.mu.Unlock()
+				f.cfg.Log.Info("proof round put off", "why", iog.ErrorMessage(err))
+			} else if err != nil {
 				f.cfg.Log.Error("issue proof round", "err", err)
 			}
 		}
@@ -388,7 +427,7 @@ func (f *Fleet) issueDue(ctx context.Context, now time.Time) {
 // issueRound challenges devices at one instant. A device that cannot be challenged (its
 // inventory makes no valid challenge) fails on its own and is left out of the round: one bad
 // device never holds up the others of its group.
-func (f *Fleet) issueRound(ctx context.Context, ds []iog.Device, now time.Time) error {
+func (f *Fleet) issueRound(ctx context.Context, ds []iog.Device, remote map[string]bool, now time.Time) error {
 	c := f.cfg.Trust
 	rd := &round{id: f.cfg.NewID(iog.PrefixRound)}
 	ops := make([]*openProof, 0, len(ds))
@@ -443,18 +482,34 @@ func (f *Fleet) issueRound(ctx context.Context, ds []iog.Device, now time.Time) 
 	if err := f.db.CreateProofs(ctx, ps); err != nil {
 		return err
 	}
-	ids := make([]string, len(ops))
+	var here, elsewhere []*openProof
+	for _, op := range ops {
+		if remote[op.p.DeviceID] {
+			elsewhere = append(elsewhere, op)
+		} else {
+			here = append(here, op)
+		}
+	}
+	ids := make([]string, len(here))
 	f.tr.mu.Lock()
-	f.tr.rounds[rd.id] = rd
-	for i, op := range ops {
+	if len(elsewhere) == 0 {
+		f.tr.rounds[rd.id] = rd
+	} // else a shared round: it closes through the store (closeSharedRound)
+	for i, op := range here {
 		f.tr.open[op.p.ID] = op
 		f.tr.byDevice[op.p.DeviceID] = op
 		delete(f.tr.due, op.p.DeviceID)
 		ids[i] = op.p.DeviceID
 	}
+	for _, op := range elsewhere {
+		f.tr.remote[op.p.ID] = &remoteProof{device: op.p.DeviceID, startBy: op.p.StartBy, told: now}
+	}
 	f.tr.mu.Unlock()
 	f.hub.BumpLocal(ids...) // challenges go to devices beating here
-	f.cfg.Log.Info("proof round issued", "round", rd.id, "devices", ids)
+	for _, op := range elsewhere {
+		f.teller.TellProof(op.p.DeviceID, op.p.ID)
+	}
+	f.cfg.Log.Info("proof round issued", "round", rd.id, "devices", ids, "devices_elsewhere", len(elsewhere))
 	return nil
 }
 
@@ -633,8 +688,16 @@ func (f *Fleet) closeProof(ctx context.Context, op *openProof, result iog.ProofR
 		result, reason = iog.ProofVoid, "the device was hired during the proof: "+reason
 	}
 	p.Result, p.Reason, p.AnsweredAt, p.ElapsedMS = result, reason, now, elapsed
-	if _, err := f.db.FinishProof(ctx, p); err != nil {
-		f.cfg.Log.Error("finish proof", "proof", p.ID, "err", err)
+	mine, ferr := f.db.FinishProof(ctx, p)
+	if ferr != nil {
+		f.cfg.Log.Error("finish proof", "proof", p.ID, "err", ferr)
+		mine = true // counted in memory as this outcome all the same, as before
+	} else if !mine {
+		// Another coordinator closed it first (voidStale): its outcome stands, and it moved
+		// the device.
+		if sp, serr := f.db.Proof(ctx, p.ID); serr == nil {
+			p, result, reason = sp, sp.Result, sp.Reason
+		}
 	}
 	f.tr.mu.Lock()
 	op.p = p
@@ -661,11 +724,22 @@ func (f *Fleet) closeProof(ctx context.Context, op *openProof, result iog.ProofR
 	f.tr.mu.Unlock()
 	f.hub.BumpLocal(p.DeviceID)
 	f.cfg.Log.Info("proof closed", "proof", p.ID, "device", p.DeviceID, "result", result, "reason", reason)
-	if err == nil {
+	if err == nil && mine {
 		f.afterProof(ctx, d, p, now)
 	}
-	if last {
+	switch {
+	case last && f.teller != nil:
+		// Another coordinator may have voided the last proof (voidStale) and closed the
+		// round from the store: the round is counted once.
+		if ok, cerr := f.db.ClaimRound(ctx, rd.id, now); cerr != nil {
+			f.cfg.Log.Error("close round", "round", rd.id, "err", cerr)
+		} else if ok {
+			f.closeRound(ctx, rd, now)
+		}
+	case last:
 		f.closeRound(ctx, rd, now)
+	case rd == nil && mine && f.teller != nil:
+		f.closeSharedRound(ctx, p.RoundID, now)
 	}
 	return result, reason
 }

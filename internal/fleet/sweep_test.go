@@ -105,6 +105,7 @@ func seedRecords(tb testing.TB, db *store.DB, rng *rand.Rand, ids []string, h hi
 			trust(id, ms(verified), ms(probation), rng.IntN(4)*rng.IntN(2))
 		}
 		var last time.Time
+		open := false
 		for range rng.IntN(h.proofs + 1) {
 			at := when()
 			if !last.IsZero() && rng.IntN(4) == 0 {
@@ -112,7 +113,12 @@ func seedRecords(tb testing.TB, db *store.DB, rng *rand.Rand, ids []string, h hi
 			}
 			last = at
 			n++
-			proof(fmt.Sprintf("pf_%08d_%d", n, rng.IntN(10)), id, ms(at), string(proofResults[rng.IntN(len(proofResults))]))
+			res := proofResults[rng.IntN(len(proofResults))]
+			if res.Open() && open {
+				res = iog.ProofVoid // one open proof per device (the store's rule)
+			}
+			open = open || res.Open()
+			proof(fmt.Sprintf("pf_%08d_%d", n, rng.IntN(10)), id, ms(at), string(res))
 		}
 		for i := range rng.IntN(h.leases + 1) {
 			st := leaseStates[rng.IntN(len(leaseStates))]

@@ -188,7 +188,8 @@ func (s *DB) HardwareReview(ctx context.Context, id string) (string, error) {
 
 var errConflict = errors.New("conflict")
 
-// CreateProofs records challenges issued together, in one transaction.
+// CreateProofs records challenges issued together, in one transaction; none is recorded, and
+// the error is ECONFLICT, when one of their devices has a proof open already.
 func (s *DB) CreateProofs(ctx context.Context, ps []iog.Proof) error {
 	return s.tx(ctx, func(q querier) error {
 		for _, p := range ps {
@@ -198,12 +199,27 @@ func (s *DB) CreateProofs(ctx context.Context, ps []iog.Proof) error {
 				p.ID, p.DeviceID, p.RoundID, p.Class, strings.Join(p.Units, ","), p.Threads, string(p.Params), p.Nonce, p.Epoch,
 				ms(p.IssuedAt), ms(p.StartBy), ms(p.StartedAt), ms(p.AnsweredAt), p.ExpectedMS, p.MinMS, p.DeadlineMS,
 				p.ElapsedMS, string(p.Result), p.Reason)
+			if isUnique(err) {
+				return iog.Errorf(iog.ECONFLICT, "device %s has a proof open already (one proof open per device)", p.DeviceID)
+			}
 			if err != nil {
 				return fmt.Errorf("store: create proof: %w", err)
 			}
 		}
 		return nil
 	})
+}
+
+// ClaimRound records that a round's passes were counted, at most once: it reports true to the
+// one caller that closes the round (several coordinators may each close one of its proofs).
+func (s *DB) ClaimRound(ctx context.Context, roundID string, at time.Time) (bool, error) {
+	res, err := s.db.ExecContext(ctx, `INSERT INTO proof_rounds_closed (round_id, at) VALUES ($1, $2) ON CONFLICT (round_id) DO NOTHING`,
+		roundID, ms(at))
+	if err != nil {
+		return false, fmt.Errorf("store: claim round: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return n == 1, nil
 }
 
 const proofCols = `id, device_id, round_id, class, units, threads, params, nonce, epoch, issued_at, start_by, started_at,

@@ -89,11 +89,16 @@ func proofs(t *testing.T, db *store.DB) {
 			Params: []byte(`{"x":1}`), Nonce: "ab", Epoch: 3, IssuedAt: at, StartBy: at.Add(time.Second),
 			ExpectedMS: 10, MinMS: 1, DeadlineMS: 100, Result: iog.ProofIssued}
 	}
-	if err := db.CreateProofs(ctx, []iog.Proof{mk("pf_1", "rd_1", t0), mk("pf_2", "rd_2", t0.Add(time.Minute))}); err != nil {
+	// One open proof per device: a batch with two for one device records neither.
+	code(t, db.CreateProofs(ctx, []iog.Proof{mk("pf_1", "rd_1", t0), mk("pf_2", "rd_2", t0.Add(time.Minute))}), iog.ECONFLICT)
+	if open, err := db.OpenProofs(ctx); err != nil || len(open) != 0 {
+		t.Fatalf("open after a refused batch: %d %v", len(open), err)
+	}
+	if err := db.CreateProofs(ctx, []iog.Proof{mk("pf_1", "rd_1", t0)}); err != nil {
 		t.Fatal(err)
 	}
 	open, err := db.OpenProofs(ctx)
-	if err != nil || len(open) != 2 {
+	if err != nil || len(open) != 1 {
 		t.Fatalf("open: %d %v", len(open), err)
 	}
 	got, err := db.Proof(ctx, "pf_1")
@@ -121,6 +126,9 @@ func proofs(t *testing.T, db *store.DB) {
 	if err != nil || !ok || !at.Equal(t0.Add(50*time.Millisecond)) {
 		t.Fatalf("last passed: %v %v %v", at, ok, err)
 	}
+	if err := db.CreateProofs(ctx, []iog.Proof{mk("pf_2", "rd_2", t0.Add(time.Minute))}); err != nil {
+		t.Fatalf("a proof after the last one closed: %v", err)
+	}
 	miss, _ := db.Proof(ctx, "pf_2")
 	miss.Result, miss.Reason = iog.ProofMissed, "late"
 	if _, err := db.FinishProof(ctx, miss); err != nil {
@@ -140,6 +148,12 @@ func proofs(t *testing.T, db *store.DB) {
 	}
 	if open, _ := db.OpenProofs(ctx); len(open) != 0 {
 		t.Fatalf("still open: %d", len(open))
+	}
+	// A round's passes are counted once, whoever asks.
+	for i, want := range []bool{true, false} {
+		if ok, err := db.ClaimRound(ctx, "rd_2", t0); err != nil || ok != want {
+			t.Fatalf("claim %d of rd_2: %v %v, want %v", i+1, ok, err, want)
+		}
 	}
 }
 
