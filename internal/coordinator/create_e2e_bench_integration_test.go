@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -66,7 +67,7 @@ func BenchmarkCreateEndToEndPostgres(parent *testing.B) {
 }
 
 func benchCreateEndToEnd(parent *testing.B, dsn func(dir string) string, coords int) {
-	for _, n := range []int{10_000, 100_000} {
+	for _, n := range e2eSizes(parent) {
 		var f *e2eFleet
 		parent.Run(fmt.Sprintf("devices=%d", n), func(b *testing.B) {
 			if f == nil { // once per size, not once per b.N: it lives until the parent ends
@@ -107,6 +108,24 @@ func benchCreateEndToEnd(parent *testing.B, dsn func(dir string) string, coords 
 			b.ReportMetric(pct(ackLat, 0.99), "acked-p99-ms")
 		})
 	}
+}
+
+// e2eSizes is the fleet sizes to run: 10k and 100k devices, or IOG_E2E_DEVICES (sizes split by
+// commas; 1000000 takes a quarter of an hour to seed and say hello on 2 cores).
+func e2eSizes(b *testing.B) []int {
+	v := os.Getenv("IOG_E2E_DEVICES")
+	if v == "" {
+		return []int{10_000, 100_000}
+	}
+	var out []int
+	for _, f := range strings.Split(v, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 100 || n > 10_000_000 {
+			b.Fatalf("IOG_E2E_DEVICES: %q is not a size from 100 to 10000000", f)
+		}
+		out = append(out, n)
+	}
+	return out
 }
 
 // pct is lat's q quantile in milliseconds, as iogtest.ReportLatency computes it.

@@ -234,6 +234,9 @@ func (f *Fleet) trustTick(ctx context.Context) {
 		f.voidStale(ctx, now)
 	}
 	for _, e := range late {
+		if f.teller != nil && f.startedElsewhere(ctx, e.op) {
+			continue
+		}
 		f.closeProof(ctx, e.op, iog.ProofMissed, e.reason, now, 0)
 	}
 	for _, id := range promote {

@@ -213,3 +213,23 @@ func hexNonce(s string) ([]byte, error) {
 	}
 	return b, err
 }
+
+// startedElsewhere reports whether an open proof this coordinator thinks not started was
+// started at another coordinator (its device moved there within the liveness limit, and both
+// took the proof up): it is then timed from its start, not missed.
+func (f *Fleet) startedElsewhere(ctx context.Context, op *openProof) bool {
+	f.tr.mu.Lock()
+	issued := op.p.Result == iog.ProofIssued
+	f.tr.mu.Unlock()
+	if !issued {
+		return false
+	}
+	p, err := f.db.Proof(ctx, op.p.ID)
+	if err != nil || p.Result != iog.ProofStarted {
+		return false
+	}
+	f.tr.mu.Lock()
+	op.p.Result, op.p.StartedAt = p.Result, p.StartedAt
+	f.tr.mu.Unlock()
+	return true
+}

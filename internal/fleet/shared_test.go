@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/iognet/iog/internal/iog"
+	"github.com/iognet/iog/internal/iogtest"
 )
 
 // tellTo hands what one coordinator tells straight to another (the bus's part, over
@@ -38,32 +39,82 @@ func roundOf(t *testing.T, f *Fleet, id string) (string, time.Time, iog.ProofRes
 	return ps[0].RoundID, ps[0].IssuedAt, ps[0].Result
 }
 
+// pair is two coordinators' fleets on one store, telling each other directly, with one
+// owner's device d1 held by fa and d2 held by fb.
+type pair struct {
+	fa, fb   *Fleet
+	clk      *iogtest.Clock
+	d1, d2   iog.Device
+	toA, toB *tellTo
+	beat     func() // both devices beat now, and their last-seen times reach the store
+}
+
+func sharedPair(t *testing.T) *pair {
+	fa, clk, acct := newFleet(t)
+	ctx := t.Context()
+	fb := New(Config{Store: fa.db, Now: clk.Now, Trust: fa.cfg.Trust})
+	p := &pair{fa: fa, fb: fb, clk: clk, toB: &tellTo{to: fb}, toA: &tellTo{to: fa}}
+	fa.Share(p.toB)
+	fb.Share(p.toA)
+	p.d1 = join(t, fa, acct, "key-1", host("m-1"))
+	p.d2 = join(t, fa, acct, "key-2", host("m-2"))
+	online(t, fa, p.d1, host("m-1"))
+	online(t, fb, p.d2, host("m-2"))
+	p.beat = func() {
+		fa.mu.Lock()
+		fa.seen[p.d1.ID], fa.dirty[p.d1.ID] = clk.Now(), clk.Now()
+		fa.mu.Unlock()
+		fb.mu.Lock()
+		fb.seen[p.d2.ID], fb.dirty[p.d2.ID] = clk.Now(), clk.Now()
+		fb.mu.Unlock()
+		fa.flush(ctx)
+		fb.flush(ctx)
+	}
+	return p
+}
+
+// TestSharedProofStartedElsewhere: a coordinator whose memory says a proof was not started
+// does not call it missed when the store says another coordinator started it (its device moved
+// there, and both took the proof up): it times it from that start.
+func TestSharedProofStartedElsewhere(t *testing.T) {
+	p := sharedPair(t)
+	ctx := t.Context()
+	p.clk.Add(10 * time.Minute)
+	p.beat()
+	p.fa.tr.mu.Lock()
+	p.fa.tr.due[p.d1.ID] = p.clk.Now()
+	p.fa.tr.mu.Unlock()
+	p.fa.trustTick(ctx)
+	ch := p.fb.ProofFor(p.d2)
+	if ch == nil {
+		t.Fatal("B does not serve d2's challenge")
+	}
+	if ok, err := p.fa.db.StartProof(ctx, ch.ID, p.clk.Now()); err != nil || !ok {
+		t.Fatalf("start elsewhere: %v %v", ok, err)
+	}
+	p.clk.Add(p.fa.cfg.Trust.StartWindow + time.Second)
+	p.beat()
+	p.fb.trustTick(ctx)
+	if _, _, res := roundOf(t, p.fa, p.d2.ID); res != iog.ProofStarted {
+		t.Fatalf("d2's proof, started elsewhere, is %s after the start window", res)
+	}
+	p.clk.Add(time.Duration(ch.DeadlineMS)*time.Millisecond + time.Second)
+	p.beat()
+	p.fb.trustTick(ctx)
+	if _, _, res := roundOf(t, p.fa, p.d2.ID); res != iog.ProofMissed {
+		t.Fatalf("d2's proof past its deadline is %s, want missed", res)
+	}
+}
+
 // TestSharedRoundsSpanCoordinators: one owner's two devices, held by two coordinators on one
 // store, are challenged in one round at one instant by the coordinator where one fell due; the
 // other serves its member's challenge. A pass on one side does not verify its device while the
 // other missed, whichever side closes the round; with both passed, both are verified. A proof
 // nobody serves is voided after its window, and its round closes.
 func TestSharedRoundsSpanCoordinators(t *testing.T) {
-	fa, clk, acct := newFleet(t)
+	p := sharedPair(t)
+	fa, fb, clk, d1, d2, beat, toB := p.fa, p.fb, p.clk, p.d1, p.d2, p.beat, p.toB
 	ctx := t.Context()
-	fb := New(Config{Store: fa.db, Now: clk.Now, Trust: fa.cfg.Trust})
-	toB, toA := &tellTo{to: fb}, &tellTo{to: fa}
-	fa.Share(toB)
-	fb.Share(toA)
-	d1 := join(t, fa, acct, "key-1", host("m-1"))
-	d2 := join(t, fa, acct, "key-2", host("m-2"))
-	online(t, fa, d1, host("m-1"))
-	online(t, fb, d2, host("m-2"))
-	beat := func() {
-		fa.mu.Lock()
-		fa.seen[d1.ID], fa.dirty[d1.ID] = clk.Now(), clk.Now()
-		fa.mu.Unlock()
-		fb.mu.Lock()
-		fb.seen[d2.ID], fb.dirty[d2.ID] = clk.Now(), clk.Now()
-		fb.mu.Unlock()
-		fa.flush(ctx)
-		fb.flush(ctx)
-	}
 	dueOn := func(f *Fleet, id string) {
 		f.tr.mu.Lock()
 		for k := range f.tr.due {
