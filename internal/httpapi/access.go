@@ -355,18 +355,33 @@ func switchProtocols(w http.ResponseWriter) (hijacked, error) {
 
 // switchProtocolsTo takes the connection over and answers 101 for protocol.
 func switchProtocolsTo(w http.ResponseWriter, protocol string) (hijacked, error) {
+	h, err := hijack(w)
+	if err != nil {
+		return h, err
+	}
+	if err := h.switched(protocol); err != nil {
+		h.conn.Close()
+		return hijacked{}, err
+	}
+	return h, nil
+}
+
+// hijack takes the connection from the HTTP server, with no deadline left over from the
+// request's; the caller answers with switched.
+func hijack(w http.ResponseWriter) (hijacked, error) {
 	conn, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		writeError(w, iog.Errorf(iog.EINTERNAL, "cannot switch protocols: %v", err))
 		return hijacked{}, err
 	}
-	_ = conn.SetDeadline(time.Time{}) // none left over from the request's
-	_, err = io.WriteString(conn, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: "+protocol+"\r\n\r\n")
-	if err != nil {
-		conn.Close()
-		return hijacked{}, err
-	}
+	_ = conn.SetDeadline(time.Time{})
 	return hijacked{conn: conn, r: brw.Reader}, nil
+}
+
+// switched writes the 101 answer.
+func (h hijacked) switched(protocol string) error {
+	_, err := io.WriteString(h.conn, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: "+protocol+"\r\n\r\n")
+	return err
 }
 
 // session is the renter's end: check the caller owns the node, ask its worker to attach,

@@ -171,7 +171,7 @@ func (s *Server) workerChannel(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	h, err := switchProtocolsTo(w, api.ChannelProtocol)
+	h, err := hijack(w)
 	if err != nil {
 		return
 	}
@@ -179,7 +179,17 @@ func (s *Server) workerChannel(w http.ResponseWriter, r *http.Request) {
 	if h.r.Buffered() > 0 {
 		c.r = io.MultiReader(io.LimitReader(h.r, int64(h.r.Buffered())), h.conn)
 	}
+	// The channel is the device's before the worker hears it is open: a channel the worker
+	// opens after this one always replaces it, never the other way round. No wake is written
+	// before the 101 (the write lock is held until it is).
+	c.wmu.Lock()
 	s.channels.put(c)
+	err = h.switched(api.ChannelProtocol)
+	c.wmu.Unlock()
+	if err != nil {
+		c.close()
+		return
+	}
 	if c.r == io.Reader(h.conn) && s.poller.add(s, c) {
 		return // read by the poller: no goroutine per channel
 	}
