@@ -153,12 +153,22 @@ func (b *browser) eval(t *testing.T, js string) string {
 // until waits for a JavaScript condition on the current page.
 func (b *browser) until(t *testing.T, what, js string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 60*time.Second)
-	defer cancel()
-	p := chromedp.Poll[bool](js, chromedp.WithPollingInterval(100*time.Millisecond), chromedp.WithPollingTimeout(55*time.Second))
-	if _, err := chromedp.Run(ctx, p); err != nil {
-		text, _ := chromedp.Run(b.ctx, chromedp.Evaluate[string](`document.body ? document.body.innerText : ""`))
-		t.Fatalf("%s: %v (page: %q)", what, err, text)
+	// Each check is an evaluation of its own, in the page's execution context of the moment:
+	// chromedp.Poll keeps the context it started in, and failed ("Cannot find context with
+	// specified id") when the page's context was replaced just after the login's redirect.
+	deadline := time.Now().Add(55 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`!!(`+js+`)`))
+		cancel()
+		if err == nil && ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			text, _ := chromedp.Run(b.ctx, chromedp.Evaluate[string](`document.body ? document.body.innerText : ""`))
+			t.Fatalf("%s: not true within 55 s (last error %v) (page: %q)", what, err, text)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 
